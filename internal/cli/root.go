@@ -1,0 +1,88 @@
+// Package cli holds ferry's command line: one file per verb, each turning
+// flags into a call on the daemon's API client (or, for daemon and registry,
+// into starting a server). Nothing here holds logic a library should own.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/paths"
+)
+
+// globals are the flags every verb shares.
+type globals struct {
+	host  string // daemon address: unix:///path or tcp://host:port
+	token string // bearer token for a TCP daemon
+	debug bool
+	out   io.Writer
+	err   io.Writer
+}
+
+// exitError carries a specific exit status out of a verb (docker run
+// exits with the entrypoint's status).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// Main runs the CLI with args and returns the process exit code.
+func Main(ctx context.Context, args []string) int {
+	g := &globals{out: os.Stdout, err: os.Stderr}
+	root := newRoot(g)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintln(g.err, "ferry:", err)
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+		return 3
+	case errors.Is(err, errdefs.ErrInvalidArgument):
+		return 2
+	}
+	return 1
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ferry",
+		Short:         "Run OCI/Docker images as hardware-isolated micro-VMs",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			level := slog.LevelInfo
+			if g.debug {
+				level = slog.LevelDebug
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(g.err, &slog.HandlerOptions{Level: level})))
+		},
+	}
+	root.SetOut(g.out)
+	root.SetErr(g.err)
+	host := os.Getenv("FERRY_HOST")
+	if host == "" {
+		host = "unix://" + paths.DefaultSocket
+	}
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.host, "host", "H", host, "daemon address (unix:///path or tcp://host:port); env FERRY_HOST")
+	pf.StringVar(&g.token, "token", os.Getenv("FERRY_TOKEN"), "bearer token for a TCP daemon; env FERRY_TOKEN")
+	pf.BoolVar(&g.debug, "debug", false, "debug logging")
+
+	// One line per verb; each lives in its own file.
+	root.AddCommand(
+		newVersionCmd(g),
+	)
+	return root
+}

@@ -1,0 +1,62 @@
+// Package paths documents and computes the layout of ferry's data directory
+// (the daemon's --root, /var/lib/ferry by default). Every package that writes
+// under the root takes its paths from here, so this comment is the whole map:
+//
+//	<root>/
+//	  daemon.lock                 flock held by the one daemon that owns this root
+//	  meta.db                     bbolt: images, leases, bases, machines (one bucket tree per package)
+//	  content/                    OCI image layout (the image cache)
+//	    oci-layout                {"imageLayoutVersion":"1.0.0"}
+//	    blobs/sha256/<hex>        verified blobs, read-only, named by digest
+//	    ingest/<random>           in-flight downloads; never read as blobs; removed on start
+//	  rootfs/
+//	    bases/<manifest-hex>.ext4 read-only ext4 base of one image (built to tmp/, fsync, rename)
+//	    tmp/                      half-built bases; removed on start
+//	  machines/<id>/
+//	    scratch.ext4              sparse writable upper disk (overlay mode)
+//	    rootfs.ext4               writable clone of the base (persistent mode)
+//	    initrd.cpio               per-machine run-config cpio (appended to the shared init cpio)
+//	    console.log[.1]           guest console, size-capped and rotated
+//	    vmm.pid                   VMM pid and start time (for re-adoption after a daemon restart)
+//	    control.sock              host end of the control channel (virtio-serial or vsock)
+//	    vmm.json                  the machine spec the VMM was started with
+//	  kernel/                     optional per-root kernel/init overrides
+//
+// The shared guest kernel and init are looked up by internal/kernel (the
+// install dir beside the ferry binary, then /usr/local/lib/ferry).
+package paths
+
+import "path/filepath"
+
+// DefaultRoot is the daemon's data directory when --root is not given.
+const DefaultRoot = "/var/lib/ferry"
+
+// DefaultSocket is the daemon's API socket when --socket is not given.
+const DefaultSocket = "/run/ferry/ferry.sock"
+
+// Root is a data directory.
+type Root string
+
+// Lock is the daemon's lock file.
+func (r Root) Lock() string { return filepath.Join(string(r), "daemon.lock") }
+
+// MetaDB is the bbolt metadata database.
+func (r Root) MetaDB() string { return filepath.Join(string(r), "meta.db") }
+
+// Content is the OCI image layout that holds the image cache.
+func (r Root) Content() string { return filepath.Join(string(r), "content") }
+
+// Bases is the directory of read-only ext4 bases.
+func (r Root) Bases() string { return filepath.Join(string(r), "rootfs", "bases") }
+
+// RootfsTmp is where bases are built before being renamed into Bases.
+func (r Root) RootfsTmp() string { return filepath.Join(string(r), "rootfs", "tmp") }
+
+// Machines is the parent of every machine's directory.
+func (r Root) Machines() string { return filepath.Join(string(r), "machines") }
+
+// Machine is the directory of one machine.
+func (r Root) Machine(id string) string { return filepath.Join(string(r), "machines", id) }
+
+// Kernel is the per-root kernel override directory.
+func (r Root) Kernel() string { return filepath.Join(string(r), "kernel") }

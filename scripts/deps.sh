@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# deps.sh installs every host prerequisite of ferry and its test suite from
+# Debian's packages and the Go module proxy. Idempotent; run as root.
+set -euo pipefail
+
+pkgs=(
+  build-essential git make ca-certificates curl jq zstd cpio
+  qemu-system-x86                 # the VMM on hosts without Firecracker
+  e2fsprogs xfsprogs btrfs-progs  # mkfs/e2fsck/debugfs; reflink filesystems for tests
+  iproute2 iptables nftables      # bridge, TAP, NAT
+  busybox-static                  # test images built without the internet
+  skopeo umoci docker-registry    # peers and oracles in tests and bench/
+  linux-source-6.1 flex bison bc libelf-dev libssl-dev dwarves  # guest kernel build
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Go: the machine's own toolchain (the module proxy supplies newer ones via GOTOOLCHAIN).
+export PATH=/usr/local/go/bin:$PATH
+if ! command -v go >/dev/null; then
+  echo "deps: no Go toolchain; install Go 1.22+ at /usr/local/go (https://go.dev/dl) and re-run" >&2
+  exit 1
+fi
+
+# Go-based peers used as test oracles and in bench/.
+gobin=/usr/local/lib/ferry/tools
+mkdir -p "$gobin"
+if [ ! -x "$gobin/crane" ]; then
+  GOBIN=$gobin go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
+fi
