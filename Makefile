@@ -1,0 +1,35 @@
+# ferry — make help lists the targets.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:/usr/local/lib/ferry/tools:$(PATH)
+GO ?= go
+BIN := bin
+PREFIX ?= /usr/local
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/ferryvm/ferry/internal/cli.Version=$(VERSION)
+
+.PHONY: help build install deps kernel test unit lint demo bench clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/ferry and bin/ferry-init
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ferry ./cmd/ferry
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/ferry-init ./cmd/ferry-init
+
+install: build ## install ferry, ferry-init into $(PREFIX)
+	install -D -m 0755 $(BIN)/ferry $(PREFIX)/bin/ferry
+	install -D -m 0755 $(BIN)/ferry-init $(PREFIX)/lib/ferry/ferry-init
+
+deps: ## install host prerequisites (apt packages, peer tools)
+	./scripts/deps.sh
+
+lint: ## gofmt, go vet (and golangci-lint when installed)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; fi
+
+unit: ## fast unit tests only (no root, no VMs)
+	$(GO) test -short ./...
+
+clean: ## remove build outputs
+	rm -rf $(BIN)
