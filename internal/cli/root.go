@@ -83,6 +83,7 @@ func newRoot(g *globals) *cobra.Command {
 	// One line per verb; each lives in its own file.
 	root.AddCommand(
 		newVersionCmd(g),
+		newDaemonCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,51 @@
+package cli
+
+import (
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryvm/ferry/internal/daemon"
+	"github.com/ferryvm/ferry/internal/paths"
+)
+
+func newDaemonCmd(g *globals) *cobra.Command {
+	cfg := daemon.Config{}
+	var jsonLogs bool
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Run the ferry host daemon (image cache, machines, networking)",
+		Long: `Run the ferry host daemon in the foreground. It owns one data directory
+(--root) and serves the API on a unix socket (--socket), and on TCP when
+--api-addr is given (a bearer token from --api-token or FERRY_API_TOKEN is then
+required). SIGTERM or SIGINT shut it down gracefully.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = daemonLogger(g, jsonLogs)
+			return daemon.Run(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Root, "root", paths.DefaultRoot, "data directory (image cache, machines, state)")
+	f.StringVar(&cfg.Socket, "socket", paths.DefaultSocket, "unix socket to serve the API on")
+	f.StringVar(&cfg.APIAddr, "api-addr", "", "also serve the API on this TCP address (needs --api-token)")
+	f.StringVar(&cfg.APIToken, "api-token", os.Getenv("FERRY_API_TOKEN"), "bearer token required on --api-addr; env FERRY_API_TOKEN")
+	f.StringVar(&cfg.NetNS, "netns", "", "run the network side inside this named network namespace")
+	f.StringVar(&cfg.VMM, "vmm", "", "VMM driver: qemu or firecracker (default: the best available)")
+	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to reach over plain HTTP (repeatable)")
+	f.BoolVar(&jsonLogs, "log-json", false, "write logs as JSON lines")
+	return cmd
+}
+
+// daemonLogger logs to stderr as text (or JSON), at debug level with --debug.
+func daemonLogger(g *globals, jsonLogs bool) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if g.debug {
+		opts.Level = slog.LevelDebug
+	}
+	if jsonLogs {
+		return slog.New(slog.NewJSONHandler(g.err, opts))
+	}
+	return slog.New(slog.NewTextHandler(g.err, opts))
+}

@@ -1,0 +1,129 @@
+// Package daemon is ferry's host agent (`ferry daemon`): it owns one data
+// directory (the root), opens its metadata database once, wires every service
+// (images, and later rootfs, network, machines) onto one API server, and
+// serves that API on a unix socket and optionally on TCP with a bearer token.
+//
+// Each service plugs in with one small file holding a wire function (see
+// images.go) listed in services below; the wire function constructs the
+// service from the shared daemon state, registers its API routes and adds any
+// closer. The daemon itself holds no image, machine or network logic.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/paths"
+)
+
+// Config is what `ferry daemon` is started with.
+type Config struct {
+	Root     string // data directory (paths.DefaultRoot when empty)
+	Socket   string // unix socket of the API (paths.DefaultSocket when empty)
+	APIAddr  string // optional TCP address of the API ("127.0.0.1:7070")
+	APIToken string // bearer token required on APIAddr (mandatory with it)
+	NetNS    string // named network namespace the network side runs in ("" = current)
+	VMM      string // VMM driver name ("qemu", "firecracker"; "" = default)
+
+	// InsecureRegistries are registries (host[:port]) reached over plain
+	// HTTP, in addition to loopback ones.
+	InsecureRegistries []string
+
+	Logger *slog.Logger // nil = slog.Default()
+	// Ready, when set, is called once every listener is accepting.
+	Ready func()
+}
+
+// daemon is the state shared by the wire functions of every service.
+type daemon struct {
+	cfg  Config
+	root paths.Root
+	log  *slog.Logger
+	db   *bbolt.DB   // meta.db; each service keeps to its own buckets
+	api  *api.Server // every service registers its routes here
+
+	images imageService // set by wireImages
+
+	closers []func() error // run in reverse order on shutdown
+}
+
+// services are wired in order; later ones may use earlier ones' fields.
+var services = []func(ctx context.Context, d *daemon) error{
+	wireImages,
+}
+
+// Run starts the daemon and blocks until ctx ends (SIGTERM/SIGINT in `ferry
+// daemon`), then shuts down gracefully. It fails at once when another daemon
+// owns the root.
+func Run(ctx context.Context, cfg Config) (err error) {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	d := &daemon{cfg: cfg, root: paths.Root(cfg.Root), log: cfg.Logger}
+	defer func() { err = errors.Join(err, d.close()) }()
+	if err := d.open(); err != nil {
+		return err
+	}
+	d.api = api.NewServer(d.log)
+	for _, wire := range services {
+		if err := wire(ctx, d); err != nil {
+			return err
+		}
+	}
+	ls, err := d.listen()
+	if err != nil {
+		return err
+	}
+	return d.serve(ctx, ls)
+}
+
+func (c *Config) validate() error {
+	if c.Root == "" {
+		c.Root = paths.DefaultRoot
+	}
+	if c.Socket == "" {
+		c.Socket = paths.DefaultSocket
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.APIAddr != "" && c.APIToken == "" {
+		return fmt.Errorf("--api-addr %s needs --api-token (the TCP API is never served without a token)", c.APIAddr)
+	}
+	return nil
+}
+
+// serve answers API requests on every listener until ctx ends.
+func (d *daemon) serve(ctx context.Context, ls []listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(ls))
+	var wg sync.WaitGroup
+	for i, l := range ls {
+		wg.Go(func() {
+			errs[i] = d.api.Serve(ctx, l.Listener, l.token)
+			cancel() // one listener failing stops the daemon
+		})
+	}
+	d.log.Info("ferry daemon ready", "root", d.cfg.Root, "socket", d.cfg.Socket, "api_addr", d.cfg.APIAddr)
+	if d.cfg.Ready != nil {
+		d.cfg.Ready()
+	}
+	<-ctx.Done()
+	d.log.Info("ferry daemon shutting down")
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// listener is one API endpoint with the token it requires ("" = none).
+type listener struct {
+	net.Listener
+	token string
+}

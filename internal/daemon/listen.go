@@ -1,0 +1,61 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+)
+
+// listen opens the unix socket and, when configured, the TCP address. The
+// listeners are closed by the API server's shutdown.
+func (d *daemon) listen() ([]listener, error) {
+	ul, err := listenUnix(d.cfg.Socket)
+	if err != nil {
+		return nil, err
+	}
+	ls := []listener{{Listener: ul}}
+	if d.cfg.APIAddr != "" {
+		tl, err := net.Listen("tcp", d.cfg.APIAddr)
+		if err != nil {
+			ul.Close()
+			return nil, fmt.Errorf("listen on --api-addr %s: %w", d.cfg.APIAddr, err)
+		}
+		ls = append(ls, listener{Listener: tl, token: d.cfg.APIToken})
+	}
+	return ls, nil
+}
+
+// listenUnix listens on path with mode 0660, replacing a stale socket file
+// only after checking that nothing answers on it.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket directory: %w", err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("socket path %s exists and is not a socket; remove it or pass another --socket: %w", path, errdefs.ErrConflict)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another process already serves %s (a ferry daemon on another root?); stop it or pass another --socket: %w", path, errdefs.ErrConflict)
+		}
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("chmod socket: %w", err)
+	}
+	return l, nil
+}
