@@ -1,0 +1,123 @@
+package vmm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+)
+
+// Driver turns a Spec into a running VMM.
+type Driver interface {
+	// Name is "qemu" or "firecracker".
+	Name() string
+	// Available says why this driver cannot run machines on this host
+	// (binary missing, no usable /dev/kvm), or nil.
+	Available() error
+	// Plan returns what Start would run, without side effects.
+	Plan(spec Spec) (*Plan, error)
+	// Start runs the VMM for spec in its own session and writes its pid file.
+	// The VMM is not tied to ctx: it outlives the caller.
+	Start(ctx context.Context, spec Spec) (*Process, error)
+	// DialControl connects to the guest's control channel.
+	DialControl(ctx context.Context, spec Spec) (net.Conn, error)
+}
+
+// Plan is what a driver will run for a Spec: a value to print, compare
+// in golden tests and store, then execute with Run.
+type Plan struct {
+	Driver string   `json:"driver"`
+	Path   string   `json:"path"` // executable
+	Args   []string `json:"args"` // argv, Args[0] included
+	Env    []string `json:"env,omitempty"`
+	Dir    string   `json:"dir,omitempty"`
+
+	// Files are written (0600, parents created) before the VMM starts.
+	Files []File `json:"files,omitempty"`
+	// Links are hard links (or copies across filesystems) made before the
+	// VMM starts, e.g. a jailer's chroot.
+	Links []Link `json:"links,omitempty"`
+	// Extra are descriptors the VMM inherits as fd 3, 4, ... in order.
+	Extra []ExtraFile `json:"extra_files,omitempty"`
+
+	// Stdout and Stderr are opened O_APPEND|O_CREATE for the VMM.
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+
+	// PIDFile is written once the VMM runs; Marker is what Adopt looks for in
+	// the process's command line.
+	PIDFile string `json:"pid_file"`
+	Marker  string `json:"marker"`
+
+	// Accel is "kvm" or "tcg"; Emulated is true under TCG (the CLI says so
+	// once: guests are much slower).
+	Accel    string `json:"accel,omitempty"`
+	Emulated bool   `json:"emulated,omitempty"`
+}
+
+// File is a file written before the VMM starts.
+type File struct {
+	Path    string      `json:"path"`
+	Content string      `json:"content"`
+	Mode    os.FileMode `json:"mode"`
+}
+
+// Link makes Target a hard link to (or copy of) Source.
+type Link struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+}
+
+// ExtraFile is an inherited descriptor. FD is what the VMM sees it as.
+type ExtraFile struct {
+	FD   int      `json:"fd"`
+	Name string   `json:"name"`
+	File *os.File `json:"-"`
+}
+
+// Command returns the plan's argv as one shell-quoted line (for logs and
+// the CLI's --dry-run).
+func (p *Plan) Command() string {
+	q := make([]string, len(p.Args))
+	for i, a := range p.Args {
+		q[i] = shellQuote(a)
+	}
+	return strings.Join(q, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=,:@%+", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Select picks a driver by name from candidates: "" picks the first
+// available one (so list the preferred driver first), a name picks that
+// driver and fails if it is unavailable.
+func Select(name string, candidates ...Driver) (Driver, error) {
+	var why []error
+	for _, d := range candidates {
+		if name != "" && d.Name() != name {
+			continue
+		}
+		err := d.Available()
+		if err == nil {
+			return d, nil
+		}
+		if name != "" {
+			return nil, fmt.Errorf("vmm %s: %w", name, err)
+		}
+		why = append(why, fmt.Errorf("%s: %w", d.Name(), err))
+	}
+	if name != "" {
+		return nil, fmt.Errorf("vmm %q: unknown driver (want qemu or firecracker): %w", name, errdefs.ErrInvalidArgument)
+	}
+	return nil, fmt.Errorf("no usable vmm: %w: %w", errors.Join(why...), errdefs.ErrUnavailable)
+}

@@ -1,0 +1,256 @@
+package vmm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+)
+
+// Process is a running (or finished) VMM: either a child this process
+// started (Run) or one a previous daemon started and this one re-adopted
+// (Adopt).
+type Process struct {
+	Pid       int      `json:"pid"`
+	StartTime uint64   `json:"start_time"` // /proc/PID/stat field 22, clock ticks since boot
+	Args      []string `json:"args"`
+	Marker    string   `json:"marker"`
+	PIDFile   string   `json:"-"`
+
+	child *os.Process // set when started by Run
+	pidfd int         // set when adopted
+
+	done     chan struct{}
+	status   ExitStatus
+	doneOnce sync.Once
+}
+
+// ExitStatus is how a VMM ended. Known is false for an adopted process: only
+// a process's parent learns its exit status (the guest's own exit code comes
+// over the control channel anyway).
+type ExitStatus struct {
+	Known  bool   `json:"known"`
+	Code   int    `json:"code"`
+	Signal string `json:"signal,omitempty"`
+}
+
+func (s ExitStatus) String() string {
+	switch {
+	case !s.Known:
+		return "exited (status unknown)"
+	case s.Signal != "":
+		return "killed by " + s.Signal
+	}
+	return fmt.Sprintf("exit status %d", s.Code)
+}
+
+func exitStatus(ps *os.ProcessState, err error) ExitStatus {
+	if ps == nil {
+		return ExitStatus{}
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	if ok && ws.Signaled() {
+		return ExitStatus{Known: true, Code: -1, Signal: unix.SignalName(ws.Signal())}
+	}
+	return ExitStatus{Known: true, Code: ps.ExitCode()}
+}
+
+// Adopted reports whether this process was re-adopted rather than started.
+func (p *Process) Adopted() bool { return p.child == nil }
+
+// Done is closed when the VMM has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Wait waits for the VMM to exit or ctx to end.
+func (p *Process) Wait(ctx context.Context) (ExitStatus, error) {
+	select {
+	case <-p.done:
+		return p.status, nil
+	case <-ctx.Done():
+		return ExitStatus{}, ctx.Err()
+	}
+}
+
+// Signal sends sig to the VMM. It returns os.ErrProcessDone once it exited.
+func (p *Process) Signal(sig syscall.Signal) error {
+	select {
+	case <-p.done:
+		return os.ErrProcessDone
+	default:
+	}
+	if p.child != nil {
+		return p.child.Signal(sig)
+	}
+	err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return os.ErrProcessDone
+	}
+	return err
+}
+
+// Kill sends SIGKILL.
+func (p *Process) Kill() error {
+	err := p.Signal(syscall.SIGKILL)
+	if errors.Is(err, os.ErrProcessDone) {
+		return nil
+	}
+	return err
+}
+
+// Stop asks the VMM to exit with SIGTERM (QEMU and Firecracker both exit
+// at once on it; a graceful guest shutdown is the control channel's job, done
+// before Stop), waits up to grace, then kills it and waits for it to be gone.
+func Stop(ctx context.Context, p *Process, grace time.Duration) (ExitStatus, error) {
+	if err := p.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return ExitStatus{}, fmt.Errorf("stop vmm %d: %w", p.Pid, err)
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return p.status, nil
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	if err := p.Kill(); err != nil {
+		return ExitStatus{}, fmt.Errorf("kill vmm %d: %w", p.Pid, err)
+	}
+	// SIGKILL cannot be ignored; wait for the reaper even if ctx ended.
+	select {
+	case <-p.done:
+		return p.status, nil
+	case <-time.After(10 * time.Second):
+		return ExitStatus{}, fmt.Errorf("vmm %d still running 10s after SIGKILL: %w", p.Pid, errdefs.ErrUnavailable)
+	}
+}
+
+// finish marks the process exited and removes its pid file if the file
+// still names it.
+func (p *Process) finish() {
+	p.doneOnce.Do(func() {
+		if p.pidfd >= 0 && p.child == nil {
+			unix.Close(p.pidfd)
+		}
+		if p.PIDFile != "" {
+			if rec, err := readPIDFile(p.PIDFile); err == nil && rec.Pid == p.Pid && rec.StartTime == p.StartTime {
+				os.Remove(p.PIDFile)
+			}
+		}
+		close(p.done)
+	})
+}
+
+func (p *Process) writePIDFile() error {
+	if p.PIDFile == "" {
+		return nil
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(p.PIDFile, append(b, '\n'), 0o644)
+}
+
+func readPIDFile(path string) (*Process, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var rec Process
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return nil, fmt.Errorf("pid file %s: %w", path, err)
+	}
+	if rec.Pid <= 0 {
+		return nil, fmt.Errorf("pid file %s: no pid", path)
+	}
+	return &rec, nil
+}
+
+// Adopt re-attaches to the VMM recorded in pidfile by a previous daemon.
+// It holds the process by a pidfd and accepts it only when the pid's start
+// time equals the recorded one and its command line is the recorded one (or,
+// when a wrapper such as jailer exec'd the VMM, still carries the recorded
+// marker). A VMM that is gone, or a pid now used by another process, is an
+// ErrNotFound; the stale pid file is then removed.
+func Adopt(pidfile string) (*Process, error) {
+	rec, err := readPIDFile(pidfile)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("adopt vmm: %w: %w", err, errdefs.ErrNotFound)
+		}
+		return nil, fmt.Errorf("adopt vmm: %w", err)
+	}
+	// Take the pidfd first: after this the pid cannot be recycled under us,
+	// so checking start time and cmdline afterwards is race-free.
+	fd, err := unix.PidfdOpen(rec.Pid, 0)
+	if err != nil {
+		os.Remove(pidfile)
+		return nil, fmt.Errorf("adopt vmm %d: not running: %w", rec.Pid, errdefs.ErrNotFound)
+	}
+	if why := rec.mismatch(); why != "" {
+		unix.Close(fd)
+		os.Remove(pidfile)
+		return nil, fmt.Errorf("adopt vmm %d: %s (stale pid file %s): %w", rec.Pid, why, pidfile, errdefs.ErrNotFound)
+	}
+	p := &Process{
+		Pid: rec.Pid, StartTime: rec.StartTime, Args: rec.Args, Marker: rec.Marker,
+		PIDFile: pidfile, pidfd: fd, done: make(chan struct{}),
+	}
+	go p.watchPidfd()
+	return p, nil
+}
+
+// mismatch says why the live process with rec.Pid is not the recorded one.
+func (rec *Process) mismatch() string {
+	st, err := StartTime(rec.Pid)
+	if err != nil {
+		return "not running"
+	}
+	if st != rec.StartTime {
+		return fmt.Sprintf("pid reused: start time %d, recorded %d", st, rec.StartTime)
+	}
+	args, err := Cmdline(rec.Pid)
+	if err != nil || len(args) == 0 {
+		return "no command line (zombie?)"
+	}
+	if slices.Equal(args, rec.Args) || (rec.Marker != "" && slices.Contains(args, rec.Marker)) {
+		return ""
+	}
+	return fmt.Sprintf("command line %q is not the recorded VMM", args)
+}
+
+// watchPidfd closes done when the adopted process exits (a pidfd polls
+// readable then).
+func (p *Process) watchPidfd() {
+	fds := []unix.PollFd{{Fd: int32(p.pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n > 0 {
+			break
+		}
+	}
+	p.status = ExitStatus{}
+	p.finish()
+}
+
+// LookPath is exec.LookPath, wrapped as an ErrUnavailable naming the binary.
+func LookPath(name, hint string) (string, error) {
+	p, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("%s not found in PATH (%s): %w", name, hint, errdefs.ErrUnavailable)
+	}
+	return p, nil
+}

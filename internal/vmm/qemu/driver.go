@@ -1,0 +1,143 @@
+// Package qemu is ferry's QEMU driver: qemu-system-x86_64 -M microvm with
+// virtio-mmio block, net and serial devices, KVM when /dev/kvm is usable and
+// TCG otherwise (then the guest is told the host TSC frequency).
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/vmm"
+)
+
+var _ vmm.Driver = (*Driver)(nil)
+
+// DefaultBinary is the QEMU executable looked up in PATH.
+const DefaultBinary = "qemu-system-x86_64"
+
+// Accelerators.
+const (
+	AccelAuto = "auto"
+	AccelKVM  = "kvm"
+	AccelTCG  = "tcg"
+)
+
+// Driver runs machines under QEMU.
+type Driver struct {
+	binary string
+	accel  string
+	tscKHz uint64
+	kvm    func() error
+	tsc    func() (TSC, error)
+
+	once     sync.Once
+	resolved string // "kvm" or "tcg"
+	why      error  // why KVM is not used
+}
+
+// Option configures a Driver.
+type Option func(*Driver)
+
+// WithBinary sets the QEMU executable (a path or a name in PATH).
+func WithBinary(path string) Option { return func(d *Driver) { d.binary = path } }
+
+// WithAccel forces "kvm" or "tcg"; "auto" (the default) uses KVM when
+// /dev/kvm is usable.
+func WithAccel(accel string) Option { return func(d *Driver) { d.accel = accel } }
+
+// WithTSCKHz fixes the TSC frequency given to TCG guests instead of
+// detecting the host's.
+func WithTSCKHz(khz uint64) Option { return func(d *Driver) { d.tscKHz = khz } }
+
+// New returns a QEMU driver.
+func New(opts ...Option) *Driver {
+	d := &Driver{binary: DefaultBinary, accel: AccelAuto, kvm: vmm.KVMUsable, tsc: HostTSC}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
+}
+
+// Name is "qemu".
+func (d *Driver) Name() string { return "qemu" }
+
+// Available checks that the QEMU binary exists; QEMU runs with or without KVM.
+func (d *Driver) Available() error {
+	if d.accel != AccelAuto && d.accel != AccelKVM && d.accel != AccelTCG {
+		return fmt.Errorf("qemu accel %q (want auto, kvm or tcg): %w", d.accel, errdefs.ErrInvalidArgument)
+	}
+	if _, err := vmm.LookPath(d.binary, "install qemu-system-x86"); err != nil {
+		return err
+	}
+	if d.accel == AccelKVM {
+		return d.kvm()
+	}
+	return nil
+}
+
+// Accel returns the accelerator machines will use and, under TCG in auto
+// mode, why KVM is not used. Decided once per Driver.
+func (d *Driver) Accel() (string, error) {
+	d.once.Do(func() {
+		switch d.accel {
+		case AccelKVM, AccelTCG:
+			d.resolved = d.accel
+		default:
+			if err := d.kvm(); err != nil {
+				d.resolved, d.why = AccelTCG, err
+			} else {
+				d.resolved = AccelKVM
+			}
+		}
+	})
+	return d.resolved, d.why
+}
+
+// Emulated reports whether guests run under TCG (the CLI says so once:
+// expect several times slower guests).
+func (d *Driver) Emulated() bool {
+	a, _ := d.Accel()
+	return a == AccelTCG
+}
+
+// Start runs the machine: plan, then vmm.Run.
+func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (*vmm.Process, error) {
+	if err := d.Available(); err != nil {
+		return nil, err
+	}
+	plan, err := d.Plan(spec)
+	if err != nil {
+		return nil, err
+	}
+	return vmm.Run(ctx, plan)
+}
+
+// DialControl connects to the control port's unix socket, retrying while
+// QEMU has not created it yet, until ctx ends.
+func (d *Driver) DialControl(ctx context.Context, spec vmm.Spec) (net.Conn, error) {
+	return dialUnixRetry(ctx, spec.Control.Socket)
+}
+
+func dialUnixRetry(ctx context.Context, path string) (net.Conn, error) {
+	var dialer net.Dialer
+	for {
+		c, err := dialer.DialContext(ctx, "unix", path)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("dial control %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("dial control %s: %w", path, ctx.Err())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
