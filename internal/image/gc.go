@@ -1,0 +1,101 @@
+package image
+
+import (
+	"context"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"go.etcd.io/bbolt"
+)
+
+// GC deletes every blob that no image record and no lease references. It
+// waits for in-flight pulls, loads and pushes to finish first, and holds
+// them off while it runs.
+func (s *Store) GC(ctx context.Context) (*GCReport, error) {
+	s.gc.Lock()
+	defer s.gc.Unlock()
+	return s.gcLocked(ctx, nil)
+}
+
+// gcLocked collects with s.gc held exclusively. When only is non-nil, just
+// those blobs are candidates (used to undo a failed pull or load).
+func (s *Store) gcLocked(ctx context.Context, only map[v1.Hash]bool) (*GCReport, error) {
+	roots := map[v1.Hash]bool{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
+			if d, err := v1.NewHash(string(k)); err == nil {
+				roots[d] = true
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		lb := tx.Bucket(bucketLeases)
+		return lb.ForEachBucket(func(id []byte) error {
+			return lb.Bucket(id).ForEach(func(k, _ []byte) error {
+				if d, err := v1.NewHash(string(k)); err == nil {
+					roots[d] = true
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	live := map[v1.Hash]bool{}
+	for d := range roots {
+		live[d] = true
+		raw, err := s.content.ReadAll(d)
+		if err != nil {
+			continue // a record without its manifest: nothing more to keep
+		}
+		m, _, err := ParseManifest(raw)
+		if err != nil {
+			continue
+		}
+		live[m.Config.Digest] = true
+		for _, l := range m.Layers {
+			live[l.Digest] = true
+		}
+	}
+	rep := &GCReport{}
+	var dead []v1.Hash
+	var sizes []int64
+	if err := s.content.Walk(func(d v1.Hash, size int64) error {
+		if !live[d] && (only == nil || only[d]) {
+			dead = append(dead, d)
+			sizes = append(sizes, size)
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("gc: %w", err)
+	}
+	for i, d := range dead {
+		if err := s.content.Delete(d); err != nil {
+			return rep, fmt.Errorf("gc: %w", err)
+		}
+		rep.Blobs++
+		rep.BytesFreed += sizes[i]
+	}
+	if rep.Blobs > 0 {
+		s.opts.logger.Info("image gc", "blobs", rep.Blobs, "bytes_freed", rep.BytesFreed)
+	}
+	return rep, nil
+}
+
+// Verify re-hashes every committed blob and returns the digests whose
+// content does not match (empty when the cache is sound).
+func (s *Store) Verify(ctx context.Context) ([]v1.Hash, error) {
+	var bad []v1.Hash
+	err := s.content.Walk(func(d v1.Hash, _ int64) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.content.Verify(d); err != nil {
+			bad = append(bad, d)
+		}
+		return nil
+	})
+	return bad, err
+}

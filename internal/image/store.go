@@ -1,0 +1,71 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/image/content"
+	"github.com/ferryvm/ferry/internal/paths"
+)
+
+// errNotImplemented marks API surface whose body is still being written.
+var errNotImplemented = fmt.Errorf("not implemented yet: %w", errdefs.ErrUnavailable)
+
+// Store is the image cache of one data root. Create it with Open; it is safe
+// for concurrent use.
+type Store struct {
+	opts    options
+	db      *bbolt.DB
+	content *content.Store
+
+	// gc is held shared by every pull/load/push for its whole duration and
+	// exclusively by GC, so GC never deletes a blob an in-flight ingest
+	// is about to reference.
+	gc sync.RWMutex
+
+	bytesFetched atomic.Int64
+}
+
+// Open opens the image cache under root, with metadata in db (the daemon's
+// bbolt database; this package uses its own top-level buckets). It removes
+// stale ingests.
+func Open(ctx context.Context, root paths.Root, db *bbolt.DB, opts ...Option) (*Store, error) {
+	o := defaultOptions()
+	for _, f := range opts {
+		f(&o)
+	}
+	var copts []content.Option
+	if o.noSync {
+		copts = append(copts, content.WithoutFsync())
+	}
+	cs, err := content.Open(root.Content(), copts...)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketImages, bucketNames, bucketLeases} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("open image store: %w", err)
+	}
+	return &Store{opts: o, db: db, content: cs}, nil
+}
+
+// Content is the underlying blob store (read-only use: Has/Open/Info).
+func (s *Store) Content() *content.Store { return s.content }
+
+// BytesFetched is the total blob bytes this Store has read from registries.
+func (s *Store) BytesFetched() int64 { return s.bytesFetched.Load() }
+
+// isNotFound reports errdefs.ErrNotFound.
+func isNotFound(err error) bool { return errors.Is(err, errdefs.ErrNotFound) }
