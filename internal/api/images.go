@@ -1,0 +1,365 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/image"
+)
+
+// The image API (the daemon side of `ferry pull / push / images / image
+// inspect / tag / rmi / image prune / load / save / image verify`):
+//
+//	POST   /v1/images/pull     PullRequest → NDJSON of PullEvent, the last with Result
+//	POST   /v1/images/push     PushRequest → NDJSON of PullEvent (progress only)
+//	GET    /v1/images?all=1    → []image.Summary
+//	GET    /v1/images/{ref...} → image.Details
+//	DELETE /v1/images/{ref...}?force=1 → image.RemoveReport
+//	POST   /v1/images/tag      TagRequest
+//	POST   /v1/images/prune?all=1 → image.PruneReport
+//	POST   /v1/images/load     body: a tar (OCI layout or docker save) → []image.Loaded
+//	POST   /v1/images/save     SaveRequest → body: an OCI layout tar
+//	POST   /v1/images/verify   → VerifyReport
+//
+// Registry credentials travel in the request body of pull and push (never in
+// a URL or a log), resolved by the CLI from its own keychain.
+
+// ImageService is what the image handlers need from the daemon's image cache.
+type ImageService interface {
+	Pull(ctx context.Context, req PullRequest, progress image.ProgressFunc) (image.PullResult, error)
+	Push(ctx context.Context, req PushRequest, progress image.ProgressFunc) error
+	List(ctx context.Context, all bool) ([]image.Summary, error)
+	Inspect(ctx context.Context, ref string) (image.Details, error)
+	Tag(ctx context.Context, src, dst string) error
+	Remove(ctx context.Context, ref string, force bool) (image.RemoveReport, error)
+	Prune(ctx context.Context, all bool) (image.PruneReport, error)
+	Load(ctx context.Context, r io.Reader) ([]image.Loaded, error)
+	Save(ctx context.Context, w io.Writer, refs []string) error
+	Verify(ctx context.Context) (VerifyReport, error)
+}
+
+// RegistryAuth is a caller's credentials for one registry. Its String and
+// LogValue never reveal them.
+type RegistryAuth struct {
+	Username      string `json:"username,omitempty"`
+	Password      string `json:"password,omitempty"`
+	IdentityToken string `json:"identity_token,omitempty"`
+	RegistryToken string `json:"registry_token,omitempty"`
+}
+
+func (RegistryAuth) String() string { return "[credentials redacted]" }
+
+// GoString keeps %#v from printing the credentials too.
+func (RegistryAuth) GoString() string { return "[credentials redacted]" }
+
+// PullRequest asks the daemon to pull Ref.
+type PullRequest struct {
+	Ref      string `json:"ref"`
+	Platform string `json:"platform,omitempty"` // os/arch[/variant]; "" = the daemon's
+	// InsecureRegistries are registries the caller wants reached over plain HTTP.
+	InsecureRegistries []string      `json:"insecure_registries,omitempty"`
+	Auth               *RegistryAuth `json:"auth,omitempty"` // nil: the daemon's own keychain
+}
+
+// PushRequest asks the daemon to push the cached image Ref to its registry.
+type PushRequest struct {
+	Ref                string        `json:"ref"`
+	InsecureRegistries []string      `json:"insecure_registries,omitempty"`
+	Auth               *RegistryAuth `json:"auth,omitempty"`
+}
+
+// PullEvent is one value of a pull or push stream: a progress event, or
+// (last, pull only) the result.
+type PullEvent struct {
+	Progress *image.Progress   `json:"progress,omitempty"`
+	Result   *image.PullResult `json:"result,omitempty"`
+}
+
+// TagRequest points Target at the image Source names.
+type TagRequest struct {
+	Source string `json:"source"`
+	Target string `json:"target"`
+}
+
+// SaveRequest names the images to save into one OCI layout tar.
+type SaveRequest struct {
+	Refs []string `json:"refs"`
+}
+
+// VerifyReport is the result of re-hashing every blob in the cache and
+// checking that every image's blobs are present.
+type VerifyReport struct {
+	Images  int          `json:"images"`
+	Blobs   int          `json:"blobs"`
+	Bytes   int64        `json:"bytes"`
+	Corrupt []BlobProblem `json:"corrupt,omitempty"` // blobs whose content does not match their name
+	Missing []BlobProblem `json:"missing,omitempty"` // blobs an image references that are absent
+}
+
+// BlobProblem is one failed check.
+type BlobProblem struct {
+	Digest string `json:"digest"`
+	Image  string `json:"image,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// OK reports whether the cache verified clean.
+func (r VerifyReport) OK() bool { return len(r.Corrupt) == 0 && len(r.Missing) == 0 }
+
+// saveErrorTrailer carries an error that happened after a save's tar began.
+const saveErrorTrailer = "X-Ferry-Error"
+
+// RegisterImages adds the image routes to s.
+func RegisterImages(s *Server, svc ImageService) {
+	s.Handle("POST /v1/images/pull", func(w http.ResponseWriter, r *http.Request) error {
+		var req PullRequest
+		if err := DecodeJSON(r, &req); err != nil {
+			return err
+		}
+		st := NewStream(w)
+		res, err := svc.Pull(r.Context(), req, throttle(st))
+		if err != nil {
+			return st.Fail(err)
+		}
+		return st.Send(PullEvent{Result: &res})
+	})
+	s.Handle("POST /v1/images/push", func(w http.ResponseWriter, r *http.Request) error {
+		var req PushRequest
+		if err := DecodeJSON(r, &req); err != nil {
+			return err
+		}
+		st := NewStream(w)
+		if err := svc.Push(r.Context(), req, throttle(st)); err != nil {
+			return st.Fail(err)
+		}
+		return nil
+	})
+	s.Handle("GET /v1/images", func(w http.ResponseWriter, r *http.Request) error {
+		list, err := svc.List(r.Context(), boolParam(r, "all"))
+		if err != nil {
+			return err
+		}
+		if list == nil {
+			list = []image.Summary{}
+		}
+		return WriteJSON(w, http.StatusOK, list)
+	})
+	s.Handle("GET /v1/images/{ref...}", func(w http.ResponseWriter, r *http.Request) error {
+		d, err := svc.Inspect(r.Context(), r.PathValue("ref"))
+		if err != nil {
+			return err
+		}
+		return WriteJSON(w, http.StatusOK, d)
+	})
+	s.Handle("DELETE /v1/images/{ref...}", func(w http.ResponseWriter, r *http.Request) error {
+		rep, err := svc.Remove(r.Context(), r.PathValue("ref"), boolParam(r, "force"))
+		if err != nil {
+			return err
+		}
+		return WriteJSON(w, http.StatusOK, rep)
+	})
+	s.Handle("POST /v1/images/tag", func(w http.ResponseWriter, r *http.Request) error {
+		var req TagRequest
+		if err := DecodeJSON(r, &req); err != nil {
+			return err
+		}
+		if err := svc.Tag(r.Context(), req.Source, req.Target); err != nil {
+			return err
+		}
+		return WriteJSON(w, http.StatusOK, struct{}{})
+	})
+	s.Handle("POST /v1/images/prune", func(w http.ResponseWriter, r *http.Request) error {
+		rep, err := svc.Prune(r.Context(), boolParam(r, "all"))
+		if err != nil {
+			return err
+		}
+		return WriteJSON(w, http.StatusOK, rep)
+	})
+	s.Handle("POST /v1/images/load", func(w http.ResponseWriter, r *http.Request) error {
+		loaded, err := svc.Load(r.Context(), r.Body)
+		if err != nil {
+			return err
+		}
+		return WriteJSON(w, http.StatusOK, loaded)
+	})
+	s.Handle("POST /v1/images/save", func(w http.ResponseWriter, r *http.Request) error {
+		var req SaveRequest
+		if err := DecodeJSON(r, &req); err != nil {
+			return err
+		}
+		if len(req.Refs) == 0 {
+			return fmt.Errorf("save: name at least one image: %w", errdefs.ErrInvalidArgument)
+		}
+		w.Header().Set("Content-Type", "application/x-tar")
+		w.Header().Set("Trailer", saveErrorTrailer)
+		if err := svc.Save(r.Context(), w, req.Refs); err != nil {
+			w.Header().Set(saveErrorTrailer, errdefs.Code(err)+" "+strings.ReplaceAll(err.Error(), "\n", " "))
+			return err // a JSON reply when nothing was written yet
+		}
+		return nil
+	})
+	s.Handle("POST /v1/images/verify", func(w http.ResponseWriter, r *http.Request) error {
+		rep, err := svc.Verify(r.Context())
+		if err != nil {
+			return err
+		}
+		return WriteJSON(w, http.StatusOK, rep)
+	})
+}
+
+func boolParam(r *http.Request, name string) bool {
+	b, _ := strconv.ParseBool(r.URL.Query().Get(name))
+	return b
+}
+
+// throttle returns a ProgressFunc that sends events on st, safe for
+// concurrent use, dropping in-between byte counts of one blob that come
+// less than 100ms apart (state changes and completions always go out).
+func throttle(st *Stream) image.ProgressFunc {
+	var mu sync.Mutex
+	last := map[string]struct {
+		at    time.Time
+		state image.State
+	}{}
+	return func(p image.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		key := p.Digest.String()
+		prev, seen := last[key]
+		now := time.Now()
+		if seen && prev.state == p.State && p.Done != p.Total && now.Sub(prev.at) < 100*time.Millisecond {
+			return
+		}
+		last[key] = struct {
+			at    time.Time
+			state image.State
+		}{now, p.State}
+		_ = st.Send(PullEvent{Progress: &p})
+	}
+}
+
+// Pull asks the daemon to pull req.Ref, calling progress (if non-nil) for
+// each progress event, and returns the result.
+func (c *Client) Pull(ctx context.Context, req PullRequest, progress func(image.Progress)) (image.PullResult, error) {
+	var res *image.PullResult
+	err := c.Stream(ctx, "POST", "/v1/images/pull", req, func(raw json.RawMessage) error {
+		var ev PullEvent
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return fmt.Errorf("pull %s: bad event from daemon: %w", req.Ref, err)
+		}
+		if ev.Progress != nil && progress != nil {
+			progress(*ev.Progress)
+		}
+		if ev.Result != nil {
+			res = ev.Result
+		}
+		return nil
+	})
+	if err != nil {
+		return image.PullResult{}, err
+	}
+	if res == nil {
+		return image.PullResult{}, fmt.Errorf("pull %s: the daemon ended the stream without a result (did it stop?): %w", req.Ref, errdefs.ErrUnavailable)
+	}
+	return *res, nil
+}
+
+// Push asks the daemon to push the cached image req.Ref to its registry.
+func (c *Client) Push(ctx context.Context, req PushRequest, progress func(image.Progress)) error {
+	return c.Stream(ctx, "POST", "/v1/images/push", req, func(raw json.RawMessage) error {
+		var ev PullEvent
+		if err := json.Unmarshal(raw, &ev); err != nil {
+			return fmt.Errorf("push %s: bad event from daemon: %w", req.Ref, err)
+		}
+		if ev.Progress != nil && progress != nil {
+			progress(*ev.Progress)
+		}
+		return nil
+	})
+}
+
+// Images lists cached images (all: dangling ones too).
+func (c *Client) Images(ctx context.Context, all bool) ([]image.Summary, error) {
+	var out []image.Summary
+	return out, c.Do(ctx, "GET", "/v1/images"+query("all", all), nil, &out)
+}
+
+// InspectImage returns the details of the image ref names.
+func (c *Client) InspectImage(ctx context.Context, ref string) (image.Details, error) {
+	var out image.Details
+	return out, c.Do(ctx, "GET", "/v1/images/"+escapeRef(ref), nil, &out)
+}
+
+// RemoveImage untags ref and deletes the image when nothing else names it
+// (force: even when other references or leases hold it).
+func (c *Client) RemoveImage(ctx context.Context, ref string, force bool) (image.RemoveReport, error) {
+	var out image.RemoveReport
+	return out, c.Do(ctx, "DELETE", "/v1/images/"+escapeRef(ref)+query("force", force), nil, &out)
+}
+
+// TagImage makes target name the image source names.
+func (c *Client) TagImage(ctx context.Context, source, target string) error {
+	return c.Do(ctx, "POST", "/v1/images/tag", TagRequest{Source: source, Target: target}, nil)
+}
+
+// PruneImages removes dangling images (all: every image no lease holds) and
+// unreferenced blobs.
+func (c *Client) PruneImages(ctx context.Context, all bool) (image.PruneReport, error) {
+	var out image.PruneReport
+	return out, c.Do(ctx, "POST", "/v1/images/prune"+query("all", all), nil, &out)
+}
+
+// LoadImages streams a tar (OCI layout or docker save) to the daemon.
+func (c *Client) LoadImages(ctx context.Context, tar io.Reader) ([]image.Loaded, error) {
+	var out []image.Loaded
+	return out, c.Do(ctx, "POST", "/v1/images/load", tar, &out)
+}
+
+// SaveImages writes an OCI layout tar of the named images to w.
+func (c *Client) SaveImages(ctx context.Context, w io.Writer, refs []string) error {
+	resp, err := c.send(ctx, "POST", "/v1/images/save", SaveRequest{Refs: refs}, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	if msg := resp.Trailer.Get(saveErrorTrailer); msg != "" {
+		code, text, _ := strings.Cut(msg, " ")
+		return &Error{Status: http.StatusInternalServerError, Code: code, Message: text}
+	}
+	return nil
+}
+
+// VerifyImages re-hashes every cached blob and checks every image's blobs.
+func (c *Client) VerifyImages(ctx context.Context) (VerifyReport, error) {
+	var out VerifyReport
+	return out, c.Do(ctx, "POST", "/v1/images/verify", nil, &out)
+}
+
+func query(name string, on bool) string {
+	if !on {
+		return ""
+	}
+	return "?" + name + "=1"
+}
+
+// escapeRef escapes each path segment of a reference (which may hold '/',
+// ':' and '@').
+func escapeRef(ref string) string {
+	segs := strings.Split(ref, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
