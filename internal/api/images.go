@@ -98,9 +98,9 @@ type SaveRequest struct {
 // VerifyReport is the result of re-hashing every blob in the cache and
 // checking that every image's blobs are present.
 type VerifyReport struct {
-	Images  int          `json:"images"`
-	Blobs   int          `json:"blobs"`
-	Bytes   int64        `json:"bytes"`
+	Images  int           `json:"images"`
+	Blobs   int           `json:"blobs"`
+	Bytes   int64         `json:"bytes"`
 	Corrupt []BlobProblem `json:"corrupt,omitempty"` // blobs whose content does not match their name
 	Missing []BlobProblem `json:"missing,omitempty"` // blobs an image references that are absent
 }
