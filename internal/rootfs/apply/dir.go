@@ -1,0 +1,76 @@
+package apply
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// ApplyDir applies img's layers in order to the existing directory dir,
+// breakout-safe (see the package doc). On error dir holds a partial tree
+// and should be discarded. Run it as root to keep ownership and devices.
+func ApplyDir(ctx context.Context, img v1.Image, dir string, opts ...Option) error {
+	o := newOptions(opts)
+	infos, err := layersOf(img)
+	if err != nil {
+		return err
+	}
+	fs, err := newDirfs(dir, o.log)
+	if err != nil {
+		return err
+	}
+	defer fs.close()
+	lim := newLimits(o)
+	for _, li := range infos {
+		if err := applyLayerDir(ctx, fs, li, lim); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyLayerDir(ctx context.Context, fs *dirfs, li layerInfo, lim *limits) error {
+	vs, err := openLayer(li, lim)
+	if err != nil {
+		return err
+	}
+	defer vs.Close()
+	tr := tar.NewReader(vs)
+	st := newLayerState()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("layer %s: read tar: %w", li.name, err)
+		}
+		if err := lim.entries.take(1, lim.o.maxEntries); err != nil {
+			return &EntryError{Layer: li.name, Entry: hdr.Name, Err: err}
+		}
+		o, err := parseEntry(hdr)
+		if err == nil && o.kind == opFile {
+			err = lim.logical.take(o.size, lim.o.maxSize)
+		}
+		if err == nil {
+			err = applyOp(fs, st, o, tr)
+		}
+		if err != nil {
+			return &EntryError{Layer: li.name, Entry: hdr.Name, Err: err}
+		}
+	}
+	if err := vs.verify(); err != nil {
+		return err
+	}
+	if err := fs.endLayer(); err != nil {
+		return fmt.Errorf("layer %s: %w", li.name, err)
+	}
+	return nil
+}

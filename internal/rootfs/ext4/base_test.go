@@ -1,0 +1,78 @@
+package ext4_test
+
+import (
+	"archive/tar"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferryvm/ferry/internal/rootfs/apply"
+	"github.com/ferryvm/ferry/internal/rootfs/ext4"
+	ti "github.com/ferryvm/ferry/internal/rootfs/internal/testimage"
+)
+
+func requireTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("needs %s on PATH (apt-get install e2fsprogs; see scripts/deps.sh)", name)
+	}
+	return p
+}
+
+// buildBase flattens img into an ext4 file and returns its path.
+func buildBase(t *testing.T, ents ...[]ti.E) string {
+	t.Helper()
+	var tars [][]byte
+	for _, e := range ents {
+		tars = append(tars, ti.Tar(t, e...))
+	}
+	img := ti.Image(t, tars...)
+	out, err := os.Create(filepath.Join(t.TempDir(), "base.ext4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := apply.Flatten(context.Background(), img, pw)
+		pw.CloseWithError(err)
+	}()
+	if err := ext4.Build(context.Background(), pr, out, 0); err != nil {
+		t.Fatal(err)
+	}
+	return out.Name()
+}
+
+func fsck(t *testing.T, path string) {
+	t.Helper()
+	e2fsck := requireTool(t, "e2fsck")
+	out, err := exec.Command(e2fsck, "-fn", path).CombinedOutput()
+	if err != nil {
+		t.Fatalf("e2fsck -fn %s: %v\n%s", path, err, out)
+	}
+}
+
+func TestBuildPassesFsck(t *testing.T) {
+	p := buildBase(t,
+		[]ti.E{ti.Dir("etc/"), ti.File("etc/passwd", "root:x:0:0::/root:/bin/sh\n"), ti.Symlink("bin", "usr/bin"),
+			ti.Dir("usr/"), ti.Dir("usr/bin/"), ti.File("usr/bin/sh", strings.Repeat("x", 100000)),
+			ti.Hardlink("usr/bin/ash", "usr/bin/sh"),
+			{Name: "dev/null", Type: tar.TypeChar, Major: 1, Minor: 3, Mode: 0o666},
+			{Name: "run/fifo", Type: tar.TypeFifo, Mode: 0o600},
+			{Name: "usr/bin/su", Body: "su", Mode: 0o4755},
+			{Name: "tmp/", Type: tar.TypeDir, Mode: 0o1777},
+			{Name: "usr/bin/ping", Body: "p", Xattrs: map[string]string{"security.capability": "\x01\x00\x00\x02\x00\x20\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"}},
+		},
+		[]ti.E{ti.Whiteout("etc/", "passwd"), ti.File("etc/hostname", "x")},
+	)
+	if k := os.Getenv("FERRY_KEEP_BASE"); k != "" {
+		b, _ := os.ReadFile(p)
+		os.WriteFile(k, b, 0o644)
+	}
+	fsck(t, p)
+}
