@@ -36,7 +36,7 @@ import (
 // ImageService is what the image handlers need from the daemon's image cache.
 type ImageService interface {
 	Pull(ctx context.Context, req PullRequest, progress image.ProgressFunc) (image.PullResult, error)
-	Push(ctx context.Context, req PushRequest, progress image.ProgressFunc) error
+	Push(ctx context.Context, req PushRequest, progress image.ProgressFunc) (PushResult, error)
 	List(ctx context.Context, all bool) ([]image.Summary, error)
 	Inspect(ctx context.Context, ref string) (image.Details, error)
 	Tag(ctx context.Context, src, dst string) error
@@ -78,10 +78,17 @@ type PushRequest struct {
 }
 
 // PullEvent is one value of a pull or push stream: a progress event, or
-// (last, pull only) the result.
+// (last) the result.
 type PullEvent struct {
 	Progress *image.Progress   `json:"progress,omitempty"`
-	Result   *image.PullResult `json:"result,omitempty"`
+	Result   *image.PullResult `json:"result,omitempty"` // pull
+	Pushed   *PushResult       `json:"pushed,omitempty"` // push
+}
+
+// PushResult is what a push uploaded.
+type PushResult struct {
+	Ref    string `json:"ref"`    // canonical reference pushed
+	Digest string `json:"digest"` // manifest digest in the registry
 }
 
 // TagRequest points Target at the image Source names.
@@ -138,10 +145,11 @@ func RegisterImages(s *Server, svc ImageService) {
 			return err
 		}
 		st := NewStream(w)
-		if err := svc.Push(r.Context(), req, throttle(st)); err != nil {
+		res, err := svc.Push(r.Context(), req, throttle(st))
+		if err != nil {
 			return st.Fail(err)
 		}
-		return nil
+		return st.Send(PullEvent{Pushed: &res})
 	})
 	s.Handle("GET /v1/images", func(w http.ResponseWriter, r *http.Request) error {
 		list, err := svc.List(r.Context(), boolParam(r, "all"))
@@ -274,8 +282,9 @@ func (c *Client) Pull(ctx context.Context, req PullRequest, progress func(image.
 }
 
 // Push asks the daemon to push the cached image req.Ref to its registry.
-func (c *Client) Push(ctx context.Context, req PushRequest, progress func(image.Progress)) error {
-	return c.Stream(ctx, "POST", "/v1/images/push", req, func(raw json.RawMessage) error {
+func (c *Client) Push(ctx context.Context, req PushRequest, progress func(image.Progress)) (PushResult, error) {
+	var res *PushResult
+	err := c.Stream(ctx, "POST", "/v1/images/push", req, func(raw json.RawMessage) error {
 		var ev PullEvent
 		if err := json.Unmarshal(raw, &ev); err != nil {
 			return fmt.Errorf("push %s: bad event from daemon: %w", req.Ref, err)
@@ -283,8 +292,18 @@ func (c *Client) Push(ctx context.Context, req PushRequest, progress func(image.
 		if ev.Progress != nil && progress != nil {
 			progress(*ev.Progress)
 		}
+		if ev.Pushed != nil {
+			res = ev.Pushed
+		}
 		return nil
 	})
+	if err != nil {
+		return PushResult{}, err
+	}
+	if res == nil {
+		return PushResult{}, fmt.Errorf("push %s: the daemon ended the stream without a result (did it stop?): %w", req.Ref, errdefs.ErrUnavailable)
+	}
+	return *res, nil
 }
 
 // Images lists cached images (all: dangling ones too).

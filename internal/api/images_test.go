@@ -42,9 +42,9 @@ func (f *fakeImages) Pull(ctx context.Context, req PullRequest, progress image.P
 	return image.PullResult{Ref: req.Ref, BytesFetched: 10, BlobsFetched: 1, Image: image.Summary{ID: digestA}}, nil
 }
 
-func (f *fakeImages) Push(ctx context.Context, req PushRequest, progress image.ProgressFunc) error {
+func (f *fakeImages) Push(ctx context.Context, req PushRequest, progress image.ProgressFunc) (PushResult, error) {
 	progress(image.Progress{Ref: req.Ref, Digest: digestA, State: image.StateExists})
-	return nil
+	return PushResult{Ref: req.Ref, Digest: digestA.String()}, nil
 }
 
 func (f *fakeImages) List(ctx context.Context, all bool) ([]image.Summary, error) {
@@ -180,8 +180,8 @@ func TestImageVerbs(t *testing.T) {
 	if r, err := c.VerifyImages(ctx); err != nil || r.OK() {
 		t.Fatalf("verify = %+v, %v", r, err)
 	}
-	if err := c.Push(ctx, PushRequest{Ref: "a"}, nil); err != nil {
-		t.Fatalf("push: %v", err)
+	if r, err := c.Push(ctx, PushRequest{Ref: "a"}, nil); err != nil || r.Digest != digestA.String() {
+		t.Fatalf("push = %+v, %v", r, err)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/image"
 	"github.com/ferryvm/ferry/internal/paths"
 )
 
@@ -49,7 +50,7 @@ type daemon struct {
 	db   *bbolt.DB   // meta.db; each service keeps to its own buckets
 	api  *api.Server // every service registers its routes here
 
-	images imageService // set by wireImages
+	images *image.Store // set by wireImages
 
 	closers []func() error // run in reverse order on shutdown
 }
