@@ -1,0 +1,36 @@
+package image
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/ferryvm/ferry/internal/paths"
+)
+
+func newStore(t *testing.T, opts ...Option) (*Store, paths.Root) {
+	t.Helper()
+	root := paths.Root(t.TempDir())
+	db, err := bbolt.Open(filepath.Join(string(root), "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s, err := Open(context.Background(), root, db, append([]Option{WithoutFsync()}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, root
+}
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
