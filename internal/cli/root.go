@@ -84,6 +84,8 @@ func newRoot(g *globals) *cobra.Command {
 	root.AddCommand(
 		newVersionCmd(g),
 		newDaemonCmd(g),
+		newPullCmd(g), newPushCmd(g), newImagesCmd(g), newImageCmd(g), newTagCmd(g), newRmiCmd(g),
+		newLoadCmd(g), newSaveCmd(g), newLoginCmd(g), newLogoutCmd(g),
 	)
 	return root
 }
