@@ -17,7 +17,7 @@ type memfs struct {
 type inode struct {
 	typ    byte
 	meta   meta
-	target string           // symlink target
+	target string            // symlink target
 	data   *io.SectionReader // regular file content in a spool file
 	size   int64
 }

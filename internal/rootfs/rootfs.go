@@ -1,0 +1,144 @@
+package rootfs
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"go.etcd.io/bbolt"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/paths"
+	"github.com/ferryvm/ferry/internal/rootfs/apply"
+)
+
+// ImageLeaser keeps images in the image cache while a base built from
+// them exists. internal/image's Store implements it.
+type ImageLeaser interface {
+	AddLease(ctx context.Context, leaseID string, digest v1.Hash) error
+	RemoveLease(ctx context.Context, leaseID string) error
+}
+
+// Mode is how a machine's root filesystem is laid out.
+type Mode string
+
+const (
+	// ModeOverlay is the shared read-only base plus a sparse scratch disk
+	// the guest mounts as the overlayfs upper layer.
+	ModeOverlay Mode = "overlay"
+	// ModePersistent is one writable clone of the base.
+	ModePersistent Mode = "persistent"
+)
+
+// DefaultScratchSize is the apparent size of a scratch disk.
+const DefaultScratchSize = 8 << 30
+
+// Base is a built read-only ext4 base.
+type Base struct {
+	Digest  v1.Hash   `json:"digest"` // manifest digest of the image
+	Path    string    `json:"path"`
+	Size    int64     `json:"size"` // bytes (apparent = allocated, it is dense)
+	Created time.Time `json:"created"`
+}
+
+// Disks are the host files a machine's VMM attaches.
+type Disks struct {
+	Mode Mode `json:"mode"`
+	// Base is the shared base, attached read-only (overlay mode only).
+	Base string `json:"base,omitempty"`
+	// Writable is the scratch disk (overlay) or the clone (persistent).
+	Writable string `json:"writable"`
+	// Size is the writable disk's apparent size.
+	Size int64 `json:"size"`
+	// Clone says how a persistent clone was made (reflink or sparse-copy).
+	Clone CloneMethod `json:"clone,omitempty"`
+}
+
+// Option configures a Manager.
+type Option func(*options)
+
+type options struct {
+	scratchSize int64
+	log         *slog.Logger
+	applyOpts   []apply.Option
+}
+
+// WithScratchSize sets the default apparent size of scratch disks and
+// persistent clones (DefaultScratchSize).
+func WithScratchSize(n int64) Option { return func(o *options) { o.scratchSize = n } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithApplyOptions passes limits (apply.WithMaxSize, …) to base builds.
+func WithApplyOptions(opts ...apply.Option) Option {
+	return func(o *options) { o.applyOpts = append(o.applyOpts, opts...) }
+}
+
+// Manager owns bases and machine root filesystems under one data dir.
+type Manager struct {
+	db     *bbolt.DB
+	root   paths.Root
+	leaser ImageLeaser
+	o      options
+
+	mu       sync.Mutex
+	flights  map[string]*flight // base builds in progress, by manifest hex
+	busy     map[string]bool    // machines being prepared or released
+	tmplOnce sync.Mutex         // serialises scratch template creation
+}
+
+// New opens the rootfs state in db (creating its bucket), removes
+// half-built bases and stale temporary files, and returns a Manager.
+// leaser may be nil (no image leases are taken).
+func New(ctx context.Context, db *bbolt.DB, root paths.Root, leaser ImageLeaser, opts ...Option) (*Manager, error) {
+	o := options{scratchSize: DefaultScratchSize, log: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.scratchSize < 16<<20 || o.scratchSize%4096 != 0 {
+		return nil, fmt.Errorf("scratch size %d: must be a multiple of 4096 and at least 16 MiB: %w", o.scratchSize, errdefs.ErrInvalidArgument)
+	}
+	m := &Manager{db: db, root: root, leaser: leaser, o: o, flights: map[string]*flight{}, busy: map[string]bool{}}
+	for _, d := range []string{root.Bases(), root.RootfsTmp(), m.templates(), root.Machines()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("rootfs: %w", err)
+		}
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error { _, err := buckets(tx); return err }); err != nil {
+		return nil, fmt.Errorf("rootfs: init db: %w", err)
+	}
+	// Nothing is in flight yet: everything in tmp/ is stale.
+	entries, _ := os.ReadDir(root.RootfsTmp())
+	for _, e := range entries {
+		os.RemoveAll(filepath.Join(root.RootfsTmp(), e.Name()))
+	}
+	if _, err := m.GC(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// templates holds one formatted sparse scratch file per size.
+func (m *Manager) templates() string {
+	return filepath.Join(filepath.Dir(m.root.Bases()), "templates")
+}
+
+func (m *Manager) basePath(hex string) string {
+	return filepath.Join(m.root.Bases(), hex+".ext4")
+}
+
+func baseLease(hex string) string { return "rootfs/base/" + hex }
+
+func validMachineID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") || len(id) > 128 {
+		return fmt.Errorf("machine id %q: %w", id, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
