@@ -1,0 +1,258 @@
+package machine
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+)
+
+// Config is a machine's desired configuration, shaped like Fly's Machines
+// API machine config (image, env, init, guest, services, mounts, restart,
+// auto_destroy, metadata) plus a few ferry fields (hostname, vmm, dns).
+type Config struct {
+	Image       string            `json:"image"`
+	Env         map[string]string `json:"env,omitempty"`
+	Init        Init              `json:"init,omitempty"`
+	Guest       Guest             `json:"guest,omitempty"`
+	Services    []Service         `json:"services,omitempty"`
+	Mounts      []Mount           `json:"mounts,omitempty"`
+	Restart     Restart           `json:"restart,omitempty"`
+	AutoDestroy bool              `json:"auto_destroy,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+
+	Hostname string   `json:"hostname,omitempty"`
+	VMM      string   `json:"vmm,omitempty"` // "", "qemu" or "firecracker"
+	DNS      []string `json:"dns,omitempty"` // nameservers; empty: the daemon's default
+}
+
+// Init overrides the image's process (Fly's init section, with Docker's
+// --user and --workdir added).
+type Init struct {
+	Exec       []string `json:"exec,omitempty"`       // whole argv, replaces entrypoint+cmd
+	Entrypoint []string `json:"entrypoint,omitempty"` // replaces the image entrypoint (and drops its cmd)
+	Cmd        []string `json:"cmd,omitempty"`        // replaces the image cmd
+	TTY        bool     `json:"tty,omitempty"`
+	User       string   `json:"user,omitempty"`
+	WorkingDir string   `json:"working_dir,omitempty"`
+}
+
+// Guest sizes the VM.
+type Guest struct {
+	CPUs     int `json:"cpus,omitempty"`      // default 1
+	MemoryMB int `json:"memory_mb,omitempty"` // default 256
+}
+
+// Service publishes a guest port on the host (Docker's -p).
+type Service struct {
+	Protocol     string `json:"protocol,omitempty"` // tcp (default) or udp
+	InternalPort int    `json:"internal_port"`
+	Ports        []Port `json:"ports,omitempty"` // host ports; none or port 0: a random free port
+}
+
+// Port is one host side of a service.
+type Port struct {
+	Port   int    `json:"port,omitempty"`
+	HostIP string `json:"host_ip,omitempty"`
+}
+
+// Mount is an extra filesystem in the guest. Only tmpfs is supported until
+// volumes exist.
+type Mount struct {
+	Type   string `json:"type,omitempty"` // "tmpfs"
+	Path   string `json:"path"`
+	SizeMB int    `json:"size_mb,omitempty"`
+}
+
+// Restart policies (Docker's and Fly's).
+const (
+	RestartNo        = "no"
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+)
+
+// Restart is a machine's restart policy.
+type Restart struct {
+	Policy     string `json:"policy,omitempty"`      // no (default), always, on-failure
+	MaxRetries int    `json:"max_retries,omitempty"` // on-failure only; 0: unlimited
+}
+
+// ParseRestart parses Docker's --restart syntax: no, always,
+// unless-stopped (treated as always), on-failure[:N].
+func ParseRestart(s string) (Restart, error) {
+	pol, n, hasN := strings.Cut(s, ":")
+	r := Restart{Policy: pol}
+	switch pol {
+	case "", RestartNo, RestartAlways, RestartOnFailure:
+	case "unless-stopped":
+		r.Policy = RestartAlways
+	default:
+		return r, fmt.Errorf("restart policy %q: want no, always or on-failure[:max-retries]: %w", s, errdefs.ErrInvalidArgument)
+	}
+	if hasN {
+		v, err := strconv.Atoi(n)
+		if pol != RestartOnFailure || err != nil || v < 0 {
+			return r, fmt.Errorf("restart policy %q: only on-failure takes a non-negative retry count: %w", s, errdefs.ErrInvalidArgument)
+		}
+		r.MaxRetries = v
+	}
+	return r, nil
+}
+
+func (r Restart) String() string {
+	switch {
+	case r.Policy == "":
+		return RestartNo
+	case r.Policy == RestartOnFailure && r.MaxRetries > 0:
+		return fmt.Sprintf("%s:%d", r.Policy, r.MaxRetries)
+	}
+	return r.Policy
+}
+
+// Defaults for an unset Guest.
+const (
+	DefaultCPUs     = 1
+	DefaultMemoryMB = 256
+)
+
+var (
+	envKeyRE   = regexp.MustCompile(`^[^=\x00]+$`)
+	nameRE     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+	hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
+)
+
+// ValidName reports whether s can name a machine or an app.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// Validate fills defaults and reports the first problem as an
+// ErrInvalidArgument naming the field.
+func (c *Config) Validate() error {
+	bad := func(field, format string, a ...any) error {
+		return fmt.Errorf("config.%s: %s: %w", field, fmt.Sprintf(format, a...), errdefs.ErrInvalidArgument)
+	}
+	if strings.TrimSpace(c.Image) == "" {
+		return bad("image", "required")
+	}
+	for k := range c.Env {
+		if !envKeyRE.MatchString(k) {
+			return bad("env", "key %q is not a valid variable name", k)
+		}
+	}
+	if len(c.Init.Exec) > 0 && (c.Init.Entrypoint != nil || c.Init.Cmd != nil) {
+		return bad("init.exec", "excludes init.entrypoint and init.cmd")
+	}
+	if d := c.Init.WorkingDir; d != "" && !path.IsAbs(d) {
+		return bad("init.working_dir", "%q is not an absolute path", d)
+	}
+	if strings.Count(c.Init.User, ":") > 1 || strings.ContainsAny(c.Init.User, "\x00\n ") {
+		return bad("init.user", "%q is not user, uid, user:group or uid:gid", c.Init.User)
+	}
+	switch {
+	case c.Guest.CPUs < 0 || c.Guest.CPUs > 32:
+		return bad("guest.cpus", "%d out of range 1..32", c.Guest.CPUs)
+	case c.Guest.MemoryMB < 0:
+		return bad("guest.memory_mb", "%d is negative", c.Guest.MemoryMB)
+	case c.Guest.MemoryMB != 0 && c.Guest.MemoryMB < 32:
+		return bad("guest.memory_mb", "%d is below the 32 MB a guest needs", c.Guest.MemoryMB)
+	}
+	if c.Guest.CPUs == 0 {
+		c.Guest.CPUs = DefaultCPUs
+	}
+	if c.Guest.MemoryMB == 0 {
+		c.Guest.MemoryMB = DefaultMemoryMB
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Services {
+		if s.Protocol == "" {
+			c.Services[i].Protocol = "tcp"
+		}
+		if p := c.Services[i].Protocol; p != "tcp" && p != "udp" {
+			return bad(fmt.Sprintf("services[%d].protocol", i), "%q: want tcp or udp", p)
+		}
+		if s.InternalPort < 1 || s.InternalPort > 65535 {
+			return bad(fmt.Sprintf("services[%d].internal_port", i), "%d out of range 1..65535", s.InternalPort)
+		}
+		for j, p := range s.Ports {
+			if p.Port < 0 || p.Port > 65535 {
+				return bad(fmt.Sprintf("services[%d].ports[%d].port", i, j), "%d out of range 0..65535", p.Port)
+			}
+			key := fmt.Sprintf("%s/%s/%d", c.Services[i].Protocol, p.HostIP, p.Port)
+			if p.Port != 0 && seen[key] {
+				return bad(fmt.Sprintf("services[%d].ports[%d].port", i, j), "host port %d published twice", p.Port)
+			}
+			seen[key] = true
+		}
+	}
+	for i, m := range c.Mounts {
+		if m.Type != "tmpfs" {
+			return bad(fmt.Sprintf("mounts[%d].type", i), "%q: only tmpfs mounts are supported", m.Type)
+		}
+		if !path.IsAbs(m.Path) || path.Clean(m.Path) == "/" {
+			return bad(fmt.Sprintf("mounts[%d].path", i), "%q must be an absolute path other than /", m.Path)
+		}
+		if m.SizeMB < 0 {
+			return bad(fmt.Sprintf("mounts[%d].size_mb", i), "%d is negative", m.SizeMB)
+		}
+	}
+	switch c.Restart.Policy {
+	case "":
+		c.Restart.Policy = RestartNo
+	case RestartNo, RestartAlways, RestartOnFailure:
+	default:
+		return bad("restart.policy", "%q: want no, always or on-failure", c.Restart.Policy)
+	}
+	if c.Restart.MaxRetries < 0 || (c.Restart.MaxRetries > 0 && c.Restart.Policy != RestartOnFailure) {
+		return bad("restart.max_retries", "%d: only on-failure takes a non-negative retry count", c.Restart.MaxRetries)
+	}
+	if c.Hostname != "" && (len(c.Hostname) > 253 || !hostnameRE.MatchString(c.Hostname)) {
+		return bad("hostname", "%q is not a valid host name", c.Hostname)
+	}
+	switch c.VMM {
+	case "", "qemu", "firecracker":
+	default:
+		return bad("vmm", "%q: want qemu or firecracker", c.VMM)
+	}
+	return nil
+}
+
+// clone returns a deep copy of c.
+func (c Config) clone() Config {
+	out := c
+	out.Env = cloneMap(c.Env)
+	out.Metadata = cloneMap(c.Metadata)
+	out.Init.Exec = cloneSlice(c.Init.Exec)
+	out.Init.Entrypoint = cloneSlice(c.Init.Entrypoint)
+	out.Init.Cmd = cloneSlice(c.Init.Cmd)
+	out.Services = make([]Service, len(c.Services))
+	for i, s := range c.Services {
+		out.Services[i] = s
+		out.Services[i].Ports = cloneSlice(s.Ports)
+	}
+	if c.Services == nil {
+		out.Services = nil
+	}
+	out.Mounts = cloneSlice(c.Mounts)
+	out.DNS = cloneSlice(c.DNS)
+	return out
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func cloneSlice[T any](s []T) []T {
+	if s == nil {
+		return nil
+	}
+	return append(make([]T, 0, len(s)), s...)
+}

@@ -1,0 +1,50 @@
+package machine
+
+import "sync"
+
+// bus fans events out to subscribers (GET /v1/events, wait). A subscriber
+// that does not keep up loses events rather than blocking the lifecycle;
+// it sees Dropped set on the next event it gets.
+type bus struct {
+	mu   sync.Mutex
+	subs map[*sub]struct{}
+}
+
+type sub struct {
+	ch     chan Event
+	filter func(Event) bool
+}
+
+func newBus() *bus { return &bus{subs: map[*sub]struct{}{}} }
+
+// subscribe returns a channel of events matching filter (nil: all) and a
+// cancel function that closes it.
+func (b *bus) subscribe(filter func(Event) bool) (<-chan Event, func()) {
+	s := &sub{ch: make(chan Event, 256), filter: filter}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	var once sync.Once
+	return s.ch, func() {
+		once.Do(func() {
+			b.mu.Lock()
+			delete(b.subs, s)
+			b.mu.Unlock()
+			close(s.ch)
+		})
+	}
+}
+
+func (b *bus) publish(e Event) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for s := range b.subs {
+		if s.filter != nil && !s.filter(e) {
+			continue
+		}
+		select {
+		case s.ch <- e:
+		default:
+		}
+	}
+}

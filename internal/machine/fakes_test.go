@@ -1,0 +1,258 @@
+package machine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
+)
+
+// world is a fake host: images, disks, network and VMMs as maps, so tests
+// can inventory what is held.
+type world struct {
+	mu      sync.Mutex
+	disks   map[string]bool
+	taps    map[string]bool
+	procs   map[string]*fakeProc // live VMMs by machine id
+	exits   []int                // exit codes the next guests return, in order
+	hold    bool                 // guests run until signalled
+	failVMM error
+	starts  int
+}
+
+func newWorld() *world {
+	return &world{disks: map[string]bool{}, taps: map[string]bool{}, procs: map[string]*fakeProc{}}
+}
+
+func (w *world) Resolve(_ context.Context, ref string) (*Image, error) {
+	if ref == "missing" {
+		return nil, fmt.Errorf("no such image: %w", errdefs.ErrNotFound)
+	}
+	return &Image{Ref: ref, Digest: "sha256:abc", Config: guest.Image{Cmd: []string{"/bin/true"}}}, nil
+}
+
+func (w *world) Prepare(_ context.Context, id string, _ *Image) (*Disks, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.disks[id] = true
+	return &Disks{Base: "/base.ext4", Scratch: "/" + id + ".ext4", ReadOnly: true}, nil
+}
+
+func (w *world) Release(_ context.Context, id string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.disks, id)
+	delete(w.taps, id)
+	return nil
+}
+
+func (w *world) Reconcile(_ context.Context, keep []string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := map[string]bool{}
+	for _, id := range keep {
+		k[id] = true
+	}
+	for id := range w.disks {
+		if !k[id] {
+			delete(w.disks, id)
+		}
+	}
+	return nil
+}
+
+// fakeNet shares the world but releases only TAPs.
+type fakeNet struct{ w *world }
+
+func (n fakeNet) Attach(_ context.Context, id string, ports []PortMapping) (*Attachment, error) {
+	n.w.mu.Lock()
+	defer n.w.mu.Unlock()
+	n.w.taps[id] = true
+	return &Attachment{Tap: "tap" + id[:4], MAC: "02:00:00:00:00:01", Addresses: []string{"10.0.0.2/24"}, Gateway: "10.0.0.1", Ports: ports}, nil
+}
+func (n fakeNet) Release(_ context.Context, id string) error {
+	n.w.mu.Lock()
+	defer n.w.mu.Unlock()
+	delete(n.w.taps, id)
+	return nil
+}
+func (n fakeNet) Reconcile(_ context.Context, keep []string) error {
+	n.w.mu.Lock()
+	defer n.w.mu.Unlock()
+	k := map[string]bool{}
+	for _, id := range keep {
+		k[id] = true
+	}
+	for id := range n.w.taps {
+		if !k[id] {
+			delete(n.w.taps, id)
+		}
+	}
+	return nil
+}
+
+func (w *world) Kernel(context.Context) (string, error) { return "/vmlinux", nil }
+func (w *world) Initrd(_ context.Context, dir string, cfg *guest.RunConfig) (string, error) {
+	if err := cfg.Validate(); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "initrd.cpio"), nil
+}
+
+// fakeProc is a VMM whose guest exits with code (or runs until signalled).
+type fakeProc struct {
+	id   string
+	pid  int
+	code int
+	sig  chan syscall.Signal
+	dead chan struct{}
+	once sync.Once
+	exit *Exit
+}
+
+func (p *fakeProc) PID() int { return p.pid }
+func (p *fakeProc) Wait(ctx context.Context) error {
+	select {
+	case <-p.dead:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+func (p *fakeProc) Kill() error {
+	p.once.Do(func() { close(p.dead) })
+	return nil
+}
+func (p *fakeProc) Emulated() bool { return true }
+func (p *fakeProc) Driver() string { return "fake" }
+
+func (w *world) Start(_ context.Context, spec VMSpec) (Process, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failVMM != nil {
+		return nil, w.failVMM
+	}
+	w.starts++
+	p := &fakeProc{id: spec.ID, pid: 1000 + w.starts, sig: make(chan syscall.Signal, 1), dead: make(chan struct{})}
+	hold := w.hold
+	if len(w.exits) > 0 {
+		p.code, w.exits = w.exits[0], w.exits[1:]
+	}
+	w.procs[spec.ID] = p
+	go func() {
+		if hold {
+			select {
+			case s := <-p.sig:
+				p.exit = &Exit{ExitCode: 128 + int(s), Signal: int(s)}
+			case <-p.dead:
+			}
+		} else {
+			time.Sleep(10 * time.Millisecond)
+			p.exit = &Exit{ExitCode: p.code}
+		}
+		w.mu.Lock()
+		if w.procs[spec.ID] == p {
+			delete(w.procs, spec.ID)
+		}
+		w.mu.Unlock()
+		p.Kill()
+	}()
+	return p, nil
+}
+
+func (w *world) Adopt(_ context.Context, spec VMSpec) (Process, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p, ok := w.procs[spec.ID]; ok {
+		return p, nil
+	}
+	return nil, fmt.Errorf("no vmm: %w", errdefs.ErrNotFound)
+}
+
+func (w *world) Connect(_ context.Context, spec VMSpec) (Control, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p, ok := w.procs[spec.ID]
+	if !ok {
+		return nil, fmt.Errorf("no vmm: %w", errdefs.ErrUnavailable)
+	}
+	return &fakeCtl{p: p}, nil
+}
+
+func (w *world) Reap(_ context.Context, keep []string) ([]string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	k := map[string]bool{}
+	for _, id := range keep {
+		k[id] = true
+	}
+	var out []string
+	for id, p := range w.procs {
+		if !k[id] {
+			p.Kill()
+			delete(w.procs, id)
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+type fakeCtl struct{ p *fakeProc }
+
+func (c *fakeCtl) Wait(ctx context.Context) (*Exit, error) {
+	select {
+	case <-c.p.dead:
+		if c.p.exit == nil {
+			return nil, fmt.Errorf("eof")
+		}
+		return c.p.exit, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+func (c *fakeCtl) Signal(_ context.Context, s syscall.Signal) error {
+	select {
+	case c.p.sig <- s:
+	default:
+	}
+	return nil
+}
+func (c *fakeCtl) Exec(_ context.Context, req ExecRequest, io ExecIO) (int, error) {
+	fmt.Fprintln(io.Stdout, req.Cmd)
+	return 7, nil
+}
+func (c *fakeCtl) Close() error { return nil }
+
+func (w *world) inventory() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return fmt.Sprintf("disks=%d taps=%d vmms=%d", len(w.disks), len(w.taps), len(w.procs))
+}
+
+// newManager opens a Manager over w with a fresh db in dir.
+func newManager(t *testing.T, w *world, dir string) *Manager {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(dir, "meta.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := New(db, Deps{Images: w, Rootfs: w, Network: fakeNet{w}, Boot: w, Hypervisor: w},
+		Options{MachinesDir: filepath.Join(dir, "machines"), StopTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close(); db.Close() })
+	if err := os.MkdirAll(filepath.Join(dir, "machines"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

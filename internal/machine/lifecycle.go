@@ -1,0 +1,558 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+)
+
+// CreateRequest is POST /v1/apps/{app}/machines.
+type CreateRequest struct {
+	Name       string `json:"name,omitempty"`
+	Config     Config `json:"config"`
+	SkipLaunch bool   `json:"skip_launch,omitempty"` // create only; start later
+}
+
+// Create records a new machine, prepares its disks and (unless SkipLaunch)
+// starts it. A failure leaves nothing behind: no record, disk, lease, TAP
+// or VMM.
+func (m *Manager) Create(ctx context.Context, app string, req CreateRequest) (*Machine, error) {
+	if app == "" {
+		app = "default"
+	}
+	if !ValidName(app) {
+		return nil, fmt.Errorf("app %q: use letters, digits, '.', '_' and '-': %w", app, errdefs.ErrInvalidArgument)
+	}
+	if req.Name != "" && !ValidName(req.Name) {
+		return nil, fmt.Errorf("name %q: use letters, digits, '.', '_' and '-': %w", req.Name, errdefs.ErrInvalidArgument)
+	}
+	cfg := req.Config.clone()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.VMM == "" {
+		cfg.VMM = m.opt.DefaultVMM
+	}
+	img, err := m.deps.Images.Resolve(ctx, cfg.Image)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", cfg.Image, err)
+	}
+	now := time.Now().UTC()
+	mc := &Machine{ID: newID(), Name: req.Name, App: app, State: StateCreated, Config: cfg, Version: 1,
+		ImageRef: ImageRef{Ref: img.Ref, Digest: img.Digest}, ImageConfig: img.Config, CreatedAt: now}
+
+	// Reserve ID and name in memory, busy, before anything is written.
+	m.mu.Lock()
+	for mc.Name == "" || m.nameTaken(app, mc.Name) {
+		if req.Name != "" {
+			m.mu.Unlock()
+			return nil, fmt.Errorf("name %q is already used in app %s: %w", req.Name, app, errdefs.ErrAlreadyExists)
+		}
+		mc.Name = randomName()
+	}
+	m.machines[mc.ID] = mc.clone()
+	m.busy[mc.ID] = "create"
+	m.mu.Unlock()
+	defer m.releaseBusy(mc.ID)
+
+	if err := m.saveVersion(mc, "create", "", "", true); err != nil {
+		m.forget(mc.ID)
+		return nil, err
+	}
+	if err := os.MkdirAll(m.dir(mc.ID), 0o700); err != nil {
+		return nil, m.rollbackCreate(mc, fmt.Errorf("machine dir: %w", err))
+	}
+	if _, err := m.deps.Rootfs.Prepare(ctx, mc.ID, m.image(mc)); err != nil {
+		return nil, m.rollbackCreate(mc, err)
+	}
+	if !req.SkipLaunch {
+		if err := m.startLocked(ctx, mc, "start"); err != nil {
+			return nil, m.rollbackCreate(mc, err)
+		}
+	}
+	return mc.clone(), nil
+}
+
+// nameTaken reports whether name is used in app; m.mu held.
+func (m *Manager) nameTaken(app, name string) bool {
+	for _, o := range m.machines {
+		if o.App == app && o.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manager) forget(id string) {
+	m.mu.Lock()
+	delete(m.machines, id)
+	m.mu.Unlock()
+}
+
+// rollbackCreate undoes a failed create entirely and returns cause.
+func (m *Manager) rollbackCreate(mc *Machine, cause error) error {
+	if err := m.destroyLocked(context.WithoutCancel(m.ctx), mc); err != nil {
+		m.log.Error("roll back failed create", "machine", mc.ID, "err", err)
+	}
+	return cause
+}
+
+func (m *Manager) dir(id string) string { return filepath.Join(m.opt.MachinesDir, id) }
+
+func (m *Manager) image(mc *Machine) *Image {
+	return &Image{Ref: mc.ImageRef.Ref, Digest: mc.ImageRef.Digest, Config: mc.ImageConfig}
+}
+
+// vmSpec is the spec of mc's VMM, without the parts only a start knows.
+func (m *Manager) vmSpec(mc *Machine) VMSpec {
+	dir := m.dir(mc.ID)
+	drv := mc.Driver
+	if drv == "" {
+		drv = mc.Config.VMM
+	}
+	return VMSpec{ID: mc.ID, Dir: dir, VMM: drv, VCPUs: mc.Config.Guest.CPUs, MemoryMiB: mc.Config.Guest.MemoryMB,
+		ConsoleLog: filepath.Join(dir, "console.log")}
+}
+
+// startLocked boots mc (busy held by the caller). On failure everything the
+// start made is undone and mc is recorded failed.
+func (m *Manager) startLocked(ctx context.Context, mc *Machine, ev string) (err error) {
+	mc.State, mc.Error, mc.StopRequested = StateStarting, "", false
+	if err := m.save(mc, ev, ""); err != nil {
+		return err
+	}
+	var proc Process
+	defer func() {
+		if err == nil {
+			return
+		}
+		if proc != nil {
+			_ = proc.Kill()
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = proc.Wait(wctx)
+			cancel()
+		}
+		if rerr := m.releaseNetwork(context.WithoutCancel(ctx), mc.ID); rerr != nil {
+			m.log.Warn("release network after failed start", "machine", mc.ID, "err", rerr)
+		}
+		mc.State, mc.Error, mc.PID, mc.Network = StateFailed, err.Error(), 0, nil
+		if serr := m.save(mc, "fail", err.Error()); serr != nil {
+			m.log.Error("record failed start", "machine", mc.ID, "err", serr)
+		}
+	}()
+
+	spec := m.vmSpec(mc)
+	if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
+		return fmt.Errorf("machine dir: %w", err)
+	}
+	disks, err := m.deps.Rootfs.Prepare(ctx, mc.ID, m.image(mc))
+	if err != nil {
+		return fmt.Errorf("prepare disks: %w", err)
+	}
+	spec.Drives = []Drive{{ID: "root", Path: disks.Base, ReadOnly: disks.ReadOnly}}
+	if disks.Scratch != "" {
+		spec.Drives = append(spec.Drives, Drive{ID: "scratch", Path: disks.Scratch})
+	}
+	if m.deps.Network != nil {
+		att, err := m.deps.Network.Attach(ctx, mc.ID, ports(mc.Config))
+		if err != nil {
+			return fmt.Errorf("network: %w", err)
+		}
+		spec.NIC = att
+		n := *att
+		n.File = nil
+		mc.Network = &n
+		defer func() {
+			if att.File != nil {
+				_ = att.File.Close() // the VMM holds its own copy
+			}
+		}()
+	}
+	rc := runConfig(mc, mc.ImageConfig, disks, mc.Network)
+	if err := rc.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if spec.Kernel, err = m.deps.Boot.Kernel(ctx); err != nil {
+		return err
+	}
+	if spec.Initrd, err = m.deps.Boot.Initrd(ctx, spec.Dir, rc); err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	proc, err = m.deps.Hypervisor.Start(ctx, spec)
+	if err != nil {
+		return fmt.Errorf("start vmm: %w", err)
+	}
+	mc.State, mc.PID, mc.StartedAt, mc.Emulated, mc.Driver = StateStarted, proc.PID(), time.Now().UTC(), proc.Emulated(), proc.Driver()
+	if err := m.save(mc, "started", ""); err != nil {
+		return err
+	}
+	m.track(mc.ID, proc, spec)
+	return nil
+}
+
+// track starts supervising a live VMM.
+func (m *Manager) track(id string, proc Process, spec VMSpec) *run {
+	r := newRun(proc, spec)
+	m.mu.Lock()
+	m.runs[id] = r
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go m.supervise(id, r)
+	return r
+}
+
+func (m *Manager) releaseNetwork(ctx context.Context, id string) error {
+	if m.deps.Network == nil {
+		return nil
+	}
+	return ignoreNotFound(m.deps.Network.Release(ctx, id))
+}
+
+// Start boots a created, stopped or failed machine. Starting a started
+// machine is a no-op.
+func (m *Manager) Start(ctx context.Context, app, ref string) (*Machine, error) {
+	id, err := m.resolve(app, ref)
+	if err != nil {
+		return nil, err
+	}
+	mc, err := m.acquire(id, "start")
+	if err != nil {
+		return nil, err
+	}
+	defer m.releaseBusy(id)
+	switch mc.State {
+	case StateStarted:
+		return mc, nil
+	case StateCreated, StateStopped, StateFailed:
+	default:
+		return nil, fmt.Errorf("machine %s is %s: %w", id, mc.State, errdefs.ErrConflict)
+	}
+	mc.Restarts = 0
+	if err := m.startLocked(ctx, mc, "start"); err != nil {
+		return nil, err
+	}
+	return mc.clone(), nil
+}
+
+// StopOptions say how to stop a machine.
+type StopOptions struct {
+	Signal  syscall.Signal // default SIGTERM
+	Timeout time.Duration  // before the kill; default Options.StopTimeout
+}
+
+// Stop signals the entrypoint and waits for the VM to end, killing the VMM
+// after the timeout. Stopping a stopped machine is a no-op.
+func (m *Manager) Stop(ctx context.Context, app, ref string, opt StopOptions) (*Machine, error) {
+	id, err := m.resolve(app, ref)
+	if err != nil {
+		return nil, err
+	}
+	mc, err := m.acquire(id, "stop")
+	if err != nil {
+		return nil, err
+	}
+	defer m.releaseBusy(id)
+	if err := m.stopLocked(ctx, mc, opt); err != nil {
+		return nil, err
+	}
+	return mc.clone(), nil
+}
+
+func (m *Manager) stopLocked(ctx context.Context, mc *Machine, opt StopOptions) error {
+	if mc.State != StateStarted && mc.State != StateStarting && mc.State != StateStopping {
+		return nil
+	}
+	if opt.Signal == 0 {
+		opt.Signal = syscall.SIGTERM
+	}
+	if opt.Timeout <= 0 {
+		opt.Timeout = m.opt.StopTimeout
+	}
+	mc.State, mc.StopRequested = StateStopping, true
+	if err := m.save(mc, "stop", fmt.Sprintf("signal %d", opt.Signal)); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	r := m.runs[mc.ID]
+	m.mu.Unlock()
+	exit := &Exit{ExitCode: 255, Unknown: true, ExitedAt: time.Now().UTC()}
+	if r != nil {
+		sent := false
+		if c := r.control(); c != nil && opt.Signal != syscall.SIGKILL {
+			sent = c.Signal(ctx, opt.Signal) == nil
+		}
+		if !sent {
+			_ = r.proc.Kill()
+		}
+		select {
+		case <-r.done:
+		case <-time.After(opt.Timeout):
+			m.log.Info("stop timeout; killing the vmm", "machine", mc.ID, "timeout", opt.Timeout)
+			_ = r.proc.Kill()
+			<-r.done
+		}
+		m.mu.Lock()
+		if m.runs[mc.ID] == r {
+			delete(m.runs, mc.ID)
+		}
+		m.mu.Unlock()
+		r.closeControl()
+		x := *r.exit
+		exit = &x
+	} else {
+		m.killStray(ctx, mc)
+	}
+	exit.RequestedStop = true
+	if err := m.releaseNetwork(ctx, mc.ID); err != nil {
+		return fmt.Errorf("stop %s: release network: %w", mc.ID, err)
+	}
+	mc.State, mc.LastExit, mc.PID, mc.Network, mc.StopRequested = StateStopped, exit, 0, nil, false
+	return m.save(mc, "exit", exitStatus(exit))
+}
+
+// killStray kills a VMM of mc that runs without being tracked (after a
+// crash), and waits for it to end.
+func (m *Manager) killStray(ctx context.Context, mc *Machine) {
+	p, err := m.deps.Hypervisor.Adopt(ctx, m.vmSpec(mc))
+	if err != nil {
+		return
+	}
+	_ = p.Kill()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_ = p.Wait(wctx)
+}
+
+// Restart stops (if needed) and starts a machine.
+func (m *Manager) Restart(ctx context.Context, app, ref string, opt StopOptions) (*Machine, error) {
+	id, err := m.resolve(app, ref)
+	if err != nil {
+		return nil, err
+	}
+	mc, err := m.acquire(id, "restart")
+	if err != nil {
+		return nil, err
+	}
+	defer m.releaseBusy(id)
+	if err := m.stopLocked(ctx, mc, opt); err != nil {
+		return nil, err
+	}
+	mc.Restarts = 0
+	if err := m.startLocked(ctx, mc, "restart"); err != nil {
+		return nil, err
+	}
+	return mc.clone(), nil
+}
+
+// Signal delivers sig to a started machine's entrypoint. SIGKILL without a
+// control channel kills the VMM.
+func (m *Manager) Signal(ctx context.Context, app, ref string, sig syscall.Signal) error {
+	r, id, err := m.running(app, ref)
+	if err != nil {
+		return err
+	}
+	if c := r.control(); c != nil {
+		if err := c.Signal(ctx, sig); err != nil {
+			return fmt.Errorf("signal %s: %w", id, err)
+		}
+		return nil
+	}
+	if sig == syscall.SIGKILL {
+		return r.proc.Kill()
+	}
+	return fmt.Errorf("machine %s: the guest's control channel is not connected yet: %w", id, errdefs.ErrUnavailable)
+}
+
+// running returns the live run of a started machine.
+func (m *Manager) running(app, ref string) (*run, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, err := m.lookup(app, ref)
+	if err != nil {
+		return nil, "", err
+	}
+	r := m.runs[mc.ID]
+	if r == nil || mc.State != StateStarted {
+		return nil, mc.ID, fmt.Errorf("machine %s is %s, not started: %w", mc.ID, mc.State, errdefs.ErrConflict)
+	}
+	return r, mc.ID, nil
+}
+
+// Exec runs a process in a started machine and returns its exit code.
+func (m *Manager) Exec(ctx context.Context, app, ref string, req ExecRequest, stdio ExecIO) (int, error) {
+	if len(req.Cmd) == 0 {
+		return 0, fmt.Errorf("exec: cmd: required: %w", errdefs.ErrInvalidArgument)
+	}
+	r, id, err := m.running(app, ref)
+	if err != nil {
+		return 0, err
+	}
+	c, err := r.waitControl(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	return c.Exec(ctx, req, stdio)
+}
+
+// Destroy removes a machine and everything it holds. A started machine
+// needs force (it is killed).
+func (m *Manager) Destroy(ctx context.Context, app, ref string, force bool) error {
+	id, err := m.resolve(app, ref)
+	if err != nil {
+		return err
+	}
+	mc, err := m.acquire(id, "destroy")
+	if err != nil {
+		return err
+	}
+	defer m.releaseBusy(id)
+	if !force && (mc.State == StateStarted || mc.State == StateStarting || mc.State == StateStopping) {
+		return fmt.Errorf("machine %s is %s; stop it first or destroy with force: %w", id, mc.State, errdefs.ErrConflict)
+	}
+	return m.destroyLocked(ctx, mc)
+}
+
+// destroyLocked kills, releases and forgets mc. Each step is idempotent, so
+// a destroy interrupted by a crash is finished by Reconcile.
+func (m *Manager) destroyLocked(ctx context.Context, mc *Machine) error {
+	mc.State = StateDestroying
+	if err := m.save(mc, "destroy", ""); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	r := m.runs[mc.ID]
+	delete(m.runs, mc.ID)
+	m.mu.Unlock()
+	if r != nil {
+		_ = r.proc.Kill()
+		select {
+		case <-r.done:
+		case <-time.After(10 * time.Second):
+		}
+		r.closeControl()
+	} else {
+		m.killStray(ctx, mc)
+	}
+	var errs []error
+	if err := m.releaseNetwork(ctx, mc.ID); err != nil {
+		errs = append(errs, fmt.Errorf("release network: %w", err))
+	}
+	if err := ignoreNotFound(m.deps.Rootfs.Release(ctx, mc.ID)); err != nil {
+		errs = append(errs, fmt.Errorf("release disks: %w", err))
+	}
+	if err := os.RemoveAll(m.dir(mc.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		mc.Error = err.Error()
+		_ = m.save(mc, "fail", err.Error())
+		return fmt.Errorf("destroy %s: %w", mc.ID, err)
+	}
+	if err := m.st.delete(mc); err != nil {
+		return fmt.Errorf("destroy %s: %w", mc.ID, err)
+	}
+	m.forget(mc.ID)
+	m.bus.publish(Event{Type: "destroy", MachineID: mc.ID, App: mc.App, State: StateDestroyed, Time: time.Now().UTC()})
+	return nil
+}
+
+// Update replaces a machine's config (a new version). A started machine is
+// restarted with it; a new image gets new disks.
+func (m *Manager) Update(ctx context.Context, app, ref string, cfg Config) (*Machine, error) {
+	cfg = cfg.clone()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	id, err := m.resolve(app, ref)
+	if err != nil {
+		return nil, err
+	}
+	mc, err := m.acquire(id, "update")
+	if err != nil {
+		return nil, err
+	}
+	defer m.releaseBusy(id)
+	if cfg.VMM == "" {
+		cfg.VMM = mc.Config.VMM
+	}
+	var img *Image
+	if cfg.Image != mc.Config.Image {
+		if img, err = m.deps.Images.Resolve(ctx, cfg.Image); err != nil {
+			return nil, fmt.Errorf("image %s: %w", cfg.Image, err)
+		}
+	}
+	wasRunning := mc.State == StateStarted || mc.State == StateStarting
+	if wasRunning {
+		if err := m.stopLocked(ctx, mc, StopOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	if img != nil {
+		if err := ignoreNotFound(m.deps.Rootfs.Release(ctx, id)); err != nil {
+			return nil, fmt.Errorf("update %s: release old disks: %w", id, err)
+		}
+		mc.ImageRef, mc.ImageConfig = ImageRef{Ref: img.Ref, Digest: img.Digest}, img.Config
+	}
+	mc.Config, mc.Version, mc.Driver = cfg, mc.Version+1, ""
+	if err := m.saveVersion(mc, "update", fmt.Sprintf("version %d", mc.Version), "", true); err != nil {
+		return nil, err
+	}
+	if wasRunning {
+		mc.Restarts = 0
+		if err := m.startLocked(ctx, mc, "start"); err != nil {
+			return nil, err
+		}
+	}
+	return mc.clone(), nil
+}
+
+// Wait returns once the machine reaches state (or has been destroyed, for
+// state destroyed), or fails with ErrUnavailable after timeout.
+func (m *Manager) Wait(ctx context.Context, app, ref string, state State, timeout time.Duration) (*Machine, error) {
+	id, err := m.resolve(app, ref)
+	if err != nil {
+		return nil, err
+	}
+	events, cancel := m.Subscribe("", id)
+	defer cancel()
+	last, err := m.Get("", id)
+	if err != nil {
+		return nil, err
+	}
+	if last.State == state {
+		return last, nil
+	}
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case e := <-events:
+			if e.State != state {
+				continue
+			}
+			// The machine may have moved on (a policy restart, auto
+			// destroy): answer with the state and exit of the event.
+			if cur, err := m.Get("", id); err == nil {
+				last = cur
+			}
+			last.State = state
+			if e.Exit != nil {
+				last.LastExit = e.Exit
+			}
+			return last, nil
+		case <-timer.C:
+			return nil, fmt.Errorf("machine %s did not reach state %s within %s: %w", id, state, timeout, errdefs.ErrUnavailable)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,322 @@
+package machine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+)
+
+var ctx = context.Background()
+
+func eventually(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRunToExitAndDestroy(t *testing.T) {
+	w := newWorld()
+	w.exits = []int{3}
+	m := newManager(t, w, t.TempDir())
+	mc, err := m.Create(ctx, "", CreateRequest{Name: "web", Config: Config{Image: "busybox", Env: map[string]string{"A": "1"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc.App != "default" || mc.State != StateStarted || mc.Version != 1 {
+		t.Fatalf("created = %+v", mc)
+	}
+	got, err := m.Wait(ctx, "", "web", StateStopped, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LastExit == nil || got.LastExit.ExitCode != 3 || got.LastExit.RequestedStop {
+		t.Fatalf("exit = %+v", got.LastExit)
+	}
+	eventually(t, "network released", func() bool { return w.inventory() == "disks=1 taps=0 vmms=0" })
+	if err := m.Destroy(ctx, "", mc.ID[:6], false); err != nil {
+		t.Fatal(err)
+	}
+	if inv := w.inventory(); inv != "disks=0 taps=0 vmms=0" {
+		t.Fatalf("after destroy: %s", inv)
+	}
+	if _, err := m.Get("", mc.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("get destroyed: %v", err)
+	}
+}
+
+func TestRestartOnFailureExactlyTwice(t *testing.T) {
+	w := newWorld()
+	w.exits = []int{1, 1, 1, 1, 1}
+	m := newManager(t, w, t.TempDir())
+	rp, err := ParseRestart("on-failure:2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := m.Create(ctx, "app", CreateRequest{Config: Config{Image: "busybox", Restart: rp}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "three runs and a stop", func() bool {
+		got, _ := m.Get("app", mc.ID)
+		return got.State == StateStopped && got.Restarts == 2
+	})
+	time.Sleep(100 * time.Millisecond)
+	w.mu.Lock()
+	starts := w.starts
+	w.mu.Unlock()
+	if starts != 3 {
+		t.Fatalf("starts = %d, want 3 (one run + two restarts)", starts)
+	}
+}
+
+func TestStopIsRequestedAndNotRestarted(t *testing.T) {
+	w := newWorld()
+	w.hold = true
+	m := newManager(t, w, t.TempDir())
+	mc, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "busybox", Restart: Restart{Policy: RestartAlways}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Stop(ctx, "", mc.Name, StopOptions{Signal: syscall.SIGINT})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.State != StateStopped || !out.LastExit.RequestedStop || out.LastExit.Signal != int(syscall.SIGINT) {
+		t.Fatalf("after stop: %+v exit %+v", out, out.LastExit)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if inv := w.inventory(); inv != "disks=1 taps=0 vmms=0" {
+		t.Fatalf("after stop: %s", inv)
+	}
+	// start again, then destroy with force while it runs
+	if _, err := m.Start(ctx, "", mc.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Destroy(ctx, "", mc.ID, false); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("destroy running without force: %v", err)
+	}
+	if err := m.Destroy(ctx, "", mc.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if inv := w.inventory(); inv != "disks=0 taps=0 vmms=0" {
+		t.Fatalf("after force destroy: %s", inv)
+	}
+}
+
+func TestConcurrentOperationsConflict(t *testing.T) {
+	w := newWorld()
+	w.hold = true
+	m := newManager(t, w, t.TempDir())
+	mc, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "busybox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.acquire(mc.ID, "stop"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Restart(ctx, "", mc.ID, StopOptions{})
+	if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "stop in progress") {
+		t.Fatalf("want conflict naming the stop, got %v", err)
+	}
+	m.releaseBusy(mc.ID)
+	if _, err := m.Restart(ctx, "", mc.ID, StopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNamesPrefixesRenameUpdate(t *testing.T) {
+	w := newWorld()
+	w.hold = true
+	m := newManager(t, w, t.TempDir())
+	a, err := m.Create(ctx, "", CreateRequest{Name: "a", Config: Config{Image: "busybox"}, SkipLaunch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.State != StateCreated {
+		t.Fatalf("skip_launch state = %s", a.State)
+	}
+	if _, err := m.Create(ctx, "", CreateRequest{Name: "a", Config: Config{Image: "busybox"}}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	if _, err := m.Create(ctx, "other", CreateRequest{Name: "a", Config: Config{Image: "busybox"}, SkipLaunch: true}); err != nil {
+		t.Fatalf("same name in another app: %v", err)
+	}
+	if _, err := m.Get("", "a"); err != nil {
+		t.Fatal(err) // first match across apps
+	}
+	if _, err := m.Get("default", "nope"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("unknown: %v", err)
+	}
+	if _, err := m.Rename(ctx, "", a.ID, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Get("default", "b"); err != nil || got.ID != a.ID {
+		t.Fatalf("renamed: %v %v", got, err)
+	}
+	cfg := a.Config
+	cfg.Env = map[string]string{"V": "2"}
+	up, err := m.Update(ctx, "", "b", cfg)
+	if err != nil || up.Version != 2 {
+		t.Fatalf("update: %+v %v", up, err)
+	}
+	vs, err := m.Versions("", "b")
+	if err != nil || len(vs) != 2 || vs[1].Env["V"] != "2" {
+		t.Fatalf("versions: %+v %v", vs, err)
+	}
+	if _, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "missing"}}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("missing image: %v", err)
+	}
+}
+
+func TestFailedCreateLeavesNothing(t *testing.T) {
+	w := newWorld()
+	w.failVMM = errors.New("qemu exploded")
+	m := newManager(t, w, t.TempDir())
+	_, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "busybox"}})
+	if err == nil || !strings.Contains(err.Error(), "qemu exploded") {
+		t.Fatalf("create: %v", err)
+	}
+	if inv := w.inventory(); inv != "disks=0 taps=0 vmms=0" {
+		t.Fatalf("after failed create: %s", inv)
+	}
+	if n := len(m.List("", true)); n != 0 {
+		t.Fatalf("%d machines left", n)
+	}
+}
+
+func TestExecAndEvents(t *testing.T) {
+	w := newWorld()
+	w.hold = true
+	m := newManager(t, w, t.TempDir())
+	events, cancel := m.Subscribe("", "")
+	defer cancel()
+	mc, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "busybox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	code, err := m.Exec(ctx, "", mc.ID, ExecRequest{Cmd: []string{"echo", "x"}}, ExecIO{Stdout: &out})
+	if err != nil || code != 7 || out.String() != "[echo x]\n" {
+		t.Fatalf("exec = %d %q %v", code, out.String(), err)
+	}
+	var types []string
+	for len(types) < 3 {
+		e := <-events
+		types = append(types, e.Type+":"+string(e.State))
+	}
+	if strings.Join(types, " ") != "create:created start:starting started:started" {
+		t.Fatalf("events = %v", types)
+	}
+}
+
+// TestReconcileAfterCrash simulates a daemon killed with machines running,
+// half started, being stopped and being destroyed, plus orphans.
+func TestReconcileAfterCrash(t *testing.T) {
+	w := newWorld()
+	w.hold = true
+	dir := t.TempDir()
+	m := newManager(t, w, dir)
+	running, _ := m.Create(ctx, "", CreateRequest{Name: "running", Config: Config{Image: "busybox"}})
+	dying, _ := m.Create(ctx, "", CreateRequest{Name: "dying", Config: Config{Image: "busybox"}})
+	halfStarted, _ := m.Create(ctx, "", CreateRequest{Name: "half", Config: Config{Image: "busybox"}, SkipLaunch: true})
+	stopping, _ := m.Create(ctx, "", CreateRequest{Name: "stopping", Config: Config{Image: "busybox"}})
+	died, _ := m.Create(ctx, "", CreateRequest{Name: "died", Config: Config{Image: "busybox", Restart: Restart{Policy: RestartAlways}}})
+	m.Close() // the daemon dies; VMMs live on
+
+	// Rewrite records as a crash would have left them.
+	set := func(id string, s State) {
+		mc := m.machines[id]
+		mc.State = s
+		if err := m.st.put(mc, "", false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(dying.ID, StateDestroying)
+	set(halfStarted.ID, StateStarting)
+	set(stopping.ID, StateStopping)
+	w.procs[died.ID].Kill() // died while the daemon was down
+	eventually(t, "vmm gone", func() bool { _, err := w.Adopt(ctx, VMSpec{ID: died.ID}); return err != nil })
+	w.mu.Lock()
+	w.taps["orphan"], w.disks["orphan"] = true, true
+	w.procs["orphan"] = &fakeProc{dead: make(chan struct{})}
+	w.mu.Unlock()
+	m.st.db.Close()
+
+	m2 := newManager(t, w, dir)
+	if err := m2.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	state := func(id string) State {
+		mc, err := m2.Get("", id)
+		if err != nil {
+			return "gone"
+		}
+		return mc.State
+	}
+	if s := state(running.ID); s != StateStarted {
+		t.Fatalf("running machine is %s", s)
+	}
+	if _, err := m2.Exec(ctx, "", running.ID, ExecRequest{Cmd: []string{"true"}}, ExecIO{Stdout: &bytes.Buffer{}}); err != nil {
+		t.Fatalf("exec after re-adoption: %v", err)
+	}
+	if s := state(dying.ID); s != "gone" {
+		t.Fatalf("destroying machine is %s", s)
+	}
+	if s := state(stopping.ID); s != StateStopped {
+		t.Fatalf("stopping machine is %s", s)
+	}
+	eventually(t, "half-started machine started", func() bool { return state(halfStarted.ID) == StateStarted })
+	eventually(t, "died machine restarted by policy", func() bool { return state(died.ID) == StateStarted })
+	w.mu.Lock()
+	orphan := w.taps["orphan"] || w.disks["orphan"] || w.procs["orphan"] != nil
+	w.mu.Unlock()
+	if orphan {
+		t.Fatal("orphan resources left")
+	}
+	if inv := w.inventory(); inv != "disks=4 taps=3 vmms=3" {
+		t.Fatalf("inventory %s, want 4 machines with disks and 3 running", inv)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, c := range map[string]Config{
+		"no image":        {},
+		"negative memory": {Image: "x", Guest: Guest{MemoryMB: -1}},
+		"bad policy":      {Image: "x", Restart: Restart{Policy: "sometimes"}},
+		"retries on no":   {Image: "x", Restart: Restart{Policy: "no", MaxRetries: 2}},
+		"port twice":      {Image: "x", Services: []Service{{InternalPort: 80, Ports: []Port{{Port: 8080}}}, {InternalPort: 81, Ports: []Port{{Port: 8080}}}}},
+		"bad port":        {Image: "x", Services: []Service{{InternalPort: 70000}}},
+		"relative wd":     {Image: "x", Init: Init{WorkingDir: "tmp"}},
+		"bad hostname":    {Image: "x", Hostname: "-x-"},
+		"bad vmm":         {Image: "x", VMM: "xen"},
+		"exec and cmd":    {Image: "x", Init: Init{Exec: []string{"a"}, Cmd: []string{"b"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := c.Validate(); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("want invalid argument, got %v", err)
+			}
+		})
+	}
+	for in, want := range map[string]string{"": "no", "always": "always", "on-failure": "on-failure", "on-failure:3": "on-failure:3", "unless-stopped": "always"} {
+		r, err := ParseRestart(in)
+		if err != nil || r.String() != want {
+			t.Fatalf("ParseRestart(%q) = %v, %v", in, r, err)
+		}
+	}
+	for _, in := range []string{"always:2", "on-failure:-1", "never"} {
+		if _, err := ParseRestart(in); err == nil {
+			t.Fatalf("ParseRestart(%q) accepted", in)
+		}
+	}
+}

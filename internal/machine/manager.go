@@ -1,0 +1,409 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
+)
+
+// Deps are the parts of ferry a Manager drives.
+type Deps struct {
+	Images     Images
+	Rootfs     Rootfs
+	Network    Network // nil: machines get no network
+	Boot       Boot
+	Hypervisor Hypervisor
+	// ConsoleExit recovers an exit status from a console log (init's marker
+	// line) when the control channel could not deliver it.
+	ConsoleExit ConsoleExit
+	// HideLine reports console lines that are ferry's, not the guest's
+	// (the exit marker); logs leave them out.
+	HideLine func(line []byte) bool
+}
+
+// Options tune a Manager.
+type Options struct {
+	// MachinesDir is the parent of the machine directories (paths.Root.Machines()).
+	MachinesDir string
+	// DefaultVMM is the driver used when a config names none ("" lets the
+	// hypervisor choose).
+	DefaultVMM string
+	// BootTimeout bounds how long a started VMM may take to open its
+	// control channel (default 60 s: TCG is slow).
+	BootTimeout time.Duration
+	// StopTimeout is the default grace between the stop signal and the kill
+	// (default 10 s).
+	StopTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Manager owns every machine of a daemon.
+type Manager struct {
+	st   *store
+	deps Deps
+	opt  Options
+	log  *slog.Logger
+	bus  *bus
+
+	ctx    context.Context // daemon lifetime: supervisors and policy restarts
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	machines map[string]*Machine // authoritative copy of the store
+	busy     map[string]string   // id → operation holding the machine
+	runs     map[string]*run     // id → live VMM
+	idle     *sync.Cond          // signalled when a machine stops being busy
+}
+
+// New opens the machine store in db. Call Reconcile before serving.
+func New(db *bolt.DB, deps Deps, opt Options) (*Manager, error) {
+	st, err := openStore(db)
+	if err != nil {
+		return nil, err
+	}
+	if opt.MachinesDir == "" {
+		return nil, fmt.Errorf("machine manager: no machines dir: %w", errdefs.ErrInvalidArgument)
+	}
+	if opt.BootTimeout == 0 {
+		opt.BootTimeout = 60 * time.Second
+	}
+	if opt.StopTimeout == 0 {
+		opt.StopTimeout = 10 * time.Second
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{st: st, deps: deps, opt: opt, log: opt.Logger, bus: newBus(), ctx: ctx, cancel: cancel,
+		machines: map[string]*Machine{}, busy: map[string]string{}, runs: map[string]*run{}}
+	m.idle = sync.NewCond(&m.mu)
+	all, err := st.all()
+	if err != nil {
+		return nil, err
+	}
+	for _, mc := range all {
+		m.machines[mc.ID] = mc
+	}
+	return m, nil
+}
+
+// Close stops supervising machines (they keep running) and waits for
+// background work to end.
+func (m *Manager) Close() error {
+	m.cancel()
+	m.mu.Lock()
+	for _, r := range m.runs {
+		r.closeControl()
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	return nil
+}
+
+// acquire marks id busy with op, or fails with ErrConflict naming what
+// holds it.
+func (m *Manager) acquire(id, op string) (*Machine, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, ok := m.machines[id]
+	if !ok {
+		return nil, fmt.Errorf("machine %s: %w", id, errdefs.ErrNotFound)
+	}
+	if cur := m.busy[id]; cur != "" {
+		return nil, fmt.Errorf("machine %s is busy (%s in progress); retry when it is done: %w", id, cur, errdefs.ErrConflict)
+	}
+	m.busy[id] = op
+	return mc.clone(), nil
+}
+
+// acquireWait is acquire for the daemon's own work: it waits its turn.
+func (m *Manager) acquireWait(id, op string) (*Machine, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.busy[id] != "" {
+		m.idle.Wait()
+	}
+	mc, ok := m.machines[id]
+	if !ok {
+		return nil, false
+	}
+	m.busy[id] = op
+	return mc.clone(), true
+}
+
+func (m *Manager) releaseBusy(id string) {
+	m.mu.Lock()
+	delete(m.busy, id)
+	m.mu.Unlock()
+	m.idle.Broadcast()
+}
+
+// save records mc durably, then in memory, then tells subscribers. This is
+// the write that must happen before a state's side effects.
+func (m *Manager) save(mc *Machine, ev string, status string) error {
+	return m.saveVersion(mc, ev, status, "", false)
+}
+
+func (m *Manager) saveVersion(mc *Machine, ev, status, prevName string, newVersion bool) error {
+	now := time.Now().UTC()
+	mc.UpdatedAt = now
+	var e *Event
+	if ev != "" {
+		e = &Event{Type: ev, MachineID: mc.ID, App: mc.App, State: mc.State, Status: status, Time: now}
+		if ev == "exit" && mc.LastExit != nil {
+			x := *mc.LastExit
+			e.Exit = &x
+		}
+		mc.Events = append([]Event{*e}, mc.Events...)
+		if len(mc.Events) > maxEvents {
+			mc.Events = mc.Events[:maxEvents]
+		}
+	}
+	if err := m.st.put(mc, prevName, newVersion); err != nil {
+		return fmt.Errorf("machine %s: record %s: %w", mc.ID, mc.State, err)
+	}
+	m.mu.Lock()
+	m.machines[mc.ID] = mc.clone()
+	m.mu.Unlock()
+	if e != nil {
+		m.bus.publish(*e)
+	}
+	return nil
+}
+
+// Get returns a machine by ID, unambiguous ID prefix, or name within app.
+func (m *Manager) Get(app, ref string) (*Machine, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, err := m.lookup(app, ref)
+	if err != nil {
+		return nil, err
+	}
+	return mc.clone(), nil
+}
+
+// lookup resolves ref; m.mu held.
+func (m *Manager) lookup(app, ref string) (*Machine, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("machine: empty id or name: %w", errdefs.ErrInvalidArgument)
+	}
+	if mc, ok := m.machines[ref]; ok && (app == "" || mc.App == app) {
+		return mc, nil
+	}
+	for _, mc := range m.machines {
+		if mc.Name == ref && (app == "" || mc.App == app) {
+			return mc, nil
+		}
+	}
+	var found []*Machine
+	for id, mc := range m.machines {
+		if strings.HasPrefix(id, ref) && (app == "" || mc.App == app) {
+			found = append(found, mc)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		where := ""
+		if app != "" {
+			where = " in app " + app
+		}
+		return nil, fmt.Errorf("no machine %q%s: %w", ref, where, errdefs.ErrNotFound)
+	}
+	return nil, fmt.Errorf("machine id prefix %q is ambiguous (%d machines): %w", ref, len(found), errdefs.ErrInvalidArgument)
+}
+
+// resolve returns the ID for ref.
+func (m *Manager) resolve(app, ref string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mc, err := m.lookup(app, ref)
+	if err != nil {
+		return "", err
+	}
+	return mc.ID, nil
+}
+
+// List returns the machines of app ("" for all apps), oldest first. With
+// all false, only machines that are not stopped, failed or destroyed.
+func (m *Manager) List(app string, all bool) []*Machine {
+	m.mu.Lock()
+	out := make([]*Machine, 0, len(m.machines))
+	for _, mc := range m.machines {
+		if app != "" && mc.App != app {
+			continue
+		}
+		if !all && (mc.State == StateStopped || mc.State == StateFailed || mc.State == StateCreated) {
+			continue
+		}
+		out = append(out, mc.clone())
+	}
+	m.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreatedAt.Equal(out[j].CreatedAt) {
+			return out[i].CreatedAt.Before(out[j].CreatedAt)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// Versions returns the configs a machine has had, oldest first.
+func (m *Manager) Versions(app, ref string) ([]Config, error) {
+	id, err := m.resolve(app, ref)
+	if err != nil {
+		return nil, err
+	}
+	return m.st.versions(id)
+}
+
+// Subscribe streams events of app ("" all) and machine ("" all).
+func (m *Manager) Subscribe(app, id string) (<-chan Event, func()) {
+	return m.bus.subscribe(func(e Event) bool {
+		return (app == "" || e.App == app) && (id == "" || e.MachineID == id)
+	})
+}
+
+// Rename gives a machine a new name, unique in its app.
+func (m *Manager) Rename(ctx context.Context, app, ref, name string) (*Machine, error) {
+	if !ValidName(name) {
+		return nil, fmt.Errorf("name %q: use letters, digits, '.', '_' and '-': %w", name, errdefs.ErrInvalidArgument)
+	}
+	id, err := m.resolve(app, ref)
+	if err != nil {
+		return nil, err
+	}
+	mc, err := m.acquire(id, "rename")
+	if err != nil {
+		return nil, err
+	}
+	defer m.releaseBusy(id)
+	if err := m.claimName(mc.App, name, id); err != nil {
+		return nil, err
+	}
+	prev := mc.Name
+	mc.Name = name
+	if err := m.saveVersion(mc, "rename", "renamed from "+prev, prev, false); err != nil {
+		return nil, err
+	}
+	return mc, nil
+}
+
+// claimName fails when name is taken in app by another machine.
+func (m *Manager) claimName(app, name, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, o := range m.machines {
+		if o.App == app && o.Name == name && o.ID != id {
+			return fmt.Errorf("name %q is already used by machine %s in app %s: %w", name, o.ID, app, errdefs.ErrAlreadyExists)
+		}
+	}
+	return nil
+}
+
+// runConfig builds what init gets for mc.
+func runConfig(mc *Machine, img guest.Image, disks *Disks, att *Attachment) *guest.RunConfig {
+	c := mc.Config
+	rc := &guest.RunConfig{
+		Version: guest.ConfigVersion,
+		ID:      mc.ID,
+		Image:   img,
+		TTY:     c.Init.TTY,
+		Override: guest.Override{
+			Exec:       cloneSlice(c.Init.Exec),
+			User:       c.Init.User,
+			WorkingDir: c.Init.WorkingDir,
+		},
+		Hostname: hostname(mc),
+		Root:     guest.Root{Mode: guest.RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"},
+	}
+	if disks != nil && disks.Scratch == "" {
+		rc.Root = guest.Root{Mode: guest.RootSingle, Device: "/dev/vda"}
+	}
+	if c.Init.Entrypoint != nil {
+		ep := cloneSlice(c.Init.Entrypoint)
+		rc.Override.Entrypoint = &ep
+	}
+	if c.Init.Cmd != nil {
+		cmd := cloneSlice(c.Init.Cmd)
+		rc.Override.Cmd = &cmd
+	}
+	keys := make([]string, 0, len(c.Env))
+	for k := range c.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		rc.Override.Env = append(rc.Override.Env, k+"="+c.Env[k])
+	}
+	rc.Hosts = []guest.HostEntry{{IP: "127.0.0.1", Names: []string{"localhost"}}}
+	if att != nil {
+		ifc := guest.Interface{Name: "eth0", MAC: att.MAC, Addresses: cloneSlice(att.Addresses), MTU: att.MTU}
+		ifc.Gateway4 = att.Gateway
+		rc.Network = []guest.Interface{ifc}
+		if ip := mc.IP(); ip != "" {
+			rc.Hosts = append(rc.Hosts, guest.HostEntry{IP: ip, Names: []string{rc.Hostname}})
+		}
+	}
+	ns := c.DNS
+	if len(ns) == 0 && att != nil {
+		ns = att.DNS
+	}
+	if len(ns) > 0 {
+		rc.DNS = &guest.DNS{Nameservers: cloneSlice(ns)}
+	}
+	for _, mt := range c.Mounts {
+		gm := guest.Mount{Source: "tmpfs", Target: mt.Path, FSType: "tmpfs"}
+		if mt.SizeMB > 0 {
+			gm.Options = []string{fmt.Sprintf("size=%dm", mt.SizeMB)}
+		}
+		rc.Mounts = append(rc.Mounts, gm)
+	}
+	return rc
+}
+
+// hostname is the configured host name, else the name when it is one, else
+// the short ID (Docker's default).
+func hostname(mc *Machine) string {
+	if mc.Config.Hostname != "" {
+		return mc.Config.Hostname
+	}
+	if hostnameRE.MatchString(mc.Name) && len(mc.Name) <= 63 {
+		return mc.Name
+	}
+	return mc.ID[:12]
+}
+
+// ports turns the services into port mappings.
+func ports(c Config) []PortMapping {
+	var out []PortMapping
+	for _, s := range c.Services {
+		if len(s.Ports) == 0 {
+			out = append(out, PortMapping{Protocol: s.Protocol, GuestPort: s.InternalPort})
+		}
+		for _, p := range s.Ports {
+			out = append(out, PortMapping{Protocol: s.Protocol, HostIP: p.HostIP, HostPort: p.Port, GuestPort: s.InternalPort})
+		}
+	}
+	return out
+}
+
+// ignoreNotFound drops not-found errors (idempotent releases).
+func ignoreNotFound(err error) error {
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	return err
+}

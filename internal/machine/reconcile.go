@@ -1,0 +1,199 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+)
+
+// Reconcile brings the recorded machines and the host back into agreement
+// after a daemon start, whatever line the previous daemon died on:
+//
+//	created              nothing runs; make sure no network is held
+//	starting             adopt the VMM if it came up, else undo and start again
+//	started              adopt the VMM (pid file + start time + marker); if it
+//	                     died, record its exit (console marker) and apply the
+//	                     restart policy
+//	stopping             finish the stop
+//	stopped, failed      make sure nothing runs or is attached
+//	destroying           finish the destroy
+//
+// Then it removes what no machine owns: VMM processes, TAPs and port rules,
+// disks and leases, machine directories.
+func (m *Manager) Reconcile(ctx context.Context) error {
+	var errs []error
+	var resume []func()
+	for _, mc := range m.List("", true) {
+		if _, ok := m.acquireWait(mc.ID, "reconcile"); !ok {
+			continue
+		}
+		next, err := m.reconcileOne(ctx, mc)
+		m.releaseBusy(mc.ID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("machine %s: %w", mc.ID, err))
+		}
+		if next != nil {
+			resume = append(resume, next)
+		}
+	}
+	if err := m.collectOrphans(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	// Starts and policy restarts run in the background: serving the API
+	// must not wait for boots.
+	for _, f := range resume {
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); f() }()
+	}
+	return errors.Join(errs...)
+}
+
+// reconcileOne settles one machine (busy held) and returns work to do
+// once every machine is settled.
+func (m *Manager) reconcileOne(ctx context.Context, mc *Machine) (func(), error) {
+	spec := m.vmSpec(mc)
+	proc, aerr := m.deps.Hypervisor.Adopt(ctx, spec)
+	alive := aerr == nil
+	if aerr != nil && !errors.Is(aerr, errdefs.ErrNotFound) {
+		m.log.Warn("adopt vmm", "machine", mc.ID, "err", aerr)
+	}
+	switch mc.State {
+	case StateStarting, StateStarted:
+		if alive {
+			mc.State, mc.PID, mc.Emulated, mc.Driver = StateStarted, proc.PID(), proc.Emulated(), proc.Driver()
+			if mc.StartedAt.IsZero() {
+				mc.StartedAt = time.Now().UTC()
+			}
+			if err := m.save(mc, "adopt", fmt.Sprintf("re-adopted vmm pid %d", proc.PID())); err != nil {
+				return nil, err
+			}
+			m.track(mc.ID, proc, spec)
+			return nil, nil
+		}
+		wasStarting := mc.State == StateStarting
+		exit := m.recoverExit(spec)
+		if err := m.releaseNetwork(ctx, mc.ID); err != nil {
+			return nil, err
+		}
+		mc.State, mc.PID, mc.Network = StateStopped, 0, nil
+		if !wasStarting {
+			exit.RequestedStop = mc.StopRequested
+			mc.LastExit = exit
+		}
+		mc.StopRequested = false
+		if err := m.save(mc, "exit", "found stopped after a daemon restart: "+exitStatus(exit)); err != nil {
+			return nil, err
+		}
+		if wasStarting || m.shouldRestart(mc, exit) {
+			id := mc.ID
+			return func() { m.resumeStart(id, !wasStarting) }, nil
+		}
+		if mc.Config.AutoDestroy {
+			return nil, m.destroyLocked(ctx, mc)
+		}
+		return nil, nil
+	case StateStopping:
+		if alive {
+			_ = proc.Kill()
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_ = proc.Wait(wctx)
+			cancel()
+		}
+		exit := m.recoverExit(spec)
+		exit.RequestedStop = true
+		if err := m.releaseNetwork(ctx, mc.ID); err != nil {
+			return nil, err
+		}
+		mc.State, mc.PID, mc.Network, mc.LastExit, mc.StopRequested = StateStopped, 0, nil, exit, false
+		return nil, m.save(mc, "exit", "stop finished after a daemon restart")
+	case StateDestroying:
+		return nil, m.destroyLocked(ctx, mc)
+	default: // created, stopped, failed
+		if alive {
+			_ = proc.Kill()
+		}
+		if mc.Network != nil || mc.PID != 0 {
+			mc.Network, mc.PID = nil, 0
+			if err := m.save(mc, "", ""); err != nil {
+				return nil, err
+			}
+		}
+		return nil, m.releaseNetwork(ctx, mc.ID)
+	}
+}
+
+// recoverExit reads a dead VMM's exit off its console log.
+func (m *Manager) recoverExit(spec VMSpec) *Exit {
+	if m.deps.ConsoleExit != nil {
+		if e := m.deps.ConsoleExit(spec.ConsoleLog); e != nil {
+			return e
+		}
+	}
+	return &Exit{ExitCode: 255, Unknown: true, ExitedAt: time.Now().UTC()}
+}
+
+// resumeStart starts a machine whose start a crash interrupted, or which
+// its restart policy brings back.
+func (m *Manager) resumeStart(id string, byPolicy bool) {
+	mc, ok := m.acquireWait(id, "start")
+	if !ok {
+		return
+	}
+	defer m.releaseBusy(id)
+	if mc.State != StateStopped {
+		return
+	}
+	if byPolicy {
+		mc.Restarts++
+	}
+	if err := m.startLocked(m.ctx, mc, "start"); err != nil {
+		m.log.Warn("resume start after daemon restart", "machine", id, "err", err)
+	}
+}
+
+// collectOrphans removes what belongs to no recorded machine.
+func (m *Manager) collectOrphans(ctx context.Context) error {
+	var known, running []string
+	m.mu.Lock()
+	for id, mc := range m.machines {
+		known = append(known, id)
+		if mc.State == StateStarted || mc.State == StateStarting {
+			running = append(running, id)
+		}
+	}
+	m.mu.Unlock()
+	var errs []error
+	if reaped, err := m.deps.Hypervisor.Reap(ctx, known); err != nil {
+		errs = append(errs, fmt.Errorf("reap orphan vmms: %w", err))
+	} else if len(reaped) > 0 {
+		m.log.Info("killed orphan vmms", "machines", reaped)
+	}
+	if m.deps.Network != nil {
+		if err := m.deps.Network.Reconcile(ctx, running); err != nil {
+			errs = append(errs, fmt.Errorf("reconcile network: %w", err))
+		}
+	}
+	if err := m.deps.Rootfs.Reconcile(ctx, known); err != nil {
+		errs = append(errs, fmt.Errorf("reconcile disks: %w", err))
+	}
+	entries, err := os.ReadDir(m.opt.MachinesDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	set := map[string]bool{}
+	for _, id := range known {
+		set[id] = true
+	}
+	for _, e := range entries {
+		if !set[e.Name()] {
+			if err := os.RemoveAll(m.dir(e.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
