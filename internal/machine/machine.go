@@ -39,18 +39,18 @@ func ParseState(s string) (State, bool) {
 
 // Machine is a machine as stored and as the API returns it.
 type Machine struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	App       string    `json:"app"`
-	State     State     `json:"state"`
-	Config    Config    `json:"config"`
-	Version   int       `json:"version"` // config version, 1 on create, +1 per update
-	ImageRef  ImageRef  `json:"image_ref"`
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	App      string   `json:"app"`
+	State    State    `json:"state"`
+	Config   Config   `json:"config"`
+	Version  int      `json:"version"` // config version, 1 on create, +1 per update
+	ImageRef ImageRef `json:"image_ref"`
 	// ImageConfig is the image's runtime config, kept so a start needs no
 	// image lookup.
 	ImageConfig guest.Image `json:"image_config"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	CreatedAt   time.Time   `json:"created_at"`
+	UpdatedAt   time.Time   `json:"updated_at"`
 
 	// Running instance (zero when not started).
 	PID       int         `json:"pid,omitempty"`
