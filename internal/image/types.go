@@ -31,8 +31,9 @@ type Summary struct {
 	Leases int `json:"leases"`
 }
 
-// Dangling reports whether no reference names the image.
-func (s Summary) Dangling() bool { return len(s.RepoTags) == 0 && len(s.RepoDigests) == 0 }
+// Dangling reports whether no tag names the image (as Docker: digest
+// references alone do not keep an image from being dangling).
+func (s Summary) Dangling() bool { return len(s.RepoTags) == 0 }
 
 // Details is `ferry image inspect`: the summary plus config and layers.
 type Details struct {

@@ -149,7 +149,7 @@ func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveRepo
 	return rep, nil
 }
 
-// Prune deletes dangling images (no reference names them), or with all
+// Prune deletes dangling images (no tag names them), or with all
 // every image no lease holds, then garbage-collects; it reports the bytes
 // freed on disk.
 func (s *Store) Prune(ctx context.Context, all bool) (*PruneReport, error) {
@@ -164,8 +164,8 @@ func (s *Store) Prune(ctx context.Context, all bool) (*PruneReport, error) {
 			if leaseCount(tx, d) > 0 {
 				return nil
 			}
-			tags, digests := namesOf(tx, d)
-			if all || len(tags)+len(digests) == 0 {
+			tags, _ := namesOf(tx, d)
+			if all || len(tags) == 0 {
 				victims = append(victims, d)
 			}
 			return nil

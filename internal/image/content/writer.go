@@ -200,3 +200,6 @@ func syncDir(dir string) {
 		d.Close()
 	}
 }
+
+// DiskError wraps err with ErrDiskFull when it is ENOSPC/EDQUOT.
+func DiskError(err error) error { return wrapDisk(err) }
