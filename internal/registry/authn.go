@@ -1,0 +1,94 @@
+package registry
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/registry/auth"
+	"github.com/ferryvm/ferry/internal/registry/store"
+)
+
+// caller is an authenticated request's principal: an org, and either the
+// claims of a JWT from the token endpoint or a ferry token presented
+// directly (which then grants everything its scope allows in the org).
+type caller struct {
+	org    string
+	ns     Namespace
+	claims *auth.Claims // nil when a ferry token was presented directly
+	token  store.Token
+}
+
+// allows reports whether the caller may do action on type:name.
+func (c *caller) allows(typ, name, action string) bool {
+	if c.claims != nil {
+		return c.claims.Allows(typ, name, action)
+	}
+	switch typ {
+	case "registry":
+		return name == "catalog"
+	case "repository":
+		return auth.ValidRepoName(name) && slices.Contains(c.token.Scope.Actions(), action)
+	}
+	return false
+}
+
+// authenticate resolves the request's credentials: "Bearer <jwt>",
+// "Bearer <ferry token>" or "Basic org:<ferry token>". A JWT is only as good
+// as the ferry token behind it: a revoked or expired token, or a deleted
+// org, stops its JWTs at once.
+func (s *Server) authenticate(r *http.Request) (*caller, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return nil, fmt.Errorf("no credentials: %w", errdefs.ErrUnauthorized)
+	}
+	ctx := r.Context()
+	if user, pass, ok := r.BasicAuth(); ok {
+		t, err := s.store.Authenticate(ctx, pass)
+		if err != nil {
+			return nil, err
+		}
+		if user != t.Org {
+			return nil, fmt.Errorf("token of another org: %w", errdefs.ErrUnauthorized)
+		}
+		return &caller{org: t.Org, ns: NamespaceFor(t.OrgID), token: t}, nil
+	}
+	scheme, cred, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return nil, fmt.Errorf("unsupported authorization scheme: %w", errdefs.ErrUnauthorized)
+	}
+	cred = strings.TrimSpace(cred)
+	if store.LooksLikeToken(cred) {
+		t, err := s.store.Authenticate(ctx, cred)
+		if err != nil {
+			return nil, err
+		}
+		return &caller{org: t.Org, ns: NamespaceFor(t.OrgID), token: t}, nil
+	}
+	claims, err := s.iss.Verify(cred)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.store.TokenByID(ctx, claims.TokenID)
+	if err != nil || t.OrgID != claims.OrgID || !t.Active(s.iss.Now()) {
+		return nil, fmt.Errorf("token behind the bearer is gone: %w", errdefs.ErrUnauthorized)
+	}
+	return &caller{org: t.Org, ns: NamespaceFor(t.OrgID), claims: claims, token: t}, nil
+}
+
+// realm is the token endpoint URL for challenges.
+func (s *Server) realm(r *http.Request) string {
+	if s.cfg.Realm != "" {
+		return s.cfg.Realm
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+		scheme = p
+	}
+	return scheme + "://" + r.Host + "/token"
+}

@@ -1,0 +1,115 @@
+package registry
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	"go.yaml.in/yaml/v2"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+)
+
+// Config is the registry's configuration. The zero value plus Root is a
+// working single-host registry: blobs under Root, metadata in
+// Root/registry.db.
+type Config struct {
+	// Addr is the listen address (default 127.0.0.1:5000).
+	Addr string `yaml:"addr"`
+	// Root is the data directory: filesystem storage (unless Storage says
+	// otherwise) and the default SQLite database.
+	Root string `yaml:"root"`
+	// DB is the metadata database: a postgres:// URL or a SQLite path
+	// (default Root/registry.db).
+	DB string `yaml:"db"`
+	// Storage is distribution's storage section, verbatim (e.g. an "s3"
+	// driver with its parameters). Empty: filesystem under Root/storage.
+	Storage configuration.Storage `yaml:"storage,omitempty"`
+	// TLS serves HTTPS with this certificate and key (PEM files).
+	TLS TLSConfig `yaml:"tls,omitempty"`
+	// Secret is the HTTP secret that signs upload state and keys the
+	// token signer. Replicas must share it. Empty: a random secret kept in
+	// the database, so replicas sharing a Postgres share it too.
+	Secret string `yaml:"secret,omitempty"`
+	// Service is the token audience and challenge service (default
+	// "ferry-registry").
+	Service string `yaml:"service,omitempty"`
+	// Realm is the token endpoint URL put in challenges. Empty: derived
+	// from each request's scheme and Host, plus /token.
+	Realm string `yaml:"realm,omitempty"`
+	// TokenTTL is how long minted JWTs live (default 5m).
+	TokenTTL time.Duration `yaml:"token_ttl,omitempty"`
+	// GCGrace is how recent a blob upload or link must be for gc to keep
+	// an unreferenced blob (default 1h).
+	GCGrace time.Duration `yaml:"gc_grace,omitempty"`
+	// DistributionMetrics turns on distribution's own per-route Prometheus
+	// metrics (registered globally: one registry per process).
+	DistributionMetrics bool `yaml:"distribution_metrics,omitempty"`
+}
+
+// TLSConfig names a certificate and key.
+type TLSConfig struct {
+	Certificate string `yaml:"certificate,omitempty"`
+	Key         string `yaml:"key,omitempty"`
+}
+
+// LoadConfig reads a YAML config file.
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("registry config: %w", err)
+	}
+	if err := yaml.UnmarshalStrict(b, &c); err != nil {
+		return c, fmt.Errorf("registry config %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
+	}
+	return c, nil
+}
+
+// withDefaults fills in defaults and validates.
+func (c Config) withDefaults() (Config, error) {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:5000"
+	}
+	if c.Root == "" && (c.DB == "" || len(c.Storage) == 0) {
+		return c, fmt.Errorf("registry: a root directory is required (or both db and storage): %w", errdefs.ErrInvalidArgument)
+	}
+	if c.DB == "" {
+		c.DB = filepath.Join(c.Root, "registry.db")
+	}
+	if c.Service == "" {
+		c.Service = "ferry-registry"
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = 5 * time.Minute
+	}
+	if c.GCGrace == 0 {
+		c.GCGrace = time.Hour
+	}
+	if (c.TLS.Certificate == "") != (c.TLS.Key == "") {
+		return c, fmt.Errorf("registry: tls needs both certificate and key: %w", errdefs.ErrInvalidArgument)
+	}
+	return c, nil
+}
+
+// distributionStorage is the storage section handed to distribution:
+// Storage or filesystem under Root, with deletes enabled (the OCI API
+// needs them) and a blob descriptor cache.
+func (c Config) distributionStorage() configuration.Storage {
+	st := configuration.Storage{}
+	for k, v := range c.Storage {
+		st[k] = v
+	}
+	if st.Type() == "" {
+		st["filesystem"] = configuration.Parameters{"rootdirectory": filepath.Join(c.Root, "storage")}
+	}
+	if _, ok := st["delete"]; !ok {
+		st["delete"] = configuration.Parameters{"enabled": true}
+	}
+	if _, ok := st["cache"]; !ok {
+		st["cache"] = configuration.Parameters{"blobdescriptor": "inmemory"}
+	}
+	return st
+}
