@@ -39,7 +39,7 @@ func (p *puller) fetchBlobs(ctx context.Context, c *client, m *v1.Manifest) erro
 	for _, j := range jobs {
 		p.emit(Progress{Digest: j.desc.Digest, Kind: j.kind, Total: j.desc.Size, State: StateWaiting})
 	}
-	var mu sync.Mutex
+	mu := &p.mu
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(p.s.opts.jobs)
 	for _, j := range jobs {
@@ -80,6 +80,9 @@ func (p *puller) fetchBlob(ctx context.Context, c *client, desc v1.Descriptor, k
 		return 0, false, err
 	}
 	defer w.Close()
+	p.mu.Lock()
+	p.partials[desc.Digest] = true
+	p.mu.Unlock()
 	var fetched int64
 	for attempt := 1; ; attempt++ {
 		n, err := p.download(ctx, c, w, ev)
@@ -125,7 +128,7 @@ func (p *puller) download(ctx context.Context, c *client, w *content.Writer, ev 
 	if ev.Total >= 0 && off == ev.Total {
 		return 0, nil // complete from an earlier attempt; Commit verifies
 	}
-	body, partial, err := c.blob(ctx, ev.Digest, off)
+	body, partial, err := c.blob(ctx, ev.Digest, off, ev.Total)
 	if err != nil {
 		return 0, err
 	}

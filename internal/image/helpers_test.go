@@ -12,7 +12,12 @@ import (
 
 func newStore(t *testing.T, opts ...Option) (*Store, paths.Root) {
 	t.Helper()
-	root := paths.Root(t.TempDir())
+	return newStoreAt(t, t.TempDir(), opts...)
+}
+
+func newStoreAt(t *testing.T, dir string, opts ...Option) (*Store, paths.Root) {
+	t.Helper()
+	root := paths.Root(dir)
 	db, err := bbolt.Open(filepath.Join(string(root), "meta.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -13,6 +14,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/image/content"
 )
 
 // Pull fetches ref (resolved as Docker does) into the cache and names it.
@@ -37,13 +39,18 @@ func (s *Store) Pull(ctx context.Context, ref string, opts ...PullOption) (*Pull
 		return nil, fmt.Errorf("pull: %w", err)
 	}
 	canon := Canonical(r)
-	p := &puller{s: s, ref: canon, progress: o.progress, added: map[v1.Hash]bool{}}
+	p := &puller{s: s, ref: canon, progress: o.progress, added: map[v1.Hash]bool{}, partials: map[v1.Hash]bool{}}
 
 	s.gc.RLock()
 	res, err := p.pull(ctx, r, o, want)
 	s.gc.RUnlock()
 	if err != nil {
 		p.undo()
+		if errors.Is(err, content.ErrDiskFull) {
+			for d := range p.partials { // free the space rather than keep it for a resume
+				s.content.RemoveIngest(d)
+			}
+		}
 		return nil, fmt.Errorf("pull %s: %w", canon, err)
 	}
 	return res, nil
@@ -55,7 +62,9 @@ type puller struct {
 	ref      string
 	progress ProgressFunc
 
-	added   map[v1.Hash]bool // blobs this pull committed (removed again on failure)
+	mu       sync.Mutex
+	added    map[v1.Hash]bool // blobs this pull committed (removed again on failure)
+	partials map[v1.Hash]bool // blobs this pull started ingesting
 	fetched int64
 	nFetch  int
 	nExist  int

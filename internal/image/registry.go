@@ -92,17 +92,22 @@ func (c *client) manifest(ctx context.Context, ref string) ([]byte, v1.Hash, err
 
 // blob opens blob d from byte offset (0: whole blob). partial reports
 // whether the registry honoured the Range request (206).
-func (c *client) blob(ctx context.Context, d v1.Hash, offset int64) (body io.ReadCloser, partial bool, err error) {
+func (c *client) blob(ctx context.Context, d v1.Hash, offset, size int64) (body io.ReadCloser, partial bool, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("blobs", d.String()), nil)
 	if err != nil {
 		return nil, false, err
 	}
 	if offset > 0 {
-		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
+		// An explicit end: some registries reject open-ended ranges.
+		req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", offset, size-1))
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, false, registryError(c.repo.String(), d.String(), err)
+	}
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0 {
+		resp.Body.Close()
+		return c.blob(ctx, d, 0, size) // cannot resume: start over
 	}
 	if err := transport.CheckError(resp, http.StatusOK, http.StatusPartialContent); err != nil {
 		resp.Body.Close()

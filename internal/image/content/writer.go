@@ -203,3 +203,16 @@ func syncDir(dir string) {
 
 // DiskError wraps err with ErrDiskFull when it is ENOSPC/EDQUOT.
 func DiskError(err error) error { return wrapDisk(err) }
+
+// RemoveIngest drops the partial ingest of d unless a Writer holds it.
+func (s *Store) RemoveIngest(d v1.Hash) {
+	if checkDigest(d) != nil {
+		return
+	}
+	s.mu.Lock()
+	_, held := s.locks[d]
+	s.mu.Unlock()
+	if !held {
+		_ = os.Remove(s.ingestPath(d))
+	}
+}
