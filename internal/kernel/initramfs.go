@@ -27,6 +27,10 @@ type Shared struct {
 	// order, from ModuleClosure) to carry and list in ModulesOrderPath.
 	ModulesDir string
 	Modules    []string
+
+	// Files are extra entries appended as they are (test inits' tools,
+	// debugging aids); their parent directories must come first.
+	Files []Entry
 }
 
 // Entry is one file of an archive: its header and where its bytes come from
@@ -61,7 +65,7 @@ func (s Shared) Entries() []Entry {
 		{Header: Header{Name: "init", Mode: 0o755}, Source: s.Init},
 	}
 	if s.ModulesDir == "" || len(s.Modules) == 0 {
-		return es
+		return append(es, s.Files...)
 	}
 	ver := filepath.Base(s.ModulesDir)
 	root := path.Join("lib/modules", ver)
@@ -84,7 +88,7 @@ func (s Shared) Entries() []Entry {
 		order.WriteString("/" + name + "\n")
 	}
 	es = append(es, Entry{Header: Header{Name: strings.TrimPrefix(ModulesOrderPath, "/"), Mode: 0o644}, Data: []byte(order.String())})
-	return es
+	return append(es, s.Files...)
 }
 
 // BuildShared writes the shared archive into dir as shared-<hash>.cpio,

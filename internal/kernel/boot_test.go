@@ -1,0 +1,91 @@
+package kernel_test
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/kernel"
+	"github.com/ferryvm/ferry/internal/kernel/boottest"
+)
+
+// requireBoot skips unless a real boot can run: not -short, QEMU present.
+func requireBoot(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots a VM; skipped with -short")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("needs qemu-system-x86_64 (Debian package qemu-system-x86)")
+	}
+}
+
+// bootWithConfig boots kernelPath with a busybox /init and a per-machine
+// archive holding a run config, and checks the guest read that config.
+func bootWithConfig(t *testing.T, kernelPath, modulesDir string, modules []string) boottest.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	sh, err := boottest.BusyboxShared(dir, []string{"/ferry/run.json"}, modulesDir, modules)
+	if err != nil {
+		t.Skipf("needs a static busybox: %v", err)
+	}
+	shared, err := kernel.BuildShared(ctx, dir, sh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initrd := filepath.Join(dir, "initrd.cpio")
+	const cfg = `{"hello":"from the per-machine archive"}`
+	if err := kernel.WriteInitrd(ctx, initrd, shared, map[string][]byte{"/ferry/run.json": []byte(cfg)}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := boottest.Run(ctx, boottest.Config{Kernel: kernelPath, Initrd: initrd})
+	if err != nil {
+		t.Fatalf("boot: %v\nconsole:\n%s", err, res.Console)
+	}
+	if !slices.Contains(res.Markers, "file /ferry/run.json="+cfg) || !slices.Contains(res.Markers, "done") {
+		t.Fatalf("guest did not read the per-machine run config; markers %q\nconsole:\n%s", res.Markers, res.Console)
+	}
+	for _, m := range res.Markers {
+		if strings.Contains(m, "failed") {
+			t.Errorf("guest: %s", m)
+		}
+	}
+	t.Logf("wall %v, first init output %v, init exec at %v guest time, init uptimes %v",
+		res.Wall.Round(time.Millisecond), res.FirstMarker.Round(time.Millisecond), res.InitExec, res.Uptimes)
+	return res
+}
+
+func TestBootBuiltKernel(t *testing.T) {
+	requireBoot(t)
+	for _, name := range []string{kernel.Vmlinux, kernel.BzImage} {
+		t.Run(name, func(t *testing.T) {
+			k, err := kernel.Find(name)
+			if err != nil {
+				t.Skipf("needs the guest kernel: %v", err)
+			}
+			bootWithConfig(t, k, "", nil)
+		})
+	}
+}
+
+func TestBootFallbackKernel(t *testing.T) {
+	requireBoot(t)
+	fb, err := kernel.FindFallback()
+	if err != nil {
+		t.Skipf("needs the fallback kernel: %v", err)
+	}
+	mods, err := kernel.ModuleClosure(fb.ModulesDir, kernel.FallbackModules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := bootWithConfig(t, fb.Kernel, fb.ModulesDir, mods)
+	if len(res.Uptimes) < 2 {
+		t.Errorf("modules were not loaded: markers %q", res.Markers)
+	}
+}
