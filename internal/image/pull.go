@@ -65,9 +65,9 @@ type puller struct {
 	mu       sync.Mutex
 	added    map[v1.Hash]bool // blobs this pull committed (removed again on failure)
 	partials map[v1.Hash]bool // blobs this pull started ingesting
-	fetched int64
-	nFetch  int
-	nExist  int
+	fetched  int64
+	nFetch   int
+	nExist   int
 }
 
 func (p *puller) pull(ctx context.Context, r name.Reference, o pullOptions, want v1.Platform) (*PullResult, error) {
