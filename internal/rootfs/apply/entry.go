@@ -2,7 +2,6 @@ package apply
 
 import (
 	"archive/tar"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -188,8 +187,8 @@ func parseEntry(hdr *tar.Header) (op, error) {
 
 // errNotDir and errLoop are path-resolution failures inside the tree.
 var (
-	errNotDir = errors.New("a parent is not a directory")
-	errLoop   = errors.New("too many levels of symbolic links")
+	errNotDir = fmt.Errorf("a parent is not a directory: %w", errdefs.ErrInvalidArgument)
+	errLoop   = fmt.Errorf("too many levels of symbolic links: %w", errdefs.ErrInvalidArgument)
 )
 
 func joinPath(p []string) string {

@@ -16,6 +16,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -109,7 +110,7 @@ func Tar(t testing.TB, ents ...E) []byte {
 func Layer(t testing.TB, tarball_ []byte, zstd bool) v1.Layer {
 	t.Helper()
 	opener := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(tarball_)), nil }
-	var opts []tarball.LayerOption
+	opts := []tarball.LayerOption{tarball.WithMediaType(types.OCILayer)}
 	if zstd {
 		opts = append(opts, tarball.WithCompression("zstd"), tarball.WithMediaType(types.OCILayerZStd))
 	}
@@ -134,8 +135,18 @@ func Image(t testing.TB, tars ...[]byte) v1.Image {
 // FromLayers stacks layers into an OCI image.
 func FromLayers(t testing.TB, ls ...v1.Layer) v1.Image {
 	t.Helper()
-	img, err := mutate.AppendLayers(mutate.MediaType(empty.Image, types.OCIManifestSchema1), ls...)
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err := mutate.AppendLayers(base, ls...)
 	if err != nil {
+		t.Fatalf("image: %v", err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatalf("image: %v", err)
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", "amd64"
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		t.Fatalf("image: %v", err)
 	}
 	return img
@@ -191,4 +202,10 @@ func itoa(i int) string {
 		b = append([]byte{byte('0' + i%10)}, b...)
 	}
 	return string(b)
+}
+
+// Uncompressed wraps a tar as an uncompressed OCI layer.
+func Uncompressed(t testing.TB, raw []byte) v1.Layer {
+	t.Helper()
+	return static.NewLayer(raw, types.OCIUncompressedLayer)
 }

@@ -1,0 +1,352 @@
+package rootfs_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"go.etcd.io/bbolt"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/paths"
+	"github.com/ferryvm/ferry/internal/rootfs"
+	ti "github.com/ferryvm/ferry/internal/rootfs/internal/testimage"
+)
+
+// fakeLeaser records image leases.
+type fakeLeaser struct {
+	mu     sync.Mutex
+	adds   atomic.Int32
+	leases map[string]v1.Hash
+}
+
+func (f *fakeLeaser) AddLease(_ context.Context, id string, d v1.Hash) error {
+	f.adds.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.leases == nil {
+		f.leases = map[string]v1.Hash{}
+	}
+	f.leases[id] = d
+	return nil
+}
+
+func (f *fakeLeaser) RemoveLease(_ context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.leases, id)
+	return nil
+}
+
+func (f *fakeLeaser) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.leases)
+}
+
+func requireTools(t testing.TB, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			t.Skipf("needs %s on PATH (e2fsprogs; scripts/deps.sh installs it)", n)
+		}
+	}
+}
+
+type env struct {
+	root   paths.Root
+	db     *bbolt.DB
+	leaser *fakeLeaser
+	m      *rootfs.Manager
+}
+
+func newEnv(t testing.TB, opts ...rootfs.Option) *env {
+	t.Helper()
+	requireTools(t, "mkfs.ext4", "e2fsck", "resize2fs")
+	root := paths.Root(t.TempDir())
+	db, err := bbolt.Open(filepath.Join(string(root), "meta.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	e := &env{root: root, db: db, leaser: &fakeLeaser{}}
+	e.reopen(t, opts...)
+	return e
+}
+
+func (e *env) reopen(t testing.TB, opts ...rootfs.Option) {
+	t.Helper()
+	m, err := rootfs.New(context.Background(), e.db, e.root, e.leaser, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.m = m
+}
+
+func smallImage(t testing.TB) (v1.Hash, v1.Image) {
+	img := ti.Image(t,
+		ti.Tar(t, ti.Dir("etc/"), ti.File("etc/os-release", "ID=ferry\n"), ti.Dir("bin/"), ti.File("bin/sh", "#!sh")),
+		ti.Tar(t, ti.Whiteout("etc/", "os-release"), ti.File("etc/hostname", "h\n")),
+	)
+	d, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, img
+}
+
+func fsck(t testing.TB, p string) {
+	t.Helper()
+	if out, err := exec.Command("e2fsck", "-fn", p).CombinedOutput(); err != nil {
+		t.Fatalf("e2fsck -fn %s: %v\n%s", p, err, out)
+	}
+}
+
+func allocated(t testing.TB, p string) int64 {
+	t.Helper()
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Blocks * 512
+}
+
+func TestEnsureBaseBuildsOnceAndIsReadOnly(t *testing.T) {
+	e := newEnv(t)
+	d, img := smallImage(t)
+	var wg sync.WaitGroup
+	bases := make([]rootfs.Base, 8)
+	errs := make([]error, 8)
+	for i := range bases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bases[i], errs[i] = e.m.EnsureBase(context.Background(), d, img)
+		}()
+	}
+	wg.Wait()
+	for i := range bases {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if bases[i].Path != bases[0].Path {
+			t.Fatalf("different paths %s, %s", bases[i].Path, bases[0].Path)
+		}
+	}
+	if n := e.leaser.adds.Load(); n != 1 {
+		t.Fatalf("image leased %d times, want one build", n)
+	}
+	if want := filepath.Join(e.root.Bases(), d.Hex+".ext4"); bases[0].Path != want {
+		t.Fatalf("base at %s, want %s", bases[0].Path, want)
+	}
+	st, err := os.Stat(bases[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o444 {
+		t.Fatalf("base mode %v, want read-only", st.Mode())
+	}
+	fsck(t, bases[0].Path)
+	if tmp, _ := os.ReadDir(e.root.RootfsTmp()); len(tmp) != 0 {
+		t.Fatalf("tmp not empty after build: %v", tmp)
+	}
+	// A second Manager on the same DB finds it without building.
+	e.reopen(t)
+	if _, err := e.m.EnsureBase(context.Background(), d, img); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.leaser.adds.Load(); n != 1 {
+		t.Fatalf("rebuilt after reopen (%d leases)", n)
+	}
+}
+
+func TestEnsureBaseBadImageLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	img := ti.Image(t, ti.Tar(t, ti.File("../escape", "x")))
+	d, _ := img.Digest()
+	_, err := e.m.EnsureBase(context.Background(), d, img)
+	if !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("err = %v, want invalid argument", err)
+	}
+	if _, err := e.m.Base(context.Background(), d); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("Base after failed build: %v", err)
+	}
+	for _, dir := range []string{e.root.Bases(), e.root.RootfsTmp()} {
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Fatalf("%s not empty: %v", dir, ents)
+		}
+	}
+	if e.leaser.count() != 0 {
+		t.Fatalf("lease left behind: %v", e.leaser.leases)
+	}
+}
+
+func TestOverlayPrepareIsSparseAndReleases(t *testing.T) {
+	e := newEnv(t)
+	d, img := smallImage(t)
+	base, err := e.m.EnsureBase(context.Background(), d, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disks, err := e.m.Prepare(context.Background(), "m1", base, rootfs.ModeOverlay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if disks.Base != base.Path || disks.Writable != filepath.Join(e.root.Machine("m1"), "scratch.ext4") {
+		t.Fatalf("disks = %+v", disks)
+	}
+	st, _ := os.Stat(disks.Writable)
+	if st.Size() != rootfs.DefaultScratchSize {
+		t.Fatalf("scratch apparent size %d", st.Size())
+	}
+	if a := allocated(t, disks.Writable); a >= 1<<20 {
+		t.Fatalf("scratch allocates %d bytes, want < 1 MiB", a)
+	}
+	fsck(t, disks.Writable)
+	again, err := e.m.Prepare(context.Background(), "m1", base, rootfs.ModeOverlay)
+	if err != nil || again != disks {
+		t.Fatalf("idempotent Prepare = %+v, %v", again, err)
+	}
+	if _, err := e.m.Prepare(context.Background(), "m1", base, rootfs.ModePersistent); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("mode change: %v, want conflict", err)
+	}
+	if err := e.m.RemoveBase(context.Background(), d); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("RemoveBase while used: %v, want conflict", err)
+	}
+	if err := e.m.Release(context.Background(), "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(disks.Writable); !os.IsNotExist(err) {
+		t.Fatalf("scratch still there: %v", err)
+	}
+	if err := e.m.Release(context.Background(), "m1"); err != nil {
+		t.Fatalf("second Release: %v", err)
+	}
+	rep, err := e.m.GC(context.Background(), rootfs.PruneUnused())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.BasesRemoved) != 1 || e.leaser.count() != 0 {
+		t.Fatalf("GC report %+v, leases %v", rep, e.leaser.leases)
+	}
+	if _, err := os.Stat(base.Path); !os.IsNotExist(err) {
+		t.Fatalf("base still there after prune: %v", err)
+	}
+}
+
+func TestPersistentCloneIsWritableExt4(t *testing.T) {
+	e := newEnv(t)
+	d, img := smallImage(t)
+	base, err := e.m.EnsureBase(context.Background(), d, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	disks, err := e.m.Prepare(context.Background(), "p1", base, rootfs.ModePersistent, rootfs.WithSize(1<<30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if disks.Base != "" || disks.Clone == "" {
+		t.Fatalf("disks = %+v", disks)
+	}
+	fsck(t, disks.Writable)
+	out, err := exec.Command("dumpe2fs", "-h", disks.Writable).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dumpe2fs: %v\n%s", err, out)
+	}
+	if containsWord(string(out), "read-only") {
+		t.Fatalf("clone still flagged read-only:\n%s", out)
+	}
+	if !containsWord(string(out), "262144") {
+		t.Fatalf("clone not grown to 1 GiB:\n%s", out)
+	}
+	if out, err := exec.Command("debugfs", "-R", "cat /etc/hostname", disks.Writable).Output(); err != nil || string(out) != "h\n" {
+		t.Fatalf("clone content: %q %v", out, err)
+	}
+}
+
+func containsWord(s, w string) bool {
+	for i := 0; i+len(w) <= len(s); i++ {
+		if s[i:i+len(w)] == w {
+			return true
+		}
+	}
+	return false
+}
+
+func TestCrashLeftoversAreCleaned(t *testing.T) {
+	e := newEnv(t)
+	d, img := smallImage(t)
+	base, err := e.m.EnsureBase(context.Background(), d, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Prepare(context.Background(), "keep", base, rootfs.ModeOverlay); err != nil {
+		t.Fatal(err)
+	}
+	// Leftovers of a crashed daemon: a half-built base in tmp/, an
+	// unrecorded base, a machine disk without a record.
+	stale := []string{
+		filepath.Join(e.root.RootfsTmp(), "abc-123.ext4"),
+		filepath.Join(e.root.Bases(), "0000000000000000000000000000000000000000000000000000000000000000.ext4"),
+		filepath.Join(e.root.Machine("gone"), "scratch.ext4"),
+	}
+	for _, p := range stale {
+		os.MkdirAll(filepath.Dir(p), 0o700)
+		if err := os.WriteFile(p, []byte("half"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.reopen(t)
+	for _, p := range stale {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s survived restart", p)
+		}
+	}
+	if _, err := e.m.Disks(context.Background(), "keep"); err != nil {
+		t.Fatalf("live machine lost: %v", err)
+	}
+	if _, err := e.m.Base(context.Background(), d); err != nil {
+		t.Fatalf("live base lost: %v", err)
+	}
+}
+
+// TestPrepareIsO1InImageSize creates 20 overlay rootfs for a 2 MB and a
+// 200 MB image: each must allocate < 1 MiB whatever the image size.
+// (Timing is in bench/rootfs, not asserted here.)
+func TestPrepareIsO1InImageSize(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 200 MB image; skipped with -short")
+	}
+	e := newEnv(t)
+	for _, size := range []int64{2 << 20, 200 << 20} {
+		img := ti.Big(t, size, 4, uint64(size))
+		d, err := img.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		base, err := e.m.EnsureBase(context.Background(), d, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if base.Size < size {
+			t.Fatalf("base of %d bytes for %d bytes of files", base.Size, size)
+		}
+		for i := range 20 {
+			id := "m" + string(rune('a'+i)) + "-" + d.Hex[:8]
+			disks, err := e.m.Prepare(context.Background(), id, base, rootfs.ModeOverlay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := allocated(t, disks.Writable); a >= 1<<20 {
+				t.Fatalf("image %d MB: machine %s allocates %d bytes", size>>20, id, a)
+			}
+		}
+	}
+}
