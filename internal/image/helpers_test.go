@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"go.etcd.io/bbolt"
 
 	"github.com/ferryvm/ferry/internal/paths"
@@ -39,3 +41,5 @@ func must[T any](t *testing.T) func(T, error) T {
 		return v
 	}
 }
+
+func emptyIndex() (v1.ImageIndex, error) { return empty.Index, nil }
