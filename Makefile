@@ -24,6 +24,9 @@ install: build ## install ferry, ferry-init into $(PREFIX)
 deps: ## install host prerequisites (apt packages, peer tools)
 	./scripts/deps.sh
 
+kernel: ## build (or reuse, cached by config hash) the guest kernel; install in $(PREFIX)/lib/ferry
+	FERRY_LIB_DIR=$(PREFIX)/lib/ferry ./scripts/kernel.sh
+
 lint: ## gofmt, go vet (and golangci-lint when installed)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
