@@ -1,0 +1,223 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/machine"
+)
+
+// CreateMachine creates (and unless SkipLaunch, starts) a machine in app.
+func (c *Client) CreateMachine(ctx context.Context, app string, req machine.CreateRequest) (*machine.Machine, error) {
+	var m machine.Machine
+	return &m, c.Do(ctx, "POST", machinePath(app, "", ""), req, &m)
+}
+
+// ListMachines lists the machines of app ("" for every app); all includes
+// created, stopped and failed ones.
+func (c *Client) ListMachines(ctx context.Context, app string, all bool) ([]*machine.Machine, error) {
+	p := "/v1/machines"
+	if app != "" {
+		p = machinePath(app, "", "")
+	}
+	if !all {
+		p += "?all=0"
+	}
+	var out []*machine.Machine
+	return out, c.Do(ctx, "GET", p, nil, &out)
+}
+
+// GetMachine returns a machine by ID, ID prefix or name.
+func (c *Client) GetMachine(ctx context.Context, app, id string) (*machine.Machine, error) {
+	var m machine.Machine
+	return &m, c.Do(ctx, "GET", machinePath(app, id, ""), nil, &m)
+}
+
+// UpdateMachine replaces a machine's config.
+func (c *Client) UpdateMachine(ctx context.Context, app, id string, cfg machine.Config) (*machine.Machine, error) {
+	var m machine.Machine
+	return &m, c.Do(ctx, "POST", machinePath(app, id, ""), UpdateRequest{Config: cfg}, &m)
+}
+
+// StartMachine starts a machine.
+func (c *Client) StartMachine(ctx context.Context, app, id string) (*machine.Machine, error) {
+	var m machine.Machine
+	return &m, c.Do(ctx, "POST", machinePath(app, id, "start"), nil, &m)
+}
+
+// StopMachine stops a machine.
+func (c *Client) StopMachine(ctx context.Context, app, id string, req StopRequest) (*machine.Machine, error) {
+	var m machine.Machine
+	return &m, c.Do(ctx, "POST", machinePath(app, id, "stop"), req, &m)
+}
+
+// RestartMachine restarts a machine.
+func (c *Client) RestartMachine(ctx context.Context, app, id string, req StopRequest) (*machine.Machine, error) {
+	var m machine.Machine
+	return &m, c.Do(ctx, "POST", machinePath(app, id, "restart"), req, &m)
+}
+
+// SignalMachine sends a signal to a machine's entrypoint.
+func (c *Client) SignalMachine(ctx context.Context, app, id, signal string) error {
+	return c.Do(ctx, "POST", machinePath(app, id, "signal"), SignalRequest{Signal: signal}, nil)
+}
+
+// WaitMachine waits until the machine reaches state (at most timeout).
+func (c *Client) WaitMachine(ctx context.Context, app, id string, state machine.State, timeout time.Duration) (*machine.Machine, error) {
+	q := url.Values{"state": {string(state)}}
+	if timeout > 0 {
+		q.Set("timeout", strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64))
+	}
+	var m machine.Machine
+	return &m, c.Do(ctx, "GET", machinePath(app, id, "wait")+"?"+q.Encode(), nil, &m)
+}
+
+// DestroyMachine destroys a machine; force kills a running one.
+func (c *Client) DestroyMachine(ctx context.Context, app, id string, force bool) error {
+	p := machinePath(app, id, "")
+	if force {
+		p += "?force=true"
+	}
+	return c.Do(ctx, "DELETE", p, nil, nil)
+}
+
+// RenameMachine renames a machine.
+func (c *Client) RenameMachine(ctx context.Context, app, id, name string) (*machine.Machine, error) {
+	var m machine.Machine
+	return &m, c.Do(ctx, "POST", machinePath(app, id, "rename"), RenameRequest{Name: name}, &m)
+}
+
+// MachineVersions returns a machine's config versions, oldest first.
+func (c *Client) MachineVersions(ctx context.Context, app, id string) ([]machine.Config, error) {
+	var out []machine.Config
+	return out, c.Do(ctx, "GET", machinePath(app, id, "versions"), nil, &out)
+}
+
+// MachineStats samples a machine's VMM CPU and memory.
+func (c *Client) MachineStats(ctx context.Context, app, id string) (*machine.Stats, error) {
+	var s machine.Stats
+	return &s, c.Do(ctx, "GET", machinePath(app, id, "stats"), nil, &s)
+}
+
+// LogsOptions select console output.
+type LogsOptions struct {
+	Follow bool
+	Tail   int    // 0: all
+	Since  string // RFC 3339, Unix seconds or a duration ago
+}
+
+// MachineLogs copies a machine's console output to w as it comes.
+func (c *Client) MachineLogs(ctx context.Context, app, id string, opt LogsOptions, w io.Writer) error {
+	q := url.Values{}
+	if opt.Follow {
+		q.Set("follow", "1")
+	}
+	if opt.Tail > 0 {
+		q.Set("tail", strconv.Itoa(opt.Tail))
+	}
+	if opt.Since != "" {
+		q.Set("since", opt.Since)
+	}
+	p := machinePath(app, id, "logs")
+	if len(q) > 0 {
+		p += "?" + q.Encode()
+	}
+	resp, err := c.send(ctx, "GET", p, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(w, resp.Body)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// Events streams machine events of app ("" every app) and machine ("" every
+// machine) to fn until ctx ends or fn fails.
+func (c *Client) Events(ctx context.Context, app, id string, fn func(machine.Event) error) error {
+	q := url.Values{}
+	if app != "" {
+		q.Set("app", app)
+	}
+	if id != "" {
+		q.Set("machine", id)
+	}
+	return c.Stream(ctx, "GET", "/v1/events?"+q.Encode(), nil, func(raw json.RawMessage) error {
+		var e machine.Event
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return err
+		}
+		return fn(e)
+	})
+}
+
+// ExecMachine runs a process in a machine, streaming its stdio, and returns
+// its exit code.
+func (c *Client) ExecMachine(ctx context.Context, app, id string, req machine.ExecRequest, stdio machine.ExecIO) (int, error) {
+	req.Stdin = stdio.Stdin != nil
+	conn, err := c.Upgrade(ctx, "POST", machinePath(app, id, "exec"), req)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	fw := &frameWriter{w: conn}
+	if stdio.Stdin != nil {
+		go func() {
+			_, _ = io.Copy(fw.stream(FrameStdin), stdio.Stdin)
+			_ = fw.write(FrameStdinEOF, nil)
+		}()
+	}
+	if stdio.Resize != nil {
+		go func() {
+			for ws := range stdio.Resize {
+				if fw.writeJSON(FrameResize, ws) != nil {
+					return
+				}
+			}
+		}()
+	}
+	br := bufio.NewReader(conn)
+	stderr := stdio.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	for {
+		typ, p, err := readFrame(br)
+		if err != nil {
+			if ctx.Err() != nil {
+				return 0, ctx.Err()
+			}
+			return 0, fmt.Errorf("exec stream ended early: %w", err)
+		}
+		switch typ {
+		case FrameStdout:
+			_, _ = stdio.Stdout.Write(p)
+		case FrameStderr:
+			_, _ = stderr.Write(p)
+		case FrameExit:
+			var x struct {
+				ExitCode int `json:"exit_code"`
+			}
+			if err := json.Unmarshal(p, &x); err != nil {
+				return 0, err
+			}
+			return x.ExitCode, nil
+		case FrameError:
+			var eb errorBody
+			if err := json.Unmarshal(p, &eb); err != nil {
+				return 0, err
+			}
+			return 0, &Error{Code: eb.Code, Message: eb.Error}
+		}
+	}
+}

@@ -1,0 +1,97 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryvm/ferry/internal/machine"
+)
+
+func newPsCmd(g *globals) *cobra.Command {
+	var app, format string
+	var all, quiet, allApps bool
+	cmd := &cobra.Command{
+		Use:   "ps [-a] [--format json]",
+		Short: "List machines (running ones; -a for all)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.apiClient()
+			if err != nil {
+				return err
+			}
+			if allApps {
+				app = ""
+			}
+			list, err := c.ListMachines(cmd.Context(), app, all)
+			if err != nil {
+				return err
+			}
+			switch {
+			case format == "json":
+				return writeJSON(g.out, list)
+			case format != "" && format != "table":
+				return fmt.Errorf("--format %q: want table or json", format)
+			case quiet:
+				for _, m := range list {
+					fmt.Fprintln(g.out, m.ID)
+				}
+				return nil
+			}
+			return printMachines(g, list)
+		},
+	}
+	appFlag(cmd, &app)
+	f := cmd.Flags()
+	f.BoolVarP(&all, "all", "a", false, "show all machines (default: running ones)")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only machine IDs")
+	f.BoolVar(&allApps, "all-apps", false, "list the machines of every app")
+	f.StringVar(&format, "format", "", "output format: table or json")
+	return cmd
+}
+
+func printMachines(g *globals, list []*machine.Machine) error {
+	tw := tabwriter.NewWriter(g.out, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "MACHINE ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tIP\tPORTS\tNAME")
+	now := time.Now()
+	for _, m := range list {
+		cmd := strings.Join(append(append([]string{}, m.ImageConfig.Entrypoint...), m.ImageConfig.Cmd...), " ")
+		switch {
+		case len(m.Config.Init.Exec) > 0:
+			cmd = strings.Join(m.Config.Init.Exec, " ")
+		case m.Config.Init.Entrypoint != nil || m.Config.Init.Cmd != nil:
+			ep := m.ImageConfig.Entrypoint
+			c := m.ImageConfig.Cmd
+			if m.Config.Init.Entrypoint != nil {
+				ep, c = m.Config.Init.Entrypoint, nil
+			}
+			if m.Config.Init.Cmd != nil {
+				c = m.Config.Init.Cmd
+			}
+			cmd = strings.Join(append(append([]string{}, ep...), c...), " ")
+		}
+		if len(cmd) > 22 {
+			cmd = cmd[:21] + "…"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%q\t%s ago\t%s\t%s\t%s\t%s\n", m.ID, m.Config.Image, cmd, ago(now.Sub(m.CreatedAt)),
+			machineStatus(m, now), m.IP(), portsColumn(m), m.Name)
+	}
+	return tw.Flush()
+}
+
+func portsColumn(m *machine.Machine) string {
+	var out []string
+	if m.Network != nil {
+		for _, p := range m.Network.Ports {
+			ip := p.HostIP
+			if ip == "" {
+				ip = "0.0.0.0"
+			}
+			out = append(out, fmt.Sprintf("%s:%d->%d/%s", ip, p.HostPort, p.GuestPort, p.Protocol))
+		}
+	}
+	return strings.Join(out, ", ")
+}

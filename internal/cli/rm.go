@@ -1,0 +1,27 @@
+package cli
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryvm/ferry/internal/api"
+)
+
+func newRmCmd(g *globals) *cobra.Command {
+	var app string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rm [-f] MACHINE...",
+		Short: "Destroy machines (-f kills running ones)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachMachine(cmd.Context(), g, args, func(ctx context.Context, c *api.Client, n string) error {
+				return c.DestroyMachine(ctx, app, n, force)
+			})
+		},
+	}
+	appFlag(cmd, &app)
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill and destroy running machines")
+	return cmd
+}

@@ -1,0 +1,293 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/machine"
+)
+
+// runFlags are `ferry run`'s flags (Docker's names).
+type runFlags struct {
+	app, name, envFile, memory, user, workdir, entrypoint, hostname, vmm, restart string
+	env, publish, dns                                                             []string
+	cpus                                                                          float64
+	rm, detach, interactive, tty                                                  bool
+	stopTimeout                                                                   time.Duration
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run [flags] IMAGE [CMD...]",
+		Short: "Run an image as a micro-VM (pulls it if needed) and stream its output",
+		Long: `Run IMAGE as a new machine: pull it if it is not cached, create the
+machine (read-only base rootfs + O(1) scratch disk + initramfs + TAP), boot it,
+stream the entrypoint's output and exit with its exit status, like docker run.
+-d prints the machine ID and returns at once. Ctrl-C stops the machine
+(SIGTERM, then a kill after --stop-timeout).`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, err := f.createRequest(args)
+			if err != nil {
+				return err
+			}
+			c, err := g.apiClient()
+			if err != nil {
+				return err
+			}
+			return runMachine(cmd.Context(), g, c, f, req)
+		},
+	}
+	fl := cmd.Flags()
+	fl.SetInterspersed(false) // flags after IMAGE belong to CMD
+	fl.StringVar(&f.app, "app", "default", "app the machine belongs to")
+	fl.StringVar(&f.name, "name", "", "machine name (unique in the app; default: generated)")
+	fl.BoolVar(&f.rm, "rm", false, "destroy the machine when it exits")
+	fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the machine ID")
+	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass the local value)")
+	fl.StringVar(&f.envFile, "env-file", "", "read KEY=VALUE lines from a file")
+	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [IP:]HOST:GUEST[/tcp|udp], or GUEST for a random host port")
+	fl.Float64Var(&f.cpus, "cpus", 0, "virtual CPUs (default 1)")
+	fl.StringVarP(&f.memory, "memory", "m", "", "memory, e.g. 512m or 1g (a plain number is MB; default 256m)")
+	fl.StringVarP(&f.user, "user", "u", "", "user to run as: name, uid, name:group or uid:gid")
+	fl.StringVarP(&f.workdir, "workdir", "w", "", "working directory of the entrypoint")
+	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
+	fl.StringVar(&f.hostname, "hostname", "", "guest host name (default: the machine name)")
+	fl.StringArrayVar(&f.dns, "dns", nil, "nameserver for the guest (repeatable)")
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open (with -t: an interactive terminal)")
+	fl.BoolVarP(&f.tty, "tty", "t", false, "give the entrypoint a terminal")
+	fl.StringVar(&f.vmm, "vmm", "", "VMM driver: qemu or firecracker (default: the daemon's)")
+	fl.StringVar(&f.restart, "restart", "", "restart policy: no, always, on-failure[:max-retries]")
+	fl.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "on Ctrl-C, time between SIGTERM and the kill")
+	return cmd
+}
+
+// createRequest turns flags and arguments into the API request.
+func (f *runFlags) createRequest(args []string) (machine.CreateRequest, error) {
+	cfg := machine.Config{Image: args[0], Hostname: f.hostname, VMM: f.vmm, DNS: f.dns}
+	if len(args) > 1 {
+		cfg.Init.Cmd = args[1:]
+	}
+	if f.entrypoint != "" {
+		cfg.Init.Entrypoint = []string{f.entrypoint}
+		if cfg.Init.Cmd == nil {
+			cfg.Init.Cmd = []string{}
+		}
+	}
+	cfg.Init.User, cfg.Init.WorkingDir, cfg.Init.TTY = f.user, f.workdir, f.tty
+	env, err := parseEnv(f.envFile, f.env)
+	if err != nil {
+		return machine.CreateRequest{}, err
+	}
+	cfg.Env = env
+	if f.cpus < 0 {
+		return machine.CreateRequest{}, fmt.Errorf("--cpus %v: must be positive: %w", f.cpus, errdefs.ErrInvalidArgument)
+	}
+	cfg.Guest.CPUs = int(math.Ceil(f.cpus))
+	if f.memory != "" {
+		if cfg.Guest.MemoryMB, err = parseMemoryMB(f.memory); err != nil {
+			return machine.CreateRequest{}, err
+		}
+	}
+	for _, p := range f.publish {
+		s, err := parsePublish(p)
+		if err != nil {
+			return machine.CreateRequest{}, err
+		}
+		cfg.Services = append(cfg.Services, s)
+	}
+	if f.restart != "" {
+		if cfg.Restart, err = machine.ParseRestart(f.restart); err != nil {
+			return machine.CreateRequest{}, err
+		}
+		if f.rm && cfg.Restart.Policy != machine.RestartNo {
+			return machine.CreateRequest{}, fmt.Errorf("--rm and --restart %s conflict: %w", f.restart, errdefs.ErrInvalidArgument)
+		}
+	}
+	// A detached --rm machine destroys itself; a foreground one is
+	// destroyed by this command once it has the exit status.
+	cfg.AutoDestroy = f.rm && f.detach
+	return machine.CreateRequest{Name: f.name, Config: cfg}, nil
+}
+
+// runMachine creates and starts the machine, then (unless detached)
+// streams its output and returns its exit status.
+func runMachine(ctx context.Context, g *globals, c *api.Client, f runFlags, req machine.CreateRequest) error {
+	if f.interactive && f.tty {
+		return runInteractive(ctx, g, c, f, req)
+	}
+	m, err := c.CreateMachine(ctx, f.app, req)
+	if err != nil {
+		return err
+	}
+	if f.detach {
+		_, err := fmt.Fprintln(g.out, m.ID)
+		return err
+	}
+	warnEmulated(g, m)
+	logErr := c.MachineLogs(ctx, f.app, m.ID, api.LogsOptions{Follow: true}, g.out)
+	if ctx.Err() != nil {
+		// Ctrl-C: stop the machine (SIGTERM, then kill), keep its status.
+		bg := context.Background()
+		fmt.Fprintln(g.err, "ferry: stopping", m.ID)
+		m, err = c.StopMachine(bg, f.app, m.ID, api.StopRequest{Timeout: f.stopTimeout.String()})
+		return finishRun(bg, g, c, f, m, err)
+	}
+	if logErr != nil {
+		fmt.Fprintln(g.err, "ferry: logs:", logErr)
+	}
+	m, err = c.WaitMachine(ctx, f.app, m.ID, machine.StateStopped, 0)
+	return finishRun(context.Background(), g, c, f, m, err)
+}
+
+// finishRun destroys a --rm machine and turns its exit into ours.
+func finishRun(ctx context.Context, g *globals, c *api.Client, f runFlags, m *machine.Machine, err error) error {
+	if err != nil {
+		return err
+	}
+	if f.rm {
+		if err := c.DestroyMachine(ctx, f.app, m.ID, true); err != nil {
+			fmt.Fprintln(g.err, "ferry: remove", m.ID+":", err)
+		}
+	}
+	if m.LastExit == nil {
+		return exitError{code: 125}
+	}
+	if m.LastExit.Unknown {
+		fmt.Fprintf(g.err, "ferry: machine %s ended without an exit status (VMM crashed or was killed); see `ferry logs %s`\n", m.ID, m.ID)
+	}
+	if code := m.LastExit.ExitCode; code != 0 {
+		return exitError{code: code}
+	}
+	return nil
+}
+
+// warnEmulated says once per process that the machine runs under TCG.
+func warnEmulated(g *globals, m *machine.Machine) {
+	if m.Emulated {
+		fmt.Fprintln(g.err, "ferry: no usable KVM here; the machine runs under emulation (QEMU TCG) and is much slower")
+	}
+}
+
+// parseEnv merges an env file and -e flags (later wins).
+func parseEnv(file string, flags []string) (map[string]string, error) {
+	var lines []string
+	if file != "" {
+		fh, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("--env-file: %w", err)
+		}
+		defer fh.Close()
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			l := strings.TrimSpace(sc.Text())
+			if l != "" && !strings.HasPrefix(l, "#") {
+				lines = append(lines, l)
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("--env-file: %w", err)
+		}
+	}
+	lines = append(lines, flags...)
+	if len(lines) == 0 {
+		return nil, nil
+	}
+	env := map[string]string{}
+	for _, l := range lines {
+		k, v, ok := strings.Cut(l, "=")
+		if k == "" {
+			return nil, fmt.Errorf("env %q: want KEY=VALUE: %w", l, errdefs.ErrInvalidArgument)
+		}
+		if !ok {
+			var set bool
+			if v, set = os.LookupEnv(k); !set {
+				continue // Docker skips unset pass-through variables
+			}
+		}
+		env[k] = v
+	}
+	return env, nil
+}
+
+// parseMemoryMB reads 512m, 1g, 1.5G, 524288k, 268435456b or a plain MB
+// number.
+func parseMemoryMB(s string) (int, error) {
+	bad := fmt.Errorf("--memory %q: want a size like 512m or 1g: %w", s, errdefs.ErrInvalidArgument)
+	t := strings.ToLower(strings.TrimSpace(s))
+	t = strings.TrimSuffix(t, "ib")
+	t = strings.TrimSuffix(t, "b")
+	mult := 1.0 // MB
+	if n := len(t); n > 0 {
+		switch t[n-1] {
+		case 'k':
+			mult, t = 1.0/1024, t[:n-1]
+		case 'm':
+			t = t[:n-1]
+		case 'g':
+			mult, t = 1024, t[:n-1]
+		case 't':
+			mult, t = 1024*1024, t[:n-1]
+		}
+	}
+	if strings.HasSuffix(strings.ToLower(s), "b") && !strings.ContainsAny(strings.ToLower(s), "kmgt") {
+		mult = 1.0 / (1024 * 1024) // bytes
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v <= 0 {
+		return 0, bad
+	}
+	return int(math.Ceil(v * mult)), nil
+}
+
+// parsePublish reads [IP:]HOST:GUEST[/proto] or GUEST[/proto].
+func parsePublish(s string) (machine.Service, error) {
+	bad := fmt.Errorf("-p %q: want [IP:]HOST:GUEST[/tcp|udp] or GUEST: %w", s, errdefs.ErrInvalidArgument)
+	spec, proto, _ := strings.Cut(s, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	parts := strings.Split(spec, ":")
+	svc := machine.Service{Protocol: proto}
+	var hostIP, host, guest string
+	switch len(parts) {
+	case 1:
+		guest = parts[0]
+	case 2:
+		host, guest = parts[0], parts[1]
+	case 3:
+		hostIP, host, guest = parts[0], parts[1], parts[2]
+	default:
+		return svc, bad
+	}
+	gp, err := strconv.Atoi(guest)
+	if err != nil {
+		return svc, bad
+	}
+	hp := 0
+	if host != "" {
+		if hp, err = strconv.Atoi(host); err != nil {
+			return svc, bad
+		}
+	}
+	svc.InternalPort = gp
+	svc.Ports = []machine.Port{{Port: hp, HostIP: hostIP}}
+	return svc, nil
+}
+
+// runInteractive is `run -it`: the machine's entrypoint gets a terminal
+// whose input and output are this terminal's.
+func runInteractive(ctx context.Context, g *globals, c *api.Client, f runFlags, req machine.CreateRequest) error {
+	return fmt.Errorf("run -it: an interactive console on the entrypoint is not available yet; run with -d and use `ferry exec -it MACHINE sh`: %w", errdefs.ErrUnavailable)
+}

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/machine"
+)
+
+func newWaitCmd(g *globals) *cobra.Command {
+	var app, state string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait [--state STATE] MACHINE...",
+		Short: "Wait until machines stop (or reach --state) and print their exit codes",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, ok := machine.ParseState(state)
+			if !ok {
+				return fmt.Errorf("--state %q: want started, stopped, failed or destroyed: %w", state, errdefs.ErrInvalidArgument)
+			}
+			c, err := g.apiClient()
+			if err != nil {
+				return err
+			}
+			for _, n := range args {
+				deadline := time.Now().Add(timeout)
+				for {
+					// The daemon bounds one wait; loop until ours is up.
+					m, err := c.WaitMachine(cmd.Context(), app, n, st, 60*time.Second)
+					if err != nil && errdefs.Code(err) == "unavailable" && (timeout == 0 || time.Now().Before(deadline)) {
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					if st == machine.StateStopped && m.LastExit != nil {
+						fmt.Fprintln(g.out, m.LastExit.ExitCode)
+					} else {
+						fmt.Fprintln(g.out, m.State)
+					}
+					break
+				}
+			}
+			return nil
+		},
+	}
+	appFlag(cmd, &app)
+	cmd.Flags().StringVar(&state, "state", "stopped", "state to wait for")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: never)")
+	return cmd
+}
