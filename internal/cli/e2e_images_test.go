@@ -2,13 +2,17 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ferryvm/ferry/internal/image"
 	"github.com/ferryvm/ferry/internal/testimage"
@@ -164,4 +168,29 @@ func TestTCPAPIRequiresToken(t *testing.T) {
 	if r.code == 0 || !strings.Contains(r.stderr, "--api-token") {
 		t.Fatalf("daemon without --api-token: %s", r)
 	}
+}
+
+// TestDaemonStopsCleanlyOnSIGTERM checks a SIGTERMed daemon exits 0,
+// removes its socket and releases the root for the next daemon.
+func TestDaemonStopsCleanlyOnSIGTERM(t *testing.T) {
+	e := newFerryEnv(t)
+	if err := e.daemon.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-e.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("daemon still running 15s after SIGTERM")
+	}
+	if code := e.daemon.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("daemon exit status %d after SIGTERM, want 0:\n%s", code, e.daemonLog)
+	}
+	if _, err := os.Stat(e.sock); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket left behind: %v", err)
+	}
+	if !strings.Contains(e.daemonLog.String(), "shutting down") {
+		t.Errorf("no shutdown log line:\n%s", e.daemonLog)
+	}
+	e.startDaemon() // the root is free again
+	e.ok("images")
 }

@@ -73,18 +73,29 @@ func filterImages(list []image.Summary, pattern string) []image.Summary {
 	if err != nil {
 		return nil
 	}
-	repoOnly := !strings.Contains(pattern[strings.LastIndex(pattern, "/")+1:], ":")
+	repoOnly := !strings.Contains(pattern[strings.LastIndex(pattern, "/")+1:], ":") && !strings.Contains(pattern, "@")
+	wantRepo := canonicalRepoOf(want)
 	var out []image.Summary
 	for _, s := range list {
 		for _, r := range append(append([]string{}, s.RepoTags...), s.RepoDigests...) {
-			repo, _ := splitRef(r)
-			if r == want || (repoOnly && repo+":latest" == want) {
+			if r == want || (repoOnly && canonicalRepoOf(r) == wantRepo) {
 				out = append(out, s)
 				break
 			}
 		}
 	}
 	return out
+}
+
+// canonicalRepoOf strips the tag or digest from a canonical reference.
+func canonicalRepoOf(ref string) string {
+	if i := strings.Index(ref, "@"); i >= 0 {
+		return ref[:i]
+	}
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		return ref[:i]
+	}
+	return ref
 }
 
 // imageRow is one line of `ferry images`.

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -24,7 +26,7 @@ func wireImages(ctx context.Context, d *daemon) error {
 		return err
 	}
 	d.images = st
-	api.RegisterImages(d.api, &imageAPI{st: st, insecure: d.cfg.InsecureRegistries})
+	api.RegisterImages(d.api, &imageAPI{st: st, insecure: d.cfg.InsecureRegistries, log: d.log.With("svc", "image")})
 	return nil
 }
 
@@ -32,6 +34,7 @@ func wireImages(ctx context.Context, d *daemon) error {
 type imageAPI struct {
 	st       *image.Store
 	insecure []string // the daemon's --insecure-registry list
+	log      *slog.Logger
 }
 
 var _ api.ImageService = (*imageAPI)(nil)
@@ -51,10 +54,15 @@ func (a *imageAPI) Pull(ctx context.Context, req api.PullRequest, progress image
 	if auth := authenticator(req.Auth); auth != nil {
 		opts = append(opts, image.PullAuth(auth))
 	}
+	start := time.Now()
 	res, err := a.st.Pull(ctx, req.Ref, opts...)
 	if err != nil {
+		a.log.Info("pull failed", "ref", req.Ref, "caller_credentials", req.Auth != nil, "err", err)
 		return image.PullResult{}, err
 	}
+	a.log.Info("pulled", "ref", res.Ref, "digest", res.Image.ID, "bytes_fetched", res.BytesFetched,
+		"blobs_fetched", res.BlobsFetched, "blobs_cached", res.BlobsExisting, "caller_credentials", req.Auth != nil,
+		"duration", time.Since(start).Round(time.Millisecond))
 	return *res, nil
 }
 
@@ -68,8 +76,10 @@ func (a *imageAPI) Push(ctx context.Context, req api.PushRequest, progress image
 	}
 	d, err := a.st.Push(ctx, req.Ref, "", opts...)
 	if err != nil {
+		a.log.Info("push failed", "ref", req.Ref, "err", err)
 		return api.PushResult{}, err
 	}
+	a.log.Info("pushed", "ref", req.Ref, "digest", d)
 	ref, err := image.CanonicalString(req.Ref)
 	if err != nil {
 		ref = req.Ref
