@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -332,5 +334,24 @@ func writeAtomic(dst string, perm os.FileMode, sync bool, fill func(*os.File) er
 		return err
 	}
 	ok = true
+	return nil
+}
+
+// PruneShared removes the shared archives in dir other than keep (paths
+// BuildShared returned): old ferry-init or kernel versions. Machines' own
+// initrds are copies, so pruning never breaks a machine.
+func PruneShared(dir string, keep ...string) error {
+	old, err := filepath.Glob(filepath.Join(dir, "shared-*.cpio"))
+	if err != nil {
+		return err
+	}
+	for _, p := range old {
+		if slices.Contains(keep, p) {
+			continue
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("prune %s: %w", p, err)
+		}
+	}
 	return nil
 }

@@ -260,3 +260,19 @@ func BenchmarkWriteInitrd(b *testing.B) {
 		})
 	}
 }
+
+func TestPruneShared(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, _ := BuildShared(ctx, dir, Shared{Init: fakeInit(t, t.TempDir(), "a")})
+	b, _ := BuildShared(ctx, dir, Shared{Init: fakeInit(t, t.TempDir(), "b")})
+	if err := PruneShared(dir, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(a); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("old archive %s still there", a)
+	}
+	if _, err := os.Stat(b); err != nil {
+		t.Errorf("kept archive: %v", err)
+	}
+}
