@@ -33,7 +33,7 @@ func TestImageVerbsEndToEnd(t *testing.T) {
 	e := newFerryEnv(t)
 
 	out := e.ok("pull", ref)
-	if !strings.Contains(out, "Status: Downloaded newer image for "+ref) || !strings.HasSuffix(out, ref+"\n") {
+	if !strings.HasPrefix(out, "v1: Pulling from test/app\n") || !strings.Contains(out, "Status: Downloaded newer image for "+ref) || !strings.HasSuffix(out, ref+"\n") {
 		t.Fatalf("pull output:\n%s", out)
 	}
 	if lines := regexp.MustCompile(`(?m)^[0-9a-f]{12}: Pull complete$`).FindAllString(out, -1); len(lines) != 3 {

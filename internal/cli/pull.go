@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/spf13/cobra"
@@ -26,6 +27,9 @@ func newPullCmd(g *globals) *cobra.Command {
 			if req.Auth, err = callerAuth(req.Ref); err != nil {
 				return err
 			}
+			if !quiet {
+				printPulling(g, req.Ref)
+			}
 			view := newProgressView(g.out, false, quiet)
 			res, err := c.Pull(cmd.Context(), req, view.update)
 			view.finish(err == nil)
@@ -40,6 +44,20 @@ func newPullCmd(g *globals) *cobra.Command {
 	f.StringSliceVar(&req.InsecureRegistries, "insecure-registry", nil, "reach this registry (host[:port]) over plain HTTP (the daemon must allow it)")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the image reference")
 	return cmd
+}
+
+// printPulling starts a pull the way docker pull does: "v1: Pulling from
+// library/alpine".
+func printPulling(g *globals, ref string) {
+	r, err := image.ParseReference(ref)
+	if err != nil {
+		return // the daemon reports the bad reference
+	}
+	id := r.Identifier()
+	if len(id) > 19 && strings.HasPrefix(id, "sha256:") {
+		id = id[:19]
+	}
+	fmt.Fprintf(g.out, "%s: Pulling from %s\n", id, r.Context().RepositoryStr())
 }
 
 // printPulled ends a pull the way docker pull does.

@@ -1,0 +1,65 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/testimage"
+)
+
+func TestInsecureRegistryMustBeAllowedByTheDaemon(t *testing.T) {
+	a := &imageAPI{insecure: []string{"reg.internal:5000"}}
+	for _, ok := range [][]string{nil, {"reg.internal:5000"}, {"localhost:5000"}, {"127.0.0.1:9999"}, {"[::1]:5000"}} {
+		if err := a.checkInsecure("x", ok); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
+	}
+	err := a.checkInsecure("other.example:5000/app", []string{"other.example:5000"})
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "ferry daemon --insecure-registry other.example:5000") {
+		t.Fatalf("want advice to restart the daemon, got %v", err)
+	}
+}
+
+func TestAuthenticatorFromCaller(t *testing.T) {
+	if authenticator(nil) != nil || authenticator(&api.RegistryAuth{}) != nil {
+		t.Fatal("empty credentials must fall back to the daemon's keychain")
+	}
+	cfg, err := authenticator(&api.RegistryAuth{Username: "u", Password: "p"}).Authorization()
+	if err != nil || cfg.Username != "u" || cfg.Password != "p" {
+		t.Fatalf("authorization = %+v, %v", cfg, err)
+	}
+}
+
+// TestImageAPIThroughDaemon pulls through a whole in-process daemon and
+// checks list, verify and remove over the typed client.
+func TestImageAPIThroughDaemon(t *testing.T) {
+	reg := testimage.Registry(t)
+	img, err := testimage.Random(5, 2, 32<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := testimage.Push(t, reg, "d/app:1", img)
+	_, c := startDaemon(t, Config{})
+	ctx := context.Background()
+	res, err := c.Pull(ctx, api.PullRequest{Ref: ref}, nil)
+	if err != nil || res.BlobsFetched != 3 {
+		t.Fatalf("pull = %+v, %v", res, err)
+	}
+	rep, err := c.VerifyImages(ctx)
+	if err != nil || !rep.OK() || rep.Images != 1 || rep.Blobs != 4 {
+		t.Fatalf("verify = %+v, %v", rep, err)
+	}
+	if _, err := c.Pull(ctx, api.PullRequest{Ref: ref, Platform: "not a platform//x/y/z"}, nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("bad platform: %v", err)
+	}
+	if _, err := c.RemoveImage(ctx, ref, false); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := c.Images(ctx, true); err != nil || len(l) != 0 {
+		t.Fatalf("images after rmi = %+v, %v", l, err)
+	}
+}
