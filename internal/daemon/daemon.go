@@ -28,6 +28,9 @@ import (
 type Config struct {
 	Root     string // data directory (paths.DefaultRoot when empty)
 	Socket   string // unix socket of the API (paths.DefaultSocket when empty)
+	// SocketGroup, when set, owns the socket (mode 0660), so its members
+	// may use ferry without root, as Docker's "docker" group.
+	SocketGroup string
 	APIAddr  string // optional TCP address of the API ("127.0.0.1:7070")
 	APIToken string // bearer token required on APIAddr (mandatory with it)
 	NetNS    string // named network namespace the network side runs in ("" = current)
@@ -58,6 +61,7 @@ type daemon struct {
 // services are wired in order; later ones may use earlier ones' fields.
 var services = []func(ctx context.Context, d *daemon) error{
 	wireImages,
+	wireMachines,
 }
 
 // Run starts the daemon and blocks until ctx ends (SIGTERM/SIGINT in `ferry
