@@ -29,6 +29,7 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 	f := cmd.Flags()
 	f.StringVar(&cfg.Root, "root", paths.DefaultRoot, "data directory (image cache, machines, state)")
 	f.StringVar(&cfg.Socket, "socket", paths.DefaultSocket, "unix socket to serve the API on")
+	f.StringVarP(&cfg.SocketGroup, "group", "G", "", "group to own the socket (its members may use ferry without root)")
 	f.StringVar(&cfg.APIAddr, "api-addr", "", "also serve the API on this TCP address (needs --api-token)")
 	f.StringVar(&cfg.APIToken, "api-token", os.Getenv("FERRY_API_TOKEN"), "bearer token required on --api-addr; env FERRY_API_TOKEN")
 	f.StringVar(&cfg.NetNS, "netns", "", "run the network side inside this named network namespace")

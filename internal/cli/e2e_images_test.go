@@ -116,6 +116,24 @@ func TestImageVerbsEndToEnd(t *testing.T) {
 	if out := e.ok("image", "verify"); !strings.Contains(out, "1 images") {
 		t.Errorf("verify:\n%s", out)
 	}
+
+	// save to a pipe, load from a pipe
+	piped := e.ok("save", ref)
+	e.ok("rmi", ref)
+	if r := e.run(strings.NewReader(piped), "load"); r.code != 0 || !strings.Contains(r.stdout, "Loaded image: "+ref) {
+		t.Errorf("save | load: %s", r)
+	}
+
+	// a malformed tar: one line, cache unchanged
+	bad := filepath.Join(t.TempDir(), "bad.tar")
+	if err := os.WriteFile(bad, []byte(strings.Repeat("not a tar ", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := e.ok("images", "-a", "--format", "json")
+	e.fails([]string{"load"}, "load", "-i", bad)
+	if after := e.ok("images", "-a", "--format", "json"); after != before {
+		t.Errorf("a failed load changed the cache:\n%s\n%s", before, after)
+	}
 }
 
 func TestPullErrorsAreOneLine(t *testing.T) {

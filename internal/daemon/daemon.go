@@ -26,15 +26,15 @@ import (
 
 // Config is what `ferry daemon` is started with.
 type Config struct {
-	Root     string // data directory (paths.DefaultRoot when empty)
-	Socket   string // unix socket of the API (paths.DefaultSocket when empty)
+	Root   string // data directory (paths.DefaultRoot when empty)
+	Socket string // unix socket of the API (paths.DefaultSocket when empty)
 	// SocketGroup, when set, owns the socket (mode 0660), so its members
 	// may use ferry without root, as Docker's "docker" group.
 	SocketGroup string
-	APIAddr  string // optional TCP address of the API ("127.0.0.1:7070")
-	APIToken string // bearer token required on APIAddr (mandatory with it)
-	NetNS    string // named network namespace the network side runs in ("" = current)
-	VMM      string // VMM driver name ("qemu", "firecracker"; "" = default)
+	APIAddr     string // optional TCP address of the API ("127.0.0.1:7070")
+	APIToken    string // bearer token required on APIAddr (mandatory with it)
+	NetNS       string // named network namespace the network side runs in ("" = current)
+	VMM         string // VMM driver name ("qemu", "firecracker"; "" = default)
 
 	// InsecureRegistries are registries (host[:port]) reached over plain
 	// HTTP, in addition to loopback ones.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -139,4 +140,20 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+func TestSocketGroup(t *testing.T) {
+	cfg, _ := startDaemon(t, Config{SocketGroup: fmt.Sprint(os.Getgid())})
+	fi, err := os.Stat(cfg.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gid := fi.Sys().(*syscall.Stat_t).Gid; int(gid) != os.Getgid() {
+		t.Fatalf("socket gid %d, want %d", gid, os.Getgid())
+	}
+	err = Run(context.Background(), Config{Root: t.TempDir(), Socket: filepath.Join(t.TempDir(), "g.sock"),
+		SocketGroup: "no-such-group-ferry", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "no-such-group-ferry") {
+		t.Fatalf("unknown group: %v", err)
+	}
 }

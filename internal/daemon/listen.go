@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
@@ -18,6 +20,12 @@ func (d *daemon) listen() ([]listener, error) {
 	ul, err := listenUnix(d.cfg.Socket)
 	if err != nil {
 		return nil, err
+	}
+	if d.cfg.SocketGroup != "" {
+		if err := chgrp(d.cfg.Socket, d.cfg.SocketGroup); err != nil {
+			ul.Close()
+			return nil, err
+		}
 	}
 	ls := []listener{{Listener: ul}}
 	if d.cfg.APIAddr != "" {
@@ -58,4 +66,22 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("chmod socket: %w", err)
 	}
 	return l, nil
+}
+
+// chgrp gives the socket to group (a name or a numeric gid).
+func chgrp(path, group string) error {
+	gid, err := strconv.Atoi(group)
+	if err != nil {
+		g, lerr := user.LookupGroup(group)
+		if lerr != nil {
+			return fmt.Errorf("--group %s: %v: %w", group, lerr, errdefs.ErrInvalidArgument)
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return fmt.Errorf("--group %s: gid %q: %w", group, g.Gid, errdefs.ErrInvalidArgument)
+		}
+	}
+	if err := os.Chown(path, -1, gid); err != nil {
+		return fmt.Errorf("give socket %s to group %s: %w", path, group, err)
+	}
+	return nil
 }
