@@ -212,3 +212,22 @@ func TestDaemonStopsCleanlyOnSIGTERM(t *testing.T) {
 	e.startDaemon() // the root is free again
 	e.ok("images")
 }
+
+func TestPullPlatformFromIndex(t *testing.T) {
+	reg := testimage.Registry(t)
+	idx, err := testimage.Index("linux/amd64", "linux/arm64/v8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := testimage.PushIndex(t, reg, "multi/app:1", idx)
+	e := newFerryEnv(t)
+	e.ok("pull", "-q", "--platform", "linux/arm64/v8", ref)
+	var details []image.Details
+	if err := json.Unmarshal([]byte(e.ok("image", "inspect", ref)), &details); err != nil {
+		t.Fatal(err)
+	}
+	if p := details[0].Platform; p.Architecture != "arm64" || p.OS != "linux" {
+		t.Errorf("pulled platform %+v, want linux/arm64", p)
+	}
+	e.fails([]string{"s390x", "linux/amd64"}, "pull", "--platform", "linux/s390x", ref)
+}
