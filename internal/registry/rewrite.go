@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -24,6 +25,7 @@ type rewriter struct {
 	external, internal string
 	route, method      string
 	onSuccess          func(http.Header) // manifest PUT: OCI-Subject, catalog
+	digestOut          string            // a non-sha256 digest the client asked by
 
 	wroteHeader bool
 	status      int
@@ -45,6 +47,21 @@ func (rw *rewriter) WriteHeader(status int) {
 		h.Del("Link")
 		for _, l := range links {
 			h.Add("Link", rw.link(l))
+		}
+	}
+	if rw.digestOut != "" && status < 300 {
+		if canon := h.Get("Docker-Content-Digest"); canon != "" && canon != rw.digestOut {
+			if status == http.StatusCreated {
+				// distribution verified the upload against digestOut and
+				// filed it under canon: remember the pair.
+				if err := rw.s.store.AddDigestAlias(context.Background(), rw.digestOut, canon); err != nil {
+					rw.s.log.Error("registry digest alias", "err", err)
+				}
+			}
+			h.Set("Docker-Content-Digest", rw.digestOut)
+			if loc := h.Get("Location"); loc != "" {
+				h.Set("Location", strings.Replace(loc, canon, rw.digestOut, 1))
+			}
 		}
 	}
 	if status == http.StatusCreated && rw.onSuccess != nil {

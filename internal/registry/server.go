@@ -128,6 +128,13 @@ func (s *Server) distributionConfig(secret string) *configuration.Configuration 
 	dc.HTTP.Secret = secret
 	dc.HTTP.Headers = http.Header{"X-Content-Type-Options": []string{"nosniff"}}
 	dc.HTTP.Debug.Prometheus.Enabled = s.cfg.DistributionMetrics
+	// Non-distributable layers name http(s) URLs; distribution's default
+	// (validation on, no allow list) refuses every URL with a 500.
+	// distribution never fetches them, so allowing them opens nothing.
+	dc.Validation.Manifests.URLs.Allow = []string{`^https?://`}
+	// Index children are checked by the middleware (missingIndexChild),
+	// which also resolves sha512 children.
+	dc.Validation.Manifests.Indexes.Platforms = "none"
 	dc.Log.AccessLog.Disabled = true
 	dc.Log.Level = "warn"
 	// distribution logs through logrus' standard logger; keep it to

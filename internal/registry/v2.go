@@ -1,10 +1,11 @@
 package registry
 
 import (
-	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/distribution/distribution/v3/registry/api/errcode"
@@ -98,59 +99,84 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	// Rewrite the request for distribution: path, upload state, mount.
 	r = r.Clone(r.Context())
-	r.URL.Path = "/v2/" + internal + rt.rest
-	r.URL.RawPath = ""
-	r.RequestURI = r.URL.RequestURI()
 	q := r.URL.Query()
 	if st := q.Get("_state"); st != "" {
 		q.Set("_state", s.stateIn(st, c.ns))
 	}
-	var subject string
+	rw := &rewriter{ResponseWriter: w, s: s, ns: c.ns, external: rt.repo, internal: internal, route: rt.name, method: r.Method}
 	switch {
 	case rt.name == routeUpload && r.Method == http.MethodPost:
-		s.mountIn(q, c)
-		if d := q.Get("digest"); d != "" {
-			s.touches.touch(d)
-		}
-	case (rt.name == routeUploadPart && r.Method == http.MethodPut):
-		if d := q.Get("digest"); d != "" {
-			s.touches.touch(d)
-		}
-	case rt.name == routeBlob && r.Method == http.MethodHead:
-		// A client that finds a blob skips uploading it and will reference
-		// it soon: keep gc's hands off.
-		s.touches.touch(strings.TrimPrefix(rt.rest, "/blobs/"))
-	case rt.name == routeManifest && r.Method == http.MethodPut:
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestSize+1))
-		if err != nil {
-			serveError(w, errcode.ErrorCodeManifestInvalid, "reading manifest: "+err.Error())
+		if !s.mountIn(q, c) {
+			// The JWT lacks pull on "from" though the org token has it: ask
+			// the client to fetch a token with that scope too, as
+			// distribution's token auth does. This depends only on the
+			// token, never on what exists.
+			s.challenge(w, r, append(scopes, scopeFor(q.Get("from"), "pull")), "insufficient_scope")
 			return
 		}
-		if len(body) > maxManifestSize {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			_ = errcode.ServeJSON(discardStatus{w}, errcode.ErrorCodeManifestInvalid.WithMessage("manifest exceeds 4 MiB"))
+		rw.digestOut = nonCanonical(q.Get("mount"), q.Get("digest"))
+		if m := q.Get("mount"); m != "" && rw.digestOut == m {
+			// distribution links only the sha256 of a mounted blob.
+			q.Set("mount", s.canonicalBlob(r.Context(), m))
+		}
+		s.touches.touch(q.Get("digest"))
+		if q.Get("digest") != "" && q.Get("mount") == "" && r.ContentLength != 0 {
+			r.URL.Path = "/v2/" + internal + rt.rest
+			s.monolithicPost(rw, r, q)
+			rw.finish()
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		r.ContentLength = int64(len(body))
-		subject = manifestSubject(body)
+	case rt.name == routeUploadPart && r.Method == http.MethodPut:
+		rw.digestOut = nonCanonical(q.Get("digest"))
+		s.touches.touch(q.Get("digest"))
+	case rt.name == routeBlob:
+		ref := strings.TrimPrefix(rt.rest, "/blobs/")
+		if rw.digestOut = nonCanonical(ref); rw.digestOut != "" {
+			rt.rest = "/blobs/" + s.canonicalBlob(r.Context(), ref)
+		}
+		if r.Method == http.MethodHead {
+			// A client that finds a blob skips uploading it and will
+			// reference it soon: keep gc's hands off.
+			s.touches.touch(ref)
+		}
+	case rt.name == routeManifest:
+		var ok bool
+		if rt.rest, ok = s.prepareManifest(w, r, rt, c, rw); !ok {
+			return
+		}
 	}
+	r.URL.Path = "/v2/" + internal + rt.rest
+	r.URL.RawPath = ""
 	r.URL.RawQuery = q.Encode()
-
-	rw := &rewriter{ResponseWriter: w, s: s, ns: c.ns, external: rt.repo, internal: internal, route: rt.name, method: r.Method}
-	if rt.name == routeManifest && r.Method == http.MethodPut {
-		rw.onSuccess = func(h http.Header) {
-			if subject != "" {
-				h.Set("OCI-Subject", subject)
-			}
-			if err := s.store.AddRepo(r.Context(), c.token.OrgID, rt.repo); err != nil {
-				s.log.Error("registry catalog", "repo", rt.repo, "err", err)
-			}
-		}
-	}
+	r.RequestURI = r.URL.RequestURI()
 	s.app.ServeHTTP(rw, r)
 	rw.finish()
+}
+
+// canonicalBlob returns the sha256 digest recorded for a blob uploaded
+// under another algorithm, or d itself when none is.
+func (s *Server) canonicalBlob(ctx context.Context, d string) string {
+	if c, err := s.store.DigestAlias(ctx, d); err == nil {
+		return c
+	}
+	return d
+}
+
+// nonCanonical returns the first non-empty of digests when it is a valid
+// digest of an algorithm other than distribution's canonical sha256: the
+// client then gets that digest back in Docker-Content-Digest rather than the
+// sha256 distribution files the content under.
+func nonCanonical(digests ...string) string {
+	for _, d := range digests {
+		if d == "" {
+			continue
+		}
+		if p, err := digest.Parse(d); err == nil && p.Algorithm() != digest.Canonical {
+			return d
+		}
+		return ""
+	}
+	return ""
 }
 
 // stateIn opens an upload state from a client, maps its repository name
@@ -188,28 +214,38 @@ func (s *Server) stateOut(token string, ns Namespace) string {
 // otherwise the mount is dropped and the client gets an ordinary upload
 // session (202), which says nothing about whether the blob exists anywhere.
 // A mount without "from" is limited to the target repository itself.
-func (s *Server) mountIn(q url.Values, c *caller) {
+// It returns false when the caller's JWT merely lacks the pull scope on
+// "from" that its org token would grant (the caller should re-challenge).
+func (s *Server) mountIn(q url.Values, c *caller) bool {
 	mount, from := q.Get("mount"), q.Get("from")
-	if mount == "" {
-		q.Del("from")
-		return
-	}
-	if _, err := digest.Parse(mount); err != nil {
+	drop := func() bool {
 		q.Del("mount")
 		q.Del("from")
-		return
+		return true
+	}
+	if mount == "" {
+		q.Del("from")
+		return true
+	}
+	if _, err := digest.Parse(mount); err != nil {
+		return drop()
 	}
 	s.touches.touch(mount)
 	if from == "" {
-		return
+		return true
 	}
 	internal, ok := c.ns.Internal(from)
-	if !ok || !c.allows("repository", from, "pull") {
-		q.Del("mount")
-		q.Del("from")
-		return
+	if !ok {
+		return drop()
+	}
+	if !c.allows("repository", from, "pull") {
+		if c.claims != nil && slices.Contains(c.token.Scope.Actions(), "pull") {
+			return false
+		}
+		return drop()
 	}
 	q.Set("from", internal)
+	return true
 }
 
 // discardStatus lets errcode.ServeJSON write a body after the status was

@@ -42,6 +42,12 @@ var migrations = []string{
 		key   TEXT PRIMARY KEY,
 		value TEXT NOT NULL
 	);`,
+	// 4: digests of other algorithms (sha512) for manifests that
+	// distribution stores under their canonical sha256.
+	`CREATE TABLE digest_aliases (
+		alias     TEXT PRIMARY KEY,
+		canonical TEXT NOT NULL
+	);`,
 }
 
 // SchemaVersion is the number of migrations this build knows.
