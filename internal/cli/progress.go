@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -42,22 +43,13 @@ func isTerminal(w any) bool {
 // shortID is the 12-hex-digit form docker shows for layers and images.
 func shortID(d fmt.Stringer) string {
 	s := d.String()
-	if _, hex, ok := cutAlgo(s); ok {
+	if _, hex, ok := strings.Cut(s, ":"); ok {
 		s = hex
 	}
 	if len(s) > 12 {
 		s = s[:12]
 	}
 	return s
-}
-
-func cutAlgo(s string) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return "", s, false
 }
 
 // statusText is docker's wording for a blob state.
