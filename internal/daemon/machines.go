@@ -151,14 +151,14 @@ func (b *machineBoot) assets(ctx context.Context) (string, string, error) {
 	}
 	init, err := kernel.FindInit()
 	if err != nil {
-		return "", "", fmt.Errorf("guest init: %w (build and install it with `make build install`)", err)
+		return "", "", fmt.Errorf("guest init: %w", err)
 	}
 	sh := kernel.Shared{Init: init}
 	k, err := kernel.FindKernel()
 	if err != nil {
 		fb, ferr := kernel.FindFallback()
 		if ferr != nil {
-			return "", "", fmt.Errorf("guest kernel: %w (build it with `make kernel`)", err)
+			return "", "", fmt.Errorf("guest kernel: %w", err)
 		}
 		mods, merr := kernel.ModuleClosure(fb.ModulesDir, kernel.FallbackModules)
 		if merr != nil {
