@@ -83,6 +83,7 @@ func newRoot(g *globals) *cobra.Command {
 	// One line per verb; each lives in its own file.
 	root.AddCommand(
 		newVersionCmd(g),
+		newRegistryCmd(g),
 		newDaemonCmd(g),
 		newPullCmd(g), newPushCmd(g), newImagesCmd(g), newImageCmd(g), newTagCmd(g), newRmiCmd(g),
 		newLoadCmd(g), newSaveCmd(g), newLoginCmd(g), newLogoutCmd(g),

@@ -113,3 +113,6 @@ func (c Config) distributionStorage() configuration.Storage {
 	}
 	return st
 }
+
+// nowMinus is the start of a window of length d ending now.
+func (c Config) nowMinus(d time.Duration) time.Time { return time.Now().Add(-d) }
