@@ -1,0 +1,277 @@
+package cli
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/ferryvm/ferry/internal/kernel"
+	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/testimage"
+)
+
+// requireVM skips unless real micro-VMs can boot here: root, QEMU, the
+// guest kernel (built or fallback) and ferry-init, each named when missing.
+func requireVM(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("VM test: skipped with -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("VM test needs root (TAPs, loop-free disks, QEMU)")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		t.Skip("VM test needs qemu-system-x86_64 (apt-get install qemu-system-x86)")
+	}
+	if _, err := kernel.FindInit(); err != nil {
+		t.Skipf("VM test needs ferry-init: %v", err)
+	}
+	if _, err := kernel.FindKernel(); err != nil {
+		if _, ferr := kernel.FindFallback(); ferr != nil {
+			t.Skipf("VM test needs a guest kernel: %v", err)
+		}
+	}
+}
+
+// vmEnv is a daemon with the busybox test image loaded as busybox:vm.
+func vmEnv(t *testing.T) *ferryEnv {
+	t.Helper()
+	requireVM(t)
+	e := newFerryEnv(t)
+	img, err := testimage.Busybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := name.NewTag("busybox:vm")
+	p := filepath.Join(t.TempDir(), "busybox.tar")
+	if err := tarball.WriteToFile(p, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	e.ok("load", "-i", p)
+	return e
+}
+
+// inspect returns a machine as the API shows it.
+func (e *ferryEnv) inspect(ref string) *machine.Machine {
+	e.t.Helper()
+	var ms []*machine.Machine
+	if err := json.Unmarshal([]byte(e.ok("inspect", ref)), &ms); err != nil || len(ms) != 1 {
+		e.t.Fatalf("inspect %s: %v", ref, err)
+	}
+	return ms[0]
+}
+
+func (e *ferryEnv) eventually(what string, timeout time.Duration, f func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !f() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out after %s waiting for %s\ndaemon log:\n%s", timeout, what, e.daemonLog)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRunForeground boots real VMs: output, exit status and the run flags.
+func TestRunForeground(t *testing.T) {
+	e := vmEnv(t)
+	t.Parallel()
+	if r := e.run(nil, "run", "--rm", "busybox:vm", "echo", "hi"); r.code != 0 || r.stdout != "hi\n" {
+		t.Fatalf("run echo hi: %s\ndaemon:\n%s", r, e.daemonLog)
+	}
+	if r := e.run(nil, "run", "--rm", "busybox:vm", "sh", "-c", "exit 3"); r.code != 3 {
+		t.Fatalf("exit status: %s", r)
+	}
+	r := e.run(nil, "run", "--rm", "-e", "FOO=bar", "--user", "ferry", "-w", "/tmp", "--hostname", "vmhost",
+		"busybox:vm", "sh", "-c", `echo "$FOO $(id -u) $(pwd) $(hostname)"`)
+	if r.code != 0 || r.stdout != "bar 1000 /tmp vmhost\n" {
+		t.Fatalf("flags: %s", r)
+	}
+	if r := e.run(nil, "run", "--rm", "--entrypoint", "/bin/echo", "busybox:vm", "from", "entrypoint"); r.code != 0 || r.stdout != "from entrypoint\n" {
+		t.Fatalf("--entrypoint: %s", r)
+	}
+	if out := e.ok("ps", "-a", "-q"); out != "" {
+		t.Fatalf("--rm left machines: %q", out)
+	}
+	assertNoLeaks(t, e)
+}
+
+// TestDetachedLifecycle: run -d → ps → logs → exec → stop → start → wait → rm.
+func TestDetachedLifecycle(t *testing.T) {
+	e := vmEnv(t)
+	t.Parallel()
+	id := strings.TrimSpace(e.ok("run", "-d", "--name", "web", "busybox:vm", "sh", "-c", "echo started; exec sleep 1000"))
+	if len(id) != 14 {
+		t.Fatalf("run -d printed %q, want a machine id", id)
+	}
+	if ps := e.ok("ps"); !strings.Contains(ps, id) || !strings.Contains(ps, "web") || !strings.Contains(ps, "Up ") {
+		t.Fatalf("ps:\n%s", ps)
+	}
+	e.eventually("the entrypoint's output in logs", 60*time.Second, func() bool { return strings.Contains(e.ok("logs", "web"), "started\n") })
+	if out := e.ok("exec", "web", "sh", "-c", "echo inside $(hostname)"); out != "inside web\n" {
+		t.Fatalf("exec: %q", out)
+	}
+	if r := e.run(nil, "exec", "web", "sh", "-c", "exit 4"); r.code != 4 {
+		t.Fatalf("exec exit status: %s", r)
+	}
+	e.ok("stop", "-t", "5s", "web")
+	if m := e.inspect("web"); m.State != machine.StateStopped || m.LastExit == nil || !m.LastExit.RequestedStop {
+		t.Fatalf("after stop: %+v", m)
+	}
+	if ps := e.ok("ps"); strings.Contains(ps, id) {
+		t.Fatalf("stopped machine in ps without -a:\n%s", ps)
+	}
+	e.ok("start", id[:6])
+	if m := e.inspect("web"); m.State != machine.StateStarted {
+		t.Fatalf("after start: %s", m.State)
+	}
+	e.ok("kill", "-s", "TERM", "web")
+	if out := e.ok("wait", "web"); out != "143\n" {
+		t.Fatalf("wait after SIGTERM printed %q, want 143", out)
+	}
+	e.ok("rm", "web")
+	if out := e.ok("ps", "-a", "-q"); out != "" {
+		t.Fatalf("rm left %q", out)
+	}
+	assertNoLeaks(t, e)
+}
+
+// TestRestartOnFailure: on-failure:2 restarts exactly twice.
+func TestRestartOnFailure(t *testing.T) {
+	e := vmEnv(t)
+	t.Parallel()
+	id := strings.TrimSpace(e.ok("run", "-d", "--restart", "on-failure:2", "busybox:vm", "sh", "-c", "echo run; exit 1"))
+	e.eventually("two restarts and a final stop", 3*time.Minute, func() bool {
+		m := e.inspect(id)
+		return m.State == machine.StateStopped && m.Restarts == 2
+	})
+	time.Sleep(2 * time.Second)
+	m := e.inspect(id)
+	starts := 0
+	for _, ev := range m.Events {
+		if ev.Type == "started" {
+			starts++
+		}
+	}
+	if m.State != machine.StateStopped || starts != 3 || m.LastExit.ExitCode != 1 {
+		t.Fatalf("state %s, %d boots (want 3), exit %+v", m.State, starts, m.LastExit)
+	}
+	e.ok("rm", id)
+}
+
+// TestCrashRecovery SIGKILLs the daemon with machines running, starting and
+// being destroyed; after a restart ps is truthful, running machines answer
+// exec, and nothing is leaked.
+func TestCrashRecovery(t *testing.T) {
+	e := vmEnv(t)
+	t.Parallel()
+	running := strings.TrimSpace(e.ok("run", "-d", "--name", "keep", "busybox:vm", "sleep", "1000"))
+	doomed := strings.TrimSpace(e.ok("run", "-d", "--name", "doomed", "busybox:vm", "sleep", "1000"))
+	e.eventually("keep answers exec", 60*time.Second, func() bool { return e.run(nil, "exec", "keep", "true").code == 0 })
+
+	// Kill the daemon while one machine is being created and one destroyed.
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); e.run(nil, "run", "-d", "--name", "starting", "busybox:vm", "sleep", "1000") }()
+	go func() { defer wg.Done(); e.run(nil, "rm", "-f", "doomed") }()
+	time.Sleep(150 * time.Millisecond)
+	e.killDaemon()
+	wg.Wait()
+	e.startDaemon()
+
+	if m := e.inspect(running); m.State != machine.StateStarted {
+		t.Fatalf("running machine after daemon restart: %s", m.State)
+	}
+	if out := e.ok("exec", "keep", "echo", "still here"); out != "still here\n" {
+		t.Fatalf("exec after daemon restart: %q", out)
+	}
+	if r := e.run(nil, "inspect", doomed); r.code == 0 {
+		if m := e.inspect(doomed); m.State != machine.StateStarted {
+			t.Fatalf("doomed machine is %s: a destroy must finish or not have begun", m.State)
+		}
+	}
+	if r := e.run(nil, "inspect", "starting"); r.code == 0 {
+		e.eventually("the half-started machine started", 60*time.Second, func() bool {
+			return e.inspect("starting").State == machine.StateStarted
+		})
+	}
+	for _, id := range strings.Fields(e.ok("ps", "-a", "-q")) {
+		e.ok("rm", "-f", id)
+	}
+	assertNoLeaks(t, e)
+}
+
+// TestConcurrentCreates: 20 machines of one image created at once all start.
+func TestConcurrentCreates(t *testing.T) {
+	e := vmEnv(t)
+	if os.Getenv("FERRY_TEST_LOAD") == "" {
+		t.Skip("load test: set FERRY_TEST_LOAD=1 (20 TCG guests on this host take minutes)")
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.run(nil, "run", "-d", "--memory", "64m", "busybox:vm", "sleep", "1000")
+			if r.code != 0 {
+				errs <- r.String()
+			}
+			_ = i
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for s := range errs {
+		t.Error(s)
+	}
+	if n := len(strings.Fields(e.ok("ps", "-q"))); n != 20 {
+		t.Fatalf("%d machines running, want 20", n)
+	}
+	for _, id := range strings.Fields(e.ok("ps", "-a", "-q")) {
+		e.ok("rm", "-f", id)
+	}
+	assertNoLeaks(t, e)
+}
+
+// TestRunFailuresLeaveNothing: bad input fails with one line and leaves no
+// machine, disk, VMM or TAP behind.
+func TestRunFailuresLeaveNothing(t *testing.T) {
+	e := vmEnv(t)
+	t.Parallel()
+	e.fails([]string{"nosuch"}, "run", "--rm", "nosuch.invalid/image:1")
+	e.fails([]string{"memory"}, "run", "--rm", "--memory", "-5", "busybox:vm", "true")
+	e.fails([]string{"restart"}, "run", "--rm", "--restart", "sometimes", "busybox:vm", "true")
+	if r := e.run(nil, "run", "--rm", "busybox:vm", "/no/such/binary"); r.code != 127 {
+		t.Fatalf("missing entrypoint: %s", r)
+	}
+	assertNoLeaks(t, e)
+}
+
+// assertNoLeaks checks that a daemon with no machines holds no machine
+// directory, scratch disk or VMM process.
+func assertNoLeaks(t *testing.T, e *ferryEnv) {
+	t.Helper()
+	if out := e.ok("ps", "-a", "-q"); out != "" {
+		return // machines remain on purpose
+	}
+	ents, _ := os.ReadDir(filepath.Join(e.root, "machines"))
+	for _, d := range ents {
+		t.Errorf("leaked machine directory %s", d.Name())
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if strings.Contains(string(b), filepath.Join(e.root, "machines")) {
+			t.Errorf("leaked VMM process %s: %q", p, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+}
