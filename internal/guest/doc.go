@@ -1,0 +1,16 @@
+// Package guest is the contract between the host and ferry-init, the PID 1 of
+// every micro-VM. It owns three things and nothing else:
+//
+//   - the versioned run config (RunConfig) that the host writes into the
+//     per-machine initramfs at ConfigPath and init reads at boot; both sides
+//     validate it with the same code;
+//   - the control protocol: one framed, multiplexed byte-stream protocol that
+//     runs over a virtio-serial port (QEMU) or a vsock connection
+//     (Firecracker), carrying status, wait-for-exit, signal and exec with
+//     stdio streams, tty resize and flow control;
+//   - the host-side Client of that protocol and the guest-side Serve loop.
+//
+// It is linked into ferry-init, so it must import nothing host-side: only the
+// standard library and golang.org/x/sys. The init logic itself lives in
+// internal/initd; the VMM wiring lives on the host.
+package guest
