@@ -24,7 +24,9 @@ type fakeHandler struct {
 	exit    ExitStatus
 }
 
-func (h *fakeHandler) Status() Status { return Status{State: StateRunning, PID: 42, Protocol: ProtocolVersion} }
+func (h *fakeHandler) Status() Status {
+	return Status{State: StateRunning, PID: 42, Protocol: ProtocolVersion}
+}
 
 func (h *fakeHandler) Wait(ctx context.Context) (ExitStatus, error) {
 	select {
@@ -51,7 +53,7 @@ type fakeProc struct {
 	done chan ExitStatus
 }
 
-func (p *fakeProc) PID() int          { return 7 }
+func (p *fakeProc) PID() int         { return 7 }
 func (p *fakeProc) Wait() ExitStatus { return <-p.done }
 
 // Exec runs a tiny fake program: "upper" copies stdin to stdout upper-cased,
