@@ -12,15 +12,15 @@ import (
 	"github.com/ferryvm/ferry/internal/paths"
 )
 
-func newStore(t *testing.T, opts ...Option) (*Store, paths.Root) {
+func newStore(t testing.TB, opts ...Option) (*Store, paths.Root) {
 	t.Helper()
 	return newStoreAt(t, t.TempDir(), opts...)
 }
 
-func newStoreAt(t *testing.T, dir string, opts ...Option) (*Store, paths.Root) {
+func newStoreAt(t testing.TB, dir string, opts ...Option) (*Store, paths.Root) {
 	t.Helper()
 	root := paths.Root(dir)
-	db, err := bbolt.Open(filepath.Join(string(root), "meta.db"), 0o600, nil)
+	db, err := bbolt.Open(filepath.Join(string(root), "meta.db"), 0o600, &bbolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func newStoreAt(t *testing.T, dir string, opts ...Option) (*Store, paths.Root) {
 	return s, root
 }
 
-func must[T any](t *testing.T) func(T, error) T {
+func must[T any](t testing.TB) func(T, error) T {
 	return func(v T, err error) T {
 		t.Helper()
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/ferryvm/ferry/internal/testimage"
 )
 
-func blobCount(t *testing.T, s *Store) int {
+func blobCount(t testing.TB, s *Store) int {
 	n := 0
 	if err := s.content.Walk(func(v1.Hash, int64) error { n++; return nil }); err != nil {
 		t.Fatal(err)
