@@ -71,11 +71,11 @@ func writeJSON(w io.Writer, v any) error {
 func filterImages(list []image.Summary, pattern string) []image.Summary {
 	want, err := image.CanonicalString(pattern)
 	if err != nil {
-		return nil
+		return []image.Summary{}
 	}
 	repoOnly := !strings.Contains(pattern[strings.LastIndex(pattern, "/")+1:], ":") && !strings.Contains(pattern, "@")
 	wantRepo := canonicalRepoOf(want)
-	var out []image.Summary
+	out := []image.Summary{}
 	for _, s := range list {
 		for _, r := range append(append([]string{}, s.RepoTags...), s.RepoDigests...) {
 			if r == want || (repoOnly && canonicalRepoOf(r) == wantRepo) {
