@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/ferryvm/ferry/internal/registry"
@@ -29,6 +30,12 @@ func newRegistryServeCmd(g *globals, rf *registryFlags) *cobra.Command {
 				return err
 			}
 			cfg.DistributionMetrics = true
+			// distribution logs every 4xx at error level through logrus;
+			// ferry logs failures (5xx) itself, so keep logrus for --debug.
+			logrus.SetLevel(logrus.FatalLevel)
+			if g.debug {
+				logrus.SetLevel(logrus.DebugLevel)
+			}
 			srv, err := registry.New(cmd.Context(), cfg)
 			if err != nil {
 				return err

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -14,14 +15,16 @@ import (
 // with the process's default ones (Go runtime, and distribution's when
 // Config.DistributionMetrics is on).
 type metrics struct {
+	log          *slog.Logger
 	reg          *prometheus.Registry
 	requests     *prometheus.CounterVec
 	duration     *prometheus.HistogramVec
 	authFailures prometheus.Counter
 }
 
-func newMetrics() *metrics {
+func newMetrics(log *slog.Logger) *metrics {
 	m := &metrics{
+		log: log,
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ferry", Subsystem: "registry", Name: "requests_total",
@@ -81,6 +84,9 @@ func (m *metrics) observe(w http.ResponseWriter, r *http.Request, route string, 
 	h.ServeHTTP(rec, r)
 	if rec.code == 0 {
 		rec.code = http.StatusOK
+	}
+	if rec.code >= 500 {
+		m.log.Error("registry request failed", "method", r.Method, "route", route, "status", rec.code)
 	}
 	m.requests.WithLabelValues(route, r.Method, strconv.Itoa(rec.code)).Inc()
 	m.duration.WithLabelValues(route).Observe(time.Since(start).Seconds())

@@ -18,7 +18,6 @@ import (
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/filesystem" // the default driver
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory"   // tests
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"     // S3-compatible storage by config
-	"github.com/sirupsen/logrus"
 
 	"github.com/ferryvm/ferry/internal/registry/auth"
 	"github.com/ferryvm/ferry/internal/registry/store"
@@ -98,7 +97,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Server, error) {
 		s.closeDB()
 		return nil, err
 	}
-	s.metrics = newMetrics()
+	s.metrics = newMetrics(s.log)
 	s.touches = newToucher(s.store, s.log)
 	s.handler = s.routes()
 	return s, nil
@@ -136,12 +135,7 @@ func (s *Server) distributionConfig(secret string) *configuration.Configuration 
 	// which also resolves sha512 children.
 	dc.Validation.Manifests.Indexes.Platforms = "none"
 	dc.Log.AccessLog.Disabled = true
-	dc.Log.Level = "warn"
-	// distribution logs through logrus' standard logger; keep it to
-	// warnings unless the process asked for more.
-	if logrus.GetLevel() == logrus.InfoLevel {
-		logrus.SetLevel(logrus.WarnLevel)
-	}
+	dc.Log.Level = "warn" // distribution logs through logrus' standard logger; the CLI sets its level
 	return dc
 }
 
