@@ -35,5 +35,8 @@ lint: ## gofmt, go vet (and golangci-lint when installed)
 unit: ## fast unit tests only (no root, no VMs)
 	$(GO) test -short ./...
 
+testimages: ## write the test images (busybox, layered, multi-platform, big) as an OCI layout in testimages/
+	$(GO) run ./internal/testimage/mktestimages -o testimages -big
+
 clean: ## remove build outputs
 	rm -rf $(BIN)
