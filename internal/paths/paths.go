@@ -7,8 +7,11 @@
 //	  meta.db                     bbolt: images, leases, bases, machines (one bucket tree per package)
 //	  content/                    OCI image layout (the image cache)
 //	    oci-layout                {"imageLayoutVersion":"1.0.0"}
+//	    index.json                empty index (names live in meta.db, buckets images/names/leases)
 //	    blobs/sha256/<hex>        verified blobs, read-only, named by digest
-//	    ingest/<random>           in-flight downloads; never read as blobs; removed on start
+//	    ingest/sha256-<hex>       partial download of one blob, kept for resuming (HTTP Range);
+//	                              removed on start when older than 24 h
+//	    ingest/load-<random>      spooled `ferry load` archive; removed on start
 //	  rootfs/
 //	    bases/<manifest-hex>.ext4 read-only ext4 base of one image (built to tmp/, fsync, rename)
 //	    tmp/                      half-built bases; removed on start
