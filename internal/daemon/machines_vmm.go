@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,6 +71,16 @@ func (h *hypervisor) Start(ctx context.Context, s machine.VMSpec) (machine.Proce
 	}
 	spec := h.spec(s)
 	_ = os.Remove(spec.Control.Socket) // a stale socket from an earlier run
+	// vmm.json records what runs (the plan: argv, accel) for inspection
+	// and benches; it is informational, rebuilt on every start.
+	if plan, err := drv.Plan(spec); err == nil {
+		if b, err := json.MarshalIndent(struct {
+			Spec vmm.Spec  `json:"spec"`
+			Plan *vmm.Plan `json:"plan"`
+		}{spec, plan}, "", "  "); err == nil {
+			_ = os.WriteFile(filepath.Join(s.Dir, "vmm.json"), b, 0o600)
+		}
+	}
 	p, err := drv.Start(ctx, spec)
 	if err != nil {
 		return nil, err
