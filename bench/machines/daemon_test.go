@@ -21,6 +21,13 @@ import (
 // client for it.
 func startDaemon(b testing.TB) *api.Client {
 	b.Helper()
+	c, _ := startDaemonRoot(b)
+	return c
+}
+
+// startDaemonRoot is startDaemon that also returns the daemon's root.
+func startDaemonRoot(b testing.TB) (*api.Client, string) {
+	b.Helper()
 	dir, err := os.MkdirTemp("", "ferry-bench-")
 	if err != nil {
 		b.Fatal(err)
@@ -48,7 +55,7 @@ func startDaemon(b testing.TB) *api.Client {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return c
+	return c, filepath.Join(dir, "root")
 }
 
 // load puts img into the daemon's cache as tag.

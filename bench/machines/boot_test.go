@@ -1,0 +1,223 @@
+package machines
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/kernel"
+	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/testimage"
+	"github.com/ferryvm/ferry/internal/vmm"
+)
+
+// requireVM skips unless machines can boot here, naming what is missing.
+func requireVM(b testing.TB) {
+	b.Helper()
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		b.Skip("needs qemu-system-x86_64")
+	}
+	if _, err := kernel.FindInit(); err != nil {
+		b.Skipf("needs ferry-init: %v", err)
+	}
+	if _, err := kernel.FindKernel(); err != nil {
+		if _, ferr := kernel.FindFallback(); ferr != nil {
+			b.Skipf("needs a guest kernel: %v", err)
+		}
+	}
+}
+
+// firstOutput is a writer that notes when want first appears.
+type firstOutput struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	at   time.Time
+	seen chan struct{}
+}
+
+func newFirstOutput(want string) *firstOutput {
+	return &firstOutput{want: want, seen: make(chan struct{})}
+}
+
+func (f *firstOutput) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buf.Write(p)
+	if f.at.IsZero() && strings.Contains(f.buf.String(), f.want) {
+		f.at = time.Now()
+		close(f.seen)
+	}
+	return len(p), nil
+}
+
+// runToOutput is `ferry run --rm IMG echo hi` through the API: create and
+// start, follow the console until "hi", wait for the exit, destroy.
+func runToOutput(b testing.TB, c *api.Client, img string) time.Duration {
+	ctx := context.Background()
+	start := time.Now()
+	m, err := c.CreateMachine(ctx, "bench", machine.CreateRequest{Config: machine.Config{Image: img, Init: machine.Init{Cmd: []string{"echo", "hi"}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := newFirstOutput("hi\n")
+	if err := c.MachineLogs(ctx, "bench", m.ID, api.LogsOptions{Follow: true}, out); err != nil {
+		b.Fatal(err)
+	}
+	if out.at.IsZero() {
+		b.Fatalf("no output; console: %q", out.buf.String())
+	}
+	if err := c.DestroyMachine(ctx, "bench", m.ID, true); err != nil {
+		b.Fatal(err)
+	}
+	return out.at.Sub(start)
+}
+
+// vmmRecord is what the daemon writes to a machine's vmm.json.
+type vmmRecord struct {
+	Spec vmm.Spec `json:"spec"`
+	Plan vmm.Plan `json:"plan"`
+}
+
+// bareSetup runs one machine without destroying it and copies its initrd,
+// scratch disk and QEMU argv into dir, for bare boots of the same thing.
+func bareSetup(b testing.TB, c *api.Client, img, root, dir string) []string {
+	ctx := context.Background()
+	m, err := c.CreateMachine(ctx, "bench", machine.CreateRequest{Config: machine.Config{Image: img, Init: machine.Init{Cmd: []string{"echo", "hi"}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := c.WaitMachine(ctx, "bench", m.ID, machine.StateStopped, time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	mdir := filepath.Join(root, "machines", m.ID)
+	raw, err := os.ReadFile(filepath.Join(mdir, "vmm.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rec vmmRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range []string{"initrd.cpio", "scratch.ext4"} {
+		if out, err := exec.Command("cp", "--sparse=always", filepath.Join(mdir, f), filepath.Join(dir, f)).CombinedOutput(); err != nil {
+			b.Fatalf("cp %s: %v %s", f, err, out)
+		}
+	}
+	args := make([]string, len(rec.Plan.Args))
+	for i, a := range rec.Plan.Args {
+		args[i] = strings.ReplaceAll(a, mdir, dir)
+	}
+	if err := c.DestroyMachine(ctx, "bench", m.ID, true); err != nil {
+		b.Fatal(err)
+	}
+	return args
+}
+
+// bareBoot runs QEMU with args and returns the time to "hi" on its console.
+func bareBoot(b testing.TB, args []string, dir string) time.Duration {
+	console := filepath.Join(dir, "console.log")
+	os.Remove(console)
+	os.Remove(filepath.Join(dir, "control.sock"))
+	start := time.Now()
+	cmd := exec.Command(args[0], args[1:]...)
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	deadline := start.Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if data, _ := os.ReadFile(console); bytes.Contains(data, []byte("hi\n")) || bytes.Contains(data, []byte("hi\r\n")) {
+			return time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.Fatal("bare boot: no output in 60s")
+	return 0
+}
+
+func median(ds []time.Duration) time.Duration {
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	return ds[len(ds)/2]
+}
+
+// TestRunOverhead times `ferry run --rm IMG echo hi` (cached image) against
+// a bare QEMU boot of the same kernel, initrd and disks to the same first
+// output, alternating, and logs the medians and their ratio (target ≤ 1.10).
+// Run with: FERRY_BENCH=1 go test -run RunOverhead -v ./bench/machines/
+func TestRunOverhead(t *testing.T) {
+	if os.Getenv("FERRY_BENCH") == "" {
+		t.Skip("set FERRY_BENCH=1 to run the boot benchmark")
+	}
+	requireVM(t)
+	c, root := startDaemonRoot(t)
+	img, err := testimage.Busybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	load(t, c, "busybox:bench", img)
+	dir := t.TempDir()
+	args := bareSetup(t, c, "busybox:bench", root, dir)
+	var ferry, bare []time.Duration
+	for range 5 {
+		ferry = append(ferry, runToOutput(t, c, "busybox:bench"))
+		bare = append(bare, bareBoot(t, args, dir))
+	}
+	fm, bm := median(ferry), median(bare)
+	t.Logf("ferry run --rm to first output: median %v %v", fm, ferry)
+	t.Logf("bare qemu to first output:      median %v %v", bm, bare)
+	t.Logf("ratio %.3f (target <= 1.10)", float64(fm)/float64(bm))
+}
+
+// TestRunToVMMStarted times create → VMM started (everything ferry does
+// before the guest boots) for a ~2 MB and a ~180 MB image, both cached with
+// their bases built (target ≤ 100 ms, flat in image size).
+func TestRunToVMMStarted(t *testing.T) {
+	if os.Getenv("FERRY_BENCH") == "" {
+		t.Skip("set FERRY_BENCH=1 to run the boot benchmark")
+	}
+	requireVM(t)
+	c, _ := startDaemonRoot(t)
+	small, err := testimage.Busybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	load(t, c, "small:bench", small)
+	big, err := testimage.Extend(small, 7, 180<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	load(t, c, "big:bench", big)
+	ctx := context.Background()
+	for _, img := range []string{"small:bench", "big:bench"} {
+		// The first machine builds the base; time the next ones.
+		var ds []time.Duration
+		for i := range 6 {
+			start := time.Now()
+			m, err := c.CreateMachine(ctx, "bench", machine.CreateRequest{Config: machine.Config{Image: img, Init: machine.Init{Cmd: []string{"sleep", "30"}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := time.Since(start)
+			if i > 0 {
+				ds = append(ds, d)
+			}
+			if err := c.DestroyMachine(ctx, "bench", m.ID, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("%s: create → VMM started median %v %v", img, median(ds), ds)
+	}
+}
