@@ -36,3 +36,4 @@ mkdir -p "$gobin"
 if [ ! -x "$gobin/crane" ]; then
   GOBIN=$gobin go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
 fi
+[ -x "$gobin/oras" ] || GOBIN=$gobin go install oras.land/oras/cmd/oras@v1.3.6  # registry interop tests
