@@ -1,0 +1,118 @@
+package initd
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferryvm/ferry/internal/guest"
+)
+
+// startControl serves the control protocol in the background on whichever
+// channel the VMM gave: the virtio-serial port named guest.SerialPortName
+// (QEMU) or vsock port guest.VsockPort (Firecracker). Ports are announced
+// asynchronously, so it polls for a while.
+func (in *Init) startControl() error {
+	go func() {
+		for i := 0; i < 1000; i++ { // ~5 s
+			if dev := findSerialPort(guest.SerialPortName); dev != "" {
+				in.log.Infof("control channel on %s", dev)
+				serveSerial(dev, in.sup, in.log)
+				return
+			}
+			if _, err := os.Stat("/dev/vsock"); err == nil {
+				if err := serveVsock(in.sup, in.log); err == nil {
+					return
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		in.log.Noticef("no control channel (no virtio-serial port %q, no vsock)", guest.SerialPortName)
+	}()
+	return nil
+}
+
+// findSerialPort returns the /dev node of the virtio-serial port called name.
+func findSerialPort(name string) string {
+	ports, _ := filepath.Glob("/sys/class/virtio-ports/*/name")
+	for _, p := range ports {
+		b, err := os.ReadFile(p)
+		if err == nil && strings.TrimSpace(string(b)) == name {
+			dev := "/dev/" + filepath.Base(filepath.Dir(p))
+			if _, err := os.Stat(dev); err == nil {
+				return dev
+			}
+		}
+	}
+	return ""
+}
+
+// serveSerial serves sessions on a virtio-serial port forever. While no
+// host is connected, reads return EOF at once; init polls until one is.
+func serveSerial(dev string, h guest.Handler, log *Logger) {
+	var wmu sync.Mutex
+	var f *os.File
+	for {
+		if f == nil {
+			var err error
+			f, err = os.OpenFile(dev, os.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+			if err != nil {
+				log.Infof("open %s: %v", dev, err)
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+		}
+		err := guest.Serve(context.Background(), f, h, guest.WithWriteLock(&wmu))
+		if err != nil && !errors.Is(err, os.ErrClosed) && !isEOF(err) {
+			log.Infof("control session on %s: %v", dev, err)
+			f.Close()
+			f = nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func isEOF(err error) bool {
+	return err != nil && (err.Error() == "EOF" || errors.Is(err, unix.EPIPE) || strings.Contains(err.Error(), "EOF"))
+}
+
+// serveVsock accepts control connections on vsock; each is a session.
+func serveVsock(h guest.Handler, log *Logger) error {
+	fd, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrVM{CID: unix.VMADDR_CID_ANY, Port: guest.VsockPort}); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	if err := unix.Listen(fd, 4); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	log.Infof("control channel on vsock port %d", guest.VsockPort)
+	go func() {
+		for {
+			nfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
+			if err != nil {
+				if errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
+					continue
+				}
+				log.Noticef("vsock accept: %v", err)
+				return
+			}
+			conn := os.NewFile(uintptr(nfd), "vsock")
+			go func() {
+				defer conn.Close()
+				_ = guest.Serve(context.Background(), conn, h)
+			}()
+		}
+	}()
+	return nil
+}

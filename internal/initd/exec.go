@@ -1,0 +1,158 @@
+package initd
+
+import (
+	"context"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferryvm/ferry/internal/guest"
+)
+
+// Exec runs a process beside the entrypoint for the control channel, with
+// the entrypoint's user, environment and working directory unless the
+// request says otherwise.
+func (s *supervisor) Exec(ctx context.Context, req guest.ExecRequest, stdio guest.ExecIO) (guest.ExecProcess, error) {
+	d, err := s.defaults()
+	if err != nil {
+		return nil, err
+	}
+	cred := d.cred
+	if req.User != "" {
+		passwd, _ := os.ReadFile("/etc/passwd")
+		group, _ := os.ReadFile("/etc/group")
+		if cred, err = ResolveUser(req.User, passwd, group); err != nil {
+			return nil, err
+		}
+	}
+	env := BuildEnv(d.env, req.Env, cred.Home, "", req.TTY)
+	dir := d.workdir
+	if req.WorkingDir != "" {
+		dir = req.WorkingDir
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, &guest.Failure{Reason: guest.ReasonWorkdir, Message: "working dir " + dir + " does not exist"}
+	}
+	path, err := LookPath(req.Argv[0], lookupEnv(env, "PATH"), dir)
+	if err != nil {
+		return nil, err
+	}
+	p := &execProc{done: make(chan struct{})}
+	var child []*os.File // closed in init once the child has them
+	if req.TTY {
+		master, slave, err := openPty()
+		if err != nil {
+			return nil, err
+		}
+		_ = setWinsize(master, req.Rows, req.Cols)
+		child = []*os.File{slave, slave, slave}
+		p.master = master
+		p.copy(master, stdio.Stdout)
+		if stdio.Stdin != nil {
+			go func() { _, _ = io.Copy(master, stdio.Stdin) }()
+		}
+	} else {
+		stdin, err := os.Open("/dev/null")
+		if err != nil {
+			return nil, err
+		}
+		if stdio.Stdin != nil {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return nil, err
+			}
+			stdin = r
+			go func() { _, _ = io.Copy(w, stdio.Stdin); w.Close() }()
+		}
+		or, ow, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		er, ew, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		child = []*os.File{stdin, ow, ew}
+		p.copy(or, stdio.Stdout)
+		p.copy(er, stdio.Stderr)
+	}
+	pid, ch, err := s.in.reaper.Spawn(path, Proc{Argv: req.Argv, Env: env, Dir: dir, Cred: cred, Files: child, Ctty: req.TTY})
+	for _, f := range child {
+		f.Close()
+	}
+	if err != nil {
+		if p.master != nil {
+			p.master.Close()
+		}
+		return nil, err
+	}
+	p.pid = pid
+	go func() {
+		for {
+			select {
+			case ws := <-ch:
+				p.status = exitStatus(ws)
+				p.finish()
+				return
+			case ev := <-stdio.Events:
+				if ev.Signal != 0 {
+					_ = unix.Kill(pid, unix.Signal(ev.Signal))
+				} else if p.master != nil {
+					_ = setWinsize(p.master, ev.Rows, ev.Cols)
+				}
+			case <-ctx.Done():
+				_ = unix.Kill(-pid, unix.SIGKILL)
+				_ = unix.Kill(pid, unix.SIGKILL)
+				ctx = context.Background() // wait for the status
+			}
+		}
+	}()
+	return p, nil
+}
+
+// execProc is a running exec.
+type execProc struct {
+	pid    int
+	master *os.File
+	copies sync.WaitGroup
+	status guest.ExitStatus
+	done   chan struct{}
+}
+
+func (p *execProc) PID() int { return p.pid }
+
+// copy streams r to w until EOF (or, for a pty, EIO once the last holder of
+// the slave closes it).
+func (p *execProc) copy(r *os.File, w io.Writer) {
+	p.copies.Add(1)
+	go func() {
+		defer p.copies.Done()
+		_, _ = io.Copy(w, r)
+		if r != p.master {
+			r.Close()
+		}
+	}()
+}
+
+// finish waits (briefly: a background child may hold the pipe) for the
+// output to drain after the process exited.
+func (p *execProc) finish() {
+	drained := make(chan struct{})
+	go func() { p.copies.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(500 * time.Millisecond):
+	}
+	if p.master != nil {
+		p.master.Close()
+	}
+	close(p.done)
+}
+
+func (p *execProc) Wait() guest.ExitStatus {
+	<-p.done
+	return p.status
+}

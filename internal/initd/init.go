@@ -1,0 +1,153 @@
+package initd
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferryvm/ferry/internal/guest"
+)
+
+// Init is one run of ferry-init.
+type Init struct {
+	start  time.Time
+	log    *Logger
+	mnt    Mounter
+	reaper *Reaper
+	sup    *supervisor
+
+	cfg     *guest.RunConfig
+	root    *rootHandles
+	cred    Cred
+	env     []string
+	workdir string
+	path    string
+
+	exitCh    <-chan unix.WaitStatus
+	oomBefore int64
+}
+
+// Main runs init and never returns: it ends by powering the VM off.
+func Main() {
+	start := time.Now()
+	debug.SetGCPercent(400) // a short-lived, small heap: collect rarely
+	in := &Init{start: start, log: NewLogger(start), mnt: sysMounter{}}
+	in.sup = newSupervisor(in)
+	in.reaper = NewReaper()
+	in.run()
+}
+
+func (in *Init) run() {
+	defer func() {
+		if r := recover(); r != nil {
+			in.fail(&guest.Failure{Reason: guest.ReasonInit, Message: fmt.Sprintf("panic: %v", r)})
+		}
+	}()
+	in.log.Noticef("start")
+	for _, st := range Steps {
+		t := time.Now()
+		if err := st.Run(in); err != nil {
+			in.fail(asFailure(st, err))
+			return
+		}
+		in.log.Infof("step %s done in %.3fms", st.Name, float64(time.Since(t).Microseconds())/1000)
+	}
+	in.log.Noticef("ready in %.3fms: exec %s (pid %d)", in.sup.initMS, in.path, in.sup.pid())
+	in.supervise()
+}
+
+// supervise forwards signals to the entrypoint until it exits, then shuts
+// down.
+func (in *Init) supervise() {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGTSTP)
+	pid := in.sup.pid()
+	for {
+		select {
+		case s := <-sigs:
+			_ = unix.Kill(pid, s.(syscall.Signal))
+		case ws := <-in.exitCh:
+			ex := exitStatus(ws)
+			if ex.Signal == int(unix.SIGKILL) && in.oomBefore >= 0 && oomKills() > in.oomBefore {
+				ex.OOMKilled = true
+			}
+			in.sup.exited(ex)
+			in.shutdown(ex)
+			return
+		}
+	}
+}
+
+// fail reports a boot failure and powers off.
+func (in *Init) fail(f *guest.Failure) {
+	in.log.Must(fmt.Sprintf("error: %s failed: %s (%s)", f.Step, f.Message, f.Reason))
+	ex := guest.ExitStatus{Code: failureCode(f), Failure: f}
+	in.sup.exited(ex)
+	in.shutdown(ex)
+}
+
+// shutdown reports ex, stops everything and powers off.
+func (in *Init) shutdown(ex guest.ExitStatus) {
+	in.log.Must(guest.ConsoleExitLine(ex)[len("ferry-init: "):])
+	power := guest.Power{}
+	if in.cfg != nil {
+		power = in.cfg.Power
+	}
+	stop := time.Duration(power.StopGraceMS) * time.Millisecond
+	if power.StopGraceMS == 0 {
+		stop = 500 * time.Millisecond
+	}
+	in.killAll(stop)
+	grace := time.Duration(power.ExitGraceMS) * time.Millisecond
+	if power.ExitGraceMS == 0 {
+		grace = time.Second
+	}
+	in.sup.awaitAck(grace)
+	unix.Sync()
+	if in.root != nil {
+		in.root.remountReadOnly(in.log)
+	}
+	unix.Sync()
+	powerOff(power.Method, in.log)
+}
+
+// killAll stops every process but init: SIGTERM, then SIGKILL after grace.
+func (in *Init) killAll(grace time.Duration) {
+	if !in.reaper.Children() {
+		return
+	}
+	_ = unix.Kill(-1, unix.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for in.reaper.Children() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if in.reaper.Children() {
+		_ = unix.Kill(-1, unix.SIGKILL)
+		for i := 0; i < 200 && in.reaper.Children(); i++ {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// powerOff ends the VM. It never returns; if reboot(2) fails init sleeps
+// rather than exit (PID 1 exiting panics the kernel).
+func powerOff(method string, log *Logger) {
+	cmd := unix.LINUX_REBOOT_CMD_RESTART
+	switch method {
+	case guest.PowerPoweroff:
+		cmd = unix.LINUX_REBOOT_CMD_POWER_OFF
+	case guest.PowerHalt:
+		cmd = unix.LINUX_REBOOT_CMD_HALT
+	}
+	err := unix.Reboot(cmd)
+	log.Must(fmt.Sprintf("error: reboot: %v", err))
+	for {
+		time.Sleep(time.Hour)
+	}
+}

@@ -1,0 +1,265 @@
+package initd
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferryvm/ferry/internal/guest"
+)
+
+// Step is one named boot step. Reason is the failure reason reported when
+// it fails with a plain error (a *guest.Failure carries its own).
+type Step struct {
+	Name   string
+	Reason string
+	Run    func(in *Init) error
+}
+
+// Steps is init's boot, in order.
+var Steps = []Step{
+	{"mount-early", guest.ReasonMount, (*Init).mountEarly},
+	{"modules", guest.ReasonInit, func(in *Init) error { return loadModules(in.log) }},
+	{"control", guest.ReasonInit, (*Init).startControl},
+	{"config", guest.ReasonConfig, (*Init).loadConfig},
+	{"root", guest.ReasonRootDevice, (*Init).assembleRoot},
+	{"switch-root", guest.ReasonInit, func(*Init) error { return switchRoot() }},
+	{"mount-late", guest.ReasonMount, (*Init).mountLate},
+	{"hostname", guest.ReasonInit, (*Init).setHostname},
+	{"etc-files", guest.ReasonInit, (*Init).writeEtcFiles},
+	{"network", guest.ReasonNetwork, func(in *Init) error { return configureNetwork(in.cfg.Network, in.log) }},
+	{"volumes", guest.ReasonMount, func(in *Init) error { return mountAll(in.mnt, in.log, VolumeMounts(in.cfg)) }},
+	{"rlimits", guest.ReasonInit, (*Init).setRlimits},
+	{"user", guest.ReasonUser, (*Init).resolveUser},
+	{"workdir", guest.ReasonWorkdir, (*Init).prepareWorkdir},
+	{"command", guest.ReasonNotFound, (*Init).resolveCommand},
+	{"spawn", guest.ReasonInit, (*Init).spawnEntrypoint},
+}
+
+// asFailure wraps a step error into a Failure.
+func asFailure(st Step, err error) *guest.Failure {
+	var f *guest.Failure
+	if errors.As(err, &f) {
+		c := *f
+		c.Step = st.Name
+		return &c
+	}
+	return &guest.Failure{Reason: st.Reason, Step: st.Name, Message: err.Error()}
+}
+
+func (in *Init) mountEarly() error {
+	if err := mountAll(in.mnt, in.log, EarlyMounts()); err != nil {
+		return err
+	}
+	kmsg, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	console, _ := os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0)
+	in.log.Attach(kmsg, console)
+	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("-1000"), 0)
+	return nil
+}
+
+func (in *Init) loadConfig() error {
+	b, err := os.ReadFile(guest.ConfigPath)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", guest.ConfigPath, err)
+	}
+	cfg, err := guest.ParseConfig(b)
+	if err != nil {
+		return err
+	}
+	in.cfg = cfg
+	in.log.Debug = in.log.Debug || cfg.Debug
+	return nil
+}
+
+func (in *Init) assembleRoot() error {
+	h, err := assembleRoot(in.cfg.Root, in.mnt, in.log)
+	if err != nil {
+		return err
+	}
+	in.root = h
+	return nil
+}
+
+func (in *Init) mountLate() error {
+	if err := mountAll(in.mnt, in.log, LateMounts(in.cfg)); err != nil {
+		return err
+	}
+	for _, l := range DevLinks {
+		if _, err := os.Lstat(l[1]); err == nil {
+			continue
+		}
+		if err := os.Symlink(l[0], l[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (in *Init) setHostname() error {
+	if in.cfg.Hostname == "" {
+		return nil
+	}
+	if err := unix.Sethostname([]byte(in.cfg.Hostname)); err != nil {
+		return fmt.Errorf("sethostname: %w", err)
+	}
+	return nil
+}
+
+// writeEtcFiles writes /etc/hostname, /etc/hosts and /etc/resolv.conf,
+// replacing symlinks (an image's resolv.conf often points into /run).
+func (in *Init) writeEtcFiles() error {
+	files := map[string][]byte{}
+	if in.cfg.Hostname != "" {
+		files["/etc/hostname"] = []byte(in.cfg.Hostname + "\n")
+	}
+	if in.cfg.Hostname != "" || len(in.cfg.Hosts) > 0 {
+		files["/etc/hosts"] = HostsFile(in.cfg)
+	}
+	if in.cfg.DNS != nil {
+		files["/etc/resolv.conf"] = ResolvConf(in.cfg.DNS)
+	}
+	for p, b := range files {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			_ = os.Remove(p)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (in *Init) setRlimits() error {
+	if in.cfg.Rlimits == nil || in.cfg.Rlimits.NoFile == 0 {
+		return nil
+	}
+	n := in.cfg.Rlimits.NoFile
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: n, Max: n}); err != nil {
+		return fmt.Errorf("rlimit nofile %d: %w", n, err)
+	}
+	return nil
+}
+
+func (in *Init) resolveUser() error {
+	passwd, _ := os.ReadFile("/etc/passwd")
+	group, _ := os.ReadFile("/etc/group")
+	c, err := ResolveUser(in.cfg.User(), passwd, group)
+	if err != nil {
+		return err
+	}
+	in.cred = c
+	in.env = BuildEnv(in.cfg.Image.Env, in.cfg.Override.Env, c.Home, in.cfg.Hostname, in.cfg.TTY)
+	return nil
+}
+
+// prepareWorkdir creates the working directory when missing (Docker does,
+// owned by the user); a path that exists but is not a directory fails.
+func (in *Init) prepareWorkdir() error {
+	d := in.cfg.WorkingDir()
+	fi, err := os.Stat(d)
+	switch {
+	case err == nil && !fi.IsDir():
+		return &guest.Failure{Reason: guest.ReasonWorkdir, Message: fmt.Sprintf("working dir %s is not a directory", d)}
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return &guest.Failure{Reason: guest.ReasonWorkdir, Message: fmt.Sprintf("create working dir %s: %v", d, err)}
+		}
+		_ = os.Chown(d, int(in.cred.UID), int(in.cred.GID))
+	case err != nil:
+		return &guest.Failure{Reason: guest.ReasonWorkdir, Message: err.Error()}
+	}
+	in.workdir = d
+	return nil
+}
+
+func (in *Init) resolveCommand() error {
+	argv := in.cfg.Argv()
+	p, err := LookPath(argv[0], lookupEnv(in.env, "PATH"), in.workdir)
+	if err != nil {
+		return err
+	}
+	in.path = p
+	return nil
+}
+
+// consoleTTY returns the device behind /dev/console (e.g. /dev/ttyS0), which
+// can be a controlling terminal where /dev/console cannot.
+func consoleTTY() string {
+	b, err := os.ReadFile("/sys/class/tty/console/active")
+	if err == nil {
+		if f := lastField(string(b)); f != "" {
+			if _, err := os.Stat("/dev/" + f); err == nil {
+				return "/dev/" + f
+			}
+		}
+	}
+	return "/dev/console"
+}
+
+func lastField(s string) string {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return ""
+	}
+	return f[len(f)-1]
+}
+
+func (in *Init) spawnEntrypoint() error {
+	var files []*os.File
+	if in.cfg.TTY {
+		tty, err := os.OpenFile(consoleTTY(), os.O_RDWR|unix.O_NOCTTY, 0)
+		if err != nil {
+			return fmt.Errorf("open console: %w", err)
+		}
+		defer tty.Close()
+		files = []*os.File{tty, tty, tty}
+	} else {
+		null, err := os.Open("/dev/null")
+		if err != nil {
+			return err
+		}
+		defer null.Close()
+		out, err := os.OpenFile("/dev/console", os.O_WRONLY|unix.O_NOCTTY, 0)
+		if err != nil {
+			return fmt.Errorf("open console: %w", err)
+		}
+		defer out.Close()
+		files = []*os.File{null, out, out}
+	}
+	in.oomBefore = oomKills()
+	in.sup.markReady(in)
+	pid, ch, err := in.reaper.Spawn(in.path, Proc{Argv: in.cfg.Argv(), Env: in.env, Dir: in.workdir, Cred: in.cred, Files: files, Ctty: in.cfg.TTY})
+	if err != nil {
+		return err
+	}
+	in.sup.started(pid)
+	in.exitCh = ch
+	return nil
+}
+
+// oomKills reads the kernel's count of OOM kills.
+func oomKills() int64 {
+	b, err := os.ReadFile("/proc/vmstat")
+	if err != nil {
+		return -1
+	}
+	var n int64 = -1
+	for _, l := range strings.Split(string(b), "\n") {
+		var v int64
+		if _, err := fmt.Sscanf(l, "oom_kill %d", &v); err == nil {
+			n = v
+		}
+	}
+	return n
+}
