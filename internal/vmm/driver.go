@@ -64,12 +64,22 @@ type File struct {
 	Path    string      `json:"path"`
 	Content string      `json:"content"`
 	Mode    os.FileMode `json:"mode"`
+	Owner   *Owner      `json:"owner,omitempty"`
 }
 
-// Link makes Target a hard link to (or copy of) Source.
+// Link makes Target a hard link to (or copy of) Source. With Owner set the
+// target is then chowned (only for per-machine files: a hard link shares
+// its inode with the source).
 type Link struct {
 	Source string `json:"source"`
 	Target string `json:"target"`
+	Owner  *Owner `json:"owner,omitempty"`
+}
+
+// Owner is a uid and gid.
+type Owner struct {
+	UID int `json:"uid"`
+	GID int `json:"gid"`
 }
 
 // ExtraFile is an inherited descriptor. FD is what the VMM sees it as.

@@ -71,16 +71,18 @@ func Run(ctx context.Context, plan *Plan) (*Process, error) {
 		pidfd:   -1,
 		done:    make(chan struct{}),
 	}
-	go func() {
-		err := cmd.Wait()
-		p.status = exitStatus(cmd.ProcessState, err)
-		p.finish()
-	}()
+	// Read the start time before anything reaps the child: even if it
+	// already exited, its /proc entry stays while it is a zombie.
 	st, err := StartTime(p.Pid)
 	if err == nil {
 		p.StartTime = st
 		err = p.writePIDFile()
 	}
+	go func() {
+		werr := cmd.Wait()
+		p.status = exitStatus(cmd.ProcessState, werr)
+		p.finish()
+	}()
 	if err != nil {
 		_ = p.Kill()
 		<-p.done
@@ -99,9 +101,15 @@ func prepare(plan *Plan) error {
 		if err := writeFileAtomic(f.Path, []byte(f.Content), mode); err != nil {
 			return err
 		}
+		if err := chown(f.Path, f.Owner); err != nil {
+			return err
+		}
 	}
 	for _, l := range plan.Links {
 		if err := linkOrCopy(l.Source, l.Target); err != nil {
+			return err
+		}
+		if err := chown(l.Target, l.Owner); err != nil {
 			return err
 		}
 	}
@@ -177,4 +185,14 @@ func linkOrCopy(source, target string) error {
 		return fmt.Errorf("copy %s to %s: %w", source, target, err)
 	}
 	return out.Close()
+}
+
+func chown(path string, o *Owner) error {
+	if o == nil {
+		return nil
+	}
+	if err := os.Chown(path, o.UID, o.GID); err != nil {
+		return fmt.Errorf("chown %s: %w", path, err)
+	}
+	return nil
 }

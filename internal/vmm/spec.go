@@ -42,6 +42,12 @@ type Spec struct {
 
 	Control Control `json:"control"`
 
+	// NetNS is the named network namespace (/var/run/netns/NAME) the
+	// machine's TAPs live in, when the daemon's network side runs in one.
+	// QEMU needs nothing from it (it inherits the open TAP); Firecracker is
+	// started inside it.
+	NetNS string `json:"netns,omitempty"`
+
 	// ConsoleLog receives the guest's serial console (append-only; rotated
 	// by a Rotator). VMMLog receives the VMM's own stdout/stderr and, for
 	// Firecracker, its logger; when empty it defaults to Dir/vmm.log.

@@ -1,7 +1,6 @@
 package qemu
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -64,23 +63,23 @@ func detectTSC() (TSC, error) {
 // kernelLog reads the kernel ring buffer from /dev/kmsg (non-blocking, each
 // read one record), falling back to dmesg.
 func kernelLog() string {
-	f, err := os.OpenFile("/dev/kmsg", os.O_RDONLY|unix.O_NONBLOCK, 0)
+	// Raw syscalls: an *os.File would park a non-blocking read at the end of
+	// the buffer in the poller forever instead of returning EAGAIN.
+	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err == nil {
-		defer f.Close()
+		defer unix.Close(fd)
 		var sb strings.Builder
 		buf := make([]byte, 8192)
 		for {
-			n, err := f.Read(buf)
-			if n > 0 {
-				sb.Write(buf[:n])
-				sb.WriteByte('\n')
-			}
-			if errors.Is(err, unix.EPIPE) { // record overwritten while reading: go on
+			n, err := unix.Read(fd, buf)
+			if err == unix.EPIPE || err == unix.EINTR { // record overwritten while reading: go on
 				continue
 			}
-			if err != nil || n == 0 {
+			if err != nil || n <= 0 {
 				break
 			}
+			sb.Write(buf[:n])
+			sb.WriteByte('\n')
 		}
 		if sb.Len() > 0 {
 			return sb.String()

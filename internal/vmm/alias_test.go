@@ -1,0 +1,11 @@
+package vmm
+
+import (
+	"context"
+	"net"
+)
+
+type (
+	ctxT  = context.Context
+	connT = net.Conn
+)

@@ -1,0 +1,154 @@
+package firecracker
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/vmm"
+)
+
+// ConfigFile is the config's name in the machine directory (or the jail).
+const ConfigFile = "firecracker.json"
+
+// Config renders spec as Firecracker's config file. paths maps host paths to
+// the paths Firecracker sees (identity without jailer).
+func (d *Driver) Config(spec vmm.Spec) (*Config, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	jailed := d.jailer != nil
+	in := func(host, jail string) string {
+		if jailed {
+			return jail
+		}
+		return host
+	}
+	c := &Config{
+		BootSource: BootSource{
+			KernelImagePath: in(spec.Kernel, jailKernel),
+			BootArgs:        cmdline(spec.Cmdline),
+		},
+		Drives: []Drive{},
+		MachineConfig: MachineConfig{
+			VCPUCount:  spec.VCPUs,
+			MemSizeMiB: spec.MemoryMiB,
+		},
+		Vsock: &Vsock{GuestCID: cid(spec), UDSPath: spec.Control.Socket},
+	}
+	if spec.VCPUs > 1 && spec.VCPUs%2 != 0 {
+		return nil, fmt.Errorf("firecracker: %d vCPUs: Firecracker takes 1 or an even number: %w", spec.VCPUs, errdefs.ErrInvalidArgument)
+	}
+	if spec.Initrd != "" {
+		c.BootSource.InitrdPath = in(spec.Initrd, jailInitrd)
+	}
+	for _, dr := range spec.Drives {
+		c.Drives = append(c.Drives, Drive{
+			DriveID: dr.ID, PathOnHost: in(dr.Path, jailDrive(dr.ID)), IsReadOnly: dr.ReadOnly,
+		})
+	}
+	for _, n := range spec.NICs {
+		if n.Tap == "" {
+			return nil, fmt.Errorf("firecracker: nic %s: Firecracker opens the TAP by name: %w", n.ID, errdefs.ErrInvalidArgument)
+		}
+		c.NetworkInterfaces = append(c.NetworkInterfaces, NetworkInterface{
+			IfaceID: n.ID, HostDevName: n.Tap, GuestMAC: n.MAC,
+		})
+	}
+	if d.jailer != nil {
+		c.Vsock.UDSPath = "/control.sock"
+	} else {
+		c.Logger = &Logger{LogPath: spec.VMMLogPath(), Level: d.logLevel, ShowLevel: true}
+	}
+	return c, nil
+}
+
+// Plan renders the config and the command that runs it.
+func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
+	c, err := d.Config(spec)
+	if err != nil {
+		return nil, err
+	}
+	p := &vmm.Plan{
+		Driver:  d.Name(),
+		Stdout:  spec.ConsoleLog, // the serial console is Firecracker's stdout
+		Stderr:  spec.VMMLogPath(),
+		PIDFile: spec.PIDFile(),
+		Marker:  spec.Marker(),
+		Accel:   "kvm",
+	}
+	if d.jailer == nil {
+		cfgPath := filepath.Join(spec.Dir, ConfigFile)
+		p.Files = []vmm.File{{Path: cfgPath, Content: string(c.JSON()), Mode: 0o600}}
+		fc := []string{d.binary, "--id", spec.Marker(), "--no-api", "--config-file", cfgPath}
+		if spec.NetNS != "" {
+			// Firecracker opens its TAPs by name: run it inside their netns.
+			p.Path = lookPath("ip")
+			p.Args = append([]string{"ip", "netns", "exec", spec.NetNS}, fc...)
+		} else {
+			p.Path = lookPath(d.binary)
+			p.Args = fc
+		}
+		return p, nil
+	}
+
+	j := d.jailer
+	root := d.chrootRoot(spec)
+	owner := &vmm.Owner{UID: j.UID, GID: j.GID}
+	p.Files = []vmm.File{{Path: filepath.Join(root, ConfigFile), Content: string(c.JSON()), Mode: 0o600, Owner: owner}}
+	p.Links = append(p.Links, vmm.Link{Source: spec.Kernel, Target: filepath.Join(root, jailKernel)})
+	if spec.Initrd != "" {
+		p.Links = append(p.Links, vmm.Link{Source: spec.Initrd, Target: filepath.Join(root, jailInitrd)})
+	}
+	for _, dr := range spec.Drives {
+		l := vmm.Link{Source: dr.Path, Target: filepath.Join(root, jailDrive(dr.ID))}
+		if !dr.ReadOnly {
+			l.Owner = owner // per-machine scratch: Firecracker must write it
+		}
+		p.Links = append(p.Links, l)
+	}
+	p.Path = lookPath(j.Binary)
+	p.Args = []string{j.Binary,
+		"--id", spec.Marker(),
+		"--exec-file", lookPath(d.binary),
+		"--uid", fmt.Sprint(j.UID),
+		"--gid", fmt.Sprint(j.GID),
+		"--chroot-base-dir", j.ChrootBase,
+	}
+	if spec.NetNS != "" {
+		p.Args = append(p.Args, "--netns", filepath.Join("/var/run/netns", spec.NetNS))
+	}
+	p.Args = append(p.Args, "--", "--no-api", "--config-file", "/"+ConfigFile)
+	return p, nil
+}
+
+// Where host files appear inside the jail (hard-linked in by the plan; keep
+// the chroot base on the data dir's filesystem or they are copied), so a
+// jailed config never names host paths.
+const (
+	jailKernel = "/vmlinux"
+	jailInitrd = "/initrd"
+)
+
+func jailDrive(id string) string { return "/drives/" + id }
+
+// cmdline prepends Firecracker's usual guest settings the caller did not
+// set: serial console, keyboard-controller reboot (Firecracker exits when
+// the guest reboots) and panic=1.
+func cmdline(base string) string {
+	var pre []string
+	for _, kv := range [][2]string{{"console", "ttyS0"}, {"reboot", "k"}, {"panic", "1"}, {"pci", "off"}} {
+		if !strings.Contains(" "+base, " "+kv[0]+"=") {
+			pre = append(pre, kv[0]+"="+kv[1])
+		}
+	}
+	return strings.TrimSpace(strings.Join(pre, " ") + " " + base)
+}
+
+func cid(spec vmm.Spec) uint32 {
+	if spec.Control.VsockCID >= 3 {
+		return spec.Control.VsockCID
+	}
+	return 3
+}
