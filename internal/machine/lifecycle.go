@@ -199,11 +199,13 @@ func (m *Manager) startLocked(ctx context.Context, mc *Machine, ev string) (err 
 // track starts supervising a live VMM.
 func (m *Manager) track(id string, proc Process, spec VMSpec) *run {
 	r := newRun(proc, spec)
+	ctx, cancel := context.WithCancel(m.ctx)
+	r.cancel = cancel
 	m.mu.Lock()
 	m.runs[id] = r
 	m.mu.Unlock()
 	m.wg.Add(1)
-	go m.supervise(id, r)
+	go m.supervise(ctx, id, r)
 	return r
 }
 

@@ -34,8 +34,18 @@ func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn 
 	}
 	id, tty := mc.ID, mc.Config.Init.TTY
 	path := filepath.Join(m.dir(id), "console.log")
+	hidden := func(line []byte) bool { return m.deps.HideLine != nil && m.deps.HideLine(line) }
+	visible := func(ls [][]byte) [][]byte {
+		out := ls[:0]
+		for _, l := range ls {
+			if !hidden(l) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
 	emit := func(line []byte) error {
-		if m.deps.HideLine != nil && m.deps.HideLine(line) {
+		if hidden(line) {
 			return nil
 		}
 		if !tty && bytes.HasSuffix(line, []byte("\r\n")) {
@@ -66,6 +76,7 @@ func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn 
 	if f != nil {
 		defer f.Close()
 	}
+	hist = visible(hist)
 	if !opt.Follow {
 		if opt.Tail > 0 && len(hist) > opt.Tail {
 			hist = hist[len(hist)-opt.Tail:]
@@ -93,7 +104,7 @@ func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn 
 			partial, cur = cur[n-1], cur[:n-1]
 		}
 	}
-	all := append(hist, cur...)
+	all := append(hist, visible(cur)...)
 	if opt.Tail > 0 && len(all) > opt.Tail {
 		all = all[len(all)-opt.Tail:]
 	}

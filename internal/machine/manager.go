@@ -111,11 +111,18 @@ func (m *Manager) Close() error {
 	return nil
 }
 
-// acquire marks id busy with op, or fails with ErrConflict naming what
-// holds it.
+// internalOps are the daemon's own short operations on a machine; a user
+// operation waits for them instead of failing.
+var internalOps = map[string]bool{"exit": true, "reconcile": true}
+
+// acquire marks id busy with op, or fails with ErrConflict naming the user
+// operation that holds it.
 func (m *Manager) acquire(id, op string) (*Machine, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for internalOps[m.busy[id]] {
+		m.idle.Wait()
+	}
 	mc, ok := m.machines[id]
 	if !ok {
 		return nil, fmt.Errorf("machine %s: %w", id, errdefs.ErrNotFound)

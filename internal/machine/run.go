@@ -67,11 +67,9 @@ func (r *run) closeControl() {
 
 // supervise watches r until its VMM exits, then hands the exit to onExit.
 // Started once per run; the daemon's context ending leaves the VMM running.
-func (m *Manager) supervise(id string, r *run) {
+func (m *Manager) supervise(ctx context.Context, id string, r *run) {
 	defer m.wg.Done()
-	ctx, cancel := context.WithCancel(m.ctx)
-	r.cancel = cancel
-	defer cancel()
+	defer r.cancel()
 
 	go m.connect(ctx, id, r)
 	err := r.proc.Wait(ctx)
