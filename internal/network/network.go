@@ -1,0 +1,424 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+)
+
+// Network is the daemon's machine network.
+type Network struct {
+	cfg Config
+	db  *bbolt.DB
+	ns  ns
+	log *slog.Logger
+	dns []string
+
+	mu sync.Mutex // serialises Attach/Release/Reconcile
+}
+
+// Attachment is one machine's place on the network: what the VMM needs
+// (Tap, File, MAC) and what the guest needs (IP, Prefix, Gateway, DNS).
+type Attachment struct {
+	MachineID string       `json:"machine_id"`
+	Tap       string       `json:"tap"`
+	MAC       string       `json:"mac"`
+	IP        netip.Addr   `json:"ip"`
+	Prefix    netip.Prefix `json:"prefix"` // IP with the subnet's length, e.g. 10.213.0.2/22
+	Gateway   netip.Addr   `json:"gateway"`
+	DNS       []string     `json:"dns"`
+	Ports     []Port       `json:"ports,omitempty"` // host ports resolved
+	NetNS     string       `json:"netns,omitempty"`
+
+	// File is the open TAP: hand it to QEMU (vmm.NIC.File), then Close it
+	// once the VMM has started. Firecracker opens Tap by name instead; close
+	// File before starting it.
+	File *os.File `json:"-"`
+}
+
+// New sets the network up (idempotently: a restarted daemon calls it again
+// and keeps existing machines' TAPs, addresses and ports): the bridge with
+// the gateway address, IP forwarding, route_localnet on the bridge, and the
+// nftables table. db is the daemon's database; allocations live in its
+// "network" bucket.
+func New(ctx context.Context, db *bbolt.DB, cfg Config, opts ...Option) (*Network, error) {
+	o := options{logger: slog.New(slog.DiscardHandler), resolvConf: "/etc/resolv.conf"}
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	nw := &Network{cfg: cfg, db: db, ns: ns{cfg.NetNS}, log: o.logger, dns: cfg.DNS}
+	if len(nw.dns) == 0 {
+		nw.dns = hostDNS(o.resolvConf)
+	}
+	if err := initBuckets(db); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	if err := nw.setupBridge(); err != nil {
+		return nil, fmt.Errorf("network: bridge %s: %w", cfg.Bridge, err)
+	}
+	if err := nw.ns.sysctl("1", "net", "ipv4", "ip_forward"); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	if err := nw.ns.sysctl("1", "net", "ipv4", "conf", cfg.Bridge, "route_localnet"); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	if err := nw.nft(ctx, nw.baseRules()); err != nil {
+		return nil, fmt.Errorf("network: nftables: %w", err)
+	}
+	return nw, nil
+}
+
+// Config returns the effective configuration.
+func (nw *Network) Config() Config { return nw.cfg }
+
+// DNS returns the guests' nameservers.
+func (nw *Network) DNS() []string { return slices.Clone(nw.dns) }
+
+func (nw *Network) setupBridge() error {
+	h, err := nw.ns.handle()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(nw.cfg.Bridge)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if !errors.As(err, &nf) {
+			return err
+		}
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: nw.cfg.Bridge}}
+		if err := h.LinkAdd(br); err != nil {
+			return err
+		}
+		if link, err = h.LinkByName(nw.cfg.Bridge); err != nil {
+			return err
+		}
+	}
+	if _, ok := link.(*netlink.Bridge); !ok {
+		return fmt.Errorf("%s exists and is a %s, not a bridge: %w", nw.cfg.Bridge, link.Type(), errdefs.ErrConflict)
+	}
+	gw := &netlink.Addr{IPNet: &net.IPNet{
+		IP:   nw.cfg.Gateway().AsSlice(),
+		Mask: net.CIDRMask(nw.cfg.Subnet.Bits(), 32),
+	}}
+	if err := h.AddrReplace(link, gw); err != nil {
+		return fmt.Errorf("address %s: %w", gw, err)
+	}
+	return h.LinkSetUp(link)
+}
+
+// Attach gives a machine its address, TAP and published ports. Conflicting
+// or busy host ports and an exhausted subnet are reported before anything
+// is created. Calling it again for an attached machine (daemon restart,
+// machine restart) re-creates whatever is missing and re-opens the TAP.
+func (nw *Network) Attach(ctx context.Context, machineID string, ports []Port) (*Attachment, error) {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	if machineID == "" {
+		return nil, fmt.Errorf("network attach: no machine id: %w", errdefs.ErrInvalidArgument)
+	}
+	var existing *record
+	if err := nw.db.View(func(tx *bbolt.Tx) (err error) {
+		existing, err = getRecord(tx, machineID)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("network attach %s: %w", machineID, err)
+	}
+	var rec *record
+	if existing != nil {
+		rec = existing
+	} else {
+		resolved, err := nw.checkPorts(ctx, machineID, ports)
+		if err != nil {
+			return nil, fmt.Errorf("network attach %s: %w", machineID, err)
+		}
+		rec = &record{MachineID: machineID, Tap: TapName(machineID), MAC: MAC(machineID), Ports: resolved}
+		// Record first: a crash from here on leaves a record Release and
+		// Reconcile act on, never an untracked TAP or rule.
+		if err := nw.db.Update(func(tx *bbolt.Tx) error {
+			ip, err := allocate(tx, nw.cfg.Subnet)
+			if err != nil {
+				return err
+			}
+			rec.IP = ip
+			return putRecord(tx, rec)
+		}); err != nil {
+			return nil, fmt.Errorf("network attach %s: %w", machineID, err)
+		}
+	}
+	att, err := nw.realise(ctx, rec)
+	if err != nil {
+		if existing == nil {
+			if rerr := nw.release(ctx, rec); rerr != nil {
+				nw.log.Warn("network: undo failed attach", "machine", machineID, "err", rerr)
+			}
+		}
+		return nil, fmt.Errorf("network attach %s: %w", machineID, err)
+	}
+	return att, nil
+}
+
+// checkPorts validates requested ports against other machines' and the
+// host's, and picks host ports for "-p GUEST".
+func (nw *Network) checkPorts(ctx context.Context, machineID string, ports []Port) ([]Port, error) {
+	var taken []Port
+	if err := nw.db.View(func(tx *bbolt.Tx) error {
+		recs, err := allRecords(tx)
+		for _, r := range recs {
+			if r.MachineID != machineID {
+				taken = append(taken, r.Ports...)
+			}
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	out := make([]Port, 0, len(ports))
+	for _, p := range ports {
+		if p.Proto == "" {
+			p.Proto = "tcp"
+		}
+		if p.GuestPort == 0 || (p.Proto != "tcp" && p.Proto != "udp") {
+			return nil, fmt.Errorf("publish %s: %w", p, errdefs.ErrInvalidArgument)
+		}
+		if p.HostPort != 0 {
+			for _, t := range taken {
+				if t.Proto == p.Proto && t.HostPort == p.HostPort {
+					return nil, fmt.Errorf("publish %d/%s: port already published by another machine: %w", p.HostPort, p.Proto, errdefs.ErrConflict)
+				}
+			}
+		}
+		hp, err := probePort(nw.ns, p.Proto, p.HostPort)
+		if err != nil {
+			return nil, err
+		}
+		p.HostPort = hp
+		key := fmt.Sprintf("%d/%s", p.HostPort, p.Proto)
+		if seen[key] {
+			return nil, fmt.Errorf("publish %s: host port given twice: %w", key, errdefs.ErrInvalidArgument)
+		}
+		seen[key] = true
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// realise makes the record true: TAP on the bridge and up, ports mapped.
+func (nw *Network) realise(ctx context.Context, rec *record) (*Attachment, error) {
+	f, err := openTap(nw.ns, rec.Tap)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+		}
+	}()
+	h, err := nw.ns.handle()
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	tap, err := h.LinkByName(rec.Tap)
+	if err != nil {
+		return nil, fmt.Errorf("tap %s: %w", rec.Tap, err)
+	}
+	br, err := h.LinkByName(nw.cfg.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", nw.cfg.Bridge, err)
+	}
+	if err := h.LinkSetMaster(tap, br); err != nil {
+		return nil, fmt.Errorf("tap %s to bridge: %w", rec.Tap, err)
+	}
+	if err := h.LinkSetUp(tap); err != nil {
+		return nil, fmt.Errorf("tap %s up: %w", rec.Tap, err)
+	}
+	if err := nw.deletePorts(ctx, rec.IP); err != nil { // idempotent re-add
+		return nil, err
+	}
+	if err := nw.addPorts(ctx, rec.IP, rec.Ports); err != nil {
+		return nil, fmt.Errorf("publish ports: %w", err)
+	}
+	ok = true
+	return &Attachment{
+		MachineID: rec.MachineID,
+		Tap:       rec.Tap,
+		MAC:       rec.MAC,
+		IP:        rec.IP,
+		Prefix:    netip.PrefixFrom(rec.IP, nw.cfg.Subnet.Bits()),
+		Gateway:   nw.cfg.Gateway(),
+		DNS:       nw.DNS(),
+		Ports:     slices.Clone(rec.Ports),
+		NetNS:     nw.cfg.NetNS,
+		File:      f,
+	}, nil
+}
+
+// Release removes everything the machine had: its ports, its TAP, its
+// address. Releasing an unknown machine is not an error.
+func (nw *Network) Release(ctx context.Context, machineID string) error {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	var rec *record
+	if err := nw.db.View(func(tx *bbolt.Tx) (err error) {
+		rec, err = getRecord(tx, machineID)
+		return err
+	}); err != nil {
+		return fmt.Errorf("network release %s: %w", machineID, err)
+	}
+	if rec == nil {
+		return nw.deleteTap(TapName(machineID)) // a TAP from a crash before the record
+	}
+	if err := nw.release(ctx, rec); err != nil {
+		return fmt.Errorf("network release %s: %w", machineID, err)
+	}
+	return nil
+}
+
+// release undoes rec in reverse order; the record goes last so a failure
+// leaves it for the next try.
+func (nw *Network) release(ctx context.Context, rec *record) error {
+	if err := nw.deletePorts(ctx, rec.IP); err != nil {
+		return err
+	}
+	if err := nw.deleteTap(rec.Tap); err != nil {
+		return err
+	}
+	return nw.db.Update(func(tx *bbolt.Tx) error { return deleteRecord(tx, rec) })
+}
+
+func (nw *Network) deleteTap(name string) error {
+	h, err := nw.ns.handle()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return err
+	}
+	if err := h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete tap %s: %w", name, err)
+	}
+	return nil
+}
+
+// Reconcile removes what belongs to no live machine: records (and their
+// addresses), ferry TAPs and port mappings of machines not in live.
+func (nw *Network) Reconcile(ctx context.Context, live []string) error {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	alive := map[string]bool{}
+	keepTaps := map[string]bool{}
+	for _, id := range live {
+		alive[id] = true
+		keepTaps[TapName(id)] = true
+	}
+	var recs []*record
+	if err := nw.db.View(func(tx *bbolt.Tx) (err error) {
+		recs, err = allRecords(tx)
+		return err
+	}); err != nil {
+		return fmt.Errorf("network reconcile: %w", err)
+	}
+	var errs []error
+	keepIPs := map[netip.Addr]bool{}
+	for _, r := range recs {
+		if alive[r.MachineID] {
+			keepIPs[r.IP] = true
+			continue
+		}
+		nw.log.Info("network: releasing orphan", "machine", r.MachineID, "ip", r.IP, "tap", r.Tap)
+		if err := nw.release(ctx, r); err != nil {
+			errs = append(errs, fmt.Errorf("release %s: %w", r.MachineID, err))
+		}
+	}
+	// TAPs without a record (crash between TAP creation and ... or a lost
+	// database).
+	h, err := nw.ns.handle()
+	if err != nil {
+		return fmt.Errorf("network reconcile: %w", err)
+	}
+	links, err := h.LinkList()
+	h.Close()
+	if err != nil {
+		return fmt.Errorf("network reconcile: %w", err)
+	}
+	for _, l := range links {
+		name := l.Attrs().Name
+		if isOurTap(name) && !keepTaps[name] {
+			nw.log.Info("network: deleting orphan tap", "tap", name)
+			if err := nw.deleteTap(name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	// Port mappings to addresses no live machine holds.
+	elems, err := nw.listPorts(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, e := range elems {
+		if !keepIPs[e.IP] {
+			if err := nw.nft(ctx, fmt.Sprintf("delete element ip %s ports { %s . %d }\n", nw.cfg.Table, e.Proto, e.HostPort)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("network reconcile: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// Attachments lists the recorded machines' attachments (without open TAPs).
+func (nw *Network) Attachments() ([]Attachment, error) {
+	var out []Attachment
+	err := nw.db.View(func(tx *bbolt.Tx) error {
+		recs, err := allRecords(tx)
+		for _, r := range recs {
+			out = append(out, Attachment{
+				MachineID: r.MachineID, Tap: r.Tap, MAC: r.MAC, IP: r.IP,
+				Prefix: netip.PrefixFrom(r.IP, nw.cfg.Subnet.Bits()), Gateway: nw.cfg.Gateway(),
+				DNS: nw.DNS(), Ports: slices.Clone(r.Ports), NetNS: nw.cfg.NetNS,
+			})
+		}
+		return err
+	})
+	return out, err
+}
+
+// Teardown removes the bridge and the nftables table (for `ferry daemon
+// --cleanup-network` and tests). Machines' records stay; call Release or
+// Reconcile first.
+func (nw *Network) Teardown(ctx context.Context) error {
+	var errs []error
+	if _, err := nw.ns.run(ctx, "", "nft", "delete", "table", "ip", nw.cfg.Table); err != nil {
+		errs = append(errs, err)
+	}
+	if err := nw.deleteTap(nw.cfg.Bridge); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
