@@ -175,3 +175,34 @@ func TestPullDiskFull(t *testing.T) {
 		t.Errorf("ingest left %d files on a full disk", len(ents))
 	}
 }
+
+// A failed pull leaves the cache as it was, yet its repeat does not fetch
+// again the blobs the failed attempt had completed.
+func TestFailedPullRetryFetchesOnlyTheRest(t *testing.T) {
+	img := must[v1.Image](t)(testimage.Random(140, 3, 64<<10))
+	layers := must[[]v1.Layer](t)(img.Layers())
+	victim := must[v1.Hash](t)(layers[2].Digest())
+	var broken atomic.Bool
+	broken.Store(true)
+	host := testimage.Serve(t, lie(victim.String(), func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if broken.Load() {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+	ref := testimage.Push(t, host, "retry:1", img)
+	s, _ := newStore(t, WithJobs(1)) // sequential: config and two layers complete before the 404
+	if _, err := s.Pull(context.Background(), ref); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("first pull: %v", err)
+	}
+	assertUnchanged(t, s)
+	broken.Store(false)
+	res := must[*PullResult](t)(s.Pull(context.Background(), ref))
+	if want := must[int64](t)(layers[2].Size()); res.BytesFetched != want {
+		t.Errorf("retry fetched %d bytes, want only the missing layer's %d", res.BytesFetched, want)
+	}
+	if bad := must[[]v1.Hash](t)(s.Verify(context.Background())); len(bad) != 0 {
+		t.Fatalf("verify: %v", bad)
+	}
+}

@@ -14,12 +14,15 @@ import (
 func (s *Store) GC(ctx context.Context) (*GCReport, error) {
 	s.gc.Lock()
 	defer s.gc.Unlock()
-	return s.gcLocked(ctx, nil)
+	return s.gcLocked(ctx, nil, false)
 }
 
 // gcLocked collects with s.gc held exclusively. When only is non-nil, just
-// those blobs are candidates (used to undo a failed pull or load).
-func (s *Store) gcLocked(ctx context.Context, only map[v1.Hash]bool) (*GCReport, error) {
+// those blobs are candidates (used to undo a failed pull or load). With
+// demote, dead blobs move back to ingest/ as complete partial downloads
+// instead of being deleted, so a retried pull commits them without
+// fetching them again while the cache itself is left as before.
+func (s *Store) gcLocked(ctx context.Context, only map[v1.Hash]bool, demote bool) (*GCReport, error) {
 	roots := map[v1.Hash]bool{}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
@@ -72,7 +75,11 @@ func (s *Store) gcLocked(ctx context.Context, only map[v1.Hash]bool) (*GCReport,
 		return nil, fmt.Errorf("gc: %w", err)
 	}
 	for i, d := range dead {
-		if err := s.content.Delete(d); err != nil {
+		del := s.content.Delete
+		if demote {
+			del = s.content.Demote
+		}
+		if err := del(d); err != nil {
 			return rep, fmt.Errorf("gc: %w", err)
 		}
 		rep.Blobs++

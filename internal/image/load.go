@@ -232,7 +232,7 @@ func (l *loader) undo() {
 	}
 	l.s.gc.Lock()
 	defer l.s.gc.Unlock()
-	if _, err := l.s.gcLocked(context.Background(), l.added); err != nil {
+	if _, err := l.s.gcLocked(context.Background(), l.added, false); err != nil {
 		l.s.opts.logger.Warn("load: removing blobs of a failed load", "err", err)
 	}
 }

@@ -23,8 +23,9 @@ import (
 // available ones. Blobs already cached are not fetched; the rest are fetched
 // in parallel, verified while streaming, and committed before the config,
 // the manifest and finally the metadata record, so a failed or killed pull
-// never lists a partial image. On failure the blobs this pull added are
-// removed again (partial downloads stay in ingest/ so a retry resumes them).
+// never lists a partial image. On failure the blobs this pull added leave
+// the cache again; they and any partial downloads stay in ingest/ so that a
+// retry resumes them (after a disk-full failure they are deleted instead).
 func (s *Store) Pull(ctx context.Context, ref string, opts ...PullOption) (*PullResult, error) {
 	o := pullOptions{}
 	for _, f := range opts {
@@ -156,15 +157,16 @@ func (p *puller) commit(ctx context.Context, d v1.Hash, raw []byte) error {
 	return nil
 }
 
-// undo removes the blobs a failed pull committed, unless something else
-// references them by now.
+// undo takes the blobs a failed pull committed out of the cache again
+// (unless something else references them by now), keeping them in ingest/
+// so that repeating the pull does not fetch them again.
 func (p *puller) undo() {
 	if len(p.added) == 0 {
 		return
 	}
 	p.s.gc.Lock()
 	defer p.s.gc.Unlock()
-	if _, err := p.s.gcLocked(context.Background(), p.added); err != nil {
+	if _, err := p.s.gcLocked(context.Background(), p.added, true); err != nil {
 		p.s.opts.logger.Warn("pull: removing blobs of a failed pull", "ref", p.ref, "err", err)
 	}
 }

@@ -216,3 +216,21 @@ func (s *Store) RemoveIngest(d v1.Hash) {
 		_ = os.Remove(s.ingestPath(d))
 	}
 }
+
+// Demote moves committed blob d back to ingest/ as a complete partial
+// download: it is no longer visible as a blob, and a later Writer for d
+// finds all its bytes (Offset == size) and only has to verify and commit.
+// The caller guarantees no Writer or reader uses d.
+func (s *Store) Demote(d v1.Hash) error {
+	if err := checkDigest(d); err != nil {
+		return err
+	}
+	if err := os.Rename(s.Path(d), s.ingestPath(d)); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("demote blob %s: %w", d, err)
+	}
+	_ = os.Chmod(s.ingestPath(d), 0o644)
+	return nil
+}
