@@ -96,7 +96,8 @@ func (c Config) withDefaults() (Config, error) {
 
 // distributionStorage is the storage section handed to distribution:
 // Storage or filesystem under Root, with deletes enabled (the OCI API
-// needs them) and a blob descriptor cache.
+// needs them). No blob descriptor cache by default: gc runs beside the
+// server, and a cache would keep answering for blobs gc removed.
 func (c Config) distributionStorage() configuration.Storage {
 	st := configuration.Storage{}
 	for k, v := range c.Storage {
@@ -107,9 +108,6 @@ func (c Config) distributionStorage() configuration.Storage {
 	}
 	if _, ok := st["delete"]; !ok {
 		st["delete"] = configuration.Parameters{"enabled": true}
-	}
-	if _, ok := st["cache"]; !ok {
-		st["cache"] = configuration.Parameters{"blobdescriptor": "inmemory"}
 	}
 	return st
 }

@@ -27,6 +27,7 @@ func TestMain(m *testing.M) {
 // testRegistry is a registry served by httptest with a temp root.
 type testRegistry struct {
 	*Server
+	cfg  Config
 	ts   *httptest.Server
 	host string // host:port, as image references want it
 	root string
@@ -48,7 +49,7 @@ func newTestRegistry(t *testing.T, mods ...func(*Config)) *testRegistry {
 		ts.Close()
 		_ = s.Close()
 	})
-	return &testRegistry{Server: s, ts: ts, host: strings.TrimPrefix(ts.URL, "http://"), root: root}
+	return &testRegistry{Server: s, cfg: cfg, ts: ts, host: strings.TrimPrefix(ts.URL, "http://"), root: root}
 }
 
 // org creates an org and a token of scope for it, returning the secret.
@@ -73,6 +74,7 @@ type call struct {
 	auth         string // full Authorization header value ("" for none)
 	body         []byte
 	ctype        string
+	accept       string
 }
 
 type reply struct {
@@ -95,6 +97,9 @@ func (tr *testRegistry) do(t *testing.T, c call) reply {
 	req.URL.Opaque = "//" + tr.host + strings.SplitN(c.path, "?", 2)[0]
 	if c.auth != "" {
 		req.Header.Set("Authorization", c.auth)
+	}
+	if c.accept != "" {
+		req.Header.Set("Accept", c.accept)
 	}
 	if c.ctype != "" {
 		req.Header.Set("Content-Type", c.ctype)
