@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -135,4 +136,13 @@ func TestParsePortMap(t *testing.T) {
 	if err != nil || len(got) != 2 || got[0].HostPort != 18080 || got[1].Proto != "udp" || got[1].IP != netip.MustParseAddr("10.213.0.3") || got[1].GuestPort != 5353 {
 		t.Fatalf("parsed %+v, %v", got, err)
 	}
+}
+
+func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
+func mustAddr(s string) netip.Addr     { return netip.MustParseAddr(s) }
+
+func sorted(s []string) []string {
+	s = append([]string(nil), s...)
+	slices.Sort(s)
+	return s
 }
