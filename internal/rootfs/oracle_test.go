@@ -15,7 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	"github.com/ferryvm/ferry/internal/rootfs/apply"
-	ti "github.com/ferryvm/ferry/internal/rootfs/internal/testimage"
+	ti "github.com/ferryvm/ferry/internal/rootfs/rootfstest"
 )
 
 func requireRoot(t testing.TB) {

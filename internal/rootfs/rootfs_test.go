@@ -17,7 +17,7 @@ import (
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/rootfs"
-	ti "github.com/ferryvm/ferry/internal/rootfs/internal/testimage"
+	ti "github.com/ferryvm/ferry/internal/rootfs/rootfstest"
 )
 
 // fakeLeaser records image leases.

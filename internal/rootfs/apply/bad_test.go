@@ -15,7 +15,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/rootfs/apply"
-	ti "github.com/ferryvm/ferry/internal/rootfs/internal/testimage"
+	ti "github.com/ferryvm/ferry/internal/rootfs/rootfstest"
 )
 
 func requireRoot(t testing.TB) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -24,7 +23,7 @@ type spooledEntry struct {
 type spooledLayer struct {
 	info    layerInfo
 	entries []spooledEntry
-	spool   *os.File
+	spool   *spool
 }
 
 // Stats describes a flattened tree.
@@ -132,18 +131,13 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, dir string) (*sp
 		return nil, err
 	}
 	defer vs.Close()
-	spool, err := os.CreateTemp(dir, "flatten-*.spool")
-	if err != nil {
-		return nil, fmt.Errorf("layer %s: spool: %w", li.name, err)
-	}
-	os.Remove(spool.Name())
+	spool := &spool{dir: dir, budget: lim.spoolMem}
 	l := &spooledLayer{info: li, spool: spool}
 	fail := func(err error) (*spooledLayer, error) {
 		spool.Close()
 		return nil, err
 	}
 	tr := tar.NewReader(vs)
-	var off int64
 	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -168,14 +162,15 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, dir string) (*sp
 			if err := lim.logical.take(o.size, lim.o.maxSize); err != nil {
 				return fail(&EntryError{Layer: li.name, Entry: hdr.Name, Err: err})
 			}
-			n, err := io.CopyBuffer(spoolWriter{spool, &off}, tr, buf)
+			off := spool.size
+			n, err := io.CopyBuffer(spool, tr, buf)
 			if err != nil {
 				return fail(&EntryError{Layer: li.name, Entry: hdr.Name, Err: fmt.Errorf("read content: %w", err)})
 			}
 			if n != o.size {
 				return fail(&EntryError{Layer: li.name, Entry: hdr.Name, Err: invalid("content is %d bytes, header says %d", n, o.size)})
 			}
-			e.data = io.NewSectionReader(spool, off-n, n)
+			e.data = io.NewSectionReader(spool, off, n)
 		}
 		l.entries = append(l.entries, e)
 	}
@@ -183,16 +178,4 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, dir string) (*sp
 		return fail(err)
 	}
 	return l, nil
-}
-
-// spoolWriter appends to a spool file, tracking the offset.
-type spoolWriter struct {
-	f   *os.File
-	off *int64
-}
-
-func (s spoolWriter) Write(p []byte) (int, error) {
-	n, err := s.f.Write(p)
-	*s.off += int64(n)
-	return n, err
 }

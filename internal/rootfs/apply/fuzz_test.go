@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/ferryvm/ferry/internal/rootfs/apply"
-	ti "github.com/ferryvm/ferry/internal/rootfs/internal/testimage"
+	ti "github.com/ferryvm/ferry/internal/rootfs/rootfstest"
 )
 
 // FuzzApply feeds two crafted tar layers to both outputs. Whatever the

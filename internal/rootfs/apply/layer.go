@@ -38,18 +38,20 @@ func (b *budget) take(n int64, limit int64) error {
 
 // limits are the budgets of one Flatten or ApplyDir call.
 type limits struct {
-	o       options
-	stream  *budget // uncompressed tar bytes
-	logical *budget // regular files' logical sizes
-	entries *budget
+	o        options
+	stream   *budget // uncompressed tar bytes
+	logical  *budget // regular files' logical sizes
+	entries  *budget
+	spoolMem *budget // memory for spooled file data
 }
 
 func newLimits(o options) *limits {
 	return &limits{
-		o:       o,
-		stream:  newBudget(o.maxSize, "uncompressed layer size"),
-		logical: newBudget(o.maxSize, "total file size"),
-		entries: newBudget(o.maxEntries, "number of entries"),
+		o:        o,
+		stream:   newBudget(o.maxSize, "uncompressed layer size"),
+		logical:  newBudget(o.maxSize, "total file size"),
+		entries:  newBudget(o.maxEntries, "number of entries"),
+		spoolMem: newBudget(o.spoolMemory, "spool memory"),
 	}
 }
 

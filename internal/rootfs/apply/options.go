@@ -7,8 +7,9 @@ import (
 
 // Default limits. A layer set beyond them is rejected, not truncated.
 const (
-	DefaultMaxSize    = 64 << 30 // bytes: uncompressed tar streams, and separately logical file sizes
-	DefaultMaxEntries = 4 << 20  // tar entries over all layers
+	DefaultMaxSize     = 64 << 30 // bytes: uncompressed tar streams, and separately logical file sizes
+	DefaultMaxEntries  = 4 << 20  // tar entries over all layers
+	DefaultSpoolMemory = 1 << 30  // bytes of file data Flatten holds in memory before spilling to disk
 )
 
 // Option configures Flatten and ApplyDir.
@@ -18,6 +19,7 @@ type options struct {
 	maxSize     int64
 	maxEntries  int64
 	spoolDir    string
+	spoolMemory int64
 	parallelism int
 	log         *slog.Logger
 }
@@ -27,6 +29,7 @@ func newOptions(opts []Option) options {
 		maxSize:     DefaultMaxSize,
 		maxEntries:  DefaultMaxEntries,
 		spoolDir:    os.TempDir(),
+		spoolMemory: DefaultSpoolMemory,
 		parallelism: 4,
 		log:         slog.Default(),
 	}
@@ -51,6 +54,10 @@ func WithMaxEntries(n int64) Option { return func(o *options) { o.maxEntries = n
 // decompressed file data of each layer). Put it on the same filesystem as
 // the output.
 func WithSpoolDir(dir string) Option { return func(o *options) { o.spoolDir = dir } }
+
+// WithSpoolMemory sets how much decompressed file data Flatten keeps in
+// memory (the rest goes to spool files in the spool dir).
+func WithSpoolMemory(n int64) Option { return func(o *options) { o.spoolMemory = n } }
 
 // WithParallelism sets how many layers Flatten decompresses at once.
 func WithParallelism(n int) Option { return func(o *options) { o.parallelism = n } }

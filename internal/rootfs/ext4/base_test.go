@@ -12,7 +12,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/rootfs/apply"
 	"github.com/ferryvm/ferry/internal/rootfs/ext4"
-	ti "github.com/ferryvm/ferry/internal/rootfs/internal/testimage"
+	ti "github.com/ferryvm/ferry/internal/rootfs/rootfstest"
 )
 
 func requireTool(t *testing.T, name string) string {

@@ -1,9 +1,9 @@
-// Package testimage builds small OCI images in memory for rootfs tests:
+// Package rootfstest builds small OCI images in memory for rootfs tests:
 // hand-written tar layers (any header, including hostile ones) wrapped by
 // go-containerregistry, and large random-but-compressible images for the
 // O(1) checks and benchmarks. Test-only; nothing in ferry's binaries
 // imports it.
-package testimage
+package rootfstest
 
 import (
 	"archive/tar"

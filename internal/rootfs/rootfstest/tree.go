@@ -1,4 +1,4 @@
-package testimage
+package rootfstest
 
 import (
 	"archive/tar"
