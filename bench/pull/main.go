@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"time"
 
@@ -39,8 +40,20 @@ func main() {
 	dir := flag.String("dir", defaultDir(), "work directory (tmpfs recommended); destinations are created under it")
 	noSync := flag.Bool("nofsync", false, "ferry: skip fsync of blobs (peers never fsync)")
 	jobs := flag.Int("jobs", 4, "ferry: parallel blob fetches")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (ferry pulls and waits) here")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*rounds, *dir, *noSync, *jobs); err != nil {
+		pprof.StopCPUProfile()
 		log.Fatal(err)
 	}
 }

@@ -19,6 +19,18 @@
 // by GC). GC never runs while an ingest that could reference a blob is in
 // flight (one daemon owns a root; an in-process RW lock guards it).
 //
+// Consumers define the narrow interface they need at their end; the rootfs
+// builder, for one, needs only
+//
+//	type images interface {
+//		Image(ctx context.Context, ref string) (v1.Image, v1.Hash, error)
+//		ImageByDigest(ctx context.Context, d v1.Hash) (v1.Image, error)
+//		AddLease(ctx context.Context, id string, d v1.Hash) error
+//		RemoveLease(ctx context.Context, id string) error
+//	}
+//
+// and may read a layer's blob file directly at Content().Path(digest).
+//
 // It does not own the rootfs built from an image (internal/rootfs) nor the
 // API/CLI surface (internal/api, internal/cli).
 package image

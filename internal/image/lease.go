@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -35,7 +36,7 @@ func (s *Store) AddLease(ctx context.Context, id string, d v1.Hash) error {
 func (s *Store) RemoveLease(ctx context.Context, id string) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		err := tx.Bucket(bucketLeases).DeleteBucket([]byte(id))
-		if err != nil && err.Error() != "bucket not found" {
+		if err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
 			return fmt.Errorf("remove lease %s: %w", id, err)
 		}
 		return nil
