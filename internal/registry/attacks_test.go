@@ -120,12 +120,12 @@ func TestAttackTokenOfOrgAOnOrgBNames(t *testing.T) {
 	b := bearer(tr.org(t, "orgb", store.ScopePush))
 	tr.pushImage(t, b, "web", "v1", "b-secret")
 	// A asks for B's repository by the same name: it only ever reaches its own.
-	if r := tr.do(t, call{method: "GET", path: "/v2/web/manifests/v1", auth: a}); r.status != http.StatusNotFound {
+	if r := tr.do(t, call{method: "GET", path: "/v2/web/manifests/v1", auth: a, accept: "application/vnd.oci.image.manifest.v1+json"}); r.status != http.StatusNotFound {
 		t.Fatalf("org A read org B's web:v1: %d %s", r.status, r.body)
 	}
 	// Naming B's internal prefix stays inside A's namespace.
 	bPrefix := NamespaceFor(mustOrg(t, tr, "orgb").ID).Prefix()
-	if r := tr.do(t, call{method: "GET", path: "/v2/" + bPrefix + "web/manifests/v1", auth: a}); r.status != http.StatusNotFound {
+	if r := tr.do(t, call{method: "GET", path: "/v2/" + bPrefix + "web/manifests/v1", auth: a, accept: "application/vnd.oci.image.manifest.v1+json"}); r.status != http.StatusNotFound {
 		t.Fatalf("org A reached org B through its prefix: %d %s", r.status, r.body)
 	}
 	// B's token presented with A's name at the token endpoint: refused.
@@ -308,7 +308,7 @@ func TestAttackHeadOfAnotherOrgsDigest(t *testing.T) {
 		"/v2/anything/blobs/" + ldig.String(),
 	} {
 		for _, m := range []string{"HEAD", "GET"} {
-			if r := tr.do(t, call{method: m, path: path, auth: a}); r.status != http.StatusNotFound {
+			if r := tr.do(t, call{method: m, path: path, auth: a, accept: "application/vnd.oci.image.manifest.v1+json"}); r.status != http.StatusNotFound {
 				t.Fatalf("%s %s as org A: %d (existence oracle)", m, path, r.status)
 			}
 		}

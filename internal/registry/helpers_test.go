@@ -147,3 +147,5 @@ func manifestJSON(cd digest.Digest, csize int64, ld digest.Digest, lsize int64) 
 		`"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"` + cd.String() + `","size":` + strconv.FormatInt(csize, 10) + `},` +
 		`"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"` + ld.String() + `","size":` + strconv.FormatInt(lsize, 10) + `}]}`)
 }
+
+func sha256hex(b []byte) string { return digest.FromBytes(b).Encoded() }
