@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -216,6 +217,11 @@ func consoleExit(path string) *machine.Exit {
 	return nil
 }
 
+// hideConsoleLine leaves init's exit marker and kernel messages (printk's
+// "[    6.537570] " prefix) out of a machine's logs: they are the
+// platform's, not the entrypoint's.
 func hideConsoleLine(line []byte) bool {
-	return len(line) >= len(guest.ConsoleExitPrefix) && containsBytes(line, guest.ConsoleExitPrefix)
+	return containsBytes(line, guest.ConsoleExitPrefix) || printkRE.Match(line)
 }
+
+var printkRE = regexp.MustCompile(`^\[ *[0-9]+\.[0-9]{6}\] `)

@@ -33,14 +33,25 @@ type hypervisor struct {
 }
 
 // guestCmdline is what every ferry guest's kernel gets beyond the driver's
-// own options: quiet, so the console carries the entrypoint's output.
-const guestCmdline = "quiet"
+// own options: quiet and only emergencies on the console, so the console
+// carries the entrypoint's output (init writes its must-see lines there
+// itself).
+const guestCmdline = "quiet loglevel=1"
 
 func newHypervisor(root paths.Root, def string, log *slog.Logger) *hypervisor {
 	// Firecracker first: it is chosen when it can run (binary + KVM).
 	return &hypervisor{root: root, def: def, log: log,
-		drivers: []vmm.Driver{firecracker.New(), qemu.New()},
+		drivers: []vmm.Driver{firecracker.New(), qemu.New(qemu.WithAccel(qemuAccel()))},
 		rotator: &vmm.Rotator{Logger: log}}
+}
+
+// qemuAccel is $FERRY_QEMU_ACCEL (kvm, tcg) or auto: a host whose /dev/kvm
+// opens but cannot run guests (some nested setups) needs tcg forced.
+func qemuAccel() string {
+	if a := os.Getenv("FERRY_QEMU_ACCEL"); a != "" {
+		return a
+	}
+	return qemu.AccelAuto
 }
 
 func (h *hypervisor) driver(name string) (vmm.Driver, error) {
