@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -39,6 +40,9 @@ type Driver struct {
 	once     sync.Once
 	resolved string // "kvm" or "tcg"
 	why      error  // why KVM is not used
+
+	probeMu sync.Mutex
+	probed  bool
 }
 
 // Option configures a Driver.
@@ -82,7 +86,8 @@ func (d *Driver) Available() error {
 }
 
 // Accel returns the accelerator machines will use and, under TCG in auto
-// mode, why KVM is not used. Decided once per Driver.
+// mode, why KVM is not used. Decided once per Driver from /dev/kvm alone;
+// Probe (run by Start) may then move an auto driver to TCG.
 func (d *Driver) Accel() (string, error) {
 	d.once.Do(func() {
 		switch d.accel {
@@ -111,6 +116,10 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (*vmm.Process, error)
 	if err := d.Available(); err != nil {
 		return nil, err
 	}
+	if _, err := os.Stat(spec.Kernel); err != nil {
+		return nil, fmt.Errorf("qemu: guest kernel: %w: %w", err, errdefs.ErrNotFound)
+	}
+	_, _ = d.Probe(ctx, spec.Kernel)
 	plan, err := d.Plan(spec)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,32 @@
+package qemu
+
+import (
+	"context"
+	"os/exec"
+	"testing"
+
+	"github.com/ferryvm/ferry/internal/kernel"
+)
+
+// TestProbe runs the KVM probe with the real guest kernel: whatever it
+// decides, an auto driver ends up on an accelerator with a reason when it
+// is TCG, and a forced accelerator is never probed.
+func TestProbe(t *testing.T) {
+	if _, err := exec.LookPath(DefaultBinary); err != nil {
+		t.Skip("needs qemu-system-x86_64 (Debian package qemu-system-x86)")
+	}
+	k, err := kernel.FindKernel()
+	if err != nil {
+		t.Skipf("needs the guest kernel: %v", err)
+	}
+	d := New()
+	accel, why := d.Probe(context.Background(), k)
+	t.Logf("probe: %s (%v)", accel, why)
+	if accel == AccelTCG && why == nil && d.kvm() == nil {
+		t.Error("fell back to TCG without a reason")
+	}
+	f := New(WithAccel(AccelTCG))
+	if a, _ := f.Probe(context.Background(), "/nonexistent"); a != AccelTCG || f.probed {
+		t.Errorf("forced tcg: %s, probed %v", a, f.probed)
+	}
+}
