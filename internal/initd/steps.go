@@ -55,6 +55,9 @@ func (in *Init) mountEarly() error {
 	if err := mountAll(in.mnt, in.log, EarlyMounts()); err != nil {
 		return err
 	}
+	// Writes to /dev/kmsg are rate-limited (10 lines per 5 s) by default;
+	// init's lines, the exit line above all, must not be dropped.
+	_ = os.WriteFile("/proc/sys/kernel/printk_devkmsg", []byte("on\n"), 0)
 	kmsg, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
 	if err != nil {
 		return err

@@ -1,0 +1,223 @@
+// Package inittest boots ferry-init for real: it builds ferry-init, a small
+// busybox root file system (ext4, made with mkfs.ext4 -d) and a formatted
+// sparse scratch disk, writes the run config into the per-machine initramfs,
+// and runs QEMU microvm (TCG when there is no KVM) with the disks and the
+// control channel on a virtio-serial port. Tests of initd, the VMM drivers
+// and the machine runtime can reuse it.
+//
+// Prerequisites (each missing one skips the test with its name): the guest
+// kernel (make kernel, or scripts/kernel.sh fallback), qemu-system-x86_64,
+// mkfs.ext4, a static busybox (busybox-static) and the go tool.
+package inittest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/kernel"
+	"github.com/ferryvm/ferry/internal/kernel/boottest"
+)
+
+// Env is what every boot shares: a kernel and the shared initramfs with a
+// freshly built ferry-init.
+type Env struct {
+	Kernel  string
+	Shared  string // shared initramfs
+	Busybox string
+	// Fallback is set when booting Debian's modular kernel.
+	Fallback bool
+	dir      string
+}
+
+var (
+	envOnce sync.Once
+	envVal  *Env
+	envErr  error
+	envSkip string
+)
+
+// Setup returns the shared Env, building it on first use; it skips t when
+// a prerequisite is missing.
+func Setup(t testing.TB) *Env {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("VM boot test: skipped with -short")
+	}
+	envOnce.Do(func() { envVal, envSkip, envErr = setup() })
+	if envSkip != "" {
+		t.Skip(envSkip)
+	}
+	if envErr != nil {
+		t.Fatal(envErr)
+	}
+	return envVal
+}
+
+func setup() (*Env, string, error) {
+	for _, tool := range []string{"qemu-system-x86_64", "mkfs.ext4", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, "VM boot test needs " + tool + " in PATH (scripts/deps.sh installs it)", nil
+		}
+	}
+	bb, err := boottest.StaticBusybox()
+	if err != nil {
+		return nil, "VM boot test: " + err.Error(), nil
+	}
+	dir, err := os.MkdirTemp("", "ferry-inittest-")
+	if err != nil {
+		return nil, "", err
+	}
+	e := &Env{Busybox: bb, dir: dir}
+	shared := kernel.Shared{}
+	if k, err := kernel.FindKernel(); err == nil {
+		e.Kernel = k
+	} else if fb, ferr := kernel.FindFallback(); ferr == nil {
+		mods, err := kernel.ModuleClosure(fb.ModulesDir, kernel.FallbackModules)
+		if err != nil {
+			return nil, "", err
+		}
+		e.Kernel, e.Fallback = fb.Kernel, true
+		shared.ModulesDir, shared.Modules = fb.ModulesDir, mods
+	} else {
+		return nil, "VM boot test needs a guest kernel: " + err.Error(), nil
+	}
+	shared.Init = filepath.Join(dir, "ferry-init")
+	if err := BuildInit(shared.Init); err != nil {
+		return nil, "", err
+	}
+	if e.Shared, err = kernel.BuildShared(context.Background(), dir, shared); err != nil {
+		return nil, "", err
+	}
+	return e, "", nil
+}
+
+// BuildInit builds cmd/ferry-init (static) to dst.
+func BuildInit(dst string) error {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOMOD: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", dst, "./cmd/ferry-init")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build ferry-init: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// Disks are the block devices of one boot, in /dev/vdX order.
+type Disks struct {
+	Base    string // read-only base (or the single writable root)
+	Scratch string // "" for none
+	Extra   []string
+}
+
+// Boot is one VM.
+type Boot struct {
+	Dir     string
+	Control string // the control socket (QEMU's chardev, server side)
+	done    chan struct{}
+	res     boottest.Result
+	err     error
+}
+
+// Options tune a boot.
+type Options struct {
+	MemoryMB int
+	// RawConfig replaces the marshalled run config (bad-input tests).
+	RawConfig []byte
+	// Append is added to the kernel command line.
+	Append string
+}
+
+// Start boots cfg with disks. It returns at once; Wait collects the result.
+// The VM is killed when the test ends.
+func (e *Env) Start(t testing.TB, cfg *guest.RunConfig, disks Disks, o Options) *Boot {
+	t.Helper()
+	dir := t.TempDir()
+	b := &Boot{Dir: dir, Control: filepath.Join(dir, "control.sock"), done: make(chan struct{})}
+	raw := o.RawConfig
+	if raw == nil {
+		var err error
+		if raw, err = cfg.Marshal(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	initrd := filepath.Join(dir, "initrd.cpio")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(func() { cancel(); <-b.done })
+	if err := kernel.WriteInitrd(ctx, initrd, e.Shared, map[string][]byte{guest.ConfigPath: raw}); err != nil {
+		t.Fatal(err)
+	}
+	var extra []string
+	for i, d := range append([]string{disks.Base, disks.Scratch}, disks.Extra...) {
+		if d == "" {
+			continue
+		}
+		opt := fmt.Sprintf("id=d%d,file=%s,format=raw,if=none", i, d)
+		if i == 0 && cfg != nil && cfg.Root.Mode == guest.RootOverlay {
+			opt += ",readonly=on"
+		}
+		extra = append(extra, "-drive", opt, "-device", fmt.Sprintf("virtio-blk-device,drive=d%d", i))
+	}
+	extra = append(extra,
+		"-device", "virtio-serial-device",
+		"-chardev", "socket,id=ctl,path="+b.Control+",server=on,wait=off",
+		"-device", "virtserialport,chardev=ctl,name="+guest.SerialPortName,
+		"-device", "virtio-rng-device")
+	mem := o.MemoryMB
+	if mem == 0 {
+		mem = 256
+	}
+	go func() {
+		defer close(b.done)
+		b.res, b.err = boottest.Run(ctx, boottest.Config{Kernel: e.Kernel, Initrd: initrd, MemoryMB: mem, Append: o.Append, Extra: extra})
+	}()
+	return b
+}
+
+// Wait waits for QEMU to exit and returns what the console showed.
+func (b *Boot) Wait() (boottest.Result, error) {
+	<-b.done
+	return b.res, b.err
+}
+
+// Dial connects to the control channel, retrying while QEMU starts.
+func (b *Boot) Dial(ctx context.Context) (*guest.Client, error) {
+	for {
+		hctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		c, err := guest.Dial(hctx, b.Control, 0)
+		cancel()
+		if err == nil {
+			return c, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(err, ctx.Err())
+		case <-b.done:
+			return nil, fmt.Errorf("VM exited before the control channel answered: %w (%v)", err, b.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// ConsoleExit returns the exit status init printed on the console.
+func ConsoleExit(console string) (guest.ExitStatus, bool) {
+	for _, l := range strings.Split(console, "\n") {
+		if s, ok := guest.ParseConsoleExit(l); ok {
+			return s, true
+		}
+	}
+	return guest.ExitStatus{}, false
+}
