@@ -33,6 +33,7 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 	f.StringVar(&cfg.APIAddr, "api-addr", "", "also serve the API on this TCP address (needs --api-token)")
 	f.StringVar(&cfg.APIToken, "api-token", os.Getenv("FERRY_API_TOKEN"), "bearer token required on --api-addr; env FERRY_API_TOKEN")
 	f.StringVar(&cfg.NetNS, "netns", "", "run the network side inside this named network namespace")
+	f.StringVar(&cfg.Subnet, "subnet", "", "machine subnet (CIDR, IPv4; default 10.213.0.0/22)")
 	f.StringVar(&cfg.VMM, "vmm", "", "VMM driver: qemu or firecracker (default: the best available)")
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to reach over plain HTTP (repeatable)")
 	f.BoolVar(&jsonLogs, "log-json", false, "write logs as JSON lines")

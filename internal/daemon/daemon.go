@@ -34,6 +34,7 @@ type Config struct {
 	APIAddr     string // optional TCP address of the API ("127.0.0.1:7070")
 	APIToken    string // bearer token required on APIAddr (mandatory with it)
 	NetNS       string // named network namespace the network side runs in ("" = current)
+	Subnet      string // machine subnet CIDR ("" = internal/network's default)
 	VMM         string // VMM driver name ("qemu", "firecracker"; "" = default)
 
 	// InsecureRegistries are registries (host[:port]) reached over plain
