@@ -32,6 +32,9 @@ type Config struct {
 	NetNS  string       // named netns (/var/run/netns/NAME); "" = the caller's
 	Table  string       // nftables table; default "ferry"
 	DNS    []string     // guests' nameservers; default from the host's resolv.conf
+	// TapOwner, when not 0, is the uid that may open machines' TAPs without
+	// CAP_NET_ADMIN (Firecracker under jailer --uid opens its TAP by name).
+	TapOwner int
 }
 
 type options struct {

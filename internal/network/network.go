@@ -221,7 +221,7 @@ func (nw *Network) checkPorts(ctx context.Context, machineID string, ports []Por
 
 // realise makes the record true: TAP on the bridge and up, ports mapped.
 func (nw *Network) realise(ctx context.Context, rec *record) (*Attachment, error) {
-	f, err := openTap(nw.ns, rec.Tap)
+	f, err := openTap(nw.ns, rec.Tap, nw.cfg.TapOwner)
 	if err != nil {
 		return nil, err
 	}

@@ -203,7 +203,7 @@ func TestReconcile(t *testing.T) {
 	}
 	// An orphan TAP with no record (a crash before the record was written
 	// by an older daemon, or a lost database) and a stray port mapping.
-	f, err := openTap(nw.ns, TapName("ghost"))
+	f, err := openTap(nw.ns, TapName("ghost"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ type ifreq struct {
 // returns its open queue. Persistent, so it exists for Firecracker to open by
 // name and outlives the daemon; Release deletes it. IFF_VNET_HDR lets the
 // VMM offload checksums and segmentation.
-func openTap(n ns, name string) (*os.File, error) {
+func openTap(n ns, name string, owner int) (*os.File, error) {
 	var f *os.File
 	err := n.do(func() error {
 		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
@@ -55,6 +55,12 @@ func openTap(n ns, name string) (*os.File, error) {
 		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); e != 0 {
 			unix.Close(fd)
 			return fmt.Errorf("create tap %s: %w", name, e)
+		}
+		if owner > 0 {
+			if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETOWNER, uintptr(owner)); e != 0 {
+				unix.Close(fd)
+				return fmt.Errorf("tap %s owner %d: %w", name, owner, e)
+			}
 		}
 		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETPERSIST, 1); e != 0 {
 			unix.Close(fd)
