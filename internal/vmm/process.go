@@ -33,6 +33,7 @@ type Process struct {
 	done     chan struct{}
 	status   ExitStatus
 	doneOnce sync.Once
+	fdMu     sync.Mutex // guards pidfd against close while signalling
 }
 
 // ExitStatus is how a VMM ended. Known is false for an adopted process: only
@@ -91,6 +92,11 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	if p.child != nil {
 		return p.child.Signal(sig)
 	}
+	p.fdMu.Lock()
+	defer p.fdMu.Unlock()
+	if p.pidfd < 0 {
+		return os.ErrProcessDone
+	}
 	err := unix.PidfdSendSignal(p.pidfd, sig, nil, 0)
 	if errors.Is(err, unix.ESRCH) {
 		return os.ErrProcessDone
@@ -138,9 +144,12 @@ func Stop(ctx context.Context, p *Process, grace time.Duration) (ExitStatus, err
 // still names it.
 func (p *Process) finish() {
 	p.doneOnce.Do(func() {
+		p.fdMu.Lock()
 		if p.pidfd >= 0 && p.child == nil {
 			unix.Close(p.pidfd)
+			p.pidfd = -1
 		}
+		p.fdMu.Unlock()
 		if p.PIDFile != "" {
 			if rec, err := readPIDFile(p.PIDFile); err == nil && rec.Pid == p.Pid && rec.StartTime == p.StartTime {
 				os.Remove(p.PIDFile)
