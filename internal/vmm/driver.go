@@ -129,5 +129,8 @@ func Select(name string, candidates ...Driver) (Driver, error) {
 	if name != "" {
 		return nil, fmt.Errorf("vmm %q: unknown driver (want qemu or firecracker): %w", name, errdefs.ErrInvalidArgument)
 	}
+	if len(why) == 0 {
+		return nil, fmt.Errorf("no vmm driver configured: %w", errdefs.ErrUnavailable)
+	}
 	return nil, fmt.Errorf("no usable vmm: %w: %w", errors.Join(why...), errdefs.ErrUnavailable)
 }

@@ -10,10 +10,13 @@ package firecracker
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"net"
 	"os/exec"
 	"path/filepath"
 
+	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/vmm"
 )
 
@@ -87,6 +90,9 @@ func (d *Driver) Available() error {
 func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (*vmm.Process, error) {
 	if err := d.Available(); err != nil {
 		return nil, err
+	}
+	if _, err := os.Stat(spec.Kernel); err != nil {
+		return nil, fmt.Errorf("firecracker: guest kernel: %w: %w", err, errdefs.ErrNotFound)
 	}
 	plan, err := d.Plan(spec)
 	if err != nil {
