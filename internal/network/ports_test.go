@@ -42,6 +42,24 @@ func guestStandIn(t *testing.T, nw *Network, att *Attachment, port int, greeting
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
+	var u net.PacketConn
+	if err := g.do(func() (err error) {
+		u, err = net.ListenPacket("udp4", fmt.Sprintf(":%d", port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.Close() })
+	go func() { // UDP: answer every datagram with greeting
+		buf := make([]byte, 512)
+		for {
+			_, from, err := u.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			u.WriteTo([]byte(greeting), from)
+		}
+	}()
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -77,7 +95,7 @@ func fetch(t *testing.T, n ns, addr string) string {
 func TestPublishedPortsReachable(t *testing.T) {
 	nw, _ := newTestNetwork(t, Config{})
 	ctx := context.Background()
-	a, err := nw.Attach(ctx, "web", []Port{{HostPort: 18080, GuestPort: 80}, {GuestPort: 80}})
+	a, err := nw.Attach(ctx, "web", []Port{{HostPort: 18080, GuestPort: 80}, {GuestPort: 80}, {HostPort: 15353, GuestPort: 80, Proto: "udp"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +111,23 @@ func TestPublishedPortsReachable(t *testing.T) {
 		if got := fetch(t, nw.ns, addr); got != "hello from web\n" {
 			t.Errorf("%s answered %q", addr, got)
 		}
+	}
+
+	var got string
+	if err := nw.ns.do(func() error {
+		c, err := net.Dial("udp4", "127.0.0.1:15353")
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(3 * time.Second))
+		c.Write([]byte("ping"))
+		buf := make([]byte, 512)
+		n, err := c.Read(buf)
+		got = string(buf[:n])
+		return err
+	}); err != nil || got != "hello from web\n" {
+		t.Errorf("udp 127.0.0.1:15353 answered %q, %v", got, err)
 	}
 
 	// A second machine reaches the first directly and through the published
