@@ -23,6 +23,7 @@ func newImageCmd(g *globals) *cobra.Command {
 	rm.Use, rm.Aliases = "rm [-f] IMAGE...", []string{"remove"}
 	cmd.AddCommand(ls, rm,
 		newImageInspectCmd(g),
+		newImageRootfsCmd(g),
 		newImagePruneCmd(g),
 		newImageVerifyCmd(g),
 		newPullCmd(g),

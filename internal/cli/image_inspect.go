@@ -6,8 +6,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/image"
 )
+
+// inspectedImage is an image's details plus whether its rootfs base is
+// built, and its size.
+type inspectedImage struct {
+	image.Details
+	Rootfs *api.RootfsBase `json:"rootfs,omitempty"`
+}
 
 func newImageInspectCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -19,7 +27,7 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := []image.Details{}
+			out := []inspectedImage{}
 			var errs []error
 			for _, ref := range args {
 				d, err := c.InspectImage(cmd.Context(), ref)
@@ -27,7 +35,11 @@ func newImageInspectCmd(g *globals) *cobra.Command {
 					errs = append(errs, err)
 					continue
 				}
-				out = append(out, d)
+				item := inspectedImage{Details: d}
+				if rb, err := c.InspectRootfs(cmd.Context(), d.ID.String()); err == nil {
+					item.Rootfs = &rb
+				}
+				out = append(out, item)
 			}
 			if err := writeJSON(g.out, out); err != nil {
 				return err

@@ -3,11 +3,14 @@ package rootfs
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"sort"
 	"syscall"
 )
 
-// allocated returns the bytes a file occupies on disk (0 if missing).
+// AllocatedBytes returns the bytes a file occupies on disk (0 if missing).
+func AllocatedBytes(p string) int64 { return allocated(p) }
+
 func allocated(p string) int64 {
 	st, err := os.Lstat(p)
 	if err != nil {
@@ -43,8 +46,9 @@ type MachineUsage struct {
 
 // Usage is what Manager.Usage reports for `ferry system df`.
 type Usage struct {
-	Bases    []BaseUsage    `json:"bases"`
-	Machines []MachineUsage `json:"machines"`
+	Bases     []BaseUsage    `json:"bases"`
+	Machines  []MachineUsage `json:"machines"`
+	Templates []DiskUsage    `json:"templates"` // formatted sparse scratch templates, one per size
 }
 
 // Usage lists ready bases and machine disks with their real sizes.
@@ -66,6 +70,11 @@ func (m *Manager) Usage(ctx context.Context) (Usage, error) {
 		ids := users[hex]
 		sort.Strings(ids)
 		u.Bases = append(u.Bases, BaseUsage{Digest: r.Digest, Machines: ids, DiskUsage: usageOf(m.basePath(hex))})
+	}
+	if ents, err := os.ReadDir(m.templates()); err == nil {
+		for _, e := range ents {
+			u.Templates = append(u.Templates, usageOf(filepath.Join(m.templates(), e.Name())))
+		}
 	}
 	sort.Slice(u.Bases, func(i, j int) bool { return u.Bases[i].Digest < u.Bases[j].Digest })
 	sort.Slice(u.Machines, func(i, j int) bool { return u.Machines[i].ID < u.Machines[j].ID })
