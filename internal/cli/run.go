@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -147,7 +148,17 @@ func runMachine(ctx context.Context, g *globals, c *api.Client, f runFlags, req 
 	if logErr != nil {
 		fmt.Fprintln(g.err, "ferry: logs:", logErr)
 	}
-	m, err = c.WaitMachine(ctx, f.app, m.ID, machine.StateStopped, 0)
+	for {
+		// The daemon bounds one wait (60 s); a long-running entrypoint
+		// whose output stream broke needs several.
+		var w *machine.Machine
+		w, err = c.WaitMachine(ctx, f.app, m.ID, machine.StateStopped, 0)
+		var ae *api.Error
+		if err == nil || !errors.As(err, &ae) || ae.Code != "unavailable" || ctx.Err() != nil {
+			m = w
+			break
+		}
+	}
 	return finishRun(context.Background(), g, c, f, m, err)
 }
 

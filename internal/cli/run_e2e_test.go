@@ -2,11 +2,13 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,11 +43,23 @@ func requireVM(t *testing.T) {
 	}
 }
 
-// vmEnv is a daemon with the busybox test image loaded as busybox:vm.
-func vmEnv(t *testing.T) *ferryEnv {
+// forceTCG makes test daemons use QEMU TCG unless FERRY_QEMU_ACCEL says
+// otherwise: some hosts' /dev/kvm opens but cannot run guests, and the
+// tests check behaviour, not speed.
+var forceTCG sync.Once
+
+// vmEnv is a daemon whose network side lives in a fresh network namespace,
+// with the busybox test image loaded as busybox:vm.
+func vmEnv(t *testing.T) *vmFerry {
 	t.Helper()
 	requireVM(t)
-	e := newFerryEnv(t)
+	forceTCG.Do(func() {
+		if os.Getenv("FERRY_QEMU_ACCEL") == "" {
+			os.Setenv("FERRY_QEMU_ACCEL", "tcg")
+		}
+	})
+	ns := newNetns(t)
+	e := &vmFerry{ferryEnv: newFerryEnv(t, "--netns", ns), netns: ns}
 	img, err := testimage.Busybox()
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +71,37 @@ func vmEnv(t *testing.T) *ferryEnv {
 	}
 	e.ok("load", "-i", p)
 	return e
+}
+
+// newNetns creates a named network namespace with lo up, removed at cleanup.
+func newNetns(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("VM test needs ip (iproute2)")
+	}
+	ns := fmt.Sprintf("ferry-t%d-%d", os.Getpid(), nsSeq.Add(1))
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+	if out, err := exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		t.Fatalf("lo up: %v %s", err, out)
+	}
+	return ns
+}
+
+var nsSeq atomic.Int64
+
+// vmFerry is a ferryEnv whose daemon's network lives in netns.
+type vmFerry struct {
+	*ferryEnv
+	netns string
+}
+
+// inNetns runs a host command inside e's network namespace.
+func (e *vmFerry) inNetns(args ...string) (string, error) {
+	out, err := exec.Command("ip", append([]string{"netns", "exec", e.netns}, args...)...).CombinedOutput()
+	return string(out), err
 }
 
 // inspect returns a machine as the API shows it.
@@ -140,6 +185,45 @@ func TestDetachedLifecycle(t *testing.T) {
 	e.ok("rm", "web")
 	if out := e.ok("ps", "-a", "-q"); out != "" {
 		t.Fatalf("rm left %q", out)
+	}
+	assertNoLeaks(t, e)
+}
+
+// TestPublishedPortAndMachineToMachine: `-d -p 18080:80` with busybox httpd
+// serves a file to a client on the host side (in the daemon's netns), and
+// two machines of one image get different addresses and reach each other.
+func TestPublishedPortAndMachineToMachine(t *testing.T) {
+	e := vmEnv(t)
+	t.Parallel()
+	web := strings.TrimSpace(e.ok("run", "-d", "--name", "web", "-p", "18080:80", "busybox:vm",
+		"sh", "-c", "mkdir -p /www && echo served-by-ferry > /www/index.html && exec httpd -f -p 80 -h /www"))
+	other := strings.TrimSpace(e.ok("run", "-d", "--name", "other", "busybox:vm", "sleep", "1000"))
+	var body string
+	e.eventually("httpd answering on the published port", 120*time.Second, func() bool {
+		out, err := e.inNetns("wget", "-qO-", "-T", "2", "http://127.0.0.1:18080/")
+		body = out
+		return err == nil
+	})
+	if body != "served-by-ferry\n" {
+		t.Fatalf("published port served %q", body)
+	}
+	a, b := e.inspect(web).IP(), e.inspect(other).IP()
+	if a == "" || b == "" || a == b {
+		t.Fatalf("addresses %q and %q: want two different ones", a, b)
+	}
+	e.eventually("other reaches web", 60*time.Second, func() bool {
+		out, _ := e.run(nil, "exec", "other", "wget", "-qO-", "-T", "2", "http://"+a+"/").stdout, 0
+		return out == "served-by-ferry\n"
+	})
+	if ps := e.ok("ps"); !strings.Contains(ps, "0.0.0.0:18080->80/tcp") {
+		t.Fatalf("ps does not show the published port:\n%s", ps)
+	}
+	e.ok("rm", "-f", web, other)
+	if out, _ := e.inNetns("ip", "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
+		t.Fatalf("TAPs left after rm: %s", out)
+	}
+	if out, _ := e.inNetns("nft", "list", "ruleset"); strings.Contains(out, "18080") {
+		t.Fatalf("port rule left after rm:\n%s", out)
 	}
 	assertNoLeaks(t, e)
 }
@@ -258,7 +342,7 @@ func TestRunFailuresLeaveNothing(t *testing.T) {
 
 // assertNoLeaks checks that a daemon with no machines holds no machine
 // directory, scratch disk or VMM process.
-func assertNoLeaks(t *testing.T, e *ferryEnv) {
+func assertNoLeaks(t *testing.T, e *vmFerry) {
 	t.Helper()
 	if out := e.ok("ps", "-a", "-q"); out != "" {
 		return // machines remain on purpose
@@ -266,6 +350,9 @@ func assertNoLeaks(t *testing.T, e *ferryEnv) {
 	ents, _ := os.ReadDir(filepath.Join(e.root, "machines"))
 	for _, d := range ents {
 		t.Errorf("leaked machine directory %s", d.Name())
+	}
+	if out, _ := e.inNetns("ip", "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
+		t.Errorf("leaked TAPs: %s", out)
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {

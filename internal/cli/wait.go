@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/machine"
 )
@@ -31,7 +33,8 @@ func newWaitCmd(g *globals) *cobra.Command {
 				for {
 					// The daemon bounds one wait; loop until ours is up.
 					m, err := c.WaitMachine(cmd.Context(), app, n, st, 60*time.Second)
-					if err != nil && errdefs.Code(err) == "unavailable" && (timeout == 0 || time.Now().Before(deadline)) {
+					var ae *api.Error
+					if errors.As(err, &ae) && ae.Code == "unavailable" && (timeout == 0 || time.Now().Before(deadline)) {
 						continue
 					}
 					if err != nil {
