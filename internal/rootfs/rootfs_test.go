@@ -3,6 +3,8 @@ package rootfs_test
 import (
 	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,8 +71,16 @@ type env struct {
 
 func newEnv(t testing.TB, opts ...rootfs.Option) *env {
 	t.Helper()
+	return newEnvAt(t, t.TempDir(), opts...)
+}
+
+func newEnvAt(t testing.TB, dir string, opts ...rootfs.Option) *env {
+	t.Helper()
 	requireTools(t, "mkfs.ext4", "e2fsck", "resize2fs")
-	root := paths.Root(t.TempDir())
+	root := paths.Root(dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	db, err := bbolt.Open(filepath.Join(string(root), "meta.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +93,7 @@ func newEnv(t testing.TB, opts ...rootfs.Option) *env {
 
 func (e *env) reopen(t testing.TB, opts ...rootfs.Option) {
 	t.Helper()
+	opts = append([]rootfs.Option{rootfs.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)
 	m, err := rootfs.New(context.Background(), e.db, e.root, e.leaser, opts...)
 	if err != nil {
 		t.Fatal(err)
