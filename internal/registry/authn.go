@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"slices"
@@ -44,9 +45,8 @@ func (s *Server) authenticate(r *http.Request) (*caller, error) {
 	if h == "" {
 		return nil, fmt.Errorf("no credentials: %w", errdefs.ErrUnauthorized)
 	}
-	ctx := r.Context()
 	if user, pass, ok := r.BasicAuth(); ok {
-		t, err := s.store.Authenticate(ctx, pass)
+		t, err := s.tokenFromSecret(r, pass)
 		if err != nil {
 			return nil, err
 		}
@@ -61,21 +61,50 @@ func (s *Server) authenticate(r *http.Request) (*caller, error) {
 	}
 	cred = strings.TrimSpace(cred)
 	if store.LooksLikeToken(cred) {
-		t, err := s.store.Authenticate(ctx, cred)
+		t, err := s.tokenFromSecret(r, cred)
 		if err != nil {
 			return nil, err
 		}
 		return &caller{org: t.Org, ns: NamespaceFor(t.OrgID), token: t}, nil
 	}
-	claims, err := s.iss.Verify(cred)
-	if err != nil {
-		return nil, err
+	now := s.iss.Now()
+	claims, ok := s.claims.get(cred, now)
+	if !ok {
+		var err error
+		if claims, err = s.iss.Verify(cred); err != nil {
+			return nil, err
+		}
+		s.claims.put(cred, claims)
 	}
-	t, err := s.store.TokenByID(ctx, claims.TokenID)
-	if err != nil || t.OrgID != claims.OrgID || !t.Active(s.iss.Now()) {
+	t, ok := s.tokens.get("id:"+claims.TokenID, now)
+	if !ok {
+		var err error
+		if t, err = s.store.TokenByID(r.Context(), claims.TokenID); err != nil || !t.Active(now) {
+			return nil, fmt.Errorf("token behind the bearer is gone: %w", errdefs.ErrUnauthorized)
+		}
+		s.tokens.put("id:"+claims.TokenID, t, now)
+	}
+	if t.OrgID != claims.OrgID {
 		return nil, fmt.Errorf("token behind the bearer is gone: %w", errdefs.ErrUnauthorized)
 	}
 	return &caller{org: t.Org, ns: NamespaceFor(t.OrgID), claims: claims, token: t}, nil
+}
+
+// tokenFromSecret authenticates a ferry token presented directly, through
+// the short-lived cache (keyed by the secret's hash, not the secret).
+func (s *Server) tokenFromSecret(r *http.Request, secret string) (store.Token, error) {
+	sum := sha256.Sum256([]byte(secret))
+	key := "secret:" + string(sum[:])
+	now := s.iss.Now()
+	if t, ok := s.tokens.get(key, now); ok {
+		return t, nil
+	}
+	t, err := s.store.Authenticate(r.Context(), secret)
+	if err != nil {
+		return store.Token{}, err
+	}
+	s.tokens.put(key, t, now)
+	return t, nil
 }
 
 // realm is the token endpoint URL for challenges.

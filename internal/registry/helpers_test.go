@@ -16,6 +16,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ferryvm/ferry/internal/registry/auth"
 	"github.com/ferryvm/ferry/internal/registry/store"
 )
 
@@ -149,3 +150,7 @@ func manifestJSON(cd digest.Digest, csize int64, ld digest.Digest, lsize int64) 
 }
 
 func sha256hex(b []byte) string { return digest.FromBytes(b).Encoded() }
+
+type authAccess = auth.Access
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"regexp"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -56,22 +55,23 @@ type route struct {
 	rest string // the path after the name, from its leading slash
 }
 
-// anyName matches the name part loosely (validated separately, so bad names
-// get NAME_INVALID rather than a 404) and greedily, like distribution's
-// router, so a name may itself hold "blobs" or "manifests" components.
-const anyName = `(.+)`
-
-// routes are tried in order, the most specific suffix first.
-var routes = []struct {
-	name string
-	re   *regexp.Regexp
+// suffixes are the route suffixes after a name, tried in order, the most
+// specific first. The name is everything before the last occurrence that
+// leaves a valid suffix, which is what distribution's greedy router matches,
+// so a name may itself hold "blobs" or "manifests" components. (Plain
+// string search: regexps here cost more than the rest of the middleware.)
+var suffixes = []struct {
+	name   string
+	marker string // the suffix starts with this
+	tail   bool   // a final path element follows the marker
 }{
-	{routeTags, regexp.MustCompile(`^/v2/` + anyName + `(/tags/list)$`)},
-	{routeManifest, regexp.MustCompile(`^/v2/` + anyName + `(/manifests/[^/]+)$`)},
-	{routeUpload, regexp.MustCompile(`^/v2/` + anyName + `(/blobs/uploads/?)$`)},
-	{routeUploadPart, regexp.MustCompile(`^/v2/` + anyName + `(/blobs/uploads/[^/]+)$`)},
-	{routeBlob, regexp.MustCompile(`^/v2/` + anyName + `(/blobs/[^/]+)$`)},
-	{routeReferrers, regexp.MustCompile(`^/v2/` + anyName + `(/referrers/[^/]+)$`)},
+	{routeTags, "/tags/list", false},
+	{routeManifest, "/manifests/", true},
+	{routeUpload, "/blobs/uploads/", false},
+	{routeUpload, "/blobs/uploads", false},
+	{routeUploadPart, "/blobs/uploads/", true},
+	{routeBlob, "/blobs/", true},
+	{routeReferrers, "/referrers/", true},
 }
 
 // parseRoute parses a decoded request path.
@@ -82,10 +82,20 @@ func parseRoute(path string) route {
 	case "/v2/_catalog":
 		return route{name: routeCatalog}
 	}
-	for _, rt := range routes {
-		if m := rt.re.FindStringSubmatch(path); m != nil {
-			return route{name: rt.name, repo: m[1], rest: m[2]}
+	p, ok := strings.CutPrefix(path, "/v2/")
+	if !ok {
+		return route{name: routeUnknown}
+	}
+	for _, sfx := range suffixes {
+		i := strings.LastIndex(p, sfx.marker)
+		if i <= 0 {
+			continue
 		}
+		rest := p[i+len(sfx.marker):]
+		if sfx.tail != (rest != "") || strings.Contains(rest, "/") {
+			continue
+		}
+		return route{name: sfx.name, repo: p[:i], rest: p[i:]}
 	}
 	return route{name: routeUnknown}
 }

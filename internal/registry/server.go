@@ -30,13 +30,16 @@ type Server struct {
 	log     *slog.Logger
 	store   *store.Store
 	ownsDB  bool
-	app     *handlers.App
+	app     http.Handler // distribution's *handlers.App (a stub in benchmarks)
+	appDown func() error
 	driver  driver.StorageDriver
 	reg     distribution.Namespace // for referrers and catalog bookkeeping
 	iss     *auth.Issuer
 	key     stateKey
 	metrics *metrics
 	touches *toucher
+	tokens  *tokenCache
+	claims  *claimsCache
 	handler http.Handler
 	closeMu sync.Once
 }
@@ -93,12 +96,16 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Server, error) {
 		s.closeDB()
 		return nil, fmt.Errorf("registry storage: %w", err)
 	}
-	if s.app, err = newApp(ctx, dc); err != nil {
+	app, err := newApp(ctx, dc)
+	if err != nil {
 		s.closeDB()
 		return nil, err
 	}
+	s.app, s.appDown = app, app.Shutdown
 	s.metrics = newMetrics(s.log)
 	s.touches = newToucher(s.store, s.log)
+	s.tokens = newTokenCache(tokenCacheTTL)
+	s.claims = newClaimsCache()
 	s.handler = s.routes()
 	return s, nil
 }
@@ -154,7 +161,7 @@ func (s *Server) Close() error {
 	var err error
 	s.closeMu.Do(func() {
 		s.touches.close()
-		err = s.app.Shutdown()
+		err = s.appDown()
 		s.closeDB()
 	})
 	return err

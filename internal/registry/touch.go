@@ -32,7 +32,7 @@ func newToucher(st *store.Store, log *slog.Logger) *toucher {
 }
 
 func (t *toucher) touch(d string) {
-	if _, err := digest.Parse(d); err != nil {
+	if d == "" || len(d) > 256 {
 		return
 	}
 	t.mu.Lock()
@@ -63,6 +63,9 @@ func (t *toucher) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for d, at := range set {
+		if _, err := digest.Parse(d); err != nil {
+			continue // validated here, off the request path
+		}
 		if err := t.store.TouchBlobs(ctx, at, d); err != nil {
 			t.log.Error("registry blob activity", "err", err)
 		}

@@ -171,6 +171,9 @@ func nonCanonical(digests ...string) string {
 		if d == "" {
 			continue
 		}
+		if strings.HasPrefix(d, "sha256:") {
+			return ""
+		}
 		if p, err := digest.Parse(d); err == nil && p.Algorithm() != digest.Canonical {
 			return d
 		}
