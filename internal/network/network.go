@@ -124,8 +124,10 @@ func (nw *Network) setupBridge() error {
 
 // Attach gives a machine its address, TAP and published ports. Conflicting
 // or busy host ports and an exhausted subnet are reported before anything
-// is created. Calling it again for an attached machine (daemon restart,
-// machine restart) re-creates whatever is missing and re-opens the TAP.
+// is created. Calling it again for an attached machine (machine restart,
+// daemon restart) keeps its address and recorded ports (ports is then
+// ignored), re-creates whatever is missing and re-opens the TAP — which
+// fails (EBUSY) while a VMM still holds it.
 func (nw *Network) Attach(ctx context.Context, machineID string, ports []Port) (*Attachment, error) {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
@@ -197,16 +199,28 @@ func (nw *Network) checkPorts(ctx context.Context, machineID string, ports []Por
 		if p.GuestPort == 0 || (p.Proto != "tcp" && p.Proto != "udp") {
 			return nil, fmt.Errorf("publish %s: %w", p, errdefs.ErrInvalidArgument)
 		}
-		if p.HostPort != 0 {
+		isTaken := func(port uint16) bool {
 			for _, t := range taken {
-				if t.Proto == p.Proto && t.HostPort == p.HostPort {
-					return nil, fmt.Errorf("publish %d/%s: port already published by another machine: %w", p.HostPort, p.Proto, errdefs.ErrConflict)
+				if t.Proto == p.Proto && t.HostPort == port {
+					return true
 				}
 			}
+			return seen[fmt.Sprintf("%d/%s", port, p.Proto)]
 		}
+		if p.HostPort != 0 && isTaken(p.HostPort) {
+			return nil, fmt.Errorf("publish %d/%s: port already published by another machine: %w", p.HostPort, p.Proto, errdefs.ErrConflict)
+		}
+		// A published port is served by DNAT, not bound: a random port the
+		// kernel offers may still be another machine's, so ask again.
 		hp, err := probePort(nw.ns, p.Proto, p.HostPort)
+		for try := 0; err == nil && p.HostPort == 0 && isTaken(hp) && try < 20; try++ {
+			hp, err = probePort(nw.ns, p.Proto, 0)
+		}
 		if err != nil {
 			return nil, err
+		}
+		if p.HostPort == 0 && isTaken(hp) {
+			return nil, fmt.Errorf("publish %d/%s: no free host port found: %w", p.GuestPort, p.Proto, errdefs.ErrUnavailable)
 		}
 		p.HostPort = hp
 		key := fmt.Sprintf("%d/%s", p.HostPort, p.Proto)
