@@ -16,7 +16,7 @@ import (
 type spooledEntry struct {
 	name string
 	op   op
-	data *io.SectionReader
+	data *section // regular files only
 }
 
 // spooledLayer is one layer decompressed, verified and indexed.
@@ -97,7 +97,7 @@ func buildTree(ctx context.Context, img v1.Image, o options) (*memfs, []*spooled
 		for _, e := range l.entries {
 			var data io.Reader
 			if e.data != nil {
-				data = e.data
+				data = &sectionReader{io.NewSectionReader(e.data.s, e.data.off, e.data.n), *e.data}
 			}
 			if err := applyOp(fs, st, e.op, data); err != nil {
 				return nil, layers, stats, &EntryError{Layer: l.info.name, Entry: e.name, Err: err}
@@ -138,7 +138,6 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, dir string) (*sp
 		return nil, err
 	}
 	tr := tar.NewReader(vs)
-	buf := make([]byte, 1<<20)
 	for {
 		if err := ctx.Err(); err != nil {
 			return fail(err)
@@ -163,14 +162,14 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, dir string) (*sp
 				return fail(&EntryError{Layer: li.name, Entry: hdr.Name, Err: err})
 			}
 			off := spool.size
-			n, err := io.CopyBuffer(spool, tr, buf)
+			n, err := spool.ReadFrom(tr)
 			if err != nil {
 				return fail(&EntryError{Layer: li.name, Entry: hdr.Name, Err: fmt.Errorf("read content: %w", err)})
 			}
 			if n != o.size {
 				return fail(&EntryError{Layer: li.name, Entry: hdr.Name, Err: invalid("content is %d bytes, header says %d", n, o.size)})
 			}
-			e.data = io.NewSectionReader(spool, off, n)
+			e.data = &section{spool, off, n}
 		}
 		l.entries = append(l.entries, e)
 	}

@@ -17,8 +17,8 @@ type memfs struct {
 type inode struct {
 	typ    byte
 	meta   meta
-	target string            // symlink target
-	data   *io.SectionReader // regular file content in a spool file
+	target string  // symlink target
+	data   section // regular file content in a spool
 	size   int64
 }
 
@@ -162,11 +162,13 @@ func (fs *memfs) mkdir(p []string, m meta) error {
 }
 
 func (fs *memfs) create(p []string, m meta, size int64, data io.Reader) error {
-	sr, ok := data.(*io.SectionReader)
-	if !ok && size > 0 {
+	var sec section
+	if sr, ok := data.(*sectionReader); ok {
+		sec = sr.sec
+	} else if size > 0 {
 		return fmt.Errorf("memfs: file data must be a spool section")
 	}
-	return fs.put(p, &node{ino: &inode{typ: tar.TypeReg, meta: m, data: sr, size: size}})
+	return fs.put(p, &node{ino: &inode{typ: tar.TypeReg, meta: m, data: sec, size: size}})
 }
 
 func (fs *memfs) symlink(p []string, target string, m meta) error {

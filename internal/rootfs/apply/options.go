@@ -3,6 +3,7 @@ package apply
 import (
 	"log/slog"
 	"os"
+	"runtime"
 )
 
 // Default limits. A layer set beyond them is rejected, not truncated.
@@ -30,7 +31,7 @@ func newOptions(opts []Option) options {
 		maxEntries:  DefaultMaxEntries,
 		spoolDir:    os.TempDir(),
 		spoolMemory: DefaultSpoolMemory,
-		parallelism: 4,
+		parallelism: runtime.GOMAXPROCS(0),
 		log:         slog.Default(),
 	}
 	for _, opt := range opts {

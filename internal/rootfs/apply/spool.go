@@ -80,3 +80,72 @@ func (s *spool) Close() error {
 	}
 	return nil
 }
+
+// ReadFrom decompresses straight into the spool's memory (no bounce
+// buffer) until r ends.
+func (s *spool) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for {
+		if s.file != nil || s.size == int64(len(s.chunks))*spoolChunk {
+			if s.file == nil && s.budget.left.Add(-spoolChunk) >= 0 {
+				s.chunks = append(s.chunks, make([]byte, spoolChunk))
+			} else {
+				if s.file == nil {
+					s.budget.left.Add(spoolChunk)
+				}
+				// Out of memory budget: the generic copy goes to the file.
+				n, err := io.CopyBuffer(struct{ io.Writer }{s}, r, make([]byte, 1<<20))
+				return total + n, err
+			}
+		}
+		c := s.chunks[len(s.chunks)-1][s.size%spoolChunk:]
+		n, err := r.Read(c)
+		s.size += int64(n)
+		s.mem += int64(n)
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// section is a range of a spool that writes itself out without a bounce
+// buffer where it is in memory.
+type section struct {
+	s      *spool
+	off, n int64
+}
+
+func (sec section) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	off, end := sec.off, sec.off+sec.n
+	for off < end && off < sec.s.mem {
+		c := sec.s.chunks[off/spoolChunk][off%spoolChunk:]
+		if rem := min(end, sec.s.mem) - off; int64(len(c)) > rem {
+			c = c[:rem]
+		}
+		n, err := w.Write(c)
+		total += int64(n)
+		off += int64(n)
+		if err != nil {
+			return total, err
+		}
+	}
+	if off < end {
+		n, err := io.Copy(w, io.NewSectionReader(sec.s, off, end-off))
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// sectionReader is a section as an io.Reader, for backends that read it.
+type sectionReader struct {
+	*io.SectionReader
+	sec section
+}

@@ -36,3 +36,30 @@ func TestSpoolSpillsToFile(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoolReadFromAndWriteTo fills a spool with ReadFrom across the
+// memory/file boundary and writes random sections back out.
+func TestSpoolReadFromAndWriteTo(t *testing.T) {
+	s := &spool{dir: t.TempDir(), budget: newBudget(spoolChunk, "spool memory")}
+	defer s.Close()
+	want := make([]byte, 3*spoolChunk+777)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range want {
+		want[i] = byte(r.Uint32())
+	}
+	n, err := s.ReadFrom(io.MultiReader(bytes.NewReader(want[:1000]), bytes.NewReader(want[1000:])))
+	if err != nil || n != int64(len(want)) || s.size != n {
+		t.Fatalf("ReadFrom = %d, %v (size %d)", n, err, s.size)
+	}
+	if s.file == nil || s.mem != spoolChunk {
+		t.Fatalf("mem %d, file %v: want one chunk in memory then a file", s.mem, s.file)
+	}
+	for range 100 {
+		off := r.Int64N(int64(len(want)))
+		n := r.Int64N(int64(len(want)) - off)
+		var buf bytes.Buffer
+		if _, err := (section{s, off, n}).WriteTo(&buf); err != nil || !bytes.Equal(buf.Bytes(), want[off:off+n]) {
+			t.Fatalf("WriteTo(%d, %d): %v", off, n, err)
+		}
+	}
+}

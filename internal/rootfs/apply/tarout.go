@@ -13,7 +13,7 @@ import (
 // returns the number of entries and file bytes written.
 func writeTree(ctx context.Context, fs *memfs, w io.Writer) (int, int64, error) {
 	tw := tar.NewWriter(w)
-	tw2 := &treeWriter{ctx: ctx, tw: tw, first: map[*inode]string{}, buf: make([]byte, 1<<20)}
+	tw2 := &treeWriter{ctx: ctx, tw: tw, first: map[*inode]string{}}
 	if err := tw2.dir(fs.root, ""); err != nil {
 		return tw2.n, tw2.bytes, err
 	}
@@ -27,7 +27,6 @@ type treeWriter struct {
 	ctx   context.Context
 	tw    *tar.Writer
 	first map[*inode]string // first name written for each hardlinked inode
-	buf   []byte
 	n     int
 	bytes int64
 }
@@ -101,7 +100,7 @@ func (t *treeWriter) write(ino *inode, name string) error {
 		return err
 	}
 	if ino.typ == tar.TypeReg && ino.size > 0 {
-		n, err := io.CopyBuffer(t.tw, io.NewSectionReader(ino.data, 0, ino.size), t.buf)
+		n, err := ino.data.WriteTo(t.tw)
 		if err != nil {
 			return fmt.Errorf("flatten %s: %w", name, err)
 		}
