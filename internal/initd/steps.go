@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -32,7 +33,7 @@ var Steps = []Step{
 	{"hostname", guest.ReasonInit, (*Init).setHostname},
 	{"etc-files", guest.ReasonInit, (*Init).writeEtcFiles},
 	{"network", guest.ReasonNetwork, func(in *Init) error { return configureNetwork(in.cfg.Network, in.log) }},
-	{"volumes", guest.ReasonMount, func(in *Init) error { return mountAll(in.mnt, in.log, VolumeMounts(in.cfg)) }},
+	{"volumes", guest.ReasonMount, (*Init).mountVolumes},
 	{"rlimits", guest.ReasonInit, (*Init).setRlimits},
 	{"user", guest.ReasonUser, (*Init).resolveUser},
 	{"workdir", guest.ReasonWorkdir, (*Init).prepareWorkdir},
@@ -141,6 +142,19 @@ func (in *Init) writeEtcFiles() error {
 		}
 	}
 	return nil
+}
+
+// mountVolumes waits for each volume's device, then mounts it.
+func (in *Init) mountVolumes() error {
+	ms := VolumeMounts(in.cfg)
+	for _, m := range ms {
+		if strings.HasPrefix(m.Source, "/dev/") {
+			if err := waitDevice(m.Source, 2*time.Second); err != nil {
+				return &guest.Failure{Reason: guest.ReasonMount, Message: fmt.Sprintf("volume %s: %s did not appear", m.Target, m.Source)}
+			}
+		}
+	}
+	return mountAll(in.mnt, in.log, ms)
 }
 
 func (in *Init) setRlimits() error {

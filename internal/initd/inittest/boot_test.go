@@ -94,7 +94,13 @@ func TestBootControl(t *testing.T) {
 	base := e.Rootfs(t, nil)
 	cfg := baseConfig("sleep", "1000")
 	cfg.Root = guest.Root{Mode: guest.RootSingle, Device: "/dev/vda"}
-	b := e.Start(t, cfg, Disks{Base: base}, Options{})
+	cfg.Network = []guest.Interface{{Name: "eth0", MAC: "02:fe:00:00:00:02", Addresses: []string{"10.0.2.15/24", "fd00:f::15/64"},
+		Gateway4: "10.0.2.2", Gateway6: "fd00:f::2", MTU: 1400}}
+	cfg.Mounts = []guest.Mount{{Source: "tmpfs", Target: "/cache", Options: []string{"size=8m"}}}
+	cfg.Rlimits = &guest.Rlimits{NoFile: 4242}
+	// A NIC on QEMU's user network, restricted: nothing leaves the host.
+	nic := []string{"-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-device,netdev=n0,mac=02:fe:00:00:00:02"}
+	b := e.Start(t, cfg, Disks{Base: base}, Options{Extra: nic})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -118,6 +124,14 @@ func TestBootControl(t *testing.T) {
 	out, _, ex = run(ctx, t, c, guest.ExecRequest{Argv: []string{"sh", "-c", "tty; stty size"}, TTY: true, Rows: 30, Cols: 100})
 	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "30 100") || ex.Code != 0 {
 		t.Errorf("exec with tty: %q exit %+v", out, ex)
+	}
+	out, _, _ = run(ctx, t, c, guest.ExecRequest{Argv: []string{"sh", "-c",
+		"ip -o addr show eth0; ip route; ip -6 route; cat /sys/class/net/eth0/mtu; ulimit -n; grep /cache /proc/mounts"}})
+	for _, want := range []string{"inet 10.0.2.15/24", "inet6 fd00:f::15/64", "default via 10.0.2.2 dev eth0",
+		"default via fd00:f::2 dev eth0", "\n1400\n", "\n4242\n", "tmpfs /cache tmpfs"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("network/volume/rlimit: %q not in\n%s", want, out)
+		}
 	}
 	if err := c.Signal(ctx, 15); err != nil {
 		t.Fatal(err)

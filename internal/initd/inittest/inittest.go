@@ -139,6 +139,8 @@ type Options struct {
 	RawConfig []byte
 	// Append is added to the kernel command line.
 	Append string
+	// Extra QEMU arguments (devices).
+	Extra []string
 }
 
 // Start boots cfg with disks. It returns at once; Wait collects the result.
@@ -176,6 +178,7 @@ func (e *Env) Start(t testing.TB, cfg *guest.RunConfig, disks Disks, o Options) 
 		"-chardev", "socket,id=ctl,path="+b.Control+",server=on,wait=off",
 		"-device", "virtserialport,chardev=ctl,name="+guest.SerialPortName,
 		"-device", "virtio-rng-device")
+	extra = append(extra, o.Extra...)
 	mem := o.MemoryMB
 	if mem == 0 {
 		mem = 256
@@ -187,9 +190,16 @@ func (e *Env) Start(t testing.TB, cfg *guest.RunConfig, disks Disks, o Options) 
 	return b
 }
 
+// EnvConsole names the environment variable that, when set, makes Wait
+// copy every boot's console to stderr (debugging).
+const EnvConsole = "FERRY_INITTEST_CONSOLE"
+
 // Wait waits for QEMU to exit and returns what the console showed.
 func (b *Boot) Wait() (boottest.Result, error) {
 	<-b.done
+	if os.Getenv(EnvConsole) != "" {
+		fmt.Fprintf(os.Stderr, "--- console of %s\n%s", b.Dir, b.res.Console)
+	}
 	return b.res, b.err
 }
 
