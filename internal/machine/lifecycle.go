@@ -286,8 +286,14 @@ func (m *Manager) stopLocked(ctx context.Context, mc *Machine, opt StopOptions) 
 	exit := &Exit{ExitCode: 255, Unknown: true, ExitedAt: time.Now().UTC()}
 	if r != nil {
 		sent := false
-		if c := r.control(); c != nil && opt.Signal != syscall.SIGKILL {
-			sent = c.Signal(ctx, opt.Signal) == nil
+		if opt.Signal != syscall.SIGKILL {
+			// A booting guest gets the signal once init answers, within
+			// the stop timeout.
+			wctx, cancel := context.WithTimeout(ctx, opt.Timeout)
+			if c, err := r.waitControl(wctx); err == nil {
+				sent = c.Signal(ctx, opt.Signal) == nil
+			}
+			cancel()
 		}
 		if !sent {
 			_ = r.proc.Kill()
@@ -359,7 +365,12 @@ func (m *Manager) Signal(ctx context.Context, app, ref string, sig syscall.Signa
 	if err != nil {
 		return err
 	}
-	if c := r.control(); c != nil {
+	if sig == syscall.SIGKILL && r.control() == nil {
+		return r.proc.Kill()
+	}
+	// A machine that is still booting gets the signal once its init
+	// answers (bounded by ctx and the boot timeout).
+	if c, err := r.waitControl(ctx); err == nil {
 		if err := c.Signal(ctx, sig); err != nil {
 			return fmt.Errorf("signal %s: %w", id, err)
 		}
