@@ -104,7 +104,8 @@ func TestGCRemovesDeletedOrgs(t *testing.T) {
 	if len(rep.RepositoriesRemoved) != 1 || rep.BlobsDeleted != 3 {
 		t.Fatalf("gc after org delete: %+v", rep)
 	}
-	// The org's token died with it.
+	// The org's token died with it (once the token cache forgets it).
+	time.Sleep(tokenCacheTTL + 100*time.Millisecond)
 	if r := tr.do(t, call{method: "GET", path: "/v2/web/tags/list", auth: auth}); r.status != http.StatusUnauthorized {
 		t.Fatalf("deleted org's token: %d", r.status)
 	}
