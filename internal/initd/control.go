@@ -3,6 +3,7 @@ package initd
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,8 +17,9 @@ import (
 
 // startControl serves the control protocol in the background on whichever
 // channel the VMM gave: the virtio-serial port named guest.SerialPortName
-// (QEMU) or vsock port guest.VsockPort (Firecracker). Ports are announced
-// asynchronously, so it polls for a while.
+// (QEMU) or vsock port guest.VsockPort when a virtio-vsock device is bound
+// (Firecracker). Devices are announced asynchronously, so it polls for a
+// while.
 func (in *Init) startControl() error {
 	go func() {
 		for i := 0; i < 1000; i++ { // ~5 s
@@ -26,16 +28,23 @@ func (in *Init) startControl() error {
 				serveSerial(dev, in.sup, in.log)
 				return
 			}
-			if _, err := os.Stat("/dev/vsock"); err == nil {
+			if vsockDevice() {
 				if err := serveVsock(in.sup, in.log); err == nil {
 					return
 				}
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		in.log.Noticef("no control channel (no virtio-serial port %q, no vsock)", guest.SerialPortName)
+		in.log.Noticef("no control channel (no virtio-serial port %q, no vsock device)", guest.SerialPortName)
 	}()
 	return nil
+}
+
+// vsockDevice reports whether a virtio-vsock device is bound to its driver
+// (/dev/vsock alone exists whenever the vsock core is built in).
+func vsockDevice() bool {
+	m, _ := filepath.Glob("/sys/bus/virtio/drivers/vmw_vsock_virtio_transport/virtio*")
+	return len(m) > 0
 }
 
 // findSerialPort returns the /dev node of the virtio-serial port called name.
@@ -54,7 +63,8 @@ func findSerialPort(name string) string {
 }
 
 // serveSerial serves sessions on a virtio-serial port forever. While no
-// host is connected, reads return EOF at once; init polls until one is.
+// host is connected the port polls as hung up and reads return EOF; init
+// checks every 50 ms and starts a session once a host has sent data.
 func serveSerial(dev string, h guest.Handler, log *Logger) {
 	var wmu sync.Mutex
 	var f *os.File
@@ -68,18 +78,37 @@ func serveSerial(dev string, h guest.Handler, log *Logger) {
 				continue
 			}
 		}
+		if !hostData(f) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		err := guest.Serve(context.Background(), f, h, guest.WithWriteLock(&wmu))
-		if err != nil && !errors.Is(err, os.ErrClosed) && !isEOF(err) {
+		if err != nil && !isEOF(err) {
 			log.Infof("control session on %s: %v", dev, err)
 			f.Close()
 			f = nil
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
+// hostData waits up to a second for input on the port; false when no host
+// is connected (the port polls as hung up) or nothing came.
+func hostData(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return true
+	}
+	ready := true
+	_ = rc.Control(func(fd uintptr) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, 1000)
+		ready = err == nil && n > 0 && pfd[0].Revents&unix.POLLIN != 0
+	})
+	return ready
+}
+
 func isEOF(err error) bool {
-	return err != nil && (err.Error() == "EOF" || errors.Is(err, unix.EPIPE) || strings.Contains(err.Error(), "EOF"))
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, unix.EPIPE)
 }
 
 // serveVsock accepts control connections on vsock; each is a session.

@@ -20,15 +20,16 @@ func (s *supervisor) Exec(ctx context.Context, req guest.ExecRequest, stdio gues
 	if err != nil {
 		return nil, err
 	}
-	cred := d.cred
+	cred, extra := d.cred, req.Env
 	if req.User != "" {
 		passwd, _ := os.ReadFile("/etc/passwd")
 		group, _ := os.ReadFile("/etc/group")
 		if cred, err = ResolveUser(req.User, passwd, group); err != nil {
 			return nil, err
 		}
+		extra = append([]string{"HOME=" + cred.Home}, req.Env...)
 	}
-	env := BuildEnv(d.env, req.Env, cred.Home, "", req.TTY)
+	env := BuildEnv(d.env, extra, cred.Home, "", req.TTY)
 	dir := d.workdir
 	if req.WorkingDir != "" {
 		dir = req.WorkingDir
