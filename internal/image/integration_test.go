@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -70,7 +71,7 @@ func TestPeersPushFerryPulls(t *testing.T) {
 	}
 	run(t, cranePath, "push", "--insecure", tb, host+"/peers/crane:1")
 
-	s, _ := newStore(t)
+	s, root := newStore(t)
 	for ref, img := range map[string]v1.Image{host + "/peers/skopeo:1": layered, host + "/peers/crane:1": random} {
 		peer := strings.TrimSpace(run(t, cranePath, "digest", "--insecure", ref))
 		res, err := s.Pull(ctx, ref)
@@ -85,6 +86,16 @@ func TestPeersPushFerryPulls(t *testing.T) {
 		cfg := must[v1.Hash](t)(img.ConfigName())
 		if det := must[*Details](t)(s.Inspect(ctx, ref)); det.ConfigDigest != cfg {
 			t.Errorf("%s: config %s, built %s", ref, det.ConfigDigest, cfg)
+		}
+		// The cache is an OCI layout that skopeo reads in place (skopeo's
+		// oci: transport skips Docker schema 2 entries, so OCI images only).
+		if det := must[*Details](t)(s.Inspect(ctx, ref)); det.MediaType != "application/vnd.oci.image.manifest.v1+json" {
+			continue
+		}
+		canon := must[string](t)(CanonicalString(ref))
+		raw := run(t, skopeoPath, "inspect", "--raw", "oci:"+root.Content()+":"+canon)
+		if d := sha(bytes.TrimSpace([]byte(raw))); d.String() != peer && sha([]byte(raw)).String() != peer {
+			t.Errorf("skopeo reads %s from the cache as %s, want %s", canon, d, peer)
 		}
 	}
 	if bad := must[[]v1.Hash](t)(s.Verify(ctx)); len(bad) != 0 {

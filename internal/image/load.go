@@ -120,6 +120,7 @@ func (l *loader) load(ctx context.Context) ([]Loaded, error) {
 		return nil, err
 	}
 	l.added = nil
+	l.s.syncIndex()
 	return out, nil
 }
 

@@ -141,6 +141,7 @@ func (p *puller) pull(ctx context.Context, r name.Reference, o pullOptions, want
 		return nil, fmt.Errorf("record image: %w", err)
 	}
 	p.added = nil // nothing to undo now
+	p.s.syncIndex()
 	return &PullResult{Image: sum, Ref: p.ref, BytesFetched: p.fetched, BlobsFetched: p.nFetch, BlobsExisting: p.nExist}, nil
 }
 

@@ -30,6 +30,7 @@ type Store struct {
 	gc sync.RWMutex
 
 	bytesFetched atomic.Int64
+	indexMu      sync.Mutex // serialises rewrites of the layout's index.json
 }
 
 // Open opens the image cache under root, with metadata in db (the daemon's
@@ -58,7 +59,9 @@ func Open(ctx context.Context, root paths.Root, db *bbolt.DB, opts ...Option) (*
 	}); err != nil {
 		return nil, fmt.Errorf("open image store: %w", err)
 	}
-	return &Store{opts: o, db: db, content: cs}, nil
+	s := &Store{opts: o, db: db, content: cs}
+	s.syncIndex()
+	return s, nil
 }
 
 // Content is the underlying blob store (read-only use: Has/Open/Info).

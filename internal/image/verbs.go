@@ -85,13 +85,17 @@ func (s *Store) Tag(ctx context.Context, src, dst string) error {
 	if _, ok := r.(interface{ DigestStr() string }); ok {
 		return fmt.Errorf("tag %s: target must be a tag, not a digest: %w", dst, errdefs.ErrInvalidArgument)
 	}
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		d, _, err := resolve(tx, src)
 		if err != nil {
 			return fmt.Errorf("tag: %w", err)
 		}
 		return tx.Bucket(bucketNames).Put([]byte(Canonical(r)), []byte(d.String()))
 	})
+	if err == nil {
+		s.syncIndex()
+	}
+	return err
 }
 
 // Remove is `ferry rmi ref`: it untags ref; when no other reference names
@@ -141,6 +145,7 @@ func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveRepo
 	if err != nil {
 		return nil, fmt.Errorf("rmi %s: %w", ref, err)
 	}
+	s.syncIndex()
 	if len(rep.Deleted) > 0 {
 		if _, err := s.GC(ctx); err != nil {
 			return rep, fmt.Errorf("rmi %s: %w", ref, err)
@@ -190,6 +195,7 @@ func (s *Store) Prune(ctx context.Context, all bool) (*PruneReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image prune: %w", err)
 	}
+	s.syncIndex()
 	gc, err := s.GC(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("image prune: %w", err)

@@ -7,7 +7,7 @@
 //	  meta.db                     bbolt: images, leases, bases, machines (one bucket tree per package)
 //	  content/                    OCI image layout (the image cache)
 //	    oci-layout                {"imageLayoutVersion":"1.0.0"}
-//	    index.json                empty index (names live in meta.db, buckets images/names/leases)
+//	    index.json                derived from meta.db (buckets images/names/leases): one entry per tag
 //	    blobs/sha256/<hex>        verified blobs, read-only, named by digest
 //	    ingest/sha256-<hex>       partial download of one blob, kept for resuming (HTTP Range);
 //	                              removed on start when older than 24 h
