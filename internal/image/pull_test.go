@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/testimage"
@@ -128,5 +131,26 @@ func TestPullPlatform(t *testing.T) {
 	_, err := s.Pull(ctx, ref, PullPlatform(v1.Platform{OS: "linux", Architecture: "s390x"}))
 	if !errors.Is(err, errdefs.ErrNotFound) || !strings.Contains(err.Error(), "linux/amd64, linux/arm/v7, linux/arm64/v8") {
 		t.Fatalf("unsupported platform error: %v", err)
+	}
+}
+
+// Docker schema 2 manifests and manifest lists pull like OCI ones.
+func TestPullDockerSchema2(t *testing.T) {
+	ctx := context.Background()
+	base := must[v1.Image](t)(testimage.Random(150, 2, 4096))
+	img := mutate.ConfigMediaType(mutate.MediaType(base, types.DockerManifestSchema2), types.DockerConfigJSON)
+	host := testimage.Registry(t)
+	ref := testimage.Push(t, host, "docker/s2:1", img)
+	s, _ := newStore(t)
+	res := must[*PullResult](t)(s.Pull(ctx, ref))
+	if res.Image.MediaType != types.DockerManifestSchema2 || res.Image.ID != must[v1.Hash](t)(img.Digest()) {
+		t.Fatalf("pulled %s %s", res.Image.MediaType, res.Image.ID)
+	}
+	list := mutate.IndexMediaType(mutate.AppendManifests(empty.Index, mutate.IndexAddendum{Add: img,
+		Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}}), types.DockerManifestList)
+	lref := testimage.PushIndex(t, host, "docker/list:1", list)
+	res = must[*PullResult](t)(s.Pull(ctx, lref))
+	if res.Image.ID != must[v1.Hash](t)(img.Digest()) || res.BlobsExisting != 3 {
+		t.Fatalf("list pull %+v", res)
 	}
 }
