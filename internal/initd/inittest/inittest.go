@@ -23,9 +23,15 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/initd"
 	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/kernel/boottest"
 )
+
+// Steps links initd into every test binary that uses this package, so Go's
+// test cache is invalidated when init's code (built into the guest by
+// BuildInit, which the cache cannot see) changes.
+var Steps = initd.Steps
 
 // Env is what every boot shares: a kernel and the shared initramfs with a
 // freshly built ferry-init.
