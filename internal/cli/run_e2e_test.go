@@ -212,7 +212,7 @@ func TestPublishedPortAndMachineToMachine(t *testing.T) {
 		t.Fatalf("addresses %q and %q: want two different ones", a, b)
 	}
 	e.eventually("other reaches web", 60*time.Second, func() bool {
-		out, _ := e.run(nil, "exec", "other", "wget", "-qO-", "-T", "2", "http://"+a+"/").stdout, 0
+		out, _ := e.run(nil, "exec", "other", "wget", "-qO-", "http://"+a+"/").stdout, 0
 		return out == "served-by-ferry\n"
 	})
 	if ps := e.ok("ps"); !strings.Contains(ps, "0.0.0.0:18080->80/tcp") {
