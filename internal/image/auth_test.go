@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
@@ -123,5 +124,76 @@ func TestPushProgressAndMount(t *testing.T) {
 	s2, _ := newStore(t)
 	if res := must[*PullResult](t)(s2.Pull(ctx, host+"/copy/b:2")); res.Image.ID != d {
 		t.Error("pull of pushed image differs")
+	}
+}
+
+// basicAuth answers 401 with a Basic challenge unless user:pass is sent.
+func basicAuth(user, pass string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != pass {
+				w.Header().Set("Www-Authenticate", `Basic realm="test"`)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// anonymousToken hands a token to anyone who asks (Docker Hub's public pulls).
+func anonymousToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/token" {
+			if r.URL.Query().Get("scope") == "" {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			json.NewEncoder(w).Encode(map[string]string{"access_token": "anon"})
+			return
+		}
+		if r.Header.Get("Authorization") != "Bearer anon" {
+			w.Header().Set("Www-Authenticate", `Bearer realm="http://`+r.Host+`/token",service="test",scope="repository:x:pull"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func TestAuthSchemes(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv("DOCKER_CONFIG", t.TempDir())
+	img := must[v1.Image](t)(testimage.Random(160, 1, 1024))
+	src, _ := newStore(t)
+	plain := testimage.Registry(t)
+	must[*PullResult](t)(src.Pull(ctx, testimage.Push(t, plain, "src:1", img)))
+
+	anon := testimage.Serve(t, anonymousToken)
+	if _, err := src.Push(ctx, plain+"/src:1", anon+"/pub:1"); err != nil {
+		t.Fatalf("push via anonymous token: %v", err)
+	}
+	s, _ := newStore(t)
+	if _, err := s.Pull(ctx, anon+"/pub:1"); err != nil {
+		t.Fatalf("anonymous token pull: %v", err)
+	}
+
+	basic := testimage.Serve(t, basicAuth("bob", "pw"))
+	if _, err := s.Pull(ctx, basic+"/x:1"); !errors.Is(err, errdefs.ErrUnauthorized) {
+		t.Fatalf("basic without credentials: %v", err)
+	}
+	if err := Login(ctx, basic, "bob", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Push(ctx, plain+"/src:1", basic+"/x:1"); err != nil {
+		t.Fatalf("push with basic auth: %v", err)
+	}
+	if _, err := s.Pull(ctx, basic+"/x:1"); err != nil {
+		t.Fatalf("basic pull: %v", err)
+	}
+	// PullAuth overrides the keychain.
+	s2, _ := newStore(t, WithKeychain(authn.NewMultiKeychain()))
+	if _, err := s2.Pull(ctx, basic+"/x:1", PullAuth(&authn.Basic{Username: "bob", Password: "pw"})); err != nil {
+		t.Fatalf("PullAuth: %v", err)
 	}
 }
