@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -204,5 +205,38 @@ func TestFailedPullRetryFetchesOnlyTheRest(t *testing.T) {
 	}
 	if bad := must[[]v1.Hash](t)(s.Verify(context.Background())); len(bad) != 0 {
 		t.Fatalf("verify: %v", bad)
+	}
+}
+
+// A transfer that stalls is abandoned after stallTimeout and resumed.
+func TestPullStalledTransferResumes(t *testing.T) {
+	old := stallTimeout
+	stallTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { stallTimeout = old })
+	img := must[v1.Image](t)(testimage.Random(170, 1, 256<<10))
+	victim := must[v1.Hash](t)(must[[]v1.Layer](t)(img.Layers())[0].Digest())
+	var calls atomic.Int32
+	host := testimage.Serve(t, lie(victim.String(), func(w http.ResponseWriter, r *http.Request, next http.Handler) {
+		if calls.Add(1) == 1 {
+			b := recorded(next, r).Body.Bytes()
+			w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+			w.Write(b[:len(b)/2])
+			w.(http.Flusher).Flush()
+			<-r.Context().Done() // then hang until the client gives up
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+	ref := testimage.Push(t, host, "stall:1", img)
+	s, _ := newStore(t)
+	start := time.Now()
+	if _, err := s.Pull(context.Background(), ref); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("took %v", el)
+	}
+	if calls.Load() != 2 {
+		t.Errorf("%d requests for the stalled blob, want 2", calls.Load())
 	}
 }

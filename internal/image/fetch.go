@@ -19,6 +19,12 @@ import (
 // transfer; each retry resumes with a Range request where the registry allows.
 const fetchAttempts = 3
 
+// stallTimeout is how long a blob transfer may go without a byte before it
+// is abandoned and retried (resuming where it stopped).
+var stallTimeout = 60 * time.Second
+
+var errStalled = errors.New("no data for too long (stalled transfer)")
+
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // fetchBlobs fetches the config and layers of m that the store lacks,
@@ -128,8 +134,15 @@ func (p *puller) download(ctx context.Context, c *client, w *content.Writer, ev 
 	if ev.Total >= 0 && off == ev.Total {
 		return 0, nil // complete from an earlier attempt; Commit verifies
 	}
-	body, partial, err := c.blob(ctx, ev.Digest, off, ev.Total)
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := time.AfterFunc(stallTimeout, func() { cancel(errStalled) })
+	defer stall.Stop()
+	body, partial, err := c.blob(rctx, ev.Digest, off, ev.Total)
 	if err != nil {
+		if context.Cause(rctx) == errStalled {
+			return 0, fmt.Errorf("blob %s: %w: %w", ev.Digest, errStalled, errdefs.ErrUnavailable)
+		}
 		return 0, err
 	}
 	defer body.Close()
@@ -147,6 +160,7 @@ func (p *puller) download(ctx context.Context, c *client, w *content.Writer, ev 
 	last := ev.Done
 	for {
 		k, rerr := body.Read(buf)
+		stall.Reset(stallTimeout)
 		if k > 0 {
 			if _, err := w.Write(buf[:k]); err != nil {
 				p.s.bytesFetched.Add(int64(k))
@@ -164,6 +178,9 @@ func (p *puller) download(ctx context.Context, c *client, w *content.Writer, ev 
 		}
 		if rerr != nil {
 			p.s.bytesFetched.Add(n)
+			if context.Cause(rctx) == errStalled {
+				rerr = errStalled
+			}
 			return n, fmt.Errorf("blob %s: download broke after %d bytes: %v: %w", ev.Digest, ev.Done, rerr, errdefs.ErrUnavailable)
 		}
 	}
