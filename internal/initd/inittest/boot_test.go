@@ -2,6 +2,7 @@ package inittest
 
 import (
 	"context"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +20,9 @@ func baseConfig(argv ...string) *guest.RunConfig {
 }
 
 // TestBootEntrypoint: the entrypoint sees its user, env, workdir, hostname,
-// resolv.conf and hosts; an orphan is reaped; its writes land on the scratch
-// disk, which is clean after power-off; exit 7 comes back as 7 over the
-// control channel and on the console.
+// resolv.conf, hosts and the console as its tty; an orphan is reaped; its
+// writes land on the scratch disk, which is clean after power-off; exit 7
+// comes back as 7 over the control channel and on the console.
 func TestBootEntrypoint(t *testing.T) {
 	t.Parallel()
 	e := Setup(t)
@@ -29,6 +30,7 @@ func TestBootEntrypoint(t *testing.T) {
 echo "user=$(id -u):$(id -g) groups=$(id -G) home=$HOME"
 echo "pwd=$(pwd) host=$(hostname) env=$FROM_IMAGE$FROM_RUN"
 echo "resolv=$(cat /etc/resolv.conf | tr '\n' ' ')"
+echo "tty=$(tty) term=$TERM"
 echo "hosts=$(grep gateway /etc/hosts)"
 (sleep 0.2 &)
 sleep 1
@@ -43,6 +45,7 @@ exit 7
 	cfg := baseConfig("/entry.sh")
 	cfg.Override = guest.Override{User: "app", WorkingDir: "/work/dir", Env: []string{"FROM_RUN=2"}}
 	cfg.Hostname = "vm-one"
+	cfg.TTY = true // the console is the entrypoint's controlling terminal
 	cfg.DNS = &guest.DNS{Nameservers: []string{"10.0.0.53"}, Search: []string{"internal"}}
 	cfg.Hosts = []guest.HostEntry{{IP: "10.0.0.1", Names: []string{"gateway"}}}
 	b := e.Start(t, cfg, Disks{Base: base, Scratch: scratch}, Options{})
@@ -70,6 +73,7 @@ exit 7
 		"pwd=/work/dir host=vm-one env=12",
 		"resolv=nameserver 10.0.0.53 search internal",
 		"hosts=10.0.0.1\tgateway",
+		"tty=/dev/ttyS0 term=xterm",
 		"zombies=0",
 		"mounts=6",
 		"done",
@@ -80,6 +84,9 @@ exit 7
 	}
 	if out, err := Fsck(scratch); err != nil {
 		t.Errorf("scratch not clean after power-off: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("debugfs", "-R", "cat /upper/home/app/written", scratch).Output(); err != nil || !strings.Contains(string(out), "persisted") {
+		t.Errorf("the entrypoint's write is not in the scratch's upper dir: %q %v", out, err)
 	}
 	if t.Failed() {
 		t.Logf("console:\n%s", res.Console)
