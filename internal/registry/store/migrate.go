@@ -53,30 +53,38 @@ var migrations = []string{
 // SchemaVersion is the number of migrations this build knows.
 func SchemaVersion() int { return len(migrations) }
 
+// migrate applies pending migrations in one transaction that first takes
+// the database's write lock (SQLite: immediate transactions; Postgres: an
+// advisory lock), so a server and an admin command starting together do not
+// both migrate.
 func (s *Store) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if s.postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(727165)`); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+	}
 	var have int
-	if err := s.db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
 		return fmt.Errorf("migrate: read version: %w", err)
 	}
 	for v := have + 1; v <= len(migrations); v++ {
-		tx, err := s.db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("migrate to %d: %w", v, err)
-		}
 		if _, err := tx.ExecContext(ctx, migrations[v-1]); err != nil {
-			_ = tx.Rollback()
 			return fmt.Errorf("migrate to %d: %w", v, err)
 		}
 		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO schema_migrations(version) VALUES (?)`), v); err != nil {
-			_ = tx.Rollback()
 			return fmt.Errorf("migrate to %d: %w", v, err)
 		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migrate to %d: %w", v, err)
-		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
 	}
 	return nil
 }

@@ -45,8 +45,10 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		s.db, err = sql.Open("pgx", dsn)
 	} else {
 		// WAL lets the gc verb read while the server writes; busy_timeout
-		// makes writers queue instead of failing with SQLITE_BUSY.
-		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)")
+		// makes writers queue instead of failing with SQLITE_BUSY;
+		// immediate transactions take the write lock when they begin, so
+		// two read-then-write transactions cannot deadlock.
+		s.db, err = sql.Open("sqlite", "file:"+dsn+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open registry db: %w", err)
