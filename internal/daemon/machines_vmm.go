@@ -201,7 +201,28 @@ type control struct{ c *guest.Client }
 
 func (c *control) Close() error { return c.c.Close() }
 
-func (c *control) Signal(ctx context.Context, sig syscall.Signal) error { return c.c.Signal(ctx, sig) }
+// Signal delivers sig to the entrypoint, first waiting (at most a minute)
+// for init to have started it: a signal to a machine that is still
+// booting is meant for its entrypoint, not refused.
+func (c *control) Signal(ctx context.Context, sig syscall.Signal) error {
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		st, err := c.c.Status(wctx)
+		if err != nil {
+			return err
+		}
+		if st.State != guest.StateBooting {
+			break
+		}
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("signal: the guest is still booting: %w", errdefs.ErrUnavailable)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return c.c.Signal(ctx, sig)
+}
 
 func (c *control) Wait(ctx context.Context) (*machine.Exit, error) {
 	s, err := c.c.Wait(ctx)
