@@ -291,7 +291,7 @@ func (m *Manager) stopLocked(ctx context.Context, mc *Machine, opt StopOptions) 
 			// the stop timeout.
 			wctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 			if c, err := r.waitControl(wctx); err == nil {
-				sent = c.Signal(ctx, opt.Signal) == nil
+				sent = c.Signal(wctx, opt.Signal) == nil
 			}
 			cancel()
 		}
