@@ -109,6 +109,9 @@ func TestKilledPull(t *testing.T) {
 	if bad := must[[]v1.Hash](t)(s.Verify(context.Background())); len(bad) != 0 {
 		t.Fatalf("corrupt blobs after kill: %v", bad)
 	}
+	if n := blobCount(t, s); n != 0 {
+		t.Errorf("%d orphan blobs of the killed pull left in the cache", n)
+	}
 	res, err := s.Pull(context.Background(), ref)
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,8 @@ type Store struct {
 
 // Open opens the image cache under root, with metadata in db (the daemon's
 // bbolt database; this package uses its own top-level buckets). It removes
-// stale ingests.
+// stale ingests and moves blobs nothing references (left by a killed pull)
+// back to ingest/, so the cache lists and holds exactly what its metadata says.
 func Open(ctx context.Context, root paths.Root, db *bbolt.DB, opts ...Option) (*Store, error) {
 	o := defaultOptions()
 	for _, f := range opts {
@@ -60,6 +61,11 @@ func Open(ctx context.Context, root paths.Root, db *bbolt.DB, opts ...Option) (*
 		return nil, fmt.Errorf("open image store: %w", err)
 	}
 	s := &Store{opts: o, db: db, content: cs}
+	// Blobs nothing references were left by a pull or load that was killed:
+	// take them out of the cache, keeping them in ingest/ for a retry.
+	if _, err := s.gcLocked(ctx, nil, true); err != nil {
+		return nil, fmt.Errorf("open image store: %w", err)
+	}
 	s.syncIndex()
 	return s, nil
 }
