@@ -29,7 +29,7 @@ func (n ns) handle() (*netlink.Handle, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netns %s: %w: %w", n.name, err, errdefs.ErrNotFound)
 	}
-	defer h.Close()
+	defer func() { _ = h.Close() }()
 	return netlink.NewHandleAt(h)
 }
 
@@ -45,14 +45,14 @@ func (n ns) do(fn func() error) error {
 	if err != nil {
 		return fmt.Errorf("netns %s: %w: %w", n.name, err, errdefs.ErrNotFound)
 	}
-	defer target.Close()
+	defer func() { _ = target.Close() }()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
 		runtime.UnlockOSThread()
 		return err
 	}
-	defer orig.Close()
+	defer func() { _ = orig.Close() }()
 	if err := netns.Set(target); err != nil {
 		runtime.UnlockOSThread()
 		return fmt.Errorf("enter netns %s: %w", n.name, err)
@@ -102,7 +102,7 @@ func pkgOf(bin string) string {
 func (n ns) sysctl(value string, key ...string) error {
 	path := "/proc/sys/" + strings.Join(key, "/")
 	return n.do(func() error {
-		if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+		if err := os.WriteFile(path, []byte(value), 0o600); err != nil {
 			return fmt.Errorf("sysctl %s=%s: %w", strings.Join(key, "."), value, err)
 		}
 		return nil

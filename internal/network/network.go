@@ -242,7 +242,7 @@ func (nw *Network) realise(ctx context.Context, rec *record) (*Attachment, error
 	ok := false
 	defer func() {
 		if !ok {
-			f.Close()
+			_ = f.Close()
 		}
 	}()
 	h, err := nw.ns.handle()

@@ -75,14 +75,14 @@ func probePort(n ns, proto string, port uint16) (uint16, error) {
 				return err
 			}
 			addr = c.LocalAddr()
-			c.Close()
+			_ = c.Close()
 		default:
 			l, err := net.Listen("tcp4", fmt.Sprintf("0.0.0.0:%d", port))
 			if err != nil {
 				return err
 			}
 			addr = l.Addr()
-			l.Close()
+			_ = l.Close()
 		}
 		_, ps, _ := net.SplitHostPort(addr.String())
 		v, _ := strconv.ParseUint(ps, 10, 16)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,16 +31,10 @@ func isOurTap(name string) bool {
 	return strings.HasPrefix(name, tapPrefix) && len(name) == len(tapPrefix)+12
 }
 
-type ifreq struct {
-	name  [unix.IFNAMSIZ]byte
-	flags uint16
-	_     [22]byte
-}
-
 // openTap creates (or re-opens) the persistent TAP name in namespace n and
 // returns its open queue. Persistent, so it exists for Firecracker to open by
 // name and outlives the daemon; Release deletes it. IFF_VNET_HDR lets the
-// VMM offload checksums and segmentation.
+// VMM offload checksums and segmentation. owner > 0 lets that uid open it.
 func openTap(n ns, name string, owner int) (*os.File, error) {
 	var f *os.File
 	err := n.do(func() error {
@@ -49,22 +42,25 @@ func openTap(n ns, name string, owner int) (*os.File, error) {
 		if err != nil {
 			return fmt.Errorf("open /dev/net/tun: %w", err)
 		}
-		var req ifreq
-		copy(req.name[:], name)
-		req.flags = unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR
-		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETIFF, uintptr(unsafe.Pointer(&req))); e != 0 {
-			unix.Close(fd)
-			return fmt.Errorf("create tap %s: %w", name, e)
+		fail := func(what string, err error) error {
+			_ = unix.Close(fd)
+			return fmt.Errorf("%s tap %s: %w", what, name, err)
+		}
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return fail("name", err)
+		}
+		ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			return fail("create", err)
 		}
 		if owner > 0 {
-			if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETOWNER, uintptr(owner)); e != 0 {
-				unix.Close(fd)
-				return fmt.Errorf("tap %s owner %d: %w", name, owner, e)
+			if err := unix.IoctlSetInt(fd, unix.TUNSETOWNER, owner); err != nil {
+				return fail("set owner of", err)
 			}
 		}
-		if _, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNSETPERSIST, 1); e != 0 {
-			unix.Close(fd)
-			return fmt.Errorf("persist tap %s: %w", name, e)
+		if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
+			return fail("persist", err)
 		}
 		f = os.NewFile(uintptr(fd), "tap:"+name)
 		return nil

@@ -29,14 +29,14 @@ func kvmUsable(dev string) error {
 		return fmt.Errorf("kvm: %w: %w", err, errdefs.ErrUnavailable)
 	}
 	defer f.Close()
-	v, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), kvmGetAPIVersion, 0)
-	if errno != 0 || v != kvmAPIVersion {
-		return fmt.Errorf("kvm: %s: API version %d (%v), want %d: %w", dev, v, errno, kvmAPIVersion, errdefs.ErrUnavailable)
+	fd := int(f.Fd())
+	v, err := unix.IoctlRetInt(fd, kvmGetAPIVersion)
+	if err != nil || v != kvmAPIVersion {
+		return fmt.Errorf("kvm: %s: API version %d, want %d (%w): %w", dev, v, kvmAPIVersion, err, errdefs.ErrUnavailable)
 	}
-	vm, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), kvmCreateVM, 0)
-	if errno != 0 {
-		return fmt.Errorf("kvm: %s: create VM: %v: %w", dev, errno, errdefs.ErrUnavailable)
+	vm, err := unix.IoctlRetInt(fd, kvmCreateVM)
+	if err != nil {
+		return fmt.Errorf("kvm: %s: create VM: %w: %w", dev, err, errdefs.ErrUnavailable)
 	}
-	unix.Close(int(vm))
-	return nil
+	return unix.Close(vm)
 }

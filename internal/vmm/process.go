@@ -146,13 +146,13 @@ func (p *Process) finish() {
 	p.doneOnce.Do(func() {
 		p.fdMu.Lock()
 		if p.pidfd >= 0 && p.child == nil {
-			unix.Close(p.pidfd)
+			_ = unix.Close(p.pidfd)
 			p.pidfd = -1
 		}
 		p.fdMu.Unlock()
 		if p.PIDFile != "" {
 			if rec, err := readPIDFile(p.PIDFile); err == nil && rec.Pid == p.Pid && rec.StartTime == p.StartTime {
-				os.Remove(p.PIDFile)
+				_ = os.Remove(p.PIDFile)
 			}
 		}
 		close(p.done)
@@ -203,12 +203,12 @@ func Adopt(pidfile string) (*Process, error) {
 	// so checking start time and cmdline afterwards is race-free.
 	fd, err := unix.PidfdOpen(rec.Pid, 0)
 	if err != nil {
-		os.Remove(pidfile)
+		_ = os.Remove(pidfile)
 		return nil, fmt.Errorf("adopt vmm %d: not running: %w", rec.Pid, errdefs.ErrNotFound)
 	}
 	if why := rec.mismatch(); why != "" {
-		unix.Close(fd)
-		os.Remove(pidfile)
+		_ = unix.Close(fd)
+		_ = os.Remove(pidfile)
 		return nil, fmt.Errorf("adopt vmm %d: %s (stale pid file %s): %w", rec.Pid, why, pidfile, errdefs.ErrNotFound)
 	}
 	p := &Process{

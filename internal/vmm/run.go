@@ -114,7 +114,7 @@ func prepare(plan *Plan) error {
 		}
 	}
 	if plan.PIDFile != "" {
-		if err := os.MkdirAll(filepath.Dir(plan.PIDFile), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(plan.PIDFile), 0o750); err != nil {
 			return err
 		}
 	}
@@ -125,14 +125,14 @@ func openLog(path string) (*os.File, error) {
 	if path == "" {
 		return os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, err
 	}
-	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return err
 	}
 	tmp := path + ".tmp"
@@ -151,7 +151,7 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
@@ -160,7 +160,9 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 // linkOrCopy makes target a hard link to source, copying when they are on
 // different filesystems. An existing target is replaced.
 func linkOrCopy(source, target string) error {
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+	// A jail's directories must stay traversable by the uid jailer drops to.
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil { //nolint:gosec // see above
+
 		return err
 	}
 	_ = os.Remove(target)
@@ -180,11 +182,14 @@ func linkOrCopy(source, target string) error {
 	if err != nil {
 		return fmt.Errorf("link %s: %w", target, err)
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return fmt.Errorf("copy %s to %s: %w", source, target, err)
 	}
-	return out.Close()
+	return nil
 }
 
 func chown(path string, o *Owner) error {

@@ -22,13 +22,13 @@ func DialVsock(ctx context.Context, uds string, port uint32) (net.Conn, error) {
 			if err = handshake(ctx, c, port); err == nil {
 				return c, nil
 			}
-			c.Close()
+			_ = c.Close()
 		} else if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("dial vsock %s: %w", uds, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("dial vsock %s port %d: %w (last: %v)", uds, port, ctx.Err(), err)
+			return nil, fmt.Errorf("dial vsock %s port %d: %w (last: %w)", uds, port, ctx.Err(), err)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -38,8 +38,10 @@ func DialVsock(ctx context.Context, uds string, port uint32) (net.Conn, error) {
 // so nothing after its newline is consumed.
 func handshake(ctx context.Context, c net.Conn, port uint32) error {
 	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-		defer c.SetDeadline(time.Time{})
+		if err := c.SetDeadline(dl); err != nil {
+			return err
+		}
+		defer func() { _ = c.SetDeadline(time.Time{}) }()
 	}
 	if _, err := fmt.Fprintf(c, "CONNECT %d\n", port); err != nil {
 		return err

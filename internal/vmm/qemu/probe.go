@@ -52,7 +52,7 @@ func (d *Driver) probeKVM(ctx context.Context, kernel string) error {
 	case ctx.Err() != nil:
 		return fmt.Errorf("kvm probe: guest kernel did not finish booting under KVM in %v: %w", ProbeTimeout, errdefs.ErrUnavailable)
 	case err != nil:
-		return fmt.Errorf("kvm probe: qemu -accel kvm: %v: %s: %w", err, lastLine(out.String()), errdefs.ErrUnavailable)
+		return fmt.Errorf("kvm probe: qemu -accel kvm: %w: %s: %w", err, lastLine(out.String()), errdefs.ErrUnavailable)
 	case !strings.Contains(out.String(), "Linux version"):
 		return fmt.Errorf("kvm probe: no kernel banner under KVM: %w", errdefs.ErrUnavailable)
 	}

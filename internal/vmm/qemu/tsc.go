@@ -67,7 +67,7 @@ func kernelLog() string {
 	// the buffer in the poller forever instead of returning EAGAIN.
 	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err == nil {
-		defer unix.Close(fd)
+		defer func() { _ = unix.Close(fd) }()
 		var sb strings.Builder
 		buf := make([]byte, 8192)
 		for {
