@@ -57,3 +57,14 @@ func TestRotatorRotatesAdded(t *testing.T) {
 		t.Errorf("b (never added) changed: %d bytes", fi.Size())
 	}
 }
+
+func TestTail(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "vmm.log")
+	os.WriteFile(p, []byte("a\nb\nc\n"), 0o600)
+	if got := Tail(p, 2); got != "b\nc" {
+		t.Errorf("Tail = %q", got)
+	}
+	if got := Tail(p+".missing", 2); got != "" {
+		t.Errorf("Tail of a missing file = %q", got)
+	}
+}
