@@ -62,6 +62,8 @@ func semanticsLayers() [][]ti.E {
 			{Name: "etc/", Type: tar.TypeDir, Mode: 0o750},
 			ti.Whiteout("srv/", "gone"),
 			ti.Symlink("srv/dangling", "/nowhere"),
+			ti.Symlink("srv/long-link", "/usr/lib/"+strings.Repeat("deep/", 30)+"target"),
+			{Name: "srv/big-xattr", Body: "x", Xattrs: map[string]string{"user.big": strings.Repeat("v", 1500)}},
 		},
 		{
 			{Name: "usr/bin/app", Body: "app v2", Mode: 0o755},
