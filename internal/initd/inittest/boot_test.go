@@ -2,7 +2,9 @@ package inittest
 
 import (
 	"context"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -227,18 +229,20 @@ func TestBootBadInput(t *testing.T) {
 	e := Setup(t)
 	base := e.Rootfs(t, map[string]string{"/notexec": "echo hi\n"})
 	for _, tc := range []struct {
-		name   string
-		mut    func(*guest.RunConfig)
-		raw    string
-		reason string
-		code   int
+		name    string
+		mut     func(*guest.RunConfig)
+		raw     string
+		reason  string
+		code    int
+		scratch []byte // scratch disk content: a corrupt one
 	}{
-		{"malformed config", nil, "{not json", guest.ReasonConfig, 125},
-		{"entrypoint not found", func(c *guest.RunConfig) { c.Image.Cmd = []string{"/nope"} }, "", guest.ReasonNotFound, 127},
-		{"not executable", func(c *guest.RunConfig) { c.Image.Cmd = []string{"/notexec"} }, "", guest.ReasonNotExecutable, 126},
-		{"unknown user", func(c *guest.RunConfig) { c.Override.User = "ghost" }, "", guest.ReasonUser, 125},
-		{"workdir is a file", func(c *guest.RunConfig) { c.Override.WorkingDir = "/notexec" }, "", guest.ReasonWorkdir, 125},
-		{"root device absent", func(c *guest.RunConfig) { c.Root.Device = "/dev/vdz"; c.Root.WaitMS = 200 }, "", guest.ReasonRootDevice, 125},
+		{"malformed config", nil, "{not json", guest.ReasonConfig, 125, nil},
+		{"entrypoint not found", func(c *guest.RunConfig) { c.Image.Cmd = []string{"/nope"} }, "", guest.ReasonNotFound, 127, nil},
+		{"not executable", func(c *guest.RunConfig) { c.Image.Cmd = []string{"/notexec"} }, "", guest.ReasonNotExecutable, 126, nil},
+		{"unknown user", func(c *guest.RunConfig) { c.Override.User = "ghost" }, "", guest.ReasonUser, 125, nil},
+		{"workdir is a file", func(c *guest.RunConfig) { c.Override.WorkingDir = "/notexec" }, "", guest.ReasonWorkdir, 125, nil},
+		{"root device absent", func(c *guest.RunConfig) { c.Root.Device = "/dev/vdz"; c.Root.WaitMS = 200 }, "", guest.ReasonRootDevice, 125, nil},
+		{"scratch corrupt", func(c *guest.RunConfig) { c.Root.Scratch = "/dev/vdb" }, "", guest.ReasonScratchCorrupt, 125, []byte(strings.Repeat("junk", 1<<12))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -253,7 +257,14 @@ func TestBootBadInput(t *testing.T) {
 			if tc.raw != "" {
 				o.RawConfig = []byte(tc.raw)
 			}
-			b := e.Start(t, cfg, Disks{Base: base}, o)
+			disks := Disks{Base: base}
+			if tc.scratch != nil {
+				disks.Scratch = filepath.Join(t.TempDir(), "scratch")
+				if err := os.WriteFile(disks.Scratch, tc.scratch, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b := e.Start(t, cfg, disks, o)
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
 			c, err := b.Dial(ctx)
