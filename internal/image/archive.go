@@ -2,7 +2,6 @@ package image
 
 import (
 	"archive/tar"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -117,5 +116,3 @@ func (a *archive) read(name string, limit int64) ([]byte, error) {
 	}
 	return io.ReadAll(r)
 }
-
-var errNotArchive = errors.New("not an image archive")

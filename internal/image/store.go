@@ -2,20 +2,15 @@ package image
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"go.etcd.io/bbolt"
 
-	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image/content"
 	"github.com/ferryvm/ferry/internal/paths"
 )
-
-// errNotImplemented marks API surface whose body is still being written.
-var errNotImplemented = fmt.Errorf("not implemented yet: %w", errdefs.ErrUnavailable)
 
 // Store is the image cache of one data root. Create it with Open; it is safe
 // for concurrent use.
@@ -75,6 +70,3 @@ func (s *Store) Content() *content.Store { return s.content }
 
 // BytesFetched is the total blob bytes this Store has read from registries.
 func (s *Store) BytesFetched() int64 { return s.bytesFetched.Load() }
-
-// isNotFound reports errdefs.ErrNotFound.
-func isNotFound(err error) bool { return errors.Is(err, errdefs.ErrNotFound) }

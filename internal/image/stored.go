@@ -8,7 +8,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"go.etcd.io/bbolt"
 
@@ -152,7 +151,3 @@ func (p *progressReader) Read(b []byte) (int, error) {
 }
 
 func (p *progressReader) Close() error { return p.rc.Close() }
-
-// mountable wraps layers as remote.MountableLayer so remote.Write can mount
-// them from the repository they were pulled from.
-var _ = remote.MountableLayer{}
