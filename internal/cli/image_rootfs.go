@@ -71,7 +71,7 @@ func downloadTo(cmd *cobra.Command, dst string, fill func(*os.File) error) error
 		err = os.Rename(f.Name(), dst)
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		_ = os.Remove(f.Name())
 		return fmt.Errorf("-o %s: %w", dst, err)
 	}
 	return nil

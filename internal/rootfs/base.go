@@ -124,7 +124,7 @@ func (m *Manager) build(ctx context.Context, d v1.Hash, img v1.Image) (base Base
 	defer func() {
 		tmp.Close()
 		if err != nil {
-			os.Remove(tmp.Name())
+			_ = os.Remove(tmp.Name())
 		}
 	}()
 	stats, err := writeBase(ctx, img, tmp, append([]apply.Option{apply.WithSpoolDir(m.root.RootfsTmp()), apply.WithLogger(m.o.log)}, m.o.applyOpts...))
@@ -148,7 +148,7 @@ func (m *Manager) build(ctx context.Context, d v1.Hash, img v1.Image) (base Base
 	syncDir(m.root.Bases())
 	rec := &baseRecord{Digest: d.String(), State: stateReady, Size: st.Size(), Created: time.Now().UTC()}
 	if err := m.setBase(d.Hex, rec); err != nil {
-		os.Remove(p)
+		_ = os.Remove(p)
 		return Base{}, fmt.Errorf("base %s: record: %w", d, err)
 	}
 	m.o.log.Info("built rootfs base", "digest", d.String(), "layers", stats.Layers, "entries", stats.Entries,
@@ -170,11 +170,11 @@ func writeBase(ctx context.Context, img v1.Image, out *os.File, opts []apply.Opt
 	go func() {
 		var err error
 		stats, err = apply.Flatten(ctx, img, pw, opts...)
-		pw.CloseWithError(err)
+		_ = pw.CloseWithError(err)
 		errc <- err
 	}()
 	berr := ext4.Build(ctx, pr, out, hint)
-	pr.CloseWithError(errors.New("ext4 writer stopped"))
+	_ = pr.CloseWithError(errors.New("ext4 writer stopped"))
 	ferr := <-errc
 	if ferr != nil {
 		return stats, ferr
@@ -184,7 +184,7 @@ func writeBase(ctx context.Context, img v1.Image, out *os.File, opts []apply.Opt
 
 // undoBase removes a base's file, record and image lease.
 func (m *Manager) undoBase(ctx context.Context, hex string) {
-	os.Remove(m.basePath(hex))
+	_ = os.Remove(m.basePath(hex))
 	if m.leaser != nil {
 		if err := m.leaser.RemoveLease(ctx, baseLease(hex)); err != nil {
 			m.o.log.Warn("release image lease", "lease", baseLease(hex), "err", err)
@@ -242,7 +242,7 @@ func (m *Manager) removeBaseLocked(ctx context.Context, hex string) error {
 
 func syncDir(dir string) {
 	if f, err := os.Open(dir); err == nil {
-		f.Sync()
+		_ = f.Sync()
 		f.Close()
 	}
 }

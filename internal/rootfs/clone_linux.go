@@ -35,7 +35,7 @@ func cloneFile(src, dst string, mode os.FileMode) (CloneMethod, error) {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(dst)
+		_ = os.Remove(dst)
 		return "", fmt.Errorf("clone %s: %w", src, err)
 	}
 	return method, nil

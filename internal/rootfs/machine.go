@@ -87,7 +87,7 @@ func (m *Manager) Prepare(ctx context.Context, id string, base Base, mode Mode, 
 	}
 	clone, err := m.makeWritable(ctx, rec, base)
 	if err != nil {
-		m.releaseLocked(context.WithoutCancel(ctx), id)
+		_ = m.releaseLocked(context.WithoutCancel(ctx), id)
 		return Disks{}, fmt.Errorf("machine %s: %w", id, err)
 	}
 	rec.State, rec.Clone = stateReady, clone
@@ -118,7 +118,7 @@ func (m *Manager) makeWritable(ctx context.Context, rec *machineRecord, base Bas
 		return "", err
 	}
 	tmp := rec.Writable + ".tmp"
-	os.Remove(tmp)
+	_ = os.Remove(tmp)
 	var method CloneMethod
 	var err error
 	if rec.Mode == ModeOverlay {
@@ -131,11 +131,11 @@ func (m *Manager) makeWritable(ctx context.Context, rec *machineRecord, base Bas
 		method, err = m.persistentClone(ctx, base.Path, tmp, rec.Size)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return "", err
 	}
 	if err := os.Rename(tmp, rec.Writable); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return "", err
 	}
 	return method, nil
@@ -182,9 +182,9 @@ func (m *Manager) template(ctx context.Context, size int64) (string, error) {
 		return p, nil
 	}
 	tmp := p + ".tmp"
-	os.Remove(tmp)
+	_ = os.Remove(tmp)
 	if err := ext4.MakeScratch(ctx, tmp, size); err != nil {
-		os.Remove(tmp)
+		_ = os.Remove(tmp)
 		return "", err
 	}
 	if err := os.Rename(tmp, p); err != nil {

@@ -117,7 +117,7 @@ func New(ctx context.Context, db *bbolt.DB, root paths.Root, leaser ImageLeaser,
 	// Nothing is in flight yet: everything in tmp/ is stale.
 	entries, _ := os.ReadDir(root.RootfsTmp())
 	for _, e := range entries {
-		os.RemoveAll(filepath.Join(root.RootfsTmp(), e.Name()))
+		_ = os.RemoveAll(filepath.Join(root.RootfsTmp(), e.Name()))
 	}
 	if _, err := m.GC(ctx); err != nil {
 		return nil, err

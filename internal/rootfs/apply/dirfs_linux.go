@@ -81,7 +81,7 @@ func (d *dirfs) walkCreate(p []string) (int, error) {
 	stack := []int{root}
 	closeAll := func() {
 		for _, fd := range stack {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 		}
 	}
 	rest := append([]string(nil), p...)
@@ -94,7 +94,7 @@ func (d *dirfs) walkCreate(p []string) (int, error) {
 			continue
 		case "..":
 			if len(stack) > 1 {
-				unix.Close(stack[len(stack)-1])
+				_ = unix.Close(stack[len(stack)-1])
 				stack = stack[:len(stack)-1]
 			}
 			continue
@@ -138,7 +138,7 @@ func (d *dirfs) walkCreate(p []string) (int, error) {
 			}
 			if strings.HasPrefix(target, "/") {
 				for _, fd := range stack[1:] {
-					unix.Close(fd)
+					_ = unix.Close(fd)
 				}
 				stack = stack[:1]
 			}
@@ -150,7 +150,7 @@ func (d *dirfs) walkCreate(p []string) (int, error) {
 	}
 	top := stack[len(stack)-1]
 	for _, fd := range stack[:len(stack)-1] {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 	}
 	return top, nil
 }
@@ -192,7 +192,7 @@ func removeAt(dirfd int, name string) error {
 			}
 		}
 	}
-	unix.Close(fd)
+	_ = unix.Close(fd)
 	if err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ func (d *dirfs) clearDir(p []string, keep func([]string) bool) error {
 		return err
 	}
 	fd, err := unix.Openat(dfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	unix.Close(dfd)
+	_ = unix.Close(dfd)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", joinPath(p), err)
 	}
@@ -257,7 +257,7 @@ func clearAt(fd int, rel []string, keep func([]string) bool) error {
 			continue // kept non-directory
 		}
 		err = clearAt(sub, crel, keep)
-		unix.Close(sub)
+		_ = unix.Close(sub)
 		if err != nil {
 			return err
 		}
@@ -486,7 +486,7 @@ func (d *dirfs) endLayer() error {
 			continue
 		}
 		err = setTimesAt(pfd, name, meta{mtime: t.mtime, atime: t.atime})
-		unix.Close(pfd)
+		_ = unix.Close(pfd)
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return err
 		}

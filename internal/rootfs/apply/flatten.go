@@ -43,7 +43,7 @@ func Flatten(ctx context.Context, img v1.Image, w io.Writer, opts ...Option) (St
 	defer func() {
 		for _, l := range layers {
 			if l != nil && l.spool != nil {
-				l.spool.Close()
+				_ = l.spool.Close()
 			}
 		}
 	}()
@@ -134,7 +134,7 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, dir string) (*sp
 	spool := &spool{dir: dir, budget: lim.spoolMem}
 	l := &spooledLayer{info: li, spool: spool}
 	fail := func(err error) (*spooledLayer, error) {
-		spool.Close()
+		_ = spool.Close()
 		return nil, err
 	}
 	tr := tar.NewReader(vs)

@@ -120,7 +120,7 @@ func openLayer(li layerInfo, lim *limits) (*verifiedStream, error) {
 	case bytes.HasPrefix(magic, gzipMagic):
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			vs.Close()
+			_ = vs.Close()
 			return nil, fmt.Errorf("layer %s: gzip: %w", li.name, err)
 		}
 		zr.Multistream(true)
@@ -128,7 +128,7 @@ func openLayer(li layerInfo, lim *limits) (*verifiedStream, error) {
 	case bytes.HasPrefix(magic, zstdMagic):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
 		if err != nil {
-			vs.Close()
+			_ = vs.Close()
 			return nil, fmt.Errorf("layer %s: zstd: %w", li.name, err)
 		}
 		vs.src, vs.closer = zr, append(vs.closer, closerFunc(func() error { zr.Close(); return nil }))
@@ -148,7 +148,7 @@ func (vs *verifiedStream) Read(p []byte) (int, error) {
 	}
 	n, err := vs.src.Read(p)
 	if n > 0 {
-		vs.h.Write(p[:n])
+		_, _ = vs.h.Write(p[:n])
 		if lerr := vs.lim.stream.take(int64(n), vs.lim.o.maxSize); lerr != nil {
 			vs.err = fmt.Errorf("layer %s: %w", vs.li.name, lerr)
 			return 0, vs.err

@@ -35,7 +35,7 @@ func (s *spool) Write(p []byte) (int, error) {
 				if err != nil {
 					return n, fmt.Errorf("spool: %w", err)
 				}
-				os.Remove(f.Name())
+				_ = os.Remove(f.Name())
 				s.file = f
 				continue
 			}
