@@ -160,7 +160,7 @@ func TestDetachedLifecycle(t *testing.T) {
 	if ps := e.ok("ps"); !strings.Contains(ps, id) || !strings.Contains(ps, "web") || !strings.Contains(ps, "Up ") {
 		t.Fatalf("ps:\n%s", ps)
 	}
-	e.eventually("the entrypoint's output in logs", 60*time.Second, func() bool { return strings.Contains(e.ok("logs", "web"), "started\n") })
+	e.eventually("the entrypoint's output in logs", 3*time.Minute, func() bool { return strings.Contains(e.ok("logs", "web"), "started\n") })
 	if out := e.ok("exec", "web", "sh", "-c", "echo inside $(hostname)"); out != "inside web\n" {
 		t.Fatalf("exec: %q", out)
 	}
@@ -199,7 +199,7 @@ func TestPublishedPortAndMachineToMachine(t *testing.T) {
 		"sh", "-c", "mkdir -p /www && echo served-by-ferry > /www/index.html && exec httpd -f -p 80 -h /www"))
 	other := strings.TrimSpace(e.ok("run", "-d", "--name", "other", "busybox:vm", "sleep", "1000"))
 	var body string
-	e.eventually("httpd answering on the published port", 120*time.Second, func() bool {
+	e.eventually("httpd answering on the published port", 3*time.Minute, func() bool {
 		out, err := e.inNetns("wget", "-qO-", "-T", "2", "http://127.0.0.1:18080/")
 		body = out
 		return err == nil
@@ -259,7 +259,7 @@ func TestCrashRecovery(t *testing.T) {
 	t.Parallel()
 	running := strings.TrimSpace(e.ok("run", "-d", "--name", "keep", "busybox:vm", "sleep", "1000"))
 	doomed := strings.TrimSpace(e.ok("run", "-d", "--name", "doomed", "busybox:vm", "sleep", "1000"))
-	e.eventually("keep answers exec", 60*time.Second, func() bool { return e.run(nil, "exec", "keep", "true").code == 0 })
+	e.eventually("keep answers exec", 3*time.Minute, func() bool { return e.run(nil, "exec", "keep", "true").code == 0 })
 
 	// Kill the daemon while one machine is being created and one destroyed.
 	var wg sync.WaitGroup
@@ -283,7 +283,7 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	if r := e.run(nil, "inspect", "starting"); r.code == 0 {
-		e.eventually("the half-started machine started", 60*time.Second, func() bool {
+		e.eventually("the half-started machine started", 3*time.Minute, func() bool {
 			return e.inspect("starting").State == machine.StateStarted
 		})
 	}
