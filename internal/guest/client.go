@@ -3,13 +3,13 @@ package guest
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -74,9 +74,8 @@ func vsockConnect(ctx context.Context, conn net.Conn, port uint32) error {
 // answers once it has mounted /dev, within a few hundred milliseconds of
 // boot. The client owns conn from then on.
 func NewClient(ctx context.Context, conn io.ReadWriteCloser) (*Client, error) {
-	var nb [8]byte
-	_, _ = rand.Read(nb[:])
-	nonce := hex.EncodeToString(nb[:])
+	// The nonce only tells this session's ready line from a stale one.
+	nonce := strconv.FormatUint(rand.Uint64(), 16)
 	if _, err := fmt.Fprintf(conn, "%s %d %s\n", helloWord, ProtocolVersion, nonce); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("control hello: %w", err)
