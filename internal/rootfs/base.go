@@ -104,6 +104,9 @@ func (m *Manager) build(ctx context.Context, d v1.Hash, img v1.Image) (base Base
 	if b, err := m.Base(ctx, d); err == nil {
 		return b, nil // a build that finished just before this one started
 	}
+	if got, err := img.Digest(); err == nil && got != d {
+		return Base{}, fmt.Errorf("base %s: image has manifest digest %s: %w", d, got, errdefs.ErrInvalidArgument)
+	}
 	if err := m.setBase(d.Hex, &baseRecord{Digest: d.String(), State: stateBuilding}); err != nil {
 		return Base{}, fmt.Errorf("base %s: record: %w", d, err)
 	}

@@ -91,6 +91,9 @@ func (m *Manager) Prepare(ctx context.Context, id string, base Base, mode Mode, 
 		return Disks{}, fmt.Errorf("machine %s: %w", id, err)
 	}
 	rec.State, rec.Clone = stateReady, clone
+	if st, err := os.Stat(rec.Writable); err == nil {
+		rec.Size = st.Size() // a persistent clone is never smaller than its base
+	}
 	if err := m.db.Update(func(tx *bbolt.Tx) error {
 		bk, err := buckets(tx)
 		if err != nil {
