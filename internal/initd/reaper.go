@@ -18,12 +18,21 @@ type Reaper struct {
 	sigs    chan os.Signal
 }
 
-// NewReaper starts reaping (on SIGCHLD).
+var (
+	reaperOnce sync.Once
+	reaper     *Reaper
+)
+
+// NewReaper returns the process's reaper, starting it (on SIGCHLD) on first
+// use. There is one per process: wait(-1) collects every child, so two
+// reapers would steal each other's statuses.
 func NewReaper() *Reaper {
-	r := &Reaper{waiters: map[int]chan unix.WaitStatus{}, sigs: make(chan os.Signal, 8)}
-	signal.Notify(r.sigs, syscall.SIGCHLD)
-	go r.loop()
-	return r
+	reaperOnce.Do(func() {
+		reaper = &Reaper{waiters: map[int]chan unix.WaitStatus{}, sigs: make(chan os.Signal, 8)}
+		signal.Notify(reaper.sigs, syscall.SIGCHLD)
+		go reaper.loop()
+	})
+	return reaper
 }
 
 func (r *Reaper) loop() {
@@ -65,12 +74,25 @@ func (r *Reaper) Start(fork func() (int, error)) (int, <-chan unix.WaitStatus, e
 	return pid, ch, nil
 }
 
-// Children reports whether init has any child left.
+// Children reports whether init has any child left, reaping (and
+// dispatching) any that exited meanwhile.
 func (r *Reaper) Children() bool {
-	r.reapAll()
-	var ws unix.WaitStatus
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, err := unix.Wait4(-1, &ws, unix.WNOHANG|unix.WNOWAIT|unix.WEXITED, nil)
-	return err != unix.ECHILD
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil: // ECHILD: none left
+			return false
+		case pid == 0: // children, all still running
+			return true
+		}
+		if ch, ok := r.waiters[pid]; ok {
+			ch <- ws
+			delete(r.waiters, pid)
+		}
+	}
 }
