@@ -179,7 +179,7 @@ func ferryPull(ctx context.Context, dst, ref string, noSync bool, jobs int, then
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	opts := []image.Option{image.WithJobs(jobs)}
 	if noSync {
 		opts = append(opts, image.WithoutFsync())

@@ -96,7 +96,7 @@ func checkLogin(ctx context.Context, reg name.Registry, a authn.Authenticator, t
 	if err != nil {
 		return registryError(reg.String(), "", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if err := transport.CheckError(resp, http.StatusOK); err != nil {
 		var te *transport.Error
 		if errors.As(err, &te) && te.StatusCode == http.StatusUnauthorized {

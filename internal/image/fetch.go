@@ -85,7 +85,7 @@ func (p *puller) fetchBlob(ctx context.Context, c *client, desc v1.Descriptor, k
 	if err != nil {
 		return 0, false, err
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	p.mu.Lock()
 	p.partials[desc.Digest] = true
 	p.mu.Unlock()
@@ -140,12 +140,12 @@ func (p *puller) download(ctx context.Context, c *client, w *content.Writer, ev 
 	defer stall.Stop()
 	body, partial, err := c.blob(rctx, ev.Digest, off, ev.Total)
 	if err != nil {
-		if context.Cause(rctx) == errStalled {
+		if errors.Is(context.Cause(rctx), errStalled) {
 			return 0, fmt.Errorf("blob %s: %w: %w", ev.Digest, errStalled, errdefs.ErrUnavailable)
 		}
 		return 0, err
 	}
-	defer body.Close()
+	defer func() { _ = body.Close() }()
 	if off > 0 && !partial {
 		if err := w.Reset(); err != nil { // registry ignored Range: start over
 			return 0, err
@@ -153,7 +153,11 @@ func (p *puller) download(ctx context.Context, c *client, w *content.Writer, ev 
 	}
 	ev.State, ev.Done = StateDownloading, w.Offset()
 	p.emit(ev)
-	bp := bufPool.Get().(*[]byte)
+	bp, ok := bufPool.Get().(*[]byte)
+	if !ok {
+		b := make([]byte, 1<<20)
+		bp = &b
+	}
 	defer bufPool.Put(bp)
 	buf := *bp
 	var n int64
@@ -178,7 +182,7 @@ func (p *puller) download(ctx context.Context, c *client, w *content.Writer, ev 
 		}
 		if rerr != nil {
 			p.s.bytesFetched.Add(n)
-			if context.Cause(rctx) == errStalled {
+			if errors.Is(context.Cause(rctx), errStalled) {
 				rerr = errStalled
 			}
 			return n, fmt.Errorf("blob %s: download broke after %d bytes: %v: %w", ev.Digest, ev.Done, rerr, errdefs.ErrUnavailable)

@@ -215,7 +215,7 @@ func (l *loader) checkDiffID(desc v1.Descriptor, want v1.Hash) error {
 	if err != nil {
 		return fmt.Errorf("blob %s: %v: %w", desc.Digest, err, errMalformed)
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	got, _, err := v1.SHA256(rc)
 	if err != nil {
 		return fmt.Errorf("blob %s: decompress: %v: %w", desc.Digest, err, errMalformed)

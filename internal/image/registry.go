@@ -71,7 +71,7 @@ func (c *client) manifest(ctx context.Context, ref string) ([]byte, v1.Hash, err
 	if err != nil {
 		return nil, v1.Hash{}, registryError(c.repo.String()+":"+ref, "", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if err := transport.CheckError(resp, http.StatusOK); err != nil {
 		return nil, v1.Hash{}, registryError(c.repo.String()+":"+ref, "", err)
 	}
@@ -106,11 +106,11 @@ func (c *client) blob(ctx context.Context, d v1.Hash, offset, size int64) (body 
 		return nil, false, registryError(c.repo.String(), d.String(), err)
 	}
 	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0 {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return c.blob(ctx, d, 0, size) // cannot resume: start over
 	}
 	if err := transport.CheckError(resp, http.StatusOK, http.StatusPartialContent); err != nil {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return nil, false, registryError(c.repo.String(), d.String(), err)
 	}
 	return resp.Body, resp.StatusCode == http.StatusPartialContent, nil

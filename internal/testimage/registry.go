@@ -98,7 +98,7 @@ func StartDockerRegistry(dir string) (host string, stop func(), err error) {
 		return "", nil, err
 	}
 	host = l.Addr().String()
-	l.Close()
+	_ = l.Close()
 	cfg := fmt.Sprintf(`version: 0.1
 log:
   level: error
@@ -138,7 +138,7 @@ http:
 	for {
 		resp, err := http.Get("http://" + host + "/v2/")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return host, stop, nil
 			}

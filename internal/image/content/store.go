@@ -191,7 +191,7 @@ func (s *Store) Ingest(ctx context.Context, d v1.Hash, size int64, r io.Reader) 
 	if err != nil {
 		return err
 	}
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	if err := w.Reset(); err != nil {
 		return err
 	}

@@ -113,7 +113,7 @@ func (w *Writer) Write(p []byte) (int, error) {
 // Commit verifies size and digest, fsyncs, and renames the blob into place.
 // On a mismatch the ingest is removed (it can never become valid).
 func (w *Writer) Commit() error {
-	defer w.Close()
+	defer func() { _ = w.Close() }()
 	if w.size >= 0 && w.n != w.size {
 		w.Abort()
 		return fmt.Errorf("blob %s: got %d bytes, want %d (truncated): %w", w.d, w.n, w.size, ErrSizeMismatch)
@@ -142,7 +142,7 @@ func (w *Writer) Commit() error {
 // Abort removes the partial ingest and releases the writer.
 func (w *Writer) Abort() {
 	_ = os.Remove(w.s.ingestPath(w.d))
-	w.Close()
+	_ = w.Close()
 }
 
 // Close releases the writer, keeping any partial ingest for a later resume.
