@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -65,6 +66,17 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 		s.code = http.StatusOK
 	}
 	return s.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the connection's sendfile path for blob downloads.
+func (s *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(s.ResponseWriter, src)
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
