@@ -154,3 +154,48 @@ func TestPullDockerSchema2(t *testing.T) {
 		t.Fatalf("list pull %+v", res)
 	}
 }
+
+// Concurrent pulls of images sharing layers fetch each blob once.
+func TestConcurrentPulls(t *testing.T) {
+	ctx := context.Background()
+	base := must[v1.Image](t)(testimage.Random(180, 3, 128<<10))
+	a := must[v1.Image](t)(testimage.Extend(base, 181, 1024))
+	b := must[v1.Image](t)(testimage.Extend(base, 182, 1024))
+	host := testimage.Registry(t)
+	refs := []string{testimage.Push(t, host, "cc/a:1", a), testimage.Push(t, host, "cc/b:1", b), testimage.Push(t, host, "cc/a:1", a)}
+	s, _ := newStore(t)
+	var wg sync.WaitGroup
+	errs := make([]error, len(refs))
+	for i, ref := range refs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.Pull(ctx, ref)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want int64
+	seen := map[v1.Hash]bool{}
+	for _, img := range []v1.Image{a, b} {
+		cfg := must[[]byte](t)(img.RawConfigFile())
+		want += int64(len(cfg))
+		for _, l := range must[[]v1.Layer](t)(img.Layers()) {
+			d := must[v1.Hash](t)(l.Digest())
+			if !seen[d] {
+				seen[d] = true
+				want += must[int64](t)(l.Size())
+			}
+		}
+	}
+	if got := s.BytesFetched(); got != want {
+		t.Errorf("fetched %d bytes, want %d (each blob once)", got, want)
+	}
+	if n := len(must[[]Summary](t)(s.List(ctx))); n != 2 {
+		t.Errorf("%d images", n)
+	}
+}
