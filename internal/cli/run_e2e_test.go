@@ -331,11 +331,35 @@ func TestConcurrentCreates(t *testing.T) {
 func TestRunFailuresLeaveNothing(t *testing.T) {
 	e := vmEnv(t)
 	t.Parallel()
-	e.fails([]string{"nosuch"}, "run", "--rm", "nosuch.invalid/image:1")
+	e.fails([]string{"nosuch"}, "run", "--rm", "127.0.0.1:1/nosuch:1")
 	e.fails([]string{"memory"}, "run", "--rm", "--memory", "-5", "busybox:vm", "true")
 	e.fails([]string{"restart"}, "run", "--rm", "--restart", "sometimes", "busybox:vm", "true")
 	if r := e.run(nil, "run", "--rm", "busybox:vm", "/no/such/binary"); r.code != 127 {
 		t.Fatalf("missing entrypoint: %s", r)
+	}
+	held := strings.TrimSpace(e.ok("run", "-d", "-p", "18081:80", "busybox:vm", "sleep", "1000"))
+	e.fails([]string{"18081"}, "run", "--rm", "-p", "18081:80", "busybox:vm", "true")
+	if ids := strings.Fields(e.ok("ps", "-a", "-q")); len(ids) != 1 || ids[0] != held {
+		t.Fatalf("a failed run left machines: %v", ids)
+	}
+	e.ok("rm", "-f", held)
+	assertNoLeaks(t, e)
+}
+
+// TestScale brings an app to two machines of an image and back to none.
+func TestScale(t *testing.T) {
+	e := vmEnv(t)
+	t.Parallel()
+	e.ok("scale", "count", "2", "--app", "s", "busybox:vm")
+	if ids := strings.Fields(e.ok("ps", "--app", "s", "-q")); len(ids) != 2 {
+		t.Fatalf("after scale to 2: %v", ids)
+	}
+	if out := e.ok("scale", "count", "2", "--app", "s", "busybox:vm"); !strings.Contains(out, "already has 2") {
+		t.Fatalf("idempotent scale said %q", out)
+	}
+	e.ok("scale", "count", "0", "--app", "s", "busybox:vm")
+	if ids := strings.Fields(e.ok("ps", "-a", "--app", "s", "-q")); len(ids) != 0 {
+		t.Fatalf("after scale to 0: %v", ids)
 	}
 	assertNoLeaks(t, e)
 }
