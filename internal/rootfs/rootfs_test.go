@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -361,5 +362,31 @@ func TestPrepareIsO1InImageSize(t *testing.T) {
 				t.Fatalf("image %d MB: machine %s allocates %d bytes", size>>20, id, a)
 			}
 		}
+	}
+}
+
+// TestInterruptedBuildIsUndoneOnStart: a daemon died mid-build, leaving a
+// "building" record and the image lease; the next start removes both.
+func TestInterruptedBuildIsUndoneOnStart(t *testing.T) {
+	e := newEnv(t)
+	hex := strings.Repeat("ab", 32)
+	d := v1.Hash{Algorithm: "sha256", Hex: hex}
+	if err := e.leaser.AddLease(context.Background(), "rootfs/base/"+hex, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte("rootfs")).Bucket([]byte("bases")).Put([]byte(hex), []byte(`{"digest":"sha256:`+hex+`","state":"building"}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.reopen(t)
+	if e.leaser.count() != 0 {
+		t.Fatalf("lease of the interrupted build kept: %v", e.leaser.leases)
+	}
+	if _, err := e.m.Base(context.Background(), d); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("interrupted base visible: %v", err)
+	}
+	if u, err := e.m.Usage(context.Background()); err != nil || len(u.Bases) != 0 {
+		t.Fatalf("usage after restart: %+v, %v", u, err)
 	}
 }
