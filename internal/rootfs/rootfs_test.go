@@ -256,6 +256,7 @@ func TestOverlayPrepareIsSparseAndReleases(t *testing.T) {
 }
 
 func TestPersistentCloneIsWritableExt4(t *testing.T) {
+	requireTools(t, "dumpe2fs", "debugfs")
 	e := newEnv(t)
 	d, img := smallImage(t)
 	base, err := e.m.EnsureBase(context.Background(), d, img)
