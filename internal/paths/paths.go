@@ -15,6 +15,7 @@
 //	  rootfs/
 //	    bases/<manifest-hex>.ext4 read-only ext4 base of one image (built to tmp/, fsync, rename)
 //	    tmp/                      half-built bases; removed on start
+//	    templates/scratch-<n>.ext4 one formatted sparse scratch disk per size, cloned per machine
 //	  machines/<id>/
 //	    scratch.ext4              sparse writable upper disk (overlay mode)
 //	    rootfs.ext4               writable clone of the base (persistent mode)
@@ -54,6 +55,9 @@ func (r Root) Bases() string { return filepath.Join(string(r), "rootfs", "bases"
 
 // RootfsTmp is where bases are built before being renamed into Bases.
 func (r Root) RootfsTmp() string { return filepath.Join(string(r), "rootfs", "tmp") }
+
+// ScratchTemplates is where formatted sparse scratch templates are kept.
+func (r Root) ScratchTemplates() string { return filepath.Join(string(r), "rootfs", "templates") }
 
 // Machines is the parent of every machine's directory.
 func (r Root) Machines() string { return filepath.Join(string(r), "machines") }

@@ -127,7 +127,7 @@ func New(ctx context.Context, db *bbolt.DB, root paths.Root, leaser ImageLeaser,
 
 // templates holds one formatted sparse scratch file per size.
 func (m *Manager) templates() string {
-	return filepath.Join(filepath.Dir(m.root.Bases()), "templates")
+	return m.root.ScratchTemplates()
 }
 
 func (m *Manager) basePath(hex string) string {
