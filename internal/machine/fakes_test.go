@@ -23,6 +23,7 @@ type world struct {
 	disks   map[string]bool
 	taps    map[string]bool
 	procs   map[string]*fakeProc // live VMMs by machine id
+	last    map[string]*fakeProc // latest VMM by machine id, live or not
 	exits   []int                // exit codes the next guests return, in order
 	hold    bool                 // guests run until signalled
 	failVMM error
@@ -30,7 +31,7 @@ type world struct {
 }
 
 func newWorld() *world {
-	return &world{disks: map[string]bool{}, taps: map[string]bool{}, procs: map[string]*fakeProc{}}
+	return &world{disks: map[string]bool{}, taps: map[string]bool{}, procs: map[string]*fakeProc{}, last: map[string]*fakeProc{}}
 }
 
 func (w *world) Resolve(_ context.Context, ref string) (*Image, error) {
@@ -148,6 +149,7 @@ func (w *world) Start(_ context.Context, spec VMSpec) (Process, error) {
 		p.code, w.exits = w.exits[0], w.exits[1:]
 	}
 	w.procs[spec.ID] = p
+	w.last[spec.ID] = p
 	go func() {
 		if hold {
 			select {
@@ -181,7 +183,7 @@ func (w *world) Adopt(_ context.Context, spec VMSpec) (Process, error) {
 func (w *world) Connect(_ context.Context, spec VMSpec) (Control, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	p, ok := w.procs[spec.ID]
+	p, ok := w.last[spec.ID]
 	if !ok {
 		return nil, fmt.Errorf("no vmm: %w", errdefs.ErrUnavailable)
 	}

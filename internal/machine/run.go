@@ -185,16 +185,49 @@ func (m *Manager) onExit(id string, r *run) {
 	}
 	switch {
 	case m.shouldRestart(mc, &exit):
-		mc.Restarts++
-		m.log.Info("restarting by policy", "machine", id, "policy", mc.Config.Restart.String(), "restart", mc.Restarts)
-		if err := m.startLocked(ctx, mc, "restart"); err != nil {
-			m.log.Warn("restart by policy failed", "machine", id, "err", err)
-		}
+		m.restartLater(id, restartDelay(mc.Restarts))
 	case mc.Config.AutoDestroy:
 		if err := m.destroyLocked(ctx, mc); err != nil {
 			m.log.Warn("auto destroy", "machine", id, "err", err)
 		}
 	}
+}
+
+// restartDelay is Docker's back-off between policy restarts: 100 ms,
+// doubling with each consecutive restart, at most 10 s.
+func restartDelay(restarts int) time.Duration {
+	d := 100 * time.Millisecond
+	for range min(restarts, 7) {
+		d *= 2
+	}
+	return min(d, 10*time.Second)
+}
+
+// restartLater restarts a machine by policy after delay, unless it was
+// started, stopped on request or destroyed meanwhile.
+func (m *Manager) restartLater(id string, delay time.Duration) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		select {
+		case <-time.After(delay):
+		case <-m.ctx.Done():
+			return
+		}
+		mc, ok := m.acquireWait(id, "exit")
+		if !ok {
+			return
+		}
+		defer m.releaseBusy(id)
+		if mc.State != StateStopped || mc.LastExit == nil || !m.shouldRestart(mc, mc.LastExit) {
+			return
+		}
+		mc.Restarts++
+		m.log.Info("restarting by policy", "machine", id, "policy", mc.Config.Restart.String(), "restart", mc.Restarts)
+		if err := m.startLocked(m.ctx, mc, "restart"); err != nil {
+			m.log.Warn("restart by policy failed", "machine", id, "err", err)
+		}
+	}()
 }
 
 // shouldRestart applies the restart policy to an exit.
