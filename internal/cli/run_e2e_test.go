@@ -351,7 +351,7 @@ func TestScale(t *testing.T) {
 	e := vmEnv(t)
 	t.Parallel()
 	e.ok("scale", "count", "2", "--app", "s", "busybox:vm")
-	if ids := strings.Fields(e.ok("ps", "--app", "s", "-q")); len(ids) != 2 {
+	if ids := strings.Fields(e.ok("ps", "-a", "--app", "s", "-q")); len(ids) != 2 {
 		t.Fatalf("after scale to 2: %v", ids)
 	}
 	if out := e.ok("scale", "count", "2", "--app", "s", "busybox:vm"); !strings.Contains(out, "already has 2") {
