@@ -49,6 +49,8 @@ exec 3<>$port
 echo "hello from the guest" >&3
 read answer <&3
 echo "SMOKE answer=$answer"
+read again <&3
+echo "SMOKE again=$again"
 busybox reboot -f
 `
 
@@ -150,6 +152,15 @@ func TestBootSmoke(t *testing.T) {
 		t.Fatalf("control channel read %q, %v\nconsole:\n%s", line, err, readFile(spec.ConsoleLog))
 	}
 	io.WriteString(conn, "ack\n")
+	// A restarted daemon reconnects: QEMU's chardev accepts a new client.
+	time.Sleep(200 * time.Millisecond)
+	conn.Close()
+	conn2, err := d.DialControl(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	io.WriteString(conn2, "reconnected\n")
 
 	st, err := proc.Wait(ctx)
 	if err != nil {
@@ -160,7 +171,7 @@ func TestBootSmoke(t *testing.T) {
 	if !st.Known || st.Code != 0 {
 		t.Errorf("QEMU ended with %v, want exit status 0 after the guest rebooted\nvmm log:\n%s", st, readFile(spec.VMMLogPath()))
 	}
-	for _, want := range []string{"SMOKE blocks=vda vdb", "SMOKE answer=ack", "SMOKE port=/dev/vport"} {
+	for _, want := range []string{"SMOKE blocks=vda vdb", "SMOKE answer=ack", "SMOKE again=reconnected", "SMOKE port=/dev/vport"} {
 		if !strings.Contains(console, want) {
 			t.Errorf("console lacks %q:\n%s", want, console)
 		}
