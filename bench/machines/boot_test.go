@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -171,7 +172,11 @@ func TestRunOverhead(t *testing.T) {
 	dir := t.TempDir()
 	args := bareSetup(t, c, "busybox:bench", root, dir)
 	var ferry, bare []time.Duration
-	for range 5 {
+	n := 5
+	if v, err := strconv.Atoi(os.Getenv("FERRY_BENCH_N")); err == nil && v > 0 {
+		n = v
+	}
+	for range n {
 		ferry = append(ferry, runToOutput(t, c, "busybox:bench"))
 		bare = append(bare, bareBoot(t, args, dir))
 	}
