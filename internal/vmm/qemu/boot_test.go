@@ -141,6 +141,10 @@ func TestBootSmoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { proc.Kill(); <-proc.Done() })
+	adopted, err := vmm.Adopt(spec.PIDFile())
+	if err != nil || adopted.Pid != proc.Pid {
+		t.Fatalf("re-adopting the running QEMU: %v", err)
+	}
 
 	conn, err := d.DialControl(ctx, spec)
 	if err != nil {
@@ -167,6 +171,11 @@ func TestBootSmoke(t *testing.T) {
 		t.Fatalf("guest did not end: %v\nconsole:\n%s\nvmm log:\n%s", err, readFile(spec.ConsoleLog), readFile(spec.VMMLogPath()))
 	}
 	wall := time.Since(start)
+	select {
+	case <-adopted.Done():
+	case <-time.After(5 * time.Second):
+		t.Error("the adopted handle did not see QEMU exit")
+	}
 	console := readFile(spec.ConsoleLog)
 	if !st.Known || st.Code != 0 {
 		t.Errorf("QEMU ended with %v, want exit status 0 after the guest rebooted\nvmm log:\n%s", st, readFile(spec.VMMLogPath()))
