@@ -5,7 +5,10 @@ import (
 	"context"
 
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,8 +39,14 @@ func startDaemonRoot(b testing.TB) (*api.Client, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
+	// The network side lives in a namespace of its own, never the host's.
+	ns := filepath.Base(dir)
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		b.Fatalf("ip netns add: %v %s", err, out)
+	}
+	_ = exec.Command("ip", "-n", ns, "link", "set", "lo", "up").Run()
 	go func() {
-		done <- daemon.Run(ctx, daemon.Config{Root: filepath.Join(dir, "root"), Socket: sock, Ready: func() { close(ready) }})
+		done <- daemon.Run(ctx, daemon.Config{Root: filepath.Join(dir, "root"), Socket: sock, NetNS: ns, Ready: func() { close(ready) }})
 	}()
 	select {
 	case <-ready:
@@ -46,16 +55,40 @@ func startDaemonRoot(b testing.TB) (*api.Client, string) {
 	case <-time.After(30 * time.Second):
 		b.Fatal("daemon not ready after 30s")
 	}
-	b.Cleanup(func() {
-		cancel()
-		<-done
-		os.RemoveAll(dir)
-	})
 	c, err := api.NewClient("unix://"+sock, "")
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() {
+		// Machines outlive the daemon by design: destroy them first.
+		if list, err := c.ListMachines(context.Background(), "", true); err == nil {
+			for _, m := range list {
+				_ = c.DestroyMachine(context.Background(), m.App, m.ID, true)
+			}
+		}
+		cancel()
+		<-done
+		killVMMs(dir)
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+		os.RemoveAll(dir)
+	})
 	return c, filepath.Join(dir, "root")
+}
+
+// killVMMs kills processes whose command line names a path under dir.
+func killVMMs(dir string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		raw, _ := os.ReadFile(p)
+		if !strings.Contains(string(raw), dir+"/") {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
+			if proc, err := os.FindProcess(pid); err == nil {
+				_ = proc.Kill()
+			}
+		}
+	}
 }
 
 // load puts img into the daemon's cache as tag.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,6 +61,17 @@ func vmEnv(t *testing.T) *vmFerry {
 	})
 	ns := newNetns(t)
 	e := &vmFerry{ferryEnv: newFerryEnv(t, "--netns", ns), netns: ns}
+	// Machines outlive their daemon by design: destroy them before the
+	// daemon stops (cleanups run last-registered first), and kill any VMM
+	// still running from this test's root.
+	t.Cleanup(func() {
+		if r := e.run(nil, "ps", "-a", "-q"); r.code == 0 {
+			for _, id := range strings.Fields(r.stdout) {
+				e.run(nil, "rm", "-f", id)
+			}
+		}
+		killVMMs(e.root)
+	})
 	img, err := testimage.Busybox()
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +83,25 @@ func vmEnv(t *testing.T) *vmFerry {
 	}
 	e.ok("load", "-i", p)
 	return e
+}
+
+// killVMMs kills processes whose command line names a path under root (the
+// VMMs of a test's machines) and waits for them to go.
+func killVMMs(root string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if !strings.Contains(string(b), filepath.Join(root, "machines")) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err != nil {
+			continue
+		}
+		if proc, err := os.FindProcess(pid); err == nil {
+			_ = proc.Kill()
+		}
+	}
 }
 
 // newNetns creates a named network namespace with lo up, removed at cleanup.
