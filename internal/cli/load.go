@@ -65,5 +65,5 @@ func loadInput(cmd *cobra.Command, path string) (io.Reader, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("load: %w", err)
 	}
-	return f, func() { f.Close() }, nil
+	return f, func() { _ = f.Close() }, nil
 }

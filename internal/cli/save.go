@@ -33,14 +33,15 @@ func newSaveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("save: %w", err)
 			}
-			defer os.Remove(tmp.Name())
+			defer func() { _ = os.Remove(tmp.Name()) }() // gone after the rename
 			if err := c.SaveImages(cmd.Context(), tmp, args); err != nil {
-				tmp.Close()
+				_ = tmp.Close()
 				return err
 			}
 			if err := tmp.Close(); err != nil {
 				return fmt.Errorf("save: %w", err)
 			}
+			//nolint:gosec // a saved image is an ordinary user file, as docker save writes it
 			if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 				return fmt.Errorf("save: %w", err)
 			}

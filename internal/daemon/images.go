@@ -47,7 +47,7 @@ func (a *imageAPI) Pull(ctx context.Context, req api.PullRequest, progress image
 	if req.Platform != "" {
 		p, err := v1.ParsePlatform(req.Platform)
 		if err != nil {
-			return image.PullResult{}, fmt.Errorf("--platform %q: %v: %w", req.Platform, err, errdefs.ErrInvalidArgument)
+			return image.PullResult{}, fmt.Errorf("--platform %q: %w: %w", req.Platform, err, errdefs.ErrInvalidArgument)
 		}
 		opts = append(opts, image.PullPlatform(*p))
 	}

@@ -23,7 +23,7 @@ func (d *daemon) listen() ([]listener, error) {
 	}
 	if d.cfg.SocketGroup != "" {
 		if err := chgrp(d.cfg.Socket, d.cfg.SocketGroup); err != nil {
-			ul.Close()
+			_ = ul.Close()
 			return nil, err
 		}
 	}
@@ -31,7 +31,7 @@ func (d *daemon) listen() ([]listener, error) {
 	if d.cfg.APIAddr != "" {
 		tl, err := net.Listen("tcp", d.cfg.APIAddr)
 		if err != nil {
-			ul.Close()
+			_ = ul.Close()
 			return nil, fmt.Errorf("listen on --api-addr %s: %w", d.cfg.APIAddr, err)
 		}
 		ls = append(ls, listener{Listener: tl, token: d.cfg.APIToken})
@@ -42,6 +42,7 @@ func (d *daemon) listen() ([]listener, error) {
 // listenUnix listens on path with mode 0660, replacing a stale socket file
 // only after checking that nothing answers on it.
 func listenUnix(path string) (net.Listener, error) {
+	//nolint:gosec // /run/ferry must be traversable for members of the socket group
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("create socket directory: %w", err)
 	}
@@ -50,7 +51,7 @@ func listenUnix(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("socket path %s exists and is not a socket; remove it or pass another --socket: %w", path, errdefs.ErrConflict)
 		}
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
+			_ = c.Close()
 			return nil, fmt.Errorf("another process already serves %s (a ferry daemon on another root?); stop it or pass another --socket: %w", path, errdefs.ErrConflict)
 		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -61,8 +62,9 @@ func listenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
+	//nolint:gosec // group access to the socket is the point of --group (Docker's 0660)
 	if err := os.Chmod(path, 0o660); err != nil {
-		l.Close()
+		_ = l.Close()
 		return nil, fmt.Errorf("chmod socket: %w", err)
 	}
 	return l, nil
@@ -74,7 +76,7 @@ func chgrp(path, group string) error {
 	if err != nil {
 		g, lerr := user.LookupGroup(group)
 		if lerr != nil {
-			return fmt.Errorf("--group %s: %v: %w", group, lerr, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("--group %s: %w: %w", group, lerr, errdefs.ErrInvalidArgument)
 		}
 		if gid, err = strconv.Atoi(g.Gid); err != nil {
 			return fmt.Errorf("--group %s: gid %q: %w", group, g.Gid, errdefs.ErrInvalidArgument)

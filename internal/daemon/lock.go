@@ -16,7 +16,7 @@ import (
 // this process's pid in it. The lock is released when the file is closed
 // (or the process dies), so a crashed daemon never leaves the root locked.
 func lockRoot(path, root string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
