@@ -75,10 +75,10 @@ func run(rounds int, dir string, noSync bool, jobs int) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	host, stop, err := testimage.StartDockerRegistry(filepath.Join(dir, "registry"))
 	if err != nil {
 		return err
@@ -122,7 +122,9 @@ func run(rounds int, dir string, noSync bool, jobs int) error {
 				return fmt.Errorf("%s: %w", t.name, err)
 			}
 			el := time.Since(start)
-			os.RemoveAll(dst)
+			if err := os.RemoveAll(dst); err != nil {
+				return err
+			}
 			if i > 0 {
 				times[t.name] = append(times[t.name], el)
 				if perRound[i-1] == nil {
@@ -171,7 +173,7 @@ func run(rounds int, dir string, noSync bool, jobs int) error {
 
 // ferryPull pulls ref into a fresh root at dst, then runs then (if any).
 func ferryPull(ctx context.Context, dst, ref string, noSync bool, jobs int, then func(*image.Store) error) error {
-	if err := os.MkdirAll(dst, 0o755); err != nil {
+	if err := os.MkdirAll(dst, 0o750); err != nil {
 		return err
 	}
 	root := paths.Root(dst)

@@ -37,7 +37,7 @@ func indexTar(f *os.File) (*archive, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read tar: %v: %w", err, errMalformed)
+			return nil, fmt.Errorf("read tar: %w: %w", err, errMalformed)
 		}
 		n := cleanName(h.Name)
 		if n == "" {
@@ -59,7 +59,7 @@ func indexTar(f *os.File) (*archive, error) {
 		case tar.TypeSymlink, tar.TypeLink:
 			target := h.Linkname
 			if h.Typeflag == tar.TypeSymlink && !strings.HasPrefix(target, "/") {
-				target = path.Join(path.Dir(n), target)
+				target = path.Join(path.Dir(n), target) //nolint:gosec // archive names are map keys here, never paths on disk
 			}
 			links[n] = cleanName(target)
 		}

@@ -71,7 +71,7 @@ func Login(ctx context.Context, server, username, password string, opts ...Optio
 	}
 	reg, err := name.NewRegistry(host, ropts...)
 	if err != nil {
-		return fmt.Errorf("login %s: invalid registry: %v: %w", server, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("login %s: invalid registry: %w: %w", server, err, errdefs.ErrInvalidArgument)
 	}
 	if err := checkLogin(ctx, reg, &authn.Basic{Username: username, Password: password}, o.transport); err != nil {
 		return fmt.Errorf("login %s: %w", host, err)
@@ -131,13 +131,13 @@ func editAuths(edit func(map[string]map[string]any) error) error {
 		return fmt.Errorf("read %s: %w", path, err)
 	default:
 		if err := json.Unmarshal(b, &doc); err != nil {
-			return fmt.Errorf("%s is not valid JSON (fix or remove it): %v: %w", path, err, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("%s is not valid JSON (fix or remove it): %w: %w", path, err, errdefs.ErrInvalidArgument)
 		}
 	}
 	auths := map[string]map[string]any{}
 	if raw, ok := doc["auths"]; ok {
 		if err := json.Unmarshal(raw, &auths); err != nil {
-			return fmt.Errorf("%s: bad auths section: %v: %w", path, err, errdefs.ErrInvalidArgument)
+			return fmt.Errorf("%s: bad auths section: %w: %w", path, err, errdefs.ErrInvalidArgument)
 		}
 	}
 	if err := edit(auths); err != nil {
@@ -159,7 +159,7 @@ func editAuths(edit func(map[string]map[string]any) error) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }() // gone after the rename; removes a failed write
 	if _, err := tmp.Write(append(out, '\n')); err != nil {
 		tmp.Close()
 		return err

@@ -116,10 +116,10 @@ func (p *puller) fetchBlob(ctx context.Context, c *client, desc v1.Descriptor, k
 	p.emit(ev)
 	if err := w.Commit(); err != nil {
 		if errors.Is(err, content.ErrSizeMismatch) {
-			return fetched, false, fmt.Errorf("%v: the download was truncated; retry the pull: %w", err, errdefs.ErrUnavailable)
+			return fetched, false, fmt.Errorf("%w: the download was truncated; retry the pull: %w", err, errdefs.ErrUnavailable)
 		}
 		if errors.Is(err, content.ErrDigestMismatch) {
-			return fetched, false, fmt.Errorf("%v: the registry served corrupt data; retry, or re-push the image: %w", err, errdefs.ErrInvalidArgument)
+			return fetched, false, fmt.Errorf("%w: the registry served corrupt data; retry, or re-push the image: %w", err, errdefs.ErrInvalidArgument)
 		}
 		return fetched, false, err
 	}
@@ -185,7 +185,7 @@ func (p *puller) download(ctx context.Context, c *client, w *content.Writer, ev 
 			if errors.Is(context.Cause(rctx), errStalled) {
 				rerr = errStalled
 			}
-			return n, fmt.Errorf("blob %s: download broke after %d bytes: %v: %w", ev.Digest, ev.Done, rerr, errdefs.ErrUnavailable)
+			return n, fmt.Errorf("blob %s: download broke after %d bytes: %w: %w", ev.Digest, ev.Done, rerr, errdefs.ErrUnavailable)
 		}
 	}
 	p.s.bytesFetched.Add(n)

@@ -61,7 +61,7 @@ func (s *Store) syncIndex() {
 	}
 	path := filepath.Join(s.content.Dir(), "index.json")
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		s.opts.logger.Warn("image: write index.json", "err", err)
 		return
 	}

@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 )
@@ -36,7 +37,7 @@ func (s *Store) AddLease(ctx context.Context, id string, d v1.Hash) error {
 func (s *Store) RemoveLease(ctx context.Context, id string) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		err := tx.Bucket(bucketLeases).DeleteBucket([]byte(id))
-		if err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+		if err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return fmt.Errorf("remove lease %s: %w", id, err)
 		}
 		return nil

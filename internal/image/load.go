@@ -28,7 +28,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	defer os.Remove(spool.Name())
+	defer func() { _ = os.Remove(spool.Name()) }()
 	defer spool.Close()
 	if _, err := io.Copy(spool, r); err != nil {
 		return nil, fmt.Errorf("load: read archive: %w", content.DiskError(err))
@@ -138,7 +138,7 @@ func (l *loader) ingestImage(ctx context.Context, p pending) error {
 	}
 	cfg, err := v1.ParseConfigFile(bytesReader(cfgRaw))
 	if err != nil {
-		return fmt.Errorf("image %s: config %s: %v: %w", p.digest, p.m.Config.Digest, err, errMalformed)
+		return fmt.Errorf("image %s: config %s: %w: %w", p.digest, p.m.Config.Digest, err, errMalformed)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(p.m.Layers) {
 		return fmt.Errorf("image %s: config lists %d diff IDs for %d layers: %w", p.digest, len(cfg.RootFS.DiffIDs), len(p.m.Layers), errMalformed)
@@ -195,7 +195,7 @@ func (l *loader) blob(ctx context.Context, p pending, desc v1.Descriptor) ([]byt
 		l.added[desc.Digest] = true
 	case errors.Is(err, errdefs.ErrAlreadyExists):
 	case errors.Is(err, content.ErrDigestMismatch), errors.Is(err, content.ErrSizeMismatch):
-		return nil, fmt.Errorf("image %s: %v (corrupt archive): %w", p.digest, err, errMalformed)
+		return nil, fmt.Errorf("image %s: %w (corrupt archive): %w", p.digest, err, errMalformed)
 	default:
 		return nil, fmt.Errorf("image %s: %w", p.digest, err)
 	}
@@ -213,12 +213,12 @@ func (l *loader) checkDiffID(desc v1.Descriptor, want v1.Hash) error {
 	}
 	rc, err := cl.Uncompressed()
 	if err != nil {
-		return fmt.Errorf("blob %s: %v: %w", desc.Digest, err, errMalformed)
+		return fmt.Errorf("blob %s: %w: %w", desc.Digest, err, errMalformed)
 	}
 	defer func() { _ = rc.Close() }()
 	got, _, err := v1.SHA256(rc)
 	if err != nil {
-		return fmt.Errorf("blob %s: decompress: %v: %w", desc.Digest, err, errMalformed)
+		return fmt.Errorf("blob %s: decompress: %w: %w", desc.Digest, err, errMalformed)
 	}
 	if got != want {
 		return fmt.Errorf("blob %s decompresses to %s, the config says %s: %w", desc.Digest, got, want, errMalformed)

@@ -36,7 +36,7 @@ func (l *loader) dockerManifests() ([]dockerManifest, error) {
 	}
 	var ms []dockerManifest
 	if err := json.Unmarshal(b, &ms); err != nil {
-		return nil, fmt.Errorf("manifest.json: %v: %w", err, errMalformed)
+		return nil, fmt.Errorf("manifest.json: %w: %w", err, errMalformed)
 	}
 	return ms, nil
 }
@@ -57,7 +57,7 @@ func (l *loader) planOCI() ([]pending, error) {
 	}
 	idx, _, err := ParseIndex(raw)
 	if err != nil {
-		return nil, fmt.Errorf("index.json: %v: %w", err, errMalformed)
+		return nil, fmt.Errorf("index.json: %w: %w", err, errMalformed)
 	}
 	dms, err := l.dockerManifests()
 	if err != nil {
@@ -77,7 +77,7 @@ func (l *loader) planOCI() ([]pending, error) {
 			}
 			cidx, _, err := ParseIndex(child)
 			if err != nil {
-				return nil, fmt.Errorf("index %s: %v: %w", desc.Digest, err, errMalformed)
+				return nil, fmt.Errorf("index %s: %w: %w", desc.Digest, err, errMalformed)
 			}
 			if mdesc, err = selectPlatform(desc.Digest.String(), cidx, l.s.opts.platform); err != nil {
 				return nil, err

@@ -47,7 +47,7 @@ func Sniff(raw []byte) (types.MediaType, error) {
 	}
 	var p probe
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return "", fmt.Errorf("manifest is not valid JSON: %v: %w", err, errdefs.ErrInvalidArgument)
+		return "", fmt.Errorf("manifest is not valid JSON: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if p.SchemaVersion == 1 {
 		return "", fmt.Errorf("docker schema 1 manifest (deprecated; re-push the image with a current client): %w", ErrUnsupported)
@@ -82,7 +82,7 @@ func ParseManifest(raw []byte) (*v1.Manifest, types.MediaType, error) {
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, "", fmt.Errorf("parse manifest: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, "", fmt.Errorf("parse manifest: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if !configTypes[m.Config.MediaType] {
 		return nil, "", fmt.Errorf("config media type %q (not a container image): %w", m.Config.MediaType, ErrUnsupported)
@@ -112,7 +112,7 @@ func ParseIndex(raw []byte) (*v1.IndexManifest, types.MediaType, error) {
 	}
 	idx, err := v1.ParseIndexManifest(bytes.NewReader(raw))
 	if err != nil {
-		return nil, "", fmt.Errorf("parse index: %v: %w", err, errdefs.ErrInvalidArgument)
+		return nil, "", fmt.Errorf("parse index: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
 	for i, m := range idx.Manifests {
 		if err := checkDesc(fmt.Sprintf("index entry %d", i), m); err != nil {

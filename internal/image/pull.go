@@ -176,7 +176,7 @@ func (p *puller) undo() {
 func newRecord(m *v1.Manifest, mt types.MediaType, raw, cfgRaw []byte) (*record, error) {
 	cfg, err := v1.ParseConfigFile(bytesReader(cfgRaw))
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %v: %w", m.Config.Digest, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("config %s: %w: %w", m.Config.Digest, err, errdefs.ErrInvalidArgument)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("config %s lists %d diff IDs for %d layers (broken image): %w", m.Config.Digest, len(cfg.RootFS.DiffIDs), len(m.Layers), errdefs.ErrInvalidArgument)

@@ -20,7 +20,7 @@ func ParseReference(s string) (name.Reference, error) {
 	}
 	ref, err := name.ParseReference(s, name.WithDefaultRegistry("docker.io"))
 	if err != nil {
-		return nil, fmt.Errorf("invalid image reference %q: %v: %w", s, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("invalid image reference %q: %w: %w", s, err, errdefs.ErrInvalidArgument)
 	}
 	return ref, nil
 }
@@ -79,7 +79,7 @@ func (s *Store) parseForRegistry(ref string) (name.Reference, error) {
 	}
 	r2, err := name.ParseReference(ref, name.WithDefaultRegistry("docker.io"), name.Insecure)
 	if err != nil {
-		return nil, fmt.Errorf("invalid image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+		return nil, fmt.Errorf("invalid image reference %q: %w: %w", ref, err, errdefs.ErrInvalidArgument)
 	}
 	return r2, nil
 }

@@ -62,12 +62,13 @@ var acceptManifests = strings.Join([]string{
 // manifest fetches a manifest or index by tag or digest, bounded in size and
 // verified against the digest when one was asked for.
 func (c *client) manifest(ctx context.Context, ref string) ([]byte, v1.Hash, error) {
+	//nolint:gosec // fetching from the registry the user named is the point
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("manifests", ref), nil)
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
 	req.Header.Set("Accept", acceptManifests)
-	resp, err := c.http.Do(req)
+	resp, err := c.http.Do(req) //nolint:gosec // as above
 	if err != nil {
 		return nil, v1.Hash{}, registryError(c.repo.String()+":"+ref, "", err)
 	}
@@ -93,6 +94,7 @@ func (c *client) manifest(ctx context.Context, ref string) ([]byte, v1.Hash, err
 // blob opens blob d from byte offset (0: whole blob). partial reports
 // whether the registry honoured the Range request (206).
 func (c *client) blob(ctx context.Context, d v1.Hash, offset, size int64) (body io.ReadCloser, partial bool, err error) {
+	//nolint:gosec // fetching from the registry the user named is the point
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url("blobs", d.String()), nil)
 	if err != nil {
 		return nil, false, err
@@ -147,9 +149,9 @@ func registryError(ref, blob string, err error) error {
 	var ne net.Error
 	var oe *net.OpError
 	if errors.As(err, &oe) || errors.As(err, &ne) {
-		return fmt.Errorf("%s: cannot reach the registry (%v): check the address and network, or --insecure-registry for a plain-HTTP registry: %w", what, err, errdefs.ErrUnavailable)
+		return fmt.Errorf("%s: cannot reach the registry (%w): check the address and network, or --insecure-registry for a plain-HTTP registry: %w", what, err, errdefs.ErrUnavailable)
 	}
-	return fmt.Errorf("%s: %v: %w", what, err, errdefs.ErrUnavailable)
+	return fmt.Errorf("%s: %w: %w", what, err, errdefs.ErrUnavailable)
 }
 
 func registryOf(ref string) string {

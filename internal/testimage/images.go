@@ -161,7 +161,7 @@ func Sized(seed uint64, n, size int) (v1.Image, error) {
 // randomBytes returns size pseudo-random bytes from seed; with textEvery > 0
 // every textEvery-th quarter of each 1 MiB block is compressible text.
 func randomBytes(seed uint64, size int, textEvery int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) //nolint:gosec // deterministic test content, not secrets
 	b := make([]byte, size)
 	for i := 0; i+8 <= len(b); i += 8 {
 		v := r.Uint64()

@@ -112,11 +112,11 @@ storage:
 http:
   addr: %s
 `, filepath.Join(dir, "storage"), host)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", nil, err
 	}
 	cfgPath := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return "", nil, err
 	}
 	cmd := exec.Command(DockerRegistryPath, "serve", cfgPath)

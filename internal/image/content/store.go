@@ -48,19 +48,19 @@ func Open(dir string, opts ...Option) (*Store, error) {
 		o(s)
 	}
 	for _, d := range []string{filepath.Join(dir, "blobs", "sha256"), s.ingestDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("open content store: %w", err)
 		}
 	}
 	layout := filepath.Join(dir, "oci-layout")
 	if _, err := os.Stat(layout); errors.Is(err, fs.ErrNotExist) {
-		if err := os.WriteFile(layout, []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		if err := os.WriteFile(layout, []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o600); err != nil {
 			return nil, fmt.Errorf("open content store: %w", err)
 		}
 	}
 	index := filepath.Join(dir, "index.json")
 	if _, err := os.Stat(index); errors.Is(err, fs.ErrNotExist) {
-		if err := os.WriteFile(index, []byte(`{"schemaVersion":2,"manifests":[]}`), 0o644); err != nil {
+		if err := os.WriteFile(index, []byte(`{"schemaVersion":2,"manifests":[]}`), 0o600); err != nil {
 			return nil, fmt.Errorf("open content store: %w", err)
 		}
 	}

@@ -61,7 +61,7 @@ func (s *Store) Writer(ctx context.Context, d v1.Hash, size int64) (*Writer, err
 }
 
 func (s *Store) openIngest(d v1.Hash, size int64) (*Writer, error) {
-	f, err := os.OpenFile(s.ingestPath(d), os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(s.ingestPath(d), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("ingest %s: %w", d, wrapDisk(err))
 	}
@@ -127,7 +127,7 @@ func (w *Writer) Commit() error {
 			return fmt.Errorf("ingest %s: fsync: %w", w.d, wrapDisk(err))
 		}
 	}
-	if err := w.f.Chmod(0o444); err != nil {
+	if err := w.f.Chmod(0o400); err != nil {
 		return fmt.Errorf("ingest %s: %w", w.d, err)
 	}
 	if err := os.Rename(w.s.ingestPath(w.d), w.s.Path(w.d)); err != nil {
@@ -231,6 +231,6 @@ func (s *Store) Demote(d v1.Hash) error {
 		}
 		return fmt.Errorf("demote blob %s: %w", d, err)
 	}
-	_ = os.Chmod(s.ingestPath(d), 0o644)
+	_ = os.Chmod(s.ingestPath(d), 0o600)
 	return nil
 }
