@@ -80,7 +80,7 @@ func (s *supervisor) Exec(ctx context.Context, req guest.ExecRequest, stdio gues
 		p.copy(or, stdio.Stdout)
 		p.copy(er, stdio.Stderr)
 	}
-	pid, ch, err := s.in.reaper.Spawn(path, Proc{Argv: req.Argv, Env: env, Dir: dir, Cred: cred, Files: child, Ctty: req.TTY})
+	pid, ch, err := s.in.reaper.Spawn(path, Proc{Argv: req.Argv, Env: env, Dir: dir, Cred: cred, Files: child, Ctty: req.TTY, Cgroup: s.in.cg})
 	for _, f := range child {
 		f.Close()
 	}

@@ -28,8 +28,10 @@ type Init struct {
 	workdir string
 	path    string
 
-	exitCh    <-chan unix.WaitStatus
-	oomBefore int64
+	cg          *appCgroup
+	exitCh      <-chan unix.WaitStatus
+	oomBefore   int64
+	cgOOMBefore int64
 }
 
 // Main runs init and never returns: it ends by powering the VM off.
@@ -80,7 +82,7 @@ func (in *Init) supervise() {
 			_ = unix.Kill(pid, s.(syscall.Signal))
 		case ws := <-in.exitCh:
 			ex := exitStatus(ws)
-			if ex.Signal == int(unix.SIGKILL) && in.oomBefore >= 0 && oomKills() > in.oomBefore {
+			if ex.Signal == int(unix.SIGKILL) && in.oomKilled() {
 				ex.OOMKilled = true
 			}
 			in.sup.exited(ex)
@@ -88,6 +90,15 @@ func (in *Init) supervise() {
 			return
 		}
 	}
+}
+
+// oomKilled reports whether an OOM kill happened since the entrypoint
+// started: in its cgroup when it has one, else anywhere.
+func (in *Init) oomKilled() bool {
+	if in.cg != nil && in.cgOOMBefore >= 0 {
+		return in.cg.oomKills() > in.cgOOMBefore
+	}
+	return in.oomBefore >= 0 && oomKills() > in.oomBefore
 }
 
 // fail reports a boot failure and powers off.

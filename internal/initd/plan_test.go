@@ -17,7 +17,7 @@ func TestStepsOrder(t *testing.T) {
 		names = append(names, s.Name)
 	}
 	got := strings.Join(names, " ")
-	want := "mount-early modules control config root switch-root mount-late hostname etc-files network volumes rlimits user workdir command spawn"
+	want := "mount-early modules control config root switch-root mount-late hostname etc-files network volumes rlimits cgroup user workdir command spawn"
 	if got != want {
 		t.Fatalf("steps:\n got %s\nwant %s", got, want)
 	}

@@ -22,6 +22,8 @@ type Proc struct {
 	Files []*os.File // stdin, stdout, stderr
 	// Ctty makes Files[0] the controlling terminal of a new session.
 	Ctty bool
+	// Cgroup, when set, is the cgroup the process starts in.
+	Cgroup *appCgroup
 }
 
 // LookPath finds argv0 like execvp in a root whose PATH is path: a name
@@ -97,6 +99,9 @@ func (r *Reaper) Spawn(path string, p Proc) (int, <-chan unix.WaitStatus, error)
 			Setctty: p.Ctty,
 			Ctty:    0,
 		},
+	}
+	if p.Cgroup != nil {
+		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, int(p.Cgroup.fd.Fd())
 	}
 	if p.Cred.UID != 0 || p.Cred.GID != 0 || len(p.Cred.Groups) > 0 {
 		attr.Sys.Credential = &syscall.Credential{Uid: p.Cred.UID, Gid: p.Cred.GID, Groups: p.Cred.Groups}

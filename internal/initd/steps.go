@@ -35,6 +35,7 @@ var Steps = []Step{
 	{"network", guest.ReasonNetwork, func(in *Init) error { return configureNetwork(in.cfg.Network, in.log) }},
 	{"volumes", guest.ReasonMount, (*Init).mountVolumes},
 	{"rlimits", guest.ReasonInit, (*Init).setRlimits},
+	{"cgroup", guest.ReasonInit, (*Init).setupCgroup},
 	{"user", guest.ReasonUser, (*Init).resolveUser},
 	{"workdir", guest.ReasonWorkdir, (*Init).prepareWorkdir},
 	{"command", guest.ReasonNotFound, (*Init).resolveCommand},
@@ -168,6 +169,19 @@ func (in *Init) setRlimits() error {
 	return nil
 }
 
+// setupCgroup puts the app in a memory cgroup; without one (no cgroup2 or
+// memcg) the app runs in the root cgroup and OOM detection falls back to
+// the global counter.
+func (in *Init) setupCgroup() error {
+	cg, err := setupAppCgroup()
+	if err != nil {
+		in.log.Noticef("warning: no app memory cgroup (%v): OOM is detected from /proc/vmstat", err)
+		return nil
+	}
+	in.cg = cg
+	return nil
+}
+
 func (in *Init) resolveUser() error {
 	passwd, _ := os.ReadFile("/etc/passwd")
 	group, _ := os.ReadFile("/etc/group")
@@ -254,29 +268,13 @@ func (in *Init) spawnEntrypoint() error {
 		defer out.Close()
 		files = []*os.File{null, out, out}
 	}
-	in.oomBefore = oomKills()
+	in.oomBefore, in.cgOOMBefore = oomKills(), in.cg.oomKills()
 	in.sup.markReady(in)
-	pid, ch, err := in.reaper.Spawn(in.path, Proc{Argv: in.cfg.Argv(), Env: in.env, Dir: in.workdir, Cred: in.cred, Files: files, Ctty: in.cfg.TTY})
+	pid, ch, err := in.reaper.Spawn(in.path, Proc{Argv: in.cfg.Argv(), Env: in.env, Dir: in.workdir, Cred: in.cred, Files: files, Ctty: in.cfg.TTY, Cgroup: in.cg})
 	if err != nil {
 		return err
 	}
 	in.sup.started(pid)
 	in.exitCh = ch
 	return nil
-}
-
-// oomKills reads the kernel's count of OOM kills.
-func oomKills() int64 {
-	b, err := os.ReadFile("/proc/vmstat")
-	if err != nil {
-		return -1
-	}
-	var n int64 = -1
-	for _, l := range strings.Split(string(b), "\n") {
-		var v int64
-		if _, err := fmt.Sscanf(l, "oom_kill %d", &v); err == nil {
-			n = v
-		}
-	}
-	return n
 }

@@ -220,6 +220,11 @@ func TestBootOOM(t *testing.T) {
 	if !ok || !ex.OOMKilled || ex.Code != 137 {
 		t.Fatalf("exit %+v (found %v), want oom_killed 137\nconsole:\n%s", ex, ok, res.Console)
 	}
+	// The kill happened inside the app's memory cgroup, not as a global
+	// OOM that could leave the kernel nothing to kill but init.
+	if !strings.Contains(res.Console, "Memory cgroup out of memory") {
+		t.Errorf("not a memory-cgroup OOM:\n%s", res.Console)
+	}
 }
 
 // TestBootBadInput: each kind of bad input ends the boot with one console
