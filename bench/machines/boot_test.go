@@ -117,16 +117,14 @@ func bareSetup(b testing.TB, c *api.Client, img, root, dir string) []string {
 			b.Fatalf("cp %s: %v %s", f, err, out)
 		}
 	}
-	// The same argv, with paths moved to dir, minus the NIC: its TAP was
-	// an inherited descriptor of the daemon's (a conservative comparison:
-	// the bare boot does a little less).
-	var args []string
-	for i := 0; i < len(rec.Plan.Args); i++ {
-		a := rec.Plan.Args[i]
-		if (a == "-netdev" || a == "-device") && i+1 < len(rec.Plan.Args) &&
-			(strings.HasPrefix(rec.Plan.Args[i+1], "tap,") || strings.HasPrefix(rec.Plan.Args[i+1], "virtio-net-device")) {
-			i++
-			continue
+	// The same argv, with paths moved to dir; the NIC's TAP (an inherited
+	// descriptor of the daemon's) becomes one QEMU creates itself, in the
+	// daemon's network namespace (bareBoot runs QEMU there).
+	ns := filepath.Base(filepath.Dir(root))
+	args := []string{"ip", "netns", "exec", ns}
+	for _, a := range rec.Plan.Args {
+		if strings.HasPrefix(a, "tap,") {
+			a = "tap,id=eth0,ifname=fb-bare,script=no,downscript=no"
 		}
 		args = append(args, strings.ReplaceAll(a, mdir, dir))
 	}
