@@ -10,6 +10,7 @@ pkgs=(
   iproute2 iptables nftables      # bridge, TAP, NAT
   busybox-static                  # test images built without the internet
   skopeo umoci docker-registry    # peers and oracles in tests and bench/
+  podman                          # registry interop tests
   linux-source-6.1 flex bison bc libelf-dev libssl-dev dwarves  # guest kernel build
 )
 missing=()

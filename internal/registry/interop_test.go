@@ -227,3 +227,46 @@ func digestOf(raw string) string {
 	}
 	return h.String()
 }
+
+func TestInteropPodman(t *testing.T) {
+	podman := requireTool(t, "podman")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for podman with a private storage root")
+	}
+	tr := newTestRegistry(t)
+	secret := tr.org(t, "acme", store.ScopePush)
+	img := ociImage(t, 4096, 2)
+	ref, _ := name.ParseReference(tr.host + "/base:v1")
+	if err := remote.Write(ref, img, remote.WithAuth(&authn.Basic{Username: "acme", Password: secret})); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	env := append(peerEnv(t), "REGISTRY_AUTH_FILE="+filepath.Join(dir, "auth.json"))
+	base := []string{"--root", filepath.Join(dir, "storage"), "--runroot", filepath.Join(dir, "run"), "--storage-driver", "vfs"}
+	login := exec.Command(podman, append(base, "login", "--tls-verify=false", "-u", "acme", "--password-stdin", tr.host)...)
+	login.Env = append(os.Environ(), env...)
+	login.Stdin = strings.NewReader(secret)
+	if b, err := login.CombinedOutput(); err != nil {
+		t.Fatalf("podman login: %v %s", err, b)
+	}
+	run(t, env, podman, append(base, "pull", "--tls-verify=false", tr.host+"/base:v1")...)
+	run(t, env, podman, append(base, "push", "--tls-verify=false", tr.host+"/base:v1", tr.host+"/copy:v1")...)
+	got, err := remote.Image(mustRef(t, tr.host+"/copy:v1"), remote.WithAuth(&authn.Basic{Username: "acme", Password: secret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLayers, _ := img.Layers()
+	gotLayers, _ := got.Layers()
+	if len(gotLayers) != len(wantLayers) {
+		t.Fatalf("podman push: %d layers, want %d", len(gotLayers), len(wantLayers))
+	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
