@@ -401,3 +401,42 @@ func TestAttackCatalogPaginationAbuse(t *testing.T) {
 		t.Fatalf("Link %q", got)
 	}
 }
+
+// TestAttackRevocationReachesBusyClient: a client that keeps using a JWT
+// (so its token sits in the server's cache) is cut off within the cache TTL
+// of a revocation.
+func TestAttackRevocationReachesBusyClient(t *testing.T) {
+	tr := newTestRegistry(t)
+	ctx := context.Background()
+	tok, secret, _ := tr.store.CreateToken(ctx, mustOrgName(t, tr, "acme"), store.NewTokenOpts{})
+	_, jwt := tr.jwtFor(t, "acme", secret, "repository:web:pull,push")
+	for _, auth := range []string{bearer(jwt), bearer(secret)} {
+		if r := tr.do(t, call{method: "POST", path: "/v2/web/blobs/uploads/", auth: auth}); r.status != http.StatusAccepted {
+			t.Fatalf("before revocation: %d", r.status)
+		}
+	}
+	if err := tr.store.RevokeToken(ctx, tok.ID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(tokenCacheTTL + 500*time.Millisecond)
+	for _, auth := range []string{bearer(jwt), bearer(secret)} {
+		for {
+			r := tr.do(t, call{method: "POST", path: "/v2/web/blobs/uploads/", auth: auth})
+			if r.status == http.StatusUnauthorized {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("revoked token still works after %s: %d", tokenCacheTTL, r.status)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+func mustOrgName(t *testing.T, tr *testRegistry, name string) string {
+	t.Helper()
+	if _, err := tr.store.CreateOrg(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
