@@ -147,6 +147,13 @@ type Options struct {
 	Append string
 	// Extra QEMU arguments (devices).
 	Extra []string
+	// ACPI keeps the microvm's ACPI tables. By default they are off
+	// (-M microvm,acpi=off): QEMU then lists the virtio-mmio devices on the
+	// kernel command line (virtio_mmio.device=), as Firecracker does, which
+	// every kernel understands; the built 6.1 kernel fails to load microvm's
+	// DSDT ("Unable to load the System Description Tables") and would see no
+	// disks. Init ends the VM with a reboot, which needs no ACPI.
+	ACPI bool
 }
 
 // Start boots cfg with disks. It returns at once; Wait collects the result.
@@ -184,6 +191,9 @@ func (e *Env) Start(t testing.TB, cfg *guest.RunConfig, disks Disks, o Options) 
 		"-chardev", "socket,id=ctl,path="+b.Control+",server=on,wait=off",
 		"-device", "virtserialport,chardev=ctl,name="+guest.SerialPortName,
 		"-device", "virtio-rng-device")
+	if !o.ACPI {
+		extra = append(extra, "-M", "microvm,acpi=off")
+	}
 	extra = append(extra, o.Extra...)
 	mem := o.MemoryMB
 	if mem == 0 {
