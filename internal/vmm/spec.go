@@ -33,6 +33,13 @@ type Spec struct {
 	Kernel  string `json:"kernel"`
 	Initrd  string `json:"initrd,omitempty"`
 	Cmdline string `json:"cmdline,omitempty"`
+	// ACPI says the guest kernel finds its devices through ACPI: Debian's
+	// modular fallback kernel, whose virtio_mmio is a module that never sees
+	// virtio_mmio.device= on the command line. Otherwise (the built
+	// vmlinux) QEMU runs microvm with acpi=off and lists the devices on the
+	// command line; a partial ACPI in a minimal kernel breaks interrupt
+	// routing (userspace console output never appears).
+	ACPI bool `json:"acpi,omitempty"`
 
 	VCPUs     int `json:"vcpus"`
 	MemoryMiB int `json:"memory_mib"`

@@ -58,6 +58,7 @@ busybox reboot -f
 // Debian's fallback kernel with its virtio modules in the initramfs.
 type guestKernel struct {
 	path       string
+	acpi       bool // the fallback kernel finds its virtio devices through ACPI
 	modulesDir string
 	modules    []string
 }
@@ -87,7 +88,7 @@ func requireQEMUBoot(t *testing.T) (guestKernel, string) {
 		t.Skipf("needs the guest kernel: %v (fallback modules: %v)", err, merr)
 	}
 	t.Logf("no built vmlinux (%v): booting the fallback kernel %s", err, fb.Kernel)
-	return guestKernel{path: fb.Kernel, modulesDir: fb.ModulesDir, modules: mods}, bb
+	return guestKernel{path: fb.Kernel, acpi: true, modulesDir: fb.ModulesDir, modules: mods}, bb
 }
 
 // TestBootSmoke boots a busybox initramfs through the driver and checks the
@@ -114,7 +115,7 @@ func TestBootSmoke(t *testing.T) {
 		}
 	}
 	spec := vmm.Spec{
-		ID: "smoke", Dir: dir, Kernel: gk.path, Initrd: initrd,
+		ID: "smoke", Dir: dir, Kernel: gk.path, Initrd: initrd, ACPI: gk.acpi,
 		VCPUs: 1, MemoryMiB: 128,
 		Drives: []vmm.Drive{
 			{ID: "base", Path: filepath.Join(dir, "base.img"), ReadOnly: true},

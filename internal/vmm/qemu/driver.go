@@ -119,7 +119,7 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (*vmm.Process, error)
 	if _, err := os.Stat(spec.Kernel); err != nil {
 		return nil, fmt.Errorf("qemu: guest kernel: %w: %w", err, errdefs.ErrNotFound)
 	}
-	_, _ = d.Probe(ctx, spec.Kernel)
+	_, _ = d.probe(ctx, spec)
 	plan, err := d.Plan(spec)
 	if err != nil {
 		return nil, err

@@ -40,7 +40,7 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 	}
 	a := []string{d.binary,
 		"-name", spec.Marker(),
-		"-M", "microvm,x-option-roms=off,rtc=off",
+		"-M", machine(spec),
 		"-accel", accel,
 		"-cpu", cpu,
 		"-smp", strconv.Itoa(spec.VCPUs),
@@ -117,6 +117,16 @@ func (d *Driver) cmdline(spec vmm.Spec, accel string) (string, error) {
 		pre = append(pre, "tsc_early_khz="+strconv.FormatUint(khz, 10))
 	}
 	return strings.TrimSpace(strings.Join(pre, " ") + " " + spec.Cmdline), nil
+}
+
+// machine is the -M value: microvm without option ROMs or RTC, and without
+// ACPI unless the kernel needs it (devices are then on the command line).
+func machine(spec vmm.Spec) string {
+	m := "microvm,x-option-roms=off,rtc=off"
+	if !spec.ACPI {
+		m += ",acpi=off"
+	}
+	return m
 }
 
 // esc doubles commas, QEMU's escape inside an option value.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/vmm"
 )
 
 // ProbeTimeout bounds the KVM probe boot.
@@ -23,6 +24,10 @@ const ProbeTimeout = 5 * time.Second
 // switches an "auto" driver to TCG. Start runs it; the daemon may run it
 // early to report the accelerator at startup.
 func (d *Driver) Probe(ctx context.Context, kernel string) (string, error) {
+	return d.probe(ctx, vmm.Spec{Kernel: kernel})
+}
+
+func (d *Driver) probe(ctx context.Context, spec vmm.Spec) (string, error) {
 	accel, why := d.Accel()
 	if d.accel != AccelAuto || accel != AccelKVM {
 		return accel, why
@@ -31,20 +36,20 @@ func (d *Driver) Probe(ctx context.Context, kernel string) (string, error) {
 	defer d.probeMu.Unlock()
 	if !d.probed {
 		d.probed = true
-		if err := d.probeKVM(ctx, kernel); err != nil {
+		if err := d.probeKVM(ctx, spec); err != nil {
 			d.resolved, d.why = AccelTCG, err
 		}
 	}
 	return d.resolved, d.why
 }
 
-func (d *Driver) probeKVM(ctx context.Context, kernel string) error {
+func (d *Driver) probeKVM(ctx context.Context, spec vmm.Spec) error {
 	ctx, cancel := context.WithTimeout(ctx, ProbeTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, d.binary,
-		"-M", "microvm,x-option-roms=off,rtc=off", "-accel", "kvm", "-cpu", "host",
+		"-M", machine(spec), "-accel", "kvm", "-cpu", "host",
 		"-smp", "1", "-m", "64M", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-serial", "stdio", "-kernel", kernel, "-append", "console=ttyS0 panic=-1 reboot=t")
+		"-serial", "stdio", "-kernel", spec.Kernel, "-append", "console=ttyS0 panic=-1 reboot=t")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
