@@ -336,7 +336,7 @@ func TestConcurrentCreates(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := e.run(nil, "run", "-d", "--memory", "64m", "busybox:vm", "sleep", "1000")
+			r := e.run(nil, "run", "-d", "--memory", "128m", "busybox:vm", "sleep", "1000")
 			if r.code != 0 {
 				errs <- r.String()
 			}
@@ -349,7 +349,7 @@ func TestConcurrentCreates(t *testing.T) {
 		t.Error(s)
 	}
 	if n := len(strings.Fields(e.ok("ps", "-q"))); n != 20 {
-		t.Fatalf("%d machines running, want 20", n)
+		t.Fatalf("%d machines running, want 20\n%s", n, e.ok("ps", "-a"))
 	}
 	for _, id := range strings.Fields(e.ok("ps", "-a", "-q")) {
 		e.ok("rm", "-f", id)
