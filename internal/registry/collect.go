@@ -40,8 +40,19 @@ func GC(ctx context.Context, cfg Config, st *store.Store, opts gc.Options) (gc.R
 		return i > 0 && live[name[:i+1]]
 	}
 	rep, err := gc.Run(ctx, drv, st, opts)
-	if err == nil && !opts.DryRun {
-		err = st.ForgetBlobActivity(ctx, cfg.nowMinus(opts.Grace))
+	if err != nil || opts.DryRun {
+		return rep, err
 	}
-	return rep, err
+	// Repositories whose manifests were all deleted leave the catalog.
+	for _, o := range orgs {
+		ns := NamespaceFor(o.ID)
+		for _, internal := range rep.EmptyRepositories {
+			if name, ok := ns.External(internal); ok {
+				if err := st.RemoveRepo(ctx, o.ID, name); err != nil {
+					return rep, err
+				}
+			}
+		}
+	}
+	return rep, st.ForgetBlobActivity(ctx, cfg.nowMinus(opts.Grace))
 }

@@ -80,6 +80,9 @@ func TestGCFreesUnreferencedKeepsInFlight(t *testing.T) {
 			t.Fatalf("GET %s after gc: %d, want %d", d, r.status, want)
 		}
 	}
+	if r := tr.do(t, call{method: "GET", path: "/v2/_catalog", auth: auth}); r.body != "{\"repositories\":[\"web\"]}\n" {
+		t.Fatalf("catalog after gc (old had its only manifest deleted): %q", r.body)
+	}
 	if r := tr.do(t, call{method: "GET", path: "/v2/web/manifests/v1", auth: auth, accept: "application/vnd.oci.image.manifest.v1+json"}); r.status != 200 {
 		t.Fatalf("kept image: %d %s", r.status, r.body)
 	}

@@ -52,8 +52,10 @@ type Report struct {
 	BytesFreed          int64    `json:"bytes_freed"`
 	BlobsKeptRecent     int      `json:"blobs_kept_recent"`
 	RepositoriesRemoved []string `json:"repositories_removed,omitempty"`
-	Deleted             []string `json:"deleted,omitempty"`
-	DryRun              bool     `json:"dry_run"`
+	EmptyRepositories   []string `json:"empty_repositories,omitempty"` // live, but without manifests
+
+	Deleted []string `json:"deleted,omitempty"`
+	DryRun  bool     `json:"dry_run"`
 }
 
 // blobDataPath is where distribution keeps a blob's bytes (see its
@@ -99,7 +101,12 @@ func Run(ctx context.Context, drv driver.StorageDriver, act Activity, opts Optio
 			return nil
 		}
 		rep.Repositories++
-		return markRepo(ctx, reg, drv, name, mark, &rep)
+		before := rep.Manifests
+		err := markRepo(ctx, reg, drv, name, mark, &rep)
+		if err == nil && rep.Manifests == before {
+			rep.EmptyRepositories = append(rep.EmptyRepositories, name)
+		}
+		return err
 	})
 	var notFound driver.PathNotFoundError
 	if err != nil && !errors.As(err, &notFound) {

@@ -16,6 +16,14 @@ func (s *Store) AddRepo(ctx context.Context, orgID, name string) error {
 	return nil
 }
 
+// RemoveRepo drops a repository from org's catalog.
+func (s *Store) RemoveRepo(ctx context.Context, orgID, name string) error {
+	if _, err := s.exec(ctx, `DELETE FROM repos WHERE org_id = ? AND name = ?`, orgID, name); err != nil {
+		return fmt.Errorf("remove repo %s: %w", name, err)
+	}
+	return nil
+}
+
 // Repos lists up to n of org's repository names that sort after last.
 func (s *Store) Repos(ctx context.Context, orgID, last string, n int) ([]string, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT name FROM repos WHERE org_id = ? AND name > ? ORDER BY name LIMIT ?`), orgID, last, n)
