@@ -7,6 +7,7 @@
 package initbench
 
 import (
+	"os"
 	"regexp"
 	"strconv"
 	"testing"
@@ -35,9 +36,10 @@ func BenchmarkInitBoot(b *testing.B) {
 			DNS:      &guest.DNS{Nameservers: []string{"10.0.0.1"}},
 			Root:     guest.Root{Mode: guest.RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"},
 			Power:    guest.Power{ExitGraceMS: 1},
+			Debug:    os.Getenv("FERRY_BENCH_DEBUG") != "",
 		}
 		start := time.Now()
-		boot := e.Start(b, cfg, inittest.Disks{Base: base, Scratch: scratch}, inittest.Options{})
+		boot := e.Start(b, cfg, inittest.Disks{Base: base, Scratch: scratch}, inittest.Options{Append: os.Getenv("FERRY_BENCH_APPEND")})
 		res, err := boot.Wait()
 		if err != nil {
 			b.Fatalf("boot: %v\n%s", err, res.Console)
