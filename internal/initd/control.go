@@ -91,18 +91,29 @@ func serveSerial(dev string, h guest.Handler, log *Logger) {
 	}
 }
 
-// hostData waits up to a second for input on the port; false when no host
-// is connected (the port polls as hung up) or nothing came.
+// hostData waits (in Go's poller, holding no thread) until the port has
+// input; false when no host is connected (the port polls as hung up).
 func hostData(f *os.File) bool {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return true
 	}
 	ready := true
-	_ = rc.Control(func(fd uintptr) {
+	_ = rc.Read(func(fd uintptr) bool {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(pfd, 1000)
-		ready = err == nil && n > 0 && pfd[0].Revents&unix.POLLIN != 0
+		n, err := unix.Poll(pfd, 0)
+		switch {
+		case err != nil:
+			ready = false
+			return true
+		case n > 0 && pfd[0].Revents&unix.POLLIN != 0:
+			ready = true
+			return true
+		case n > 0 && pfd[0].Revents&unix.POLLHUP != 0:
+			ready = false
+			return true
+		}
+		return false // connected, idle: wait for the poller
 	})
 	return ready
 }

@@ -71,16 +71,19 @@ func (in *Init) mountEarly() error {
 }
 
 func (in *Init) loadConfig() error {
+	t0 := time.Now()
 	b, err := os.ReadFile(guest.ConfigPath)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", guest.ConfigPath, err)
 	}
+	t1 := time.Now()
 	cfg, err := guest.ParseConfig(b)
 	if err != nil {
 		return err
 	}
 	in.cfg = cfg
 	in.log.Debug = in.log.Debug || cfg.Debug
+	in.log.Infof("config: read %v, parsed %v", t1.Sub(t0), time.Since(t1))
 	return nil
 }
 
