@@ -128,6 +128,9 @@ func runMachine(ctx context.Context, g *globals, c *api.Client, f runFlags, req 
 	if f.interactive && f.tty {
 		return runInteractive(ctx, g, c, f, req)
 	}
+	if err := pullIfMissing(ctx, g, c, req.Config.Image); err != nil {
+		return err
+	}
 	m, err := c.CreateMachine(ctx, f.app, req)
 	if err != nil {
 		return err
@@ -160,6 +163,24 @@ func runMachine(ctx context.Context, g *globals, c *api.Client, f runFlags, req 
 		}
 	}
 	return finishRun(context.Background(), g, c, f, m, err)
+}
+
+// pullIfMissing pulls ref with progress on stderr, as docker run does,
+// when the daemon's cache does not have it (the daemon would pull it
+// anyway, silently).
+func pullIfMissing(ctx context.Context, g *globals, c *api.Client, ref string) error {
+	if _, err := c.InspectImage(ctx, ref); err == nil || !errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	fmt.Fprintf(g.err, "Unable to find image '%s' locally\n", ref)
+	auth, err := callerAuth(ref)
+	if err != nil {
+		return err
+	}
+	view := newProgressView(g.err, false, false)
+	_, err = c.Pull(ctx, api.PullRequest{Ref: ref, Auth: auth}, view.update)
+	view.finish(err == nil)
+	return err
 }
 
 // finishRun destroys a --rm machine and turns its exit into ours.

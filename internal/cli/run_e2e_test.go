@@ -362,7 +362,12 @@ func TestConcurrentCreates(t *testing.T) {
 func TestRunFailuresLeaveNothing(t *testing.T) {
 	e := vmEnv(t)
 	t.Parallel()
-	e.fails([]string{"nosuch"}, "run", "--rm", "127.0.0.1:1/nosuch:1")
+	// An image that cannot be found: docker's "Unable to find image" line,
+	// then the error.
+	if r := e.run(nil, "run", "--rm", "127.0.0.1:1/nosuch:1"); r.code == 0 || !strings.Contains(r.stderr, "Unable to find image") ||
+		!strings.Contains(r.stderr, "ferry: ") || !strings.Contains(r.stderr, "nosuch") {
+		t.Fatalf("missing image: %s", r)
+	}
 	e.fails([]string{"memory"}, "run", "--rm", "--memory", "-5", "busybox:vm", "true")
 	e.fails([]string{"restart"}, "run", "--rm", "--restart", "sometimes", "busybox:vm", "true")
 	if r := e.run(nil, "run", "--rm", "busybox:vm", "/no/such/binary"); r.code != 127 {
