@@ -106,7 +106,8 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 	rw := &rewriter{ResponseWriter: w, s: s, ns: c.ns, external: rt.repo, internal: internal, route: rt.name, method: r.Method}
 	switch {
 	case rt.name == routeUpload && r.Method == http.MethodPost:
-		if !s.mountIn(q, c) {
+		rw.onSuccess = s.recordBlob(r.Context(), c, rt.repo)
+		if !s.mountIn(r.Context(), q, c) {
 			// The JWT lacks pull on "from" though the org token has it: ask
 			// the client to fetch a token with that scope too, as
 			// distribution's token auth does. This depends only on the
@@ -127,6 +128,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 			return
 		}
 	case rt.name == routeUploadPart && r.Method == http.MethodPut:
+		rw.onSuccess = s.recordBlob(r.Context(), c, rt.repo)
 		rw.digestOut = nonCanonical(q.Get("digest"))
 		s.touches.touch(q.Get("digest"))
 	case rt.name == routeBlob:
@@ -151,6 +153,20 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 	r.RequestURI = r.URL.RequestURI()
 	s.app.ServeHTTP(rw, r)
 	rw.finish()
+}
+
+// recordBlob returns a success hook that remembers which repository of
+// the caller's org received a blob (for anonymous mounts).
+func (s *Server) recordBlob(ctx context.Context, c *caller, repo string) func(http.Header) {
+	return func(h http.Header) {
+		d := h.Get("Docker-Content-Digest")
+		if d == "" {
+			return
+		}
+		if err := s.store.RecordOrgBlob(ctx, c.token.OrgID, d, repo); err != nil {
+			s.log.Error("registry blob record", "err", err)
+		}
+	}
 }
 
 // canonicalBlob returns the sha256 digest recorded for a blob uploaded
@@ -216,10 +232,12 @@ func (s *Server) stateOut(token string, ns Namespace) string {
 // source is a valid name in the caller's org that the caller may pull;
 // otherwise the mount is dropped and the client gets an ordinary upload
 // session (202), which says nothing about whether the blob exists anywhere.
-// A mount without "from" is limited to the target repository itself.
+// A mount without "from" (OCI 1.1's anonymous mount) looks for the blob
+// only in the caller's org: in the repository that last received it there,
+// which the caller's org token may pull.
 // It returns false when the caller's JWT merely lacks the pull scope on
 // "from" that its org token would grant (the caller should re-challenge).
-func (s *Server) mountIn(q url.Values, c *caller) bool {
+func (s *Server) mountIn(ctx context.Context, q url.Values, c *caller) bool {
 	mount, from := q.Get("mount"), q.Get("from")
 	drop := func() bool {
 		q.Del("mount")
@@ -235,6 +253,10 @@ func (s *Server) mountIn(q url.Values, c *caller) bool {
 	}
 	s.touches.touch(mount)
 	if from == "" {
+		repo, err := s.store.OrgBlobRepo(ctx, c.token.OrgID, mount)
+		if internal, ok := c.ns.Internal(repo); err == nil && ok && slices.Contains(c.token.Scope.Actions(), "pull") {
+			q.Set("from", internal)
+		}
 		return true
 	}
 	internal, ok := c.ns.Internal(from)

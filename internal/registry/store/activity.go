@@ -83,3 +83,22 @@ func (s *Store) Setting(ctx context.Context, key string, make func() string) (st
 	}
 	return v, nil
 }
+
+// RecordOrgBlob records that org's repository repo now holds digest.
+func (s *Store) RecordOrgBlob(ctx context.Context, orgID, digest, repo string) error {
+	_, err := s.exec(ctx, `INSERT INTO org_blobs(org_id, digest, repo, at) VALUES (?, ?, ?, ?) ON CONFLICT (org_id, digest) DO UPDATE SET repo = excluded.repo, at = excluded.at`,
+		orgID, digest, repo, unix(s.now()))
+	if err != nil {
+		return fmt.Errorf("record blob %s: %w", digest, err)
+	}
+	return nil
+}
+
+// OrgBlobRepo returns the repository of org that last received digest.
+func (s *Store) OrgBlobRepo(ctx context.Context, orgID, digest string) (string, error) {
+	var repo string
+	if err := s.queryRow(ctx, `SELECT repo FROM org_blobs WHERE org_id = ? AND digest = ?`, orgID, digest).Scan(&repo); err != nil {
+		return "", notFound(err, "blob "+digest)
+	}
+	return repo, nil
+}

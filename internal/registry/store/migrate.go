@@ -48,6 +48,15 @@ var migrations = []string{
 		alias     TEXT PRIMARY KEY,
 		canonical TEXT NOT NULL
 	);`,
+	// 5: which repository of an org holds a blob it uploaded, for mounts
+	// that name no source repository.
+	`CREATE TABLE org_blobs (
+		org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+		digest TEXT NOT NULL,
+		repo   TEXT NOT NULL,
+		at     BIGINT NOT NULL,
+		PRIMARY KEY (org_id, digest)
+	);`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

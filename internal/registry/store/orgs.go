@@ -103,6 +103,7 @@ func (s *Store) DeleteOrg(ctx context.Context, name string) error {
 	for _, q := range []string{
 		`DELETE FROM tokens WHERE org_id = ?`,
 		`DELETE FROM repos WHERE org_id = ?`,
+		`DELETE FROM org_blobs WHERE org_id = ?`,
 		`DELETE FROM orgs WHERE id = ?`,
 	} {
 		if _, err := tx.ExecContext(ctx, s.q(q), o.ID); err != nil {
