@@ -320,3 +320,18 @@ func TestVsockConnect(t *testing.T) {
 		t.Fatalf("Status over vsock = %+v, %v", st, err)
 	}
 }
+
+type panicHandler struct{ fakeHandler }
+
+func (*panicHandler) Status() Status { panic("boom") }
+
+func TestHandlerPanicIsAnError(t *testing.T) {
+	c := startPair(t, &panicHandler{fakeHandler{exited: make(chan struct{})}})
+	if _, err := c.Status(t.Context()); err == nil || !strings.Contains(err.Error(), "internal error: boom") {
+		t.Fatalf("Status with a panicking handler: %v", err)
+	}
+	// The session survives.
+	if err := c.Signal(t.Context(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+}

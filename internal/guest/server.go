@@ -140,6 +140,12 @@ func awaitLine(br *bufio.Reader, word, want string) (string, error) {
 func serveStream(ctx context.Context, m *mux, s *stream, payload []byte, h Handler) {
 	defer m.forget(s)
 	defer s.finish(ErrClosed)
+	// A handler bug must not take PID 1 (and so the guest kernel) down.
+	defer func() {
+		if r := recover(); r != nil {
+			_ = m.sendJSON(frameReply, s.id, reply{Error: &RemoteError{Message: fmt.Sprintf("internal error: %v", r)}})
+		}
+	}()
 	var req request
 	if err := json.Unmarshal(payload, &req); err != nil {
 		_ = m.sendJSON(frameReply, s.id, reply{Error: &RemoteError{Message: "bad request: " + err.Error()}})

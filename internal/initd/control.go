@@ -3,6 +3,7 @@ package initd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -21,7 +22,7 @@ import (
 // (Firecracker). Devices are announced asynchronously, so it polls for a
 // while.
 func (in *Init) startControl() error {
-	go func() {
+	goSafe(in.log, "control", func() {
 		for i := 0; i < 1000; i++ { // ~5 s
 			if dev := findSerialPort(guest.SerialPortName); dev != "" {
 				in.log.Infof("control channel on %s", dev)
@@ -36,8 +37,21 @@ func (in *Init) startControl() error {
 			time.Sleep(5 * time.Millisecond)
 		}
 		in.log.Noticef("no control channel (no virtio-serial port %q, no vsock device)", guest.SerialPortName)
-	}()
+	})
 	return nil
+}
+
+// goSafe runs f in a goroutine that logs a panic instead of taking PID 1
+// (and the guest kernel) down.
+func goSafe(log *Logger, what string, f func()) {
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				log.Must(fmt.Sprintf("error: %s: panic: %v", what, r))
+			}
+		}()
+		f()
+	}()
 }
 
 // vsockDevice reports whether a virtio-vsock device is bound to its driver
@@ -148,10 +162,10 @@ func serveVsock(h guest.Handler, log *Logger) error {
 				return
 			}
 			conn := os.NewFile(uintptr(nfd), "vsock")
-			go func() {
+			goSafe(log, "vsock session", func() {
 				defer conn.Close()
 				_ = guest.Serve(context.Background(), conn, h)
-			}()
+			})
 		}
 	}()
 	return nil
