@@ -112,9 +112,16 @@ func bareSetup(b testing.TB, c *api.Client, img, root, dir string) []string {
 	if err := json.Unmarshal(raw, &rec); err != nil {
 		b.Fatal(err)
 	}
-	for _, f := range []string{"initrd.cpio", "scratch.ext4"} {
-		if out, err := exec.Command("cp", "--sparse=always", filepath.Join(mdir, f), filepath.Join(dir, f)).CombinedOutput(); err != nil {
-			b.Fatalf("cp %s: %v %s", f, err, out)
+	// The initrd, and a never-mounted scratch disk like the one every new
+	// machine gets (the rootfs template), so both sides boot on a fresh
+	// scratch.
+	tmpl, _ := filepath.Glob(filepath.Join(root, "rootfs", "templates", "scratch-*.ext4"))
+	if len(tmpl) == 0 {
+		b.Fatal("no scratch template under the rootfs dir")
+	}
+	for src, dst := range map[string]string{filepath.Join(mdir, "initrd.cpio"): "initrd.cpio", tmpl[0]: "scratch.fresh"} {
+		if out, err := exec.Command("cp", "--sparse=always", src, filepath.Join(dir, dst)).CombinedOutput(); err != nil {
+			b.Fatalf("cp %s: %v %s", src, err, out)
 		}
 	}
 	// The same argv, with paths moved to dir; the NIC's TAP (an inherited
@@ -138,6 +145,9 @@ func bareSetup(b testing.TB, c *api.Client, img, root, dir string) []string {
 func bareBoot(b testing.TB, args []string, dir string) time.Duration {
 	console := filepath.Join(dir, "console.log")
 	os.Remove(console)
+	if out, err := exec.Command("cp", "--sparse=always", filepath.Join(dir, "scratch.fresh"), filepath.Join(dir, "scratch.ext4")).CombinedOutput(); err != nil {
+		b.Fatalf("fresh scratch: %v %s", err, out)
+	}
 	os.Remove(filepath.Join(dir, "control.sock"))
 	start := time.Now()
 	cmd := exec.Command(args[0], args[1:]...)
