@@ -103,7 +103,13 @@ func RootMounts(r guest.Root, scratch ScratchState) []Mount {
 		if st == "" {
 			st = "ext4"
 		}
-		ms = append(ms, Mount{Source: r.Scratch, Target: scratchDir, FSType: st, Flags: unix.MS_RELATIME})
+		m := Mount{Source: r.Scratch, Target: scratchDir, FSType: st, Flags: unix.MS_RELATIME}
+		if st == "ext4" {
+			// The host formats scratch disks lazily (sparse, ~0 bytes); don't
+			// zero their inode tables in the background while the app boots.
+			m.Data = "noinit_itable"
+		}
+		ms = append(ms, m)
 	} else {
 		ms = append(ms, Mount{Source: "tmpfs", Target: scratchDir, FSType: "tmpfs", Data: "mode=0755"})
 	}

@@ -35,7 +35,7 @@ func TestRootMounts(t *testing.T) {
 	r := guest.Root{Mode: guest.RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"}
 	got := mountTable(RootMounts(r, ScratchExt4))
 	want := `/dev/vda on /ferry/base type ext4 (ro)
-/dev/vdb on /ferry/scratch type ext4 (relatime)
+/dev/vdb on /ferry/scratch type ext4 (relatime,noinit_itable)
 overlay on /ferry/root type overlay (lowerdir=/ferry/base,upperdir=/ferry/scratch/upper,workdir=/ferry/scratch/work)
 `
 	if got != want {
