@@ -22,6 +22,7 @@ import (
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/image"
 	"github.com/ferryvm/ferry/internal/paths"
+	"github.com/ferryvm/ferry/internal/rootfs"
 )
 
 // Config is what `ferry daemon` is started with.
@@ -54,7 +55,8 @@ type daemon struct {
 	db   *bbolt.DB   // meta.db; each service keeps to its own buckets
 	api  *api.Server // every service registers its routes here
 
-	images *image.Store // set by wireImages
+	images *image.Store    // set by wireImages
+	rootfs *rootfs.Manager // set by wireMachines
 
 	closers []func() error // run in reverse order on shutdown
 }

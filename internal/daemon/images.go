@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image"
+	"github.com/ferryvm/ferry/internal/rootfs"
 )
 
 // wireImages opens the image cache and serves the image API.
@@ -26,13 +28,14 @@ func wireImages(ctx context.Context, d *daemon) error {
 		return err
 	}
 	d.images = st
-	api.RegisterImages(d.api, &imageAPI{st: st, insecure: d.cfg.InsecureRegistries, log: d.log.With("svc", "image")})
+	api.RegisterImages(d.api, &imageAPI{st: st, d: d, insecure: d.cfg.InsecureRegistries, log: d.log.With("svc", "image")})
 	return nil
 }
 
 // imageAPI adapts the image store to api.ImageService.
 type imageAPI struct {
 	st       *image.Store
+	d        *daemon  // for the rootfs manager, wired after the image store
 	insecure []string // the daemon's --insecure-registry list
 	log      *slog.Logger
 }
@@ -107,17 +110,49 @@ func (a *imageAPI) Tag(ctx context.Context, src, dst string) error { return a.st
 
 func (a *imageAPI) Remove(ctx context.Context, ref string, force bool) (image.RemoveReport, error) {
 	r, err := a.st.Remove(ctx, ref, force)
+	if errors.Is(err, errdefs.ErrConflict) && a.dropUnusedBase(ctx, ref) {
+		r, err = a.st.Remove(ctx, ref, force)
+	}
 	if err != nil {
 		return image.RemoveReport{}, err
 	}
 	return *r, nil
 }
 
+// dropUnusedBase removes the rootfs base built from ref's image when no
+// machine uses it (a base is a cache, not a user of the image: its lease must
+// not keep `rmi` from deleting the image). It reports whether it removed one.
+func (a *imageAPI) dropUnusedBase(ctx context.Context, ref string) bool {
+	if a.d == nil || a.d.rootfs == nil {
+		return false
+	}
+	_, h, err := a.st.Image(ctx, ref)
+	if err != nil {
+		return false
+	}
+	err = a.d.rootfs.RemoveBase(ctx, h)
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		a.log.Debug("keep rootfs base", "image", h, "err", err)
+	}
+	return err == nil
+}
+
 func (a *imageAPI) Prune(ctx context.Context, all bool) (image.PruneReport, error) {
+	var baseBytes int64
+	if all && a.d != nil && a.d.rootfs != nil {
+		// -a removes every image no machine holds: first drop the bases no
+		// machine uses, so their leases release the images.
+		rep, err := a.d.rootfs.GC(ctx, rootfs.PruneUnused())
+		if err != nil {
+			return image.PruneReport{}, err
+		}
+		baseBytes = rep.BytesFreed
+	}
 	r, err := a.st.Prune(ctx, all)
 	if err != nil {
 		return image.PruneReport{}, err
 	}
+	r.BytesFreed += baseBytes
 	return *r, nil
 }
 

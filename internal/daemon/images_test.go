@@ -63,3 +63,48 @@ func TestImageAPIThroughDaemon(t *testing.T) {
 		t.Fatalf("images after rmi = %+v, %v", l, err)
 	}
 }
+
+// A rootfs base is a cache of its image, not a user: rmi and prune -a must
+// delete an image whose base no machine uses (and the base with it).
+func TestRemoveImageDropsUnusedBase(t *testing.T) {
+	reg := testimage.Registry(t)
+	ctx := context.Background()
+	_, c := startDaemon(t, Config{})
+	push := func(seed uint64, repo string) string {
+		img, err := testimage.Random(seed, 1, 16<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := testimage.Push(t, reg, repo, img)
+		if _, err := c.Pull(ctx, api.PullRequest{Ref: ref}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.EnsureRootfs(ctx, ref); err != nil {
+			t.Fatalf("rootfs %s: %v", ref, err)
+		}
+		return ref
+	}
+	rmRef := push(11, "d/rm:1")
+	pruneRef := push(12, "d/prune:1")
+
+	if _, err := c.RemoveImage(ctx, rmRef, false); err != nil {
+		t.Fatalf("rmi of an image with an unused base: %v", err)
+	}
+	if _, err := c.InspectRootfs(ctx, pruneRef); err != nil {
+		t.Fatalf("the other image's base must stay: %v", err)
+	}
+	rep, err := c.PruneImages(ctx, true)
+	if err != nil || len(rep.Deleted) != 1 || rep.BytesFreed == 0 {
+		t.Fatalf("prune -a = %+v, %v", rep, err)
+	}
+	if l, err := c.Images(ctx, true); err != nil || len(l) != 0 {
+		t.Fatalf("images left = %+v, %v", l, err)
+	}
+	df, err := c.SystemDF(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(df.Bases) != 0 {
+		t.Fatalf("bases left after rmi and prune -a: %+v", df.Bases)
+	}
+}

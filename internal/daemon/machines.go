@@ -29,6 +29,7 @@ func wireMachines(ctx context.Context, d *daemon) error {
 	if err != nil {
 		return err
 	}
+	d.rootfs = rfs
 	registerRootfsAPI(d, rfs)
 	hv := newHypervisor(d.root, d.cfg.VMM, log)
 	deps := machine.Deps{
