@@ -207,7 +207,11 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest) (*Process, error) {
 	}
 	if err != nil {
 		p.Close()
-		return nil, fmt.Errorf("exec %s: %w", strings.Join(req.Argv, " "), err)
+		what := strings.Join(req.Argv, " ")
+		if req.Entrypoint {
+			what = "(attach to the entrypoint)"
+		}
+		return nil, fmt.Errorf("exec %s: %w", what, err)
 	}
 	p.PID = r.PID
 	return p, nil

@@ -32,7 +32,15 @@ type RunConfig struct {
 	ID       string   `json:"id,omitempty"`       // machine id, for log lines only
 	Image    Image    `json:"image"`              // from the image config
 	Override Override `json:"override,omitempty"` // from this run (docker run flags / Machines API init{})
-	TTY      bool     `json:"tty,omitempty"`      // entrypoint gets the console as its controlling tty
+	TTY      bool     `json:"tty,omitempty"`      // entrypoint gets a terminal (the console, or an attached host's pty)
+
+	// Attach makes init wait for a host to attach to the entrypoint (an
+	// exec request with Entrypoint set) and start it with that stream's
+	// stdio: a pty when TTY, else pipes (ferry run -it / -i). Without a
+	// host within AttachTimeoutMS (default 60000) init starts it
+	// unattached, as without Attach.
+	Attach          bool `json:"attach,omitempty"`
+	AttachTimeoutMS int  `json:"attach_timeout_ms,omitempty"`
 
 	Hostname string      `json:"hostname,omitempty"`
 	Hosts    []HostEntry `json:"hosts,omitempty"` // extra /etc/hosts lines

@@ -18,6 +18,7 @@ func validConfig() *RunConfig {
 			Gateway4: "10.0.0.1", Gateway6: "fd00::1", MTU: 1500}},
 		Root:   Root{Mode: RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"},
 		Mounts: []Mount{{Source: "/dev/vdc", Target: "/data", FSType: "ext4"}},
+		TTY:    true, Attach: true, AttachTimeoutMS: 30000,
 	}
 }
 
@@ -57,6 +58,8 @@ func TestConfigInvalid(t *testing.T) {
 		{"mount target", "absolute target", func(c *RunConfig) { c.Mounts[0].Target = "/" }},
 		{"power", "power method", func(c *RunConfig) { c.Power.Method = "explode" }},
 		{"user", "user", func(c *RunConfig) { c.Override.User = "a:b:c" }},
+		{"attach timeout", "negative", func(c *RunConfig) { c.Attach, c.AttachTimeoutMS = true, -1 }},
+		{"attach timeout alone", "without attach", func(c *RunConfig) { c.AttachTimeoutMS = 5 }},
 		{"exec+cmd", "excludes", func(c *RunConfig) { c.Override.Exec = []string{"x"}; c.Override.Cmd = &[]string{"y"} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package guest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -70,6 +71,27 @@ type ExecRequest struct {
 	Cols       uint16   `json:"cols,omitempty"`
 	// Stdin says the client sends stdin; otherwise it is /dev/null.
 	Stdin bool `json:"stdin,omitempty"`
+	// Entrypoint attaches to the entrypoint of a run config with Attach:
+	// init starts the entrypoint (its argv, env, user and working dir come
+	// from the run config; Argv, Env, User and WorkingDir must be empty)
+	// with this stream's stdio. Its exit is the machine's exit; the host
+	// going away detaches without killing it. Only the first such request
+	// is served.
+	Entrypoint bool `json:"entrypoint,omitempty"`
+}
+
+// Validate checks r's shape (not whether the command exists).
+func (r *ExecRequest) Validate() error {
+	if r.Entrypoint {
+		if len(r.Argv) > 0 || len(r.Env) > 0 || r.User != "" || r.WorkingDir != "" {
+			return errors.New("exec: an entrypoint attach takes no argv, env, user or working dir")
+		}
+		return nil
+	}
+	if len(r.Argv) == 0 {
+		return errors.New("exec: empty argv")
+	}
+	return nil
 }
 
 type request struct {

@@ -174,8 +174,12 @@ func serveStream(ctx context.Context, m *mux, s *stream, payload []byte, h Handl
 			r.Error = remoteError(err)
 		}
 	case "exec":
-		if req.Exec == nil || len(req.Exec.Argv) == 0 {
+		if req.Exec == nil {
 			r.Error = &RemoteError{Message: "exec: empty argv"}
+			break
+		}
+		if err := req.Exec.Validate(); err != nil {
+			r.Error = &RemoteError{Message: err.Error()}
 			break
 		}
 		serveExec(ctx, m, s, *req.Exec, h)

@@ -97,6 +97,12 @@ func (c *RunConfig) Validate() error {
 	default:
 		bad("power method %q is not reboot, poweroff or halt", c.Power.Method)
 	}
+	if c.AttachTimeoutMS < 0 {
+		bad("attach_timeout_ms %d is negative", c.AttachTimeoutMS)
+	}
+	if c.AttachTimeoutMS > 0 && !c.Attach {
+		bad("attach_timeout_ms without attach")
+	}
 	if c.Power.ExitGraceMS < 0 || c.Power.StopGraceMS < 0 || c.Root.WaitMS < 0 {
 		bad("negative timeouts")
 	}

@@ -16,6 +16,9 @@ import (
 // the entrypoint's user, environment and working directory unless the
 // request says otherwise.
 func (s *supervisor) Exec(ctx context.Context, req guest.ExecRequest, stdio guest.ExecIO) (guest.ExecProcess, error) {
+	if req.Entrypoint {
+		return s.attachEntrypoint(ctx, req, stdio)
+	}
 	d, err := s.defaults()
 	if err != nil {
 		return nil, err
@@ -41,17 +44,52 @@ func (s *supervisor) Exec(ctx context.Context, req guest.ExecRequest, stdio gues
 	if err != nil {
 		return nil, err
 	}
+	p, err := s.start(ctx, procSpec{path: path, proc: Proc{Argv: req.Argv, Env: env, Dir: dir, Cred: cred, Cgroup: s.in.cg},
+		tty: req.TTY, rows: req.Rows, cols: req.Cols}, stdio)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// procSpec is a process the control channel starts: an exec, or the
+// attached entrypoint.
+type procSpec struct {
+	path       string
+	proc       Proc // Files are set by start
+	tty        bool
+	rows, cols uint16
+	// entry marks the attached entrypoint: it survives the host going
+	// away (its output then only goes to tee).
+	entry bool
+	// tee also gets the output (the console, for the entrypoint).
+	tee io.Writer
+	// status converts the wait status (default exitStatus).
+	status func(unix.WaitStatus) guest.ExitStatus
+	// onExit runs once the process exited and its output drained.
+	onExit func(unix.WaitStatus)
+}
+
+// start starts sp with stdio: a pty when sp.tty, else pipes.
+func (s *supervisor) start(ctx context.Context, sp procSpec, stdio guest.ExecIO) (*execProc, error) {
+	stdout, stderr := stdio.Stdout, stdio.Stderr
+	if sp.entry {
+		stdout, stderr = &detachable{w: stdout}, &detachable{w: stderr}
+	}
+	if sp.tee != nil {
+		stdout, stderr = teeWriter{stdout, sp.tee}, teeWriter{stderr, sp.tee}
+	}
 	p := &execProc{done: make(chan struct{})}
 	var child []*os.File // closed in init once the child has them
-	if req.TTY {
+	if sp.tty {
 		master, slave, err := openPty()
 		if err != nil {
 			return nil, err
 		}
-		_ = setWinsize(master, req.Rows, req.Cols)
+		_ = setWinsize(master, sp.rows, sp.cols)
 		child = []*os.File{slave, slave, slave}
 		p.master = master
-		p.copy(master, stdio.Stdout)
+		p.copy(master, stdout)
 		if stdio.Stdin != nil {
 			go func() { _, _ = io.Copy(master, stdio.Stdin) }()
 		}
@@ -65,6 +103,7 @@ func (s *supervisor) Exec(ctx context.Context, req guest.ExecRequest, stdio gues
 			if err != nil {
 				return nil, err
 			}
+			stdin.Close()
 			stdin = r
 			go func() { _, _ = io.Copy(w, stdio.Stdin); w.Close() }()
 		}
@@ -77,10 +116,12 @@ func (s *supervisor) Exec(ctx context.Context, req guest.ExecRequest, stdio gues
 			return nil, err
 		}
 		child = []*os.File{stdin, ow, ew}
-		p.copy(or, stdio.Stdout)
-		p.copy(er, stdio.Stderr)
+		p.copy(or, stdout)
+		p.copy(er, stderr)
 	}
-	pid, ch, err := s.in.reaper.Spawn(path, Proc{Argv: req.Argv, Env: env, Dir: dir, Cred: cred, Files: child, Ctty: req.TTY, Cgroup: s.in.cg})
+	proc := sp.proc
+	proc.Files, proc.Ctty = child, sp.tty
+	pid, ch, err := s.in.reaper.Spawn(sp.path, proc)
 	for _, f := range child {
 		f.Close()
 	}
@@ -91,12 +132,19 @@ func (s *supervisor) Exec(ctx context.Context, req guest.ExecRequest, stdio gues
 		return nil, err
 	}
 	p.pid = pid
+	status := sp.status
+	if status == nil {
+		status = exitStatus
+	}
 	go func() {
 		for {
 			select {
 			case ws := <-ch:
-				p.status = exitStatus(ws)
+				p.status = status(ws)
 				p.finish()
+				if sp.onExit != nil {
+					sp.onExit(ws)
+				}
 				return
 			case ev := <-stdio.Events:
 				if ev.Signal != 0 {
@@ -105,8 +153,10 @@ func (s *supervisor) Exec(ctx context.Context, req guest.ExecRequest, stdio gues
 					_ = setWinsize(p.master, ev.Rows, ev.Cols)
 				}
 			case <-ctx.Done():
-				_ = unix.Kill(-pid, unix.SIGKILL)
-				_ = unix.Kill(pid, unix.SIGKILL)
+				if !sp.entry { // the host went away: an exec ends, the entrypoint goes on
+					_ = unix.Kill(-pid, unix.SIGKILL)
+					_ = unix.Kill(pid, unix.SIGKILL)
+				}
 				ctx = context.Background() // wait for the status
 			}
 		}

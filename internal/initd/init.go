@@ -2,6 +2,7 @@ package initd
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -27,6 +28,8 @@ type Init struct {
 	env     []string
 	workdir string
 	path    string
+
+	console io.Writer // the attached entrypoint's output copy; nil: /dev/console
 
 	cg          *appCgroup
 	exitCh      <-chan unix.WaitStatus
@@ -81,10 +84,7 @@ func (in *Init) supervise() {
 		case s := <-sigs:
 			_ = unix.Kill(pid, s.(syscall.Signal))
 		case ws := <-in.exitCh:
-			ex := exitStatus(ws)
-			if ex.Signal == int(unix.SIGKILL) && in.oomKilled() {
-				ex.OOMKilled = true
-			}
+			ex := in.entryStatus(ws)
 			in.sup.exited(ex)
 			in.shutdown(ex)
 			return
@@ -105,6 +105,7 @@ func (in *Init) oomKilled() bool {
 func (in *Init) fail(f *guest.Failure) {
 	in.log.Must(fmt.Sprintf("error: %s failed: %s (%s)", f.Step, f.Message, f.Reason))
 	ex := guest.ExitStatus{Code: failureCode(f), Failure: f}
+	in.sup.refuseAttach(f)
 	in.sup.exited(ex)
 	in.shutdown(ex)
 }

@@ -250,6 +250,14 @@ func lastField(s string) string {
 }
 
 func (in *Init) spawnEntrypoint() error {
+	if !in.cfg.Attach {
+		in.sup.refuseAttach(&guest.Failure{Reason: guest.ReasonInit, Message: "attach: the run config has no attach"})
+	} else {
+		in.sup.markReady(in)
+		if attached, err := in.waitAttached(); attached || err != nil {
+			return err
+		}
+	}
 	var files []*os.File
 	if in.cfg.TTY {
 		tty, err := os.OpenFile(consoleTTY(), os.O_RDWR|unix.O_NOCTTY, 0)

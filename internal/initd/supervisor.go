@@ -25,6 +25,9 @@ type supervisor struct {
 	acked    chan struct{} // closed when a host acknowledged the exit
 	ackOnce  sync.Once
 	readyEnv execDefaults
+
+	attachCh     chan attachReq // the host's attach request (attach.go)
+	attachClosed bool           // no more attach requests are taken
 }
 
 // execDefaults are what an exec inherits from the entrypoint.
@@ -38,7 +41,7 @@ type execDefaults struct {
 var _ guest.Handler = (*supervisor)(nil)
 
 func newSupervisor(in *Init) *supervisor {
-	return &supervisor{in: in, state: guest.StateBooting, done: make(chan struct{}), acked: make(chan struct{})}
+	return &supervisor{in: in, state: guest.StateBooting, done: make(chan struct{}), acked: make(chan struct{}), attachCh: make(chan attachReq, 1)}
 }
 
 // markReady records init's boot time and the exec defaults.
