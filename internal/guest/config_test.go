@@ -59,7 +59,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"power", "power method", func(c *RunConfig) { c.Power.Method = "explode" }},
 		{"user", "user", func(c *RunConfig) { c.Override.User = "a:b:c" }},
 		{"attach timeout", "negative", func(c *RunConfig) { c.Attach, c.AttachTimeoutMS = true, -1 }},
-		{"attach timeout alone", "without attach", func(c *RunConfig) { c.AttachTimeoutMS = 5 }},
+		{"attach timeout alone", "without attach", func(c *RunConfig) { c.Attach, c.AttachTimeoutMS = false, 5 }},
 		{"exec+cmd", "excludes", func(c *RunConfig) { c.Override.Exec = []string{"x"}; c.Override.Cmd = &[]string{"y"} }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
