@@ -21,7 +21,7 @@ func (h machineHandlers) exec(w http.ResponseWriter, r *http.Request) error {
 	if err := DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	if len(req.Cmd) == 0 {
+	if len(req.Cmd) == 0 && !req.Entrypoint {
 		return fmt.Errorf("exec: field \"cmd\": required: %w", errdefs.ErrInvalidArgument)
 	}
 	app, id := r.PathValue("app"), r.PathValue("id")

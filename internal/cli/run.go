@@ -36,7 +36,9 @@ func newRunCmd(g *globals) *cobra.Command {
 machine (read-only base rootfs + O(1) scratch disk + initramfs + TAP), boot it,
 stream the entrypoint's output and exit with its exit status, like docker run.
 -d prints the machine ID and returns at once. Ctrl-C stops the machine
-(SIGTERM, then a kill after --stop-timeout).`,
+(SIGTERM, then a kill after --stop-timeout). -it attaches this terminal to
+the entrypoint through a pty in the guest (input, resize and Ctrl-C go to
+it); -i alone streams stdin to it.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req, err := f.createRequest(args)
@@ -125,7 +127,7 @@ func (f *runFlags) createRequest(args []string) (machine.CreateRequest, error) {
 // runMachine creates and starts the machine, then (unless detached)
 // streams its output and returns its exit status.
 func runMachine(ctx context.Context, g *globals, c *api.Client, f runFlags, req machine.CreateRequest) error {
-	if f.interactive && f.tty {
+	if f.interactive {
 		return runInteractive(ctx, g, c, f, req)
 	}
 	if err := pullIfMissing(ctx, g, c, req.Config.Image); err != nil {
@@ -318,8 +320,54 @@ func parsePublish(s string) (machine.Service, error) {
 	return svc, nil
 }
 
-// runInteractive is `run -it`: the machine's entrypoint gets a terminal
-// whose input and output are this terminal's.
+// runInteractive is `run -i` / `run -it`: the machine is created with an
+// attached entrypoint (the guest waits for this command before starting
+// it) and this terminal becomes its stdio: with -t a raw terminal on a pty
+// in the guest (Ctrl-C, resize and input go to the entrypoint), with -i
+// alone pipes. It exits with the entrypoint's status. With -d it only
+// prints the ID: `ferry attach` has a minute to connect.
 func runInteractive(ctx context.Context, g *globals, c *api.Client, f runFlags, req machine.CreateRequest) error {
-	return fmt.Errorf("run -it: an interactive console on the entrypoint is not available yet; run with -d and use `ferry exec -it MACHINE sh`: %w", errdefs.ErrUnavailable)
+	if err := pullIfMissing(ctx, g, c, req.Config.Image); err != nil {
+		return err
+	}
+	req.Config.Init.Attach = true
+	m, err := c.CreateMachine(ctx, f.app, req)
+	if err != nil {
+		return err
+	}
+	if f.detach {
+		_, err := fmt.Fprintln(g.out, m.ID)
+		return err
+	}
+	warnEmulated(g, m)
+	code, err := execAttached(ctx, g, c, f.app, m.ID, machine.ExecRequest{Entrypoint: true, TTY: f.tty}, f.interactive)
+	bg := context.Background()
+	if ctx.Err() != nil {
+		// Ctrl-C without a terminal: stop the machine, as run without -i.
+		fmt.Fprintln(g.err, "ferry: stopping", m.ID)
+		m, err = c.StopMachine(bg, f.app, m.ID, api.StopRequest{Timeout: f.stopTimeout.String()})
+		return finishRun(bg, g, c, f, m, err)
+	}
+	if err != nil {
+		if f.rm {
+			_ = c.DestroyMachine(bg, f.app, m.ID, true)
+		}
+		return fmt.Errorf("attach to %s: %w", m.ID, err)
+	}
+	// The guest powers off once the entrypoint exited; --rm needs it
+	// stopped. Its exit status is the one the attach reported.
+	wctx, cancel := context.WithTimeout(bg, time.Minute)
+	defer cancel()
+	if _, err := c.WaitMachine(wctx, f.app, m.ID, machine.StateStopped, 0); err != nil && f.rm {
+		fmt.Fprintln(g.err, "ferry: wait for", m.ID, "to stop:", err)
+	}
+	if f.rm {
+		if err := c.DestroyMachine(bg, f.app, m.ID, true); err != nil {
+			fmt.Fprintln(g.err, "ferry: remove", m.ID+":", err)
+		}
+	}
+	if code != 0 {
+		return exitError{code: code}
+	}
+	return nil
 }

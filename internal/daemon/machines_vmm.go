@@ -242,7 +242,7 @@ func (c *control) Wait(ctx context.Context) (*machine.Exit, error) {
 
 func (c *control) Exec(ctx context.Context, req machine.ExecRequest, stdio machine.ExecIO) (int, error) {
 	p, err := c.c.Exec(ctx, guest.ExecRequest{Argv: req.Cmd, Env: req.Env, User: req.User, WorkingDir: req.WorkingDir,
-		TTY: req.TTY, Rows: uint16(req.Rows), Cols: uint16(req.Cols), Stdin: stdio.Stdin != nil})
+		TTY: req.TTY, Rows: uint16(req.Rows), Cols: uint16(req.Cols), Stdin: stdio.Stdin != nil, Entrypoint: req.Entrypoint})
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}

@@ -36,8 +36,12 @@ type Init struct {
 	Entrypoint []string `json:"entrypoint,omitempty"` // replaces the image entrypoint (and drops its cmd)
 	Cmd        []string `json:"cmd,omitempty"`        // replaces the image cmd
 	TTY        bool     `json:"tty,omitempty"`
-	User       string   `json:"user,omitempty"`
-	WorkingDir string   `json:"working_dir,omitempty"`
+	// Attach makes the guest wait (up to 60 s per start) for a client to
+	// attach to the entrypoint's stdio (Manager.Exec with Entrypoint set:
+	// ferry run -i/-it) before starting it; with none it starts unattached.
+	Attach     bool   `json:"attach,omitempty"`
+	User       string `json:"user,omitempty"`
+	WorkingDir string `json:"working_dir,omitempty"`
 }
 
 // Guest sizes the VM.

@@ -2,10 +2,12 @@ package machine
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"syscall"
 
+	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
 )
 
@@ -157,6 +159,25 @@ type ExecRequest struct {
 	Stdin      bool     `json:"stdin,omitempty"`
 	Rows       int      `json:"rows,omitempty"`
 	Cols       int      `json:"cols,omitempty"`
+	// Entrypoint attaches to the entrypoint of a machine created with
+	// Init.Attach instead of running Cmd (which must be empty, as must
+	// Env, User and WorkingDir): the entrypoint starts with this stdio
+	// and the exit code is the machine's. TTY must match Init.TTY.
+	Entrypoint bool `json:"entrypoint,omitempty"`
+}
+
+// validate checks r's shape.
+func (r ExecRequest) validate() error {
+	if r.Entrypoint {
+		if len(r.Cmd) > 0 || len(r.Env) > 0 || r.User != "" || r.WorkingDir != "" {
+			return fmt.Errorf("exec: entrypoint excludes cmd, env, user and working_dir: %w", errdefs.ErrInvalidArgument)
+		}
+		return nil
+	}
+	if len(r.Cmd) == 0 {
+		return fmt.Errorf("exec: cmd: required: %w", errdefs.ErrInvalidArgument)
+	}
+	return nil
 }
 
 // ExecIO connects an exec'd process. Stdin is nil when not attached;

@@ -399,8 +399,8 @@ func (m *Manager) running(app, ref string) (*run, string, error) {
 
 // Exec runs a process in a started machine and returns its exit code.
 func (m *Manager) Exec(ctx context.Context, app, ref string, req ExecRequest, stdio ExecIO) (int, error) {
-	if len(req.Cmd) == 0 {
-		return 0, fmt.Errorf("exec: cmd: required: %w", errdefs.ErrInvalidArgument)
+	if err := req.validate(); err != nil {
+		return 0, err
 	}
 	r, id, err := m.running(app, ref)
 	if err != nil {

@@ -328,6 +328,7 @@ func runConfig(mc *Machine, img guest.Image, disks *Disks, att *Attachment) *gue
 		ID:      mc.ID,
 		Image:   img,
 		TTY:     c.Init.TTY,
+		Attach:  c.Init.Attach,
 		Override: guest.Override{
 			Exec:       cloneSlice(c.Init.Exec),
 			User:       c.Init.User,

@@ -1,0 +1,41 @@
+package machine
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
+)
+
+// TestAttachConfigAndExec: Init.Attach reaches the run config, and an
+// entrypoint exec is forwarded without a cmd but refuses one.
+func TestAttachConfigAndExec(t *testing.T) {
+	mc := &Machine{ID: "0123456789abcdef", Config: Config{Image: "busybox", Init: Init{TTY: true, Attach: true}}}
+	rc := runConfig(mc, guest.Image{Cmd: []string{"sh"}}, nil, nil)
+	if !rc.Attach || !rc.TTY {
+		t.Fatalf("run config attach=%v tty=%v, want both", rc.Attach, rc.TTY)
+	}
+	if err := rc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+
+	w := newWorld()
+	w.hold = true
+	m := newManager(t, w, t.TempDir())
+	got, err := m.Create(ctx, "", CreateRequest{Config: mc.Config})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code, err := m.Exec(ctx, "", got.ID, ExecRequest{Entrypoint: true, TTY: true}, ExecIO{Stdout: &out}); err != nil || code != 7 {
+		t.Fatalf("entrypoint exec = %d %v", code, err)
+	}
+	if _, err := m.Exec(ctx, "", got.ID, ExecRequest{Entrypoint: true, Cmd: []string{"sh"}}, ExecIO{Stdout: &out}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("entrypoint exec with cmd: %v", err)
+	}
+	if _, err := m.Exec(ctx, "", got.ID, ExecRequest{}, ExecIO{Stdout: &out}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("exec without cmd: %v", err)
+	}
+}
