@@ -2,6 +2,7 @@ package kernel_test
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -28,7 +29,7 @@ func requireBoot(t *testing.T) {
 // archive holding a run config, and checks the guest read that config.
 func bootWithConfig(t *testing.T, kernelPath, modulesDir string, modules []string) boottest.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dir := t.TempDir()
 	sh, err := boottest.BusyboxShared(dir, []string{"/ferry/run.json"}, modulesDir, modules)
@@ -44,17 +45,36 @@ func bootWithConfig(t *testing.T, kernelPath, modulesDir string, modules []strin
 	if err := kernel.WriteInitrd(ctx, initrd, shared, map[string][]byte{"/ferry/run.json": []byte(cfg)}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := boottest.Run(ctx, boottest.Config{Kernel: kernelPath, Initrd: initrd})
+	disk := filepath.Join(dir, "disk.raw")
+	if err := os.WriteFile(disk, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := boottest.Run(ctx, boottest.Config{Kernel: kernelPath, Initrd: initrd, Extra: []string{
+		"-drive", "if=none,id=d0,format=raw,file=" + disk, "-device", "virtio-blk-device,drive=d0",
+		"-device", "virtio-serial-device", "-device", "virtio-rng-device",
+	}})
 	if err != nil {
 		t.Fatalf("boot: %v\nconsole:\n%s", err, res.Console)
 	}
 	if !slices.Contains(res.Markers, "file /ferry/run.json="+cfg) || !slices.Contains(res.Markers, "done") {
 		t.Fatalf("guest did not read the per-machine run config; markers %q\nconsole:\n%s", res.Markers, res.Console)
 	}
+	sawDrivers := false
 	for _, m := range res.Markers {
 		if strings.Contains(m, "failed") {
 			t.Errorf("guest: %s", m)
 		}
+		if d, ok := strings.CutPrefix(m, "virtio-drivers"); ok {
+			sawDrivers = true
+			got := strings.Fields(d)
+			slices.Sort(got)
+			if want := []string{"virtio_blk", "virtio_console", "virtio_rng"}; !slices.Equal(got, want) {
+				t.Errorf("virtio devices bound to drivers %q, want %q (virtio-mmio discovery)", got, want)
+			}
+		}
+	}
+	if !sawDrivers {
+		t.Errorf("guest did not report its virtio drivers; markers %q", res.Markers)
 	}
 	t.Logf("wall %v, first init output %v, init exec at %v guest time, init uptimes %v",
 		res.Wall.Round(time.Millisecond), res.FirstMarker.Round(time.Millisecond), res.InitExec, res.Uptimes)

@@ -10,7 +10,8 @@ import (
 	"github.com/ferryvm/ferry/internal/kernel"
 )
 
-// busyboxScript is a test /init; %s is the list of guest files to print.
+// busyboxScript is a test /init; %s is the list of guest files to print. It
+// reports "virtio-drivers <driver of each virtio device, sorted by device>".
 const busyboxScript = `#!/bin/busybox sh
 export PATH=/bin
 /bin/busybox mount -t proc proc /proc
@@ -21,6 +22,12 @@ if [ -f ` + kernel.ModulesOrderPath + ` ]; then
   read up idle </proc/uptime
   echo "` + Marker + ` modules uptime=$up"
 fi
+/bin/busybox mount -t sysfs sysfs /sys
+drivers=""
+for d in /sys/bus/virtio/devices/*; do
+  [ -e "$d/driver" ] && drivers="$drivers $(/bin/busybox basename "$(/bin/busybox readlink "$d/driver")")"
+done
+echo "` + Marker + ` virtio-drivers$drivers"
 for f in %s; do
   [ -f "$f" ] && echo "` + Marker + ` file $f=$(/bin/busybox cat "$f")"
 done
