@@ -348,16 +348,22 @@ func runInteractive(ctx context.Context, g *globals, c *api.Client, f runFlags, 
 		m, err = c.StopMachine(bg, f.app, m.ID, api.StopRequest{Timeout: f.stopTimeout.String()})
 		return finishRun(bg, g, c, f, m, err)
 	}
-	if err != nil {
-		if f.rm {
-			_ = c.DestroyMachine(bg, f.app, m.ID, true)
-		}
-		return fmt.Errorf("attach to %s: %w", m.ID, err)
-	}
 	// The guest powers off once the entrypoint exited; --rm needs it
 	// stopped. Its exit status is the one the attach reported.
 	wctx, cancel := context.WithTimeout(bg, time.Minute)
 	defer cancel()
+	if err != nil {
+		// The entrypoint could not start (not found: 127, …): the guest
+		// powers off with that status.
+		fmt.Fprintf(g.err, "ferry: attach to %s: %v\n", m.ID, err)
+		if w, werr := c.WaitMachine(wctx, f.app, m.ID, machine.StateStopped, 0); werr == nil && w.LastExit != nil {
+			return finishRun(bg, g, c, f, w, nil)
+		}
+		if f.rm {
+			_ = c.DestroyMachine(bg, f.app, m.ID, true)
+		}
+		return exitError{code: 125}
+	}
 	if _, err := c.WaitMachine(wctx, f.app, m.ID, machine.StateStopped, 0); err != nil && f.rm {
 		fmt.Fprintln(g.err, "ferry: wait for", m.ID, "to stop:", err)
 	}

@@ -20,8 +20,10 @@ func TestRunInteractiveTTY(t *testing.T) {
 	e := vmEnv(t)
 	t.Parallel()
 
+	start := time.Now()
 	sh := startOnPty(t, e.command(nil, "run", "-it", "--rm", "busybox:vm", "sh"))
 	sh.await(e, "the shell's prompt", "# ")
+	t.Logf("run -it: prompt after %s", time.Since(start).Round(time.Millisecond))
 	sh.send("stty size; sleep 1000\r")
 	time.Sleep(time.Second)
 	sh.send("\x03") // Ctrl-C: SIGINT to sleep in the guest, not to ferry
@@ -40,9 +42,20 @@ func TestRunInteractiveTTY(t *testing.T) {
 
 	// -i without -t: stdin is a pipe to the entrypoint, stdout and stderr
 	// stay apart.
+	start = time.Now()
 	r := e.run(strings.NewReader("one\ntwo\n"), "run", "-i", "--rm", "busybox:vm", "sh", "-c", "wc -l; echo bye >&2; exit 5")
 	if r.code != 5 || strings.TrimSpace(r.stdout) != "2" || !strings.Contains(r.stderr, "bye") {
 		t.Fatalf("run -i: %s", r)
+	}
+	t.Logf("run -i --rm (boot, attach, exit, destroy): %s", time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	if r := e.run(nil, "run", "--rm", "busybox:vm", "sh", "-c", "wc -l </dev/null; exit 5"); r.code != 5 {
+		t.Fatalf("run: %s", r)
+	}
+	t.Logf("run --rm, same command without -i: %s", time.Since(start).Round(time.Millisecond))
+
+	if r := e.run(strings.NewReader(""), "run", "-i", "--rm", "busybox:vm", "no-such-command"); r.code != 127 {
+		t.Fatalf("run -i of a missing command: %s", r)
 	}
 
 	// run -d -it waits for `ferry attach`; the session also goes to logs.
