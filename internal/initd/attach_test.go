@@ -64,7 +64,7 @@ func attachInit(t *testing.T, tty bool, timeoutMS int, argv ...string) (*Init, *
 }
 
 // TestAttachedEntrypointTTY attaches to a shell entrypoint through a pty:
-// typed input runs, the exit code is the entrypoint's and the machine's,
+// typed input runs, a resize reaches the pty, the exit code is the entrypoint's and the machine's,
 // and the output also reaches the console.
 func TestAttachedEntrypointTTY(t *testing.T) {
 	in, c, console := attachInit(t, true, 0, "/bin/sh")
@@ -101,17 +101,24 @@ func TestAttachedEntrypointTTY(t *testing.T) {
 	if _, err := c.Exec(ctx, guest.ExecRequest{Entrypoint: true, TTY: true}); err == nil {
 		t.Fatal("second attach accepted")
 	}
+	out := &syncBuffer{}
 	outc := make(chan string)
-	go func() { b, _ := io.ReadAll(p.Stdout); outc <- string(b) }()
+	go func() { _, _ = io.Copy(out, p.Stdout); outc <- out.String() }()
 	io.WriteString(p.Stdin(), "stty size; echo $((6*7))\n")
+	awaitOutput(t, out, "\n42")
+	if err := p.Resize(40, 100); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	io.WriteString(p.Stdin(), "stty size\n")
+	awaitOutput(t, out, "40 100")
 	io.WriteString(p.Stdin(), "exit 3\n")
 	ex, err := p.Wait(ctx)
 	if err != nil || ex.Code != 3 {
 		t.Fatalf("entrypoint exit %+v %v", ex, err)
 	}
-	out := <-outc
-	if !strings.Contains(out, "\n42") || !strings.Contains(out, "24 80") {
-		t.Fatalf("output %q lacks 42 and the size", out)
+	if out := <-outc; !strings.Contains(out, "24 80") {
+		t.Fatalf("output %q lacks the initial size", out)
 	}
 	select {
 	case ws := <-in.exitCh:
@@ -193,5 +200,17 @@ func TestAttachRefused(t *testing.T) {
 	}
 	if _, err := c.Exec(context.Background(), guest.ExecRequest{Entrypoint: true, Argv: []string{"x"}}); err == nil {
 		t.Fatal("attach with argv accepted")
+	}
+}
+
+// awaitOutput waits (at most 10 s) for out to contain s.
+func awaitOutput(t *testing.T, out *syncBuffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("output %q lacks %q", out.String(), s)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
