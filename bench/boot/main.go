@@ -49,6 +49,7 @@ func main() {
 	mem := flag.Int("m", 256, "guest memory in MiB")
 	accel := flag.String("accel", "tcg", "tcg or kvm")
 	verbose := flag.Bool("v", false, "print each boot's console")
+	machine := flag.String("M", "", "QEMU -M value (default: boottest's microvm,x-option-roms=off,rtc=on)")
 	flag.Var(files, "file", "per-machine file guestpath=hostpath (repeatable)")
 	flag.Parse()
 	if len(files) == 0 {
@@ -91,7 +92,7 @@ func main() {
 		ok := 0
 		for i := 0; i < *n; i++ {
 			c, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			res, err := boottest.Run(c, boottest.Config{Kernel: kpath, Initrd: initrd, Append: *appendArgs, MemoryMB: *mem, Accel: *accel})
+			res, err := boottest.Run(c, boottest.Config{Kernel: kpath, Initrd: initrd, Append: *appendArgs, MemoryMB: *mem, Accel: *accel, Machine: *machine})
 			cancel()
 			if *verbose {
 				fmt.Print(res.Console)
