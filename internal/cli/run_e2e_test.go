@@ -150,7 +150,7 @@ func (e *ferryEnv) eventually(what string, timeout time.Duration, f func() bool)
 	deadline := time.Now().Add(timeout)
 	for !f() {
 		if time.Now().After(deadline) {
-			e.t.Fatalf("timed out after %s waiting for %s\ndaemon log:\n%s", timeout, what, e.daemonLog)
+			e.t.Fatalf("timed out after %s waiting for %s\nmachines:\n%s\ndaemon log:\n%s", timeout, what, e.run(nil, "ps", "-a"), e.daemonLog)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -314,6 +314,12 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	if r := e.run(nil, "inspect", "starting"); r.code == 0 {
+		// A create the kill cut off before its start began stays created,
+		// as Docker's would, and must start on request; one whose start had
+		// begun is finished by the restarted daemon.
+		if st := e.inspect("starting").State; st == machine.StateCreated {
+			e.ok("start", "starting")
+		}
 		e.eventually("the half-started machine started", 3*time.Minute, func() bool {
 			return e.inspect("starting").State == machine.StateStarted
 		})
