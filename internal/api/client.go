@@ -78,7 +78,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if out == nil {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
@@ -96,7 +96,7 @@ func (c *Client) Stream(ctx context.Context, method, path string, in any, fn fun
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var raw json.RawMessage
@@ -126,13 +126,13 @@ func (c *Client) Upgrade(ctx context.Context, method, path string, in any) (net.
 	var body []byte
 	if in != nil {
 		if body, err = json.Marshal(in); err != nil {
-			conn.Close()
+			_ = conn.Close()
 			return nil, err
 		}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, err
 	}
 	req.Header.Set("Connection", "Upgrade")
@@ -142,19 +142,21 @@ func (c *Client) Upgrade(ctx context.Context, method, path string, in any) (net.
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	if err := req.Write(conn); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, err
 	}
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
+		defer func() { _ = resp.Body.Close() }()
 		return nil, decodeError(resp)
 	}
+	_ = resp.Body.Close() // a 101 reply has no body; the stream follows on br
 	return &bufferedConn{Conn: conn, r: br}, nil
 }
 
@@ -204,7 +206,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any, hdr http
 		return nil, c.dialError(err)
 	}
 	if resp.StatusCode >= 300 {
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }()
 		return nil, decodeError(resp)
 	}
 	return resp, nil
@@ -213,7 +215,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any, hdr http
 func (c *Client) dialError(err error) error {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {
-		return fmt.Errorf("cannot reach the ferry daemon (%v); start it with `ferry daemon` or point --host/FERRY_HOST at it: %w", op.Err, errdefs.ErrUnavailable)
+		return fmt.Errorf("cannot reach the ferry daemon (%w); start it with `ferry daemon` or point --host/FERRY_HOST at it: %w", op.Err, errdefs.ErrUnavailable)
 	}
 	return err
 }

@@ -109,7 +109,7 @@ func (c *Client) SaveImages(ctx context.Context, w io.Writer, refs []string) err
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if _, err := io.Copy(w, resp.Body); err != nil {
 		return fmt.Errorf("save: %w", err)
 	}

@@ -132,7 +132,7 @@ func (c *Client) MachineLogs(ctx context.Context, app, id string, opt LogsOption
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, err = io.Copy(w, resp.Body)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -167,8 +167,8 @@ func (c *Client) ExecMachine(ctx context.Context, app, id string, req machine.Ex
 	if err != nil {
 		return 0, err
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer func() { _ = conn.Close() }()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
 	defer stop()
 	fw := &frameWriter{w: conn}
 	if stdio.Stdin != nil {

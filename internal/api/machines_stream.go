@@ -43,7 +43,7 @@ func (h machineHandlers) exec(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	fw := &frameWriter{w: conn}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
@@ -72,7 +72,7 @@ func (h machineHandlers) exec(w http.ResponseWriter, r *http.Request) error {
 				}
 			case FrameStdinEOF:
 				if stdinW != nil {
-					stdinW.Close()
+					_ = stdinW.Close()
 				}
 			case FrameResize:
 				var ws machine.WindowSize

@@ -85,7 +85,7 @@ func RegisterRootfs(s *Server, svc RootfsService) {
 		if err != nil {
 			return err
 		}
-		defer rc.Close()
+		defer func() { _ = rc.Close() }()
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Content-Length", strconv.FormatInt(b.Size, 10))
 		w.WriteHeader(http.StatusOK)
@@ -119,7 +119,7 @@ func (c *Client) DownloadRootfs(ctx context.Context, ref string, w io.Writer) (i
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	n, err := io.Copy(w, resp.Body)
 	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 		err = fmt.Errorf("short read: %d of %d bytes", n, resp.ContentLength)

@@ -69,7 +69,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request) (net.Conn, *bufio.ReadWrite
 	}
 	_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + UpgradeProto + "\r\n\r\n")
 	if err := brw.Flush(); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, nil, err
 	}
 	return conn, brw, nil
