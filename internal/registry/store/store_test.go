@@ -3,17 +3,17 @@ package store
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/registry/store/pgtest"
 )
 
-// openTestStores returns the stores to run a test against: SQLite always,
-// and Postgres when FERRY_TEST_POSTGRES_DSN names one.
+// openTestStores returns the stores to run a test against: SQLite, and
+// Postgres on a throwaway server (or FERRY_TEST_POSTGRES_DSN when set).
 func openTestStores(t *testing.T, opts ...Option) map[string]*Store {
 	t.Helper()
 	out := map[string]*Store{}
@@ -23,14 +23,12 @@ func openTestStores(t *testing.T, opts ...Option) map[string]*Store {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	out["sqlite"] = s
-	if dsn := os.Getenv("FERRY_TEST_POSTGRES_DSN"); dsn != "" {
-		p, err := Open(context.Background(), dsn, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Close() })
-		out["postgres"] = p
+	p, err := Open(context.Background(), pgtest.DSN(t), opts...)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = p.Close() })
+	out["postgres"] = p
 	return out
 }
 
