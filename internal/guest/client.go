@@ -34,7 +34,7 @@ func Dial(ctx context.Context, socketPath string, vsockPort uint32) (*Client, er
 	}
 	if vsockPort != 0 {
 		if err := vsockConnect(ctx, conn, vsockPort); err != nil {
-			conn.Close()
+			_ = conn.Close()
 			return nil, err
 		}
 	}
@@ -46,7 +46,7 @@ func Dial(ctx context.Context, socketPath string, vsockPort uint32) (*Client, er
 func vsockConnect(ctx context.Context, conn net.Conn, port uint32) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
-		defer conn.SetDeadline(time.Time{})
+		defer func() { _ = conn.SetDeadline(time.Time{}) }()
 	}
 	if _, err := fmt.Fprintf(conn, "CONNECT %d\n", port); err != nil {
 		return fmt.Errorf("vsock connect: %w", err)
@@ -75,26 +75,27 @@ func vsockConnect(ctx context.Context, conn net.Conn, port uint32) error {
 // boot. The client owns conn from then on.
 func NewClient(ctx context.Context, conn io.ReadWriteCloser) (*Client, error) {
 	// The nonce only tells this session's ready line from a stale one.
-	nonce := strconv.FormatUint(rand.Uint64(), 16)
+	nonce := strconv.FormatUint(rand.Uint64(), 16) //nolint:gosec // G404: a session tag, not a secret; the channel is already private to the host
 	if _, err := fmt.Fprintf(conn, "%s %d %s\n", helloWord, ProtocolVersion, nonce); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, fmt.Errorf("control hello: %w", err)
 	}
 	br := bufio.NewReaderSize(conn, MaxPayload+headerSize)
-	done := make(chan error, 1)
+	var hsErr error
+	done := make(chan struct{})
 	go func() {
-		_, err := awaitLine(br, readyWord, nonce)
-		done <- err
+		_, hsErr = awaitLine(br, readyWord, nonce)
+		close(done)
 	}()
 	select {
-	case err := <-done:
-		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("control handshake: %w", err)
+	case <-done:
+		if hsErr != nil {
+			_ = conn.Close()
+			return nil, fmt.Errorf("control handshake: %w", hsErr)
 		}
 	case <-ctx.Done():
-		conn.Close()
-		<-done
+		_ = conn.Close()
+		<-done // the reader fails on the closed conn; ctx's error says why
 		return nil, fmt.Errorf("control handshake: %w", ctx.Err())
 	}
 	c := &Client{conn: conn, m: newMux(conn, nil)}
@@ -206,7 +207,7 @@ func (c *Client) Exec(ctx context.Context, req ExecRequest) (*Process, error) {
 		err = r.Error
 	}
 	if err != nil {
-		p.Close()
+		_ = p.Close()
 		what := strings.Join(req.Argv, " ")
 		if req.Entrypoint {
 			what = "(attach to the entrypoint)"

@@ -3,6 +3,7 @@ package guest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -171,9 +172,9 @@ func ParseConfig(data []byte) (*RunConfig, error) {
 	dec.DisallowUnknownFields()
 	var c RunConfig
 	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("run config: %v: %w", err, ErrInvalidConfig)
+		return nil, fmt.Errorf("run config: %w: %w", err, ErrInvalidConfig)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("run config: trailing data after the JSON object: %w", ErrInvalidConfig)
 	}
 	if err := c.Validate(); err != nil {

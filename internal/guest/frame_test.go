@@ -28,7 +28,7 @@ func TestFrameRoundTrip(t *testing.T) {
 			t.Fatalf("got %v/%d/%d bytes, want %v/%d/%d", got.typ, got.stream, len(got.payload), want.typ, want.stream, len(want.payload))
 		}
 	}
-	if _, err := readFrame(r); err != io.EOF {
+	if _, err := readFrame(r); !errors.Is(err, io.EOF) {
 		t.Fatalf("at end: %v, want EOF", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -124,7 +125,7 @@ func TestStatusSignalWait(t *testing.T) {
 	}
 	err = c.Signal(ctx, 0)
 	var re *RemoteError
-	if err == nil || !asRemote(err, &re) || re.Reason != ReasonInit {
+	if err == nil || !errors.As(err, &re) || re.Reason != ReasonInit {
 		t.Fatalf("Signal(0) = %v, want a remote init_failed", err)
 	}
 	// A cancelled wait does not break the connection.
@@ -144,21 +145,6 @@ func TestStatusSignalWait(t *testing.T) {
 	if len(h.signals) != 1 || h.signals[0] != int(syscall.SIGTERM) || !h.acked {
 		t.Fatalf("signals %v acked %v", h.signals, h.acked)
 	}
-}
-
-func asRemote(err error, re **RemoteError) bool {
-	for err != nil {
-		if r, ok := err.(*RemoteError); ok {
-			*re = r
-			return true
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
 }
 
 func TestExecStreams(t *testing.T) {

@@ -210,7 +210,7 @@ func serveExec(ctx context.Context, m *mux, s *stream, req ExecRequest, h Handle
 				continue
 			}
 			select {
-			case events <- ExecEvent{Rows: c.Rows, Cols: c.Cols, Signal: c.Signal}:
+			case events <- ExecEvent(c):
 			default:
 			}
 		}
