@@ -99,18 +99,31 @@ func TestOrgsAndTokens(t *testing.T) {
 	}
 }
 
+// testDSNs returns a fresh database of each engine: a SQLite path and a
+// Postgres DSN (see openTestStores).
+func testDSNs(t *testing.T) map[string]string {
+	t.Helper()
+	return map[string]string{
+		"sqlite":   filepath.Join(t.TempDir(), "r.db"),
+		"postgres": pgtest.DSN(t),
+	}
+}
+
 func TestMigrationsAreIdempotent(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "r.db")
-	for i := 0; i < 2; i++ {
-		s, err := Open(context.Background(), path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v int
-		if err := s.db.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil || v != SchemaVersion() {
-			t.Fatalf("schema version %d (%v), want %d", v, err, SchemaVersion())
-		}
-		_ = s.Close()
+	for engine, dsn := range testDSNs(t) {
+		t.Run(engine, func(t *testing.T) {
+			for i := 0; i < 2; i++ {
+				s, err := Open(context.Background(), dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var v int
+				if err := s.db.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&v); err != nil || v != SchemaVersion() {
+					t.Fatalf("schema version %d (%v), want %d", v, err, SchemaVersion())
+				}
+				_ = s.Close()
+			}
+		})
 	}
 }
 
@@ -153,20 +166,23 @@ func TestReposAndActivity(t *testing.T) {
 }
 
 func TestConcurrentOpenMigratesOnce(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "r.db")
-	errs := make(chan error, 4)
-	for i := 0; i < 4; i++ {
-		go func() {
-			s, err := Open(context.Background(), path)
-			if err == nil {
-				err = s.Close()
+	for engine, dsn := range testDSNs(t) {
+		t.Run(engine, func(t *testing.T) {
+			errs := make(chan error, 4)
+			for i := 0; i < 4; i++ {
+				go func() {
+					s, err := Open(context.Background(), dsn)
+					if err == nil {
+						err = s.Close()
+					}
+					errs <- err
+				}()
 			}
-			errs <- err
-		}()
-	}
-	for i := 0; i < 4; i++ {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
+			for i := 0; i < 4; i++ {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
 	}
 }
