@@ -96,8 +96,8 @@ func serveSerial(dev string, h guest.Handler, log *Logger) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		err := guest.Serve(context.Background(), f, h, guest.WithWriteLock(&wmu))
-		if err != nil && !isEOF(err) {
+		// Serve returns only when the session ends, always with an error.
+		if err := guest.Serve(context.Background(), f, h, guest.WithWriteLock(&wmu)); !isEOF(err) {
 			log.Infof("control session on %s: %v", dev, err)
 			f.Close()
 			f = nil
@@ -143,11 +143,11 @@ func serveVsock(h guest.Handler, log *Logger) error {
 		return err
 	}
 	if err := unix.Bind(fd, &unix.SockaddrVM{CID: unix.VMADDR_CID_ANY, Port: guest.VsockPort}); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return err
 	}
 	if err := unix.Listen(fd, 4); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return err
 	}
 	log.Infof("control channel on vsock port %d", guest.VsockPort)

@@ -137,6 +137,7 @@ func (s *supervisor) start(ctx context.Context, sp procSpec, stdio guest.ExecIO)
 		status = exitStatus
 	}
 	go func() {
+		done := ctx.Done()
 		for {
 			select {
 			case ws := <-ch:
@@ -152,12 +153,12 @@ func (s *supervisor) start(ctx context.Context, sp procSpec, stdio guest.ExecIO)
 				} else if p.master != nil {
 					_ = setWinsize(p.master, ev.Rows, ev.Cols)
 				}
-			case <-ctx.Done():
+			case <-done:
 				if !sp.entry { // the host went away: an exec ends, the entrypoint goes on
 					_ = unix.Kill(-pid, unix.SIGKILL)
 					_ = unix.Kill(pid, unix.SIGKILL)
 				}
-				ctx = context.Background() // wait for the status
+				done = nil // wait for the status
 			}
 		}
 	}()

@@ -82,7 +82,9 @@ func (in *Init) supervise() {
 	for {
 		select {
 		case s := <-sigs:
-			_ = unix.Kill(pid, s.(syscall.Signal))
+			if sig, ok := s.(syscall.Signal); ok {
+				_ = unix.Kill(pid, sig)
+			}
 		case ws := <-in.exitCh:
 			ex := in.entryStatus(ws)
 			in.sup.exited(ex)

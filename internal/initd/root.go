@@ -92,10 +92,10 @@ func assembleRoot(r guest.Root, mnt Mounter, log *Logger) (*rootHandles, error) 
 	for _, m := range RootMounts(r, state) {
 		if err := mnt.Mount(m); err != nil {
 			reason := guest.ReasonMount
-			switch {
-			case m.Source == r.Scratch:
+			switch m.Source {
+			case r.Scratch:
 				reason = guest.ReasonScratchCorrupt
-			case m.Source == r.Device:
+			case r.Device:
 				reason = guest.ReasonRootDevice
 			}
 			return nil, &guest.Failure{Reason: reason, Message: err.Error()}

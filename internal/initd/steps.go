@@ -232,9 +232,11 @@ func (in *Init) resolveCommand() error {
 func consoleTTY() string {
 	b, err := os.ReadFile("/sys/class/tty/console/active")
 	if err == nil {
-		if f := lastField(string(b)); f != "" {
-			if _, err := os.Stat("/dev/" + f); err == nil {
-				return "/dev/" + f
+		// A device name, never a path: the kernel writes e.g. "tty0 ttyS0".
+		if f := lastField(string(b)); f != "" && f != "." && f != ".." && !strings.ContainsRune(f, '/') {
+			dev := "/dev/" + f
+			if _, err := os.Stat(dev); err == nil { //nolint:gosec // G703: f is one name under /dev, checked above
+				return dev
 			}
 		}
 	}

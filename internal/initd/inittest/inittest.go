@@ -117,7 +117,7 @@ func BuildInit(dst string) error {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build ferry-init: %v\n%s", err, out)
+		return fmt.Errorf("build ferry-init: %w\n%s", err, out)
 	}
 	return nil
 }
@@ -232,7 +232,10 @@ func (b *Boot) Dial(ctx context.Context) (*guest.Client, error) {
 		case <-ctx.Done():
 			return nil, errors.Join(err, ctx.Err())
 		case <-b.done:
-			return nil, fmt.Errorf("VM exited before the control channel answered: %w (%v)", err, b.err)
+			if b.err == nil {
+				return nil, fmt.Errorf("VM exited before the control channel answered: %w", err)
+			}
+			return nil, fmt.Errorf("VM exited before the control channel answered: %w (%w)", err, b.err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

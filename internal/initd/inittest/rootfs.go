@@ -12,7 +12,7 @@ import (
 // Passwd and Group are the busybox root's /etc/passwd and /etc/group:
 // root, app (1000, also in group extra 2000) and nobody.
 const (
-	Passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+	Passwd = "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n" //nolint:gosec // G101: a test image's passwd file; "x" means no password here
 	Group  = "root:x:0:\napp:x:1000:\nextra:x:2000:app\nnogroup:x:65534:\n"
 )
 
@@ -34,7 +34,7 @@ func (e *Env) Rootfs(t testing.TB, files map[string]string) string {
 	}
 	bb, err := os.ReadFile(e.Busybox)
 	must(err)
-	must(os.WriteFile(filepath.Join(dir, "bin/busybox"), bb, 0o755))
+	must(os.WriteFile(filepath.Join(dir, "bin/busybox"), bb, 0o755)) //nolint:gosec // G703: a fixed name under the test's own TempDir
 	out, err := exec.Command(e.Busybox, "--list").Output()
 	must(err)
 	for _, a := range strings.Fields(string(out)) {
