@@ -63,7 +63,7 @@ func LoadConfig(path string) (Config, error) {
 		return c, fmt.Errorf("registry config: %w", err)
 	}
 	if err := yaml.UnmarshalStrict(b, &c); err != nil {
-		return c, fmt.Errorf("registry config %s: %v: %w", path, err, errdefs.ErrInvalidArgument)
+		return c, fmt.Errorf("registry config %s: %w: %w", path, err, errdefs.ErrInvalidArgument)
 	}
 	return c, nil
 }

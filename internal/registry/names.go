@@ -23,7 +23,7 @@ func (n Namespace) Prefix() string { return n.prefix }
 // Internal maps a client name to its stored name; ok is false when name is
 // not a valid repository name or would be too long once prefixed.
 func (n Namespace) Internal(name string) (string, bool) {
-	if !auth.ValidRepoName(name) || len(n.prefix)+len(name) > reference.NameTotalLengthMax {
+	if !auth.ValidRepoName(name) || len(n.prefix)+len(name) > reference.RepositoryNameTotalLengthMax {
 		return "", false
 	}
 	return n.prefix + name, true

@@ -93,7 +93,7 @@ func TestIssueVerify(t *testing.T) {
 	short.ExpiresAt = now.Add(10 * time.Second)
 	jwt2, _, _ := iss.Issue(short, nil)
 	c2, _ := iss.Verify(jwt2)
-	if !c2.ExpiresAt.Time.Equal(short.ExpiresAt) {
+	if !c2.ExpiresAt.Equal(short.ExpiresAt) {
 		t.Fatalf("jwt expires %v, token %v", c2.ExpiresAt, short.ExpiresAt)
 	}
 }

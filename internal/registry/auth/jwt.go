@@ -114,7 +114,7 @@ func (i *Issuer) Verify(token string) (*Claims, error) {
 		jwt.WithTimeFunc(i.now),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("registry token: %v: %w", err, errdefs.ErrUnauthorized)
+		return nil, fmt.Errorf("registry token: %w: %w", err, errdefs.ErrUnauthorized)
 	}
 	if c.OrgID == "" || c.TokenID == "" {
 		return nil, fmt.Errorf("registry token: missing org: %w", errdefs.ErrUnauthorized)

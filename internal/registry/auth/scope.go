@@ -64,7 +64,7 @@ var repoNameRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[
 
 // ValidRepoName reports whether name is a repository name a client may use.
 func ValidRepoName(name string) bool {
-	return name != "" && len(name) <= reference.NameTotalLengthMax && repoNameRE.MatchString(name)
+	return name != "" && len(name) <= reference.RepositoryNameTotalLengthMax && repoNameRE.MatchString(name)
 }
 
 // Grant returns what token t may have of requested: the intersection of the

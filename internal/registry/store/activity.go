@@ -30,7 +30,7 @@ func (s *Store) Repos(ctx context.Context, orgID, last string, n int) ([]string,
 	if err != nil {
 		return nil, fmt.Errorf("list repos: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []string
 	for rows.Next() {
 		var name string

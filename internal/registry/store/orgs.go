@@ -73,7 +73,7 @@ func (s *Store) Orgs(ctx context.Context) ([]Org, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list orgs: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []Org
 	for rows.Next() {
 		var o Org

@@ -111,7 +111,7 @@ func hashSecret(secret string) string {
 // LooksLikeToken reports whether s has the shape of a ferry token secret.
 func LooksLikeToken(s string) bool { return strings.HasPrefix(s, tokenPrefix) }
 
-const tokenCols = `t.id, o.name, o.id, t.scope, t.description, t.created_at, t.expires_at, t.revoked_at`
+const tokenCols = `t.id, o.name, o.id, t.scope, t.description, t.created_at, t.expires_at, t.revoked_at` //nolint:gosec // G101: SQL column names, no secret
 
 func scanToken(row interface{ Scan(...any) error }) (Token, error) {
 	var t Token
@@ -187,7 +187,7 @@ func (s *Store) Tokens(ctx context.Context, org string) ([]Token, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
-	defer rows.Close()
+	defer func() { _ = rows.Close() }()
 	var out []Token
 	for rows.Next() {
 		t, err := scanToken(rows)
