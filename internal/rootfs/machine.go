@@ -127,9 +127,8 @@ func (m *Manager) makeWritable(ctx context.Context, rec *machineRecord, base Bas
 	if rec.Mode == ModeOverlay {
 		var tmpl string
 		if tmpl, err = m.template(ctx, rec.Size); err == nil {
-			method, err = cloneFile(tmpl, tmp, 0o644)
+			_, err = cloneFile(tmpl, tmp, 0o644) // an overlay's scratch reports no clone method
 		}
-		method = ""
 	} else {
 		method, err = m.persistentClone(ctx, base.Path, tmp, rec.Size)
 	}

@@ -1,9 +1,6 @@
 package apply
 
-import (
-	"archive/tar"
-	"io"
-)
+import "io"
 
 // backend is a file tree the layer semantics are applied to. Paths are
 // cleaned components inside the root. Every method resolves the parent
@@ -66,9 +63,4 @@ func applyOp(b backend, st *layerState, o op, data io.Reader) error {
 		return b.mknod(o.path, o.typ, o.meta)
 	}
 	return nil
-}
-
-// isNode reports tar types that become device or fifo inodes.
-func isNode(typ byte) bool {
-	return typ == tar.TypeChar || typ == tar.TypeBlock || typ == tar.TypeFifo
 }

@@ -23,7 +23,7 @@ func ApplyDir(ctx context.Context, img v1.Image, dir string, opts ...Option) err
 	if err != nil {
 		return err
 	}
-	defer fs.close()
+	defer func() { _ = fs.close() }()
 	lim := newLimits(o)
 	for _, li := range infos {
 		if err := applyLayerDir(ctx, fs, li, lim); err != nil {
@@ -38,7 +38,7 @@ func applyLayerDir(ctx context.Context, fs *dirfs, li layerInfo, lim *limits) er
 	if err != nil {
 		return err
 	}
-	defer vs.Close()
+	defer func() { _ = vs.Close() }()
 	tr := tar.NewReader(vs)
 	st := newLayerState()
 	for {

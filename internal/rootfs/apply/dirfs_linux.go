@@ -221,7 +221,7 @@ func (d *dirfs) removeAll(p []string) error {
 	if err != nil || pfd < 0 {
 		return err
 	}
-	defer unix.Close(pfd)
+	defer func() { _ = unix.Close(pfd) }()
 	return removeAt(pfd, name)
 }
 
@@ -235,7 +235,7 @@ func (d *dirfs) clearDir(p []string, keep func([]string) bool) error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", joinPath(p), err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	return clearAt(fd, p, keep)
 }
 
@@ -277,7 +277,7 @@ func (d *dirfs) mkdir(p []string, m meta) error {
 		if err != nil {
 			return err
 		}
-		defer unix.Close(pfd)
+		defer func() { _ = unix.Close(pfd) }()
 		var st unix.Stat_t
 		serr := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 		if serr == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
@@ -296,7 +296,7 @@ func (d *dirfs) mkdir(p []string, m meta) error {
 	if err != nil {
 		return fmt.Errorf("open directory: %w", err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	if err := d.setMetaFd(fd, m); err != nil {
 		return err
 	}
@@ -309,7 +309,7 @@ func (d *dirfs) create(p []string, m meta, size int64, data io.Reader) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
+	defer func() { _ = unix.Close(pfd) }()
 	if err := removeAt(pfd, name); err != nil {
 		return err
 	}
@@ -336,7 +336,7 @@ func (d *dirfs) symlink(p []string, target string, m meta) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
+	defer func() { _ = unix.Close(pfd) }()
 	if err := removeAt(pfd, name); err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func (d *dirfs) mknod(p []string, typ byte, m meta) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
+	defer func() { _ = unix.Close(pfd) }()
 	if err := removeAt(pfd, name); err != nil {
 		return err
 	}
@@ -378,7 +378,7 @@ func (d *dirfs) link(p, target []string) error {
 	if tfd < 0 {
 		return invalid("hardlink target %s does not exist", joinPath(target))
 	}
-	defer unix.Close(tfd)
+	defer func() { _ = unix.Close(tfd) }()
 	var tst unix.Stat_t
 	if err := unix.Fstatat(tfd, tname, &tst, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return invalid("hardlink target %s does not exist", joinPath(target))
@@ -390,7 +390,7 @@ func (d *dirfs) link(p, target []string) error {
 	if err != nil {
 		return err
 	}
-	defer unix.Close(pfd)
+	defer func() { _ = unix.Close(pfd) }()
 	var st unix.Stat_t
 	if unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Dev == tst.Dev && st.Ino == tst.Ino {
 		return nil

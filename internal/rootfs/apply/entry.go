@@ -152,7 +152,7 @@ func parseEntry(hdr *tar.Header) (op, error) {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		o.kind, o.typ = opDir, tar.TypeDir
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // tar.Reader reports the old TypeRegA as TypeReg
 		if hdr.Size < 0 {
 			return op{}, invalid("negative size")
 		}

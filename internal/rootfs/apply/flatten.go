@@ -130,7 +130,7 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, dir string) (*sp
 	if err != nil {
 		return nil, err
 	}
-	defer vs.Close()
+	defer func() { _ = vs.Close() }()
 	spool := &spool{dir: dir, budget: lim.spoolMem}
 	l := &spooledLayer{info: li, spool: spool}
 	fail := func(err error) (*spooledLayer, error) {

@@ -13,7 +13,7 @@ type memfs struct {
 	root *node
 }
 
-// inode is shared by every hardlinked name.
+// inode is shared by every hard-linked name.
 type inode struct {
 	typ    byte
 	meta   meta

@@ -26,7 +26,7 @@ func writeTree(ctx context.Context, fs *memfs, w io.Writer) (int, int64, error) 
 type treeWriter struct {
 	ctx   context.Context
 	tw    *tar.Writer
-	first map[*inode]string // first name written for each hardlinked inode
+	first map[*inode]string // first name written for each hard-linked inode
 	n     int
 	bytes int64
 }

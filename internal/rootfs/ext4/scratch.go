@@ -27,7 +27,7 @@ func MakeScratch(ctx context.Context, path string, size int64) error {
 	if size < 16<<20 || size%4096 != 0 {
 		return fmt.Errorf("scratch size %d: must be a multiple of 4096 and at least 16 MiB", size)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func MakeScratch(ctx context.Context, path string, size int64) error {
 	args := MkfsArgs(path, size)
 	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("mkfs.ext4 %s: %v: %s", path, err, out)
+		return fmt.Errorf("mkfs.ext4 %s: %w: %s", path, err, out)
 	}
 	return nil
 }
@@ -54,7 +54,7 @@ func Resize(ctx context.Context, path string, size int64) error {
 	}
 	out, err := exec.CommandContext(ctx, "resize2fs", "-f", path, strconv.FormatInt(size/4096, 10)).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("resize2fs %s: %v: %s", path, err, out)
+		return fmt.Errorf("resize2fs %s: %w: %s", path, err, out)
 	}
 	return nil
 }

@@ -61,7 +61,12 @@ func Diff(want, got Tree) []string {
 func ListDir(t testing.TB, dir string) Tree {
 	t.Helper()
 	tree := Tree{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatalf("list %s: %v", dir, err)
+	}
+	defer func() { _ = root.Close() }()
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -70,14 +75,17 @@ func ListDir(t testing.TB, dir string) Tree {
 		if err != nil {
 			return err
 		}
-		sys := st.Sys().(*syscall.Stat_t)
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no stat_t", p)
+		}
 		in := Info{Mode: uint32(sys.Mode) & 0o7777, UID: int(sys.Uid), GID: int(sys.Gid), Xattrs: xattrsOf(p)}
 		switch sys.Mode & syscall.S_IFMT {
 		case syscall.S_IFDIR:
 			in.Type = "dir"
 		case syscall.S_IFREG:
 			in.Type, in.Size = "reg", st.Size()
-			b, err := os.ReadFile(p)
+			b, err := root.ReadFile(rel) // the file Lstat saw, not one a symlink swapped in
 			if err != nil {
 				return err
 			}
