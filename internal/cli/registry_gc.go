@@ -26,7 +26,7 @@ func newRegistryGCCmd(g *globals, rf *registryFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer func() { _ = st.Close() }()
 			rep, err := registry.GC(cmd.Context(), cfg, st, gc.Options{Grace: grace, DryRun: dryRun})
 			if err != nil {
 				return err

@@ -19,7 +19,7 @@ func newRegistryOrgCmd(g *globals, rf *registryFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer func() { _ = st.Close() }()
 			o, err := st.CreateOrg(cmd.Context(), args[0])
 			if err != nil {
 				return err
@@ -37,7 +37,7 @@ func newRegistryOrgCmd(g *globals, rf *registryFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer func() { _ = st.Close() }()
 			orgs, err := st.Orgs(cmd.Context())
 			if err != nil {
 				return err
@@ -63,7 +63,7 @@ func newRegistryOrgCmd(g *globals, rf *registryFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer func() { _ = st.Close() }()
 			if err := st.DeleteOrg(cmd.Context(), args[0]); err != nil {
 				return err
 			}

@@ -40,7 +40,7 @@ func newRegistryServeCmd(g *globals, rf *registryFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer srv.Close()
+			defer func() { _ = srv.Close() }()
 			return srv.ListenAndServe(cmd.Context())
 		},
 	}

@@ -34,13 +34,13 @@ func newRegistryTokenCmd(g *globals, rf *registryFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer func() { _ = st.Close() }()
 			t, secret, err := st.CreateToken(cmd.Context(), org, store.NewTokenOpts{Scope: sc, TTL: ttl, Description: desc})
 			if err != nil {
 				return err
 			}
 			if rf.format == "json" {
-				return json.NewEncoder(g.out).Encode(struct {
+				return json.NewEncoder(g.out).Encode(struct { //nolint:gosec // G117: the new secret is shown once; printing it is this verb's job
 					store.Token
 					Secret string `json:"secret"`
 				}{t, secret})
@@ -90,7 +90,7 @@ Images of this org are named %[6]s/NAME[:TAG], e.g. %[6]s/web:latest.
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer func() { _ = st.Close() }()
 			toks, err := st.Tokens(cmd.Context(), listOrg)
 			if err != nil {
 				return err
@@ -130,7 +130,7 @@ Images of this org are named %[6]s/NAME[:TAG], e.g. %[6]s/web:latest.
 			if err != nil {
 				return err
 			}
-			defer st.Close()
+			defer func() { _ = st.Close() }()
 			if err := st.RevokeToken(cmd.Context(), args[0]); err != nil {
 				return err
 			}
