@@ -1,6 +1,7 @@
 package errdefs
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
@@ -15,7 +16,7 @@ func TestCodeRoundTrip(t *testing.T) {
 		if got := HTTPStatus(wrapped); got != k.status {
 			t.Errorf("HTTPStatus(%v) = %d, want %d", wrapped, got, k.status)
 		}
-		if got := FromCode(k.code); got != k.err {
+		if got := FromCode(k.code); !errors.Is(got, k.err) {
 			t.Errorf("FromCode(%q) = %v, want %v", k.code, got, k.err)
 		}
 	}
