@@ -246,7 +246,7 @@ func (c *control) Exec(ctx context.Context, req machine.ExecRequest, stdio machi
 	if err != nil {
 		return 0, fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}
-	defer p.Close()
+	defer func() { _ = p.Close() }()
 	done := make(chan struct{})
 	defer close(done)
 	if stdio.Stdin != nil {
