@@ -64,7 +64,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 
 	fmt.Printf("%-10s %4s %10s %12s %12s %12s  (medians of %d boots; accel %s)\n",
 		"kernel", "ok", "wall", "first-out", "init-exec", "init-uptime", *n, *accel)

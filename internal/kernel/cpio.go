@@ -27,13 +27,12 @@ type Header struct {
 // carry mtime 0 and inode numbers counted from 1, so the same entries give the
 // same bytes.
 type Writer struct {
-	w       io.Writer
-	n       int64 // bytes written so far
-	ino     uint32
-	remain  int64 // file bytes the current entry still expects
-	pad     int   // padding owed after the current file's data
-	closed  bool
-	trailer bool
+	w      io.Writer
+	n      int64 // bytes written so far
+	ino    uint32
+	remain int64 // file bytes the current entry still expects
+	pad    int   // padding owed after the current file's data
+	closed bool
 }
 
 // NewWriter returns a Writer that writes to w.

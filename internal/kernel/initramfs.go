@@ -113,7 +113,7 @@ func BuildShared(ctx context.Context, dir string, s Shared) (string, error) {
 	// The digest goes first, so the archive's first bytes identify it
 	// (WriteInitrd relies on that to reuse a machine's copy).
 	es = append([]Entry{{Header: Header{Name: sharedIDName, Mode: 0o444}, Data: []byte(sum + "\n")}}, es...)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", fmt.Errorf("shared initramfs: %w", err)
 	}
 	err = writeAtomic(dst, 0o644, true, func(f *os.File) error { return writeArchive(ctx, f, es) })
@@ -312,8 +312,8 @@ func writeAtomic(dst string, perm os.FileMode, sync bool, fill func(*os.File) er
 	ok := false
 	defer func() {
 		if !ok {
-			f.Close()
-			os.Remove(tmp)
+			_ = f.Close()
+			_ = os.Remove(tmp)
 		}
 	}()
 	if err := fill(f); err != nil {

@@ -50,7 +50,7 @@ func BusyboxShared(dir string, show []string, modulesDir string, modules []strin
 		list += " " + f
 	}
 	init := filepath.Join(dir, "busybox-init")
-	if err := os.WriteFile(init, []byte(fmt.Sprintf(busyboxScript, list)), 0o755); err != nil {
+	if err := os.WriteFile(init, []byte(fmt.Sprintf(busyboxScript, list)), 0o755); err != nil { //nolint:gosec // the guest runs it as /init: it must be executable
 		return kernel.Shared{}, err
 	}
 	return kernel.Shared{
@@ -78,7 +78,7 @@ func StaticBusybox() (string, error) {
 				static = false
 			}
 		}
-		f.Close()
+		_ = f.Close() // opened only for reading
 		if static {
 			return p, nil
 		}
