@@ -116,7 +116,7 @@ func (p *ptyCmd) await(e *vmFerry, what, s string) {
 	deadline := time.Now().Add(3 * time.Minute)
 	for !strings.Contains(p.out.String(), s) {
 		if time.Now().After(deadline) {
-			p.t.Fatalf("timed out waiting for %s (%q) on the terminal:\n%q\ndaemon:\n%s", what, s, p.out.String(), e.daemonLog)
+			p.t.Fatalf("timed out waiting for %s (%q) on the terminal:\n%q\nmachines:\n%s\ndaemon:\n%s", what, s, p.out.String(), machinesReport(e), e.daemonLog)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -141,4 +141,15 @@ func (p *ptyCmd) wait(t *testing.T) int {
 		t.Fatalf("command did not exit:\n%q", p.out.String())
 		return -1
 	}
+}
+
+// machinesReport is every machine's inspect output and console log, for
+// failure messages.
+func machinesReport(e *vmFerry) string {
+	var b strings.Builder
+	for _, id := range strings.Fields(e.run(nil, "ps", "-a", "-q").stdout) {
+		b.WriteString(e.run(nil, "inspect", id).stdout)
+		b.WriteString("logs:\n" + e.run(nil, "logs", id).stdout + "\n")
+	}
+	return b.String()
 }

@@ -49,7 +49,10 @@ exec 3<>$port
 echo "hello from the guest" >&3
 read answer <&3
 echo "SMOKE answer=$answer"
-read again <&3
+# The host's first connection closes before the second opens: reads see
+# EOF in between, so wait for the reconnected host's line.
+again=
+while [ -z "$again" ]; do read again <&3 || busybox usleep 100000; done
 echo "SMOKE again=$again"
 busybox reboot -f
 `
