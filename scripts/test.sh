@@ -9,7 +9,7 @@ export PATH=/usr/local/go/bin:/usr/local/lib/ferry/tools:$PATH
 echo "test: gofmt + go vet"
 make -s lint
 echo "test: go test ./..."
-go test -p 2 -timeout 60m ./... 2>&1 | tee /tmp/ferry-test.log | grep -Ev '^(=== RUN|=== PAUSE|=== CONT|    --- PASS)' 
+go test -count=1 -p 2 -timeout 60m ./... 2>&1 | tee /tmp/ferry-test.log | grep -Ev '^(=== RUN|=== PAUSE|=== CONT|    --- PASS)' 
 rc=${PIPESTATUS[0]}
 pass=$(grep -c '^ok ' /tmp/ferry-test.log || true)
 fail=$(grep -cE '^(FAIL|--- FAIL)' /tmp/ferry-test.log || true)
