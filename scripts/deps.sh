@@ -28,7 +28,7 @@ fi
 # Go: the machine's own toolchain (the module proxy supplies newer ones via GOTOOLCHAIN).
 export PATH=/usr/local/go/bin:$PATH
 if ! command -v go >/dev/null; then
-  echo "deps: no Go toolchain; install Go 1.22+ at /usr/local/go (https://go.dev/dl) and re-run" >&2
+  echo "deps: no Go toolchain; install Go (1.21 or later) at /usr/local/go (https://go.dev/dl) and re-run" >&2
   exit 1
 fi
 
