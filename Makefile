@@ -7,15 +7,14 @@ PREFIX ?= /usr/local
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/ferryvm/ferry/internal/cli.Version=$(VERSION)
 
-.PHONY: help build install deps kernel test unit lint demo bench clean
+.PHONY: help build install deps kernel test unit lint demo testimages clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## build bin/ferry and bin/ferry-init
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ferry ./cmd/ferry
-	@if ls cmd/ferry-init/*.go >/dev/null 2>&1; then set -x; CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/ferry-init ./cmd/ferry-init; \
-	else echo 'build: cmd/ferry-init not present yet; skipping bin/ferry-init'; fi
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BIN)/ferry-init ./cmd/ferry-init
 
 install: build ## install ferry, ferry-init into $(PREFIX)
 	install -D -m 0755 $(BIN)/ferry $(PREFIX)/bin/ferry
@@ -31,6 +30,12 @@ lint: ## gofmt, go vet (and golangci-lint when installed)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; fi
+
+test: ## set up and run the whole suite (as root; what CI runs)
+	./scripts/test.sh
+
+demo: ## set up and run a locally built image as a micro-VM (as root)
+	./scripts/demo.sh
 
 unit: ## fast unit tests only (no root, no VMs)
 	$(GO) test -short ./...
