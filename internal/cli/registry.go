@@ -68,6 +68,17 @@ func (rf *registryFlags) loadConfig(cmd *cobra.Command) (registry.Config, error)
 	return cfg, nil
 }
 
+// withStore opens the metadata database named by the flags, runs fn on it
+// and closes it.
+func (rf *registryFlags) withStore(cmd *cobra.Command, fn func(st *store.Store) error) error {
+	st, _, err := rf.openStore(cmd.Context(), cmd)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = st.Close() }()
+	return fn(st)
+}
+
 // openStore opens the metadata database named by the flags.
 func (rf *registryFlags) openStore(ctx context.Context, cmd *cobra.Command) (*store.Store, registry.Config, error) {
 	cfg, err := rf.loadConfig(cmd)

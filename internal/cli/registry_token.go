@@ -86,36 +86,33 @@ Images of this org are named %[6]s/NAME[:TAG], e.g. %[6]s/web:latest.
 		Short: "List tokens (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, _, err := rf.openStore(cmd.Context(), cmd)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = st.Close() }()
-			toks, err := st.Tokens(cmd.Context(), listOrg)
-			if err != nil {
-				return err
-			}
-			if rf.format == "json" {
-				return json.NewEncoder(g.out).Encode(toks)
-			}
-			now := time.Now()
-			tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tORG\tSCOPE\tSTATUS\tEXPIRES\tCREATED\tDESCRIPTION")
-			for _, t := range toks {
-				status := "active"
-				switch {
-				case !t.RevokedAt.IsZero():
-					status = "revoked"
-				case !t.Active(now):
-					status = "expired"
+			return rf.withStore(cmd, func(st *store.Store) error {
+				toks, err := st.Tokens(cmd.Context(), listOrg)
+				if err != nil {
+					return err
 				}
-				exp := "never"
-				if !t.ExpiresAt.IsZero() {
-					exp = t.ExpiresAt.Format("2006-01-02 15:04")
+				if rf.format == "json" {
+					return json.NewEncoder(g.out).Encode(toks)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Org, t.Scope, status, exp, t.CreatedAt.Format("2006-01-02 15:04"), t.Description)
-			}
-			return tw.Flush()
+				now := time.Now()
+				tw := tabwriter.NewWriter(g.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tORG\tSCOPE\tSTATUS\tEXPIRES\tCREATED\tDESCRIPTION")
+				for _, t := range toks {
+					status := "active"
+					switch {
+					case !t.RevokedAt.IsZero():
+						status = "revoked"
+					case !t.Active(now):
+						status = "expired"
+					}
+					exp := "never"
+					if !t.ExpiresAt.IsZero() {
+						exp = t.ExpiresAt.Format("2006-01-02 15:04")
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Org, t.Scope, status, exp, t.CreatedAt.Format("2006-01-02 15:04"), t.Description)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	list.Flags().StringVar(&listOrg, "org", "", "only this organization's tokens")
@@ -126,16 +123,13 @@ Images of this org are named %[6]s/NAME[:TAG], e.g. %[6]s/web:latest.
 		Short: "Revoke a token at once (and every registry JWT minted from it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, _, err := rf.openStore(cmd.Context(), cmd)
-			if err != nil {
+			return rf.withStore(cmd, func(st *store.Store) error {
+				if err := st.RevokeToken(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(g.out, "revoked token %s\n", args[0])
 				return err
-			}
-			defer func() { _ = st.Close() }()
-			if err := st.RevokeToken(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(g.out, "revoked token %s\n", args[0])
-			return err
+			})
 		},
 	}
 	cmd.AddCommand(create, list, revoke)
