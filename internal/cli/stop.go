@@ -9,26 +9,40 @@ import (
 	"github.com/ferryvm/ferry/internal/api"
 )
 
+// stopFlags are the flags stop and restart share.
+type stopFlags struct {
+	signal  string
+	timeout time.Duration
+}
+
+func (f *stopFlags) bind(cmd *cobra.Command, signalHelp string) {
+	cmd.Flags().StringVarP(&f.signal, "signal", "s", "", signalHelp)
+	cmd.Flags().DurationVarP(&f.timeout, "time", "t", 0, "time to wait before killing the VM (default 10s)")
+}
+
+func (f *stopFlags) request() api.StopRequest {
+	req := api.StopRequest{Signal: f.signal}
+	if f.timeout > 0 {
+		req.Timeout = f.timeout.String()
+	}
+	return req
+}
+
 func newStopCmd(g *globals) *cobra.Command {
-	var app, signal string
-	var timeout time.Duration
+	var app string
+	var sf stopFlags
 	cmd := &cobra.Command{
 		Use:   "stop [-s SIGNAL] [-t TIMEOUT] MACHINE...",
 		Short: "Stop machines (signal the entrypoint, kill the VM after the timeout)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := api.StopRequest{Signal: signal}
-			if timeout > 0 {
-				req.Timeout = timeout.String()
-			}
 			return eachMachine(cmd.Context(), g, args, func(ctx context.Context, c *api.Client, n string) error {
-				_, err := c.StopMachine(ctx, app, n, req)
+				_, err := c.StopMachine(ctx, app, n, sf.request())
 				return err
 			})
 		},
 	}
 	appFlag(cmd, &app)
-	cmd.Flags().StringVarP(&signal, "signal", "s", "", "signal to send first (default SIGTERM)")
-	cmd.Flags().DurationVarP(&timeout, "time", "t", 0, "time to wait before killing the VM (default 10s)")
+	sf.bind(cmd, "signal to send first (default SIGTERM)")
 	return cmd
 }
