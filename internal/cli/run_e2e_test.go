@@ -209,6 +209,11 @@ func TestDetachedLifecycle(t *testing.T) {
 	if m := e.inspect("web"); m.State != machine.StateStarted {
 		t.Fatalf("after start: %s", m.State)
 	}
+	before := e.inspect("web").StartedAt
+	e.ok("restart", "-t", "5s", "web")
+	if m := e.inspect("web"); m.State != machine.StateStarted || !m.StartedAt.After(before) {
+		t.Fatalf("after restart: %s, started %v (before %v)", m.State, m.StartedAt, before)
+	}
 	e.ok("kill", "-s", "TERM", "web")
 	if out := e.ok("wait", "web"); out != "143\n" {
 		t.Fatalf("wait after SIGTERM printed %q, want 143", out)
