@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -35,7 +36,7 @@ func wireMachines(ctx context.Context, d *daemon) error {
 	deps := machine.Deps{
 		Images:      &machineImages{st: d.images},
 		Rootfs:      &machineRootfs{rfs: rfs, images: d.images},
-		Boot:        &machineBoot{dir: filepath.Join(string(d.root), "kernel")},
+		Boot:        &machineBoot{dir: d.root.Kernel(), log: log},
 		Hypervisor:  hv,
 		ConsoleExit: consoleExit,
 		HideLine:    hideConsoleLine,
@@ -136,7 +137,8 @@ func (a *machineRootfs) Reconcile(ctx context.Context, keep []string) error {
 // machineBoot finds the guest kernel and init and writes initramfs files:
 // the shared archive once per daemon, the run config per machine.
 type machineBoot struct {
-	dir string // where the shared archive is cached (<root>/kernel)
+	dir string // where the shared archive is cached (paths.Root.Kernel)
+	log *slog.Logger
 
 	mu     sync.Mutex
 	kernel string
@@ -172,6 +174,11 @@ func (b *machineBoot) assets(ctx context.Context) (string, string, error) {
 	shared, err := kernel.BuildShared(ctx, b.dir, sh)
 	if err != nil {
 		return "", "", err
+	}
+	// Archives of an older ferry-init or kernel are dead weight: machines
+	// boot from their own copies.
+	if err := kernel.PruneShared(b.dir, shared); err != nil {
+		b.log.Warn("prune old shared initramfs archives", "dir", b.dir, "err", err)
 	}
 	b.kernel, b.shared = k, shared
 	return k, shared, nil

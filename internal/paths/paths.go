@@ -24,7 +24,7 @@
 //	    vmm.pid                   VMM pid and start time (for re-adoption after a daemon restart)
 //	    control.sock              host end of the control channel (virtio-serial or vsock)
 //	    vmm.json                  the machine spec the VMM was started with
-//	  kernel/                     optional per-root kernel/init overrides
+//	  kernel/shared-<digest>.cpio the shared initramfs (ferry-init [+ modules]); older ones pruned
 //
 // The shared guest kernel and init are looked up by internal/kernel (the
 // install dir beside the ferry binary, then /usr/local/lib/ferry).
@@ -65,5 +65,5 @@ func (r Root) Machines() string { return filepath.Join(string(r), "machines") }
 // Machine is the directory of one machine.
 func (r Root) Machine(id string) string { return filepath.Join(string(r), "machines", id) }
 
-// Kernel is the per-root kernel override directory.
+// Kernel holds the shared initramfs archives built from ferry-init.
 func (r Root) Kernel() string { return filepath.Join(string(r), "kernel") }
