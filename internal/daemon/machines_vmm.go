@@ -109,7 +109,13 @@ func emulated(d vmm.Driver) bool {
 }
 
 func (h *hypervisor) Adopt(ctx context.Context, s machine.VMSpec) (machine.Process, error) {
-	p, err := vmm.Adopt(filepath.Join(s.Dir, "vmm.pid"))
+	pidfile := filepath.Join(s.Dir, "vmm.pid")
+	p, err := vmm.Adopt(pidfile)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		// A daemon killed between starting the VMM and writing its pid
+		// file left it running untracked: find it by its marker.
+		p, err = vmm.AdoptByMarker(vmm.Spec{ID: s.ID}.Marker(), s.Dir, pidfile)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -171,7 +177,11 @@ func (h *hypervisor) Reap(ctx context.Context, keep []string) ([]string, error) 
 		if k[e.Name()] {
 			continue
 		}
-		p, err := vmm.Adopt(filepath.Join(h.root.Machine(e.Name()), "vmm.pid"))
+		dir := h.root.Machine(e.Name())
+		p, err := vmm.Adopt(filepath.Join(dir, "vmm.pid"))
+		if errors.Is(err, errdefs.ErrNotFound) {
+			p, err = vmm.AdoptByMarker(vmm.Spec{ID: e.Name()}.Marker(), dir, filepath.Join(dir, "vmm.pid"))
+		}
 		if err != nil {
 			continue
 		}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -262,4 +264,36 @@ func LookPath(name, hint string) (string, error) {
 		return "", fmt.Errorf("%s not found in PATH (%s): %w", name, hint, errdefs.ErrUnavailable)
 	}
 	return p, nil
+}
+
+// AdoptByMarker finds a live VMM that carries marker in its command line and
+// an argument under dir (the machine's directory, so another data root's
+// machine is never matched), and adopts it. It finds a VMM that a daemon
+// killed between starting it and writing its pid file; without it such a
+// VMM would run on, untracked. ErrNotFound when there is none.
+func AdoptByMarker(marker, dir, pidfile string) (*Process, error) {
+	ents, err := os.ReadDir(procRoot)
+	if err != nil {
+		return nil, fmt.Errorf("scan %s: %w", procRoot, err)
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		args, err := Cmdline(pid)
+		if err != nil || !slices.Contains(args, marker) || !slices.ContainsFunc(args, func(a string) bool { return strings.Contains(a, dir+"/") }) {
+			continue
+		}
+		st, err := StartTime(pid)
+		if err != nil {
+			continue
+		}
+		rec := &Process{Pid: pid, StartTime: st, Args: args, Marker: marker, PIDFile: pidfile}
+		if err := rec.writePIDFile(); err != nil {
+			return nil, fmt.Errorf("adopt vmm %d: %w", pid, err)
+		}
+		return Adopt(pidfile)
+	}
+	return nil, fmt.Errorf("no vmm with marker %s: %w", marker, errdefs.ErrNotFound)
 }
