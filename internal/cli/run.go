@@ -20,11 +20,11 @@ import (
 
 // runFlags are `ferry run`'s flags (Docker's names).
 type runFlags struct {
-	app, name, envFile, memory, user, workdir, entrypoint, hostname, vmm, restart string
-	env, publish, dns                                                             []string
-	cpus                                                                          float64
-	rm, detach, interactive, tty                                                  bool
-	stopTimeout                                                                   time.Duration
+	app, name, envFile, memory, user, workdir, entrypoint, hostname, vmm, restart, cgroupVersion string
+	env, publish, dns                                                                            []string
+	cpus                                                                                         float64
+	rm, detach, interactive, tty                                                                 bool
+	stopTimeout                                                                                  time.Duration
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -70,6 +70,7 @@ it); -i alone streams stdin to it.`,
 	fl.StringArrayVar(&f.dns, "dns", nil, "nameserver for the guest (repeatable)")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open (with -t: an interactive terminal)")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "give the entrypoint a terminal")
+	fl.StringVar(&f.cgroupVersion, "cgroup-version", "", "cgroup layout in the guest: v2 (default), hybrid or v1 (for images that expect v1 hierarchies)")
 	fl.StringVar(&f.vmm, "vmm", "", "VMM driver: qemu or firecracker (default: the daemon's)")
 	fl.StringVar(&f.restart, "restart", "", "restart policy: no, always, on-failure[:max-retries]")
 	fl.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "on Ctrl-C, time between SIGTERM and the kill")
@@ -89,6 +90,7 @@ func (f *runFlags) createRequest(args []string) (machine.CreateRequest, error) {
 		}
 	}
 	cfg.Init.User, cfg.Init.WorkingDir, cfg.Init.TTY = f.user, f.workdir, f.tty
+	cfg.Init.CgroupVersion = f.cgroupVersion
 	env, err := parseEnv(f.envFile, f.env)
 	if err != nil {
 		return machine.CreateRequest{}, err

@@ -49,7 +49,7 @@ func TestRunCreateRequest(t *testing.T) {
 	t.Setenv("PASSED", "through")
 	f := runFlags{envFile: envFile, env: []string{"B=flag", "PASSED", "UNSET_VAR_X"}, entrypoint: "/bin/echo",
 		cpus: 1.5, memory: "1g", publish: []string{"8080:80"}, restart: "on-failure:2", user: "1000", workdir: "/tmp",
-		hostname: "h", name: "n"}
+		hostname: "h", name: "n", cgroupVersion: "hybrid"}
 	req, err := f.createRequest([]string{"busybox", "a", "b"})
 	if err != nil {
 		t.Fatal(err)
@@ -57,12 +57,16 @@ func TestRunCreateRequest(t *testing.T) {
 	c := req.Config
 	if req.Name != "n" || c.Image != "busybox" || !reflect.DeepEqual(c.Init.Entrypoint, []string{"/bin/echo"}) ||
 		!reflect.DeepEqual(c.Init.Cmd, []string{"a", "b"}) || c.Guest.CPUs != 2 || c.Guest.MemoryMB != 1024 ||
-		c.Restart.MaxRetries != 2 || c.Init.User != "1000" || c.Init.WorkingDir != "/tmp" || c.Hostname != "h" ||
+		c.Restart.MaxRetries != 2 || c.Init.User != "1000" || c.Init.WorkingDir != "/tmp" || c.Hostname != "h" || c.Init.CgroupVersion != "hybrid" ||
 		!reflect.DeepEqual(c.Env, map[string]string{"A": "1", "B": "flag", "PASSED": "through"}) || len(c.Services) != 1 {
 		t.Fatalf("request = %+v", req)
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	f = runFlags{cgroupVersion: "v3"}
+	if req, err := f.createRequest([]string{"busybox"}); err == nil && req.Config.Validate() == nil {
+		t.Fatal("--cgroup-version v3 accepted")
 	}
 	f = runFlags{rm: true, restart: "always"}
 	if _, err := f.createRequest([]string{"busybox"}); err == nil {

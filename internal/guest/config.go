@@ -52,6 +52,12 @@ type RunConfig struct {
 	Mounts  []Mount  `json:"mounts,omitempty"`
 	Rlimits *Rlimits `json:"rlimits,omitempty"`
 
+	// CgroupVersion is the cgroup layout under /sys/fs/cgroup: CgroupV2
+	// (the default when empty), CgroupHybrid or CgroupV1, for images whose
+	// software expects the v1 hierarchies (older JVMs, systemd, cgroup-v1
+	// tooling).
+	CgroupVersion string `json:"cgroup_version,omitempty"`
+
 	// Power says how init ends the VM. Empty method = "reboot": QEMU
 	// microvm with acpi=off and Firecracker both exit on a guest reboot
 	// (reboot=t / reboot=k on the kernel cmdline, QEMU with -no-reboot).
@@ -142,6 +148,18 @@ type Mount struct {
 type Rlimits struct {
 	NoFile uint64 `json:"nofile,omitempty"`
 }
+
+// Cgroup layouts (RunConfig.CgroupVersion).
+const (
+	// CgroupV2 is the unified hierarchy alone: cgroup2 on /sys/fs/cgroup.
+	CgroupV2 = "v2"
+	// CgroupHybrid is systemd's hybrid layout: a tmpfs on /sys/fs/cgroup
+	// with every v1 controller mounted below it, a named systemd
+	// hierarchy, and cgroup2 (without controllers) on /sys/fs/cgroup/unified.
+	CgroupHybrid = "hybrid"
+	// CgroupV1 is the legacy layout: the hybrid one without cgroup2.
+	CgroupV1 = "v1"
+)
 
 // Power methods.
 const (

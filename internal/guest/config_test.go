@@ -19,6 +19,7 @@ func validConfig() *RunConfig {
 		Root:   Root{Mode: RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"},
 		Mounts: []Mount{{Source: "/dev/vdc", Target: "/data", FSType: "ext4"}},
 		TTY:    true, Attach: true, AttachTimeoutMS: 30000,
+		CgroupVersion: CgroupHybrid,
 	}
 }
 
@@ -57,6 +58,7 @@ func TestConfigInvalid(t *testing.T) {
 		{"scratch single", "scratch", func(c *RunConfig) { c.Root.Mode = RootSingle }},
 		{"mount target", "absolute target", func(c *RunConfig) { c.Mounts[0].Target = "/" }},
 		{"power", "power method", func(c *RunConfig) { c.Power.Method = "explode" }},
+		{"cgroup version", "cgroup_version", func(c *RunConfig) { c.CgroupVersion = "v3" }},
 		{"user", "user", func(c *RunConfig) { c.Override.User = "a:b:c" }},
 		{"attach timeout", "negative", func(c *RunConfig) { c.Attach, c.AttachTimeoutMS = true, -1 }},
 		{"attach timeout alone", "without attach", func(c *RunConfig) { c.Attach, c.AttachTimeoutMS = false, 5 }},

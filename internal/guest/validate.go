@@ -92,6 +92,11 @@ func (c *RunConfig) Validate() error {
 			}
 		}
 	}
+	switch c.CgroupVersion {
+	case "", CgroupV2, CgroupHybrid, CgroupV1:
+	default:
+		bad("cgroup_version %q is not %s, %s or %s", c.CgroupVersion, CgroupV2, CgroupHybrid, CgroupV1)
+	}
 	switch c.Power.Method {
 	case "", PowerReboot, PowerPoweroff, PowerHalt:
 	default:

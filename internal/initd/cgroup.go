@@ -7,6 +7,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/ferryvm/ferry/internal/guest"
 )
 
 // The entrypoint and exec'd processes run in one memory cgroup whose limit
@@ -14,7 +17,7 @@ import (
 // memory is OOM-killed inside its cgroup (counted in its memory.events)
 // instead of driving the whole VM out of memory, where the kernel may find
 // nothing killable (init is exempt) and panic.
-const appCgroupDir = "/sys/fs/cgroup/app"
+const appCgroupDir = cgroupRoot + "/app"
 
 // AppMemoryMax returns the app cgroup's memory.max when avail bytes are
 // available once init has set up (the kernel, the initramfs and init
@@ -30,31 +33,73 @@ func AppMemoryMax(avail uint64) uint64 {
 
 // appCgroup is the entrypoint's cgroup.
 type appCgroup struct {
-	dir string
-	fd  *os.File // for CLONE_INTO_CGROUP
+	dir    string
+	events string   // the file with the oom_kill counter
+	fd     *os.File // v2: for CLONE_INTO_CGROUP; nil for v1
+
+	// v1 has no CLONE_INTO_CGROUP: init joins the cgroup around each
+	// fork (the child inherits it) and returns to the root at once.
+	mu        sync.Mutex
+	rootProcs string
+	log       *Logger
 }
 
-// setupAppCgroup creates the app cgroup with its memory limit.
-func setupAppCgroup() (*appCgroup, error) {
-	if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+memory"), 0); err != nil {
+// setupAppCgroup creates the app cgroup with its memory limit, in the
+// unified hierarchy (v2) or in the v1 memory hierarchy (v1, hybrid).
+func setupAppCgroup(version string, log *Logger) (*appCgroup, error) {
+	avail, err := memAvailable()
+	if err != nil {
+		return nil, err
+	}
+	limit := strconv.FormatUint(AppMemoryMax(avail), 10)
+	if version == guest.CgroupV1 || version == guest.CgroupHybrid {
+		mem := cgroupRoot + "/memory"
+		c := &appCgroup{dir: mem + "/app", events: mem + "/app/memory.oom_control", rootProcs: mem + "/cgroup.procs", log: log}
+		if err := os.Mkdir(c.dir, 0o755); err != nil && !os.IsExist(err) {
+			return nil, err
+		}
+		if err := os.WriteFile(c.dir+"/memory.limit_in_bytes", []byte(limit), 0); err != nil {
+			return nil, fmt.Errorf("memory.limit_in_bytes: %w", err)
+		}
+		return c, nil
+	}
+	if err := os.WriteFile(cgroupRoot+"/cgroup.subtree_control", []byte("+memory"), 0); err != nil {
 		return nil, fmt.Errorf("enable the memory controller: %w", err)
 	}
 	if err := os.Mkdir(appCgroupDir, 0o755); err != nil && !os.IsExist(err) {
 		return nil, err
 	}
-	avail, err := memAvailable()
-	if err != nil {
-		return nil, err
-	}
-	limit := AppMemoryMax(avail)
-	if err := os.WriteFile(appCgroupDir+"/memory.max", []byte(strconv.FormatUint(limit, 10)), 0); err != nil {
+	if err := os.WriteFile(appCgroupDir+"/memory.max", []byte(limit), 0); err != nil {
 		return nil, fmt.Errorf("memory.max: %w", err)
 	}
 	fd, err := os.Open(appCgroupDir)
 	if err != nil {
 		return nil, err
 	}
-	return &appCgroup{dir: appCgroupDir, fd: fd}, nil
+	return &appCgroup{dir: appCgroupDir, events: appCgroupDir + "/memory.events", fd: fd}, nil
+}
+
+// fork runs fork so that the child starts in the cgroup: with
+// CLONE_INTO_CGROUP (set up by the caller through fd) on v2, by moving init
+// in and out around it on v1. Memory init allocates meanwhile stays
+// charged to the app cgroup (v1 moves no charges): a few pages.
+func (c *appCgroup) fork(fork func() (int, error)) (int, error) {
+	if c == nil || c.fd != nil {
+		return fork()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	self := []byte(strconv.Itoa(os.Getpid()))
+	if err := os.WriteFile(c.dir+"/cgroup.procs", self, 0); err != nil {
+		return 0, fmt.Errorf("join %s: %w", c.dir, err)
+	}
+	pid, err := fork()
+	if werr := os.WriteFile(c.rootProcs, self, 0); werr != nil {
+		// init stays in the app cgroup; exempt from the OOM killer, it
+		// only shares the limit.
+		c.log.Must(fmt.Sprintf("warning: leave %s: %v", c.dir, werr))
+	}
+	return pid, err
 }
 
 // oomKills returns the cgroup's oom_kill count (-1 when unreadable).
@@ -62,7 +107,7 @@ func (c *appCgroup) oomKills() int64 {
 	if c == nil {
 		return -1
 	}
-	b, err := os.ReadFile(c.dir + "/memory.events")
+	b, err := os.ReadFile(c.events)
 	if err != nil {
 		return -1
 	}

@@ -117,17 +117,18 @@ func RootMounts(r guest.Root, scratch ScratchState) []Mount {
 		Data: "lowerdir=" + baseDir + ",upperdir=" + scratchDir + "/upper,workdir=" + scratchDir + "/work"})
 }
 
-// LateMounts are made inside the new root, after the switch.
-func LateMounts(cfg *guest.RunConfig) []Mount {
+// LateMounts are made inside the new root, after the switch; the cgroup
+// layout (CgroupMounts) comes last. controllers are the kernel's v1
+// controllers (ParseControllers), used by the v1 and hybrid layouts.
+func LateMounts(cfg *guest.RunConfig, controllers []string) []Mount {
 	ms := []Mount{
 		{Source: "devpts", Target: "/dev/pts", FSType: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "newinstance,ptmxmode=0666,mode=0620,gid=5"},
 		{Source: "shm", Target: "/dev/shm", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777"},
 		{Source: "mqueue", Target: "/dev/mqueue", FSType: "mqueue", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, Optional: true},
 		{Source: "tmpfs", Target: "/run", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=0755"},
 		{Source: "tmpfs", Target: "/tmp", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777", Mode: 0o1777, IfMissing: true},
-		{Source: "cgroup2", Target: "/sys/fs/cgroup", FSType: "cgroup2", Flags: unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, Optional: true},
 	}
-	return ms
+	return append(ms, CgroupMounts(cfg.CgroupVersion, controllers).Mounts...)
 }
 
 // VolumeMounts turns the config's extra mounts into mount values.

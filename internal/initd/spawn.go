@@ -100,13 +100,15 @@ func (r *Reaper) Spawn(path string, p Proc) (int, <-chan unix.WaitStatus, error)
 			Ctty:    0,
 		},
 	}
-	if p.Cgroup != nil {
+	if p.Cgroup != nil && p.Cgroup.fd != nil {
 		attr.Sys.UseCgroupFD, attr.Sys.CgroupFD = true, int(p.Cgroup.fd.Fd())
 	}
 	if p.Cred.UID != 0 || p.Cred.GID != 0 || len(p.Cred.Groups) > 0 {
 		attr.Sys.Credential = &syscall.Credential{Uid: p.Cred.UID, Gid: p.Cred.GID, Groups: p.Cred.Groups}
 	}
-	pid, ch, err := r.Start(func() (int, error) { return syscall.ForkExec(path, p.Argv, attr) })
+	pid, ch, err := r.Start(func() (int, error) {
+		return p.Cgroup.fork(func() (int, error) { return syscall.ForkExec(path, p.Argv, attr) })
+	})
 	if err != nil {
 		return 0, nil, execFailure(p.Argv[0], err)
 	}

@@ -97,10 +97,19 @@ func (in *Init) assembleRoot() error {
 }
 
 func (in *Init) mountLate() error {
-	if err := mountAll(in.mnt, in.log, LateMounts(in.cfg)); err != nil {
+	var controllers []string
+	if v := in.cfg.CgroupVersion; v != "" && v != guest.CgroupV2 {
+		b, err := os.ReadFile("/proc/cgroups")
+		if err != nil {
+			return fmt.Errorf("cgroup %s: %w", v, err)
+		}
+		controllers = ParseControllers(b)
+	}
+	if err := mountAll(in.mnt, in.log, LateMounts(in.cfg, controllers)); err != nil {
 		return err
 	}
-	for _, l := range DevLinks {
+	links := append(CgroupMounts(in.cfg.CgroupVersion, controllers).Links, DevLinks...)
+	for _, l := range links {
 		if _, err := os.Lstat(l[1]); err == nil {
 			continue
 		}
@@ -176,7 +185,7 @@ func (in *Init) setRlimits() error {
 // memcg) the app runs in the root cgroup and OOM detection falls back to
 // the global counter.
 func (in *Init) setupCgroup() error {
-	cg, err := setupAppCgroup()
+	cg, err := setupAppCgroup(in.cfg.CgroupVersion, in.log)
 	if err != nil {
 		in.log.Noticef("warning: no app memory cgroup (%v): OOM is detected from /proc/vmstat", err)
 		return nil

@@ -12,10 +12,10 @@ import (
 // TestAttachConfigAndExec: Init.Attach reaches the run config, and an
 // entrypoint exec is forwarded without a cmd but refuses one.
 func TestAttachConfigAndExec(t *testing.T) {
-	mc := &Machine{ID: "0123456789abcdef", Config: Config{Image: "busybox", Init: Init{TTY: true, Attach: true}}}
+	mc := &Machine{ID: "0123456789abcdef", Config: Config{Image: "busybox", Init: Init{TTY: true, Attach: true, CgroupVersion: guest.CgroupV1}}}
 	rc := runConfig(mc, guest.Image{Cmd: []string{"sh"}}, nil, nil)
-	if !rc.Attach || !rc.TTY {
-		t.Fatalf("run config attach=%v tty=%v, want both", rc.Attach, rc.TTY)
+	if !rc.Attach || !rc.TTY || rc.CgroupVersion != guest.CgroupV1 {
+		t.Fatalf("run config attach=%v tty=%v cgroup=%q, want both and v1", rc.Attach, rc.TTY, rc.CgroupVersion)
 	}
 	if err := rc.Validate(); err != nil {
 		t.Fatal(err)

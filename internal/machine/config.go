@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
 )
 
 // Config is a machine's desired configuration, shaped like Fly's Machines
@@ -42,6 +43,9 @@ type Init struct {
 	Attach     bool   `json:"attach,omitempty"`
 	User       string `json:"user,omitempty"`
 	WorkingDir string `json:"working_dir,omitempty"`
+	// CgroupVersion is the guest's cgroup layout: "v2" (the default),
+	// "hybrid" or "v1", for images that expect the v1 hierarchies.
+	CgroupVersion string `json:"cgroup_version,omitempty"`
 }
 
 // Guest sizes the VM.
@@ -153,6 +157,11 @@ func (c *Config) Validate() error {
 	}
 	if strings.Count(c.Init.User, ":") > 1 || strings.ContainsAny(c.Init.User, "\x00\n ") {
 		return bad("init.user", "%q is not user, uid, user:group or uid:gid", c.Init.User)
+	}
+	switch c.Init.CgroupVersion {
+	case "", guest.CgroupV2, guest.CgroupHybrid, guest.CgroupV1:
+	default:
+		return bad("init.cgroup_version", "%q is not v2, hybrid or v1", c.Init.CgroupVersion)
 	}
 	switch {
 	case c.Guest.CPUs < 0 || c.Guest.CPUs > 32:

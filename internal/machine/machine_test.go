@@ -301,6 +301,7 @@ func TestConfigValidate(t *testing.T) {
 		"bad hostname":    {Image: "x", Hostname: "-x-"},
 		"bad vmm":         {Image: "x", VMM: "xen"},
 		"exec and cmd":    {Image: "x", Init: Init{Exec: []string{"a"}, Cmd: []string{"b"}}},
+		"bad cgroup":      {Image: "x", Init: Init{CgroupVersion: "1"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := c.Validate(); !errors.Is(err, errdefs.ErrInvalidArgument) {

@@ -334,8 +334,9 @@ func runConfig(mc *Machine, img guest.Image, disks *Disks, att *Attachment) *gue
 			User:       c.Init.User,
 			WorkingDir: c.Init.WorkingDir,
 		},
-		Hostname: hostname(mc),
-		Root:     guest.Root{Mode: guest.RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"},
+		Hostname:      hostname(mc),
+		Root:          guest.Root{Mode: guest.RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"},
+		CgroupVersion: c.Init.CgroupVersion,
 	}
 	if disks != nil && disks.Scratch == "" {
 		rc.Root = guest.Root{Mode: guest.RootSingle, Device: "/dev/vda"}
