@@ -39,7 +39,7 @@ func BenchmarkInitBoot(b *testing.B) {
 			Debug:    os.Getenv("FERRY_BENCH_DEBUG") != "",
 		}
 		start := time.Now()
-		boot := e.Start(b, cfg, inittest.Disks{Base: base, Scratch: scratch}, inittest.Options{Append: os.Getenv("FERRY_BENCH_APPEND")})
+		boot := e.Start(b, cfg, inittest.Disks{Base: base, Scratch: scratch}, inittest.Options{Append: os.Getenv("FERRY_BENCH_APPEND"), Icount: os.Getenv("FERRY_BENCH_ICOUNT")})
 		res, err := boot.Wait()
 		if err != nil {
 			b.Fatalf("boot: %v\n%s", err, res.Console)

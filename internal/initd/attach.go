@@ -149,9 +149,9 @@ func (in *Init) consoleOut() io.Writer {
 // entryStatus is the entrypoint's exit status, with OOM detection.
 func (in *Init) entryStatus(ws unix.WaitStatus) guest.ExitStatus {
 	ex := exitStatus(ws)
-	if ex.Signal == int(unix.SIGKILL) && in.oomKilled() {
-		ex.OOMKilled = true
-	}
+	// As Docker's State.OOMKilled: any process of the app (the entrypoint,
+	// a child of an entrypoint script, an exec) killed by the OOM killer.
+	ex.OOMKilled = in.oomKilled()
 	return ex
 }
 

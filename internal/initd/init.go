@@ -95,7 +95,7 @@ func (in *Init) supervise() {
 }
 
 // oomKilled reports whether an OOM kill happened since the entrypoint
-// started: in its cgroup when it has one, else anywhere.
+// started: in the app cgroup when there is one, else anywhere in the VM.
 func (in *Init) oomKilled() bool {
 	if in.cg != nil && in.cgOOMBefore >= 0 {
 		return in.cg.oomKills() > in.cgOOMBefore

@@ -84,8 +84,8 @@ type ScratchState int
 
 const (
 	ScratchNone  ScratchState = iota // no scratch device configured: tmpfs upper
-	ScratchExt4                      // formatted (by the host): mount it
-	ScratchBlank                     // no file system: tmpfs upper, with a warning
+	ScratchExt4                      // formatted (by the host, or by init on a first boot): mount it
+	ScratchBlank                     // no file system yet: init formats it (formatBlank), then ScratchExt4
 )
 
 // RootMounts returns the mounts that assemble the root at newRoot.
@@ -105,8 +105,9 @@ func RootMounts(r guest.Root, scratch ScratchState) []Mount {
 		}
 		m := Mount{Source: r.Scratch, Target: scratchDir, FSType: st, Flags: unix.MS_RELATIME}
 		if st == "ext4" {
-			// The host formats scratch disks lazily (sparse, ~0 bytes); don't
-			// zero their inode tables in the background while the app boots.
+			// Scratch disks are formatted lazily (sparse, ~0 bytes, by the
+			// host or by mkext4); don't zero their inode tables in the
+			// background while the app boots.
 			m.Data = "noinit_itable"
 		}
 		ms = append(ms, m)

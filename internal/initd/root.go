@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/mkext4"
 )
 
 // ext4 (and ext2/3) superblock magic, 1080 bytes into the device.
@@ -21,8 +22,9 @@ const (
 	extMagic       = 0xEF53
 )
 
-// ProbeScratch reads the start of a scratch device: a file system the host
-// formatted, or a blank (all zero) device.
+// ProbeScratch reads the start of a scratch device: a file system (the
+// host's format, or init's from an earlier boot), or a blank device (its
+// first 4 KiB all zero), which init formats.
 func ProbeScratch(r io.ReaderAt) (ScratchState, error) {
 	buf := make([]byte, 4096)
 	n, err := r.ReadAt(buf, 0)
@@ -85,7 +87,10 @@ func assembleRoot(r guest.Root, mnt Mounter, log *Logger) (*rootHandles, error) 
 			return nil, err
 		}
 		if state == ScratchBlank {
-			log.Must(fmt.Sprintf("warning: scratch %s is blank (not formatted by the host): writes go to memory and are lost at stop", r.Scratch))
+			if err := formatBlank(r, log); err != nil {
+				return nil, err
+			}
+			state = ScratchExt4
 		}
 	}
 	h := &rootHandles{}
@@ -119,6 +124,36 @@ func assembleRoot(r guest.Root, mnt Mounter, log *Logger) (*rootHandles, error) 
 		}
 	}
 	return h, nil
+}
+
+// formatBlank formats a blank scratch device as ext4 (mkext4: lazily, a
+// few KB of writes), so that a host may hand over a plain sparse file; the
+// first boot formats it, later boots find the filesystem.
+func formatBlank(r guest.Root, log *Logger) error {
+	if r.ScratchFSType != "" && r.ScratchFSType != "ext4" {
+		return &guest.Failure{Reason: guest.ReasonScratchCorrupt, Message: fmt.Sprintf("scratch %s is blank and init formats only ext4, not %s", r.Scratch, r.ScratchFSType)}
+	}
+	t := time.Now()
+	f, err := os.OpenFile(r.Scratch, os.O_RDWR|unix.O_EXCL, 0)
+	if err != nil {
+		return &guest.Failure{Reason: guest.ReasonScratchCorrupt, Message: fmt.Sprintf("scratch %s is blank and cannot be opened for formatting: %v", r.Scratch, err)}
+	}
+	defer f.Close()
+	size, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return &guest.Failure{Reason: guest.ReasonScratchCorrupt, Message: fmt.Sprintf("scratch %s: size: %v", r.Scratch, err)}
+	}
+	// The UUID must not wait for the entropy pool this early in boot.
+	o := mkext4.Options{Label: "ferry-scratch"}
+	if _, err := unix.Getrandom(o.UUID[:], unix.GRND_INSECURE); err != nil {
+		binary.LittleEndian.PutUint64(o.UUID[:], uint64(t.UnixNano()))
+	}
+	o.UUID[6], o.UUID[8] = o.UUID[6]&0x0f|0x40, o.UUID[8]&0x3f|0x80 // version 4, RFC 4122 variant
+	if err := mkext4.Format(f, size, o); err != nil {
+		return &guest.Failure{Reason: guest.ReasonScratchCorrupt, Message: fmt.Sprintf("scratch %s is blank and formatting it failed: %v", r.Scratch, err)}
+	}
+	log.Noticef("formatted blank scratch %s (%d MiB, ext4) in %v", r.Scratch, size>>20, time.Since(t).Round(time.Microsecond))
+	return nil
 }
 
 func openPath(p string) *os.File {

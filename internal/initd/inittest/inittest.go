@@ -147,6 +147,8 @@ type Options struct {
 	Append string
 	// Extra QEMU arguments (devices).
 	Extra []string
+	// Icount counts guest time in instructions (boottest.Config.Icount).
+	Icount string
 	// ACPI keeps the microvm's ACPI tables. By default they are off
 	// (-M microvm,acpi=off): QEMU then lists the virtio-mmio devices on the
 	// kernel command line (virtio_mmio.device=), as Firecracker does, which
@@ -201,7 +203,7 @@ func (e *Env) Start(t testing.TB, cfg *guest.RunConfig, disks Disks, o Options) 
 	}
 	go func() {
 		defer close(b.done)
-		b.res, b.err = boottest.Run(ctx, boottest.Config{Kernel: e.Kernel, Initrd: initrd, MemoryMB: mem, Append: o.Append, Extra: extra})
+		b.res, b.err = boottest.Run(ctx, boottest.Config{Kernel: e.Kernel, Initrd: initrd, MemoryMB: mem, Append: o.Append, Extra: extra, Icount: o.Icount})
 	}()
 	return b
 }

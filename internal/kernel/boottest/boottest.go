@@ -37,6 +37,12 @@ type Config struct {
 	Accel    string   // default "tcg"; "kvm" needs /dev/kvm
 	TSCkHz   uint64   // tsc_early_khz for TCG; default: HostTSCkHz
 	Extra    []string // extra QEMU arguments (devices)
+	// Icount, when set, is QEMU's -icount value (e.g. "shift=0"): the
+	// guest's clock then counts instructions (1 ns each with shift=0)
+	// instead of host time, so guest times are the same on a busy and an
+	// idle host and approximate a 1-instruction-per-ns CPU. TCG only;
+	// the guest's TSC runs at 1 GHz.
+	Icount string
 	// Machine is QEMU's -M value; default "microvm,x-option-roms=off,rtc=on".
 	// With rtc=off a guest kernel with x86 CMOS support (every x86 kernel
 	// without kvmclock, i.e. under TCG) spends about 1 s probing for the RTC
@@ -50,6 +56,9 @@ func (cfg Config) Args() ([]string, error) {
 	cmdline := "console=ttyS0 reboot=t panic=-1"
 	if cfg.Accel == "tcg" {
 		khz := cfg.TSCkHz
+		if cfg.Icount != "" {
+			khz = 1000000 // icount's TSC ticks once per virtual nanosecond
+		}
 		if khz == 0 {
 			var err error
 			if khz, err = HostTSCkHz(); err != nil {
@@ -75,6 +84,9 @@ func (cfg Config) Args() ([]string, error) {
 		a = append(a, "-initrd", cfg.Initrd)
 	}
 	a = append(a, "-append", cmdline)
+	if cfg.Icount != "" {
+		a = append(a, "-icount", cfg.Icount)
+	}
 	return append(a, cfg.Extra...), nil
 }
 
