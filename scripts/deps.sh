@@ -13,6 +13,7 @@ pkgs=(
   podman                          # registry interop tests
   postgresql                      # registry Postgres metadata tests (initdb/postgres only; no service)
   linux-source-6.1 flex bison bc libelf-dev libssl-dev dwarves  # guest kernel build
+  kmod                            # depmod for the Debian fallback kernel (scripts/kernel.sh fallback)
 )
 missing=()
 for p in "${pkgs[@]}"; do

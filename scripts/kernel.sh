@@ -73,7 +73,11 @@ install_file() {
 fallback() {
   local meta=${FERRY_FALLBACK_PACKAGE:-linux-image-cloud-amd64} pkg d kver
   pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-  [ -n "$pkg" ] || die "apt knows no $meta (run apt-get update)"
+  if [ -z "$pkg" ]; then
+    apt-get update -qq >/dev/null 2>&1 || true
+    pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  fi
+  [ -n "$pkg" ] || die "apt knows no $meta (check /etc/apt/sources.list, then apt-get update)"
   kver=${pkg#linux-image-}
   d="$cache/debian/$pkg"
   if [ ! -f "$d/.done" ]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # setup.sh makes this machine ready to run ferry: installs the prerequisites
 # (scripts/deps.sh), builds ferry and ferry-init, builds (or reuses from its
-# cache) the guest kernel, and installs them under /usr/local. Idempotent.
+# cache) the guest kernel, fetches Debian's fallback kernel, and installs them
+# under /usr/local. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:/usr/local/lib/ferry/tools:$PATH
@@ -13,3 +14,5 @@ make -s build
 make -s install
 echo "setup: guest kernel"
 make -s kernel
+echo "setup: Debian fallback kernel (for hosts that do not build one; the tests boot it too)"
+./scripts/kernel.sh fallback

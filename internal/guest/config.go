@@ -1,11 +1,8 @@
 package guest
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 )
 
 // ConfigVersion is the run-config schema version this code writes and
@@ -182,18 +179,15 @@ type Power struct {
 
 // ParseConfig decodes and validates a run config. Unknown fields are
 // errors, so a host newer than the init fails loudly instead of silently.
+// It decodes without reflection (decodeConfig): it is the first thing
+// ferry-init does, on the boot's critical path.
 func ParseConfig(data []byte) (*RunConfig, error) {
 	if len(data) > MaxConfigSize {
 		return nil, fmt.Errorf("run config: %d bytes exceeds %d: %w", len(data), MaxConfigSize, ErrInvalidConfig)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var c RunConfig
-	if err := dec.Decode(&c); err != nil {
+	if err := decodeConfig(data, &c); err != nil {
 		return nil, fmt.Errorf("run config: %w: %w", err, ErrInvalidConfig)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("run config: trailing data after the JSON object: %w", ErrInvalidConfig)
 	}
 	if err := c.Validate(); err != nil {
 		return nil, err

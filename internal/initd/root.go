@@ -143,13 +143,8 @@ func formatBlank(r guest.Root, log *Logger) error {
 	if err != nil {
 		return &guest.Failure{Reason: guest.ReasonScratchCorrupt, Message: fmt.Sprintf("scratch %s: size: %v", r.Scratch, err)}
 	}
-	// The UUID must not wait for the entropy pool this early in boot.
-	o := mkext4.Options{Label: "ferry-scratch"}
-	if _, err := unix.Getrandom(o.UUID[:], unix.GRND_INSECURE); err != nil {
-		binary.LittleEndian.PutUint64(o.UUID[:], uint64(t.UnixNano()))
-	}
-	o.UUID[6], o.UUID[8] = o.UUID[6]&0x0f|0x40, o.UUID[8]&0x3f|0x80 // version 4, RFC 4122 variant
-	if err := mkext4.Format(f, size, o); err != nil {
+	// (mkext4's random UUID does not wait for the entropy pool.)
+	if err := mkext4.Format(f, size, mkext4.Options{Label: "ferry-scratch"}); err != nil {
 		return &guest.Failure{Reason: guest.ReasonScratchCorrupt, Message: fmt.Sprintf("scratch %s is blank and formatting it failed: %v", r.Scratch, err)}
 	}
 	log.Noticef("formatted blank scratch %s (%d MiB, ext4) in %v", r.Scratch, size>>20, time.Since(t).Round(time.Microsecond))

@@ -3,15 +3,19 @@ package mkext4
 import (
 	"encoding/binary"
 	"hash/crc32"
+	"sync"
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is made on first use, not at package init: ferry-init links
+// this package and must not spend its boot building a table it only needs
+// to format a blank disk.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // crc32c continues a CRC-32C over p the way ext4 does (the kernel's
 // crc32c_le): no inversion on the way in or out, so checksums chain by
 // passing one as the next one's crc.
 func crc32c(crc uint32, p []byte) uint32 {
-	return ^crc32.Update(^crc, castagnoli, p)
+	return ^crc32.Update(^crc, castagnoli(), p)
 }
 
 // crc32cU32 continues a CRC-32C over v as four little-endian bytes.

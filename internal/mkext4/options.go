@@ -1,9 +1,10 @@
 package mkext4
 
 import (
-	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 )
 
@@ -94,12 +95,15 @@ func (o Options) resolve() (settings, error) {
 	return s, nil
 }
 
-// randomUUID returns a random RFC 4122 version 4 UUID.
+// randomUUID returns a random RFC 4122 version 4 UUID, from math/rand/v2's
+// ChaCha8 generator (seeded by the runtime from the kernel's AT_RANDOM):
+// unlike crypto/rand it never waits for the entropy pool, which a guest
+// early in its boot may not have filled, and a filesystem UUID needs
+// uniqueness, not secrecy.
 func randomUUID() ([16]byte, error) {
 	var u [16]byte
-	if _, err := rand.Read(u[:]); err != nil {
-		return u, fmt.Errorf("generate uuid: %w", err)
-	}
+	binary.LittleEndian.PutUint64(u[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(u[8:], rand.Uint64())
 	u[6] = u[6]&0x0f | 0x40
 	u[8] = u[8]&0x3f | 0x80
 	return u, nil
