@@ -42,8 +42,9 @@ func loadModules(log *Logger) error {
 	if err != nil {
 		return err
 	}
+	cmdline, _ := os.ReadFile("/proc/cmdline")
 	for _, m := range ModuleOrder(b) {
-		if err := finitModule(m); err != nil {
+		if err := finitModule(m, ModuleParams(string(cmdline), m)); err != nil {
 			return fmt.Errorf("load module %s: %w", m, err)
 		}
 		log.Infof("loaded %s", m)
@@ -51,7 +52,55 @@ func loadModules(log *Logger) error {
 	return nil
 }
 
-func finitModule(p string) error {
+// ModuleParams returns the parameters the kernel command line gives the
+// module at path p ("virtio_mmio.device=512@0xfeb00e00:12" →
+// "device=512@0xfeb00e00:12"), as modprobe passes them: the kernel applies
+// "module.param" arguments itself only to built-in code. Under Firecracker
+// and QEMU microvm without ACPI, virtio-mmio devices are described only
+// that way.
+func ModuleParams(cmdline, p string) string {
+	name := path.Base(p)
+	for _, ext := range []string{".xz", ".zst", ".gz"} {
+		name = strings.TrimSuffix(name, ext)
+	}
+	name = strings.ReplaceAll(strings.TrimSuffix(name, ".ko"), "-", "_")
+	var params []string
+	for _, arg := range cmdlineArgs(cmdline) {
+		mod, param, ok := strings.Cut(arg, ".")
+		if ok && param != "" && !strings.ContainsRune(mod, '=') && strings.ReplaceAll(mod, "-", "_") == name {
+			params = append(params, param)
+		}
+	}
+	return strings.Join(params, " ")
+}
+
+// cmdlineArgs splits a kernel command line as the kernel does: on blanks,
+// except inside double quotes (which stay in the argument).
+func cmdlineArgs(s string) []string {
+	var out []string
+	var cur strings.Builder
+	quoted := false
+	for _, c := range s {
+		switch {
+		case c == '"':
+			quoted = !quoted
+			cur.WriteRune(c)
+		case (c == ' ' || c == '\t' || c == '\n') && !quoted:
+			if cur.Len() > 0 {
+				out = append(out, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteRune(c)
+		}
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+func finitModule(p, params string) error {
 	f, err := os.Open(p)
 	if err != nil {
 		return err
@@ -61,7 +110,7 @@ func finitModule(p string) error {
 	if strings.HasSuffix(p, ".xz") || strings.HasSuffix(p, ".zst") || strings.HasSuffix(p, ".gz") {
 		flags |= unix.MODULE_INIT_COMPRESSED_FILE
 	}
-	err = unix.FinitModule(int(f.Fd()), "", flags)
+	err = unix.FinitModule(int(f.Fd()), params, flags)
 	if errors.Is(err, unix.EEXIST) {
 		return nil
 	}

@@ -169,6 +169,21 @@ func TestModuleOrder(t *testing.T) {
 	}
 }
 
+func TestModuleParams(t *testing.T) {
+	cmdline := `console=ttyS0 virtio_mmio.device=512@0xfeb00e00:12 virtio-mmio.device=512@0xfeb00c00:11 ` +
+		`virtio_blk.x="a b" virtio_mmio=bare foo.bar=1 a=virtio_mmio.device=no` + "\n"
+	for p, want := range map[string]string{
+		"/lib/modules/6.1/kernel/drivers/virtio/virtio_mmio.ko":     "device=512@0xfeb00e00:12 device=512@0xfeb00c00:11",
+		"/lib/modules/6.1/kernel/drivers/block/virtio_blk.ko.xz":    `x="a b"`,
+		"/lib/modules/6.1/kernel/drivers/net/virtio_net.ko":         "",
+		"/lib/modules/6.1/kernel/drivers/virtio/virtio-mmio.ko.zst": "device=512@0xfeb00e00:12 device=512@0xfeb00c00:11",
+	} {
+		if got := ModuleParams(cmdline, p); got != want {
+			t.Errorf("%s: %q, want %q", p, got, want)
+		}
+	}
+}
+
 func TestFailureCodes(t *testing.T) {
 	for reason, code := range map[string]int{guest.ReasonNotFound: 127, guest.ReasonNotExecutable: 126, guest.ReasonUser: 125} {
 		if got := failureCode(&guest.Failure{Reason: reason}); got != code {

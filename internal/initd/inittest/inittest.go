@@ -154,7 +154,8 @@ type Options struct {
 	// kernel command line (virtio_mmio.device=), as Firecracker does, which
 	// every kernel understands; the built 6.1 kernel fails to load microvm's
 	// DSDT ("Unable to load the System Description Tables") and would see no
-	// disks. Init ends the VM with a reboot, which needs no ACPI.
+	// disks. Init ends the VM with a reboot, which needs no ACPI. With the
+	// Debian fallback kernel ACPI is always on.
 	ACPI bool
 }
 
@@ -193,7 +194,9 @@ func (e *Env) Start(t testing.TB, cfg *guest.RunConfig, disks Disks, o Options) 
 		"-chardev", "socket,id=ctl,path="+b.Control+",server=on,wait=off",
 		"-device", "virtserialport,chardev=ctl,name="+guest.SerialPortName,
 		"-device", "virtio-rng-device")
-	if !o.ACPI {
+	// Debian's virtio_mmio module has no virtio_mmio.device= parameter
+	// (VIRTIO_MMIO_CMDLINE_DEVICES is off): its devices come from ACPI.
+	if !o.ACPI && !e.Fallback {
 		extra = append(extra, "-M", "microvm,acpi=off")
 	}
 	extra = append(extra, o.Extra...)
