@@ -52,10 +52,10 @@ func (d *group) encode(b []byte, seed uint32, n uint32) {
 // groups that need one (keyed by group), as the plan and the inodes in use
 // (1..firstIno, all in group 0) dictate.
 func (p *plan) descriptors(seed uint32, inodeBitmap0 []byte) ([]group, map[uint64][]byte) {
-	descs := make([]group, p.geometry.groups)
+	descs := make([]group, p.groups)
 	bitmaps := make(map[uint64][]byte)
-	last := p.geometry.groups - 1
-	for n := range p.geometry.groups {
+	last := p.groups - 1
+	for n := range p.groups {
 		d := &descs[n]
 		d.blockBitmap, d.inodeBitmap, d.inodeTable = p.blockBitmap(n), p.inodeBitmap(n), p.inodeTable(n)
 		d.freeBlocks = uint32(p.groupLen(n)) - p.usedIn[n]
