@@ -69,7 +69,7 @@ cgroup2 on /sys/fs/cgroup/unified type cgroup2 (nosuid,nodev,noexec)
 		t.Errorf("v1:\n%s", v1)
 	}
 	// The late mount table ends with the layout.
-	late := LateMounts(&guest.RunConfig{CgroupVersion: guest.CgroupV1}, ctrls)
+	late := LateMounts(CgroupMounts(guest.CgroupV1, ctrls))
 	if last := late[len(late)-1]; last.Target != "/sys/fs/cgroup/systemd" {
 		t.Errorf("late mounts end with %s", last)
 	}

@@ -119,9 +119,8 @@ func RootMounts(r guest.Root, scratch ScratchState) []Mount {
 }
 
 // LateMounts are made inside the new root, after the switch; the cgroup
-// layout (CgroupMounts) comes last. controllers are the kernel's v1
-// controllers (ParseControllers), used by the v1 and hybrid layouts.
-func LateMounts(cfg *guest.RunConfig, controllers []string) []Mount {
+// layout's mounts (CgroupMounts) come last.
+func LateMounts(cg CgroupLayout) []Mount {
 	ms := []Mount{
 		{Source: "devpts", Target: "/dev/pts", FSType: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: "newinstance,ptmxmode=0666,mode=0620,gid=5"},
 		{Source: "shm", Target: "/dev/shm", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777"},
@@ -129,7 +128,7 @@ func LateMounts(cfg *guest.RunConfig, controllers []string) []Mount {
 		{Source: "tmpfs", Target: "/run", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=0755"},
 		{Source: "tmpfs", Target: "/tmp", FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777", Mode: 0o1777, IfMissing: true},
 	}
-	return append(ms, CgroupMounts(cfg.CgroupVersion, controllers).Mounts...)
+	return append(ms, cg.Mounts...)
 }
 
 // VolumeMounts turns the config's extra mounts into mount values.

@@ -60,7 +60,7 @@ func TestLateAndVolumeMounts(t *testing.T) {
 	if got != want {
 		t.Errorf("volumes:\n%s\nwant\n%s", got, want)
 	}
-	late := mountTable(LateMounts(cfg, nil))
+	late := mountTable(LateMounts(CgroupMounts(cfg.CgroupVersion, nil)))
 	for _, want := range []string{"devpts on /dev/pts", "shm on /dev/shm", "tmpfs on /run", "tmpfs on /tmp", "cgroup2 on /sys/fs/cgroup"} {
 		if !strings.Contains(late, want) {
 			t.Errorf("late mounts lack %q:\n%s", want, late)
@@ -82,7 +82,7 @@ func (f *fakeMounter) Mount(m Mount) error {
 }
 
 func TestMountAllOptional(t *testing.T) {
-	ms := LateMounts(&guest.RunConfig{}, nil)
+	ms := LateMounts(CgroupMounts("", nil))
 	f := &fakeMounter{fail: "/sys/fs/cgroup"} // optional
 	if err := mountAll(f, NewLogger(timeZero), ms); err != nil {
 		t.Fatalf("optional failure was fatal: %v", err)

@@ -105,11 +105,11 @@ func (in *Init) mountLate() error {
 		}
 		controllers = ParseControllers(b)
 	}
-	if err := mountAll(in.mnt, in.log, LateMounts(in.cfg, controllers)); err != nil {
+	cg := CgroupMounts(in.cfg.CgroupVersion, controllers)
+	if err := mountAll(in.mnt, in.log, LateMounts(cg)); err != nil {
 		return err
 	}
-	links := append(CgroupMounts(in.cfg.CgroupVersion, controllers).Links, DevLinks...)
-	for _, l := range links {
+	for _, l := range append(cg.Links, DevLinks...) {
 		if _, err := os.Lstat(l[1]); err == nil {
 			continue
 		}
