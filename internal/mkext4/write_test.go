@@ -8,8 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestDebugfsWrites has e2fsprogs' own library allocate in the new
@@ -53,6 +56,7 @@ func TestKernelWrites(t *testing.T) {
 	if _, err := os.Stat("/dev/loop-control"); err != nil {
 		t.Skipf("needs loop devices: %v", err)
 	}
+	privateMounts(t)
 	const size = 256 << 20
 	path := sparseFile(t, size)
 	fillRandom(t, path, size, 3)
@@ -72,6 +76,7 @@ func TestKernelWrites(t *testing.T) {
 			if mounted {
 				mounted = false
 				runCmd(t, "umount", dir)
+				waitReleased(t, loop)
 			}
 		}
 		t.Cleanup(unmount)
@@ -111,6 +116,42 @@ func TestKernelWrites(t *testing.T) {
 		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%s reads back %d bytes (err %v), want %d", name, len(got), err, len(want))
 		}
+	}
+}
+
+// privateMounts moves the test's goroutine, for good, onto a thread with
+// a private mount namespace of its own. A mount made in the host's
+// namespace is copied into every mount namespace created while it exists
+// (an `ip netns exec` of a test running beside this one, say), and the
+// copy keeps the filesystem alive after umount: its journal is then not
+// yet checkpointed when e2fsck reads the image. The thread is never
+// unlocked, so it exits with the test instead of running other code in
+// the wrong namespace; t.Cleanup runs on the same goroutine.
+func privateMounts(t *testing.T) {
+	runtime.LockOSThread()
+	if err := syscall.Unshare(syscall.CLONE_NEWNS); err != nil {
+		t.Fatalf("unshare the mount namespace: %v", err)
+	}
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		t.Fatalf("make / private in the test's mount namespace: %v", err)
+	}
+}
+
+// waitReleased waits until the filesystem unmounted from dev is gone
+// from the kernel: a mounted block device cannot be opened O_EXCL.
+func waitReleased(t *testing.T, dev string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		f, err := os.OpenFile(dev, os.O_RDONLY|syscall.O_EXCL, 0)
+		if err == nil {
+			f.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is still held 30 s after umount (%v): another mount namespace keeps the filesystem mounted", dev, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

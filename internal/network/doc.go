@@ -6,7 +6,8 @@
 //
 // All of it can live inside a named network namespace (Config.NetNS, the
 // daemon's --netns): netlink goes through a handle in that namespace, nft
-// runs under `ip netns exec`, and TAPs are opened and sockets probed from a
+// runs under `nsenter --net` (which, unlike `ip netns exec`, leaves the
+// mount namespace alone), and TAPs are opened and sockets probed from a
 // locked OS thread switched into it. Nothing here touches the namespace it
 // was not given.
 //

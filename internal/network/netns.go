@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 
@@ -67,11 +68,13 @@ func (n ns) do(fn func() error) error {
 	return ferr
 }
 
-// run executes a command in the namespace (`ip netns exec NAME ...`),
-// feeding it stdin, and returns its stdout.
+// run executes a command in the namespace, feeding it stdin, and returns
+// its stdout. nsenter joins the network namespace alone: `ip netns exec`
+// would copy the host's mount table into a new mount namespace, pinning
+// whatever the host has mounted until the command exits.
 func (n ns) run(ctx context.Context, stdin string, args ...string) ([]byte, error) {
 	if n.name != "" {
-		args = append([]string{"ip", "netns", "exec", n.name}, args...)
+		args = append([]string{"nsenter", "--net=" + filepath.Join("/var/run/netns", n.name), "--"}, args...)
 	}
 	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
 	var out, errb bytes.Buffer
@@ -92,6 +95,8 @@ func pkgOf(bin string) string {
 		return "nftables"
 	case "ip":
 		return "iproute2"
+	case "nsenter":
+		return "util-linux"
 	}
 	return bin
 }

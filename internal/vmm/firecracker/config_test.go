@@ -165,7 +165,7 @@ func TestPlanNetNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"ip", "netns", "exec", "ferrynet", "firecracker", "--id", "ferry-m1", "--no-api", "--config-file", s.Dir + "/firecracker.json"}
+	want := []string{"nsenter", "--net=/var/run/netns/ferrynet", "--", "firecracker", "--id", "ferry-m1", "--no-api", "--config-file", s.Dir + "/firecracker.json"}
 	if !slices.Equal(p.Args, want) {
 		t.Errorf("args\n got %q\nwant %q", p.Args, want)
 	}

@@ -83,9 +83,14 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 		p.Files = []vmm.File{{Path: cfgPath, Content: string(c.JSON()), Mode: 0o600}}
 		fc := []string{d.binary, "--id", spec.Marker(), "--no-api", "--config-file", cfgPath}
 		if spec.NetNS != "" {
-			// Firecracker opens its TAPs by name: run it inside their netns.
-			p.Path = lookPath("ip")
-			p.Args = append([]string{"ip", "netns", "exec", spec.NetNS}, fc...)
+			// Firecracker opens its TAPs by name: run it inside their
+			// netns. nsenter joins that namespace alone; `ip netns exec`
+			// would also give the VMM a copy of the host's mount table,
+			// which keeps every filesystem mounted at that moment alive
+			// (its journal unflushed, its loop device attached) after the
+			// host unmounts it, for as long as the VM runs.
+			p.Path = lookPath("nsenter")
+			p.Args = append([]string{"nsenter", "--net=" + filepath.Join("/var/run/netns", spec.NetNS), "--"}, fc...)
 		} else {
 			p.Path = lookPath(d.binary)
 			p.Args = fc
