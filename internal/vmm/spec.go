@@ -150,6 +150,15 @@ func (s Spec) Validate() error {
 // PIDFile is where the VMM's pid file lives.
 func (s Spec) PIDFile() string { return filepath.Join(s.Dir, "vmm.pid") }
 
+// NetNSPath is the bind-mounted namespace file of NetNS, what nsenter and
+// Firecracker's jailer take; "" when NetNS is.
+func (s Spec) NetNSPath() string {
+	if s.NetNS == "" {
+		return ""
+	}
+	return filepath.Join("/var/run/netns", s.NetNS)
+}
+
 // VMMLogPath is VMMLog or its default.
 func (s Spec) VMMLogPath() string {
 	if s.VMMLog != "" {

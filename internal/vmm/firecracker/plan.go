@@ -90,7 +90,7 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 			// (its journal unflushed, its loop device attached) after the
 			// host unmounts it, for as long as the VM runs.
 			p.Path = lookPath("nsenter")
-			p.Args = append([]string{"nsenter", "--net=" + filepath.Join("/var/run/netns", spec.NetNS), "--"}, fc...)
+			p.Args = append([]string{"nsenter", "--net=" + spec.NetNSPath(), "--"}, fc...)
 		} else {
 			p.Path = lookPath(d.binary)
 			p.Args = fc
@@ -122,7 +122,7 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 		"--chroot-base-dir", j.ChrootBase,
 	}
 	if spec.NetNS != "" {
-		p.Args = append(p.Args, "--netns", filepath.Join("/var/run/netns", spec.NetNS))
+		p.Args = append(p.Args, "--netns", spec.NetNSPath())
 	}
 	p.Args = append(p.Args, "--", "--no-api", "--config-file", "/"+ConfigFile)
 	return p, nil
