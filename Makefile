@@ -26,9 +26,10 @@ deps: ## install host prerequisites (apt packages, peer tools)
 kernel: ## build (or reuse, cached by config hash) the guest kernel; install in $(PREFIX)/lib/ferry
 	FERRY_LIB_DIR=$(PREFIX)/lib/ferry ./scripts/kernel.sh
 
-lint: ## gofmt, go vet (and golangci-lint when installed)
+lint: ## gofmt, go vet, go mod tidy (and golangci-lint when installed)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo 'lint: go.mod/go.sum are not tidy: run go mod tidy'; exit 1; }
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; fi
 
 test: ## set up and run the whole suite (as root; what CI runs)

@@ -1,0 +1,132 @@
+package prereq
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// fakeTB records a skip instead of ending the test, so the checks' skips
+// can be tested without this package's own tests skipping.
+type fakeTB struct {
+	testing.TB
+	skipped string
+}
+
+type skipped struct{}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Skip(args ...any) {
+	f.skipped = fmt.Sprint(args...)
+	panic(skipped{})
+}
+
+// skipOf runs check against a fakeTB and returns its skip line ("" when it
+// did not skip).
+func skipOf(check func(testing.TB)) (line string) {
+	f := &fakeTB{}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, ok := r.(skipped); !ok {
+				panic(r)
+			}
+			line = f.skipped
+		}
+	}()
+	check(f)
+	return ""
+}
+
+func TestToolMissingSaysHowToGetIt(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	for tool, want := range map[string]string{
+		"skopeo":                "run scripts/deps.sh (Debian package skopeo)",
+		"qemu-system-x86_64":    "Debian package qemu-system-x86",
+		"buildah":               "apt-get install buildah",
+		"no-such-tool-anywhere": "add it to scripts/deps.sh",
+	} {
+		line := skipOf(func(tb testing.TB) { Tool(tb, tool) })
+		if !strings.HasPrefix(line, MissingPrefix+tool) || !strings.Contains(line, want) {
+			t.Errorf("Tool(%s) skip line %q, want %q… containing %q", tool, line, MissingPrefix+tool, want)
+		}
+	}
+}
+
+func TestToolFound(t *testing.T) {
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "ferry-prereq-tool")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir)
+	var got string
+	if line := skipOf(func(tb testing.TB) { got = Tool(tb, "ferry-prereq-tool") }); line != "" || got != exe {
+		t.Errorf("Tool = %q, skip %q; want %s", got, line, exe)
+	}
+}
+
+func TestShortOptInMissingLines(t *testing.T) {
+	t.Setenv("FERRY_PREREQ_TEST_OPTIN", "")
+	if line := skipOf(func(tb testing.TB) { OptIn(tb, "FERRY_PREREQ_TEST_OPTIN", "the thing") }); line != OptInPrefix+"set FERRY_PREREQ_TEST_OPTIN=1 to run the thing" {
+		t.Errorf("OptIn skip line %q", line)
+	}
+	t.Setenv("FERRY_PREREQ_TEST_OPTIN", "1")
+	if line := skipOf(func(tb testing.TB) { OptIn(tb, "FERRY_PREREQ_TEST_OPTIN", "the thing") }); line != "" {
+		t.Errorf("OptIn skipped with the variable set: %q", line)
+	}
+	if line := skipOf(func(tb testing.TB) { File(tb, "/nonexistent/ferry", "make it") }); line != MissingPrefix+"/nonexistent/ferry: make it" {
+		t.Errorf("File skip line %q", line)
+	}
+	if line := skipOf(func(tb testing.TB) { Short(tb, "boots a VM") }); testing.Short() != (line == ShortPrefix+"boots a VM (not run with -short)") {
+		t.Errorf("Short skip line %q with -short=%v", line, testing.Short())
+	}
+	if line := skipOf(func(tb testing.TB) { Root(tb, "mounts") }); (os.Geteuid() == 0) != (line == "") || (line != "" && !strings.HasPrefix(line, MissingPrefix+"root (mounts)")) {
+		t.Errorf("Root skip line %q as uid %d", line, os.Geteuid())
+	}
+}
+
+// TestSourcesMatchDeps: every Debian package and go-installed peer the
+// skip lines promise scripts/deps.sh installs is in scripts/deps.sh.
+func TestSourcesMatchDeps(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	deps, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "..", "scripts", "deps.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := map[string]bool{}
+	for _, w := range strings.Fields(string(deps)) {
+		words[w] = true
+		w, _, _ = strings.Cut(w, "@")
+		words[w] = true
+	}
+	for _, p := range packages() {
+		if !words[p] {
+			t.Errorf("sources says scripts/deps.sh installs Debian package %s; it does not", p)
+		}
+	}
+	for _, p := range goPackages() {
+		if !words[p] {
+			t.Errorf("sources says scripts/deps.sh go-installs %s; it does not", p)
+		}
+	}
+}
+
+func TestNetNS(t *testing.T) {
+	Root(t, "to create network namespaces")
+	var name string
+	t.Run("create", func(t *testing.T) {
+		name = NetNS(t)
+		if _, err := os.Stat("/run/netns/" + name); err != nil {
+			t.Fatalf("netns %s not there: %v", name, err)
+		}
+		if !strings.HasPrefix(name, NetNSPrefix) {
+			t.Errorf("netns name %q lacks %q", name, NetNSPrefix)
+		}
+	})
+	if _, err := os.Stat("/run/netns/" + name); err == nil {
+		t.Errorf("netns %s still there after its test ended", name)
+	}
+}
