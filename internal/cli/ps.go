@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -86,11 +88,11 @@ func portsColumn(m *machine.Machine) string {
 	var out []string
 	if m.Network != nil {
 		for _, p := range m.Network.Ports {
-			ip := p.HostIP
-			if ip == "" {
-				ip = "0.0.0.0"
+			ip := "0.0.0.0"
+			if p.HostIP.IsValid() {
+				ip = p.HostIP.String()
 			}
-			out = append(out, fmt.Sprintf("%s:%d->%d/%s", ip, p.HostPort, p.GuestPort, p.Protocol))
+			out = append(out, fmt.Sprintf("%s->%d/%s", net.JoinHostPort(ip, strconv.Itoa(int(p.HostPort))), p.GuestPort, p.Protocol))
 		}
 	}
 	return strings.Join(out, ", ")

@@ -16,6 +16,7 @@ import (
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/network"
 )
 
 // runFlags are `ferry run`'s flags (Docker's names).
@@ -287,39 +288,17 @@ func parseMemoryMB(s string) (int, error) {
 	return int(math.Ceil(v * mult)), nil
 }
 
-// parsePublish reads [IP:]HOST:GUEST[/proto] or GUEST[/proto].
+// parsePublish reads Docker's -p (network.ParsePort) as a service.
 func parsePublish(s string) (machine.Service, error) {
-	bad := fmt.Errorf("-p %q: want [IP:]HOST:GUEST[/tcp|udp] or GUEST: %w", s, errdefs.ErrInvalidArgument)
-	spec, proto, _ := strings.Cut(s, "/")
-	if proto == "" {
-		proto = "tcp"
-	}
-	parts := strings.Split(spec, ":")
-	svc := machine.Service{Protocol: proto}
-	var hostIP, host, guest string
-	switch len(parts) {
-	case 1:
-		guest = parts[0]
-	case 2:
-		host, guest = parts[0], parts[1]
-	case 3:
-		hostIP, host, guest = parts[0], parts[1], parts[2]
-	default:
-		return svc, bad
-	}
-	gp, err := strconv.Atoi(guest)
+	p, err := network.ParsePort(s)
 	if err != nil {
-		return svc, bad
+		return machine.Service{}, fmt.Errorf("-p: %w", err)
 	}
-	hp := 0
-	if host != "" {
-		if hp, err = strconv.Atoi(host); err != nil {
-			return svc, bad
-		}
+	hp := machine.Port{Port: int(p.HostPort)}
+	if p.HostIP.IsValid() {
+		hp.HostIP = p.HostIP.String()
 	}
-	svc.InternalPort = gp
-	svc.Ports = []machine.Port{{Port: hp, HostIP: hostIP}}
-	return svc, nil
+	return machine.Service{Protocol: p.Protocol, InternalPort: int(p.GuestPort), Ports: []machine.Port{hp}}, nil
 }
 
 // runInteractive is `run -i` / `run -it`: the machine is created with an

@@ -15,6 +15,7 @@ func TestParsePublish(t *testing.T) {
 		"80":                {Protocol: "tcp", InternalPort: 80, Ports: []machine.Port{{}}},
 		"5353:53/udp":       {Protocol: "udp", InternalPort: 53, Ports: []machine.Port{{Port: 5353}}},
 		"127.0.0.1:8080:80": {Protocol: "tcp", InternalPort: 80, Ports: []machine.Port{{Port: 8080, HostIP: "127.0.0.1"}}},
+		"[::1]:8080:80":     {Protocol: "tcp", InternalPort: 80, Ports: []machine.Port{{Port: 8080, HostIP: "::1"}}},
 	} {
 		got, err := parsePublish(in)
 		if err != nil || !reflect.DeepEqual(got, want) {

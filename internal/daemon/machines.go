@@ -41,10 +41,8 @@ func wireMachines(ctx context.Context, d *daemon) error {
 		ConsoleExit: consoleExit,
 		HideLine:    hideConsoleLine,
 	}
-	if nw, err := machineNetwork(ctx, d); err != nil {
+	if deps.Network, err = openNetwork(d); err != nil {
 		return err
-	} else if nw != nil {
-		deps.Network = nw
 	}
 	m, err := machine.New(d.db, deps, machine.Options{MachinesDir: d.root.Machines(), DefaultVMM: d.cfg.VMM, Logger: log})
 	if err != nil {

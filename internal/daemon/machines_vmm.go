@@ -72,6 +72,7 @@ func (h *hypervisor) spec(s machine.VMSpec) vmm.Spec {
 	}
 	if s.NIC != nil {
 		vs.NICs = []vmm.NIC{{ID: "eth0", Tap: s.NIC.Tap, File: s.NIC.File, MAC: s.NIC.MAC}}
+		vs.NetNS = s.NIC.NetNS
 	}
 	return vs
 }

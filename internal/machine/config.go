@@ -2,6 +2,7 @@ package machine
 
 import (
 	"fmt"
+	"net/netip"
 	"path"
 	"regexp"
 	"strconv"
@@ -192,7 +193,11 @@ func (c *Config) Validate() error {
 			if p.Port < 0 || p.Port > 65535 {
 				return bad(fmt.Sprintf("services[%d].ports[%d].port", i, j), "%d out of range 0..65535", p.Port)
 			}
-			key := fmt.Sprintf("%s/%s/%d", c.Services[i].Protocol, p.HostIP, p.Port)
+			ip, err := parseHostIP(p.HostIP)
+			if err != nil {
+				return bad(fmt.Sprintf("services[%d].ports[%d].host_ip", i, j), "%q is not an IP address", p.HostIP)
+			}
+			key := fmt.Sprintf("%s/%s/%d", c.Services[i].Protocol, ip, p.Port)
 			if p.Port != 0 && seen[key] {
 				return bad(fmt.Sprintf("services[%d].ports[%d].port", i, j), "host port %d published twice", p.Port)
 			}
@@ -229,6 +234,14 @@ func (c *Config) Validate() error {
 		return bad("vmm", "%q: want qemu or firecracker", c.VMM)
 	}
 	return nil
+}
+
+// parseHostIP reads a service port's host_ip: "" is every address.
+func parseHostIP(s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	return netip.ParseAddr(s)
 }
 
 // clone returns a deep copy of c.

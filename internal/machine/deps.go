@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"syscall"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/network"
 )
 
 // The interfaces below are what the machine lifecycle needs from the rest of
@@ -47,36 +47,16 @@ type Disks struct {
 	ReadOnly bool   // Base is attached read-only
 }
 
-// Network gives a running machine its NIC.
+// Network gives a running machine its NIC (a *network.Network).
 type Network interface {
 	// Attach creates (or finds) the machine's TAP, address and published
 	// ports. The returned File is the open TAP for the VMM (may be nil when
 	// the VMM opens the TAP by name).
-	Attach(ctx context.Context, id string, ports []PortMapping) (*Attachment, error)
+	Attach(ctx context.Context, id string, ports []network.Port) (*network.Attachment, error)
 	// Release removes the TAP, address and rules of id. Missing is fine.
 	Release(ctx context.Context, id string) error
 	// Reconcile removes TAPs, leases and rules of machines not in keep.
 	Reconcile(ctx context.Context, keep []string) error
-}
-
-// PortMapping is one published port.
-type PortMapping struct {
-	Protocol  string `json:"protocol"` // tcp or udp
-	HostIP    string `json:"host_ip,omitempty"`
-	HostPort  int    `json:"host_port"` // 0 on request: pick one
-	GuestPort int    `json:"guest_port"`
-}
-
-// Attachment is a machine's network as the guest sees it.
-type Attachment struct {
-	Tap       string        `json:"tap"`
-	MAC       string        `json:"mac"`
-	Addresses []string      `json:"addresses"` // CIDRs
-	Gateway   string        `json:"gateway,omitempty"`
-	DNS       []string      `json:"dns,omitempty"`
-	MTU       int           `json:"mtu,omitempty"`
-	Ports     []PortMapping `json:"ports,omitempty"`
-	File      *os.File      `json:"-"`
 }
 
 // Boot provides the guest kernel and builds a machine's initramfs.
@@ -98,7 +78,7 @@ type VMSpec struct {
 	VCPUs      int
 	MemoryMiB  int
 	Drives     []Drive
-	NIC        *Attachment
+	NIC        *network.Attachment
 	ConsoleLog string
 }
 

@@ -3,6 +3,7 @@ package machine
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/network"
 )
 
 // world is a fake host: images, disks, network and VMMs as maps, so tests
@@ -28,6 +30,7 @@ type world struct {
 	hold    bool                 // guests run until signalled
 	failVMM error
 	starts  int
+	ports   []network.Port // what the last Attach was asked to publish
 }
 
 func newWorld() *world {
@@ -74,11 +77,13 @@ func (w *world) Reconcile(_ context.Context, keep []string) error {
 // fakeNet shares the world but releases only TAPs.
 type fakeNet struct{ w *world }
 
-func (n fakeNet) Attach(_ context.Context, id string, ports []PortMapping) (*Attachment, error) {
+func (n fakeNet) Attach(_ context.Context, id string, ports []network.Port) (*network.Attachment, error) {
 	n.w.mu.Lock()
 	defer n.w.mu.Unlock()
 	n.w.taps[id] = true
-	return &Attachment{Tap: "tap" + id[:4], MAC: "02:00:00:00:00:01", Addresses: []string{"10.0.0.2/24"}, Gateway: "10.0.0.1", Ports: ports}, nil
+	n.w.ports = ports
+	return &network.Attachment{Tap: "tap" + id[:4], MAC: "02:00:00:00:00:01", Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")},
+		Gateway: netip.MustParseAddr("10.0.0.1"), Ports: ports}, nil
 }
 func (n fakeNet) Release(_ context.Context, id string) error {
 	n.w.mu.Lock()

@@ -165,9 +165,7 @@ func (m *Manager) startLocked(ctx context.Context, mc *Machine, ev string) (err 
 			return fmt.Errorf("network: %w", err)
 		}
 		spec.NIC = att
-		n := *att
-		n.File = nil
-		mc.Network = &n
+		mc.Network = att.Clone()
 		defer func() {
 			if att.File != nil {
 				_ = att.File.Close() // the VMM holds its own copy

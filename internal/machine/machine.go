@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/network"
 )
 
 // State is where a machine is in its lifecycle.
@@ -53,11 +54,11 @@ type Machine struct {
 	UpdatedAt   time.Time   `json:"updated_at"`
 
 	// Running instance (zero when not started).
-	PID       int         `json:"pid,omitempty"`
-	StartedAt time.Time   `json:"started_at,omitzero"`
-	Network   *Attachment `json:"network,omitempty"`
-	Emulated  bool        `json:"emulated,omitempty"` // the VMM runs under TCG
-	Driver    string      `json:"driver,omitempty"`   // the VMM driver of the current/last run
+	PID       int                 `json:"pid,omitempty"`
+	StartedAt time.Time           `json:"started_at,omitzero"`
+	Network   *network.Attachment `json:"network,omitempty"`
+	Emulated  bool                `json:"emulated,omitempty"` // the VMM runs under TCG
+	Driver    string              `json:"driver,omitempty"`   // the VMM driver of the current/last run
 
 	// Restarts counts restarts by policy since the last explicit start.
 	Restarts int `json:"restarts"`
@@ -111,14 +112,7 @@ const maxEvents = 20
 func (m *Machine) clone() *Machine {
 	out := *m
 	out.Config = m.Config.clone()
-	if m.Network != nil {
-		n := *m.Network
-		n.File = nil
-		n.Addresses = cloneSlice(n.Addresses)
-		n.Ports = cloneSlice(n.Ports)
-		n.DNS = cloneSlice(n.DNS)
-		out.Network = &n
-	}
+	out.Network = m.Network.Clone()
 	if m.LastExit != nil {
 		e := *m.LastExit
 		out.LastExit = &e
@@ -129,14 +123,8 @@ func (m *Machine) clone() *Machine {
 
 // IP returns the machine's first address without its prefix, or "".
 func (m *Machine) IP() string {
-	if m.Network == nil || len(m.Network.Addresses) == 0 {
-		return ""
+	if ip := m.Network.IP(); ip.IsValid() {
+		return ip.String()
 	}
-	a := m.Network.Addresses[0]
-	for i := range a {
-		if a[i] == '/' {
-			return a[:i]
-		}
-	}
-	return a
+	return ""
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/netip"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/network"
 )
 
 var ctx = context.Background()
@@ -302,6 +305,7 @@ func TestConfigValidate(t *testing.T) {
 		"bad vmm":         {Image: "x", VMM: "xen"},
 		"exec and cmd":    {Image: "x", Init: Init{Exec: []string{"a"}, Cmd: []string{"b"}}},
 		"bad cgroup":      {Image: "x", Init: Init{CgroupVersion: "1"}},
+		"bad host ip":     {Image: "x", Services: []Service{{InternalPort: 80, Ports: []Port{{Port: 8080, HostIP: "localhost"}}}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := c.Validate(); !errors.Is(err, errdefs.ErrInvalidArgument) {
@@ -319,5 +323,35 @@ func TestConfigValidate(t *testing.T) {
 		if _, err := ParseRestart(in); err == nil {
 			t.Fatalf("ParseRestart(%q) accepted", in)
 		}
+	}
+}
+
+// TestPublishedPortsReachTheNetwork: a service's host address, host port,
+// protocol and guest port all reach Network.Attach, and the attachment's
+// ports are what the machine records.
+func TestPublishedPortsReachTheNetwork(t *testing.T) {
+	w := newWorld()
+	w.hold = true
+	m := newManager(t, w, t.TempDir())
+	cfg := Config{Image: "busybox", Services: []Service{
+		{Protocol: "udp", InternalPort: 53, Ports: []Port{{Port: 5353, HostIP: "127.0.0.1"}}},
+		{InternalPort: 80},
+	}}
+	mc, err := m.Create(ctx, "", CreateRequest{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []network.Port{
+		{Protocol: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, GuestPort: 53},
+		{Protocol: "tcp", GuestPort: 80},
+	}
+	if !slices.Equal(w.ports, want) {
+		t.Errorf("published %+v, want %+v", w.ports, want)
+	}
+	if mc.Network == nil || !slices.Equal(mc.Network.Ports, want) || mc.IP() != "10.0.0.2" {
+		t.Errorf("recorded network %+v", mc.Network)
+	}
+	if _, err := m.Stop(ctx, "", mc.ID, StopOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/network"
 )
 
 // Deps are the parts of ferry a Manager drives.
@@ -321,7 +322,7 @@ func (m *Manager) claimName(app, name, id string) error {
 }
 
 // runConfig builds what init gets for mc.
-func runConfig(mc *Machine, img guest.Image, disks *Disks, att *Attachment) *guest.RunConfig {
+func runConfig(mc *Machine, img guest.Image, disks *Disks, att *network.Attachment) *guest.RunConfig {
 	c := mc.Config
 	rc := &guest.RunConfig{
 		Version: guest.ConfigVersion,
@@ -359,8 +360,13 @@ func runConfig(mc *Machine, img guest.Image, disks *Disks, att *Attachment) *gue
 	}
 	rc.Hosts = []guest.HostEntry{{IP: "127.0.0.1", Names: []string{"localhost"}}}
 	if att != nil {
-		ifc := guest.Interface{Name: "eth0", MAC: att.MAC, Addresses: cloneSlice(att.Addresses), MTU: att.MTU}
-		ifc.Gateway4 = att.Gateway
+		ifc := guest.Interface{Name: "eth0", MAC: att.MAC, MTU: att.MTU}
+		for _, a := range att.Addresses {
+			ifc.Addresses = append(ifc.Addresses, a.String())
+		}
+		if att.Gateway.IsValid() {
+			ifc.Gateway4 = att.Gateway.String()
+		}
 		rc.Network = []guest.Interface{ifc}
 		if ip := mc.IP(); ip != "" {
 			rc.Hosts = append(rc.Hosts, guest.HostEntry{IP: ip, Names: []string{rc.Hostname}})
@@ -395,15 +401,16 @@ func hostname(mc *Machine) string {
 	return mc.ID[:12]
 }
 
-// ports turns the services into port mappings.
-func ports(c Config) []PortMapping {
-	var out []PortMapping
+// ports turns the services of a validated config into published ports.
+func ports(c Config) []network.Port {
+	var out []network.Port
 	for _, s := range c.Services {
 		if len(s.Ports) == 0 {
-			out = append(out, PortMapping{Protocol: s.Protocol, GuestPort: s.InternalPort})
+			out = append(out, network.Port{Protocol: s.Protocol, GuestPort: uint16(s.InternalPort)})
 		}
 		for _, p := range s.Ports {
-			out = append(out, PortMapping{Protocol: s.Protocol, HostIP: p.HostIP, HostPort: p.Port, GuestPort: s.InternalPort})
+			ip, _ := parseHostIP(p.HostIP) // checked by Validate
+			out = append(out, network.Port{Protocol: s.Protocol, HostIP: ip, HostPort: uint16(p.Port), GuestPort: uint16(s.InternalPort)})
 		}
 	}
 	return out

@@ -26,13 +26,65 @@ var (
 
 // record is what the database keeps per machine; it is written before the
 // TAP and rules it names exist, so Release and Reconcile can always find
-// them.
+// them. It is private to this package and versioned: V is recordVersion
+// (0 in records written before versions existed, which have the same
+// shape); a newer version is refused rather than misread.
 type record struct {
-	MachineID string     `json:"machine_id"`
-	IP        netip.Addr `json:"ip"`
-	Tap       string     `json:"tap"`
-	MAC       string     `json:"mac"`
-	Ports     []Port     `json:"ports,omitempty"`
+	V         int          `json:"v,omitempty"`
+	MachineID string       `json:"machine_id"`
+	IP        netip.Addr   `json:"ip"`
+	Tap       string       `json:"tap"`
+	MAC       string       `json:"mac"`
+	Ports     []portRecord `json:"ports,omitempty"`
+}
+
+const recordVersion = 1
+
+// portRecord is a Port as the database keeps it.
+type portRecord struct {
+	Proto     string     `json:"proto"`
+	HostIP    netip.Addr `json:"host_ip,omitzero"`
+	HostPort  uint16     `json:"host_port"`
+	GuestPort uint16     `json:"guest_port"`
+}
+
+// toPortRecord and fromPortRecord are the one conversion each way between
+// Port and its record (a test checks that every field is carried).
+func toPortRecord(p Port) portRecord {
+	return portRecord{Proto: p.Protocol, HostIP: p.HostIP, HostPort: p.HostPort, GuestPort: p.GuestPort}
+}
+
+func fromPortRecord(r portRecord) Port {
+	return Port{Protocol: r.Proto, HostIP: r.HostIP, HostPort: r.HostPort, GuestPort: r.GuestPort}
+}
+
+func newRecord(machineID string, ports []Port) *record {
+	r := &record{V: recordVersion, MachineID: machineID, Tap: TapName(machineID), MAC: MAC(machineID)}
+	for _, p := range ports {
+		r.Ports = append(r.Ports, toPortRecord(p))
+	}
+	return r
+}
+
+// ports returns the record's published ports.
+func (r *record) ports() []Port {
+	var out []Port
+	for _, p := range r.Ports {
+		out = append(out, fromPortRecord(p))
+	}
+	return out
+}
+
+func decodeRecord(k, v []byte) (*record, error) {
+	var r record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("network record %s: %w", k, err)
+	}
+	if r.V > recordVersion {
+		return nil, fmt.Errorf("network record %s: version %d is newer than this ferry's %d; run the newer ferry: %w",
+			k, r.V, recordVersion, errdefs.ErrConflict)
+	}
+	return &r, nil
 }
 
 func initBuckets(db *bbolt.DB) error {
@@ -59,14 +111,11 @@ func getRecord(tx *bbolt.Tx, id string) (*record, error) {
 	if b == nil {
 		return nil, nil
 	}
-	var r record
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("network record %s: %w", id, err)
-	}
-	return &r, nil
+	return decodeRecord([]byte(id), b)
 }
 
 func putRecord(tx *bbolt.Tx, r *record) error {
+	r.V = recordVersion
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -89,11 +138,11 @@ func deleteRecord(tx *bbolt.Tx, r *record) error {
 func allRecords(tx *bbolt.Tx) ([]*record, error) {
 	var out []*record
 	err := bucket(tx, bucketMachines).ForEach(func(k, v []byte) error {
-		var r record
-		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("network record %s: %w", k, err)
+		r, err := decodeRecord(k, v)
+		if err != nil {
+			return err
 		}
-		out = append(out, &r)
+		out = append(out, r)
 		return nil
 	})
 	return out, err

@@ -164,7 +164,7 @@ func TestAttachRelease(t *testing.T) {
 	ctx := context.Background()
 	before := snapshot(t, nw)
 
-	a, err := nw.Attach(ctx, "m1", []Port{{HostPort: 18080, GuestPort: 80, Proto: "tcp"}, {GuestPort: 53, Proto: "udp"}})
+	a, err := nw.Attach(ctx, "m1", []Port{{HostPort: 18080, GuestPort: 80, Protocol: "tcp"}, {GuestPort: 53, Protocol: "udp"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestAttachRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.File.Close()
-	if a.IP == b.IP || !nw.cfg.Subnet.Contains(a.IP) || a.Gateway.String() != "10.213.0.1" || a.Prefix.Bits() != 22 {
+	if a.IP() == b.IP() || !nw.cfg.Subnet.Contains(a.IP()) || a.Gateway.String() != "10.213.0.1" || a.Addresses[0].Bits() != 22 {
 		t.Fatalf("attachments %+v %+v", a, b)
 	}
 	if a.Ports[1].HostPort == 0 {
@@ -209,7 +209,7 @@ func TestAttachRelease(t *testing.T) {
 func TestReattachAfterRestartKeepsAddress(t *testing.T) {
 	nw, name := newTestNetwork(t, Config{})
 	ctx := context.Background()
-	a, err := nw.Attach(ctx, "m1", []Port{{HostPort: 18080, GuestPort: 80, Proto: "tcp"}})
+	a, err := nw.Attach(ctx, "m1", []Port{{HostPort: 18080, GuestPort: 80, Protocol: "tcp"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,14 +223,14 @@ func TestReattachAfterRestartKeepsAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.File.Close()
-	if b.IP != a.IP || len(b.Ports) != 1 || b.Ports[0] != a.Ports[0] {
+	if b.IP() != a.IP() || len(b.Ports) != 1 || b.Ports[0] != a.Ports[0] {
 		t.Errorf("re-attach %+v, first %+v", b, a)
 	}
 	if elems, _ := nw2.listPorts(ctx); len(elems) != 1 {
 		t.Errorf("port map after re-attach: %+v", elems)
 	}
-	if c, err := nw2.Attach(ctx, "m2", nil); err != nil || c.IP == a.IP {
-		t.Errorf("m2 got %v, %v while m1 holds %s", c, err, a.IP)
+	if c, err := nw2.Attach(ctx, "m2", nil); err != nil || c.IP() == a.IP() {
+		t.Errorf("m2 got %v, %v while m1 holds %s", c, err, a.IP())
 	} else {
 		c.File.Close()
 	}

@@ -26,21 +26,26 @@ type Network struct {
 	log *slog.Logger
 	dns []string
 
-	mu sync.Mutex // serialises Attach/Release/Reconcile
+	mu   sync.Mutex // serialises Attach/Release/Reconcile and guards isUp
+	isUp bool       // the bridge, sysctls and table are set up
 }
 
 // Attachment is one machine's place on the network: what the VMM needs
-// (Tap, File, MAC) and what the guest needs (IP, Prefix, Gateway, DNS).
+// (Tap, File, MAC) and what the guest needs (Addresses, Gateway, DNS, MTU).
+// It is the one NIC type of the machine path: internal/machine records it
+// and builds the guest's interface and the VMM's NIC from it.
 type Attachment struct {
-	MachineID string       `json:"machine_id"`
-	Tap       string       `json:"tap"`
-	MAC       string       `json:"mac"`
-	IP        netip.Addr   `json:"ip"`
-	Prefix    netip.Prefix `json:"prefix"` // IP with the subnet's length, e.g. 10.213.0.2/22
-	Gateway   netip.Addr   `json:"gateway"`
-	DNS       []string     `json:"dns"`
-	Ports     []Port       `json:"ports,omitempty"` // host ports resolved
-	NetNS     string       `json:"netns,omitempty"`
+	MachineID string `json:"machine_id,omitempty"`
+	Tap       string `json:"tap"`
+	MAC       string `json:"mac"`
+	// Addresses are the machine's addresses with their subnet's length,
+	// e.g. 10.213.0.2/22.
+	Addresses []netip.Prefix `json:"addresses"`
+	Gateway   netip.Addr     `json:"gateway,omitzero"`
+	DNS       []string       `json:"dns,omitempty"`
+	MTU       int            `json:"mtu,omitempty"`   // the bridge's; the guest sets it on its interface
+	Ports     []Port         `json:"ports,omitempty"` // host ports resolved
+	NetNS     string         `json:"netns,omitempty"` // where Tap lives ("" = the daemon's namespace)
 
 	// File is the open TAP: hand it to QEMU (vmm.NIC.File), then Close it
 	// once the VMM has started. Firecracker opens Tap by name instead; close
@@ -48,12 +53,34 @@ type Attachment struct {
 	File *os.File `json:"-"`
 }
 
-// New sets the network up (idempotently: a restarted daemon calls it again
-// and keeps existing machines' TAPs, addresses and ports): the bridge with
-// the gateway address, IP forwarding, route_localnet on the bridge, and the
-// nftables table. db is the daemon's database; allocations live in its
-// "network" bucket.
-func New(ctx context.Context, db *bbolt.DB, cfg Config, opts ...Option) (*Network, error) {
+// IP is the machine's first address, or the zero Addr.
+func (a *Attachment) IP() netip.Addr {
+	if a == nil || len(a.Addresses) == 0 {
+		return netip.Addr{}
+	}
+	return a.Addresses[0].Addr()
+}
+
+// Clone returns a copy sharing no slices with a, without the open TAP.
+func (a *Attachment) Clone() *Attachment {
+	if a == nil {
+		return nil
+	}
+	out := *a
+	out.File = nil
+	out.Addresses = slices.Clone(a.Addresses)
+	out.DNS = slices.Clone(a.DNS)
+	out.Ports = slices.Clone(a.Ports)
+	return &out
+}
+
+// Open returns the machine network without touching the host: the bridge,
+// sysctls and nftables table are set up on the first Attach (and by
+// Release and Reconcile when machines are recorded), so a daemon that never
+// runs a machine never changes the host's network. db is the daemon's
+// database; allocations live in its "network" bucket (ipam.go), which no
+// other package reads.
+func Open(db *bbolt.DB, cfg Config, opts ...Option) (*Network, error) {
 	o := options{logger: slog.New(slog.DiscardHandler), resolvConf: "/etc/resolv.conf"}
 	for _, f := range opts {
 		f(&o)
@@ -68,19 +95,76 @@ func New(ctx context.Context, db *bbolt.DB, cfg Config, opts ...Option) (*Networ
 	if err := initBuckets(db); err != nil {
 		return nil, fmt.Errorf("network: %w", err)
 	}
-	if err := nw.setupBridge(); err != nil {
-		return nil, fmt.Errorf("network: bridge %s: %w", cfg.Bridge, err)
+	return nw, nil
+}
+
+// New is Open followed by the host setup (idempotently: a restarted daemon
+// calls it again and keeps existing machines' TAPs, addresses and ports):
+// the bridge with the gateway address, IP forwarding, route_localnet on the
+// bridge, and the nftables table.
+func New(ctx context.Context, db *bbolt.DB, cfg Config, opts ...Option) (*Network, error) {
+	nw, err := Open(db, cfg, opts...)
+	if err != nil {
+		return nil, err
 	}
-	if err := nw.ns.sysctl("1", "net", "ipv4", "ip_forward"); err != nil {
-		return nil, fmt.Errorf("network: %w", err)
-	}
-	if err := nw.ns.sysctl("1", "net", "ipv4", "conf", cfg.Bridge, "route_localnet"); err != nil {
-		return nil, fmt.Errorf("network: %w", err)
-	}
-	if err := nw.nft(ctx, nw.baseRules()); err != nil {
-		return nil, fmt.Errorf("network: nftables: %w", err)
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	if err := nw.up(ctx); err != nil {
+		return nil, err
 	}
 	return nw, nil
+}
+
+// up sets the host side up once (nw.mu held); a failure is retried on the
+// next call.
+func (nw *Network) up(ctx context.Context) error {
+	if nw.isUp {
+		return nil
+	}
+	cfg := nw.cfg
+	if err := nw.setupBridge(); err != nil {
+		return fmt.Errorf("network: bridge %s: %w", cfg.Bridge, err)
+	}
+	if err := nw.ns.sysctl("1", "net", "ipv4", "ip_forward"); err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
+	if err := nw.ns.sysctl("1", "net", "ipv4", "conf", cfg.Bridge, "route_localnet"); err != nil {
+		return fmt.Errorf("network: %w", err)
+	}
+	if err := nw.nft(ctx, nw.baseRules()); err != nil {
+		return fmt.Errorf("network: nftables: %w", err)
+	}
+	nw.isUp = true
+	return nil
+}
+
+// ready sets the host side up for Release and Reconcile (nw.mu held) and
+// reports whether they have anything to do: not when nothing was ever set
+// up or recorded (then the host is left alone).
+func (nw *Network) ready(ctx context.Context) (bool, error) {
+	used, err := nw.inUse()
+	if err != nil || !used {
+		return false, err
+	}
+	if err := nw.up(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// inUse reports (nw.mu held) whether the host side is set up or machines
+// are recorded, i.e. whether Release and Reconcile have anything to do.
+func (nw *Network) inUse() (bool, error) {
+	if nw.isUp {
+		return true, nil
+	}
+	var used bool
+	err := nw.db.View(func(tx *bbolt.Tx) error {
+		k, _ := bucket(tx, bucketMachines).Cursor().First()
+		used = k != nil
+		return nil
+	})
+	return used, err
 }
 
 // Config returns the effective configuration.
@@ -134,6 +218,9 @@ func (nw *Network) Attach(ctx context.Context, machineID string, ports []Port) (
 	if machineID == "" {
 		return nil, fmt.Errorf("network attach: no machine id: %w", errdefs.ErrInvalidArgument)
 	}
+	if err := nw.up(ctx); err != nil {
+		return nil, err
+	}
 	var existing *record
 	if err := nw.db.View(func(tx *bbolt.Tx) (err error) {
 		existing, err = getRecord(tx, machineID)
@@ -149,7 +236,7 @@ func (nw *Network) Attach(ctx context.Context, machineID string, ports []Port) (
 		if err != nil {
 			return nil, fmt.Errorf("network attach %s: %w", machineID, err)
 		}
-		rec = &record{MachineID: machineID, Tap: TapName(machineID), MAC: MAC(machineID), Ports: resolved}
+		rec = newRecord(machineID, resolved)
 		// Record first: a crash from here on leaves a record Release and
 		// Reconcile act on, never an untracked TAP or rule.
 		if err := nw.db.Update(func(tx *bbolt.Tx) error {
@@ -183,55 +270,62 @@ func (nw *Network) checkPorts(ctx context.Context, machineID string, ports []Por
 		recs, err := allRecords(tx)
 		for _, r := range recs {
 			if r.MachineID != machineID {
-				taken = append(taken, r.Ports...)
+				taken = append(taken, r.ports()...)
 			}
 		}
 		return err
 	}); err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
-	out := make([]Port, 0, len(ports))
+	var out []Port
 	for _, p := range ports {
-		if p.Proto == "" {
-			p.Proto = "tcp"
+		if p.Protocol == "" {
+			p.Protocol = "tcp"
 		}
-		if p.GuestPort == 0 || (p.Proto != "tcp" && p.Proto != "udp") {
+		if p.GuestPort == 0 || (p.Protocol != "tcp" && p.Protocol != "udp") {
 			return nil, fmt.Errorf("publish %s: %w", p, errdefs.ErrInvalidArgument)
 		}
-		isTaken := func(port uint16) bool {
+		if p.HostIP.IsValid() && !p.HostIP.Is4() {
+			return nil, fmt.Errorf("publish %s: IPv6 host addresses are not supported yet; publish on an IPv4 address or on all addresses: %w", p, errdefs.ErrInvalidArgument)
+		}
+		isTaken := func(q Port) bool {
 			for _, t := range taken {
-				if t.Proto == p.Proto && t.HostPort == port {
+				if t.overlaps(q) {
 					return true
 				}
 			}
-			return seen[fmt.Sprintf("%d/%s", port, p.Proto)]
+			return false
 		}
-		if p.HostPort != 0 && isTaken(p.HostPort) {
-			return nil, fmt.Errorf("publish %d/%s: port already published by another machine: %w", p.HostPort, p.Proto, errdefs.ErrConflict)
+		if p.HostPort != 0 && isTaken(p) {
+			return nil, fmt.Errorf("publish %s: port already published by another machine: %w", p, errdefs.ErrConflict)
+		}
+		for _, o := range out {
+			if p.HostPort != 0 && o.overlaps(p) {
+				return nil, fmt.Errorf("publish %s: host port given twice: %w", p, errdefs.ErrInvalidArgument)
+			}
 		}
 		// A published port is served by DNAT, not bound: a random port the
-		// kernel offers may still be another machine's, so ask again.
-		hp, err := probePort(nw.ns, p.Proto, p.HostPort)
-		for try := 0; err == nil && p.HostPort == 0 && isTaken(hp) && try < 20; try++ {
-			hp, err = probePort(nw.ns, p.Proto, 0)
+		// kernel offers may still be another machine's (or an earlier one
+		// of this machine's), so ask again.
+		busy := func(q Port) bool { return isTaken(q) || slices.ContainsFunc(out, q.overlaps) }
+		want := p.HostPort
+		hp, err := probePort(nw.ns, p)
+		for try := 0; err == nil && want == 0 && busy(withHostPort(p, hp)) && try < 20; try++ {
+			hp, err = probePort(nw.ns, p)
 		}
 		if err != nil {
 			return nil, err
 		}
-		if p.HostPort == 0 && isTaken(hp) {
-			return nil, fmt.Errorf("publish %d/%s: no free host port found: %w", p.GuestPort, p.Proto, errdefs.ErrUnavailable)
+		if want == 0 && busy(withHostPort(p, hp)) {
+			return nil, fmt.Errorf("publish %s: no free host port found: %w", p, errdefs.ErrUnavailable)
 		}
 		p.HostPort = hp
-		key := fmt.Sprintf("%d/%s", p.HostPort, p.Proto)
-		if seen[key] {
-			return nil, fmt.Errorf("publish %s: host port given twice: %w", key, errdefs.ErrInvalidArgument)
-		}
-		seen[key] = true
 		out = append(out, p)
 	}
 	return out, nil
 }
+
+func withHostPort(p Port, port uint16) Port { p.HostPort = port; return p }
 
 // realise makes the record true: TAP on the bridge and up, ports mapped.
 func (nw *Network) realise(ctx context.Context, rec *record) (*Attachment, error) {
@@ -267,22 +361,27 @@ func (nw *Network) realise(ctx context.Context, rec *record) (*Attachment, error
 	if err := nw.deletePorts(ctx, rec.IP); err != nil { // idempotent re-add
 		return nil, err
 	}
-	if err := nw.addPorts(ctx, rec.IP, rec.Ports); err != nil {
+	if err := nw.addPorts(ctx, rec.IP, rec.ports()); err != nil {
 		return nil, fmt.Errorf("publish ports: %w", err)
 	}
 	ok = true
+	att := nw.attachment(rec)
+	att.MTU, att.File = br.Attrs().MTU, f
+	return att, nil
+}
+
+// attachment is what rec means for the machine (without the open TAP).
+func (nw *Network) attachment(rec *record) *Attachment {
 	return &Attachment{
 		MachineID: rec.MachineID,
 		Tap:       rec.Tap,
 		MAC:       rec.MAC,
-		IP:        rec.IP,
-		Prefix:    netip.PrefixFrom(rec.IP, nw.cfg.Subnet.Bits()),
+		Addresses: []netip.Prefix{netip.PrefixFrom(rec.IP, nw.cfg.Subnet.Bits())},
 		Gateway:   nw.cfg.Gateway(),
 		DNS:       nw.DNS(),
-		Ports:     slices.Clone(rec.Ports),
+		Ports:     rec.ports(),
 		NetNS:     nw.cfg.NetNS,
-		File:      f,
-	}, nil
+	}
 }
 
 // Release removes everything the machine had: its ports, its TAP, its
@@ -290,6 +389,9 @@ func (nw *Network) realise(ctx context.Context, rec *record) (*Attachment, error
 func (nw *Network) Release(ctx context.Context, machineID string) error {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
+	if ready, err := nw.ready(ctx); !ready {
+		return err
+	}
 	var rec *record
 	if err := nw.db.View(func(tx *bbolt.Tx) (err error) {
 		rec, err = getRecord(tx, machineID)
@@ -343,6 +445,9 @@ func (nw *Network) deleteTap(name string) error {
 func (nw *Network) Reconcile(ctx context.Context, live []string) error {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
+	if ready, err := nw.ready(ctx); !ready {
+		return err
+	}
 	alive := map[string]bool{}
 	keepTaps := map[string]bool{}
 	for _, id := range live {
@@ -395,7 +500,7 @@ func (nw *Network) Reconcile(ctx context.Context, live []string) error {
 	}
 	for _, e := range elems {
 		if !keepIPs[e.IP] {
-			if err := nw.nft(ctx, fmt.Sprintf("delete element ip %s ports { %s . %d }\n", nw.cfg.Table, e.Proto, e.HostPort)); err != nil {
+			if err := nw.nft(ctx, nw.portScript("delete", e.IP, []Port{e.Port})); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -412,11 +517,7 @@ func (nw *Network) Attachments() ([]Attachment, error) {
 	err := nw.db.View(func(tx *bbolt.Tx) error {
 		recs, err := allRecords(tx)
 		for _, r := range recs {
-			out = append(out, Attachment{
-				MachineID: r.MachineID, Tap: r.Tap, MAC: r.MAC, IP: r.IP,
-				Prefix: netip.PrefixFrom(r.IP, nw.cfg.Subnet.Bits()), Gateway: nw.cfg.Gateway(),
-				DNS: nw.DNS(), Ports: slices.Clone(r.Ports), NetNS: nw.cfg.NetNS,
-			})
+			out = append(out, *nw.attachment(r))
 		}
 		return err
 	})

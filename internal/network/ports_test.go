@@ -31,7 +31,7 @@ func guestStandIn(t *testing.T, nw *Network, att *Attachment, port int, greeting
 	host := "vh" + att.Tap[3:]
 	ip(t, "-n", nw.cfg.NetNS, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", g.name)
 	ip(t, "-n", nw.cfg.NetNS, "link", "set", host, "master", nw.cfg.Bridge, "up")
-	ip(t, "-n", g.name, "addr", "add", att.Prefix.String(), "dev", "eth0")
+	ip(t, "-n", g.name, "addr", "add", att.Addresses[0].String(), "dev", "eth0")
 	ip(t, "-n", g.name, "link", "set", "eth0", "up")
 	ip(t, "-n", g.name, "route", "add", "default", "via", att.Gateway.String())
 	var l net.Listener
@@ -95,7 +95,7 @@ func fetch(t *testing.T, n ns, addr string) string {
 func TestPublishedPortsReachable(t *testing.T) {
 	nw, _ := newTestNetwork(t, Config{})
 	ctx := context.Background()
-	a, err := nw.Attach(ctx, "web", []Port{{HostPort: 18080, GuestPort: 80}, {GuestPort: 80}, {HostPort: 15353, GuestPort: 80, Proto: "udp"}})
+	a, err := nw.Attach(ctx, "web", []Port{{HostPort: 18080, GuestPort: 80}, {GuestPort: 80}, {HostPort: 15353, GuestPort: 80, Protocol: "udp"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +138,7 @@ func TestPublishedPortsReachable(t *testing.T) {
 	}
 	b.File.Close()
 	g2 := guestStandIn(t, nw, b, 81, "unused")
-	if got := fetch(t, g2, fmt.Sprintf("%s:80", a.IP)); got != "hello from web\n" {
+	if got := fetch(t, g2, fmt.Sprintf("%s:80", a.IP())); got != "hello from web\n" {
 		t.Errorf("machine to machine: %q", got)
 	}
 	if got := fetch(t, g2, fmt.Sprintf("%s:18080", a.Gateway)); got != "hello from web\n" {
@@ -171,17 +171,17 @@ func TestPortInUse(t *testing.T) {
 	defer l.Close()
 	before := snapshot(t, nw)
 
-	_, err := nw.Attach(ctx, "m1", []Port{{HostPort: 18081, GuestPort: 80, Proto: "tcp"}})
+	_, err := nw.Attach(ctx, "m1", []Port{{HostPort: 18081, GuestPort: 80, Protocol: "tcp"}})
 	if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "already in use") {
 		t.Fatalf("attach with a busy port: %v, want conflict 'already in use'", err)
 	}
-	a, err := nw.Attach(ctx, "m2", []Port{{HostPort: 18082, GuestPort: 80, Proto: "tcp"}})
+	a, err := nw.Attach(ctx, "m2", []Port{{HostPort: 18082, GuestPort: 80, Protocol: "tcp"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.File.Close()
 	mid := snapshot(t, nw)
-	_, err = nw.Attach(ctx, "m3", []Port{{HostPort: 18082, GuestPort: 80, Proto: "tcp"}})
+	_, err = nw.Attach(ctx, "m3", []Port{{HostPort: 18082, GuestPort: 80, Protocol: "tcp"}})
 	if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "another machine") {
 		t.Fatalf("attach with a published port: %v, want conflict", err)
 	}
@@ -206,7 +206,7 @@ func TestSubnetExhausted(t *testing.T) {
 	}
 	a.File.Close()
 	before := snapshot(t, nw)
-	_, err = nw.Attach(ctx, "m2", []Port{{HostPort: 18083, GuestPort: 80, Proto: "tcp"}})
+	_, err = nw.Attach(ctx, "m2", []Port{{HostPort: 18083, GuestPort: 80, Protocol: "tcp"}})
 	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "exhausted") {
 		t.Fatalf("attach on a full subnet: %v", err)
 	}
@@ -227,7 +227,7 @@ func TestReconcile(t *testing.T) {
 	before := snapshot(t, nw)
 	var keep *Attachment
 	for i, id := range []string{"live", "dead1", "dead2"} {
-		a, err := nw.Attach(ctx, id, []Port{{HostPort: uint16(18090 + i), GuestPort: 80, Proto: "tcp"}})
+		a, err := nw.Attach(ctx, id, []Port{{HostPort: uint16(18090 + i), GuestPort: 80, Protocol: "tcp"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,7 +243,7 @@ func TestReconcile(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	if err := nw.addPorts(ctx, mustAddr("10.213.0.200"), []Port{{HostPort: 18099, GuestPort: 80, Proto: "tcp"}}); err != nil {
+	if err := nw.addPorts(ctx, mustAddr("10.213.0.200"), []Port{{HostPort: 18099, GuestPort: 80, Protocol: "tcp"}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -260,11 +260,84 @@ func TestReconcile(t *testing.T) {
 		t.Errorf("links %v, want %v", s.Links, sorted(want))
 	}
 	elems, _ := nw.listPorts(ctx)
-	if len(elems) != 1 || elems[0].IP != keep.IP {
+	if len(elems) != 1 || elems[0].IP != keep.IP() {
 		t.Errorf("port map %+v, want only the live machine's", elems)
 	}
 	nw.Reconcile(ctx, nil)
 	if after := snapshot(t, nw); !after.equal(before) {
 		t.Errorf("reconcile with no live machines left things:\nbefore %+v\nafter  %+v", before, after)
 	}
+}
+
+// TestPublishOnOneHostAddress: -p 127.0.0.1:HOST:GUEST forwards connections
+// to 127.0.0.1 only, not to the namespace's other addresses; a port on every
+// address and one on the gateway address coexist with it.
+func TestPublishOnOneHostAddress(t *testing.T) {
+	nw, _ := newTestNetwork(t, Config{})
+	ctx := context.Background()
+	lo := mustAddr("127.0.0.1")
+	a, err := nw.Attach(ctx, "web", []Port{{Protocol: "tcp", HostIP: lo, HostPort: 18180, GuestPort: 80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.File.Close()
+	if len(a.Ports) != 1 || a.Ports[0].HostIP != lo {
+		t.Fatalf("attached ports %+v lost the host address", a.Ports)
+	}
+	guestStandIn(t, nw, a, 80, "hello from web\n")
+	if got := fetch(t, nw.ns, "127.0.0.1:18180"); got != "hello from web\n" {
+		t.Errorf("127.0.0.1:18180 answered %q", got)
+	}
+	refused := func(addr string) {
+		t.Helper()
+		err := nw.ns.do(func() error {
+			c, err := net.DialTimeout("tcp4", addr, time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if err == nil {
+			t.Errorf("%s answers: the port is published on 127.0.0.1 only", addr)
+		}
+	}
+	refused(fmt.Sprintf("%s:18180", a.Gateway))
+
+	// The same port on another address of the host is free to publish; on
+	// every address it is not (it would take 127.0.0.1:18180 too).
+	_, err = nw.Attach(ctx, "all", []Port{{Protocol: "tcp", HostPort: 18180, GuestPort: 80}})
+	if !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("publish 18180 on every address while 127.0.0.1:18180 is taken: %v, want conflict", err)
+	}
+	b, err := nw.Attach(ctx, "gw", []Port{{Protocol: "tcp", HostIP: a.Gateway, HostPort: 18180, GuestPort: 81}})
+	if err != nil {
+		t.Fatalf("publish on the gateway address beside 127.0.0.1: %v", err)
+	}
+	b.File.Close()
+	guestStandIn(t, nw, b, 81, "hello from gw\n")
+	if got := fetch(t, nw.ns, fmt.Sprintf("%s:18180", a.Gateway)); got != "hello from gw\n" {
+		t.Errorf("gateway:18180 answered %q", got)
+	}
+	if got := fetch(t, nw.ns, "127.0.0.1:18180"); got != "hello from web\n" {
+		t.Errorf("127.0.0.1:18180 answered %q after the gateway's was published", got)
+	}
+
+	// An address the host does not have, or IPv6 (not yet), is refused up
+	// front.
+	if _, err := nw.Attach(ctx, "x", []Port{{Protocol: "tcp", HostIP: mustAddr("192.0.2.7"), HostPort: 18181, GuestPort: 80}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("publish on a foreign address: %v, want invalid argument", err)
+	}
+	if _, err := nw.Attach(ctx, "x", []Port{{Protocol: "tcp", HostIP: mustAddr("::1"), HostPort: 18181, GuestPort: 80}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("publish on ::1: %v, want invalid argument (IPv6 not yet)", err)
+	}
+
+	for _, id := range []string{"web", "gw"} {
+		if err := nw.Release(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if elems, _ := nw.listPorts(ctx); len(elems) != 0 {
+		t.Errorf("port maps after release: %+v", elems)
+	}
+	refused("127.0.0.1:18180")
 }

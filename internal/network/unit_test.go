@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -14,20 +15,31 @@ import (
 )
 
 func TestParsePort(t *testing.T) {
+	lo, v6 := mustAddr("127.0.0.1"), mustAddr("::1")
 	for _, tc := range []struct {
 		in   string
 		want Port
 		err  bool
 	}{
-		{"18080:80", Port{18080, 80, "tcp"}, false},
-		{"53:53/udp", Port{53, 53, "udp"}, false},
-		{"80", Port{0, 80, "tcp"}, false},
-		{"80/TCP", Port{0, 80, "tcp"}, false},
-		{"0:80", Port{}, true},
+		{"18080:80", Port{Protocol: "tcp", HostPort: 18080, GuestPort: 80}, false},
+		{"53:53/udp", Port{Protocol: "udp", HostPort: 53, GuestPort: 53}, false},
+		{"80", Port{Protocol: "tcp", GuestPort: 80}, false},
+		{"80/TCP", Port{Protocol: "tcp", GuestPort: 80}, false},
+		{"127.0.0.1:8080:80", Port{Protocol: "tcp", HostIP: lo, HostPort: 8080, GuestPort: 80}, false},
+		{"127.0.0.1::80/udp", Port{Protocol: "udp", HostIP: lo, GuestPort: 80}, false},
+		{"[::1]:8080:80", Port{Protocol: "tcp", HostIP: v6, HostPort: 8080, GuestPort: 80}, false},
+		{"[::1]::80", Port{Protocol: "tcp", HostIP: v6, GuestPort: 80}, false},
+		{"0:80", Port{Protocol: "tcp", GuestPort: 80}, false},
 		{"80:0", Port{}, true},
+		{":80", Port{}, true},
 		{"70000:80", Port{}, true},
 		{"80/sctp", Port{}, true},
-		{"127.0.0.1:80:80", Port{}, true},
+		{"localhost:80:80", Port{}, true},
+		{"::1:80:80", Port{}, true},
+		{"[127.0.0.1]:80:80", Port{}, true},
+		{"[::1:80:80", Port{}, true},
+		{"[::1]:80", Port{}, true},
+		{"1.2.3.4:5:6:7", Port{}, true},
 		{"", Port{}, true},
 		{"a:b", Port{}, true},
 	} {
@@ -41,19 +53,60 @@ func TestParsePort(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("ParsePort(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
+		if err == nil {
+			if again, err := ParsePort(got.String()); tc.want.HostPort != 0 && (err != nil || again != got) {
+				t.Errorf("ParsePort(%q.String() = %q) = %v, %v", tc.in, got.String(), again, err)
+			}
+		}
 	}
 }
 
 func FuzzParsePort(f *testing.F) {
-	for _, s := range []string{"80", "1:2/udp", "x", "::", "65535:65535/tcp"} {
+	for _, s := range []string{"80", "1:2/udp", "x", "::", "65535:65535/tcp", "127.0.0.1:1:2", "[::1]:3:4"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := ParsePort(s)
-		if err == nil && (p.GuestPort == 0 || (p.Proto != "tcp" && p.Proto != "udp")) {
+		if err == nil && (p.GuestPort == 0 || (p.Protocol != "tcp" && p.Protocol != "udp")) {
 			t.Fatalf("ParsePort(%q) accepted %+v", s, p)
 		}
 	})
+}
+
+// TestPortRecordCarriesEveryField fails when a field is added to Port or
+// to its database record and the conversions do not carry it.
+func TestPortRecordCarriesEveryField(t *testing.T) {
+	if n, m := reflect.TypeFor[Port]().NumField(), reflect.TypeFor[portRecord]().NumField(); n != m {
+		t.Fatalf("Port has %d fields, portRecord %d: carry the new one in toPortRecord/fromPortRecord", n, m)
+	}
+	p := Port{Protocol: "udp", HostIP: mustAddr("127.0.0.1"), HostPort: 1, GuestPort: 2}
+	v := reflect.ValueOf(p)
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Fatalf("test port leaves %s zero: set every field", v.Type().Field(i).Name)
+		}
+	}
+	if got := fromPortRecord(toPortRecord(p)); got != p {
+		t.Errorf("round trip %+v = %+v", p, got)
+	}
+}
+
+// TestRecordFormat pins the database shape: records written before they
+// had a version (and with the "proto" key) still load; a newer version is
+// refused.
+func TestRecordFormat(t *testing.T) {
+	old := `{"machine_id":"m1","ip":"10.213.0.2","tap":"ft-0123456789ab","mac":"02:fe:00:00:00:01","ports":[{"host_port":8080,"guest_port":80,"proto":"tcp"}]}`
+	r, err := decodeRecord([]byte("m1"), []byte(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Port{{Protocol: "tcp", HostPort: 8080, GuestPort: 80}}
+	if r.IP != mustAddr("10.213.0.2") || !slices.Equal(r.ports(), want) {
+		t.Errorf("old record read as %+v", r)
+	}
+	if _, err := decodeRecord([]byte("m1"), []byte(`{"v":99,"machine_id":"m1"}`)); err == nil {
+		t.Error("a record from a newer ferry loaded")
+	}
 }
 
 func TestParseResolvConf(t *testing.T) {
@@ -133,8 +186,17 @@ func TestNamesFitIFNAMSIZ(t *testing.T) {
 func TestParsePortMap(t *testing.T) {
 	out := `{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"map": {"family": "ip", "name": "ports", "table": "ferry", "type": ["inet_proto", "inet_service"], "handle": 2, "map": "ipv4_addr . inet_service", "elem": [[{"concat": ["tcp", 18080]}, {"concat": ["10.213.0.2", 80]}], [{"concat": ["udp", 53]}, {"concat": ["10.213.0.3", 5353]}]]}}]}`
 	got, err := parsePortMap([]byte(out))
-	if err != nil || len(got) != 2 || got[0].HostPort != 18080 || got[1].Proto != "udp" || got[1].IP != netip.MustParseAddr("10.213.0.3") || got[1].GuestPort != 5353 {
+	if err != nil || len(got) != 2 || got[0].HostPort != 18080 || got[1].Protocol != "udp" || got[1].IP != netip.MustParseAddr("10.213.0.3") || got[1].GuestPort != 5353 {
 		t.Fatalf("parsed %+v, %v", got, err)
+	}
+}
+
+func TestParseAddrPortMap(t *testing.T) {
+	out := `{"nftables": [{"map": {"family": "ip", "name": "addrports", "table": "ferry", "elem": [[{"concat": ["127.0.0.1", "tcp", 8080]}, {"concat": ["10.213.0.2", 80]}]]}}]}`
+	got, err := parsePortMap([]byte(out))
+	want := portElem{Port: Port{Protocol: "tcp", HostIP: mustAddr("127.0.0.1"), HostPort: 8080, GuestPort: 80}, IP: mustAddr("10.213.0.2")}
+	if err != nil || len(got) != 1 || got[0] != want {
+		t.Fatalf("parsed %+v, %v; want %+v", got, err, want)
 	}
 }
 
