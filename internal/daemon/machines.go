@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
-	"path/filepath"
 	"regexp"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -36,7 +33,7 @@ func wireMachines(ctx context.Context, d *daemon) error {
 	deps := machine.Deps{
 		Images:      &machineImages{st: d.images},
 		Rootfs:      &machineRootfs{rfs: rfs, images: d.images},
-		Boot:        &machineBoot{dir: d.root.Kernel(), log: log},
+		Boot:        kernel.NewAssets(d.root.Kernel(), log),
 		Hypervisor:  hv,
 		ConsoleExit: consoleExit,
 		HideLine:    hideConsoleLine,
@@ -130,77 +127,6 @@ func (a *machineRootfs) Reconcile(ctx context.Context, keep []string) error {
 	}
 	_, err = a.rfs.GC(ctx)
 	return errors.Join(append(errs, err)...)
-}
-
-// machineBoot finds the guest kernel and init and writes initramfs files:
-// the shared archive once per daemon, the run config per machine.
-type machineBoot struct {
-	dir string // where the shared archive is cached (paths.Root.Kernel)
-	log *slog.Logger
-
-	mu     sync.Mutex
-	kernel string
-	shared string
-}
-
-// assets locates the kernel and builds the shared initramfs, once. The
-// built minimal kernel is preferred; Debian's modular kernel (with its
-// modules in the initramfs) is the fallback.
-func (b *machineBoot) assets(ctx context.Context) (string, string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.shared != "" {
-		return b.kernel, b.shared, nil
-	}
-	init, err := kernel.FindInit()
-	if err != nil {
-		return "", "", fmt.Errorf("guest init: %w", err)
-	}
-	sh := kernel.Shared{Init: init}
-	k, err := kernel.FindKernel()
-	if err != nil {
-		fb, ferr := kernel.FindFallback()
-		if ferr != nil {
-			return "", "", fmt.Errorf("guest kernel: %w", err)
-		}
-		mods, merr := kernel.ModuleClosure(fb.ModulesDir, kernel.FallbackModules)
-		if merr != nil {
-			return "", "", fmt.Errorf("fallback kernel modules: %w", merr)
-		}
-		k, sh.ModulesDir, sh.Modules = fb.Kernel, fb.ModulesDir, mods
-	}
-	shared, err := kernel.BuildShared(ctx, b.dir, sh)
-	if err != nil {
-		return "", "", err
-	}
-	// Archives of an older ferry-init or kernel are dead weight: machines
-	// boot from their own copies.
-	if err := kernel.PruneShared(b.dir, shared); err != nil {
-		b.log.Warn("prune old shared initramfs archives", "dir", b.dir, "err", err)
-	}
-	b.kernel, b.shared = k, shared
-	return k, shared, nil
-}
-
-func (b *machineBoot) Kernel(ctx context.Context) (string, error) {
-	k, _, err := b.assets(ctx)
-	return k, err
-}
-
-func (b *machineBoot) Initrd(ctx context.Context, dir string, cfg *guest.RunConfig) (string, error) {
-	_, shared, err := b.assets(ctx)
-	if err != nil {
-		return "", err
-	}
-	data, err := cfg.Marshal()
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
-	}
-	dst := filepath.Join(dir, "initrd.cpio")
-	if err := kernel.WriteInitrd(ctx, dst, shared, map[string][]byte{guest.ConfigPath: data}); err != nil {
-		return "", err
-	}
-	return dst, nil
 }
 
 // consoleExit recovers the entrypoint's exit from init's marker line, the

@@ -15,7 +15,6 @@ import (
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
-	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/machine"
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/vmm"
@@ -64,7 +63,7 @@ func (h *hypervisor) driver(name string) (vmm.Driver, error) {
 
 // spec turns a machine.VMSpec into the VMM package's Spec.
 func (h *hypervisor) spec(s machine.VMSpec) vmm.Spec {
-	vs := vmm.Spec{ID: s.ID, Dir: s.Dir, Kernel: s.Kernel, Initrd: s.Initrd, Cmdline: guestCmdline, ACPI: isFallbackKernel(s.Kernel),
+	vs := vmm.Spec{ID: s.ID, Dir: s.Dir, Kernel: s.Boot.Kernel, Initrd: s.Boot.Initrd, Cmdline: guestCmdline, ACPI: s.Boot.ACPI,
 		VCPUs: s.VCPUs, MemoryMiB: s.MemoryMiB, ConsoleLog: s.ConsoleLog,
 		Control: vmm.Control{Socket: filepath.Join(s.Dir, "control.sock"), VsockCID: 3, VsockPort: vmm.DefaultVsockPort}}
 	for _, d := range s.Drives {
@@ -190,13 +189,6 @@ func (h *hypervisor) Reap(ctx context.Context, keep []string) ([]string, error) 
 		out = append(out, e.Name())
 	}
 	return out, nil
-}
-
-// isFallbackKernel reports whether path is Debian's modular fallback kernel,
-// which finds its virtio-mmio devices through ACPI (the built kernel takes
-// them from the command line).
-func isFallbackKernel(path string) bool {
-	return filepath.Base(filepath.Dir(path)) == filepath.Base(kernel.FallbackDir)
 }
 
 // process adapts *vmm.Process.

@@ -17,6 +17,13 @@
 // per-machine archive to a copy of the shared one; QEMU and Firecracker take
 // that one file as their initrd.
 //
-// The package owns no daemon state and does not build the kernel: the build
-// and its cache live in scripts/kernel.sh (see docs/kernel.md).
+// Select is the one place the guest kernel is chosen (the built vmlinux when
+// it is completely installed, else the fallback with its module closure);
+// Assets applies it at every machine start and keeps the shared archive
+// that goes with the choice, so a kernel installed while a daemon runs is
+// booted from the next start on.
+//
+// The package owns no daemon state beyond that cache and does not build the
+// kernel: the build and its cache live in scripts/kernel.sh (see
+// docs/kernel.md).
 package kernel

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/network"
 )
 
@@ -59,13 +60,11 @@ type Network interface {
 	Reconcile(ctx context.Context, keep []string) error
 }
 
-// Boot provides the guest kernel and builds a machine's initramfs.
+// Boot chooses the guest kernel for a start and writes the machine's
+// initramfs (shared init + files such as the run config) into dir (a
+// *kernel.Assets).
 type Boot interface {
-	// Kernel returns the guest kernel image.
-	Kernel(ctx context.Context) (path string, err error)
-	// Initrd writes the machine's initramfs (shared init + this run config)
-	// into dir and returns its path.
-	Initrd(ctx context.Context, dir string, cfg *guest.RunConfig) (string, error)
+	Prepare(ctx context.Context, dir string, files map[string][]byte) (kernel.Boot, error)
 }
 
 // VMSpec is what the lifecycle asks a hypervisor to run.
@@ -73,8 +72,7 @@ type VMSpec struct {
 	ID         string
 	Dir        string
 	VMM        string // "" picks the default
-	Kernel     string
-	Initrd     string
+	Boot       kernel.Boot // kernel, initramfs, ACPI
 	VCPUs      int
 	MemoryMiB  int
 	Drives     []Drive

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/network"
 )
 
@@ -106,12 +107,14 @@ func (n fakeNet) Reconcile(_ context.Context, keep []string) error {
 	return nil
 }
 
-func (w *world) Kernel(context.Context) (string, error) { return "/vmlinux", nil }
-func (w *world) Initrd(_ context.Context, dir string, cfg *guest.RunConfig) (string, error) {
-	if err := cfg.Validate(); err != nil {
-		return "", err
+// fakeBoot checks the run config and names the files a start would boot.
+type fakeBoot struct{}
+
+func (fakeBoot) Prepare(_ context.Context, dir string, files map[string][]byte) (kernel.Boot, error) {
+	if _, err := guest.ParseConfig(files[guest.ConfigPath]); err != nil {
+		return kernel.Boot{}, err
 	}
-	return filepath.Join(dir, "initrd.cpio"), nil
+	return kernel.Boot{Kernel: "/vmlinux", Initrd: filepath.Join(dir, "initrd.cpio")}, nil
 }
 
 // fakeProc is a VMM whose guest exits with code (or runs until signalled).
@@ -252,7 +255,7 @@ func newManager(t *testing.T, w *world, dir string) *Manager {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := New(db, Deps{Images: w, Rootfs: w, Network: fakeNet{w}, Boot: w, Hypervisor: w},
+	m, err := New(db, Deps{Images: w, Rootfs: w, Network: fakeNet{w}, Boot: fakeBoot{}, Hypervisor: w},
 		Options{MachinesDir: filepath.Join(dir, "machines"), StopTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)

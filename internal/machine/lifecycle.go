@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
 )
 
 // CreateRequest is POST /v1/apps/{app}/machines.
@@ -176,11 +177,12 @@ func (m *Manager) startLocked(ctx context.Context, mc *Machine, ev string) (err 
 	if err := rc.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}
-	if spec.Kernel, err = m.deps.Boot.Kernel(ctx); err != nil {
-		return err
+	data, err := rc.Marshal()
+	if err != nil {
+		return fmt.Errorf("run config: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
-	if spec.Initrd, err = m.deps.Boot.Initrd(ctx, spec.Dir, rc); err != nil {
-		return fmt.Errorf("initramfs: %w", err)
+	if spec.Boot, err = m.deps.Boot.Prepare(ctx, spec.Dir, map[string][]byte{guest.ConfigPath: data}); err != nil {
+		return err
 	}
 	proc, err = m.deps.Hypervisor.Start(ctx, spec)
 	if err != nil {

@@ -83,19 +83,12 @@ func setup() (*Env, string, error) {
 		return nil, "", err
 	}
 	e := &Env{Busybox: bb, dir: dir}
-	shared := kernel.Shared{}
-	if k, err := kernel.FindKernel(); err == nil {
-		e.Kernel = k
-	} else if fb, ferr := kernel.FindFallback(); ferr == nil {
-		mods, err := kernel.ModuleClosure(fb.ModulesDir, kernel.FallbackModules)
-		if err != nil {
-			return nil, "", err
-		}
-		e.Kernel, e.Fallback = fb.Kernel, true
-		shared.ModulesDir, shared.Modules = fb.ModulesDir, mods
-	} else {
+	g, err := kernel.Select()
+	if err != nil {
 		return nil, "VM boot test needs a guest kernel: " + err.Error(), nil
 	}
+	e.Kernel, e.Fallback = g.Path, g.Fallback
+	shared := kernel.Shared{ModulesDir: g.ModulesDir, Modules: g.Modules}
 	shared.Init = filepath.Join(dir, "ferry-init")
 	if err := BuildInit(shared.Init); err != nil {
 		return nil, "", err

@@ -29,16 +29,9 @@ import (
 	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
-// Kernel is the guest kernel a VM test boots.
-type Kernel struct {
-	Path string
-	// Fallback is set for Debian's modular kernel: its virtio drivers are
-	// modules (ModulesDir, Modules: the closure of kernel.FallbackModules)
-	// that go into the initramfs, and it finds its devices through ACPI.
-	Fallback   bool
-	ModulesDir string
-	Modules    []string
-}
+// Kernel is the guest kernel a VM test boots: the one a daemon would
+// (kernel.Select).
+type Kernel = kernel.Guest
 
 const (
 	kernelRemedy   = "run scripts/setup.sh (make kernel builds it, scripts/kernel.sh fallback fetches Debian's)"
@@ -50,19 +43,11 @@ const (
 // fallback with its module closure; it skips t when there is neither.
 func GuestKernel(t testing.TB) Kernel {
 	t.Helper()
-	k, err := kernel.FindKernel()
-	if err == nil {
-		return Kernel{Path: k}
+	g, err := kernel.Select()
+	if err != nil {
+		prereq.Missing(t, "a guest kernel ("+err.Error()+")", kernelRemedy)
 	}
-	fb, ferr := kernel.FindFallback()
-	if ferr != nil {
-		prereq.Missing(t, fmt.Sprintf("a guest kernel (%v; fallback: %v)", err, ferr), kernelRemedy)
-	}
-	mods, merr := kernel.ModuleClosure(fb.ModulesDir, kernel.FallbackModules)
-	if merr != nil {
-		prereq.Missing(t, fmt.Sprintf("a guest kernel (%v; fallback modules: %v)", err, merr), fallbackRemedy)
-	}
-	return Kernel{Path: fb.Kernel, Fallback: true, ModulesDir: fb.ModulesDir, Modules: mods}
+	return g
 }
 
 // BuiltKernel returns the built kernel file name (kernel.Vmlinux or
