@@ -71,7 +71,7 @@ type Boot interface {
 type VMSpec struct {
 	ID         string
 	Dir        string
-	VMM        string // "" picks the default
+	VMM        string      // "" picks the default
 	Boot       kernel.Boot // kernel, initramfs, ACPI
 	VCPUs      int
 	MemoryMiB  int
