@@ -15,30 +15,12 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/api"
-	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/machine"
 	"github.com/ferryvm/ferry/internal/testimage"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
 	"github.com/ferryvm/ferry/internal/vmm"
 )
-
-// requireVM skips unless machines can boot here, naming what is missing.
-func requireVM(b testing.TB) {
-	b.Helper()
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		b.Skip("needs qemu-system-x86_64")
-	}
-	if _, err := kernel.FindInit(); err != nil {
-		b.Skipf("needs ferry-init: %v", err)
-	}
-	if _, err := kernel.FindKernel(); err != nil {
-		if _, ferr := kernel.FindFallback(); ferr != nil {
-			b.Skipf("needs a guest kernel: %v", err)
-		}
-	}
-}
 
 // firstOutput is a writer that notes when want first appears.
 type firstOutput struct {
@@ -176,10 +158,8 @@ func median(ds []time.Duration) time.Duration {
 // output, alternating, and logs the medians and their ratio (target ≤ 1.10).
 // Run with: FERRY_BENCH=1 go test -run RunOverhead -v ./bench/machines/
 func TestRunOverhead(t *testing.T) {
-	if os.Getenv("FERRY_BENCH") == "" {
-		t.Skip("set FERRY_BENCH=1 to run the boot benchmark")
-	}
-	requireVM(t)
+	prereq.OptIn(t, "FERRY_BENCH", "the boot benchmark")
+	vmprereq.Require(t)
 	c, root := startDaemonRoot(t)
 	img, err := testimage.Busybox()
 	if err != nil {
@@ -207,10 +187,8 @@ func TestRunOverhead(t *testing.T) {
 // before the guest boots) for a ~2 MB and a ~180 MB image, both cached with
 // their bases built (target ≤ 100 ms, flat in image size).
 func TestRunToVMMStarted(t *testing.T) {
-	if os.Getenv("FERRY_BENCH") == "" {
-		t.Skip("set FERRY_BENCH=1 to run the boot benchmark")
-	}
-	requireVM(t)
+	prereq.OptIn(t, "FERRY_BENCH", "the boot benchmark")
+	vmprereq.Require(t)
 	c, _ := startDaemonRoot(t)
 	small, err := testimage.Busybox()
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/rootfs"
 	"github.com/ferryvm/ferry/internal/rootfs/rootfstest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -34,7 +35,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 func TestWriteLayout(t *testing.T) {
 	dir := os.Getenv("FERRY_BENCH_LAYOUT")
 	if dir == "" {
-		t.Skip("set FERRY_BENCH_LAYOUT to write the benchmark image")
+		prereq.OptIn(t, "FERRY_BENCH_LAYOUT", "the writer of the benchmark image (set it to a directory)")
 	}
 	mb := int64(180)
 	if s := os.Getenv("FERRY_BENCH_MB"); s != "" {
@@ -55,7 +56,7 @@ func layoutImage(b *testing.B) (v1.Hash, v1.Image) { return layoutImageT(b) }
 func layoutImageT(b testing.TB) (v1.Hash, v1.Image) {
 	dir := os.Getenv("FERRY_BENCH_LAYOUT")
 	if dir == "" {
-		b.Skip("set FERRY_BENCH_LAYOUT (run.sh does)")
+		prereq.OptIn(b, "FERRY_BENCH_LAYOUT", "the rootfs benchmarks (set it to the image's directory; run.sh does)")
 	}
 	idx, err := layout.ImageIndexFromPath(dir)
 	if err != nil {

@@ -17,7 +17,8 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/kernel"
-	"github.com/ferryvm/ferry/internal/kernel/boottest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
 	"github.com/ferryvm/ferry/internal/vmm"
 	"github.com/ferryvm/ferry/internal/vmm/qemu"
 )
@@ -30,17 +31,9 @@ echo "BENCH uptime=$up"
 `
 
 func TestBootVariants(t *testing.T) {
-	if os.Getenv("FERRY_BENCH") == "" {
-		t.Skip("benchmark: set FERRY_BENCH=1")
-	}
-	k, err := kernel.FindKernel()
-	if err != nil {
-		t.Skipf("needs the guest kernel: %v", err)
-	}
-	bb, err := boottest.StaticBusybox()
-	if err != nil {
-		t.Skipf("needs busybox-static: %v", err)
-	}
+	prereq.OptIn(t, "FERRY_BENCH", "the boot variants benchmark")
+	k := vmprereq.BuiltKernel(t, kernel.Vmlinux)
+	bb := vmprereq.Busybox(t)
 	rounds := 5
 	if n, err := strconv.Atoi(os.Getenv("FERRY_BENCH_ROUNDS")); err == nil && n > 0 {
 		rounds = n

@@ -3,10 +3,10 @@ package vmm_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 	"github.com/ferryvm/ferry/internal/vmm"
 	"github.com/ferryvm/ferry/internal/vmm/qemu"
 )
@@ -18,10 +18,7 @@ import (
 //
 //	go test -run XXX -bench DriverStart ./bench/vmm/
 func BenchmarkDriverStart(b *testing.B) {
-	bin, err := exec.LookPath("true")
-	if err != nil {
-		b.Skip("needs true(1)")
-	}
+	bin := prereq.Tool(b, "true")
 	dir := b.TempDir()
 	k := filepath.Join(dir, "vmlinux")
 	os.WriteFile(k, nil, 0o644)

@@ -83,9 +83,6 @@ func TestImageVerbsEndToEnd(t *testing.T) {
 	// save → rmi → prune → load round trip
 	tar := filepath.Join(t.TempDir(), "app.tar")
 	if r := e.run(nil, "save", "-o", tar, ref); r.code != 0 {
-		if strings.Contains(r.stderr, "not implemented") {
-			t.Skipf("image.Store.Save not implemented yet: %s", r.stderr)
-		}
 		t.Fatalf("save: %s", r)
 	}
 	if out := e.ok("rmi", ref); !strings.Contains(out, "Deleted: "+id.String()) {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/image"
 	"github.com/ferryvm/ferry/internal/testimage"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 func freeTCPAddr(t *testing.T) string {
@@ -105,9 +106,7 @@ func verifyBlobs(t *testing.T, root string) int {
 // partial image, and the repeated pull succeeds: against the in-process
 // registry and against Debian's docker-registry (behind a throttling proxy).
 func TestKillDaemonDuringPull(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: skipping the SIGKILL-during-pull test")
-	}
+	prereq.Short(t, "SIGKILLs a daemon during slow pulls")
 	img, err := testimage.Random(7, 4, 2<<20) // 4 layers of 2 MiB random data
 	if err != nil {
 		t.Fatal(err)

@@ -11,16 +11,13 @@ import (
 
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/testimage"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // TestImageRootfsEndToEnd builds a base through the daemon, copies it out,
 // and sees it in image inspect and system df.
 func TestImageRootfsEndToEnd(t *testing.T) {
-	for _, tool := range []string{"mkfs.ext4", "e2fsck"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (e2fsprogs; scripts/deps.sh installs it)", tool)
-		}
-	}
+	prereq.Tools(t, "mkfs.ext4", "e2fsck")
 	reg := testimage.Registry(t)
 	ref := pushRandom(t, reg, "test/rootfs:v1", 7, 3, 64<<10)
 	e := newFerryEnv(t)

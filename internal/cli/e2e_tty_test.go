@@ -10,6 +10,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/ferryvm/ferry/internal/testimage"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // TestPullProgressBarsOnTerminal runs pull on a pseudo-terminal: it draws
@@ -21,7 +22,8 @@ func TestPullProgressBarsOnTerminal(t *testing.T) {
 	cmd := e.command([]string{"DOCKER_CONFIG=" + e.dockerCfg}, "pull", ref)
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 100})
 	if err != nil {
-		t.Skipf("no pseudo-terminal available (/dev/ptmx): %v", err)
+		prereq.PTY(t)
+		t.Fatalf("start on a pty: %v", err)
 	}
 	defer tty.Close()
 	var out bytes.Buffer

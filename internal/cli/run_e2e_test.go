@@ -2,47 +2,23 @@ package cli
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/machine"
 	"github.com/ferryvm/ferry/internal/testimage"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
 )
-
-// requireVM skips unless real micro-VMs can boot here: root, QEMU, the
-// guest kernel (built or fallback) and ferry-init, each named when missing.
-func requireVM(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("VM test: skipped with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("VM test needs root (TAPs, loop-free disks, QEMU)")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("VM test needs qemu-system-x86_64 (apt-get install qemu-system-x86)")
-	}
-	if _, err := kernel.FindInit(); err != nil {
-		t.Skipf("VM test needs ferry-init: %v", err)
-	}
-	if _, err := kernel.FindKernel(); err != nil {
-		if _, ferr := kernel.FindFallback(); ferr != nil {
-			t.Skipf("VM test needs a guest kernel: %v", err)
-		}
-	}
-}
 
 // forceTCG makes test daemons use QEMU TCG unless FERRY_QEMU_ACCEL says
 // otherwise: some hosts' /dev/kvm opens but cannot run guests, and the
@@ -53,13 +29,13 @@ var forceTCG sync.Once
 // with the busybox test image loaded as busybox:vm.
 func vmEnv(t *testing.T) *vmFerry {
 	t.Helper()
-	requireVM(t)
+	vmprereq.Require(t) // and the daemons boot this tree's ferry-init
 	forceTCG.Do(func() {
 		if os.Getenv("FERRY_QEMU_ACCEL") == "" {
 			os.Setenv("FERRY_QEMU_ACCEL", "tcg")
 		}
 	})
-	ns := newNetns(t)
+	ns := prereq.NetNS(t)
 	e := &vmFerry{ferryEnv: newFerryEnv(t, "--netns", ns), netns: ns}
 	// Machines outlive their daemon by design: destroy them before the
 	// daemon stops (cleanups run last-registered first), and kill any VMM
@@ -103,25 +79,6 @@ func killVMMs(root string) {
 		}
 	}
 }
-
-// newNetns creates a named network namespace with lo up, removed at cleanup.
-func newNetns(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("VM test needs ip (iproute2)")
-	}
-	ns := fmt.Sprintf("ferry-t%d-%d", os.Getpid(), nsSeq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v %s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-	if out, err := exec.Command("ip", "-n", ns, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up: %v %s", err, out)
-	}
-	return ns
-}
-
-var nsSeq atomic.Int64
 
 // vmFerry is a ferryEnv whose daemon's network lives in netns.
 type vmFerry struct {

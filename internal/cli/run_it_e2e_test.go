@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // TestRunInteractiveTTY drives `ferry run -it` and `ferry attach` from a
@@ -91,7 +93,8 @@ func startOnPty(t *testing.T, cmd *exec.Cmd) *ptyCmd {
 	t.Helper()
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 90})
 	if err != nil {
-		t.Skipf("no pseudo-terminal available (/dev/ptmx): %v", err)
+		prereq.PTY(t)
+		t.Fatalf("start on a pty: %v", err)
 	}
 	p := &ptyCmd{t: t, cmd: cmd, tty: tty, out: &syncBuffer{}, done: make(chan struct{})}
 	go func() { _, _ = io.Copy(p.out, tty); close(p.done) }() // EIO once the child exits

@@ -18,6 +18,7 @@ import (
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image/content"
 	"github.com/ferryvm/ferry/internal/testimage"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // lie wraps a registry so requests for paths containing match get fn instead.
@@ -154,15 +155,13 @@ func TestPullResumesWithRange(t *testing.T) {
 // A pull onto a full disk fails with one line naming the cause, and leaves
 // nothing behind.
 func TestPullDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs")
-	}
+	prereq.Root(t, "to mount a small tmpfs")
 	img := must[v1.Image](t)(testimage.Random(70, 2, 1<<20))
 	host := testimage.Registry(t)
 	ref := testimage.Push(t, host, "full:1", img)
 	dir := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("mount tmpfs: %v: %s", err, out)
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() { _ = exec.Command("umount", dir).Run() })
 	s, _ := newStoreAt(t, dir)

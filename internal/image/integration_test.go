@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferryvm/ferry/internal/testimage"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // Peer tools used as oracles.
@@ -23,14 +24,11 @@ const (
 	skopeoPath = "/usr/bin/skopeo"
 )
 
-func requireTool(t *testing.T, path, pkg string) {
+// requirePeer skips t under -short or when the peer at path is missing.
+func requirePeer(t *testing.T, path string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("integration test skipped in -short mode")
-	}
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("%s missing: install %s (scripts/deps.sh)", path, pkg)
-	}
+	prereq.Short(t, "integration test with peer tools")
+	prereq.File(t, path, prereq.Remedy(filepath.Base(path)))
 }
 
 func run(t *testing.T, name string, args ...string) string {
@@ -57,8 +55,8 @@ func writeLayout(t *testing.T, img v1.Image) string {
 // An image pushed by skopeo and one pushed by crane into Debian's
 // docker-registry pull into ferry with identical digests.
 func TestPeersPushFerryPulls(t *testing.T) {
-	requireTool(t, skopeoPath, "skopeo")
-	requireTool(t, cranePath, "crane (scripts/deps.sh installs it)")
+	requirePeer(t, skopeoPath)
+	requirePeer(t, cranePath)
 	ctx := context.Background()
 	host := testimage.DockerRegistry(t, "")
 	layered := must[v1.Image](t)(testimage.Layered())
@@ -113,7 +111,7 @@ func TestPeersPushFerryPulls(t *testing.T) {
 // ferry save output reads in skopeo (oci-archive:), and skopeo's archive
 // loads back into ferry with the same image ID.
 func TestSaveSkopeoRoundTrip(t *testing.T) {
-	requireTool(t, skopeoPath, "skopeo")
+	requirePeer(t, skopeoPath)
 	ctx := context.Background()
 	// All layers gzip: skopeo copies them unchanged (it would compress an uncompressed one).
 	img := must[v1.Image](t)(testimage.Random(110, 3, 32<<10))

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/testimage"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // slowBlobs serves blob bodies in small, paced chunks so a pull can be
@@ -48,7 +49,7 @@ func slowBlobs(next http.Handler) http.Handler {
 func TestKilledPullChild(t *testing.T) {
 	root, ref := os.Getenv("FERRY_KILL_ROOT"), os.Getenv("FERRY_KILL_REF")
 	if root == "" {
-		t.Skip("child of TestKilledPull only")
+		return // not started by TestKilledPull: nothing to do
 	}
 	db, err := bbolt.Open(paths.Root(root).MetaDB(), 0o600, nil)
 	if err != nil {
@@ -65,9 +66,7 @@ func TestKilledPullChild(t *testing.T) {
 // A pull killed with SIGKILL leaves a cache that verifies and lists
 // nothing; repeating the pull succeeds and resumes partial downloads.
 func TestKilledPull(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow: skipped in -short mode")
-	}
+	prereq.Short(t, "pulls through a slow registry and SIGKILLs the pull")
 	img := must[v1.Image](t)(testimage.Random(120, 3, 1<<20))
 	host := testimage.Serve(t, slowBlobs)
 	ref := testimage.Push(t, host, "killed:1", img)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
@@ -36,9 +37,7 @@ func (s *syncBuffer) String() string {
 // in-memory console, serving the control protocol on a pipe.
 func attachInit(t *testing.T, tty bool, timeoutMS int, argv ...string) (*Init, *guest.Client, *syncBuffer) {
 	t.Helper()
-	if _, err := os.Stat("/bin/sh"); err != nil {
-		t.Skip("needs /bin/sh")
-	}
+	prereq.File(t, "/bin/sh", prereq.Remedy("sh"))
 	in := &Init{start: time.Now(), log: NewLogger(time.Now()), reaper: NewReaper()}
 	in.sup = newSupervisor(in)
 	in.cfg = &guest.RunConfig{Version: guest.ConfigVersion, TTY: tty, Attach: true, AttachTimeoutMS: timeoutMS,
@@ -91,7 +90,8 @@ func TestAttachedEntrypointTTY(t *testing.T) {
 	}
 	r := <-pc
 	if r.err != nil {
-		t.Skipf("no pty here: %v", r.err)
+		prereq.PTY(t)
+		t.Fatalf("attach with a tty: %v", r.err)
 	}
 	p := r.p
 	if st, _ := c.Status(ctx); st.State != guest.StateRunning || st.PID != p.PID {

@@ -10,14 +10,13 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // TestSupervisorOverControl runs the real supervisor (reaper, exec with
 // pipes and a pty, wait/ack) behind the control protocol, in-process.
 func TestSupervisorOverControl(t *testing.T) {
-	if _, err := os.Stat("/bin/sh"); err != nil {
-		t.Skip("needs /bin/sh")
-	}
+	prereq.File(t, "/bin/sh", prereq.Remedy("sh"))
 	in := &Init{start: time.Now(), log: NewLogger(time.Now()), reaper: NewReaper()}
 	in.sup = newSupervisor(in)
 	me := os.Getuid()
@@ -65,7 +64,8 @@ func TestSupervisorOverControl(t *testing.T) {
 	// A tty exec sees a terminal of the requested size.
 	p, err = c.Exec(ctx, guest.ExecRequest{Argv: []string{"sh", "-c", "stty size"}, TTY: true, Rows: 12, Cols: 34})
 	if err != nil {
-		t.Skipf("no pty here: %v", err)
+		prereq.PTY(t)
+		t.Fatalf("tty exec: %v", err)
 	}
 	go func() { b, _ := io.ReadAll(p.Stdout); outc <- string(b) }()
 	if ex, err := p.Wait(ctx); err != nil || ex.Code != 0 {

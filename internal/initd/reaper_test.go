@@ -4,6 +4,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 func TestReaperChildren(t *testing.T) {
@@ -14,9 +16,7 @@ func TestReaperChildren(t *testing.T) {
 	}
 	defer null.Close()
 	path, err := LookPath("sh", "/bin:/usr/bin", "/")
-	if err != nil {
-		t.Skip("needs sh")
-	}
+	prereq.Check(t, err, prereq.Remedy("sh"))
 	_, ch, err := r.Spawn(path, Proc{Argv: []string{"sh", "-c", "sleep 0.3; exit 5"}, Dir: "/", Files: []*os.File{null, null, null}})
 	if err != nil {
 		t.Fatal(err)

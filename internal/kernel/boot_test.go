@@ -3,7 +3,6 @@ package kernel_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,17 +11,15 @@ import (
 
 	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/kernel/boottest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
 )
 
 // requireBoot skips unless a real boot can run: not -short, QEMU present.
 func requireBoot(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("boots a VM; skipped with -short")
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		t.Skip("needs qemu-system-x86_64 (Debian package qemu-system-x86)")
-	}
+	prereq.Short(t, "boots a VM")
+	prereq.QEMU(t)
 }
 
 // bootWithConfig boots kernelPath with a busybox /init and a per-machine
@@ -32,9 +29,10 @@ func bootWithConfig(t *testing.T, kernelPath, modulesDir string, modules []strin
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dir := t.TempDir()
+	vmprereq.Busybox(t)
 	sh, err := boottest.BusyboxShared(dir, []string{"/ferry/run.json"}, modulesDir, modules)
 	if err != nil {
-		t.Skipf("needs a static busybox: %v", err)
+		t.Fatal(err)
 	}
 	shared, err := kernel.BuildShared(ctx, dir, sh)
 	if err != nil {
@@ -85,21 +83,14 @@ func TestBootBuiltKernel(t *testing.T) {
 	requireBoot(t)
 	for _, name := range []string{kernel.Vmlinux, kernel.BzImage} {
 		t.Run(name, func(t *testing.T) {
-			k, err := kernel.Find(name)
-			if err != nil {
-				t.Skipf("needs the guest kernel: %v", err)
-			}
-			bootWithConfig(t, k, "", nil)
+			bootWithConfig(t, vmprereq.BuiltKernel(t, name), "", nil)
 		})
 	}
 }
 
 func TestBootFallbackKernel(t *testing.T) {
 	requireBoot(t)
-	fb, err := kernel.FindFallback()
-	if err != nil {
-		t.Skipf("needs the fallback kernel: %v", err)
-	}
+	fb := vmprereq.FallbackKernel(t)
 	mods, err := kernel.ModuleClosure(fb.ModulesDir, kernel.FallbackModules)
 	if err != nil {
 		t.Fatal(err)

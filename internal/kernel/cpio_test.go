@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 func writeTestArchive(t *testing.T) []byte {
@@ -103,7 +105,7 @@ func TestWriterSizeChecks(t *testing.T) {
 
 // TestWriterAgreesWithGNUCpio lists and extracts the archive with cpio(1).
 func TestWriterAgreesWithGNUCpio(t *testing.T) {
-	cpio := requireTool(t, "cpio")
+	cpio := prereq.Tool(t, "cpio")
 	b := writeTestArchive(t)
 	cmd := exec.Command(cpio, "-it", "--quiet")
 	cmd.Stdin = bytes.NewReader(b)
@@ -128,14 +130,4 @@ func TestWriterAgreesWithGNUCpio(t *testing.T) {
 	if l, _ := os.Readlink(filepath.Join(dir, "bin/sh")); l != "busybox" {
 		t.Errorf("bin/sh -> %q, want busybox", l)
 	}
-}
-
-// requireTool skips the test when a host tool is missing.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("needs %s on PATH (Debian package: see scripts/deps.sh)", name)
-	}
-	return p
 }

@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // kernelScript runs scripts/kernel.sh with its inputs and outputs redirected
 // into dir, so no real kernel source, cache or install dir is touched.
 func kernelScript(t *testing.T, dir, fragment string, args ...string) (string, error) {
 	t.Helper()
-	requireTool(t, "bash")
+	prereq.Tool(t, "bash")
 	frag := filepath.Join(dir, "fragment.config")
 	if err := os.WriteFile(frag, []byte(fragment), 0o644); err != nil {
 		t.Fatal(err)

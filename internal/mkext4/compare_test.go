@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // mke2fsConf is e2fsprogs 1.47's mke2fs.conf as far as ext4 on 4 KiB
@@ -59,7 +61,7 @@ func mkfs(t *testing.T, path string, extra ...string) {
 // default mount options, hash, journal size and backup. Format's result
 // must also be e2fsck-clean.
 func TestMatchesMke2fs(t *testing.T) {
-	requireTools(t, "mkfs.ext4", "dumpe2fs", "e2fsck")
+	prereq.Tools(t, "mkfs.ext4", "dumpe2fs", "e2fsck")
 	const MiB, GiB = 1 << 20, 1 << 30
 	for _, tc := range []struct {
 		name string

@@ -6,6 +6,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // TestEncodersMatchMke2fs reads a 1 GiB filesystem mkfs.ext4 made and
@@ -14,7 +16,7 @@ import (
 // checksum, the group descriptors, the bitmap checksums, inodes 1–11, the
 // root and lost+found directory blocks and the journal superblock.
 func TestEncodersMatchMke2fs(t *testing.T) {
-	requireTools(t, "mkfs.ext4")
+	prereq.Tools(t, "mkfs.ext4")
 	path := sparseFile(t, 1<<30)
 	mkfs(t, path)
 	f, err := os.Open(path)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 func TestFormatRejects(t *testing.T) {
@@ -46,7 +48,7 @@ func TestFormatRejects(t *testing.T) {
 // TestFormatRoundsDown formats a size that is not whole blocks: the
 // filesystem takes the whole blocks, and nothing lands in the tail.
 func TestFormatRoundsDown(t *testing.T) {
-	requireTools(t, "e2fsck", "dumpe2fs")
+	prereq.Tools(t, "e2fsck", "dumpe2fs")
 	const size = 64<<20 + 4095
 	path := sparseFile(t, size)
 	rec := formatFile(t, path, size, Options{})
@@ -61,9 +63,7 @@ func TestFormatRoundsDown(t *testing.T) {
 // writer that keeps only the superblock, and checks its block count's
 // high half and that every write is in bounds.
 func TestFormatMaxSize(t *testing.T) {
-	if testing.Short() {
-		t.Skip("formats 16 TiB of metadata in memory")
-	}
+	prereq.Short(t, "formats 16 TiB of metadata in memory")
 	keep := &blockKeeper{block: 0}
 	rec := &recorder{w: keep}
 	if err := Format(rec, MaxSize, Options{}); err != nil {

@@ -5,13 +5,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // wantFeatures is what dumpe2fs lists for every filesystem Format makes.
 const wantFeatures = "has_journal ext_attr dir_index sparse_super2 filetype extent 64bit flex_bg sparse_super large_file huge_file dir_nlink extra_isize metadata_csum"
 
 func TestFormatSizes(t *testing.T) {
-	requireTools(t, "e2fsck", "dumpe2fs")
+	prereq.Tools(t, "e2fsck", "dumpe2fs")
 	const KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 	for _, tc := range []struct {
 		name        string
@@ -81,7 +83,7 @@ func TestFormatSizes(t *testing.T) {
 // blocks: 344 of inode table, 2 of bitmaps, 50 spare) and one block fewer,
 // which is dropped.
 func TestFormatLastGroupPadding(t *testing.T) {
-	requireTools(t, "e2fsck", "dumpe2fs")
+	prereq.Tools(t, "e2fsck", "dumpe2fs")
 	for _, blocks := range []int64{4097, 32768 + 2003, 65536 + 396, 65536 + 395} {
 		t.Run(fmt.Sprint(blocks), func(t *testing.T) {
 			size := blocks * blockSize

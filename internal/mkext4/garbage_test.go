@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // fillRandom overwrites the file at path (size bytes) with reproducible
@@ -41,7 +43,7 @@ func zeroFirstBlock(t *testing.T, f *os.File) {
 // block: random bytes, or an old filesystem with files in it, whose inode
 // tables, bitmaps and journal lie where the new one's do or do not.
 func TestFormatOverGarbage(t *testing.T) {
-	requireTools(t, "e2fsck", "dumpe2fs", "mkfs.ext4", "debugfs")
+	prereq.Tools(t, "e2fsck", "dumpe2fs", "mkfs.ext4", "debugfs")
 	const MiB = 1 << 20
 	for _, tc := range []struct {
 		name    string

@@ -15,24 +15,6 @@ import (
 	"testing"
 )
 
-// requireTools skips the test unless every named program is on PATH.
-func requireTools(t testing.TB, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("needs %s on PATH (apt-get install e2fsprogs)", n)
-		}
-	}
-}
-
-// requireRoot skips the test unless it runs as root.
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (uid 0) to attach loop devices and mount")
-	}
-}
-
 // sparseFile creates an empty file of size bytes (a hole) in a temp dir.
 func sparseFile(t testing.TB, size int64) string {
 	t.Helper()

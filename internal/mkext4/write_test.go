@@ -13,16 +13,19 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // TestDebugfsWrites has e2fsprogs' own library allocate in the new
 // filesystem: a directory and a file, which e2fsck must still find clean.
 func TestDebugfsWrites(t *testing.T) {
-	requireTools(t, "e2fsck", "debugfs")
+	prereq.Tools(t, "e2fsck", "debugfs")
 	const size = 64 << 20
+	prereq.File(t, "/etc/os-release", "run on a host with /etc/os-release (package base-files)")
 	src, err := os.ReadFile("/etc/os-release")
 	if err != nil {
-		t.Skipf("needs /etc/os-release to copy in: %v", err)
+		t.Fatal(err)
 	}
 	path := sparseFile(t, size)
 	formatFile(t, path, size, Options{})
@@ -51,11 +54,9 @@ func TestDebugfsWrites(t *testing.T) {
 // full of garbage past its first block, fills it with a few thousand
 // small files and a 50 MiB one, and has e2fsck check the result.
 func TestKernelWrites(t *testing.T) {
-	requireRoot(t)
-	requireTools(t, "e2fsck", "dumpe2fs", "losetup", "mount", "umount")
-	if _, err := os.Stat("/dev/loop-control"); err != nil {
-		t.Skipf("needs loop devices: %v", err)
-	}
+	prereq.Root(t, "to attach loop devices and mount")
+	prereq.Tools(t, "e2fsck", "dumpe2fs", "losetup", "mount", "umount")
+	prereq.Loop(t)
 	privateMounts(t)
 	const size = 256 << 20
 	path := sparseFile(t, size)

@@ -2,62 +2,32 @@ package network
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // requireNetAdmin skips unless the test can create network namespaces and
-// program them: root, ip (iproute2) and nft (nftables).
+// program them: root, ip (iproute2), nft (nftables) and /dev/net/tun.
 func requireNetAdmin(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (CAP_NET_ADMIN) to create network namespaces")
-	}
-	for _, bin := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("needs %s in PATH (Debian package %s)", bin, pkgOf(bin))
-		}
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skip("needs /dev/net/tun")
-	}
-}
-
-// testNetNS creates a fresh named netns with lo up and deletes it at the
-// end of the test (which removes every link and rule inside it).
-func testNetNS(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "ferrytest-" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up: %v: %s", err, out)
-	}
-	return name
+	prereq.Root(t, "CAP_NET_ADMIN, to create network namespaces")
+	prereq.Tools(t, "ip", "nft")
+	prereq.TUN(t)
 }
 
 // newTestNetwork sets a network up in a fresh netns.
 func newTestNetwork(t *testing.T, cfg Config) (*Network, string) {
 	t.Helper()
 	requireNetAdmin(t)
-	cfg.NetNS = testNetNS(t)
+	cfg.NetNS = prereq.NetNS(t)
 	nw, err := New(context.Background(), testDB(t), cfg, WithResolvConf("/nonexistent"))
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +82,18 @@ func linkOf(t *testing.T, nw *Network, name string) netlink.Link {
 	return l
 }
 
+// rootBridge describes DefaultBridge in the root namespace ("" when there
+// is none): a user's daemon may own one; tests must leave it as it was.
+func rootBridge() string {
+	l, err := netlink.LinkByName(DefaultBridge)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("index %d, %s", l.Attrs().Index, l.Attrs().HardwareAddr)
+}
+
 func TestNetworkSetupInNetNS(t *testing.T) {
+	rootBefore := rootBridge()
 	nw, name := newTestNetwork(t, Config{})
 	br := linkOf(t, nw, DefaultBridge)
 	if br == nil || br.Type() != "bridge" {
@@ -134,9 +115,10 @@ func TestNetworkSetupInNetNS(t *testing.T) {
 			t.Errorf("ruleset lacks %q:\n%s", want, rules)
 		}
 	}
-	// The root namespace was not touched.
-	if l, err := netlink.LinkByName(DefaultBridge); err == nil {
-		t.Errorf("bridge %s appeared in the root namespace (index %d)", DefaultBridge, l.Attrs().Index)
+	// The root namespace was not touched: a bridge of that name there
+	// (a user's daemon's) is the one that was there before.
+	if after := rootBridge(); after != rootBefore {
+		t.Errorf("bridge %s in the root namespace changed: before %q, after %q", DefaultBridge, rootBefore, after)
 	}
 	if got := nw.DNS(); !slices.Equal(got, FallbackDNS) {
 		t.Errorf("dns %v, want fallback %v with no resolv.conf", got, FallbackDNS)

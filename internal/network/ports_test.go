@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 func ip(t *testing.T, args ...string) {
@@ -27,7 +28,7 @@ func ip(t *testing.T, args ...string) {
 // a TCP server on port that answers with greeting.
 func guestStandIn(t *testing.T, nw *Network, att *Attachment, port int, greeting string) ns {
 	t.Helper()
-	g := ns{testNetNS(t)}
+	g := ns{prereq.NetNS(t)}
 	host := "vh" + att.Tap[3:]
 	ip(t, "-n", nw.cfg.NetNS, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", g.name)
 	ip(t, "-n", nw.cfg.NetNS, "link", "set", host, "master", nw.cfg.Bridge, "up")

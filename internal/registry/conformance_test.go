@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/ferryvm/ferry/internal/registry/store"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // conformanceModule is the OCI distribution-spec conformance suite, pinned
@@ -17,13 +18,8 @@ import (
 const conformanceModule = "github.com/opencontainers/distribution-spec/conformance"
 
 func TestOCIConformance(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping the OCI conformance suite in -short mode")
-	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("needs the go toolchain on PATH to build " + conformanceModule)
-	}
+	prereq.Short(t, "the OCI conformance suite")
+	goBin := prereq.Tool(t, "go")
 	bin := filepath.Join(t.TempDir(), "conformance")
 	build := exec.Command(goBin, "build", "-o", bin, conformanceModule)
 	if out, err := build.CombinedOutput(); err != nil {

@@ -17,26 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/ferryvm/ferry/internal/registry/store"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
-
-// toolsDir is where scripts/deps.sh installs Go-based peers.
-const toolsDir = "/usr/local/lib/ferry/tools"
-
-// requireTool returns the path of a peer tool or skips naming what is
-// missing and how to get it.
-func requireTool(t *testing.T, tool string) string {
-	t.Helper()
-	if p, err := exec.LookPath(tool); err == nil {
-		return p
-	}
-	if p := filepath.Join(toolsDir, tool); fileExists(p) {
-		return p
-	}
-	t.Skipf("needs %s on PATH or in %s (run scripts/deps.sh)", tool, toolsDir)
-	return ""
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // run runs a peer tool with a private Docker config dir and fails on error.
 func run(t *testing.T, env []string, bin string, args ...string) string {
@@ -77,7 +59,7 @@ func ociLayout(t *testing.T) (string, v1.ImageIndex) {
 }
 
 func TestInteropSkopeo(t *testing.T) {
-	skopeo := requireTool(t, "skopeo")
+	skopeo := prereq.Tool(t, "skopeo")
 	tr := newTestRegistry(t)
 	secret := tr.org(t, "acme", store.ScopePush)
 	dir, multi := ociLayout(t)
@@ -115,7 +97,7 @@ func TestInteropSkopeo(t *testing.T) {
 }
 
 func TestInteropCrane(t *testing.T) {
-	crane := requireTool(t, "crane")
+	crane := prereq.Tool(t, "crane")
 	tr := newTestRegistry(t)
 	secret := tr.org(t, "acme", store.ScopePush)
 	env := peerEnv(t)
@@ -144,7 +126,7 @@ func TestInteropCrane(t *testing.T) {
 }
 
 func TestInteropOras(t *testing.T) {
-	oras := requireTool(t, "oras")
+	oras := prereq.Tool(t, "oras")
 	tr := newTestRegistry(t)
 	secret := tr.org(t, "acme", store.ScopePush)
 	env := peerEnv(t)
@@ -229,10 +211,8 @@ func digestOf(raw string) string {
 }
 
 func TestInteropPodman(t *testing.T) {
-	podman := requireTool(t, "podman")
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for podman with a private storage root")
-	}
+	podman := prereq.Tool(t, "podman")
+	prereq.Root(t, "podman with a private storage root")
 	tr := newTestRegistry(t)
 	secret := tr.org(t, "acme", store.ScopePush)
 	img := ociImage(t, 4096, 2)

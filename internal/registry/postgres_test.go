@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/registry/store"
 	"github.com/ferryvm/ferry/internal/registry/store/pgtest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // TestPostgresMetadataEndToEnd runs the registry on a throwaway Postgres
@@ -18,7 +19,7 @@ import (
 // database and storage accepts the same token and serves the same catalog,
 // tags and images.
 func TestPostgresMetadataEndToEnd(t *testing.T) {
-	crane := requireTool(t, "crane")
+	crane := prereq.Tool(t, "crane")
 	dsn := pgtest.DSN(t)
 	tr := newTestRegistry(t, func(c *Config) { c.DB = dsn })
 	secret := tr.org(t, "acme", store.ScopePush)

@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,14 +15,8 @@ import (
 
 	"github.com/ferryvm/ferry/internal/rootfs/apply"
 	ti "github.com/ferryvm/ferry/internal/rootfs/rootfstest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
-
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (loop mount of the base, ownership and devices in the oracle's tree)")
-	}
-}
 
 // semanticsLayers exercises every OCI layer rule the oracle compares.
 func semanticsLayers() [][]ti.E {
@@ -85,9 +78,10 @@ func semanticsImage(t testing.TB) v1.Image {
 // mountRO loop-mounts an ext4 image read-only for the test's lifetime.
 func mountRO(t *testing.T, img string) string {
 	t.Helper()
+	prereq.Loop(t)
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "ext4", "-o", "ro,loop", img, mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot loop-mount ext4 (needs loop devices): %v: %s", err, out)
+		t.Fatalf("loop-mount ext4 %s: %v: %s", img, err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
@@ -100,9 +94,7 @@ func mountRO(t *testing.T, img string) string {
 // umociUnpack writes img as an OCI layout and unpacks it with umoci.
 func umociUnpack(t *testing.T, img v1.Image) string {
 	t.Helper()
-	if _, err := exec.LookPath("umoci"); err != nil {
-		t.Skip("needs umoci on PATH (scripts/deps.sh installs it)")
-	}
+	prereq.Tool(t, "umoci")
 	dir := filepath.Join(t.TempDir(), "layout")
 	p, err := layout.Write(dir, empty.Index)
 	if err != nil {
@@ -122,7 +114,7 @@ func umociUnpack(t *testing.T, img v1.Image) string {
 // read-only), umoci's unpacked tree and ApplyDir's tree agree on path,
 // type, mode, owner, size, content, link target and xattrs.
 func TestBaseMatchesUmoci(t *testing.T) {
-	requireRoot(t)
+	prereq.Root(t, "loop mount of the base, ownership and devices in the oracle's tree")
 	e := newEnv(t)
 	img := semanticsImage(t)
 	d, _ := img.Digest()

@@ -8,14 +8,16 @@ import (
 	"testing"
 
 	"github.com/ferryvm/ferry/internal/rootfs"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // mountRW loop-mounts an ext4 image read-write for the test's lifetime.
 func mountRW(t *testing.T, img string) string {
 	t.Helper()
+	prereq.Loop(t)
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "ext4", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot loop-mount ext4: %v: %s", err, out)
+		t.Fatalf("loop-mount ext4 %s: %v: %s", img, err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
@@ -29,7 +31,7 @@ func mountRW(t *testing.T, img string) string {
 // the read-only base as lower and upper/work on the scratch disk. Writes
 // and deletes land on the scratch; the base stays clean.
 func TestOverlayOnBaseAndScratch(t *testing.T) {
-	requireRoot(t)
+	prereq.Root(t, "loop mounts and an overlay of the base and the scratch")
 	e := newEnv(t)
 	img := semanticsImage(t)
 	d, _ := img.Digest()

@@ -8,16 +8,15 @@ import (
 	"testing"
 
 	"github.com/ferryvm/ferry/internal/rootfs"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // loopXFS makes a reflink-capable XFS on a loop device, mounted at a temp
 // dir for the test's lifetime.
 func loopXFS(t *testing.T) string {
 	t.Helper()
-	requireRoot(t)
-	if _, err := exec.LookPath("mkfs.xfs"); err != nil {
-		t.Skip("needs mkfs.xfs (xfsprogs; scripts/deps.sh installs it)")
-	}
+	prereq.Loop(t)
+	prereq.Tool(t, "mkfs.xfs")
 	img := filepath.Join(t.TempDir(), "xfs.img")
 	if err := os.WriteFile(img, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -30,7 +29,7 @@ func loopXFS(t *testing.T) string {
 	}
 	mnt := t.TempDir()
 	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot loop-mount XFS: %v: %s", err, out)
+		t.Fatalf("loop-mount XFS: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {

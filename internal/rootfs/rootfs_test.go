@@ -21,6 +21,7 @@ import (
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/rootfs"
 	ti "github.com/ferryvm/ferry/internal/rootfs/rootfstest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // fakeLeaser records image leases.
@@ -54,15 +55,6 @@ func (f *fakeLeaser) count() int {
 	return len(f.leases)
 }
 
-func requireTools(t testing.TB, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			t.Skipf("needs %s on PATH (e2fsprogs; scripts/deps.sh installs it)", n)
-		}
-	}
-}
-
 type env struct {
 	root   paths.Root
 	db     *bbolt.DB
@@ -77,7 +69,7 @@ func newEnv(t testing.TB, opts ...rootfs.Option) *env {
 
 func newEnvAt(t testing.TB, dir string, opts ...rootfs.Option) *env {
 	t.Helper()
-	requireTools(t, "mkfs.ext4", "e2fsck", "resize2fs")
+	prereq.Tools(t, "mkfs.ext4", "e2fsck", "resize2fs")
 	root := paths.Root(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
@@ -256,7 +248,7 @@ func TestOverlayPrepareIsSparseAndReleases(t *testing.T) {
 }
 
 func TestPersistentCloneIsWritableExt4(t *testing.T) {
-	requireTools(t, "dumpe2fs", "debugfs")
+	prereq.Tools(t, "dumpe2fs", "debugfs")
 	e := newEnv(t)
 	d, img := smallImage(t)
 	base, err := e.m.EnsureBase(context.Background(), d, img)
@@ -336,9 +328,7 @@ func TestCrashLeftoversAreCleaned(t *testing.T) {
 // 200 MB image: each must allocate < 1 MiB whatever the image size.
 // (Timing is in bench/rootfs, not asserted here.)
 func TestPrepareIsO1InImageSize(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a 200 MB image; skipped with -short")
-	}
+	prereq.Short(t, "builds a 200 MB image")
 	e := newEnv(t)
 	for _, size := range []int64{2 << 20, 200 << 20} {
 		img := ti.Big(t, size, 4, uint64(size))

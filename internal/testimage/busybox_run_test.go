@@ -2,7 +2,6 @@ package testimage
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -10,20 +9,18 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // The busybox image is runnable: unpacked by umoci (an independent OCI
 // implementation) and chrooted into, `sh -c` works and the non-root user exists.
 func TestBusyboxRuns(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for chroot")
-	}
-	if _, err := exec.LookPath("umoci"); err != nil {
-		t.Skip("umoci missing: install Debian's umoci (scripts/deps.sh)")
-	}
+	prereq.Root(t, "for chroot")
+	prereq.Tool(t, "umoci")
 	img, err := Busybox()
 	if errors.Is(err, ErrNoBusybox) {
-		t.Skip(err)
+		prereq.Missing(t, BusyboxPath, prereq.Remedy("busybox"))
 	}
 	if err != nil {
 		t.Fatal(err)

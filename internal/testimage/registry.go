@@ -18,6 +18,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // Registry starts an in-process registry (go-containerregistry's
@@ -76,9 +78,7 @@ const DockerRegistryPath = "/usr/bin/docker-registry"
 // when the binary is missing.
 func DockerRegistry(t testing.TB, dir string) string {
 	t.Helper()
-	if _, err := os.Stat(DockerRegistryPath); err != nil {
-		t.Skipf("%s missing: install Debian's docker-registry (scripts/deps.sh)", DockerRegistryPath)
-	}
+	prereq.File(t, DockerRegistryPath, prereq.Remedy("docker-registry"))
 	if dir == "" {
 		dir = t.TempDir()
 	}

@@ -12,6 +12,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 func flatten(t *testing.T, img v1.Image) map[string]*tar.Header {
@@ -52,7 +54,7 @@ func TestLayeredFlattens(t *testing.T) {
 func TestBusybox(t *testing.T) {
 	img, err := Busybox()
 	if errors.Is(err, ErrNoBusybox) {
-		t.Skip(err)
+		prereq.Missing(t, BusyboxPath, prereq.Remedy("busybox"))
 	}
 	if err != nil {
 		t.Fatal(err)

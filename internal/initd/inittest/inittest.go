@@ -5,9 +5,11 @@
 // control channel on a virtio-serial port. Tests of initd, the VMM drivers
 // and the machine runtime can reuse it.
 //
-// Prerequisites (each missing one skips the test with its name): the guest
-// kernel (make kernel, or scripts/kernel.sh fallback), qemu-system-x86_64,
-// mkfs.ext4, a static busybox (busybox-static) and the go tool.
+// Prerequisites (each missing one skips the test with its name, through
+// package prereq): the guest kernel (make kernel, or scripts/kernel.sh
+// fallback), qemu-system-x86_64, mkfs.ext4, a static busybox
+// (busybox-static) and the go tool, which builds ferry-init from the tree
+// under test once per test binary (vmprereq.Init).
 package inittest
 
 import (
@@ -15,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -26,6 +27,8 @@ import (
 	"github.com/ferryvm/ferry/internal/initd"
 	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/kernel/boottest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
 )
 
 // Steps links initd into every test binary that uses this package, so Go's
@@ -48,72 +51,41 @@ var (
 	envOnce sync.Once
 	envVal  *Env
 	envErr  error
-	envSkip string
 )
 
 // Setup returns the shared Env, building it on first use; it skips t when
-// a prerequisite is missing.
+// a prerequisite is missing (package prereq says which and how to get it).
 func Setup(t testing.TB) *Env {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("VM boot test: skipped with -short")
-	}
-	envOnce.Do(func() { envVal, envSkip, envErr = setup() })
-	if envSkip != "" {
-		t.Skip(envSkip)
-	}
+	prereq.Short(t, "boots VMs")
+	prereq.Tools(t, "qemu-system-x86_64", "mkfs.ext4")
+	bb := vmprereq.Busybox(t)
+	k := vmprereq.GuestKernel(t)
+	init := vmprereq.Init(t)
+	envOnce.Do(func() { envVal, envErr = setup(bb, k, init) })
 	if envErr != nil {
 		t.Fatal(envErr)
 	}
 	return envVal
 }
 
-func setup() (*Env, string, error) {
-	for _, tool := range []string{"qemu-system-x86_64", "mkfs.ext4", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, "VM boot test needs " + tool + " in PATH (scripts/deps.sh installs it)", nil
-		}
-	}
-	bb, err := boottest.StaticBusybox()
-	if err != nil {
-		return nil, "VM boot test: " + err.Error(), nil
-	}
+// setup builds the shared initramfs of init (built from the tree under
+// test) for kernel k.
+func setup(bb string, k vmprereq.Kernel, init string) (*Env, error) {
 	dir, err := os.MkdirTemp("", "ferry-inittest-")
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	e := &Env{Busybox: bb, dir: dir}
-	g, err := kernel.Select()
-	if err != nil {
-		return nil, "VM boot test needs a guest kernel: " + err.Error(), nil
-	}
-	e.Kernel, e.Fallback = g.Path, g.Fallback
-	shared := kernel.Shared{ModulesDir: g.ModulesDir, Modules: g.Modules}
-	shared.Init = filepath.Join(dir, "ferry-init")
-	if err := BuildInit(shared.Init); err != nil {
-		return nil, "", err
-	}
+	e := &Env{Busybox: bb, Kernel: k.Path, Fallback: k.Fallback, dir: dir}
+	shared := kernel.Shared{Init: init, ModulesDir: k.ModulesDir, Modules: k.Modules}
 	if e.Shared, err = kernel.BuildShared(context.Background(), dir, shared); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return e, "", nil
+	return e, nil
 }
 
 // BuildInit builds cmd/ferry-init (static) to dst.
-func BuildInit(dst string) error {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return fmt.Errorf("go env GOMOD: %w", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", dst, "./cmd/ferry-init")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("build ferry-init: %w\n%s", err, out)
-	}
-	return nil
-}
+func BuildInit(dst string) error { return vmprereq.BuildInit(dst) }
 
 // Disks are the block devices of one boot, in /dev/vdX order.
 type Disks struct {

@@ -16,14 +16,8 @@ import (
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/rootfs/apply"
 	ti "github.com/ferryvm/ferry/internal/rootfs/rootfstest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
-
-func requireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root (ownership, device nodes and trusted.* xattrs in the applied tree)")
-	}
-}
 
 // sandbox is a target directory with a sentinel directory beside it that
 // no layer may touch.
@@ -188,7 +182,7 @@ func imageOf(t testing.TB, s *sandbox, layers [][]ti.E) v1.Image {
 // directory applier (sentinel beside the target must stay untouched) and
 // the flattener (same verdict; same tree when it applies).
 func TestBadInput(t *testing.T) {
-	requireRoot(t)
+	prereq.Root(t, "ownership, device nodes and trusted.* xattrs in the applied tree")
 	for _, c := range badCases() {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSandbox(t)

@@ -13,16 +13,8 @@ import (
 	"github.com/ferryvm/ferry/internal/rootfs/apply"
 	"github.com/ferryvm/ferry/internal/rootfs/ext4"
 	ti "github.com/ferryvm/ferry/internal/rootfs/rootfstest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
-
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("needs %s on PATH (apt-get install e2fsprogs; see scripts/deps.sh)", name)
-	}
-	return p
-}
 
 // buildBase flattens img into an ext4 file and returns its path.
 func buildBase(t *testing.T, ents ...[]ti.E) string {
@@ -50,7 +42,7 @@ func buildBase(t *testing.T, ents ...[]ti.E) string {
 
 func fsck(t *testing.T, path string) {
 	t.Helper()
-	e2fsck := requireTool(t, "e2fsck")
+	e2fsck := prereq.Tool(t, "e2fsck")
 	out, err := exec.Command(e2fsck, "-fn", path).CombinedOutput()
 	if err != nil {
 		t.Fatalf("e2fsck -fn %s: %v\n%s", path, err, out)

@@ -10,7 +10,7 @@
 //
 //	prereq: missing <what>: <how to get it>
 //	prereq: -short: <what> (not run with -short)
-//	prereq: opt-in: set <ENV>=1 to run <what>
+//	prereq: opt-in: set <ENV> to run <what>
 //
 // scripts/test.sh counts the skips and lists each with its line. With
 // FERRY_TEST_STRICT=1 (what .ci/run sets) any skip but an opt-in one fails
@@ -66,7 +66,7 @@ func Short(t testing.TB, what string) {
 func OptIn(t testing.TB, env, what string) {
 	t.Helper()
 	if os.Getenv(env) == "" {
-		t.Skip(OptInPrefix + "set " + env + "=1 to run " + what)
+		t.Skip(OptInPrefix + "set " + env + " to run " + what)
 	}
 }
 
@@ -225,6 +225,7 @@ var sources = map[string]source{
 	"debugfs":            {deb: "e2fsprogs"},
 	"dumpe2fs":           {deb: "e2fsprogs"},
 	"tune2fs":            {deb: "e2fsprogs"},
+	"resize2fs":          {deb: "e2fsprogs"},
 	"mkfs.xfs":           {deb: "xfsprogs"},
 	"mkfs.btrfs":         {deb: "btrfs-progs"},
 	"ip":                 {deb: "iproute2"},

@@ -70,7 +70,7 @@ func TestToolFound(t *testing.T) {
 
 func TestShortOptInMissingLines(t *testing.T) {
 	t.Setenv("FERRY_PREREQ_TEST_OPTIN", "")
-	if line := skipOf(func(tb testing.TB) { OptIn(tb, "FERRY_PREREQ_TEST_OPTIN", "the thing") }); line != OptInPrefix+"set FERRY_PREREQ_TEST_OPTIN=1 to run the thing" {
+	if line := skipOf(func(tb testing.TB) { OptIn(tb, "FERRY_PREREQ_TEST_OPTIN", "the thing") }); line != OptInPrefix+"set FERRY_PREREQ_TEST_OPTIN to run the thing" {
 		t.Errorf("OptIn skip line %q", line)
 	}
 	t.Setenv("FERRY_PREREQ_TEST_OPTIN", "1")

@@ -3,13 +3,10 @@ package qemu_test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,8 +15,9 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/ferryvm/ferry/internal/kernel"
-	"github.com/ferryvm/ferry/internal/kernel/boottest"
 	"github.com/ferryvm/ferry/internal/network"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
 	"github.com/ferryvm/ferry/internal/vmm"
 	"github.com/ferryvm/ferry/internal/vmm/qemu"
 )
@@ -68,30 +66,15 @@ type guestKernel struct {
 
 func requireQEMUBoot(t *testing.T) (guestKernel, string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("boots a VM; skipped with -short")
+	prereq.Short(t, "boots a VM")
+	prereq.Tool(t, qemu.DefaultBinary)
+	bb := vmprereq.Busybox(t)
+	k := vmprereq.GuestKernel(t)
+	if !k.Fallback {
+		return guestKernel{path: k.Path}, bb
 	}
-	if _, err := exec.LookPath(qemu.DefaultBinary); err != nil {
-		t.Skip("needs qemu-system-x86_64 (Debian package qemu-system-x86)")
-	}
-	bb, err := boottest.StaticBusybox()
-	if err != nil {
-		t.Skipf("needs a static busybox (Debian package busybox-static): %v", err)
-	}
-	k, err := kernel.FindKernel()
-	if err == nil {
-		return guestKernel{path: k}, bb
-	}
-	fb, ferr := kernel.FindFallback()
-	if ferr != nil {
-		t.Skipf("needs the guest kernel: %v (or the fallback: %v)", err, ferr)
-	}
-	mods, merr := kernel.ModuleClosure(fb.ModulesDir, kernel.FallbackModules)
-	if merr != nil {
-		t.Skipf("needs the guest kernel: %v (fallback modules: %v)", err, merr)
-	}
-	t.Logf("no built vmlinux (%v): booting the fallback kernel %s", err, fb.Kernel)
-	return guestKernel{path: fb.Kernel, acpi: true, modulesDir: fb.ModulesDir, modules: mods}, bb
+	t.Logf("no built vmlinux: booting the fallback kernel %s", k.Path)
+	return guestKernel{path: k.Path, acpi: true, modulesDir: k.ModulesDir, modules: k.Modules}, bb
 }
 
 // TestBootSmoke boots a busybox initramfs through the driver and checks the
@@ -211,14 +194,7 @@ func testNIC(t *testing.T) (vmm.NIC, bool) {
 		t.Log("not root: booting without a NIC")
 		return vmm.NIC{}, false
 	}
-	b := make([]byte, 4)
-	rand.Read(b)
-	name := "ferrytest-" + hex.EncodeToString(b)
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Logf("no netns (%v: %s): booting without a NIC", err, out)
-		return vmm.NIC{}, false
-	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
+	name := prereq.NetNS(t)
 	db, err := bbolt.Open(filepath.Join(t.TempDir(), "meta.db"), 0o600, nil)
 	if err != nil {
 		t.Fatal(err)

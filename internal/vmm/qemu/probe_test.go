@@ -2,23 +2,19 @@ package qemu
 
 import (
 	"context"
-	"os/exec"
 	"testing"
 
 	"github.com/ferryvm/ferry/internal/kernel"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
 )
 
 // TestProbe runs the KVM probe with the real guest kernel: whatever it
 // decides, an auto driver ends up on an accelerator with a reason when it
 // is TCG, and a forced accelerator is never probed.
 func TestProbe(t *testing.T) {
-	if _, err := exec.LookPath(DefaultBinary); err != nil {
-		t.Skip("needs qemu-system-x86_64 (Debian package qemu-system-x86)")
-	}
-	k, err := kernel.FindKernel()
-	if err != nil {
-		t.Skipf("needs the guest kernel: %v", err)
-	}
+	prereq.Tool(t, DefaultBinary)
+	k := vmprereq.BuiltKernel(t, kernel.Vmlinux)
 	d := New()
 	accel, why := d.Probe(context.Background(), k)
 	t.Logf("probe: %s (%v)", accel, why)

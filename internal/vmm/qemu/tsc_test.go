@@ -1,6 +1,10 @@
 package qemu
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+)
 
 func TestParseKernelLogTSC(t *testing.T) {
 	for _, tc := range []struct {
@@ -33,9 +37,7 @@ func TestParseCPUInfo(t *testing.T) {
 
 func TestHostTSC(t *testing.T) {
 	tsc, err := HostTSC()
-	if err != nil {
-		t.Skipf("no TSC source on this host: %v", err)
-	}
+	prereq.Check(t, err, "run on an x86 host that reports its TSC frequency")
 	if tsc.KHz < 100000 || tsc.KHz > 10000000 {
 		t.Errorf("host TSC %d kHz from %s is implausible", tsc.KHz, tsc.Source)
 	}

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // EnvDSN names an existing, empty database to use instead of a throwaway
@@ -42,11 +44,11 @@ func DSN(t testing.TB) string {
 	}
 	bin := binDir()
 	if bin == "" {
-		t.Skip("needs the PostgreSQL server (initdb, pg_ctl, postgres under /usr/lib/postgresql/*/bin): apt-get install postgresql (scripts/deps.sh)")
+		prereq.Missing(t, "the PostgreSQL server (initdb, pg_ctl, postgres under /usr/lib/postgresql/*/bin)", prereq.Remedy("postgres"))
 	}
 	cred, err := runAs()
 	if err != nil {
-		t.Skipf("needs the postgres system user to run the server as root: apt-get install postgresql (scripts/deps.sh): %v", err)
+		prereq.Missing(t, "the postgres system user to run the server as root ("+err.Error()+")", prereq.Remedy("postgres"))
 	}
 	// A short path: the socket's full name must fit in sun_path (107 bytes).
 	dir, err := os.MkdirTemp("", "pgtest")
