@@ -15,6 +15,7 @@
 package vmprereq
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,6 +25,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/kernel/boottest"
 	"github.com/ferryvm/ferry/internal/testutil/prereq"
@@ -44,6 +46,9 @@ const (
 func GuestKernel(t testing.TB) Kernel {
 	t.Helper()
 	g, err := kernel.Select()
+	if _, kerr := kernel.FindKernel(); err != nil && errors.Is(kerr, errdefs.ErrNotFound) && errors.Is(err, errdefs.ErrNotFound) {
+		prereq.Missing(t, fmt.Sprintf("a guest kernel (neither %s nor %s/vmlinuz in %s)", kernel.Vmlinux, kernel.FallbackDir, libDirs()), kernelRemedy)
+	}
 	if err != nil {
 		prereq.Missing(t, "a guest kernel ("+err.Error()+")", kernelRemedy)
 	}
@@ -56,7 +61,7 @@ func BuiltKernel(t testing.TB, name string) string {
 	t.Helper()
 	k, err := kernel.Find(name)
 	if err != nil {
-		prereq.Missing(t, "the built guest kernel ("+err.Error()+")", builtRemedy)
+		prereq.Missing(t, fmt.Sprintf("the built guest kernel (no %s in %s)", name, libDirs()), builtRemedy)
 	}
 	return k
 }
@@ -66,7 +71,7 @@ func FallbackKernel(t testing.TB) kernel.Fallback {
 	t.Helper()
 	fb, err := kernel.FindFallback()
 	if err != nil {
-		prereq.Missing(t, "the fallback kernel ("+err.Error()+")", fallbackRemedy)
+		prereq.Missing(t, fmt.Sprintf("the fallback kernel (no %s/vmlinuz or modules in %s)", kernel.FallbackDir, libDirs()), fallbackRemedy)
 	}
 	return fb
 }
@@ -154,6 +159,19 @@ func Lib(t testing.TB) string {
 		t.Fatal(libErr)
 	}
 	return libDir
+}
+
+// libDirs names where the kernels are looked for, for a skip line: the
+// install directory ($FERRY_LIB when set; the test binary's own directory,
+// also searched, is noise here).
+func libDirs() string {
+	if d := os.Getenv(kernel.EnvLib); d != "" {
+		if d == libDir {
+			return kernel.DefaultLib + " (linked from " + d + ")"
+		}
+		return d
+	}
+	return kernel.DefaultLib
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
