@@ -11,6 +11,7 @@ pkgs=(
   busybox-static                  # test images built without the internet
   skopeo umoci docker-registry    # peers and oracles in tests and bench/
   podman                          # registry interop tests
+  buildah runc                    # ferry build's peer in bench/build (runc: crun fails on hybrid cgroups)
   postgresql                      # registry Postgres metadata tests (initdb/postgres only; no service)
   linux-source-6.1 flex bison bc libelf-dev libssl-dev dwarves  # guest kernel build
   kmod                            # depmod for the Debian fallback kernel (scripts/kernel.sh fallback)
