@@ -384,13 +384,13 @@ func (d *dispatcher) workdir() string {
 }
 
 type copyArgs struct {
-	add            bool
-	sd             instructions.SourcesAndDest
-	from           string
-	chown, chmod   string
-	link, parents  bool
-	exclude        []string
-	unpack         bool
+	add           bool
+	sd            instructions.SourcesAndDest
+	from          string
+	chown, chmod  string
+	link, parents bool
+	exclude       []string
+	unpack        bool
 }
 
 func (d *dispatcher) copy(st *Step, a copyArgs) error {
