@@ -49,6 +49,9 @@ func (s *Store) gcLocked(ctx context.Context, only map[v1.Hash]bool, demote bool
 	live := map[v1.Hash]bool{}
 	for d := range roots {
 		live[d] = true
+		if size, err := s.content.Info(d); err != nil || size > MaxManifestSize {
+			continue // a leased layer (a build's), not a manifest: nothing more to keep
+		}
 		raw, err := s.content.ReadAll(d)
 		if err != nil {
 			continue // a record without its manifest: nothing more to keep
