@@ -48,8 +48,8 @@ func TestStore(t *testing.T) {
 	if _, ok := s.Get("k1"); ok {
 		t.Fatal("hit on an empty cache")
 	}
-	s.Put("k1", Record{Layer: layer.Blob{Digest: d1, Size: 10}, Step: "RUN a"})
-	s.Put("k2", Record{Layer: layer.Blob{Digest: d2, Size: 20}})
+	s.Put("k1", Record{Layer: layer.Blob{Digest: d1, DiffID: d1, Size: 10}, Step: "RUN a"})
+	s.Put("k2", Record{Layer: layer.Blob{Digest: d2, DiffID: d2, Size: 20}})
 	if r, ok := s.Get("k1"); !ok || r.Layer.Digest != d1 {
 		t.Fatalf("get = %+v %v", r, ok)
 	}
@@ -59,7 +59,7 @@ func TestStore(t *testing.T) {
 	}
 	time.Sleep(5 * time.Millisecond)
 	cut := time.Now()
-	s.Put("k3", Record{Layer: layer.Blob{Digest: d1, Size: 5}})
+	s.Put("k3", Record{Layer: layer.Blob{Digest: d1, DiffID: d1, Size: 5}})
 	blobs[d1] = true
 	n, size, err := s.Prune(context.Background(), cut)
 	if err != nil || n != 1 || size != 10 {
