@@ -153,7 +153,7 @@ func (h *hypervisor) Connect(ctx context.Context, s machine.VMSpec) (machine.Con
 	if err != nil {
 		return nil, err
 	}
-	c, err := guest.NewClient(cctx, conn)
+	c, err := guest.NewClient(cctx, conn, guest.WithLogger(h.log.With("machine", s.ID)))
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,7 @@ type Client struct {
 // is QEMU's virtio-serial chardev; otherwise it is Firecracker's vsock unix
 // socket and Dial first asks for the port ("CONNECT <port>\n" → "OK ...").
 // ctx bounds the connection set-up only.
-func Dial(ctx context.Context, socketPath string, vsockPort uint32) (*Client, error) {
+func Dial(ctx context.Context, socketPath string, vsockPort uint32, opts ...ClientOption) (*Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socketPath)
 	if err != nil {
@@ -38,7 +38,7 @@ func Dial(ctx context.Context, socketPath string, vsockPort uint32) (*Client, er
 			return nil, err
 		}
 	}
-	return NewClient(ctx, conn)
+	return NewClient(ctx, conn, opts...)
 }
 
 // vsockConnect performs Firecracker's hybrid-vsock handshake. It reads the
@@ -73,7 +73,17 @@ func vsockConnect(ctx context.Context, conn net.Conn, port uint32) error {
 // earlier session left in the channel. ctx bounds this handshake; init
 // answers once it has mounted /dev, within a few hundred milliseconds of
 // boot. The client owns conn from then on.
-func NewClient(ctx context.Context, conn io.ReadWriteCloser) (*Client, error) {
+//
+// The client holds at most a flow-control window (256 KiB) per stdio fd and
+// a few control frames per open stream, whatever the guest sends: a guest
+// that sends more has that stream closed with an ErrViolation (and after
+// repeated violations the connection); WithLogger and WithViolationFunc
+// report each one.
+func NewClient(ctx context.Context, conn io.ReadWriteCloser, opts ...ClientOption) (*Client, error) {
+	var o muxOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	// The nonce only tells this session's ready line from a stale one.
 	nonce := strconv.FormatUint(rand.Uint64(), 16) //nolint:gosec // G404: a session tag, not a secret; the channel is already private to the host
 	if _, err := fmt.Fprintf(conn, "%s %d %s\n", helloWord, ProtocolVersion, nonce); err != nil {
@@ -98,7 +108,7 @@ func NewClient(ctx context.Context, conn io.ReadWriteCloser) (*Client, error) {
 		<-done // the reader fails on the closed conn; ctx's error says why
 		return nil, fmt.Errorf("control handshake: %w", ctx.Err())
 	}
-	c := &Client{conn: conn, m: newMux(conn, nil)}
+	c := &Client{conn: conn, m: newMux(conn, nil, o)}
 	go func() { _ = c.m.readLoop(br) }()
 	return c, nil
 }

@@ -8,12 +8,8 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 )
-
-// window is the flow-control window of every stdio stream: a sender never
-// has more than this many unacknowledged bytes in flight per stream, so one
-// stalled reader cannot block the other streams sharing the connection.
-const window = 256 << 10
 
 // ErrClosed is returned for calls on a connection that has ended.
 var ErrClosed = errors.New("control connection closed")
@@ -21,22 +17,38 @@ var ErrClosed = errors.New("control connection closed")
 // mux multiplexes streams over one connection. The same code runs on both
 // ends; the guest sets onOpen to accept streams.
 type mux struct {
-	w   io.Writer
-	wmu *sync.Mutex // may be shared by successive sessions on one port
+	w    io.Writer
+	wmu  *sync.Mutex // may be shared by successive sessions on one port
+	opts muxOptions
 
-	mu      sync.Mutex
-	streams map[uint32]*stream
-	nextID  uint32
-	err     error
-	done    chan struct{}
-	onOpen  func(s *stream, payload []byte)
+	mu         sync.Mutex
+	streams    map[uint32]*stream
+	nextID     uint32
+	err        error
+	done       chan struct{}
+	onOpen     func(s *stream, payload []byte)
+	violations int
+
+	// buffered is what the connection holds for its readers: received
+	// stdio bytes not yet read and queued control frames. The receive-side
+	// limits keep it under a window per fd plus maxCtrlFrames frames per
+	// open stream, whatever the peer sends.
+	buffered atomic.Int64
+	peak     atomic.Int64 // the most buffered ever held (tests assert it)
 }
 
-func newMux(w io.Writer, wmu *sync.Mutex) *mux {
+// hold adds n (negative: releases) to what the connection buffers.
+func (m *mux) hold(n int) {
+	v := m.buffered.Add(int64(n))
+	for p := m.peak.Load(); v > p && !m.peak.CompareAndSwap(p, v); p = m.peak.Load() {
+	}
+}
+
+func newMux(w io.Writer, wmu *sync.Mutex, opts muxOptions) *mux {
 	if wmu == nil {
 		wmu = new(sync.Mutex)
 	}
-	return &mux{w: w, wmu: wmu, streams: map[uint32]*stream{}, nextID: 1, done: make(chan struct{})}
+	return &mux{w: w, wmu: wmu, opts: opts, streams: map[uint32]*stream{}, nextID: 1, done: make(chan struct{})}
 }
 
 // send writes one frame atomically with respect to other frames.
@@ -106,9 +118,9 @@ func (m *mux) newStream(id uint32) (*stream, error) {
 		m.nextID += 2
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &stream{m: m, id: id, ctrl: make(chan frame, 64), done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	s := &stream{m: m, id: id, ctrl: make(chan frame, maxCtrlFrames), done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	for fd := range s.in {
-		s.in[fd] = newInbuf(func(n int) {
+		s.in[fd] = newInbuf(m.hold, func(n int) {
 			_ = m.send(frame{typ: frameWindow, stream: id, payload: binary.BigEndian.AppendUint32([]byte{byte(fd)}, uint32(n))})
 		})
 		s.out[fd] = &credit{n: window}
@@ -118,12 +130,26 @@ func (m *mux) newStream(id uint32) (*stream, error) {
 	return s, nil
 }
 
+// forget unregisters s and drops its queued control frames.
 func (m *mux) forget(s *stream) {
 	m.mu.Lock()
-	if m.streams[s.id] == s {
-		delete(m.streams, s.id)
-	}
+	m.forgetLocked(s)
 	m.mu.Unlock()
+}
+
+func (m *mux) forgetLocked(s *stream) {
+	if m.streams[s.id] != s {
+		return
+	}
+	delete(m.streams, s.id)
+	for {
+		select {
+		case f := <-s.ctrl:
+			m.hold(-len(f.payload))
+		default:
+			return
+		}
+	}
 }
 
 // readLoop dispatches frames until the connection fails.
@@ -138,39 +164,79 @@ func (m *mux) readLoop(r *bufio.Reader) error {
 	}
 }
 
+// Which stdio fds carry data towards each side, and which send windows
+// (credit for data the other way) it takes: the client (host) receives
+// stdout and stderr and sends stdin; the server (init) the reverse.
+func (m *mux) receives(fd int) bool { return (fd == 0) == (m.onOpen != nil) }
+
 func (m *mux) dispatch(f frame) {
 	m.mu.Lock()
 	s := m.streams[f.stream]
-	m.mu.Unlock()
 	if s == nil {
+		full := len(m.streams) >= maxStreams
+		m.mu.Unlock()
 		if f.typ == frameOpen && m.onOpen != nil && f.stream%2 == 1 {
-			if s, err := m.newStream(f.stream); err == nil {
-				m.onOpen(s, f.payload)
-			}
+			m.accept(f, full)
 		}
 		return // late frames of a finished stream
 	}
 	switch f.typ {
+	case frameData, frameEOF, frameWindow, frameCancel:
+		m.mu.Unlock()
+	default: // reply, exit, control, open: queued under mu, so forget drops them all
+		if m.onOpen == nil {
+			// A guest answers a stream with one reply and, for exec,
+			// one exit, nothing else.
+			s.answers[f.typ]++
+			if (f.typ != frameReply && f.typ != frameExit) || s.answers[f.typ] > 1 {
+				m.mu.Unlock()
+				m.violate(s, "unexpected %s frame (#%d)", f.typ, s.answers[f.typ])
+				return
+			}
+		}
+		select {
+		case s.ctrl <- f:
+			m.hold(len(f.payload))
+		default: // a host's resizes that init cannot keep up with are dropped
+		}
+		m.mu.Unlock()
+		return
+	}
+	fd, fdOK := fdOf(f.payload)
+	switch f.typ {
 	case frameData:
-		if fd, ok := fdOf(f.payload); ok && len(f.payload) > 1 {
-			s.in[fd].push(f.payload[1:])
+		if !fdOK || !m.receives(fd) {
+			m.violate(s, "a data frame for an fd this side does not read")
+			return
+		}
+		if err := s.in[fd].push(f.payload[1:]); err != nil {
+			m.violate(s, "fd %d: %v", fd, err)
 		}
 	case frameEOF:
-		if fd, ok := fdOf(f.payload); ok {
+		if fdOK && m.receives(fd) {
 			s.in[fd].close(io.EOF)
 		}
 	case frameWindow:
-		if fd, ok := fdOf(f.payload); ok && len(f.payload) == 5 {
+		if fdOK && !m.receives(fd) && len(f.payload) == 5 {
 			s.out[fd].add(int(binary.BigEndian.Uint32(f.payload[1:])))
 		}
 	case frameCancel:
 		m.forget(s)
 		s.finish(context.Canceled)
-	default: // open (duplicate), reply, control, exit
-		select {
-		case s.ctrl <- f:
-		default: // a peer flooding control frames loses some
-		}
+	}
+}
+
+// accept starts a stream the peer opened, unless it already has
+// maxStreams open.
+func (m *mux) accept(f frame, full bool) {
+	if full {
+		go func() {
+			_ = m.sendJSON(frameReply, f.stream, reply{Error: &RemoteError{Message: "too many open streams"}})
+		}()
+		return
+	}
+	if s, err := m.newStream(f.stream); err == nil {
+		m.onOpen(s, f.payload)
 	}
 }
 
@@ -179,183 +245,4 @@ func fdOf(p []byte) (int, bool) {
 		return 0, false
 	}
 	return int(p[0]), true
-}
-
-// stream is one request (and, for exec, its stdio) on a connection.
-type stream struct {
-	m      *mux
-	id     uint32
-	ctrl   chan frame
-	in     [3]*inbuf  // received stdio, by fd
-	out    [3]*credit // send window, by fd
-	done   chan struct{}
-	once   sync.Once
-	ctx    context.Context // canceled when the stream ends
-	cancel context.CancelFunc
-}
-
-// finish ends the stream locally: readers see err after buffered data.
-func (s *stream) finish(err error) {
-	s.once.Do(func() {
-		for fd := range s.in {
-			s.in[fd].close(err)
-			s.out[fd].close()
-		}
-		s.cancel()
-		close(s.done)
-	})
-}
-
-// next returns the next control frame (reply, exit, control).
-func (s *stream) next(ctx context.Context) (frame, error) {
-	select {
-	case f := <-s.ctrl:
-		return f, nil
-	default:
-	}
-	select {
-	case f := <-s.ctrl:
-		return f, nil
-	case <-s.done:
-		select {
-		case f := <-s.ctrl:
-			return f, nil
-		default:
-		}
-		return frame{}, s.m.closedErrOr(context.Canceled)
-	case <-ctx.Done():
-		return frame{}, ctx.Err()
-	}
-}
-
-func (m *mux) closedErrOr(err error) error {
-	select {
-	case <-m.done:
-		return m.closedErr()
-	default:
-		return err
-	}
-}
-
-// writer returns an io.Writer sending on fd, honouring the peer's window.
-func (s *stream) writer(fd int) io.Writer { return streamWriter{s, fd} }
-
-type streamWriter struct {
-	s  *stream
-	fd int
-}
-
-func (w streamWriter) Write(p []byte) (int, error) {
-	written := 0
-	for len(p) > 0 {
-		k, err := w.s.out[w.fd].take(min(len(p), maxDataSize))
-		if err != nil {
-			return written, err
-		}
-		payload := append([]byte{byte(w.fd)}, p[:k]...)
-		if err := w.s.m.send(frame{typ: frameData, stream: w.s.id, payload: payload}); err != nil {
-			return written, err
-		}
-		p, written = p[k:], written+k
-	}
-	return written, nil
-}
-
-// inbuf buffers received stdio bytes and acknowledges them as they are read.
-type inbuf struct {
-	mu      sync.Mutex
-	cond    *sync.Cond
-	buf     []byte
-	err     error // set once no more data will come
-	unacked int
-	ack     func(n int)
-}
-
-func newInbuf(ack func(int)) *inbuf {
-	b := &inbuf{ack: ack}
-	b.cond = sync.NewCond(&b.mu)
-	return b
-}
-
-func (b *inbuf) push(p []byte) {
-	b.mu.Lock()
-	if b.err == nil {
-		b.buf = append(b.buf, p...)
-		b.cond.Broadcast()
-	}
-	b.mu.Unlock()
-}
-
-func (b *inbuf) close(err error) {
-	b.mu.Lock()
-	if b.err == nil {
-		b.err = err
-		b.cond.Broadcast()
-	}
-	b.mu.Unlock()
-}
-
-func (b *inbuf) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	for len(b.buf) == 0 && b.err == nil {
-		b.cond.Wait()
-	}
-	if len(b.buf) == 0 {
-		err := b.err
-		b.mu.Unlock()
-		return 0, err
-	}
-	n := copy(p, b.buf)
-	b.buf = b.buf[n:]
-	if len(b.buf) == 0 {
-		b.buf = nil
-	}
-	b.unacked += n
-	ack := 0
-	if b.unacked >= window/4 || (len(b.buf) == 0 && b.unacked > 0) {
-		ack, b.unacked = b.unacked, 0
-	}
-	b.mu.Unlock()
-	if ack > 0 {
-		b.ack(ack)
-	}
-	return n, nil
-}
-
-// credit is the number of bytes the peer lets us send on one stdio stream.
-type credit struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	n      int
-	closed bool
-}
-
-func (c *credit) take(max int) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for c.n == 0 && !c.closed {
-		c.cond.Wait()
-	}
-	if c.closed {
-		return 0, ErrClosed
-	}
-	k := min(c.n, max)
-	c.n -= k
-	return k, nil
-}
-
-func (c *credit) add(k int) {
-	c.mu.Lock()
-	if c.n+k <= 4*window { // ignore absurd grants
-		c.n += k
-	}
-	c.cond.Broadcast()
-	c.mu.Unlock()
-}
-
-func (c *credit) close() {
-	c.mu.Lock()
-	c.closed = true
-	c.cond.Broadcast()
-	c.mu.Unlock()
 }

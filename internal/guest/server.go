@@ -98,7 +98,7 @@ func Serve(ctx context.Context, rw io.ReadWriter, h Handler, opts ...ServeOption
 		if err != nil {
 			return err
 		}
-		m := newMux(rw, o.wmu)
+		m := newMux(rw, o.wmu, muxOptions{})
 		m.onOpen = func(s *stream, payload []byte) { go serveStream(ctx, m, s, payload, h) }
 		stop := context.AfterFunc(ctx, func() { m.close(ctx.Err()) })
 		err = m.readLoop(br)
