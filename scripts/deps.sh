@@ -8,6 +8,7 @@ pkgs=(
   qemu-system-x86                 # the VMM on hosts without Firecracker
   e2fsprogs xfsprogs btrfs-progs  # mkfs/e2fsck/debugfs; reflink filesystems for tests
   iproute2 iptables nftables      # bridge, TAP, NAT
+  bind9-dnsutils iputils-ping iputils-arping iperf3  # network tests' clients (dig, ping, arping) and bench/network
   busybox-static                  # test images built without the internet
   skopeo umoci docker-registry    # peers and oracles in tests and bench/
   podman                          # registry interop tests

@@ -15,6 +15,7 @@ import (
 	"github.com/ferryvm/ferry/internal/image"
 	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/network"
 	"github.com/ferryvm/ferry/internal/rootfs"
 )
 
@@ -38,13 +39,17 @@ func wireMachines(ctx context.Context, d *daemon) error {
 		ConsoleExit: consoleExit,
 		HideLine:    hideConsoleLine,
 	}
-	if deps.Network, err = openNetwork(d); err != nil {
+	var users network.Users
+	nw, err := openNetwork(ctx, d, &users)
+	if err != nil {
 		return err
 	}
+	deps.Network = nw
 	m, err := machine.New(d.db, deps, machine.Options{MachinesDir: d.root.Machines(), DefaultVMM: d.cfg.VMM, Logger: log})
 	if err != nil {
 		return err
 	}
+	users = m.NetworkUsers
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go hv.rotator.Run(rctx)
 	d.onClose(func() error { cancel(); return m.Close() })
@@ -52,6 +57,7 @@ func wireMachines(ctx context.Context, d *daemon) error {
 		log.Warn("reconcile machines", "err", err)
 	}
 	api.RegisterMachines(d.api, m)
+	api.RegisterNetworks(d.api, nw, m)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 
@@ -8,10 +9,12 @@ import (
 	"github.com/ferryvm/ferry/internal/network"
 )
 
-// openNetwork opens the machines' network from the daemon's flags. Opening
-// touches nothing on the host: network sets itself up on the first machine
-// start (or at reconcile when earlier machines left records).
-func openNetwork(d *daemon) (*network.Network, error) {
+// openNetwork opens the daemon's networks from its flags: the networks
+// recorded by an earlier run come back (bridges, rules, resolvers); with
+// none recorded nothing on the host is touched until the first machine
+// needs a network. users says which machines a network is configured for
+// (set once the machine manager exists).
+func openNetwork(ctx context.Context, d *daemon, users *network.Users) (*network.Service, error) {
 	cfg := network.Config{NetNS: d.cfg.NetNS}
 	if d.cfg.Subnet != "" {
 		p, err := netip.ParsePrefix(d.cfg.Subnet)
@@ -20,5 +23,16 @@ func openNetwork(d *daemon) (*network.Network, error) {
 		}
 		cfg.Subnet = p
 	}
-	return network.Open(d.db, cfg, network.WithLogger(d.log.With("svc", "network")))
+	svc, err := network.Open(ctx, d.db, cfg, network.WithLogger(d.log.With("svc", "network")),
+		network.WithUsers(func(ctx context.Context, id, name string) ([]string, error) {
+			if *users == nil {
+				return nil, nil
+			}
+			return (*users)(ctx, id, name)
+		}))
+	if err != nil {
+		return nil, err
+	}
+	d.onClose(func() error { svc.Close(); return nil })
+	return svc, nil
 }

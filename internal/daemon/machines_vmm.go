@@ -70,7 +70,9 @@ func (h *hypervisor) spec(s machine.VMSpec) vmm.Spec {
 		vs.Drives = append(vs.Drives, vmm.Drive{ID: d.ID, Path: d.Path, ReadOnly: d.ReadOnly})
 	}
 	if s.NIC != nil {
-		vs.NICs = []vmm.NIC{{ID: "eth0", Tap: s.NIC.Tap, File: s.NIC.File, MAC: s.NIC.MAC}}
+		for i, e := range s.NIC.Endpoints {
+			vs.NICs = append(vs.NICs, vmm.NIC{ID: fmt.Sprintf("eth%d", i), Tap: e.Tap, File: e.File, MAC: e.MAC})
+		}
 		vs.NetNS = s.NIC.NetNS
 	}
 	return vs

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/network"
 )
 
 // Config is a machine's desired configuration, shaped like Fly's Machines
@@ -29,6 +30,12 @@ type Config struct {
 	Hostname string   `json:"hostname,omitempty"`
 	VMM      string   `json:"vmm,omitempty"` // "", "qemu" or "firecracker"
 	DNS      []string `json:"dns,omitempty"` // nameservers; empty: the daemon's default
+
+	// Networks are the machine's networks in NIC order (Docker's --network,
+	// --network-alias, --ip); none: its app's default network.
+	Networks []network.EndpointRequest `json:"networks,omitempty"`
+	// ExtraHosts are extra /etc/hosts entries, Docker's --add-host NAME:IP.
+	ExtraHosts []string `json:"extra_hosts,omitempty"`
 }
 
 // Init overrides the image's process (Fly's init section, with Docker's
@@ -233,6 +240,27 @@ func (c *Config) Validate() error {
 	default:
 		return bad("vmm", "%q: want qemu or firecracker", c.VMM)
 	}
+	for i, n := range c.Networks {
+		if !network.ValidName(n.Network) && len(n.Network) != 64 {
+			return bad(fmt.Sprintf("networks[%d].network", i), "%q is not a network name", n.Network)
+		}
+		for _, a := range n.Aliases {
+			if !network.ValidName(a) {
+				return bad(fmt.Sprintf("networks[%d].aliases", i), "%q is not a DNS label", a)
+			}
+		}
+		if n.IPv4.IsValid() && !n.IPv4.Is4() {
+			return bad(fmt.Sprintf("networks[%d].ipv4", i), "%s is not an IPv4 address", n.IPv4)
+		}
+		if n.IPv6.IsValid() && !n.IPv6.Is6() {
+			return bad(fmt.Sprintf("networks[%d].ipv6", i), "%s is not an IPv6 address", n.IPv6)
+		}
+	}
+	for i, h := range c.ExtraHosts {
+		if _, _, err := parseExtraHost(h); err != nil {
+			return bad(fmt.Sprintf("extra_hosts[%d]", i), "%q: %v", h, err)
+		}
+	}
 	return nil
 }
 
@@ -262,7 +290,30 @@ func (c Config) clone() Config {
 	}
 	out.Mounts = cloneSlice(c.Mounts)
 	out.DNS = cloneSlice(c.DNS)
+	out.Networks = cloneSlice(c.Networks)
+	for i := range out.Networks {
+		out.Networks[i].Aliases = cloneSlice(c.Networks[i].Aliases)
+	}
+	out.ExtraHosts = cloneSlice(c.ExtraHosts)
 	return out
+}
+
+// parseExtraHost reads Docker's --add-host NAME:IP (or NAME=IP; an IPv6
+// address may be in brackets).
+func parseExtraHost(s string) (string, netip.Addr, error) {
+	i := strings.IndexAny(s, ":=")
+	if i <= 0 {
+		return "", netip.Addr{}, fmt.Errorf("want NAME:IP")
+	}
+	name, ip := s[:i], strings.TrimSuffix(strings.TrimPrefix(s[i+1:], "["), "]")
+	if !hostnameRE.MatchString(name) {
+		return "", netip.Addr{}, fmt.Errorf("%q is not a host name", name)
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "", netip.Addr{}, fmt.Errorf("%q is not an IP address", ip)
+	}
+	return name, a, nil
 }
 
 func cloneMap(m map[string]string) map[string]string {

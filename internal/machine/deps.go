@@ -53,11 +53,13 @@ type Network interface {
 	// Attach creates (or finds) the machine's TAP, address and published
 	// ports. The returned File is the open TAP for the VMM (may be nil when
 	// the VMM opens the TAP by name).
-	Attach(ctx context.Context, id string, ports []network.Port) (*network.Attachment, error)
+	Attach(ctx context.Context, req network.AttachRequest) (*network.Attachment, error)
 	// Release removes the TAP, address and rules of id. Missing is fine.
 	Release(ctx context.Context, id string) error
 	// Reconcile removes TAPs, leases and rules of machines not in keep.
 	Reconcile(ctx context.Context, keep []string) error
+	// Rename changes a running machine's DNS name. Unknown is fine.
+	Rename(ctx context.Context, id, name string) error
 }
 
 // Boot chooses the guest kernel for a start and writes the machine's

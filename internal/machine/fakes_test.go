@@ -22,16 +22,18 @@ import (
 // world is a fake host: images, disks, network and VMMs as maps, so tests
 // can inventory what is held.
 type world struct {
-	mu      sync.Mutex
-	disks   map[string]bool
-	taps    map[string]bool
-	procs   map[string]*fakeProc // live VMMs by machine id
-	last    map[string]*fakeProc // latest VMM by machine id, live or not
-	exits   []int                // exit codes the next guests return, in order
-	hold    bool                 // guests run until signalled
-	failVMM error
-	starts  int
-	ports   []network.Port // what the last Attach was asked to publish
+	mu       sync.Mutex
+	disks    map[string]bool
+	taps     map[string]bool
+	procs    map[string]*fakeProc // live VMMs by machine id
+	last     map[string]*fakeProc // latest VMM by machine id, live or not
+	exits    []int                // exit codes the next guests return, in order
+	hold     bool                 // guests run until signalled
+	failVMM  error
+	starts   int
+	ports    []network.Port        // what the last Attach was asked to publish
+	attached network.AttachRequest // the last Attach
+	renamed  []string              // Rename calls, "id=name"
 }
 
 func newWorld() *world {
@@ -78,13 +80,20 @@ func (w *world) Reconcile(_ context.Context, keep []string) error {
 // fakeNet shares the world but releases only TAPs.
 type fakeNet struct{ w *world }
 
-func (n fakeNet) Attach(_ context.Context, id string, ports []network.Port) (*network.Attachment, error) {
+func (n fakeNet) Attach(_ context.Context, req network.AttachRequest) (*network.Attachment, error) {
 	n.w.mu.Lock()
 	defer n.w.mu.Unlock()
-	n.w.taps[id] = true
-	n.w.ports = ports
-	return &network.Attachment{Tap: "tap" + id[:4], MAC: "02:00:00:00:00:01", Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.2/24")},
-		Gateway: netip.MustParseAddr("10.0.0.1"), Ports: ports}, nil
+	n.w.taps[req.MachineID] = true
+	n.w.ports = req.Ports
+	n.w.attached = req
+	return &network.Attachment{Endpoints: []network.Endpoint{{Tap: "tap" + req.MachineID[:4], MAC: "02:00:00:00:00:01",
+		IPv4: netip.MustParsePrefix("10.0.0.2/24"), Gateway: netip.MustParseAddr("10.0.0.1")}}, Ports: req.Ports}, nil
+}
+func (n fakeNet) Rename(_ context.Context, id, name string) error {
+	n.w.mu.Lock()
+	defer n.w.mu.Unlock()
+	n.w.renamed = append(n.w.renamed, id+"="+name)
+	return nil
 }
 func (n fakeNet) Release(_ context.Context, id string) error {
 	n.w.mu.Lock()

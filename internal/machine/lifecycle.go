@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/network"
 )
 
 // CreateRequest is POST /v1/apps/{app}/machines.
@@ -161,17 +162,14 @@ func (m *Manager) startLocked(ctx context.Context, mc *Machine, ev string) (err 
 		spec.Drives = append(spec.Drives, Drive{ID: "scratch", Path: disks.Scratch})
 	}
 	if m.deps.Network != nil {
-		att, err := m.deps.Network.Attach(ctx, mc.ID, ports(mc.Config))
+		att, err := m.deps.Network.Attach(ctx, network.AttachRequest{MachineID: mc.ID, Name: mc.Name, App: mc.App,
+			Networks: mc.Config.Networks, Ports: ports(mc.Config)})
 		if err != nil {
 			return fmt.Errorf("network: %w", err)
 		}
 		spec.NIC = att
 		mc.Network = att.Clone()
-		defer func() {
-			if att.File != nil {
-				_ = att.File.Close() // the VMM holds its own copy
-			}
-		}()
+		defer att.Close() // the VMM holds its own copies of the TAPs
 	}
 	rc := runConfig(mc, mc.ImageConfig, disks, mc.Network)
 	if err := rc.Validate(); err != nil {

@@ -306,6 +306,11 @@ func (m *Manager) Rename(ctx context.Context, app, ref, name string) (*Machine, 
 	if err := m.saveVersion(mc, "rename", "renamed from "+prev, prev, false); err != nil {
 		return nil, err
 	}
+	if m.deps.Network != nil { // DNS answers for the new name at once
+		if err := m.deps.Network.Rename(ctx, id, name); err != nil {
+			return nil, fmt.Errorf("rename %s: %w", prev, err)
+		}
+	}
 	return mc, nil
 }
 
@@ -359,18 +364,31 @@ func runConfig(mc *Machine, img guest.Image, disks *Disks, att *network.Attachme
 		rc.Override.Env = append(rc.Override.Env, k+"="+c.Env[k])
 	}
 	rc.Hosts = []guest.HostEntry{{IP: "127.0.0.1", Names: []string{"localhost"}}}
+	var nics []network.Endpoint
 	if att != nil {
-		ifc := guest.Interface{Name: "eth0", MAC: att.MAC, MTU: att.MTU}
-		for _, a := range att.Addresses {
+		nics = att.Endpoints
+	}
+	for i, e := range nics {
+		ifc := guest.Interface{Name: fmt.Sprintf("eth%d", i), MAC: e.MAC, MTU: e.MTU}
+		for _, a := range e.Addresses() {
 			ifc.Addresses = append(ifc.Addresses, a.String())
 		}
-		if att.Gateway.IsValid() {
-			ifc.Gateway4 = att.Gateway.String()
+		if i == 0 { // the primary network has the default routes
+			if e.Gateway.IsValid() {
+				ifc.Gateway4 = e.Gateway.String()
+			}
+			if e.Gateway6.IsValid() {
+				ifc.Gateway6 = e.Gateway6.String()
+			}
 		}
-		rc.Network = []guest.Interface{ifc}
-		if ip := mc.IP(); ip != "" {
-			rc.Hosts = append(rc.Hosts, guest.HostEntry{IP: ip, Names: []string{rc.Hostname}})
-		}
+		rc.Network = append(rc.Network, ifc)
+	}
+	if ip := mc.IP(); ip != "" {
+		rc.Hosts = append(rc.Hosts, guest.HostEntry{IP: ip, Names: []string{rc.Hostname}})
+	}
+	for _, h := range c.ExtraHosts {
+		name, ip, _ := parseExtraHost(h) // checked by Validate
+		rc.Hosts = append(rc.Hosts, guest.HostEntry{IP: ip.String(), Names: []string{name}})
 	}
 	ns := c.DNS
 	if len(ns) == 0 && att != nil {
@@ -378,6 +396,9 @@ func runConfig(mc *Machine, img guest.Image, disks *Disks, att *network.Attachme
 	}
 	if len(ns) > 0 {
 		rc.DNS = &guest.DNS{Nameservers: cloneSlice(ns)}
+		if len(c.DNS) == 0 {
+			rc.DNS.Search = cloneSlice(att.Search)
+		}
 	}
 	for _, mt := range c.Mounts {
 		gm := guest.Mount{Source: "tmpfs", Target: mt.Path, FSType: "tmpfs"}

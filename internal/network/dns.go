@@ -8,27 +8,19 @@ import (
 	"strings"
 )
 
-// hostDNS returns the nameservers in resolv.conf that a guest can reach:
-// loopback resolvers (127.0.0.53 of systemd-resolved, a local dnsmasq) are
-// skipped; when none is left systemd-resolved's upstream list is tried, then
-// FallbackDNS.
-func hostDNS(path string) []string {
-	if ns := reachableNameservers(path); len(ns) > 0 {
-		return ns
-	}
-	if ns := reachableNameservers("/run/systemd/resolve/resolv.conf"); len(ns) > 0 {
-		return ns
+// hostUpstreams returns the nameservers of the host's resolv.conf for the
+// resolvers to forward to. Loopback resolvers (systemd-resolved's
+// 127.0.0.53, a local dnsmasq) are kept: the daemon asks them, not the
+// guest. With none, FallbackDNS.
+func hostUpstreams(path string) []string {
+	f, err := os.Open(path)
+	if err == nil {
+		defer f.Close()
+		if ns := parseResolvConf(f); len(ns) > 0 {
+			return ns
+		}
 	}
 	return append([]string(nil), FallbackDNS...)
-}
-
-func reachableNameservers(path string) []string {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	return parseResolvConf(f)
 }
 
 func parseResolvConf(f io.Reader) []string {
@@ -40,7 +32,7 @@ func parseResolvConf(f io.Reader) []string {
 			continue
 		}
 		a, err := netip.ParseAddr(strings.SplitN(fields[1], "%", 2)[0])
-		if err != nil || a.IsLoopback() || a.IsUnspecified() || a.IsLinkLocalUnicast() {
+		if err != nil || a.IsUnspecified() || a.IsLinkLocalUnicast() {
 			continue
 		}
 		out = append(out, a.String())

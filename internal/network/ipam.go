@@ -1,7 +1,8 @@
 package network
 
 import (
-	"encoding/json"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -10,183 +11,149 @@ import (
 	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
-// bbolt layout, under the top-level bucket "network":
-//
-//	machines/<machine id>  JSON record: address, TAP, MAC, published ports
-//	ips/<address>          machine id (the allocation index)
-//	meta/next              address to try first (allocation is round-robin,
-//	                       so a released address is not handed out again soon)
-var (
-	bucketNetwork  = []byte("network")
-	bucketMachines = []byte("machines")
-	bucketIPs      = []byte("ips")
-	bucketMeta     = []byte("meta")
-	keyNext        = []byte("next")
-)
+// IPAM: each network's IPv4 addresses are allocated in the database (an
+// address is never handed out twice while allocated; the search is
+// round-robin from the last allocation so a released address is not reused
+// at once and stale ARP/conntrack entries age out). A machine's IPv6
+// address is its IPv4 address's host part in the network's /64
+// (10.214.3.7/24 → fdXX:…:3::7), so it needs no second index.
 
-// record is what the database keeps per machine; it is written before the
-// TAP and rules it names exist, so Release and Reconcile can always find
-// them. It is private to this package and versioned: V is recordVersion
-// (0 in records written before versions existed, which have the same
-// shape); a newer version is refused rather than misread.
-type record struct {
-	V         int          `json:"v,omitempty"`
-	MachineID string       `json:"machine_id"`
-	IP        netip.Addr   `json:"ip"`
-	Tap       string       `json:"tap"`
-	MAC       string       `json:"mac"`
-	Ports     []portRecord `json:"ports,omitempty"`
-}
+func nextKey(netID string) []byte { return []byte("next/" + netID) }
 
-const recordVersion = 1
+// firstHost and lastHost bound the machine addresses of a subnet: not the
+// network address, the broadcast address or gw.
+func firstHost(p netip.Prefix) netip.Addr { return p.Masked().Addr().Next() }
 
-// portRecord is a Port as the database keeps it.
-type portRecord struct {
-	Proto     string     `json:"proto"`
-	HostIP    netip.Addr `json:"host_ip,omitzero"`
-	HostPort  uint16     `json:"host_port"`
-	GuestPort uint16     `json:"guest_port"`
-}
-
-// toPortRecord and fromPortRecord are the one conversion each way between
-// Port and its record (a test checks that every field is carried).
-func toPortRecord(p Port) portRecord {
-	return portRecord{Proto: p.Protocol, HostIP: p.HostIP, HostPort: p.HostPort, GuestPort: p.GuestPort}
-}
-
-func fromPortRecord(r portRecord) Port {
-	return Port{Protocol: r.Proto, HostIP: r.HostIP, HostPort: r.HostPort, GuestPort: r.GuestPort}
-}
-
-func newRecord(machineID string, ports []Port) *record {
-	r := &record{V: recordVersion, MachineID: machineID, Tap: TapName(machineID), MAC: MAC(machineID)}
-	for _, p := range ports {
-		r.Ports = append(r.Ports, toPortRecord(p))
-	}
-	return r
-}
-
-// ports returns the record's published ports.
-func (r *record) ports() []Port {
-	var out []Port
-	for _, p := range r.Ports {
-		out = append(out, fromPortRecord(p))
-	}
-	return out
-}
-
-func decodeRecord(k, v []byte) (*record, error) {
-	var r record
-	if err := json.Unmarshal(v, &r); err != nil {
-		return nil, fmt.Errorf("network record %s: %w", k, err)
-	}
-	if r.V > recordVersion {
-		return nil, fmt.Errorf("network record %s: version %d is newer than this ferry's %d; run the newer ferry: %w",
-			k, r.V, recordVersion, errdefs.ErrConflict)
-	}
-	return &r, nil
-}
-
-func initBuckets(db *bbolt.DB) error {
-	return db.Update(func(tx *bbolt.Tx) error {
-		top, err := tx.CreateBucketIfNotExists(bucketNetwork)
-		if err != nil {
-			return err
-		}
-		for _, b := range [][]byte{bucketMachines, bucketIPs, bucketMeta} {
-			if _, err := top.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-func bucket(tx *bbolt.Tx, name []byte) *bbolt.Bucket {
-	return tx.Bucket(bucketNetwork).Bucket(name)
-}
-
-func getRecord(tx *bbolt.Tx, id string) (*record, error) {
-	b := bucket(tx, bucketMachines).Get([]byte(id))
-	if b == nil {
-		return nil, nil
-	}
-	return decodeRecord([]byte(id), b)
-}
-
-func putRecord(tx *bbolt.Tx, r *record) error {
-	r.V = recordVersion
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if err := bucket(tx, bucketMachines).Put([]byte(r.MachineID), b); err != nil {
-		return err
-	}
-	return bucket(tx, bucketIPs).Put([]byte(r.IP.String()), []byte(r.MachineID))
-}
-
-func deleteRecord(tx *bbolt.Tx, r *record) error {
-	if owner := bucket(tx, bucketIPs).Get([]byte(r.IP.String())); string(owner) == r.MachineID {
-		if err := bucket(tx, bucketIPs).Delete([]byte(r.IP.String())); err != nil {
-			return err
-		}
-	}
-	return bucket(tx, bucketMachines).Delete([]byte(r.MachineID))
-}
-
-func allRecords(tx *bbolt.Tx) ([]*record, error) {
-	var out []*record
-	err := bucket(tx, bucketMachines).ForEach(func(k, v []byte) error {
-		r, err := decodeRecord(k, v)
-		if err != nil {
-			return err
-		}
-		out = append(out, r)
-		return nil
-	})
-	return out, err
-}
-
-// allocate returns a free host address of subnet (never the network
-// address, the gateway or the broadcast address), starting after the last
-// one handed out.
-func allocate(tx *bbolt.Tx, subnet netip.Prefix) (netip.Addr, error) {
-	ips, meta := bucket(tx, bucketIPs), bucket(tx, bucketMeta)
-	first := subnet.Addr().Next().Next() // .0 network, .1 gateway
-	last := lastAddr(subnet).Prev()      // broadcast excluded
-	start := first
-	if b := meta.Get(keyNext); b != nil {
-		if a, err := netip.ParseAddr(string(b)); err == nil && subnet.Contains(a) && !a.Less(first) && !last.Less(a) {
-			start = a
-		}
-	}
-	a := start
-	for {
-		if ips.Get([]byte(a.String())) == nil {
-			next := a.Next()
-			if last.Less(next) {
-				next = first
-			}
-			return a, meta.Put(keyNext, []byte(next.String()))
-		}
-		a = a.Next()
-		if last.Less(a) {
-			a = first
-		}
-		if a == start {
-			return netip.Addr{}, fmt.Errorf("subnet %s exhausted: all %d machine addresses are allocated: %w",
-				subnet, hostCount(subnet), errdefs.ErrUnavailable)
-		}
-	}
-}
+func lastHost(p netip.Prefix) netip.Addr { return lastAddr(p).Prev() }
 
 func lastAddr(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	v := binary.BigEndian.Uint32(b[:]) | (uint32(1)<<(32-p.Bits()) - 1)
+	binary.BigEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
 }
 
-// hostCount is how many machine addresses subnet holds.
+// hostCount is how many machine addresses a subnet holds (gateway excluded).
 func hostCount(p netip.Prefix) int { return 1<<(32-p.Bits()) - 3 }
+
+// allocate returns a free machine address of n, starting after the last one
+// handed out.
+func allocate(tx *bbolt.Tx, n *Network) (netip.Addr, error) {
+	ips, meta := bkt(tx, bucketIPs), bkt(tx, bucketMeta)
+	first, last := firstHost(n.Subnet), lastHost(n.Subnet)
+	start := first
+	if b := meta.Get(nextKey(n.ID)); b != nil {
+		if a, err := netip.ParseAddr(string(b)); err == nil && n.Subnet.Contains(a) && !a.Less(first) && !last.Less(a) {
+			start = a
+		}
+	}
+	wrap := func(a netip.Addr) netip.Addr {
+		if last.Less(a) {
+			return first
+		}
+		return a
+	}
+	for a := start; ; {
+		if a != n.Gateway && ips.Get(ipKey(n.ID, a)) == nil {
+			return a, meta.Put(nextKey(n.ID), []byte(wrap(a.Next()).String()))
+		}
+		if a = wrap(a.Next()); a == start {
+			return netip.Addr{}, fmt.Errorf("network %s: subnet %s exhausted: all %d machine addresses are allocated: %w",
+				n.Name, n.Subnet, hostCount(n.Subnet), errdefs.ErrUnavailable)
+		}
+	}
+}
+
+// claim takes a requested address (--ip) on n for machineID.
+func claim(tx *bbolt.Tx, n *Network, a netip.Addr, machineID string) error {
+	if !n.Subnet.Contains(a) || a.Less(firstHost(n.Subnet)) || lastHost(n.Subnet).Less(a) || a == n.Gateway {
+		return fmt.Errorf("network %s: address %s is not a machine address of subnet %s (gateway %s): %w",
+			n.Name, a, n.Subnet, n.Gateway, errdefs.ErrInvalidArgument)
+	}
+	if owner := bkt(tx, bucketIPs).Get(ipKey(n.ID, a)); owner != nil && string(owner) != machineID {
+		return fmt.Errorf("network %s: address %s is in use by machine %s: %w", n.Name, a, owner, errdefs.ErrConflict)
+	}
+	return nil
+}
+
+// ipv6For maps an IPv4 address of n to its IPv6 twin.
+func ipv6For(n *Network, a netip.Addr) netip.Addr {
+	if !n.IPv6() {
+		return netip.Addr{}
+	}
+	s, v := n.Subnet.Masked().Addr().As4(), a.As4()
+	host := binary.BigEndian.Uint32(v[:]) - binary.BigEndian.Uint32(s[:])
+	b := n.Subnet6.Masked().Addr().As16()
+	binary.BigEndian.PutUint32(b[12:], binary.BigEndian.Uint32(b[12:])|host)
+	return netip.AddrFrom16(b)
+}
+
+// ula returns the daemon's ULA /48, choosing a random one (RFC 4193) the
+// first time.
+func ula(tx *bbolt.Tx) (netip.Prefix, error) {
+	meta := bkt(tx, bucketMeta)
+	if b := meta.Get(keyULA); b != nil {
+		return netip.ParsePrefix(string(b))
+	}
+	var a [16]byte
+	a[0] = 0xfd
+	if _, err := rand.Read(a[1:6]); err != nil {
+		return netip.Prefix{}, err
+	}
+	p := netip.PrefixFrom(netip.AddrFrom16(a), 48)
+	return p, meta.Put(keyULA, []byte(p.String()))
+}
+
+// pick6 returns a free /64 of the ULA /48 for a new network.
+func pick6(tx *bbolt.Tx, nets []*Network) (netip.Prefix, error) {
+	base, err := ula(tx)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	for id := 1; id < 1<<16; id++ {
+		b := base.Addr().As16()
+		binary.BigEndian.PutUint16(b[6:], uint16(id))
+		p := netip.PrefixFrom(netip.AddrFrom16(b), 64)
+		if !overlapsAny(p, nets) {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, fmt.Errorf("no free IPv6 /64 left in %s: %w", base, errdefs.ErrUnavailable)
+}
+
+// pick4 returns the first /size of pool that overlaps no network and no
+// route in avoid.
+func pick4(pool netip.Prefix, size int, nets []*Network, avoid []netip.Prefix) (netip.Prefix, error) {
+	step := uint32(1) << (32 - size)
+	base := pool.Masked().Addr().As4()
+	start := binary.BigEndian.Uint32(base[:])
+	for i := uint32(0); i < uint32(1)<<(size-pool.Bits()); i++ {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], start+i*step)
+		p := netip.PrefixFrom(netip.AddrFrom4(b), size)
+		if overlapsAny(p, nets) || overlapsPrefixes(p, avoid) {
+			continue
+		}
+		return p, nil
+	}
+	return netip.Prefix{}, fmt.Errorf("address pool %s has no free /%d left (remove unused networks: ferry network prune): %w",
+		pool, size, errdefs.ErrUnavailable)
+}
+
+func overlapsAny(p netip.Prefix, nets []*Network) bool {
+	for _, n := range nets {
+		if n.Subnet.Overlaps(p) || (n.Subnet6.IsValid() && n.Subnet6.Overlaps(p)) {
+			return true
+		}
+	}
+	return false
+}
+
+func overlapsPrefixes(p netip.Prefix, avoid []netip.Prefix) bool {
+	for _, a := range avoid {
+		if a.Overlaps(p) {
+			return true
+		}
+	}
+	return false
+}

@@ -113,3 +113,15 @@ func (n ns) sysctl(value string, key ...string) error {
 		return nil
 	})
 }
+
+// readSysctl reads a sysctl inside the namespace.
+func (n ns) readSysctl(key ...string) (string, error) {
+	path := "/proc/sys/" + strings.Join(key, "/")
+	var v string
+	err := n.do(func() error {
+		b, err := os.ReadFile(path)
+		v = strings.TrimSpace(string(b))
+		return err
+	})
+	return v, err
+}

@@ -38,13 +38,6 @@ func (p Port) String() string {
 	return s
 }
 
-// overlaps reports whether p and q would claim the same host socket: same
-// protocol and port, and the same address or either on every address.
-func (p Port) overlaps(q Port) bool {
-	return p.Protocol == q.Protocol && p.HostPort == q.HostPort &&
-		(!p.HostIP.IsValid() || !q.HostIP.IsValid() || p.HostIP == q.HostIP)
-}
-
 // ParsePort parses Docker's -p forms: [IP:]HOST:GUEST[/PROTO] (host port
 // 0: a random free one),
 // IP::GUEST[/PROTO] (a random free host port on IP) and GUEST[/PROTO] (a
@@ -115,47 +108,83 @@ func ParsePort(s string) (Port, error) {
 	return p, nil
 }
 
-// probePort checks that proto/port can be bound on the port's host address
-// (every address of the namespace when it has none) and, for port 0,
-// returns a free one. The socket is closed at once: the port is then served
-// by DNAT rules, not by a listener.
-func probePort(n ns, p Port) (uint16, error) {
-	host := "0.0.0.0"
-	if p.HostIP.IsValid() {
-		host = p.HostIP.String()
+// overlaps reports whether two published ports would take the same host
+// socket: the same protocol and port on addresses that overlap (one of them
+// every address of a family the other has, or the same address).
+func (p Port) overlaps(o Port) bool {
+	if p.Protocol != o.Protocol || p.HostPort != o.HostPort {
+		return false
 	}
-	hostport := net.JoinHostPort(host, strconv.Itoa(int(p.HostPort)))
-	var got uint16
-	err := n.do(func() error {
-		var addr net.Addr
-		switch p.Protocol {
-		case "udp":
-			c, err := net.ListenPacket("udp4", hostport)
-			if err != nil {
-				return err
-			}
-			addr = c.LocalAddr()
-			_ = c.Close()
-		default:
-			l, err := net.Listen("tcp4", hostport)
-			if err != nil {
-				return err
-			}
-			addr = l.Addr()
-			_ = l.Close()
+	covers := func(a, b netip.Addr) bool { // a's addresses include b's
+		switch {
+		case !a.IsValid():
+			return true
+		case a.IsUnspecified():
+			return !b.IsValid() || a.Is4() == b.Is4()
 		}
-		_, ps, _ := net.SplitHostPort(addr.String())
-		v, _ := strconv.ParseUint(ps, 10, 16)
-		got = uint16(v)
+		return a == b
+	}
+	return covers(p.HostIP, o.HostIP) || covers(o.HostIP, p.HostIP)
+}
+
+// probePort checks that proto/port can be bound on the port's host address
+// (every address of both families when unset) in the namespace and, for
+// port 0, returns a free one. The sockets are closed at once: the port is
+// then served by DNAT rules, not by a listener.
+func probePort(n ns, p Port) (uint16, error) {
+	type try struct{ network, addr string }
+	var tries []try
+	suffix := map[bool]string{true: "4", false: "6"}
+	switch {
+	case !p.HostIP.IsValid():
+		tries = []try{{p.Protocol + "4", "0.0.0.0"}, {p.Protocol + "6", "::"}}
+	default:
+		tries = []try{{p.Protocol + suffix[p.HostIP.Is4()], p.HostIP.String()}}
+	}
+	port := p.HostPort
+	err := n.do(func() error {
+		for i, t := range tries {
+			addr := net.JoinHostPort(t.addr, strconv.Itoa(int(port)))
+			var local net.Addr
+			if p.Protocol == "udp" {
+				c, err := net.ListenPacket(t.network, addr)
+				if err != nil {
+					if i > 0 && noIPv6(err) {
+						continue
+					}
+					return err
+				}
+				local = c.LocalAddr()
+				_ = c.Close()
+			} else {
+				l, err := net.Listen(t.network, addr)
+				if err != nil {
+					if i > 0 && noIPv6(err) {
+						continue
+					}
+					return err
+				}
+				local = l.Addr()
+				_ = l.Close()
+			}
+			_, ps, _ := net.SplitHostPort(local.String())
+			v, _ := strconv.ParseUint(ps, 10, 16)
+			port = uint16(v)
+		}
 		return nil
 	})
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE):
 		return 0, fmt.Errorf("publish %s: port already in use on the host: %w", p, errdefs.ErrConflict)
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
-		return 0, fmt.Errorf("publish %s: %s is not an address of this host; give one of its addresses or none: %w", p, p.HostIP, errdefs.ErrInvalidArgument)
+		return 0, fmt.Errorf("publish %s: %s is not an address of this host: %w", p, p.HostIP, errdefs.ErrInvalidArgument)
 	case err != nil:
 		return 0, fmt.Errorf("publish %s: %w", p, err)
 	}
-	return got, nil
+	return port, nil
+}
+
+// noIPv6 reports an error from a namespace without IPv6.
+func noIPv6(err error) bool {
+	return errors.Is(err, syscall.EAFNOSUPPORT) || errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EPROTONOSUPPORT)
 }

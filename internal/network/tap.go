@@ -13,17 +13,17 @@ import (
 // tapPrefix marks ferry's TAPs; Reconcile only ever deletes links with it.
 const tapPrefix = "ft-"
 
-// TapName is the TAP of a machine: "ft-" and 12 hex digits of the SHA-256 of
-// its ID (within IFNAMSIZ, stable across daemon restarts).
-func TapName(machineID string) string {
-	h := sha256.Sum256([]byte(machineID))
+// TapName is a machine's TAP on a network: "ft-" and 12 hex digits of the
+// SHA-256 of both IDs (within IFNAMSIZ, stable across daemon restarts).
+func TapName(machineID, networkID string) string {
+	h := sha256.Sum256([]byte(machineID + "\x00" + networkID))
 	return tapPrefix + hex.EncodeToString(h[:6])
 }
 
-// MAC is a machine's guest MAC: locally administered, unicast, derived from
-// its ID.
-func MAC(machineID string) string {
-	h := sha256.Sum256([]byte("mac:" + machineID))
+// MAC is a machine's guest MAC on a network: locally administered, unicast,
+// derived from both IDs.
+func MAC(machineID, networkID string) string {
+	h := sha256.Sum256([]byte("mac:" + machineID + "\x00" + networkID))
 	return fmt.Sprintf("02:fe:%02x:%02x:%02x:%02x", h[0], h[1], h[2], h[3])
 }
 

@@ -3,7 +3,6 @@ package network
 import (
 	"errors"
 	"net/netip"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -91,60 +90,66 @@ func TestPortRecordCarriesEveryField(t *testing.T) {
 	}
 }
 
-// TestRecordFormat pins the database shape: records written before they
-// had a version (and with the "proto" key) still load; a newer version is
-// refused.
+// TestEndpointRecordCarriesEveryField fails when a field is added to
+// Endpoint or its record and the conversions do not carry it.
+func TestEndpointRecordCarriesEveryField(t *testing.T) {
+	// Endpoint has the machine's ID, name, app (from the machine record),
+	// MTU and File (of the running TAP) besides the record's fields.
+	if n, m := reflect.TypeFor[Endpoint]().NumField(), reflect.TypeFor[endpointRecord]().NumField(); n != m+5 {
+		t.Fatalf("Endpoint has %d fields, endpointRecord %d: carry the new one in toEndpointRecord/fromEndpointRecord", n, m)
+	}
+	m := &machineRecord{MachineID: "m1", Name: "web", App: "shop"}
+	e := Endpoint{NetworkID: "n1", Network: "front", MachineID: "m1", Name: "web", App: "shop", Aliases: []string{"www"},
+		Tap: "ft-0123456789ab", MAC: "02:fe:00:00:00:01", IPv4: mustPrefix("10.214.0.2/24"), Gateway: mustAddr("10.214.0.1"),
+		IPv6: mustPrefix("fd00::2/64"), Gateway6: mustAddr("fd00::1"), Requested: mustAddr("10.214.0.2")}
+	got := fromEndpointRecord(m, toEndpointRecord(e))
+	if !reflect.DeepEqual(got, e) {
+		t.Errorf("round trip\n%+v\n%+v", e, got)
+	}
+}
+
+// TestRecordFormat pins the database shape: a record from a newer ferry is
+// refused; a record of the old one-network layout moves to the default
+// network (see TestLegacyMigration).
 func TestRecordFormat(t *testing.T) {
-	old := `{"machine_id":"m1","ip":"10.213.0.2","tap":"ft-0123456789ab","mac":"02:fe:00:00:00:01","ports":[{"host_port":8080,"guest_port":80,"proto":"tcp"}]}`
-	r, err := decodeRecord([]byte("m1"), []byte(old))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := []Port{{Protocol: "tcp", HostPort: 8080, GuestPort: 80}}
-	if r.IP != mustAddr("10.213.0.2") || !slices.Equal(r.ports(), want) {
-		t.Errorf("old record read as %+v", r)
-	}
-	if _, err := decodeRecord([]byte("m1"), []byte(`{"v":99,"machine_id":"m1"}`)); err == nil {
-		t.Error("a record from a newer ferry loaded")
+	db := testDB(t)
+	err := db.Update(func(tx *bbolt.Tx) error {
+		if err := bkt(tx, bucketMachines).Put([]byte("m1"), []byte(`{"v":99,"machine_id":"m1"}`)); err != nil {
+			return err
+		}
+		_, err := getMachine(tx, "m1")
+		return err
+	})
+	if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "newer ferry") {
+		t.Errorf("a record from a newer ferry: %v", err)
 	}
 }
 
 func TestParseResolvConf(t *testing.T) {
-	in := "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch lan\nnameserver ::1\nnameserver fe80::1%eth0\nnameserver 2001:db8::1\n"
+	in := "# comment\nnameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch lan\nnameserver fe80::1%eth0\nnameserver 2001:db8::1\n"
 	got := parseResolvConf(strings.NewReader(in))
-	if strings.Join(got, ",") != "10.0.0.2,2001:db8::1" {
-		t.Errorf("nameservers %q", got)
+	if strings.Join(got, ",") != "127.0.0.53,10.0.0.2,2001:db8::1" {
+		t.Errorf("upstreams %q (loopback resolvers are the daemon's to ask)", got)
 	}
-	if ns := hostDNS(filepath.Join(t.TempDir(), "missing")); len(ns) == 0 {
-		t.Error("no fallback nameservers")
+	if ns := hostUpstreams(t.TempDir() + "/missing"); !slices.Equal(ns, FallbackDNS) {
+		t.Errorf("no resolv.conf: %v", ns)
 	}
-}
-
-func testDB(t *testing.T) *bbolt.DB {
-	t.Helper()
-	db, err := bbolt.Open(filepath.Join(t.TempDir(), "meta.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := initBuckets(db); err != nil {
-		t.Fatal(err)
-	}
-	return db
 }
 
 // TestAllocate checks IPAM alone: no reuse while allocated, round-robin
-// after release, a clear error when the subnet is full.
+// after release, --ip inside the subnet only, a clear error when full, and
+// the IPv6 twin of each address.
 func TestAllocate(t *testing.T) {
 	db := testDB(t)
-	sn := netip.MustParsePrefix("10.9.0.0/29") // .2 .. .6: 5 machines
+	n := &Network{ID: "n1", Name: "tiny", Subnet: mustPrefix("10.9.0.0/29"), Gateway: mustAddr("10.9.0.1"),
+		Subnet6: mustPrefix("fd00:1:2:3::/64"), Gateway6: mustAddr("fd00:1:2:3::1")} // .2 .. .6: 5 machines
 	alloc := func(id string) (netip.Addr, error) {
 		var a netip.Addr
 		err := db.Update(func(tx *bbolt.Tx) (err error) {
-			if a, err = allocate(tx, sn); err != nil {
+			if a, err = allocate(tx, n); err != nil {
 				return err
 			}
-			return putRecord(tx, &record{MachineID: id, IP: a})
+			return putMachine(tx, &machineRecord{MachineID: id, Endpoints: []endpointRecord{{NetworkID: n.ID, IPv4: netip.PrefixFrom(a, 29)}}})
 		})
 		return a, err
 	}
@@ -154,7 +159,7 @@ func TestAllocate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if seen[a] || a == netip.MustParseAddr("10.9.0.1") || !sn.Contains(a) || a == netip.MustParseAddr("10.9.0.7") {
+		if seen[a] || a == n.Gateway || !n.Subnet.Contains(a) || a == mustAddr("10.9.0.7") || a == mustAddr("10.9.0.0") {
 			t.Fatalf("allocated %s (seen %v)", a, seen)
 		}
 		seen[a] = true
@@ -163,48 +168,101 @@ func TestAllocate(t *testing.T) {
 	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "exhausted") {
 		t.Fatalf("6th allocation: %v, want subnet exhausted", err)
 	}
-	// Free b (.3): the next allocation takes it, being the only free one.
 	db.Update(func(tx *bbolt.Tx) error {
-		r, _ := getRecord(tx, "b")
-		return deleteRecord(tx, r)
+		r, _ := getMachine(tx, "b")
+		return deleteMachine(tx, r)
 	})
-	if a, err := alloc("g"); err != nil || a != netip.MustParseAddr("10.9.0.3") {
+	if a, err := alloc("g"); err != nil || a != mustAddr("10.9.0.3") {
 		t.Fatalf("after release got %s, %v", a, err)
+	}
+	db.View(func(tx *bbolt.Tx) error {
+		for _, tc := range []struct {
+			ip   string
+			kind error
+		}{
+			{"10.9.0.3", errdefs.ErrConflict},        // g's
+			{"10.9.0.1", errdefs.ErrInvalidArgument}, // the gateway
+			{"10.9.0.7", errdefs.ErrInvalidArgument}, // broadcast
+			{"10.10.0.2", errdefs.ErrInvalidArgument},
+		} {
+			if err := claim(tx, n, mustAddr(tc.ip), "x"); !errors.Is(err, tc.kind) {
+				t.Errorf("--ip %s: %v, want %v", tc.ip, err, tc.kind)
+			}
+		}
+		if err := claim(tx, n, mustAddr("10.9.0.3"), "g"); err != nil {
+			t.Errorf("g's own address: %v", err)
+		}
+		return nil
+	})
+	if got := ipv6For(n, mustAddr("10.9.0.5")); got != mustAddr("fd00:1:2:3::5") {
+		t.Errorf("IPv6 twin of 10.9.0.5: %s", got)
+	}
+}
+
+func TestPick(t *testing.T) {
+	nets := []*Network{{Name: "a", Subnet: mustPrefix("10.214.0.0/24")}, {Name: "b", Subnet: mustPrefix("10.214.2.0/23")}}
+	got, err := pick4(mustPrefix("10.214.0.0/22"), 24, nets, []netip.Prefix{mustPrefix("10.214.1.0/25")})
+	if err == nil {
+		t.Fatalf("picked %s from a full pool", got)
+	}
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "network prune") {
+		t.Errorf("full pool: %v", err)
+	}
+	if got, err := pick4(mustPrefix("10.214.0.0/22"), 24, nets, nil); err != nil || got != mustPrefix("10.214.1.0/24") {
+		t.Errorf("pick4 = %s, %v", got, err)
 	}
 }
 
 func TestNamesFitIFNAMSIZ(t *testing.T) {
-	n := TapName("a-very-long-machine-identifier-0123456789")
-	if len(n) > 15 || !isOurTap(n) || n != TapName("a-very-long-machine-identifier-0123456789") {
+	n := TapName("a-very-long-machine-identifier-0123456789", strings.Repeat("f", 64))
+	if len(n) > 15 || !isOurTap(n) || n == TapName("a-very-long-machine-identifier-0123456789", strings.Repeat("e", 64)) {
 		t.Errorf("tap name %q", n)
 	}
-	if m := MAC("x"); !strings.HasPrefix(m, "02:fe:") || len(m) != 17 {
+	if m := MAC("x", "n"); !strings.HasPrefix(m, "02:fe:") || len(m) != 17 || m == MAC("x", "o") {
 		t.Errorf("mac %q", m)
 	}
-}
-
-func TestParsePortMap(t *testing.T) {
-	out := `{"nftables": [{"metainfo": {"version": "1.0.6"}}, {"map": {"family": "ip", "name": "ports", "table": "ferry", "type": ["inet_proto", "inet_service"], "handle": 2, "map": "ipv4_addr . inet_service", "elem": [[{"concat": ["tcp", 18080]}, {"concat": ["10.213.0.2", 80]}], [{"concat": ["udp", 53]}, {"concat": ["10.213.0.3", 5353]}]]}}]}`
-	got, err := parsePortMap([]byte(out))
-	if err != nil || len(got) != 2 || got[0].HostPort != 18080 || got[1].Protocol != "udp" || got[1].IP != netip.MustParseAddr("10.213.0.3") || got[1].GuestPort != 5353 {
-		t.Fatalf("parsed %+v, %v", got, err)
+	if ll, ok := eui64("02:fe:01:02:03:04"); !ok || ll != mustAddr("fe80::fe:1ff:fe02:304") {
+		t.Errorf("EUI-64 link-local %s", ll)
 	}
 }
 
-func TestParseAddrPortMap(t *testing.T) {
-	out := `{"nftables": [{"map": {"family": "ip", "name": "addrports", "table": "ferry", "elem": [[{"concat": ["127.0.0.1", "tcp", 8080]}, {"concat": ["10.213.0.2", 80]}]]}}]}`
-	got, err := parsePortMap([]byte(out))
-	want := portElem{Port: Port{Protocol: "tcp", HostIP: mustAddr("127.0.0.1"), HostPort: 8080, GuestPort: 80}, IP: mustAddr("10.213.0.2")}
-	if err != nil || len(got) != 1 || got[0] != want {
-		t.Fatalf("parsed %+v, %v; want %+v", got, err, want)
+func TestNames(t *testing.T) {
+	for _, ok := range []string{"a", "web", "proj_default", "a-b", strings.Repeat("x", 63)} {
+		if !ValidName(ok) {
+			t.Errorf("%q refused", ok)
+		}
+	}
+	for _, bad := range []string{"", "-a", "a-", "a.b", "a b", strings.Repeat("x", 64), "ä"} {
+		if ValidName(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	for app, want := range map[string]string{"": "default", "default": "default", "shop": "shop", "my.app": "my-app"} {
+		if got := AppNetworkName(app); got != want {
+			t.Errorf("AppNetworkName(%q) = %q, want %q", app, got, want)
+		}
+	}
+}
+
+func TestPortOverlaps(t *testing.T) {
+	any := Port{Protocol: "tcp", HostPort: 80}
+	for _, tc := range []struct {
+		a, b Port
+		want bool
+	}{
+		{any, any, true},
+		{any, Port{Protocol: "udp", HostPort: 80}, false},
+		{any, Port{Protocol: "tcp", HostPort: 81}, false},
+		{any, Port{Protocol: "tcp", HostIP: mustAddr("127.0.0.1"), HostPort: 80}, true},
+		{Port{Protocol: "tcp", HostIP: mustAddr("127.0.0.1"), HostPort: 80}, Port{Protocol: "tcp", HostIP: mustAddr("127.0.0.2"), HostPort: 80}, false},
+		{Port{Protocol: "tcp", HostIP: mustAddr("0.0.0.0"), HostPort: 80}, Port{Protocol: "tcp", HostIP: mustAddr("::1"), HostPort: 80}, false},
+		{Port{Protocol: "tcp", HostIP: mustAddr("::"), HostPort: 80}, Port{Protocol: "tcp", HostIP: mustAddr("::1"), HostPort: 80}, true},
+	} {
+		if got := tc.a.overlaps(tc.b); got != tc.want || tc.b.overlaps(tc.a) != got {
+			t.Errorf("%s overlaps %s = %v, want %v (both ways)", tc.a, tc.b, got, tc.want)
+		}
 	}
 }
 
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func mustAddr(s string) netip.Addr     { return netip.MustParseAddr(s) }
-
-func sorted(s []string) []string {
-	s = append([]string(nil), s...)
-	slices.Sort(s)
-	return s
-}

@@ -200,16 +200,18 @@ func testNIC(t *testing.T) (vmm.NIC, bool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	nw, err := network.New(context.Background(), db, network.Config{NetNS: name})
+	nw, err := network.Open(context.Background(), db, network.Config{NetNS: name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	att, err := nw.Attach(context.Background(), "smoke", nil)
+	t.Cleanup(nw.Close)
+	att, err := nw.Attach(context.Background(), network.AttachRequest{MachineID: "smoke"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { att.File.Close() })
-	return vmm.NIC{ID: "eth0", Tap: att.Tap, File: att.File, MAC: att.MAC}, true
+	t.Cleanup(att.Close)
+	e := att.Primary()
+	return vmm.NIC{ID: "eth0", Tap: e.Tap, File: e.File, MAC: e.MAC}, true
 }
 
 func readFile(p string) string {

@@ -1,0 +1,218 @@
+// Package resolver is the DNS server ferry runs on each network's gateway
+// addresses, built on github.com/miekg/dns. It answers, authoritatively and
+// with short TTLs, for the machines on its own network — their names, their
+// aliases and NAME.APP.internal, A and AAAA — and forwards every other
+// question with more than one label to the host's upstream resolvers. Its records are replaced whole
+// (SetRecords) whenever a machine starts, stops, is renamed or changes
+// networks, so an answer never outlives the machine it names.
+//
+// It owns no sockets of its own making: the caller opens the listeners (in
+// the network's namespace) and hands them to Serve.
+package resolver
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Domain is the zone machines are named in: NAME.APP.internal.
+const Domain = "internal"
+
+// TTL of every answer about a machine, in seconds: short, so a machine that
+// stopped or moved is forgotten within seconds even by caching clients.
+const TTL = 5
+
+// Record is one machine on the network.
+type Record struct {
+	Name    string // machine name
+	App     string
+	Aliases []string
+	IPv4    netip.Addr
+	IPv6    netip.Addr // zero: none
+}
+
+// Config is a server's setup.
+type Config struct {
+	// Upstreams are "host:port" or bare addresses (port 53) to forward
+	// other names to, tried in order.
+	Upstreams []string
+	Logger    *slog.Logger
+	// Timeout per upstream exchange; default 2 s.
+	Timeout time.Duration
+}
+
+// Server answers one network's questions.
+type Server struct {
+	cfg     Config
+	zone    atomic.Pointer[map[string][]Record] // lower-case FQDN → machines
+	mu      sync.Mutex
+	servers []*dns.Server
+	udp     *dns.Client
+	tcp     *dns.Client
+}
+
+// New returns a server with no records.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Second
+	}
+	for i, u := range cfg.Upstreams {
+		if _, _, err := net.SplitHostPort(u); err != nil {
+			cfg.Upstreams[i] = net.JoinHostPort(u, "53")
+		}
+	}
+	s := &Server{cfg: cfg,
+		udp: &dns.Client{Net: "udp", Timeout: cfg.Timeout},
+		tcp: &dns.Client{Net: "tcp", Timeout: cfg.Timeout}}
+	s.SetRecords(nil)
+	return s
+}
+
+// SetRecords replaces the zone: each record answers for its name, its
+// aliases and NAME.APP.internal.
+func (s *Server) SetRecords(recs []Record) {
+	z := map[string][]Record{}
+	add := func(name string, r Record) {
+		if name == "" {
+			return
+		}
+		k := dns.Fqdn(strings.ToLower(name))
+		z[k] = append(z[k], r)
+	}
+	for _, r := range recs {
+		add(r.Name, r)
+		for _, a := range r.Aliases {
+			add(a, r)
+		}
+		if r.App != "" {
+			add(r.Name+"."+r.App+"."+Domain, r)
+		}
+	}
+	s.zone.Store(&z)
+}
+
+// Serve answers on the given sockets until Close; it returns at once.
+func (s *Server) Serve(pcs []net.PacketConn, ls []net.Listener) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, pc := range pcs {
+		srv := &dns.Server{PacketConn: pc, Handler: s}
+		s.servers = append(s.servers, srv)
+		go s.run(srv)
+	}
+	for _, l := range ls {
+		srv := &dns.Server{Listener: l, Handler: s}
+		s.servers = append(s.servers, srv)
+		go s.run(srv)
+	}
+}
+
+func (s *Server) run(srv *dns.Server) {
+	if err := srv.ActivateAndServe(); err != nil && !strings.Contains(err.Error(), "closed") {
+		s.cfg.Logger.Warn("dns server stopped", "err", err)
+	}
+}
+
+// Close stops serving and closes the sockets.
+func (s *Server) Close() {
+	s.mu.Lock()
+	srvs := s.servers
+	s.servers = nil
+	s.mu.Unlock()
+	for _, srv := range srvs {
+		_ = srv.Shutdown()
+		if srv.PacketConn != nil {
+			_ = srv.PacketConn.Close()
+		}
+		if srv.Listener != nil {
+			_ = srv.Listener.Close()
+		}
+	}
+}
+
+// ServeDNS answers one query.
+func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	if len(req.Question) != 1 || req.Opcode != dns.OpcodeQuery {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeNotImplemented)
+		_ = w.WriteMsg(m)
+		return
+	}
+	q := req.Question[0]
+	name := strings.ToLower(q.Name)
+	if q.Qclass == dns.ClassINET {
+		if recs, ok := (*s.zone.Load())[name]; ok {
+			_ = w.WriteMsg(answer(req, q, recs))
+			return
+		}
+		// Names under .internal are ours alone; a single label is a
+		// machine name or nothing (never leaked upstream).
+		if name == Domain+"." || strings.HasSuffix(name, "."+Domain+".") || strings.Count(name, ".") == 1 {
+			m := new(dns.Msg)
+			m.SetRcode(req, dns.RcodeNameError)
+			m.Authoritative = true
+			_ = w.WriteMsg(m)
+			return
+		}
+	}
+	_ = w.WriteMsg(s.forward(req, w.LocalAddr().Network()))
+}
+
+// answer builds the authoritative reply for a name the zone holds: A or
+// AAAA records of every machine with it (aliases may be shared), none for
+// other types (NODATA).
+func answer(req *dns.Msg, q dns.Question, recs []Record) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	m.RecursionAvailable = true
+	hdr := dns.RR_Header{Name: q.Name, Class: dns.ClassINET, Ttl: TTL}
+	for _, r := range recs {
+		switch {
+		case q.Qtype == dns.TypeA && r.IPv4.IsValid():
+			h := hdr
+			h.Rrtype = dns.TypeA
+			m.Answer = append(m.Answer, &dns.A{Hdr: h, A: r.IPv4.AsSlice()})
+		case q.Qtype == dns.TypeAAAA && r.IPv6.IsValid():
+			h := hdr
+			h.Rrtype = dns.TypeAAAA
+			m.Answer = append(m.Answer, &dns.AAAA{Hdr: h, AAAA: r.IPv6.AsSlice()})
+		}
+	}
+	return m
+}
+
+// forward asks the upstreams in turn, over the transport the question came
+// on, and returns the first answer, or SERVFAIL.
+func (s *Server) forward(req *dns.Msg, network string) *dns.Msg {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*s.cfg.Timeout)
+	defer cancel()
+	c := s.udp
+	if network == "tcp" {
+		c = s.tcp
+	}
+	for _, up := range s.cfg.Upstreams {
+		resp, _, err := c.ExchangeContext(ctx, req, up)
+		if err == nil { // a truncated UDP answer goes back as is: the client retries over TCP
+			return resp
+		}
+		s.cfg.Logger.Debug("dns forward failed", "upstream", up, "name", req.Question[0].Name, "err", err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeServerFailure)
+	return m
+}

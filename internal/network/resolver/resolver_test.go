@@ -1,0 +1,167 @@
+package resolver
+
+import (
+	"net"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+)
+
+// upstream is a stand-in for the host's resolver on loopback: it answers
+// every A question with 192.0.2.1 and counts them.
+func upstream(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: r.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.IPv4(192, 0, 2, 1)})
+		_ = w.WriteMsg(m)
+	})
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
+		go srv.ActivateAndServe()
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+	return pc.LocalAddr().String()
+}
+
+// serve starts s on fresh loopback sockets (UDP and TCP on one port).
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Serve([]net.PacketConn{pc}, []net.Listener{l})
+	t.Cleanup(s.Close)
+	return pc.LocalAddr().String()
+}
+
+func query(t *testing.T, addr, proto, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	c := &dns.Client{Net: proto}
+	r, _, err := c.Exchange(m, addr)
+	if err != nil {
+		t.Fatalf("query %s %s over %s: %v", name, dns.TypeToString[qtype], proto, err)
+	}
+	return r
+}
+
+func addrs(r *dns.Msg) []string {
+	var out []string
+	for _, rr := range r.Answer {
+		switch a := rr.(type) {
+		case *dns.A:
+			out = append(out, a.A.String())
+		case *dns.AAAA:
+			out = append(out, a.AAAA.String())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestResolver(t *testing.T) {
+	s := New(Config{Upstreams: []string{upstream(t)}})
+	addr := serve(t, s)
+	s.SetRecords([]Record{
+		{Name: "web", App: "shop", Aliases: []string{"www", "front"}, IPv4: netip.MustParseAddr("10.214.0.2"), IPv6: netip.MustParseAddr("fd00:1:2:1::2")},
+		{Name: "db", App: "shop", IPv4: netip.MustParseAddr("10.214.0.3")},
+		{Name: "web2", App: "shop", Aliases: []string{"front"}, IPv4: netip.MustParseAddr("10.214.0.4")},
+	})
+	for _, tc := range []struct {
+		name  string
+		qtype uint16
+		rcode int
+		want  []string
+	}{
+		{"web", dns.TypeA, dns.RcodeSuccess, []string{"10.214.0.2"}},
+		{"WEB", dns.TypeA, dns.RcodeSuccess, []string{"10.214.0.2"}},
+		{"web", dns.TypeAAAA, dns.RcodeSuccess, []string{"fd00:1:2:1::2"}},
+		{"www", dns.TypeA, dns.RcodeSuccess, []string{"10.214.0.2"}},
+		{"web.shop.internal", dns.TypeA, dns.RcodeSuccess, []string{"10.214.0.2"}},
+		{"web.shop.internal", dns.TypeAAAA, dns.RcodeSuccess, []string{"fd00:1:2:1::2"}},
+		{"db", dns.TypeAAAA, dns.RcodeSuccess, nil}, // no IPv6: NODATA
+		{"db", dns.TypeMX, dns.RcodeSuccess, nil},
+		{"front", dns.TypeA, dns.RcodeSuccess, []string{"10.214.0.2", "10.214.0.4"}}, // shared alias
+		{"nope.shop.internal", dns.TypeA, dns.RcodeNameError, nil},
+		{"example.com", dns.TypeA, dns.RcodeSuccess, []string{"192.0.2.1"}}, // forwarded
+	} {
+		for _, proto := range []string{"udp", "tcp"} {
+			r := query(t, addr, proto, tc.name, tc.qtype)
+			if r.Rcode != tc.rcode || !slices.Equal(addrs(r), tc.want) {
+				t.Errorf("%s %s over %s: rcode %s answers %v; want %s %v", tc.name, dns.TypeToString[tc.qtype], proto,
+					dns.RcodeToString[r.Rcode], addrs(r), dns.RcodeToString[tc.rcode], tc.want)
+			}
+			if tc.rcode == dns.RcodeSuccess && tc.name != "example.com" {
+				if !r.Authoritative {
+					t.Errorf("%s: not authoritative", tc.name)
+				}
+				for _, rr := range r.Answer {
+					if rr.Header().Ttl != TTL {
+						t.Errorf("%s: TTL %d, want %d", tc.name, rr.Header().Ttl, TTL)
+					}
+				}
+			}
+		}
+	}
+	// A stopped machine is forgotten at once.
+	s.SetRecords([]Record{{Name: "db", App: "shop", IPv4: netip.MustParseAddr("10.214.0.3")}})
+	if r := query(t, addr, "udp", "web", dns.TypeA); r.Rcode != dns.RcodeNameError || len(r.Answer) != 0 {
+		t.Errorf("web after its removal: %s %v (a single label is never forwarded)", dns.RcodeToString[r.Rcode], r.Answer)
+	}
+	if r := query(t, addr, "udp", "web.shop.internal", dns.TypeA); r.Rcode != dns.RcodeNameError {
+		t.Errorf("web.shop.internal after removal: %s", dns.RcodeToString[r.Rcode])
+	}
+}
+
+// TestResolverDig asks with dig (BIND's client), not only miekg's.
+func TestResolverDig(t *testing.T) {
+	dig := prereq.Tool(t, "dig")
+	s := New(Config{Upstreams: []string{upstream(t)}})
+	addr := serve(t, s)
+	s.SetRecords([]Record{{Name: "api", App: "a", IPv4: netip.MustParseAddr("10.214.1.9"), IPv6: netip.MustParseAddr("fd00::9")}})
+	host, port, _ := net.SplitHostPort(addr)
+	for _, tc := range []struct{ args, want string }{
+		{"api.a.internal A", "10.214.1.9"},
+		{"api AAAA", "fd00::9"},
+		{"+tcp api A", "10.214.1.9"},
+		{"elsewhere.example A", "192.0.2.1"},
+	} {
+		args := append([]string{"@" + host, "-p", port, "+short", "+tries=1", "+time=2"}, strings.Fields(tc.args)...)
+		out, err := exec.Command(dig, args...).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != tc.want {
+			t.Errorf("dig %s: %q, %v; want %s", tc.args, out, err, tc.want)
+		}
+	}
+}
+
+func TestResolverUpstreamDown(t *testing.T) {
+	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
+	dead := pc.LocalAddr().String()
+	pc.Close()
+	s := New(Config{Upstreams: []string{dead}, Timeout: 200e6})
+	addr := serve(t, s)
+	if r := query(t, addr, "udp", "example.com", dns.TypeA); r.Rcode != dns.RcodeServerFailure {
+		t.Errorf("with no upstream: %s, want SERVFAIL", dns.RcodeToString[r.Rcode])
+	}
+}

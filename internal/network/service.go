@@ -1,0 +1,266 @@
+package network
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/network/resolver"
+)
+
+// Service is the daemon's networks: their records, bridges, resolvers and
+// kernel rules, and every machine's endpoints on them. Its methods are the
+// API other packages (the daemon's machines, the Machines API, compose, the
+// Docker API) use.
+type Service struct {
+	cfg       Config
+	o         options
+	db        *bbolt.DB
+	ns        ns
+	log       *slog.Logger
+	upstreams []string
+
+	mu        sync.Mutex // serialises every change
+	hostDone  bool       // setupHost ran
+	resolvers map[string]*resolver.Server
+}
+
+// Open opens the networks recorded in db and makes the kernel match them
+// (idempotently: a restarted daemon calls it again and keeps every bridge,
+// TAP, address and rule): bridges with their gateway addresses, ferry's
+// nftables tables, one resolver per network. With no network recorded it
+// touches nothing; the default network is created with the first machine
+// that needs it.
+func Open(ctx context.Context, db *bbolt.DB, cfg Config, opts ...Option) (*Service, error) {
+	o := options{logger: slog.New(slog.DiscardHandler), resolvConf: "/etc/resolv.conf"}
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, o: o, db: db, ns: ns{cfg.NetNS}, log: o.logger, upstreams: cfg.Upstreams,
+		resolvers: map[string]*resolver.Server{}}
+	if len(s.upstreams) == 0 {
+		s.upstreams = hostUpstreams(o.resolvConf)
+	}
+	if err := db.Update(initBuckets); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	nets, err := s.networks()
+	if err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	if len(nets) == 0 {
+		return s, nil
+	}
+	if err := s.setupHost(); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	for _, n := range nets {
+		if err := s.ensureBridge(n); err != nil {
+			return nil, fmt.Errorf("network %s: %w", n.Name, err)
+		}
+	}
+	if err := s.apply(ctx); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	for _, n := range nets {
+		if err := s.startResolver(n); err != nil {
+			s.closeResolvers()
+			return nil, fmt.Errorf("network %s: %w", n.Name, err)
+		}
+	}
+	return s, nil
+}
+
+// Config returns the effective configuration.
+func (s *Service) Config() Config { return s.cfg }
+
+// Close stops the resolvers (the kernel side stays: published ports and
+// machine-to-machine traffic keep working while the daemon is away).
+func (s *Service) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeResolvers()
+}
+
+func (s *Service) networks() ([]*Network, error) {
+	var nets []*Network
+	err := s.db.View(func(tx *bbolt.Tx) (err error) {
+		nets, err = allNets(tx)
+		return err
+	})
+	return nets, err
+}
+
+// rules reads the whole desired state from the database.
+func (s *Service) rules() (Rules, error) {
+	r := Rules{Table: s.cfg.Table, AllowLinkLocal: s.cfg.AllowLinkLocal, Served: s.cfg.Served}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		nets, err := allNets(tx)
+		if err != nil {
+			return err
+		}
+		r.Networks = nets
+		recs, err := allMachines(tx)
+		for _, m := range recs {
+			eps := m.endpoints()
+			r.Endpoints = append(r.Endpoints, eps...)
+			if len(eps) == 0 {
+				continue
+			}
+			p := eps[0]
+			for _, port := range m.ports() {
+				r.Ports = append(r.Ports, PortRule{Port: port, IPv4: p.IPv4.Addr(), IPv6: p.IPv6.Addr()})
+			}
+		}
+		return err
+	})
+	return r, err
+}
+
+// apply loads the rules for the recorded state: one nft transaction that
+// replaces ferry's tables.
+func (s *Service) apply(ctx context.Context) error {
+	r, err := s.rules()
+	if err != nil {
+		return err
+	}
+	if _, err := s.ns.run(ctx, r.Script(), "nft", "-f", "-"); err != nil {
+		return fmt.Errorf("nftables: %w", err)
+	}
+	return nil
+}
+
+// startResolver opens n's resolver on its gateways (UDP and TCP port 53,
+// sockets made in the network's namespace) with the current records.
+func (s *Service) startResolver(n *Network) error {
+	if _, ok := s.resolvers[n.ID]; ok {
+		return s.refreshDNS(n.ID)
+	}
+	gws := []string{n.Gateway.String()}
+	if n.IPv6() {
+		gws = append(gws, n.Gateway6.String())
+	}
+	var pcs []net.PacketConn
+	var ls []net.Listener
+	closeAll := func() {
+		for _, c := range pcs {
+			_ = c.Close()
+		}
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}
+	err := s.ns.do(func() error {
+		for _, gw := range gws {
+			addr := net.JoinHostPort(gw, "53")
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				return err
+			}
+			pcs = append(pcs, pc)
+			l, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			ls = append(ls, l)
+		}
+		return nil
+	})
+	if err != nil {
+		closeAll()
+		return fmt.Errorf("dns on %v: %w", gws, err)
+	}
+	srv := resolver.New(resolver.Config{Upstreams: slices.Clone(s.upstreams), Logger: s.log.With("network", n.Name)})
+	s.resolvers[n.ID] = srv
+	if err := s.refreshDNS(n.ID); err != nil {
+		closeAll()
+		delete(s.resolvers, n.ID)
+		return err
+	}
+	srv.Serve(pcs, ls)
+	return nil
+}
+
+func (s *Service) stopResolver(netID string) {
+	if srv, ok := s.resolvers[netID]; ok {
+		srv.Close()
+		delete(s.resolvers, netID)
+	}
+}
+
+func (s *Service) closeResolvers() {
+	for id := range s.resolvers {
+		s.stopResolver(id)
+	}
+}
+
+// refreshDNS gives the resolvers of netIDs (every one when none is given)
+// the records of the machines now on them.
+func (s *Service) refreshDNS(netIDs ...string) error {
+	recs := map[string][]resolver.Record{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		ms, err := allMachines(tx)
+		for _, m := range ms {
+			for _, e := range m.endpoints() {
+				recs[e.NetworkID] = append(recs[e.NetworkID], resolver.Record{
+					Name: e.Name, App: e.App, Aliases: e.Aliases, IPv4: e.IPv4.Addr(), IPv6: e.IPv6.Addr()})
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(netIDs) == 0 {
+		for id := range s.resolvers {
+			netIDs = append(netIDs, id)
+		}
+	}
+	for _, id := range netIDs {
+		if srv, ok := s.resolvers[id]; ok {
+			srv.SetRecords(recs[id])
+		}
+	}
+	return nil
+}
+
+// Teardown removes every network's bridge, resolver and ferry's tables
+// (uninstall, tests). Records stay; Release or Reconcile machines first.
+func (s *Service) Teardown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeResolvers()
+	var errs []error
+	for _, fam := range []string{"inet", "bridge"} {
+		script := fmt.Sprintf("add table %[1]s %[2]s\ndelete table %[1]s %[2]s\n", fam, s.cfg.Table)
+		if _, err := s.ns.run(ctx, script, "nft", "-f", "-"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	nets, err := s.networks()
+	errs = append(errs, err)
+	for _, n := range nets {
+		errs = append(errs, s.deleteLink(n.Bridge))
+	}
+	return errors.Join(errs...)
+}
+
+func notFound(ref string) error {
+	return fmt.Errorf("network %s not found (list them with ferry network ls; create it with ferry network create %s): %w",
+		ref, ref, errdefs.ErrNotFound)
+}
