@@ -2,8 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -57,7 +55,7 @@ func newPsCmd(g *globals) *cobra.Command {
 
 func printMachines(g *globals, list []*machine.Machine) error {
 	tw := tabwriter.NewWriter(g.out, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "MACHINE ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tIP\tPORTS\tNAME")
+	fmt.Fprintln(tw, "MACHINE ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tIP\tPORTS\tNETWORKS\tNAME")
 	now := time.Now()
 	for _, m := range list {
 		cmd := strings.Join(append(append([]string{}, m.ImageConfig.Entrypoint...), m.ImageConfig.Cmd...), " ")
@@ -78,22 +76,8 @@ func printMachines(g *globals, list []*machine.Machine) error {
 		if len(cmd) > 22 {
 			cmd = cmd[:21] + "…"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%q\t%s ago\t%s\t%s\t%s\t%s\n", m.ID, m.Config.Image, cmd, ago(now.Sub(m.CreatedAt)),
-			machineStatus(m, now), m.IP(), portsColumn(m), m.Name)
+		fmt.Fprintf(tw, "%s\t%s\t%q\t%s ago\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Config.Image, cmd, ago(now.Sub(m.CreatedAt)),
+			machineStatus(m, now), m.IP(), portsColumn(m), networksColumn(m), m.Name)
 	}
 	return tw.Flush()
-}
-
-func portsColumn(m *machine.Machine) string {
-	var out []string
-	if m.Network != nil {
-		for _, p := range m.Network.Ports {
-			ip := "0.0.0.0"
-			if p.HostIP.IsValid() {
-				ip = p.HostIP.String()
-			}
-			out = append(out, fmt.Sprintf("%s->%d/%s", net.JoinHostPort(ip, strconv.Itoa(int(p.HostPort))), p.GuestPort, p.Protocol))
-		}
-	}
-	return strings.Join(out, ", ")
 }

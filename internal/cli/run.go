@@ -26,6 +26,7 @@ type runFlags struct {
 	cpus                                                                                         float64
 	rm, detach, interactive, tty                                                                 bool
 	stopTimeout                                                                                  time.Duration
+	net                                                                                          runNetFlags
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -69,6 +70,7 @@ it); -i alone streams stdin to it.`,
 	fl.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
 	fl.StringVar(&f.hostname, "hostname", "", "guest host name (default: the machine name)")
 	fl.StringArrayVar(&f.dns, "dns", nil, "nameserver for the guest (repeatable)")
+	f.net.add(fl)
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open (with -t: an interactive terminal)")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "give the entrypoint a terminal")
 	fl.StringVar(&f.cgroupVersion, "cgroup-version", "", "cgroup layout in the guest: v2 (default), hybrid or v1 (for images that expect v1 hierarchies)")
@@ -92,6 +94,11 @@ func (f *runFlags) createRequest(args []string) (machine.CreateRequest, error) {
 	}
 	cfg.Init.User, cfg.Init.WorkingDir, cfg.Init.TTY = f.user, f.workdir, f.tty
 	cfg.Init.CgroupVersion = f.cgroupVersion
+	nets, err := f.net.endpoints()
+	if err != nil {
+		return machine.CreateRequest{}, err
+	}
+	cfg.Networks, cfg.ExtraHosts = nets, f.net.addHosts
 	env, err := parseEnv(f.envFile, f.env)
 	if err != nil {
 		return machine.CreateRequest{}, err
