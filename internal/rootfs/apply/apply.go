@@ -10,9 +10,11 @@ import "io"
 // directory over a directory only updates its metadata.
 type backend interface {
 	removeAll(p []string) error
-	// clearDir removes everything below dir p except entries for which
-	// keep returns true; kept directories are cleared recursively.
-	clearDir(p []string, keep func(rel []string) bool) error
+	// clearDir removes everything below dir p except what keep (the
+	// layer's entries below p, nil for none) holds; kept directories are
+	// cleared recursively. A directory cleared once in a layer is not
+	// cleared again in that layer (everything in it since is the layer's).
+	clearDir(p []string, keep *kept) error
 	mkdir(p []string, m meta) error
 	create(p []string, m meta, size int64, data io.Reader) error
 	symlink(p []string, target string, m meta) error
@@ -22,23 +24,53 @@ type backend interface {
 	endLayer() error
 }
 
-// layerState tracks what the current layer has created, so an opaque
-// marker keeps same-layer entries that came before it.
-type layerState struct {
-	seen map[string]struct{}
+// kept is a trie of the paths the current layer has written, so an
+// opaque marker keeps same-layer entries that came before it. Marking
+// and looking up cost one step per component, whatever the depth.
+type kept struct {
+	kids map[string]*kept
 }
 
-func newLayerState() *layerState { return &layerState{seen: map[string]struct{}{}} }
+// child returns the trie below name, nil when the layer wrote nothing
+// there (nil-safe).
+func (k *kept) child(name string) *kept {
+	if k == nil {
+		return nil
+	}
+	return k.kids[name]
+}
+
+// layerState tracks what the current layer has created.
+type layerState struct {
+	seen kept
+}
+
+func newLayerState() *layerState { return &layerState{} }
 
 func (st *layerState) mark(p []string) {
-	for i := 1; i <= len(p); i++ {
-		st.seen[joinPath(p[:i])] = struct{}{}
+	k := &st.seen
+	for _, c := range p {
+		next := k.kids[c]
+		if next == nil {
+			if k.kids == nil {
+				k.kids = map[string]*kept{}
+			}
+			next = &kept{}
+			k.kids[c] = next
+		}
+		k = next
 	}
 }
 
-func (st *layerState) keep(rel []string) bool {
-	_, ok := st.seen[joinPath(rel)]
-	return ok
+// below returns the trie of what the layer wrote below p (nil for nothing).
+func (st *layerState) below(p []string) *kept {
+	k := &st.seen
+	for _, c := range p {
+		if k = k.child(c); k == nil {
+			return nil
+		}
+	}
+	return k
 }
 
 // applyOp applies one validated entry; data is the file content of opFile.
@@ -47,7 +79,7 @@ func applyOp(b backend, st *layerState, o op, data io.Reader) error {
 	case opWhiteout:
 		return b.removeAll(o.path)
 	case opOpaque:
-		return b.clearDir(o.path, st.keep)
+		return b.clearDir(o.path, st.below(o.path))
 	}
 	st.mark(o.path)
 	switch o.kind {

@@ -15,11 +15,11 @@ import (
 // and should be discarded. Run it as root to keep ownership and devices.
 func ApplyDir(ctx context.Context, img v1.Image, dir string, opts ...Option) error {
 	o := newOptions(opts)
-	infos, err := layersOf(img)
+	infos, err := layersOf(img, o.lim.MaxLayers)
 	if err != nil {
 		return err
 	}
-	fs, err := newDirfs(dir, o.log)
+	fs, err := newDirfs(dir, o.lim.MaxDepth, o.log)
 	if err != nil {
 		return err
 	}
@@ -52,17 +52,11 @@ func applyLayerDir(ctx context.Context, fs *dirfs, li layerInfo, lim *limits) er
 		if err != nil {
 			return fmt.Errorf("layer %s: read tar: %w", li.name, err)
 		}
-		if err := lim.entries.take(1, lim.o.maxEntries); err != nil {
-			return &EntryError{Layer: li.name, Entry: hdr.Name, Err: err}
-		}
-		o, err := parseEntry(hdr)
-		if err == nil && o.kind == opFile {
-			err = lim.logical.take(o.size, lim.o.maxSize)
-		}
-		if err == nil {
-			err = applyOp(fs, st, o, tr)
-		}
+		o, err := lim.admit(li, hdr)
 		if err != nil {
+			return err
+		}
+		if err := applyOp(fs, st, o, tr); err != nil {
 			return &EntryError{Layer: li.name, Entry: hdr.Name, Err: err}
 		}
 	}

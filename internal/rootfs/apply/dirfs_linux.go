@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferryvm/ferry/internal/rootfs/sparse"
 )
 
 // dirfs applies layers to a host directory. Every operation starts from
@@ -19,9 +21,13 @@ import (
 // is always handled with *at calls that do not follow it.
 type dirfs struct {
 	root     int
+	maxDepth int
 	log      *slog.Logger
 	dirTimes []dirTime
+	cleared  map[fileID]struct{} // directories an opaque marker cleared in this layer
 }
+
+type fileID struct{ dev, ino uint64 }
 
 type dirTime struct {
 	p            []string
@@ -30,72 +36,89 @@ type dirTime struct {
 
 const resolveInRoot = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
-func newDirfs(dir string, log *slog.Logger) (*dirfs, error) {
+func newDirfs(dir string, maxDepth int, log *slog.Logger) (*dirfs, error) {
 	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	return &dirfs{root: fd, log: log}, nil
+	return &dirfs{root: fd, maxDepth: maxDepth, log: log, cleared: map[fileID]struct{}{}}, nil
 }
 
 func (d *dirfs) close() error { return unix.Close(d.root) }
 
-// openDir returns an O_PATH fd of directory p resolved in-root. Without
-// create a missing directory returns -1 and no error.
-func (d *dirfs) openDir(p []string, create bool) (int, error) {
+// openDir returns an O_PATH fd of directory p resolved in-root, and
+// where it resolved to. Without create a missing directory returns -1
+// and no error. A path without symlinks is opened by the kernel in one
+// openat2 call; one with symlinks (or missing parents to create) is
+// walked component by component, with the same rules and limits as
+// memfs's walk, so both outputs agree on every verdict.
+func (d *dirfs) openDir(p []string, create bool) (int, where, error) {
 	if len(p) == 0 {
-		return unix.FcntlInt(uintptr(d.root), unix.F_DUPFD_CLOEXEC, 0)
+		fd, err := unix.FcntlInt(uintptr(d.root), unix.F_DUPFD_CLOEXEC, 0)
+		return fd, where{}, err
 	}
-	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: resolveInRoot}
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: resolveInRoot | unix.RESOLVE_NO_SYMLINKS}
 	var err error
 	for range 8 {
 		var fd int
 		fd, err = unix.Openat2(d.root, strings.Join(p, "/"), how)
 		if err == nil {
-			return fd, nil
+			var at where
+			for _, c := range p {
+				at = at.child(c)
+			}
+			return fd, at, nil
 		}
 		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
 			break
 		}
 	}
 	switch {
+	case errors.Is(err, unix.ELOOP): // a symlink on the way
+		return d.walk(p, create)
 	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 		if !create {
-			return -1, nil
+			return -1, where{}, nil
 		}
-		return d.walkCreate(p)
-	case errors.Is(err, unix.ELOOP):
-		return -1, errLoop
+		return d.walk(p, true)
 	}
-	return -1, fmt.Errorf("open %s: %w", joinPath(p), err)
+	return -1, where{}, fmt.Errorf("open %s: %w", joinPath(p), err)
 }
 
-// walkCreate resolves p one component at a time from the root, following
+// walk resolves p one component at a time from the root, following
 // symlinks in-root (absolute targets restart at the root, ".." never goes
-// above it) and creating missing directories.
-func (d *dirfs) walkCreate(p []string) (int, error) {
-	root, err := d.openDir(nil, false)
+// above it) and, with create, making missing directories.
+func (d *dirfs) walk(p []string, create bool) (int, where, error) {
+	root, _, err := d.openDir(nil, false)
 	if err != nil {
-		return -1, err
+		return -1, where{}, err
 	}
 	stack := []int{root}
+	ats := []where{{}}
 	closeAll := func() {
 		for _, fd := range stack {
 			_ = unix.Close(fd)
 		}
 	}
+	fail := func(err error) (int, where, error) {
+		closeAll()
+		return -1, where{}, err
+	}
 	rest := append([]string(nil), p...)
-	follows := 0
+	follows, steps := 0, 0
 	for len(rest) > 0 {
 		c := rest[0]
 		rest = rest[1:]
+		if steps++; steps > maxWalkSteps {
+			return fail(errWalk)
+		}
 		switch c {
 		case "", ".":
 			continue
 		case "..":
 			if len(stack) > 1 {
 				_ = unix.Close(stack[len(stack)-1])
-				stack = stack[:len(stack)-1]
+				stack, ats = stack[:len(stack)-1], ats[:len(ats)-1]
 			}
 			continue
 		}
@@ -103,56 +126,67 @@ func (d *dirfs) walkCreate(p []string) (int, error) {
 		var st unix.Stat_t
 		err := unix.Fstatat(cur, c, &st, unix.AT_SYMLINK_NOFOLLOW)
 		if errors.Is(err, unix.ENOENT) {
+			if !create {
+				return fail(nil)
+			}
+			if err := ats[len(ats)-1].child(c).check(d.maxDepth); err != nil {
+				return fail(err)
+			}
 			if err := unix.Mkdirat(cur, c, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
-				closeAll()
-				return -1, fmt.Errorf("mkdir %s: %w", c, err)
+				return fail(fmt.Errorf("mkdir %s: %w", c, err))
 			}
 			if err := unix.Fchmodat(cur, c, 0o755, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-				closeAll()
-				return -1, fmt.Errorf("chmod %s: %w", c, err)
+				return fail(fmt.Errorf("chmod %s: %w", c, err))
 			}
 			err = unix.Fstatat(cur, c, &st, unix.AT_SYMLINK_NOFOLLOW)
+			d.created(&st)
 		}
 		if err != nil {
-			closeAll()
-			return -1, fmt.Errorf("stat %s: %w", c, err)
+			return fail(fmt.Errorf("stat %s: %w", c, err))
 		}
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFDIR:
 			fd, err := unix.Openat(cur, c, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 			if err != nil {
-				closeAll()
-				return -1, fmt.Errorf("open %s: %w", c, err)
+				return fail(fmt.Errorf("open %s: %w", c, err))
 			}
-			stack = append(stack, fd)
+			stack, ats = append(stack, fd), append(ats, ats[len(ats)-1].child(c))
 		case unix.S_IFLNK:
 			follows++
 			if follows > maxSymlinkFollows {
-				closeAll()
-				return -1, errLoop
+				return fail(errLoop)
 			}
 			target, err := readlinkat(cur, c)
 			if err != nil {
-				closeAll()
-				return -1, err
+				return fail(err)
 			}
 			if strings.HasPrefix(target, "/") {
 				for _, fd := range stack[1:] {
 					_ = unix.Close(fd)
 				}
-				stack = stack[:1]
+				stack, ats = stack[:1], ats[:1]
 			}
 			rest = append(strings.Split(target, "/"), rest...)
 		default:
-			closeAll()
-			return -1, errNotDir
+			if !create {
+				return fail(nil)
+			}
+			return fail(errNotDir)
 		}
 	}
 	top := stack[len(stack)-1]
 	for _, fd := range stack[:len(stack)-1] {
 		_ = unix.Close(fd)
 	}
-	return top, nil
+	return top, ats[len(ats)-1], nil
+}
+
+// created forgets that an earlier directory with the inode of a new one
+// was cleared (inode numbers are reused).
+func (d *dirfs) created(st *unix.Stat_t) {
+	if len(d.cleared) > 0 {
+		delete(d.cleared, fileID{st.Dev, st.Ino})
+	}
 }
 
 func readlinkat(dirfd int, name string) (string, error) {
@@ -166,8 +200,23 @@ func readlinkat(dirfd int, name string) (string, error) {
 
 // parentOf opens p's parent directory and returns it with p's last name.
 func (d *dirfs) parentOf(p []string, create bool) (int, string, error) {
-	fd, err := d.openDir(p[:len(p)-1], create)
+	fd, _, err := d.openDir(p[:len(p)-1], create)
 	return fd, p[len(p)-1], err
+}
+
+// newChild opens p's parent (creating missing directories) and checks
+// the resolved path of p against the limits.
+func (d *dirfs) newChild(p []string) (int, string, error) {
+	fd, at, err := d.openDir(p[:len(p)-1], true)
+	if err != nil {
+		return -1, "", err
+	}
+	name := p[len(p)-1]
+	if err := at.child(name).check(d.maxDepth); err != nil {
+		_ = unix.Close(fd)
+		return -1, "", err
+	}
+	return fd, name, nil
 }
 
 // removeAt removes name in dirfd, recursively for directories, never
@@ -225,8 +274,8 @@ func (d *dirfs) removeAll(p []string) error {
 	return removeAt(pfd, name)
 }
 
-func (d *dirfs) clearDir(p []string, keep func([]string) bool) error {
-	dfd, err := d.openDir(p, false)
+func (d *dirfs) clearDir(p []string, keep *kept) error {
+	dfd, _, err := d.openDir(p, false)
 	if err != nil || dfd < 0 {
 		return err
 	}
@@ -236,17 +285,26 @@ func (d *dirfs) clearDir(p []string, keep func([]string) bool) error {
 		return fmt.Errorf("open %s: %w", joinPath(p), err)
 	}
 	defer func() { _ = unix.Close(fd) }()
-	return clearAt(fd, p, keep)
+	return d.clearAt(fd, keep)
 }
 
-func clearAt(fd int, rel []string, keep func([]string) bool) error {
+func (d *dirfs) clearAt(fd int, keep *kept) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	id := fileID{st.Dev, st.Ino}
+	if _, ok := d.cleared[id]; ok {
+		return nil
+	}
+	d.cleared[id] = struct{}{}
 	names, err := readNames(fd)
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
-		crel := append(append([]string(nil), rel...), n)
-		if !keep(crel) {
+		k := keep.child(n)
+		if k == nil {
 			if err := removeAt(fd, n); err != nil {
 				return err
 			}
@@ -256,7 +314,7 @@ func clearAt(fd int, rel []string, keep func([]string) bool) error {
 		if err != nil {
 			continue // kept non-directory
 		}
-		err = clearAt(sub, crel, keep)
+		err = d.clearAt(sub, k)
 		_ = unix.Close(sub)
 		if err != nil {
 			return err
@@ -273,7 +331,7 @@ func (d *dirfs) mkdir(p []string, m meta) error {
 	} else {
 		var pfd int
 		var name string
-		pfd, name, err = d.parentOf(p, true)
+		pfd, name, err = d.newChild(p)
 		if err != nil {
 			return err
 		}
@@ -292,6 +350,12 @@ func (d *dirfs) mkdir(p []string, m meta) error {
 			}
 		}
 		fd, err = unix.Openat(pfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == nil && serr != nil {
+			var st unix.Stat_t
+			if unix.Fstat(fd, &st) == nil {
+				d.created(&st)
+			}
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("open directory: %w", err)
@@ -305,7 +369,7 @@ func (d *dirfs) mkdir(p []string, m meta) error {
 }
 
 func (d *dirfs) create(p []string, m meta, size int64, data io.Reader) error {
-	pfd, name, err := d.parentOf(p, true)
+	pfd, name, err := d.newChild(p)
 	if err != nil {
 		return err
 	}
@@ -320,7 +384,14 @@ func (d *dirfs) create(p []string, m meta, size int64, data io.Reader) error {
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
 	if size > 0 {
-		n, err := io.CopyN(f, data, size)
+		w := sparse.NewWriter(f, 0) // zero blocks stay holes
+		n, err := io.CopyBuffer(w, io.LimitReader(data, size), make([]byte, 256<<10))
+		if err == nil && n < size {
+			err = io.ErrUnexpectedEOF
+		}
+		if err == nil {
+			err = w.Finish()
+		}
 		if err != nil {
 			return fmt.Errorf("write content (%d of %d bytes): %w", n, size, err)
 		}
@@ -332,7 +403,7 @@ func (d *dirfs) create(p []string, m meta, size int64, data io.Reader) error {
 }
 
 func (d *dirfs) symlink(p []string, target string, m meta) error {
-	pfd, name, err := d.parentOf(p, true)
+	pfd, name, err := d.newChild(p)
 	if err != nil {
 		return err
 	}
@@ -347,7 +418,7 @@ func (d *dirfs) symlink(p []string, target string, m meta) error {
 }
 
 func (d *dirfs) mknod(p []string, typ byte, m meta) error {
-	pfd, name, err := d.parentOf(p, true)
+	pfd, name, err := d.newChild(p)
 	if err != nil {
 		return err
 	}
@@ -386,7 +457,7 @@ func (d *dirfs) link(p, target []string) error {
 	if tst.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return invalid("hardlink target %s is a directory", joinPath(target))
 	}
-	pfd, name, err := d.parentOf(p, true)
+	pfd, name, err := d.newChild(p)
 	if err != nil {
 		return err
 	}
@@ -471,6 +542,7 @@ func setTimesAt(pfd int, name string, m meta) error {
 // endLayer sets the mtimes of the layer's directories, after their
 // children were written.
 func (d *dirfs) endLayer() error {
+	clear(d.cleared)
 	times := d.dirTimes
 	d.dirTimes = nil
 	for i := len(times) - 1; i >= 0; i-- {

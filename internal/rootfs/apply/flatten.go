@@ -55,44 +55,46 @@ func Flatten(ctx context.Context, img v1.Image, w io.Writer, opts ...Option) (St
 	return stats, err
 }
 
-// buildTree decompresses and indexes every layer (in parallel), then
-// replays them in order into a memfs.
+// buildTree decompresses and indexes every layer (o.parallelism at a
+// time), then replays them in order into a memfs.
 func buildTree(ctx context.Context, img v1.Image, o options) (*memfs, []*spooledLayer, Stats, error) {
-	infos, err := layersOf(img)
+	infos, err := layersOf(img, o.lim.MaxLayers)
 	if err != nil {
 		return nil, nil, Stats{}, err
 	}
 	lim := newLimits(o)
 	layers := make([]*spooledLayer, len(infos))
 	errs := make([]error, len(infos))
-	sem := make(chan struct{}, o.parallelism)
-	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for i, li := range infos {
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(o.parallelism, len(infos)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				errs[i] = ctx.Err()
-				return
-			}
-			defer func() { <-sem }()
-			layers[i], errs[i] = spoolLayer(ctx, li, lim, o.spoolDir)
-			if errs[i] != nil {
-				cancel()
+			for i := range next {
+				if errs[i] = ctx.Err(); errs[i] != nil {
+					continue
+				}
+				layers[i], errs[i] = spoolLayer(ctx, infos[i], lim, o.spoolDir)
+				if errs[i] != nil {
+					cancel()
+				}
 			}
 		}()
 	}
+	for i := range infos {
+		next <- i
+	}
+	close(next)
 	wg.Wait()
 	if err := firstError(errs); err != nil {
 		return nil, layers, Stats{}, err
 	}
-	stats := Stats{Layers: len(infos), StreamBytes: o.maxSize - lim.stream.left.Load()}
-	fs := newMemfs()
-	for _, l := range layers {
+	stats := Stats{Layers: len(infos), StreamBytes: lim.stream.used()}
+	fs := newMemfs(lim.MaxDepth)
+	for i, l := range layers {
 		st := newLayerState()
 		for _, e := range l.entries {
 			var data io.Reader
@@ -103,6 +105,8 @@ func buildTree(ctx context.Context, img v1.Image, o options) (*memfs, []*spooled
 				return nil, layers, stats, &EntryError{Layer: l.info.name, Entry: e.name, Err: err}
 			}
 		}
+		_ = fs.endLayer()
+		layers[i].entries = nil
 	}
 	return fs, layers, stats, nil
 }
@@ -124,14 +128,15 @@ func firstError(errs []error) error {
 }
 
 // spoolLayer reads one layer: validates each header, copies regular file
-// content into an unlinked spool file, and verifies the diff_id.
+// content into the layer's spool (zero blocks become holes), and verifies
+// the diff_id.
 func spoolLayer(ctx context.Context, li layerInfo, lim *limits, dir string) (*spooledLayer, error) {
 	vs, err := openLayer(li, lim)
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = vs.Close() }()
-	spool := &spool{dir: dir, budget: lim.spoolMem}
+	spool := &spool{dir: dir, budget: lim.spoolMem, minFree: lim.MinFree}
 	l := &spooledLayer{info: li, spool: spool}
 	fail := func(err error) (*spooledLayer, error) {
 		_ = spool.Close()
@@ -149,18 +154,12 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, dir string) (*sp
 		if err != nil {
 			return fail(fmt.Errorf("layer %s: read tar: %w", li.name, err))
 		}
-		if err := lim.entries.take(1, lim.o.maxEntries); err != nil {
-			return fail(&EntryError{Layer: li.name, Entry: hdr.Name, Err: err})
-		}
-		o, err := parseEntry(hdr)
+		o, err := lim.admit(li, hdr)
 		if err != nil {
-			return fail(&EntryError{Layer: li.name, Entry: hdr.Name, Err: err})
+			return fail(err)
 		}
 		e := spooledEntry{name: hdr.Name, op: o}
 		if o.kind == opFile {
-			if err := lim.logical.take(o.size, lim.o.maxSize); err != nil {
-				return fail(&EntryError{Layer: li.name, Entry: hdr.Name, Err: err})
-			}
 			off := spool.size
 			n, err := spool.ReadFrom(tr)
 			if err != nil {

@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"sync/atomic"
 
+	"github.com/dustin/go-humanize"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -19,40 +21,86 @@ import (
 
 // budget is a byte or entry allowance shared by all layers of one call.
 type budget struct {
-	left atomic.Int64
-	what string
+	left  atomic.Int64
+	limit int64
+	what  string // "number of entries"
+	unit  string // "bytes", "entries"; "" for no unit
+	flag  string // the daemon flag that raises it; "" for none
 }
 
-func newBudget(n int64, what string) *budget {
-	b := &budget{what: what}
+func newBudget(n int64, what, unit, flag string) *budget {
+	b := &budget{limit: n, what: what, unit: unit, flag: flag}
 	b.left.Store(n)
 	return b
 }
 
-func (b *budget) take(n int64, limit int64) error {
+func (b *budget) take(n int64) error {
 	if b.left.Add(-n) < 0 {
-		return fmt.Errorf("%s exceeds the limit of %d: %w", b.what, limit, errdefs.ErrInvalidArgument)
+		lim := fmt.Sprintf("%d", b.limit)
+		if b.unit == "bytes" {
+			lim = fmt.Sprintf("%d bytes (%s)", b.limit, humanize.IBytes(uint64(b.limit)))
+		}
+		if b.flag != "" {
+			lim += ", " + b.flag
+		}
+		return fmt.Errorf("%s exceeds the limit of %s: %w", b.what, lim, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }
 
+func (b *budget) used() int64 { return b.limit - b.left.Load() }
+
 // limits are the budgets of one Flatten or ApplyDir call.
 type limits struct {
-	o        options
-	stream   *budget // uncompressed tar bytes
-	logical  *budget // regular files' logical sizes
+	Limits
+	stream   *budget // uncompressed tar bytes; also non-sparse file sizes at their header
+	apparent *budget // regular files' apparent sizes
 	entries  *budget
-	spoolMem *budget // memory for spooled file data
+	metadata *budget
+	spoolMem *budget // memory for spooled file data (spills to disk, never fails)
 }
 
 func newLimits(o options) *limits {
+	l := o.lim
 	return &limits{
-		o:        o,
-		stream:   newBudget(o.maxSize, "uncompressed layer size"),
-		logical:  newBudget(o.maxSize, "total file size"),
-		entries:  newBudget(o.maxEntries, "number of entries"),
-		spoolMem: newBudget(o.spoolMemory, "spool memory"),
+		Limits:   l,
+		stream:   newBudget(l.MaxStream, "uncompressed layer size", "bytes", "--layer-max-stream"),
+		apparent: newBudget(l.MaxApparent, "total apparent file size (holes included)", "bytes", "--layer-max-apparent"),
+		entries:  newBudget(l.MaxEntries, "number of entries", "", "--layer-max-entries"),
+		metadata: newBudget(l.MaxMetadata, "metadata (names, link targets, xattrs, tree)", "bytes", "--layer-max-metadata"),
+		spoolMem: newBudget(o.spoolMemory, "spool memory", "bytes", ""),
 	}
+}
+
+// admit counts hdr against the budgets and parses it. The stream budget
+// is also charged a non-sparse file's size up front, so a header that
+// claims more than is left fails before its content is read.
+func (l *limits) admit(li layerInfo, hdr *tar.Header) (op, error) {
+	fail := func(err error) (op, error) { return op{}, &EntryError{Layer: li.name, Entry: hdr.Name, Err: err} }
+	if err := l.entries.take(1); err != nil {
+		return fail(err)
+	}
+	o, err := parseEntry(hdr, l.MaxDepth)
+	if err != nil {
+		return fail(err)
+	}
+	if err := l.metadata.take(o.cost); err != nil {
+		return fail(err)
+	}
+	if o.kind != opFile {
+		return o, nil
+	}
+	if !o.sparse && o.size > l.stream.left.Load() {
+		return fail(fmt.Errorf("total file size exceeds the limit of %d bytes (%s, --layer-max-stream): %w",
+			l.MaxStream, humanize.IBytes(uint64(l.MaxStream)), errdefs.ErrInvalidArgument))
+	}
+	if err := l.apparent.take(o.size); err != nil {
+		return fail(err)
+	}
+	if o.size > maxFileSize {
+		return fail(invalid("file is %d bytes, larger than the largest file an ext4 base holds (%d)", o.size, int64(maxFileSize)))
+	}
+	return o, nil
 }
 
 // layerInfo names a layer in errors and carries the digest it must match.
@@ -64,7 +112,7 @@ type layerInfo struct {
 }
 
 // layersOf returns the image's layers paired with the config's diff_ids.
-func layersOf(img v1.Image) ([]layerInfo, error) {
+func layersOf(img v1.Image, maxLayers int) ([]layerInfo, error) {
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		return nil, fmt.Errorf("read image config: %w", err)
@@ -72,6 +120,10 @@ func layersOf(img v1.Image) ([]layerInfo, error) {
 	ls, err := img.Layers()
 	if err != nil {
 		return nil, fmt.Errorf("list layers: %w", err)
+	}
+	if len(ls) > maxLayers {
+		return nil, fmt.Errorf("image has %d layers, more than the limit of %d (--layer-max-layers): %w",
+			len(ls), maxLayers, errdefs.ErrInvalidArgument)
 	}
 	if len(ls) != len(cfg.RootFS.DiffIDs) {
 		return nil, fmt.Errorf("image has %d layers but its config lists %d diff_ids: %w",
@@ -97,12 +149,33 @@ var (
 // counts every byte, and Close-time verify compares the digest with the
 // config's diff_id after draining whatever the tar reader left unread.
 type verifiedStream struct {
-	li     layerInfo
-	src    io.Reader
-	closer []io.Closer
-	h      hash.Hash
-	lim    *limits
-	err    error
+	li         layerInfo
+	src        io.Reader
+	closer     []io.Closer
+	h          hash.Hash
+	lim        *limits
+	compressed *countingReader // nil for an uncompressed layer
+	produced   int64
+	err        error
+}
+
+// ratioFloor is how much a compressed layer may produce before its
+// compression ratio is checked against Limits.MaxRatio.
+const ratioFloor = 256 << 20
+
+// zstdMaxWindow bounds the window a zstd frame may ask the decoder to
+// allocate (zstd -19 uses 8 MiB, --ultra -22 and --long 128 MiB).
+const zstdMaxWindow = 64 << 20
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func openLayer(li layerInfo, lim *limits) (*verifiedStream, error) {
@@ -114,7 +187,8 @@ func openLayer(li layerInfo, lim *limits) (*verifiedStream, error) {
 		return nil, fmt.Errorf("layer %s: open: %w", li.name, err)
 	}
 	vs := &verifiedStream{li: li, closer: []io.Closer{rc}, h: sha256.New(), lim: lim}
-	br := bufio.NewReaderSize(rc, 1<<20)
+	cr := &countingReader{r: rc}
+	br := bufio.NewReaderSize(cr, 1<<20)
 	magic, _ := br.Peek(4)
 	switch {
 	case bytes.HasPrefix(magic, gzipMagic):
@@ -124,14 +198,14 @@ func openLayer(li layerInfo, lim *limits) (*verifiedStream, error) {
 			return nil, fmt.Errorf("layer %s: gzip: %w", li.name, err)
 		}
 		zr.Multistream(true)
-		vs.src, vs.closer = zr, append(vs.closer, zr)
+		vs.src, vs.closer, vs.compressed = zr, append(vs.closer, zr), cr
 	case bytes.HasPrefix(magic, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(zstdMaxWindow))
 		if err != nil {
 			_ = vs.Close()
 			return nil, fmt.Errorf("layer %s: zstd: %w", li.name, err)
 		}
-		vs.src, vs.closer = zr, append(vs.closer, closerFunc(func() error { zr.Close(); return nil }))
+		vs.src, vs.closer, vs.compressed = zr, append(vs.closer, closerFunc(func() error { zr.Close(); return nil })), cr
 	default:
 		vs.src = br
 	}
@@ -149,8 +223,14 @@ func (vs *verifiedStream) Read(p []byte) (int, error) {
 	n, err := vs.src.Read(p)
 	if n > 0 {
 		_, _ = vs.h.Write(p[:n])
-		if lerr := vs.lim.stream.take(int64(n), vs.lim.o.maxSize); lerr != nil {
+		vs.produced += int64(n)
+		if lerr := vs.lim.stream.take(int64(n)); lerr != nil {
 			vs.err = fmt.Errorf("layer %s: %w", vs.li.name, lerr)
+			return 0, vs.err
+		}
+		if c := vs.compressed; c != nil && vs.produced > ratioFloor && vs.produced/vs.lim.MaxRatio > c.n {
+			vs.err = fmt.Errorf("layer %s: %d compressed bytes decompress to more than %d, a ratio above the limit of %d:1 (--layer-max-ratio): %w",
+				vs.li.name, c.n, vs.produced, vs.lim.MaxRatio, errdefs.ErrInvalidArgument)
 			return 0, vs.err
 		}
 	}
@@ -162,6 +242,9 @@ func (vs *verifiedStream) Read(p []byte) (int, error) {
 func (vs *verifiedStream) verify() error {
 	buf := make([]byte, 64<<10)
 	if _, err := io.CopyBuffer(io.Discard, struct{ io.Reader }{vs}, buf); err != nil {
+		if vs.err != nil {
+			return vs.err // a limit, already naming the layer
+		}
 		return fmt.Errorf("layer %s: read: %w", vs.li.name, err)
 	}
 	got := fmt.Sprintf("%x", vs.h.Sum(nil))

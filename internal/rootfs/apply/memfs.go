@@ -10,7 +10,9 @@ import (
 // memfs is the in-memory tree Flatten replays layers into. File contents
 // stay in the spool files; the tree holds only where to find them.
 type memfs struct {
-	root *node
+	root     *node
+	maxDepth int
+	cleared  map[*node]struct{} // directories an opaque marker cleared in this layer
 }
 
 // inode is shared by every hard-linked name.
@@ -27,17 +29,16 @@ type node struct {
 	ino      *inode
 	parent   *node
 	children map[string]*node // directories only
+	at       where            // the node's resolved path
 }
 
-const maxSymlinkFollows = 40 // as Linux's path walk
-
-func newMemfs() *memfs {
+func newMemfs(maxDepth int) *memfs {
 	root := &node{ino: &inode{typ: tar.TypeDir, meta: meta{mode: 0o755}}, children: map[string]*node{}}
-	return &memfs{root: root}
+	return &memfs{root: root, maxDepth: maxDepth, cleared: map[*node]struct{}{}}
 }
 
-func newDirNode(parent *node, m meta) *node {
-	return &node{ino: &inode{typ: tar.TypeDir, meta: m}, parent: parent, children: map[string]*node{}}
+func newDirNode(parent *node, at where, m meta) *node {
+	return &node{ino: &inode{typ: tar.TypeDir, meta: m}, parent: parent, children: map[string]*node{}, at: at}
 }
 
 // walkDir resolves p as a directory in-root, following symlinks. With
@@ -46,10 +47,13 @@ func newDirNode(parent *node, m meta) *node {
 func (fs *memfs) walkDir(p []string, create bool) (*node, error) {
 	cur := fs.root
 	rest := append([]string(nil), p...)
-	follows := 0
+	follows, steps := 0, 0
 	for len(rest) > 0 {
 		c := rest[0]
 		rest = rest[1:]
+		if steps++; steps > maxWalkSteps {
+			return nil, errWalk
+		}
 		switch c {
 		case "", ".":
 			continue
@@ -64,7 +68,11 @@ func (fs *memfs) walkDir(p []string, create bool) (*node, error) {
 			if !create {
 				return nil, nil
 			}
-			child = newDirNode(cur, meta{mode: 0o755})
+			at := cur.at.child(c)
+			if err := at.check(fs.maxDepth); err != nil {
+				return nil, err
+			}
+			child = newDirNode(cur, at, meta{mode: 0o755})
 			cur.children[c] = child
 			cur = child
 			continue
@@ -110,36 +118,51 @@ func (fs *memfs) removeAll(p []string) error {
 	return nil
 }
 
-func (fs *memfs) clearDir(p []string, keep func([]string) bool) error {
+func (fs *memfs) clearDir(p []string, keep *kept) error {
 	dir, err := fs.walkDir(p, false)
 	if err != nil || dir == nil {
 		return err
 	}
-	clearNode(dir, p, keep)
+	fs.clearNode(dir, keep)
 	return nil
 }
 
-func clearNode(dir *node, rel []string, keep func([]string) bool) {
+func (fs *memfs) clearNode(dir *node, keep *kept) {
+	if _, ok := fs.cleared[dir]; ok {
+		return
+	}
+	fs.cleared[dir] = struct{}{}
 	for name, child := range dir.children {
-		crel := append(append([]string(nil), rel...), name)
-		if !keep(crel) {
+		k := keep.child(name)
+		if k == nil {
 			delete(dir.children, name)
 			continue
 		}
 		if child.children != nil {
-			clearNode(child, crel, keep)
+			fs.clearNode(child, k)
 		}
 	}
+}
+
+// newChild resolves p's parent (creating missing directories) and checks
+// the resolved path of p against the limits.
+func (fs *memfs) newChild(p []string) (*node, string, where, error) {
+	dir, name, err := fs.parentOf(p, true)
+	if err != nil {
+		return nil, "", where{}, err
+	}
+	at := dir.at.child(name)
+	return dir, name, at, at.check(fs.maxDepth)
 }
 
 // put replaces whatever is at p with n (directories over directories
 // are handled by mkdir before this).
 func (fs *memfs) put(p []string, n *node) error {
-	dir, name, err := fs.parentOf(p, true)
+	dir, name, at, err := fs.newChild(p)
 	if err != nil {
 		return err
 	}
-	n.parent = dir
+	n.parent, n.at = dir, at
 	dir.children[name] = n
 	return nil
 }
@@ -149,7 +172,7 @@ func (fs *memfs) mkdir(p []string, m meta) error {
 		fs.root.ino.meta = m
 		return nil
 	}
-	dir, name, err := fs.parentOf(p, true)
+	dir, name, at, err := fs.newChild(p)
 	if err != nil {
 		return err
 	}
@@ -157,7 +180,7 @@ func (fs *memfs) mkdir(p []string, m meta) error {
 		old.ino.meta = m
 		return nil
 	}
-	dir.children[name] = newDirNode(dir, m)
+	dir.children[name] = newDirNode(dir, at, m)
 	return nil
 }
 
@@ -194,17 +217,20 @@ func (fs *memfs) link(p, target []string) error {
 	if t.ino.typ == tar.TypeDir {
 		return invalid("hardlink target %s is a directory", joinPath(target))
 	}
-	dir, name, err := fs.parentOf(p, true)
+	dir, name, at, err := fs.newChild(p)
 	if err != nil {
 		return err
 	}
 	if old := dir.children[name]; old != nil && old.ino == t.ino {
 		return nil
 	}
-	dir.children[name] = &node{ino: t.ino, parent: dir}
+	dir.children[name] = &node{ino: t.ino, parent: dir, at: at}
 	return nil
 }
 
-func (fs *memfs) endLayer() error { return nil }
+func (fs *memfs) endLayer() error {
+	clear(fs.cleared)
+	return nil
+}
 
 var _ backend = (*memfs)(nil)

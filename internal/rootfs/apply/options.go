@@ -6,19 +6,99 @@ import (
 	"runtime"
 )
 
-// Default limits. A layer set beyond them is rejected, not truncated.
+// Limits are the budgets of one Flatten or ApplyDir call: a layer set
+// beyond any of them is rejected, not truncated. A zero field means its
+// default (DefaultLimits). Each field is a `ferry daemon --layer-*` flag.
+type Limits struct {
+	// MaxStream bounds the uncompressed bytes of all layers (what the
+	// decompressors produce, so gzip and zstd bombs stop here) and, checked
+	// at each header, the sum of the sizes of non-sparse regular files.
+	MaxStream int64
+	// MaxApparent bounds the sum of regular files' apparent sizes, holes
+	// of sparse files included. Holes cost neither memory nor disk (they
+	// stay holes in the spool and in the ext4 base) but they are written
+	// out as zeros, so this bounds the time a few bytes can cost.
+	MaxApparent int64
+	// MaxEntries bounds the number of tar entries over all layers.
+	MaxEntries int64
+	// MaxMetadata bounds the memory held for the tree: every entry is
+	// charged a fixed cost plus its name, link target and xattrs. It is
+	// the bound on the applier's heap besides the spool memory.
+	MaxMetadata int64
+	// MaxLayers bounds the number of layers of one image.
+	MaxLayers int
+	// MaxDepth bounds the depth of every path, as written in an entry and
+	// as resolved in the tree (symlinks followed).
+	MaxDepth int
+	// MaxRatio bounds how many uncompressed bytes a compressed layer may
+	// produce per compressed byte, once it has produced 256 MiB.
+	MaxRatio int64
+	// MinFree is the free space the spool and the ext4 base leave on their
+	// filesystem; a build that would go below it fails.
+	MinFree int64
+}
+
+// Default limits. Per-entry limits that Linux itself has (PATH_MAX,
+// XATTR_NAME_MAX, XATTR_SIZE_MAX, XATTR_LIST_MAX) are constants: see
+// entry.go.
 const (
-	DefaultMaxSize     = 64 << 30 // bytes: uncompressed tar streams, and separately logical file sizes
-	DefaultMaxEntries  = 4 << 20  // tar entries over all layers
-	DefaultSpoolMemory = 1 << 30  // bytes of file data Flatten holds in memory before spilling to disk
+	DefaultMaxStream   = 32 << 30 // bytes
+	DefaultMaxApparent = 64 << 30 // bytes
+	DefaultMaxEntries  = 1 << 20
+	DefaultMaxMetadata = 128 << 20 // bytes
+	DefaultMaxLayers   = 256
+	DefaultMaxDepth    = 512
+	DefaultMaxRatio    = 100
+	DefaultMinFree     = 1 << 30 // bytes
+	DefaultSpoolMemory = 64 << 20 // bytes of file data Flatten holds in memory before spilling to disk
+
+	// DefaultMaxSize is the old name of DefaultMaxStream.
+	DefaultMaxSize = DefaultMaxStream
 )
+
+// DefaultLimits returns the limits a zero Limits stands for.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxStream:   DefaultMaxStream,
+		MaxApparent: DefaultMaxApparent,
+		MaxEntries:  DefaultMaxEntries,
+		MaxMetadata: DefaultMaxMetadata,
+		MaxLayers:   DefaultMaxLayers,
+		MaxDepth:    DefaultMaxDepth,
+		MaxRatio:    DefaultMaxRatio,
+		MinFree:     DefaultMinFree,
+	}
+}
+
+// withDefaults fills zero fields from DefaultLimits.
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits()
+	set := func(v *int64, def int64) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	set(&l.MaxStream, d.MaxStream)
+	set(&l.MaxApparent, d.MaxApparent)
+	set(&l.MaxEntries, d.MaxEntries)
+	set(&l.MaxMetadata, d.MaxMetadata)
+	set(&l.MaxRatio, d.MaxRatio)
+	set(&l.MinFree, d.MinFree)
+	if l.MaxLayers <= 0 {
+		l.MaxLayers = d.MaxLayers
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = d.MaxDepth
+	}
+	l.MaxDepth = min(l.MaxDepth, pathMax/2) // the deepest a PATH_MAX path can be
+	return l
+}
 
 // Option configures Flatten and ApplyDir.
 type Option func(*options)
 
 type options struct {
-	maxSize     int64
-	maxEntries  int64
+	lim         Limits
 	spoolDir    string
 	spoolMemory int64
 	parallelism int
@@ -27,8 +107,7 @@ type options struct {
 
 func newOptions(opts []Option) options {
 	o := options{
-		maxSize:     DefaultMaxSize,
-		maxEntries:  DefaultMaxEntries,
+		lim:         DefaultLimits(),
 		spoolDir:    os.TempDir(),
 		spoolMemory: DefaultSpoolMemory,
 		parallelism: runtime.GOMAXPROCS(0),
@@ -37,19 +116,27 @@ func newOptions(opts []Option) options {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	o.lim = o.lim.withDefaults()
 	if o.parallelism < 1 {
 		o.parallelism = 1
 	}
 	return o
 }
 
-// WithMaxSize bounds the total uncompressed size of all layers and, as a
-// separate budget, the total logical size of their regular files (sparse
-// files count at their full size). It stops decompression bombs.
-func WithMaxSize(n int64) Option { return func(o *options) { o.maxSize = n } }
+// WithLimits replaces all limits (zero fields keep their defaults).
+func WithLimits(l Limits) Option { return func(o *options) { o.lim = l } }
 
-// WithMaxEntries bounds the number of tar entries over all layers.
-func WithMaxEntries(n int64) Option { return func(o *options) { o.maxEntries = n } }
+// WithMaxSize sets Limits.MaxStream, and Limits.MaxApparent to the same
+// value.
+func WithMaxSize(n int64) Option {
+	return func(o *options) { o.lim.MaxStream, o.lim.MaxApparent = n, n }
+}
+
+// WithMaxEntries sets Limits.MaxEntries.
+func WithMaxEntries(n int64) Option { return func(o *options) { o.lim.MaxEntries = n } }
+
+// WithMaxMetadata sets Limits.MaxMetadata.
+func WithMaxMetadata(n int64) Option { return func(o *options) { o.lim.MaxMetadata = n } }
 
 // WithSpoolDir sets where Flatten keeps its unlinked spool files (the
 // decompressed file data of each layer). Put it on the same filesystem as

@@ -4,61 +4,115 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/ferryvm/ferry/internal/rootfs/sparse"
 )
 
 const spoolChunk = 4 << 20
 
 // spool holds one layer's decompressed file data for replay: in memory
 // while the call's memory budget lasts, then in an unlinked temp file.
+// Data that is all zeros stays a hole: a memory chunk that fills with
+// zeros is given back (nil in chunks), and zero blocks are never written
+// to the file. So a sparse file, or a file of zeros, costs its data only.
 type spool struct {
-	chunks [][]byte
-	mem    int64 // bytes held in chunks
-	file   *os.File
-	dir    string
-	budget *budget
-	size   int64
+	chunks  [][]byte // nil entries are chunks of zeros
+	spare   []byte   // a zero chunk's buffer, budget still held, for reuse
+	mem     int64    // bytes of the spool's offset space held in chunks
+	file    *os.File
+	hw      *sparse.Writer // the file part
+	dir     string
+	budget  *budget
+	minFree int64
+	size    int64
 }
 
-func (s *spool) Write(p []byte) (int, error) {
-	n := 0
-	for len(p) > 0 {
-		if s.file != nil {
-			w, err := s.file.WriteAt(p, s.size-s.mem)
-			n += w
-			s.size += int64(w)
-			return n, err
-		}
-		if s.size == int64(len(s.chunks))*spoolChunk {
-			if s.budget.left.Add(-spoolChunk) < 0 {
-				s.budget.left.Add(spoolChunk)
-				f, err := os.CreateTemp(s.dir, "flatten-*.spool")
-				if err != nil {
-					return n, fmt.Errorf("spool: %w", err)
-				}
-				_ = os.Remove(f.Name())
-				s.file = f
-				continue
+// ReadFrom decompresses r into the spool until it ends: straight into
+// memory chunks (no bounce buffer) while the budget lasts, then into the
+// file.
+func (s *spool) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	for s.file == nil {
+		if s.size == s.mem {
+			if !s.grow() {
+				break
 			}
-			s.chunks = append(s.chunks, make([]byte, spoolChunk))
 		}
-		c := s.chunks[len(s.chunks)-1]
-		w := copy(c[s.size%spoolChunk:], p)
-		p = p[w:]
-		n += w
-		s.size += int64(w)
-		s.mem += int64(w)
+		i := len(s.chunks) - 1
+		c := s.chunks[i][s.size%spoolChunk:]
+		n, err := io.ReadFull(r, c)
+		s.size += int64(n)
+		total += int64(n)
+		if n == len(c) && sparse.AllZero(s.chunks[i]) {
+			s.spare, s.chunks[i] = s.chunks[i], nil
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
 	}
+	if s.file == nil {
+		f, err := os.CreateTemp(s.dir, "flatten-*.spool")
+		if err != nil {
+			return total, fmt.Errorf("spool: %w", err)
+		}
+		_ = os.Remove(f.Name())
+		s.file = f
+		s.hw = sparse.NewWriter(f, s.minFree)
+	}
+	s.hw.SetPos(s.size - s.mem)
+	n, err := io.CopyBuffer(s.hw, r, make([]byte, 1<<20))
+	s.size += n
+	return total + n, err
+}
+
+// grow adds a memory chunk, reusing a zero chunk's buffer; false when
+// the memory budget is spent.
+func (s *spool) grow() bool {
+	c := s.spare
+	s.spare = nil
+	if c == nil {
+		if s.budget.left.Add(-spoolChunk) < 0 {
+			s.budget.left.Add(spoolChunk)
+			return false
+		}
+		c = make([]byte, spoolChunk)
+	}
+	s.chunks = append(s.chunks, c)
+	s.mem += spoolChunk
+	return true
+}
+
+// Write appends p (tests and generic copies; ReadFrom is the fast path).
+func (s *spool) Write(p []byte) (int, error) {
+	n, err := s.ReadFrom(&onceReader{p: p})
+	return int(n), err
+}
+
+type onceReader struct{ p []byte }
+
+func (o *onceReader) Read(b []byte) (int, error) {
+	if len(o.p) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(b, o.p)
+	o.p = o.p[n:]
 	return n, nil
 }
 
 func (s *spool) ReadAt(p []byte, off int64) (int, error) {
 	n := 0
-	for len(p) > 0 && off < s.mem {
-		c := s.chunks[off/spoolChunk][off%spoolChunk:]
-		if rem := s.mem - off; int64(len(c)) > rem {
-			c = c[:rem]
+	for len(p) > 0 && off < min(s.mem, s.size) {
+		c := s.chunks[off/spoolChunk]
+		start := off % spoolChunk
+		w := int(min(int64(len(p)), spoolChunk-start, s.size-off))
+		if c == nil {
+			clear(p[:w])
+		} else {
+			copy(p[:w], c[start:])
 		}
-		w := copy(p, c)
 		p, off, n = p[w:], off+int64(w), n+w
 	}
 	if len(p) == 0 {
@@ -67,49 +121,35 @@ func (s *spool) ReadAt(p []byte, off int64) (int, error) {
 	if s.file == nil || off >= s.size {
 		return n, io.EOF
 	}
-	m, err := s.file.ReadAt(p, off-s.mem)
-	return n + m, err
+	want := min(int64(len(p)), s.size-off)
+	m, err := s.file.ReadAt(p[:want], off-s.mem)
+	if err == io.EOF { // a trailing hole not yet covered by the file's size
+		clear(p[m:want])
+		m, err = int(want), nil
+	}
+	if n += m; err == nil && int64(len(p)) > want {
+		err = io.EOF
+	}
+	return n, err
 }
 
 // Close frees the memory and the file.
 func (s *spool) Close() error {
-	s.budget.left.Add(int64(len(s.chunks)) * spoolChunk)
-	s.chunks = nil
+	held := int64(len(s.chunks)) * spoolChunk
+	for _, c := range s.chunks {
+		if c == nil {
+			held -= spoolChunk
+		}
+	}
+	if s.spare != nil {
+		held += spoolChunk
+	}
+	s.budget.left.Add(held)
+	s.chunks, s.spare = nil, nil
 	if s.file != nil {
 		return s.file.Close()
 	}
 	return nil
-}
-
-// ReadFrom decompresses straight into the spool's memory (no bounce
-// buffer) until r ends.
-func (s *spool) ReadFrom(r io.Reader) (int64, error) {
-	var total int64
-	for {
-		if s.file != nil || s.size == int64(len(s.chunks))*spoolChunk {
-			if s.file == nil && s.budget.left.Add(-spoolChunk) >= 0 {
-				s.chunks = append(s.chunks, make([]byte, spoolChunk))
-			} else {
-				if s.file == nil {
-					s.budget.left.Add(spoolChunk)
-				}
-				// Out of memory budget: the generic copy goes to the file.
-				n, err := io.CopyBuffer(struct{ io.Writer }{s}, r, make([]byte, 1<<20))
-				return total + n, err
-			}
-		}
-		c := s.chunks[len(s.chunks)-1][s.size%spoolChunk:]
-		n, err := r.Read(c)
-		s.size += int64(n)
-		s.mem += int64(n)
-		total += int64(n)
-		if err == io.EOF {
-			return total, nil
-		}
-		if err != nil {
-			return total, err
-		}
-	}
 }
 
 // section is a range of a spool that writes itself out without a bounce
@@ -123,11 +163,17 @@ func (sec section) WriteTo(w io.Writer) (int64, error) {
 	var total int64
 	off, end := sec.off, sec.off+sec.n
 	for off < end && off < sec.s.mem {
-		c := sec.s.chunks[off/spoolChunk][off%spoolChunk:]
-		if rem := min(end, sec.s.mem) - off; int64(len(c)) > rem {
-			c = c[:rem]
+		start := off % spoolChunk
+		k := min(spoolChunk-start, end-off)
+		var err error
+		var n int
+		if c := sec.s.chunks[off/spoolChunk]; c != nil {
+			n, err = w.Write(c[start : start+k])
+		} else {
+			var m int64
+			m, err = sparse.WriteZeros(w, k)
+			n = int(m)
 		}
-		n, err := w.Write(c)
 		total += int64(n)
 		off += int64(n)
 		if err != nil {
@@ -135,7 +181,7 @@ func (sec section) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	if off < end {
-		n, err := io.Copy(w, io.NewSectionReader(sec.s, off, end-off))
+		n, err := io.CopyBuffer(w, io.NewSectionReader(sec.s, off, end-off), make([]byte, 1<<20))
 		total += n
 		if err != nil {
 			return total, err

@@ -10,7 +10,7 @@ import (
 // TestSpoolSpillsToFile writes past the memory budget and reads every
 // range back.
 func TestSpoolSpillsToFile(t *testing.T) {
-	s := &spool{dir: t.TempDir(), budget: newBudget(2*spoolChunk, "spool memory")}
+	s := &spool{dir: t.TempDir(), budget: newBudget(2*spoolChunk, "spool memory", "bytes", "")}
 	defer s.Close()
 	want := make([]byte, 5*spoolChunk+12345)
 	r := rand.New(rand.NewPCG(1, 2))
@@ -40,7 +40,7 @@ func TestSpoolSpillsToFile(t *testing.T) {
 // TestSpoolReadFromAndWriteTo fills a spool with ReadFrom across the
 // memory/file boundary and writes random sections back out.
 func TestSpoolReadFromAndWriteTo(t *testing.T) {
-	s := &spool{dir: t.TempDir(), budget: newBudget(spoolChunk, "spool memory")}
+	s := &spool{dir: t.TempDir(), budget: newBudget(spoolChunk, "spool memory", "bytes", "")}
 	defer s.Close()
 	want := make([]byte, 3*spoolChunk+777)
 	r := rand.New(rand.NewPCG(3, 4))
