@@ -130,7 +130,8 @@ func (m *Manager) build(ctx context.Context, d v1.Hash, img v1.Image) (base Base
 			_ = os.Remove(tmp.Name())
 		}
 	}()
-	stats, err := writeBase(ctx, img, tmp, append([]apply.Option{apply.WithSpoolDir(m.root.RootfsTmp()), apply.WithLogger(m.o.log)}, m.o.applyOpts...))
+	opts := append([]apply.Option{apply.WithLimits(m.o.limits), apply.WithSpoolDir(m.root.RootfsTmp()), apply.WithLogger(m.o.log)}, m.o.applyOpts...)
+	stats, err := writeBase(ctx, img, tmp, m.o.limits.OrDefaults(), opts)
 	if err != nil {
 		return Base{}, fmt.Errorf("base %s: %w", d, err)
 	}
@@ -159,14 +160,10 @@ func (m *Manager) build(ctx context.Context, d v1.Hash, img v1.Image) (base Base
 	return Base{Digest: d, Path: p, Size: rec.Size, Created: rec.Created}, nil
 }
 
-// writeBase streams img's flattened tree into the ext4 writer.
-func writeBase(ctx context.Context, img v1.Image, out *os.File, opts []apply.Option) (apply.Stats, error) {
-	var hint int64
-	if mf, err := img.Manifest(); err == nil {
-		for _, l := range mf.Layers {
-			hint += 4 * l.Size
-		}
-	}
+// writeBase streams img's flattened tree into the ext4 writer, which
+// reserves metadata for the most file data the limits allow and keeps
+// their free-space reserve.
+func writeBase(ctx context.Context, img v1.Image, out *os.File, lim apply.Limits, opts []apply.Option) (apply.Stats, error) {
 	pr, pw := io.Pipe()
 	var stats apply.Stats
 	errc := make(chan error, 1)
@@ -176,7 +173,7 @@ func writeBase(ctx context.Context, img v1.Image, out *os.File, opts []apply.Opt
 		_ = pw.CloseWithError(err)
 		errc <- err
 	}()
-	berr := ext4.Build(ctx, pr, out, hint)
+	berr := ext4.Build(ctx, pr, out, lim.MaxApparent, ext4.WithMinFree(lim.MinFree))
 	_ = pr.CloseWithError(errors.New("ext4 writer stopped"))
 	ferr := <-errc
 	if ferr != nil {

@@ -43,7 +43,7 @@ const DefaultScratchSize = 8 << 30
 type Base struct {
 	Digest  v1.Hash   `json:"digest"` // manifest digest of the image
 	Path    string    `json:"path"`
-	Size    int64     `json:"size"` // bytes (apparent = allocated, it is dense)
+	Size    int64     `json:"size"` // apparent bytes (blocks of zeros are holes: allocated can be less)
 	Created time.Time `json:"created"`
 }
 
@@ -67,6 +67,7 @@ type options struct {
 	scratchSize int64
 	log         *slog.Logger
 	applyOpts   []apply.Option
+	limits      apply.Limits
 }
 
 // WithScratchSize sets the default apparent size of scratch disks and
@@ -76,10 +77,15 @@ func WithScratchSize(n int64) Option { return func(o *options) { o.scratchSize =
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithApplyOptions passes limits (apply.WithMaxSize, …) to base builds.
+// WithApplyOptions passes options (apply.WithSpoolMemory, …) to base
+// builds, after the limits.
 func WithApplyOptions(opts ...apply.Option) Option {
 	return func(o *options) { o.applyOpts = append(o.applyOpts, opts...) }
 }
+
+// WithLayerLimits sets the limits a base build holds an image's layers
+// to (zero fields: apply's defaults); MinFree also bounds the ext4 base.
+func WithLayerLimits(l apply.Limits) Option { return func(o *options) { o.limits = l } }
 
 // Manager owns bases and machine root filesystems under one data dir.
 type Manager struct {

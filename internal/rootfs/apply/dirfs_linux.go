@@ -384,7 +384,7 @@ func (d *dirfs) create(p []string, m meta, size int64, data io.Reader) error {
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
 	if size > 0 {
-		w := sparse.NewWriter(f, 0) // zero blocks stay holes
+		w := sparse.NewWriter(f, -1) // zero blocks stay holes
 		n, err := io.CopyBuffer(w, io.LimitReader(data, size), make([]byte, 256<<10))
 		if err == nil && n < size {
 			err = io.ErrUnexpectedEOF

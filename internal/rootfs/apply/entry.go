@@ -13,7 +13,7 @@ import (
 const (
 	whiteoutPrefix = ".wh."
 	opaqueMarker   = ".wh..wh..opq"
-	maxNameLen     = 255 // ext4 and most Linux filesystems
+	maxNameLen     = 255  // ext4 and most Linux filesystems
 	pathMax        = 4096 // Linux PATH_MAX, the terminating NUL included
 	maxLinkTarget  = pathMax - 1
 	maxDevMajor    = 1<<12 - 1 // Linux dev_t: 12-bit major, 20-bit minor

@@ -34,7 +34,8 @@ type Limits struct {
 	// produce per compressed byte, once it has produced 256 MiB.
 	MaxRatio int64
 	// MinFree is the free space the spool and the ext4 base leave on their
-	// filesystem; a build that would go below it fails.
+	// filesystem; a build that would go below it fails. Zero means 5% of
+	// the filesystem, at most 1 GiB; negative, no reserve.
 	MinFree int64
 }
 
@@ -49,7 +50,6 @@ const (
 	DefaultMaxLayers   = 256
 	DefaultMaxDepth    = 512
 	DefaultMaxRatio    = 100
-	DefaultMinFree     = 1 << 30 // bytes
 	DefaultSpoolMemory = 64 << 20 // bytes of file data Flatten holds in memory before spilling to disk
 
 	// DefaultMaxSize is the old name of DefaultMaxStream.
@@ -66,9 +66,11 @@ func DefaultLimits() Limits {
 		MaxLayers:   DefaultMaxLayers,
 		MaxDepth:    DefaultMaxDepth,
 		MaxRatio:    DefaultMaxRatio,
-		MinFree:     DefaultMinFree,
 	}
 }
+
+// OrDefaults returns l with its zero fields set from DefaultLimits.
+func (l Limits) OrDefaults() Limits { return l.withDefaults() }
 
 // withDefaults fills zero fields from DefaultLimits.
 func (l Limits) withDefaults() Limits {
@@ -83,7 +85,6 @@ func (l Limits) withDefaults() Limits {
 	set(&l.MaxEntries, d.MaxEntries)
 	set(&l.MaxMetadata, d.MaxMetadata)
 	set(&l.MaxRatio, d.MaxRatio)
-	set(&l.MinFree, d.MinFree)
 	if l.MaxLayers <= 0 {
 		l.MaxLayers = d.MaxLayers
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/Microsoft/hcsshim/ext4/tar2ext4"
+
+	"github.com/ferryvm/ferry/internal/rootfs/sparse"
 )
 
 // Superblock fields this package reads or patches (offsets inside the
@@ -30,19 +32,39 @@ const (
 )
 
 // minMaxDiskSize is the smallest metadata reservation Build asks for.
+// The reservation is group descriptor blocks of zeros, which stay holes.
 const minMaxDiskSize = 16 << 30
+
+// BuildOption configures Build.
+type BuildOption func(*buildOptions)
+
+type buildOptions struct{ minFree int64 }
+
+// WithMinFree makes Build fail rather than leave less than n bytes free
+// on out's filesystem.
+func WithMinFree(n int64) BuildOption { return func(o *buildOptions) { o.minFree = n } }
 
 // Build writes an ext4 filesystem holding the flattened tar stream r
 // (no whiteouts; see apply.Flatten) to out, which must be empty. The
 // filesystem is exactly as large as its content and carries the
-// read-only feature flag. contentHint (bytes of file data, 0 if unknown)
-// sizes the metadata reservation.
-func Build(ctx context.Context, r io.Reader, out *os.File, contentHint int64) error {
+// read-only feature flag; blocks of zeros (sparse files, files of zeros,
+// unused metadata) are holes in out, so out's allocated size follows the
+// data. contentHint (the apparent bytes of file data it may hold, 0 if
+// unknown) sizes the metadata reservation.
+func Build(ctx context.Context, r io.Reader, out *os.File, contentHint int64, opts ...BuildOption) error {
+	var o buildOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	maxSize := int64(minMaxDiskSize)
 	if 2*contentHint+(1<<30) > maxSize {
 		maxSize = 2*contentHint + (1 << 30)
 	}
-	if err := tar2ext4.ConvertTarToExt4(ctxReader{ctx, r}, out, tar2ext4.MaximumDiskSize(maxSize)); err != nil {
+	w := sparse.NewWriter(out, o.minFree)
+	if err := tar2ext4.ConvertTarToExt4(ctxReader{ctx, r}, w, tar2ext4.MaximumDiskSize(maxSize)); err != nil {
+		return fmt.Errorf("write ext4: %w", err)
+	}
+	if err := w.Finish(); err != nil {
 		return fmt.Errorf("write ext4: %w", err)
 	}
 	if err := FixInodeBitmapPadding(out); err != nil {

@@ -64,9 +64,9 @@ type Writer struct {
 	checkAt int64
 }
 
-// NewWriter writes f from its offset 0; with minFree > 0 a write that
-// would leave less than minFree bytes free on f's filesystem fails (the
-// check runs every 64 MiB written).
+// NewWriter writes f from its offset 0. A write that would leave less
+// than minFree bytes free on f's filesystem fails (checked every 64 MiB
+// written); minFree 0 means AutoReserve of the filesystem, < 0 no check.
 func NewWriter(f *os.File, minFree int64) *Writer {
 	return &Writer{f: f, minFree: minFree}
 }
@@ -130,9 +130,13 @@ func (w *Writer) advance(n int64) {
 	w.end = max(w.end, w.pos)
 }
 
+// AutoReserve is the free space kept by default: 5% of the filesystem,
+// at most 1 GiB.
+func AutoReserve(fsBytes int64) int64 { return min(fsBytes/20, 1<<30) }
+
 // check refuses a write that would cut into the free-space reserve.
 func (w *Writer) check(n int64) error {
-	if w.minFree <= 0 || w.written+n < w.checkAt {
+	if w.minFree < 0 || w.written+n < w.checkAt {
 		return nil
 	}
 	w.checkAt = w.written + n + checkEvery
@@ -146,9 +150,13 @@ func (w *Writer) check(n int64) error {
 		return nil //nolint:nilerr // no statfs, no check: the write itself reports a full disk
 	}
 	free := int64(st.Bavail) * st.Bsize //nolint:gosec // G115: block counts fit in int64
-	if free-n-checkEvery < w.minFree {
+	keep := w.minFree
+	if keep == 0 {
+		keep = AutoReserve(int64(st.Blocks) * st.Bsize) //nolint:gosec // G115: as above
+	}
+	if free-n-checkEvery < keep {
 		return fmt.Errorf("%s: its filesystem has %s free, and must keep %s (--layer-min-free): %w",
-			w.f.Name(), humanize.IBytes(uint64(max(free, 0))), humanize.IBytes(uint64(w.minFree)), errdefs.ErrUnavailable)
+			w.f.Name(), humanize.IBytes(uint64(max(free, 0))), humanize.IBytes(uint64(keep)), errdefs.ErrUnavailable)
 	}
 	return nil
 }
