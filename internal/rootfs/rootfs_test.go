@@ -3,6 +3,7 @@ package rootfs_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -20,6 +21,7 @@ import (
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/rootfs"
+	"github.com/ferryvm/ferry/internal/rootfs/apply"
 	ti "github.com/ferryvm/ferry/internal/rootfs/rootfstest"
 	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
@@ -171,24 +173,51 @@ func TestEnsureBaseBuildsOnceAndIsReadOnly(t *testing.T) {
 	}
 }
 
+// TestEnsureBaseBadImageLeavesNothing builds bases of hostile images:
+// each fails with one line naming the entry and the limit, and leaves no
+// base, no spool or temp file, no record and no lease.
 func TestEnsureBaseBadImageLeavesNothing(t *testing.T) {
-	e := newEnv(t)
-	img := ti.Image(t, ti.Tar(t, ti.File("../escape", "x")))
-	d, _ := img.Digest()
-	_, err := e.m.EnsureBase(context.Background(), d, img)
-	if !errors.Is(err, errdefs.ErrInvalidArgument) {
-		t.Fatalf("err = %v, want invalid argument", err)
+	limits := apply.Limits{MaxStream: 64 << 20, MaxMetadata: 1 << 20}
+	zeros := strings.Repeat("\x00", 1<<20)
+	var meta []ti.E
+	for i := range 4000 {
+		meta = append(meta, ti.File(fmt.Sprintf("d/%s%d", strings.Repeat("m", 200), i), ""))
 	}
-	if _, err := e.m.Base(context.Background(), d); !errors.Is(err, errdefs.ErrNotFound) {
-		t.Fatalf("Base after failed build: %v", err)
-	}
-	for _, dir := range []string{e.root.Bases(), e.root.RootfsTmp()} {
-		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-			t.Fatalf("%s not empty: %v", dir, ents)
-		}
-	}
-	if e.leaser.count() != 0 {
-		t.Fatalf("lease left behind: %v", e.leaser.leases)
+	for _, c := range []struct {
+		name string
+		img  v1.Image
+		want string
+	}{
+		{"breakout", ti.Image(t, ti.Tar(t, ti.File("../escape", "x"))), `entry "../escape": name contains ".."`},
+		{"pax-path-64k", ti.Image(t, ti.Tar(t, ti.File(strings.Repeat("a/", 32768)+"f", "x"))), "longer than PATH_MAX"},
+		{"metadata", ti.Image(t, ti.Tar(t, meta...)), "metadata (names, link targets, xattrs, tree) exceeds the limit of 1048576 bytes (1.0 MiB, --layer-max-metadata)"},
+		{"bomb-after-data", ti.FromLayers(t,
+			ti.Layer(t, ti.Tar(t, ti.File("a", zeros), ti.File("b", strings.Repeat("b", 8<<20))), false),
+			ti.Bomb(t, "zeros", 96<<20, false)), `entry "zeros": total file size exceeds the limit of 67108864 bytes (64 MiB, --layer-max-stream)`},
+		{"sparse-claim", ti.Image(t, ti.Tar(t, ti.E{Name: "s", Size: 1 << 40, Sparse: map[int64]string{0: "x"}})), "total apparent file size"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv(t, rootfs.WithLayerLimits(limits), rootfs.WithApplyOptions(apply.WithSpoolMemory(4<<20)))
+			d, _ := c.img.Digest()
+			_, err := e.m.EnsureBase(context.Background(), d, c.img)
+			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %.500v, want invalid argument with %q", err, c.want)
+			}
+			if msg := err.Error(); strings.Contains(msg, "\n") || len(msg) > 512 {
+				t.Fatalf("not one short line (%d bytes): %.600q", len(msg), msg)
+			}
+			if _, err := e.m.Base(context.Background(), d); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("Base after failed build: %v", err)
+			}
+			for _, dir := range []string{e.root.Bases(), e.root.RootfsTmp()} {
+				if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+					t.Fatalf("%s not empty: %v", dir, ents)
+				}
+			}
+			if e.leaser.count() != 0 {
+				t.Fatalf("lease left behind: %v", e.leaser.leases)
+			}
+		})
 	}
 }
 

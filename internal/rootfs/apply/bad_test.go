@@ -70,9 +70,12 @@ func (s *sandbox) check(t testing.TB) {
 type badCase struct {
 	name    string
 	layers  [][]ti.E
+	raw     [][]byte                      // uncompressed tar layers after layers
+	image   func(t testing.TB) []v1.Layer // generated layers (bombs) instead of both
 	opts    []apply.Option
 	wantErr string // substring of the error; "" means the tree must apply (in-root)
 	entry   string // entry the error must name
+	noLayer bool   // an image-level error, naming no layer
 	check   func(t *testing.T, root, sentinel string)
 }
 
@@ -170,12 +173,18 @@ func wantLink(p, target string) func(*testing.T, string, string) {
 	}
 }
 
-func imageOf(t testing.TB, s *sandbox, layers [][]ti.E) v1.Image {
-	var tars [][]byte
-	for _, l := range layers {
-		tars = append(tars, ti.Tar(t, s.expand(l)...))
+func imageOf(t testing.TB, s *sandbox, c badCase) v1.Image {
+	if c.image != nil {
+		return ti.FromLayers(t, c.image(t)...)
 	}
-	return ti.Image(t, tars...)
+	var ls []v1.Layer
+	for _, l := range c.layers {
+		ls = append(ls, ti.Layer(t, ti.Tar(t, s.expand(l)...), false))
+	}
+	for _, r := range c.raw {
+		ls = append(ls, ti.Uncompressed(t, r))
+	}
+	return ti.FromLayers(t, ls...)
 }
 
 // TestBadInput runs every hostile case through both outputs: the
@@ -183,10 +192,10 @@ func imageOf(t testing.TB, s *sandbox, layers [][]ti.E) v1.Image {
 // the flattener (same verdict; same tree when it applies).
 func TestBadInput(t *testing.T) {
 	prereq.Root(t, "ownership, device nodes and trusted.* xattrs in the applied tree")
-	for _, c := range badCases() {
+	for _, c := range append(badCases(), limitCases(t)...) {
 		t.Run(c.name, func(t *testing.T) {
 			s := newSandbox(t)
-			img := imageOf(t, s, c.layers)
+			img := imageOf(t, s, c)
 			dirErr := apply.ApplyDir(context.Background(), img, s.root, c.opts...)
 			s.check(t)
 			var buf bytes.Buffer
@@ -205,8 +214,11 @@ func TestBadInput(t *testing.T) {
 				if !errors.Is(err, errdefs.ErrInvalidArgument) {
 					t.Errorf("%s: %v is not invalid argument", name, err)
 				}
-				if !strings.Contains(err.Error(), "layer sha256:") {
+				if !c.noLayer && !strings.Contains(err.Error(), "layer sha256:") {
 					t.Errorf("%s: %v does not name the layer", name, err)
+				}
+				if msg := err.Error(); strings.Contains(msg, "\n") || len(msg) > 1024 {
+					t.Errorf("%s: the error is not one short line (%d bytes): %.300q", name, len(msg), msg)
 				}
 				var ee *apply.EntryError
 				if c.entry != "" && (!errors.As(err, &ee) || ee.Entry != strings.ReplaceAll(c.entry, "@S@", s.sentinel)) {

@@ -50,7 +50,7 @@ func applyLayerDir(ctx context.Context, fs *dirfs, li layerInfo, lim *limits) er
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("layer %s: read tar: %w", li.name, err)
+			return vs.readErr(err)
 		}
 		o, err := lim.admit(li, hdr)
 		if err != nil {

@@ -152,7 +152,7 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, dir string) (*sp
 			break
 		}
 		if err != nil {
-			return fail(fmt.Errorf("layer %s: read tar: %w", li.name, err))
+			return fail(vs.readErr(err))
 		}
 		o, err := lim.admit(li, hdr)
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"sync/atomic"
 
 	"github.com/dustin/go-humanize"
@@ -36,12 +37,19 @@ func newBudget(n int64, what, unit, flag string) *budget {
 
 func (b *budget) take(n int64) error {
 	if b.left.Add(-n) < 0 {
-		lim := fmt.Sprintf("%d", b.limit)
+		var notes []string
 		if b.unit == "bytes" {
-			lim = fmt.Sprintf("%d bytes (%s)", b.limit, humanize.IBytes(uint64(b.limit)))
+			notes = append(notes, humanize.IBytes(uint64(b.limit)))
 		}
 		if b.flag != "" {
-			lim += ", " + b.flag
+			notes = append(notes, b.flag)
+		}
+		lim := fmt.Sprintf("%d", b.limit)
+		if b.unit == "bytes" {
+			lim += " bytes"
+		}
+		if len(notes) > 0 {
+			lim += " (" + strings.Join(notes, ", ") + ")"
 		}
 		return fmt.Errorf("%s exceeds the limit of %s: %w", b.what, lim, errdefs.ErrInvalidArgument)
 	}
@@ -262,4 +270,16 @@ func (vs *verifiedStream) Close() error {
 		errs = append(errs, vs.closer[i].Close())
 	}
 	return errors.Join(errs...)
+}
+
+// readErr is the error of tr.Next on vs: a limit vs hit (it names the
+// layer), a malformed archive (invalid argument), or a read failure.
+func (vs *verifiedStream) readErr(err error) error {
+	if vs.err != nil {
+		return vs.err
+	}
+	if errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("layer %s: malformed tar (%v): %w", vs.li.name, err, errdefs.ErrInvalidArgument)
+	}
+	return fmt.Errorf("layer %s: read tar: %w", vs.li.name, err)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"syscall"
 	"testing"
 )
 
@@ -61,5 +62,49 @@ func TestSpoolReadFromAndWriteTo(t *testing.T) {
 		if _, err := (section{s, off, n}).WriteTo(&buf); err != nil || !bytes.Equal(buf.Bytes(), want[off:off+n]) {
 			t.Fatalf("WriteTo(%d, %d): %v", off, n, err)
 		}
+	}
+}
+
+// TestSpoolKeepsHoles spools a file of zeros with a little data, across
+// the memory/file boundary: zero chunks give their memory back, zero
+// blocks are never written to the file, and every byte reads back.
+func TestSpoolKeepsHoles(t *testing.T) {
+	s := &spool{dir: t.TempDir(), budget: newBudget(2*spoolChunk, "spool memory", "bytes", "")}
+	defer s.Close()
+	const size = 64 << 20
+	// Chunks 0 and 3 hold data (the budget), the zero chunks between them
+	// reuse one buffer, and the rest goes to the file.
+	data := map[int64]string{5: "head", 3*spoolChunk + 7: "chunk 3", 9 * spoolChunk: "file", size - 4: "tail"}
+	want := make([]byte, size)
+	for off, d := range data {
+		copy(want[off:], d)
+	}
+	n, err := s.ReadFrom(bytes.NewReader(want))
+	if err != nil || n != size {
+		t.Fatalf("ReadFrom = %d, %v", n, err)
+	}
+	held := 0
+	for _, c := range s.chunks {
+		if c != nil {
+			held++
+		}
+	}
+	if held != 2 || s.file == nil || s.mem != 4*spoolChunk {
+		t.Fatalf("%d chunks held in memory, %d bytes of offsets, file %v: want the 2 chunks with data, then a file", held, s.mem, s.file)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(s.file.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 > 64<<10 {
+		t.Fatalf("spool file allocates %d bytes for %d bytes of data", st.Blocks*512, 30)
+	}
+	got, err := io.ReadAll(io.NewSectionReader(s, 0, size))
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("read back: %v (equal %v)", err, bytes.Equal(got, want))
+	}
+	var buf bytes.Buffer
+	if _, err := (section{s, 0, size}).WriteTo(&buf); err != nil || !bytes.Equal(buf.Bytes(), want) {
+		t.Fatalf("WriteTo: %v", err)
 	}
 }

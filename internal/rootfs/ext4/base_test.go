@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ferryvm/ferry/internal/rootfs/apply"
@@ -67,4 +68,29 @@ func TestBuildPassesFsck(t *testing.T) {
 		os.WriteFile(k, b, 0o644)
 	}
 	fsck(t, p)
+}
+
+// TestSparseFilesStaySparse builds a base holding a sparse file of 256 MiB
+// and a file of 8 MiB of zeros: the base's apparent size covers them,
+// its allocated size is their data, and e2fsck passes.
+func TestSparseFilesStaySparse(t *testing.T) {
+	p := buildBase(t, []ti.E{
+		{Name: "sparse", Size: 256 << 20, Sparse: map[int64]string{0: "head", 256<<20 - 4: "tail"}},
+		ti.File("zeros", strings.Repeat("\x00", 8<<20)),
+		ti.File("data", "data"),
+	})
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc := st.Sys().(*syscall.Stat_t).Blocks * 512
+	if st.Size() < 256<<20 || alloc > 4<<20 {
+		t.Fatalf("base: %d bytes apparent, %d allocated; want ≥ 256 MiB apparent, ≤ 4 MiB allocated", st.Size(), alloc)
+	}
+	fsck(t, p)
+	debugfs := requireTool(t, "debugfs")
+	out, err := exec.Command(debugfs, "-R", "stat /sparse", p).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Size: 268435456") {
+		t.Fatalf("debugfs stat /sparse: %v\n%s", err, out)
+	}
 }

@@ -40,6 +40,10 @@ type E struct {
 	PAX      map[string]string
 	Format   tar.Format
 	ModTime  time.Time
+	// Sparse, when set, makes a GNU sparse 1.0 (PAX) file of apparent
+	// size Size holding these data fragments at their offsets (archive/tar
+	// cannot write one: the entry is written raw).
+	Sparse map[int64]string
 }
 
 // Dir, File, Symlink, Hardlink and Whiteout are shorthands.
@@ -56,6 +60,11 @@ func Tar(t testing.TB, ents ...E) []byte {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, e := range ents {
+		if e.Sparse != nil {
+			_ = tw.Flush()
+			buf.Write(SparseEntry(e.Name, e.Size, e.Sparse))
+			continue
+		}
 		h := &tar.Header{
 			Name: e.Name, Typeflag: e.Type, Linkname: e.Link, Mode: e.Mode,
 			Uid: e.UID, Gid: e.GID, Devmajor: e.Major, Devminor: e.Minor,

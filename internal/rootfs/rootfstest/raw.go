@@ -1,0 +1,136 @@
+package rootfstest
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"maps"
+	"path"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// SparseEntry returns the raw tar blocks of a GNU sparse 1.0 file (as
+// `tar --sparse --format=pax` writes it): a PAX header naming the file
+// and its apparent size, then a ustar entry whose content is the sparse
+// map followed by the data fragments.
+func SparseEntry(name string, size int64, frags map[int64]string) []byte {
+	offs := slices.Sorted(maps.Keys(frags))
+	var m bytes.Buffer
+	fmt.Fprintf(&m, "%d\n", len(offs))
+	for _, o := range offs {
+		fmt.Fprintf(&m, "%d\n%d\n", o, len(frags[o]))
+	}
+	content := pad(m.Bytes())
+	for _, o := range offs {
+		content = append(content, frags[o]...)
+	}
+	pax := PAXRecords([][2]string{
+		{"GNU.sparse.major", "1"}, {"GNU.sparse.minor", "0"},
+		{"GNU.sparse.name", name}, {"GNU.sparse.realsize", strconv.FormatInt(size, 10)},
+	})
+	var out bytes.Buffer
+	out.Write(Header("PaxHeaders/"+path.Base(name), 'x', int64(len(pax))))
+	out.Write(pad(pax))
+	out.Write(Header("GNUSparseFile.0/"+path.Base(name), '0', int64(len(content))))
+	out.Write(pad(content))
+	return out.Bytes()
+}
+
+// PAXRecords encodes PAX extended header records in the given order.
+func PAXRecords(recs [][2]string) []byte {
+	var b bytes.Buffer
+	for _, r := range recs {
+		rec := " " + r[0] + "=" + r[1] + "\n"
+		n := len(rec)
+		for len(strconv.Itoa(n))+len(rec) != n {
+			n = len(strconv.Itoa(n)) + len(rec)
+		}
+		b.WriteString(strconv.Itoa(n) + rec)
+	}
+	return b.Bytes()
+}
+
+// Header returns one ustar header block (mode 0644, mtime Epoch).
+func Header(name string, typ byte, size int64) []byte {
+	b := make([]byte, 512)
+	copy(b[0:100], name)
+	octal := func(f []byte, v int64) { copy(f, fmt.Sprintf("%0*o", len(f)-1, v)) }
+	octal(b[100:108], 0o644)
+	octal(b[108:116], 0)
+	octal(b[116:124], 0)
+	octal(b[124:136], size)
+	octal(b[136:148], Epoch.Unix())
+	b[156] = typ
+	copy(b[257:265], "ustar\x0000")
+	copy(b[148:156], "        ")
+	sum := 0
+	for _, c := range b {
+		sum += int(c)
+	}
+	copy(b[148:156], fmt.Sprintf("%06o\x00 ", sum))
+	return b
+}
+
+func pad(b []byte) []byte {
+	if r := len(b) % 512; r != 0 {
+		b = append(b, make([]byte, 512-r)...)
+	}
+	return b
+}
+
+var (
+	bombMu sync.Mutex
+	bombs  = map[string][]byte{}
+)
+
+// Bomb returns a compressed layer (gzip, or zstd) holding one regular
+// file of size zero bytes, compressed as it is generated (the test never
+// holds the uncompressed stream). The compressed bytes are cached per
+// (size, zstd) for the process.
+func Bomb(t testing.TB, name string, size int64, useZstd bool) v1.Layer {
+	t.Helper()
+	key := fmt.Sprintf("%s/%d/%v", name, size, useZstd)
+	bombMu.Lock()
+	blob, ok := bombs[key]
+	if !ok {
+		var buf bytes.Buffer
+		var zw io.WriteCloser
+		if useZstd {
+			zw, _ = zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
+		} else {
+			zw, _ = gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		}
+		_, _ = zw.Write(Header(name, '0', size))
+		_, _ = io.CopyN(zw, zeroReader{}, size+(512-size%512)%512+1024)
+		_ = zw.Close()
+		blob = buf.Bytes()
+		bombs[key] = blob
+	}
+	bombMu.Unlock()
+	mt := types.OCILayer
+	if useZstd {
+		mt = types.OCILayerZStd
+	}
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob)), nil },
+		tarball.WithMediaType(mt), tarball.WithCompressedCaching)
+	if err != nil {
+		t.Fatalf("bomb layer: %v", err)
+	}
+	return l
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
