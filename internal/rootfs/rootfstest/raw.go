@@ -93,26 +93,34 @@ var (
 )
 
 // Bomb returns a compressed layer (gzip, or zstd) holding one regular
-// file of size zero bytes, compressed as it is generated (the test never
-// holds the uncompressed stream). The compressed bytes are cached per
-// (size, zstd) for the process.
+// file of size zero bytes. It is built from concatenated members (gzip)
+// or frames (zstd), one compressed MiB of zeros repeated, so it costs
+// nothing to make; readers decompress them as one stream.
 func Bomb(t testing.TB, name string, size int64, useZstd bool) v1.Layer {
 	t.Helper()
 	key := fmt.Sprintf("%s/%d/%v", name, size, useZstd)
 	bombMu.Lock()
 	blob, ok := bombs[key]
 	if !ok {
-		var buf bytes.Buffer
-		var zw io.WriteCloser
-		if useZstd {
-			zw, _ = zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
-		} else {
-			zw, _ = gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		compress := func(b []byte) []byte {
+			var buf bytes.Buffer
+			var zw io.WriteCloser
+			if useZstd {
+				zw, _ = zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
+			} else {
+				zw, _ = gzip.NewWriterLevel(&buf, gzip.BestCompression)
+			}
+			_, _ = zw.Write(b)
+			_ = zw.Close()
+			return buf.Bytes()
 		}
-		_, _ = zw.Write(Header(name, '0', size))
-		_, _ = io.CopyN(zw, zeroReader{}, size+(512-size%512)%512+1024)
-		_ = zw.Close()
-		blob = buf.Bytes()
+		rest := size + (512-size%512)%512 + 1024 // content, padding, end of archive
+		blob = compress(Header(name, '0', size))
+		mib := compress(make([]byte, 1<<20))
+		for ; rest >= 1<<20; rest -= 1 << 20 {
+			blob = append(blob, mib...)
+		}
+		blob = append(blob, compress(make([]byte, rest))...)
 		bombs[key] = blob
 	}
 	bombMu.Unlock()
@@ -126,11 +134,4 @@ func Bomb(t testing.TB, name string, size int64, useZstd bool) v1.Layer {
 		t.Fatalf("bomb layer: %v", err)
 	}
 	return l
-}
-
-type zeroReader struct{}
-
-func (zeroReader) Read(p []byte) (int, error) {
-	clear(p)
-	return len(p), nil
 }
