@@ -173,7 +173,7 @@ func writeBase(ctx context.Context, img v1.Image, out *os.File, lim apply.Limits
 		_ = pw.CloseWithError(err)
 		errc <- err
 	}()
-	berr := ext4.Build(ctx, pr, out, lim.MaxApparent, ext4.WithMinFree(lim.MinFree))
+	berr := ext4.Build(ctx, pr, out, lim.MaxStream+lim.MaxSparse, ext4.WithMinFree(lim.MinFree))
 	_ = pr.CloseWithError(errors.New("ext4 writer stopped"))
 	ferr := <-errc
 	if ferr != nil {

@@ -194,7 +194,7 @@ func TestEnsureBaseBadImageLeavesNothing(t *testing.T) {
 		{"bomb-after-data", ti.FromLayers(t,
 			ti.Layer(t, ti.Tar(t, ti.File("a", zeros), ti.File("b", strings.Repeat("b", 8<<20))), false),
 			ti.Bomb(t, "zeros", 96<<20, false)), `entry "zeros": total file size exceeds the limit of 67108864 bytes (64 MiB, --layer-max-stream)`},
-		{"sparse-claim", ti.Image(t, ti.Tar(t, ti.E{Name: "s", Size: 1 << 40, Sparse: map[int64]string{0: "x"}})), "total apparent file size"},
+		{"sparse-claim", ti.Image(t, ti.Tar(t, ti.E{Name: "s", Size: 1 << 40, Sparse: map[int64]string{0: "x"}})), "total apparent size of sparse files"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t, rootfs.WithLayerLimits(limits), rootfs.WithApplyOptions(apply.WithSpoolMemory(4<<20)))

@@ -62,7 +62,7 @@ func (b *budget) used() int64 { return b.limit - b.left.Load() }
 type limits struct {
 	Limits
 	stream   *budget // uncompressed tar bytes; also non-sparse file sizes at their header
-	apparent *budget // regular files' apparent sizes
+	sparse   *budget // sparse files' apparent sizes
 	entries  *budget
 	metadata *budget
 	spoolMem *budget // memory for spooled file data (spills to disk, never fails)
@@ -73,7 +73,7 @@ func newLimits(o options) *limits {
 	return &limits{
 		Limits:   l,
 		stream:   newBudget(l.MaxStream, "uncompressed layer size", "bytes", "--layer-max-stream"),
-		apparent: newBudget(l.MaxApparent, "total apparent file size (holes included)", "bytes", "--layer-max-apparent"),
+		sparse:   newBudget(l.MaxSparse, "total apparent size of sparse files (holes included)", "bytes", "--layer-max-sparse"),
 		entries:  newBudget(l.MaxEntries, "number of entries", "", "--layer-max-entries"),
 		metadata: newBudget(l.MaxMetadata, "metadata (names, link targets, xattrs, tree)", "bytes", "--layer-max-metadata"),
 		spoolMem: newBudget(o.spoolMemory, "spool memory", "bytes", ""),
@@ -102,8 +102,10 @@ func (l *limits) admit(li layerInfo, hdr *tar.Header) (op, error) {
 		return fail(fmt.Errorf("total file size exceeds the limit of %d bytes (%s, --layer-max-stream): %w",
 			l.MaxStream, humanize.IBytes(uint64(l.MaxStream)), errdefs.ErrInvalidArgument))
 	}
-	if err := l.apparent.take(o.size); err != nil {
-		return fail(err)
+	if o.sparse {
+		if err := l.sparse.take(o.size); err != nil {
+			return fail(err)
+		}
 	}
 	if o.size > maxFileSize {
 		return fail(invalid("file is %d bytes, larger than the largest file an ext4 base holds (%d)", o.size, int64(maxFileSize)))

@@ -85,9 +85,9 @@ func limitCases(t testing.TB) []badCase {
 			opts:    []apply.Option{apply.WithMaxMetadata(30000)},
 			wantErr: "metadata (names, link targets, xattrs, tree) exceeds the limit of 30000 bytes", entry: strings.Repeat("abcdefgh/", 330) + "f1"},
 		// Sparse files: counted by their data, holes stay holes; a claim
-		// beyond the apparent budget fails at its header.
+		// beyond the sparse budget fails at its header.
 		{name: "sparse-claims-1tib", layers: [][]ti.E{{{Name: "big", Size: 1 << 40, Sparse: map[int64]string{0: "x"}}}},
-			wantErr: "total apparent file size (holes included) exceeds the limit", entry: "big"},
+			wantErr: "total apparent size of sparse files (holes included) exceeds the limit of 17179869184 bytes (16 GiB, --layer-max-sparse)", entry: "big"},
 		{name: "sparse-stays-sparse", layers: [][]ti.E{{{Name: "s", Size: 48 << 20, Sparse: sparse}, {Name: "z", Body: strings.Repeat("\x00", 1<<20)}}},
 			check: wantSparse(map[string]int64{"s": 48 << 20, "z": 1 << 20})},
 		// Compressed bombs: the stream budget counts decompressed bytes, and

@@ -14,11 +14,12 @@ type Limits struct {
 	// decompressors produce, so gzip and zstd bombs stop here) and, checked
 	// at each header, the sum of the sizes of non-sparse regular files.
 	MaxStream int64
-	// MaxApparent bounds the sum of regular files' apparent sizes, holes
-	// of sparse files included. Holes cost neither memory nor disk (they
-	// stay holes in the spool and in the ext4 base) but they are written
-	// out as zeros, so this bounds the time a few bytes can cost.
-	MaxApparent int64
+	// MaxSparse bounds the sum of sparse files' apparent sizes, holes
+	// included. Holes cost neither memory nor disk (they stay holes in
+	// the spool and in the ext4 base, and a sparse file counts against
+	// MaxStream by its data only) but they are read and written as zeros,
+	// so this bounds the time a few bytes of layer can cost.
+	MaxSparse int64
 	// MaxEntries bounds the number of tar entries over all layers.
 	MaxEntries int64
 	// MaxMetadata bounds the memory held for the tree: every entry is
@@ -44,7 +45,7 @@ type Limits struct {
 // entry.go.
 const (
 	DefaultMaxStream   = 32 << 30 // bytes
-	DefaultMaxApparent = 64 << 30 // bytes
+	DefaultMaxSparse   = 16 << 30 // bytes
 	DefaultMaxEntries  = 1 << 20
 	DefaultMaxMetadata = 128 << 20 // bytes
 	DefaultMaxLayers   = 256
@@ -60,7 +61,7 @@ const (
 func DefaultLimits() Limits {
 	return Limits{
 		MaxStream:   DefaultMaxStream,
-		MaxApparent: DefaultMaxApparent,
+		MaxSparse:   DefaultMaxSparse,
 		MaxEntries:  DefaultMaxEntries,
 		MaxMetadata: DefaultMaxMetadata,
 		MaxLayers:   DefaultMaxLayers,
@@ -81,7 +82,7 @@ func (l Limits) withDefaults() Limits {
 		}
 	}
 	set(&l.MaxStream, d.MaxStream)
-	set(&l.MaxApparent, d.MaxApparent)
+	set(&l.MaxSparse, d.MaxSparse)
 	set(&l.MaxEntries, d.MaxEntries)
 	set(&l.MaxMetadata, d.MaxMetadata)
 	set(&l.MaxRatio, d.MaxRatio)
@@ -127,10 +128,10 @@ func newOptions(opts []Option) options {
 // WithLimits replaces all limits (zero fields keep their defaults).
 func WithLimits(l Limits) Option { return func(o *options) { o.lim = l } }
 
-// WithMaxSize sets Limits.MaxStream, and Limits.MaxApparent to the same
+// WithMaxSize sets Limits.MaxStream, and Limits.MaxSparse to the same
 // value.
 func WithMaxSize(n int64) Option {
-	return func(o *options) { o.lim.MaxStream, o.lim.MaxApparent = n, n }
+	return func(o *options) { o.lim.MaxStream, o.lim.MaxSparse = n, n }
 }
 
 // WithMaxEntries sets Limits.MaxEntries.
