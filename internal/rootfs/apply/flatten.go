@@ -12,18 +12,11 @@ import (
 )
 
 // spooledEntry is a validated entry of one layer; regular files point at
-// their content in the layer's spool file.
+// their content in the layer's spool.
 type spooledEntry struct {
 	name string
 	op   op
 	data *section // regular files only
-}
-
-// spooledLayer is one layer decompressed, verified and indexed.
-type spooledLayer struct {
-	info    layerInfo
-	entries []spooledEntry
-	spool   *spool
 }
 
 // Stats describes a flattened tree.
@@ -39,12 +32,10 @@ type Stats struct {
 // children in name order. It returns what it wrote.
 func Flatten(ctx context.Context, img v1.Image, w io.Writer, opts ...Option) (Stats, error) {
 	o := newOptions(opts)
-	fs, layers, stats, err := buildTree(ctx, img, o)
+	fs, spools, stats, err := buildTree(ctx, img, o)
 	defer func() {
-		for _, l := range layers {
-			if l != nil && l.spool != nil {
-				_ = l.spool.Close()
-			}
+		for _, s := range spools {
+			_ = s.Close()
 		}
 	}()
 	if err != nil {
@@ -55,15 +46,20 @@ func Flatten(ctx context.Context, img v1.Image, w io.Writer, opts ...Option) (St
 	return stats, err
 }
 
-// buildTree decompresses and indexes every layer (o.parallelism at a
-// time), then replays them in order into a memfs.
-func buildTree(ctx context.Context, img v1.Image, o options) (*memfs, []*spooledLayer, Stats, error) {
+// buildTree reads every layer (o.parallelism at a time) into its spool
+// and replays the entries in layer order into a memfs as they come.
+func buildTree(ctx context.Context, img v1.Image, o options) (*memfs, []*spool, Stats, error) {
 	infos, err := layersOf(img, o.lim.MaxLayers)
 	if err != nil {
 		return nil, nil, Stats{}, err
 	}
 	lim := newLimits(o)
-	layers := make([]*spooledLayer, len(infos))
+	fs := newMemfs(lim.MaxDepth)
+	rp := newReplayer(fs, infos)
+	spools := make([]*spool, len(infos))
+	for i := range spools {
+		spools[i] = &spool{dir: o.spoolDir, budget: lim.spoolMem, minFree: lim.MinFree}
+	}
 	errs := make([]error, len(infos))
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -74,10 +70,12 @@ func buildTree(ctx context.Context, img v1.Image, o options) (*memfs, []*spooled
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if errs[i] = ctx.Err(); errs[i] != nil {
-					continue
+				if errs[i] = ctx.Err(); errs[i] == nil {
+					errs[i] = spoolLayer(ctx, infos[i], lim, spools[i], func(e spooledEntry) error { return rp.emit(i, e) })
 				}
-				layers[i], errs[i] = spoolLayer(ctx, infos[i], lim, o.spoolDir)
+				if errs[i] == nil {
+					errs[i] = rp.finish(i)
+				}
 				if errs[i] != nil {
 					cancel()
 				}
@@ -89,26 +87,11 @@ func buildTree(ctx context.Context, img v1.Image, o options) (*memfs, []*spooled
 	}
 	close(next)
 	wg.Wait()
-	if err := firstError(errs); err != nil {
-		return nil, layers, Stats{}, err
-	}
 	stats := Stats{Layers: len(infos), StreamBytes: lim.stream.used()}
-	fs := newMemfs(lim.MaxDepth)
-	for i, l := range layers {
-		st := newLayerState()
-		for _, e := range l.entries {
-			var data io.Reader
-			if e.data != nil {
-				data = &sectionReader{io.NewSectionReader(e.data.s, e.data.off, e.data.n), *e.data}
-			}
-			if err := applyOp(fs, st, e.op, data); err != nil {
-				return nil, layers, stats, &EntryError{Layer: l.info.name, Entry: e.name, Err: err}
-			}
-		}
-		_ = fs.endLayer()
-		layers[i].entries = nil
+	if err := firstError(errs); err != nil {
+		return nil, spools, stats, err
 	}
-	return fs, layers, stats, nil
+	return fs, spools, stats, nil
 }
 
 // firstError prefers a real failure over the cancellations it caused.
@@ -128,52 +111,45 @@ func firstError(errs []error) error {
 }
 
 // spoolLayer reads one layer: validates each header, copies regular file
-// content into the layer's spool (zero blocks become holes), and verifies
-// the diff_id.
-func spoolLayer(ctx context.Context, li layerInfo, lim *limits, dir string) (*spooledLayer, error) {
+// content into the layer's spool (zero blocks become holes), emits the
+// entry, and verifies the diff_id.
+func spoolLayer(ctx context.Context, li layerInfo, lim *limits, spool *spool, emit func(spooledEntry) error) error {
 	vs, err := openLayer(li, lim)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { _ = vs.Close() }()
-	spool := &spool{dir: dir, budget: lim.spoolMem, minFree: lim.MinFree}
-	l := &spooledLayer{info: li, spool: spool}
-	fail := func(err error) (*spooledLayer, error) {
-		_ = spool.Close()
-		return nil, err
-	}
 	tr := tar.NewReader(vs)
 	for {
 		if err := ctx.Err(); err != nil {
-			return fail(err)
+			return err
 		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return fail(vs.readErr(err))
+			return vs.readErr(err)
 		}
 		o, err := lim.admit(li, hdr)
 		if err != nil {
-			return fail(err)
+			return err
 		}
 		e := spooledEntry{name: hdr.Name, op: o}
 		if o.kind == opFile {
 			off := spool.size
 			n, err := spool.ReadFrom(tr)
 			if err != nil {
-				return fail(&EntryError{Layer: li.name, Entry: hdr.Name, Err: fmt.Errorf("read content: %w", err)})
+				return &EntryError{Layer: li.name, Entry: hdr.Name, Err: fmt.Errorf("read content: %w", err)}
 			}
 			if n != o.size {
-				return fail(&EntryError{Layer: li.name, Entry: hdr.Name, Err: invalid("content is %d bytes, header says %d", n, o.size)})
+				return &EntryError{Layer: li.name, Entry: hdr.Name, Err: invalid("content is %d bytes, header says %d", n, o.size)}
 			}
 			e.data = &section{spool, off, n}
 		}
-		l.entries = append(l.entries, e)
+		if err := emit(e); err != nil {
+			return err
+		}
 	}
-	if err := vs.verify(); err != nil {
-		return fail(err)
-	}
-	return l, nil
+	return vs.verify()
 }
