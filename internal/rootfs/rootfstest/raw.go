@@ -97,25 +97,25 @@ var (
 // or frames (zstd), one compressed MiB of zeros repeated, so it costs
 // nothing to make; readers decompress them as one stream.
 func Bomb(t testing.TB, name string, size int64, useZstd bool) v1.Layer {
+	return TruncatedBomb(t, name, size, size, useZstd)
+}
+
+// TruncatedBomb is a Bomb whose header claims claim bytes but whose
+// stream ends after data bytes of zeros (data ≤ claim; the end of the
+// archive is missing when they differ).
+func TruncatedBomb(t testing.TB, name string, claim, data int64, useZstd bool) v1.Layer {
 	t.Helper()
-	key := fmt.Sprintf("%s/%d/%v", name, size, useZstd)
+	size := data
+	key := fmt.Sprintf("%s/%d/%d/%v", name, claim, data, useZstd)
 	bombMu.Lock()
 	blob, ok := bombs[key]
 	if !ok {
-		compress := func(b []byte) []byte {
-			var buf bytes.Buffer
-			var zw io.WriteCloser
-			if useZstd {
-				zw, _ = zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
-			} else {
-				zw, _ = gzip.NewWriterLevel(&buf, gzip.BestCompression)
-			}
-			_, _ = zw.Write(b)
-			_ = zw.Close()
-			return buf.Bytes()
+		compress := func(b []byte) []byte { return compressed(b, useZstd) }
+		rest := size
+		if claim == data {
+			rest += (512-size%512)%512 + 1024 // padding, end of archive
 		}
-		rest := size + (512-size%512)%512 + 1024 // content, padding, end of archive
-		blob = compress(Header(name, '0', size))
+		blob = compress(Header(name, '0', claim))
 		mib := compress(make([]byte, 1<<20))
 		for ; rest >= 1<<20; rest -= 1 << 20 {
 			blob = append(blob, mib...)
@@ -124,6 +124,37 @@ func Bomb(t testing.TB, name string, size int64, useZstd bool) v1.Layer {
 		bombs[key] = blob
 	}
 	bombMu.Unlock()
+	return blobLayer(t, blob, useZstd)
+}
+
+// TailBomb is the uncompressed tar followed by tail zero bytes after its
+// end, gzip-compressed (a tail readers must still read: it is part of
+// the layer's diff_id).
+func TailBomb(t testing.TB, tarball_ []byte, tail int64) v1.Layer {
+	t.Helper()
+	blob := compressed(tarball_, false)
+	mib := compressed(make([]byte, 1<<20), false)
+	for ; tail >= 1<<20; tail -= 1 << 20 {
+		blob = append(blob, mib...)
+	}
+	return blobLayer(t, append(blob, compressed(make([]byte, tail), false)...), false)
+}
+
+func compressed(b []byte, useZstd bool) []byte {
+	var buf bytes.Buffer
+	var zw io.WriteCloser
+	if useZstd {
+		zw, _ = zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	} else {
+		zw, _ = gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	}
+	_, _ = zw.Write(b)
+	_ = zw.Close()
+	return buf.Bytes()
+}
+
+func blobLayer(t testing.TB, blob []byte, useZstd bool) v1.Layer {
+	t.Helper()
 	mt := types.OCILayer
 	if useZstd {
 		mt = types.OCILayerZStd
@@ -131,7 +162,7 @@ func Bomb(t testing.TB, name string, size int64, useZstd bool) v1.Layer {
 	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob)), nil },
 		tarball.WithMediaType(mt), tarball.WithCompressedCaching)
 	if err != nil {
-		t.Fatalf("bomb layer: %v", err)
+		t.Fatalf("layer: %v", err)
 	}
 	return l
 }
