@@ -88,7 +88,7 @@ func TestSparseFilesStaySparse(t *testing.T) {
 		t.Fatalf("base: %d bytes apparent, %d allocated; want ≥ 256 MiB apparent, ≤ 4 MiB allocated", st.Size(), alloc)
 	}
 	fsck(t, p)
-	debugfs := requireTool(t, "debugfs")
+	debugfs := prereq.Tool(t, "debugfs")
 	out, err := exec.Command(debugfs, "-R", "stat /sparse", p).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Size: 268435456") {
 		t.Fatalf("debugfs stat /sparse: %v\n%s", err, out)
