@@ -1,5 +1,5 @@
 // Package guest is the contract between the host and ferry-init, the PID 1 of
-// every micro-VM. It owns three things and nothing else:
+// every micro-VM. It owns four things and nothing else:
 //
 //   - the versioned run config (RunConfig) that the host writes into the
 //     per-machine initramfs at ConfigPath and init reads at boot; both sides
@@ -8,7 +8,11 @@
 //     runs over a virtio-serial port (QEMU) or a vsock connection
 //     (Firecracker), carrying status, wait-for-exit, signal and exec with
 //     stdio streams, tty resize and flow control;
-//   - the host-side Client of that protocol and the guest-side Serve loop.
+//   - the host-side Client of that protocol and the guest-side Serve loop;
+//   - the build-helper contract of builder VMs (ferry build): the exec
+//     argv that re-runs ferry-init as a step helper, the BuildStep it
+//     reads, and the tree stream that moves layers in and out
+//     (buildstep.go, treestream.go).
 //
 // It is linked into ferry-init, so it must import nothing host-side: only the
 // standard library and golang.org/x/sys. The init logic itself lives in

@@ -39,6 +39,9 @@ type Init struct {
 
 // Main runs init and never returns: it ends by powering the VM off.
 func Main() {
+	if len(os.Args) > 1 && os.Args[1] == guest.BuildHelperArg && os.Getpid() != 1 {
+		os.Exit(BuildMain(os.Args[2:])) // re-executed by a builder VM's exec: see build.go
+	}
 	start := time.Now()
 	debug.SetGCPercent(400) // a short-lived, small heap: collect rarely
 	in := &Init{start: start, log: NewLogger(start), mnt: sysMounter{}}
