@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -288,6 +289,58 @@ func (p *step) teardown() {
 		_ = unix.Unmount(p.mounts[0], unix.MNT_DETACH)
 	}
 	_ = os.Remove(p.merged)
+	p.dropCopiedUp()
+}
+
+// dropCopiedUp removes from the upper the directories overlayfs copied up
+// only because a stub was made in them: once the stub is gone they are
+// empty, and equal to the lower they shadow, so the layer does not need
+// them. (Unmounted, the upper is a plain directory.)
+func (p *step) dropCopiedUp() {
+	upper := p.st.layer(p.s.Upper)
+	seen := map[string]bool{}
+	var cands []string
+	for _, stub := range p.stubs {
+		rel, err := filepath.Rel(p.merged, stub)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue
+		}
+		for d := filepath.Dir(rel); d != "." && d != "/" && !seen[d]; d = filepath.Dir(d) {
+			seen[d] = true
+			cands = append(cands, d)
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool { return len(cands[i]) > len(cands[j]) })
+	for _, rel := range cands {
+		up := filepath.Join(upper, rel)
+		ents, err := os.ReadDir(up)
+		if err != nil || len(ents) > 0 || xattrs(up)[overlayOpaque] == "y" {
+			continue
+		}
+		if p.lowerMatches(rel, up) {
+			_ = os.Remove(up)
+		}
+	}
+}
+
+// lowerMatches reports whether the topmost lower holding rel has a
+// directory there with the same mode and owner as up.
+func (p *step) lowerMatches(rel, up string) bool {
+	var u, l unix.Stat_t
+	if unix.Lstat(up, &u) != nil {
+		return false
+	}
+	dirs := make([]string, 0, len(p.s.Lowers)+1)
+	for _, id := range p.s.Lowers {
+		dirs = append(dirs, p.st.layer(id))
+	}
+	dirs = append(dirs, p.st.base)
+	for _, d := range dirs {
+		if unix.Lstat(filepath.Join(d, rel), &l) == nil {
+			return l.Mode == u.Mode && l.Uid == u.Uid && l.Gid == u.Gid
+		}
+	}
+	return false
 }
 
 // exec resolves the user, environment, working directory and command in
