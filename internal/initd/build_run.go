@@ -143,17 +143,17 @@ func (p *step) userMounts() error {
 		case "cache", "bind":
 			src := st.dir(m.Source)
 			if m.Type == "cache" {
-				if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
-					mode := os.FileMode(m.Mode)
-					if mode == 0 {
-						mode = 0o755
-					}
-					if err := os.MkdirAll(src, mode); err != nil {
-						return err
-					}
-					_ = os.Chown(src, m.UID, m.GID)
-					_ = os.Chmod(src, mode)
+				// The host keeps a cache's content, not its root's metadata:
+				// set mode and owner every time (mode=, uid=, gid=).
+				mode := os.FileMode(m.Mode)
+				if mode == 0 {
+					mode = 0o755
 				}
+				if err := os.MkdirAll(src, mode); err != nil {
+					return err
+				}
+				_ = os.Chown(src, m.UID, m.GID)
+				_ = os.Chmod(src, mode)
 			}
 			if m.SubPath != "" {
 				src = filepath.Join(src, filepath.Clean("/"+m.SubPath))

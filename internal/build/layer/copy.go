@@ -69,6 +69,9 @@ type item struct {
 func match(src Source, spec CopySpec) ([]item, error) {
 	var out []item
 	for _, pat := range spec.Sources {
+		if outside(pat) {
+			return nil, fmt.Errorf("%s: forbidden path outside the build context: %w", pat, errdefs.ErrInvalidArgument)
+		}
 		pat = cleanRel(pat)
 		var paths []string
 		if hasWildcard(pat) {
@@ -101,6 +104,16 @@ func match(src Source, spec CopySpec) ([]item, error) {
 		}
 	}
 	return out, nil
+}
+
+// outside reports whether a relative source path climbs above its root
+// ("../x"); absolute paths name the root itself.
+func outside(p string) bool {
+	if path.IsAbs(p) {
+		return false
+	}
+	c := path.Clean(p)
+	return c == ".." || strings.HasPrefix(c, "../")
 }
 
 func hasWildcard(p string) bool { return strings.ContainsAny(p, "*?[") }
