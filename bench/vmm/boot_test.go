@@ -8,7 +8,6 @@ import (
 	"context"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -60,49 +59,106 @@ func TestBootVariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	machine := slices.Index(plan.Args, "-M") + 1
-	base := plan.Args[machine] // microvm,x-option-roms=off,rtc=off,acpi=off
-	variants := []struct{ name, m, cpu string }{
-		{"driver default (acpi=off)", base, ""},
-		{"-cpu qemu64", base, "qemu64"},
-		{"+pit=off,pic=off", base + ",pit=off,pic=off", ""},
-		{"ACPI on", strings.TrimSuffix(base, ",acpi=off"), ""},
+	base := plan.Args[machine] // microvm,x-option-roms=off,rtc=on,acpi=off
+	// unconfined is the plan without ferry's sandbox: no -sandbox filter,
+	// QEMU as root in the caller's cgroup.
+	unconfined := func(p *vmm.Plan) {
+		i := slices.Index(p.Args, "-sandbox")
+		p.Args = slices.Delete(p.Args, i, i+2)
+		p.Sandbox = nil
 	}
-	for _, v := range variants {
-		args := slices.Clone(plan.Args)
-		args[machine] = v.m
-		if v.cpu != "" {
-			args[slices.Index(args, "-cpu")+1] = v.cpu
+	// noWriter hands QEMU the console file itself (no console writer).
+	noWriter := func(p *vmm.Plan) {
+		for i, x := range p.Extra {
+			if x.Console {
+				f, err := os.OpenFile(spec.ConsoleLog, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.Close() })
+				p.Extra[i] = vmm.ExtraFile{FD: x.FD, Name: x.Name, File: f}
+			}
 		}
-		var walls []time.Duration
-		var ups []string
-		for range rounds {
+		p.Console = nil
+	}
+	variants := []struct {
+		name string
+		edit func(*vmm.Plan)
+	}{
+		{"driver default (sandboxed)", func(*vmm.Plan) {}},
+		{"unconfined, console writer", unconfined},
+		{"unconfined, no console writer", func(p *vmm.Plan) { unconfined(p); noWriter(p) }},
+		{"-cpu qemu64", func(p *vmm.Plan) { p.Args[slices.Index(p.Args, "-cpu")+1] = "qemu64" }},
+		{"+pit=off,pic=off", func(p *vmm.Plan) { p.Args[machine] = base + ",pit=off,pic=off" }},
+		{"ACPI on", func(p *vmm.Plan) { p.Args[machine] = strings.TrimSuffix(base, ",acpi=off") }},
+	}
+	if only := os.Getenv("FERRY_BENCH_VARIANTS"); only != "" {
+		n, _ := strconv.Atoi(only)
+		variants = variants[:n]
+	}
+	// Rounds interleave the variants, so load changes hit all alike.
+	walls := make([][]time.Duration, len(variants))
+	ups := make([][]string, len(variants))
+	broken := make([]bool, len(variants))
+	for range rounds {
+		for i, v := range variants {
+			if broken[i] {
+				continue
+			}
 			os.Remove(spec.ConsoleLog)
-			os.Remove(spec.Control.Socket)
+			p, err := d.Plan(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v.edit(p)
 			ctx, cancel := context.WithTimeout(ctx, time.Minute)
-			cmd := exec.CommandContext(ctx, plan.Path, args[1:]...)
 			start := time.Now()
-			out, err := cmd.CombinedOutput()
+			proc, err := vmm.Run(ctx, p)
+			var st vmm.ExitStatus
+			if err == nil {
+				st, err = proc.Wait(ctx)
+				if err != nil {
+					proc.Kill()
+					<-proc.Done()
+				}
+			}
 			wall := time.Since(start)
 			cancel()
-			console, _ := os.ReadFile(spec.ConsoleLog)
-			if err != nil || !strings.Contains(string(console), "BENCH uptime=") {
+			console := waitConsole(spec.ConsoleLog, "BENCH uptime=")
+			if err != nil || st.Code != 0 || !strings.Contains(console, "BENCH uptime=") {
 				// ACPI on with the minimal kernel: the guest runs and reboots but
 				// its console writes never reach the serial port.
-				t.Logf("%s: does not boot: %v %s\n%s", v.name, err, out, lastLines(string(console), 5))
-				walls = nil
-				break
+				t.Logf("%s: does not boot: %v %v\n%s", v.name, err, st, lastLines(console, 5))
+				broken[i] = true
+				continue
 			}
-			walls = append(walls, wall)
-			ups = append(ups, between(string(console), "BENCH uptime=", "\n"))
+			walls[i] = append(walls[i], wall)
+			ups[i] = append(ups[i], between(console, "BENCH uptime=", "\n"))
 		}
-		if walls == nil {
+	}
+	for i, v := range variants {
+		w, u := walls[i], ups[i]
+		if broken[i] || len(w) == 0 {
 			continue
 		}
-		slices.Sort(walls)
-		slices.Sort(ups)
-		t.Logf("%-26s accel=%s  wall start→exit median %v (min %v, max %v)  init at uptime median %ss  [%d rounds]",
-			v.name, plan.Accel, walls[len(walls)/2].Round(time.Millisecond), walls[0].Round(time.Millisecond),
-			walls[len(walls)-1].Round(time.Millisecond), ups[len(ups)/2], len(walls))
+		slices.Sort(w)
+		slices.Sort(u)
+		t.Logf("%-30s accel=%s  wall start→exit median %v (min %v, max %v)  init at uptime median %ss  [%d rounds]",
+			v.name, plan.Accel, w[len(w)/2].Round(time.Millisecond), w[0].Round(time.Millisecond),
+			w[len(w)-1].Round(time.Millisecond), u[len(u)/2], len(w))
+	}
+}
+
+// waitConsole waits a moment for the console writer, which drains the
+// pipe after QEMU exits, to have written want.
+func waitConsole(path, want string) string {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), want) || time.Now().After(deadline) {
+			return string(b)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

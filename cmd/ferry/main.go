@@ -9,9 +9,11 @@ import (
 	"syscall"
 
 	"github.com/ferryvm/ferry/internal/cli"
+	"github.com/ferryvm/ferry/internal/vmm"
 )
 
 func main() {
+	vmm.Reexec() // ferry also runs as the console writer of its VMs
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Main(ctx, os.Args[1:])
 	stop()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/vmm"
 )
 
 // The end-to-end tests run ferry as real processes: the test binary
@@ -25,6 +26,7 @@ import (
 const asFerryEnv = "FERRY_TEST_AS_FERRY"
 
 func TestMain(m *testing.M) {
+	vmm.Reexec() // as ferry's main does: the console writer of the daemon's VMs
 	if os.Getenv(asFerryEnv) == "1" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		code := Main(ctx, os.Args[1:])

@@ -44,6 +44,14 @@ type Plan struct {
 	// Extra are descriptors the VMM inherits as fd 3, 4, ... in order.
 	Extra []ExtraFile `json:"extra_files,omitempty"`
 
+	// Console, when set, is the guest console as the VMM writes it: into a
+	// pipe read by a console writer that keeps the log under its cap
+	// whether or not a daemon is up (see ConsoleLog).
+	Console *ConsoleLog `json:"console,omitempty"`
+	// Sandbox, when set, confines the VMM: its own uid, no groups, a
+	// cgroup sized to the machine.
+	Sandbox *Sandbox `json:"sandbox,omitempty"`
+
 	// Stdout and Stderr are opened O_APPEND|O_CREATE for the VMM.
 	Stdout string `json:"stdout"`
 	Stderr string `json:"stderr"`
@@ -83,10 +91,20 @@ type Owner struct {
 }
 
 // ExtraFile is an inherited descriptor. FD is what the VMM sees it as.
+// It is File when that is set (an open TAP); otherwise Run opens it: Path
+// read-only or, with Write, read-write; with Listen a unix socket Run
+// creates at Path and listens on (the VMM accepts on it); with Console the
+// write end of the console pipe (Plan.Console). A VMM that gets every file
+// this way needs no access to any path, so it can run as a uid that owns
+// nothing.
 type ExtraFile struct {
-	FD   int      `json:"fd"`
-	Name string   `json:"name"`
-	File *os.File `json:"-"`
+	FD      int      `json:"fd"`
+	Name    string   `json:"name"`
+	Path    string   `json:"path,omitempty"`
+	Write   bool     `json:"write,omitempty"`
+	Listen  bool     `json:"listen,omitempty"`
+	Console bool     `json:"console,omitempty"`
+	File    *os.File `json:"-"`
 }
 
 // Command returns the plan's argv as one shell-quoted line (for logs and

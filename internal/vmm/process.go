@@ -27,7 +27,11 @@ type Process struct {
 	StartTime uint64   `json:"start_time"` // /proc/PID/stat field 22, clock ticks since boot
 	Args      []string `json:"args"`
 	Marker    string   `json:"marker"`
-	PIDFile   string   `json:"-"`
+	// UID is the uid a sandboxed VMM runs as (0: not sandboxed).
+	UID int `json:"uid,omitempty"`
+	// Cgroups are the VMM's own cgroup directories, removed once it exited.
+	Cgroups []string `json:"cgroups,omitempty"`
+	PIDFile string   `json:"-"`
 
 	child *os.Process // set when started by Run
 	pidfd int         // set when adopted
@@ -157,6 +161,7 @@ func (p *Process) finish() {
 				_ = os.Remove(p.PIDFile)
 			}
 		}
+		removeCgroups(p.Cgroups)
 		close(p.done)
 	})
 }
@@ -214,7 +219,7 @@ func Adopt(pidfile string) (*Process, error) {
 		return nil, fmt.Errorf("adopt vmm %d: %s (stale pid file %s): %w", rec.Pid, why, pidfile, errdefs.ErrNotFound)
 	}
 	p := &Process{
-		Pid: rec.Pid, StartTime: rec.StartTime, Args: rec.Args, Marker: rec.Marker,
+		Pid: rec.Pid, StartTime: rec.StartTime, Args: rec.Args, Marker: rec.Marker, UID: rec.UID, Cgroups: rec.Cgroups,
 		PIDFile: pidfile, pidfd: fd, done: make(chan struct{}),
 	}
 	go p.watchPidfd()

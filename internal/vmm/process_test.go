@@ -2,6 +2,7 @@ package vmm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,9 +20,40 @@ import (
 // TestMain lets the test binary stand in for a VMM: with
 // FERRY_FAKE_VMM set it behaves as told and exits.
 func TestMain(m *testing.M) {
+	Reexec() // the test binary is its own console writer
 	switch os.Getenv("FERRY_FAKE_VMM") {
 	case "":
 		os.Exit(m.Run())
+	case "flood":
+		// A guest writing its console without a newline: FERRY_FLOOD
+		// bytes, then one last line.
+		n, _ := strconv.Atoi(os.Getenv("FERRY_FLOOD"))
+		chunk := []byte(strings.Repeat("x", 64<<10))
+		for ; n > 0; n -= len(chunk) {
+			os.Stdout.Write(chunk[:min(n, len(chunk))])
+		}
+		fmt.Println("\nflood done")
+	case "daemon":
+		// A daemon that starts a flooding VMM and dies at once.
+		var plan Plan
+		if err := json.Unmarshal([]byte(os.Getenv("FERRY_PLAN")), &plan); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if _, err := Run(context.Background(), &plan); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	case "fds":
+		// Reports what it inherited, then waits to be killed.
+		for fd := 3; fd < 12; fd++ {
+			if target, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); err == nil {
+				fmt.Printf("fd %d %s\n", fd, target)
+			}
+		}
+		fmt.Println("ready")
+		time.Sleep(30 * time.Second)
 	case "sleep":
 		time.Sleep(30 * time.Second)
 	case "ignore-term":

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,29 +14,48 @@ import (
 	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
-// Run executes plan: it writes the plan's files and links, starts the VMM
-// in a new session (so neither a daemon restart nor a terminal hangup reaches
-// it) with stdin on /dev/null and stdout/stderr appended to the plan's logs,
-// and records pid and start time in the plan's pid file. The VMM is not tied
-// to ctx. On any error nothing is left running.
+// Run executes plan: it writes the plan's files and links, opens the
+// descriptors the VMM inherits (Plan.Extra), starts the console writer
+// (Plan.Console), and starts the VMM in a new session (so neither a daemon
+// restart nor a terminal hangup reaches it) with stdin on /dev/null and
+// stdout/stderr appended to the plan's logs — confined by Plan.Sandbox when
+// set — and records pid and start time in the plan's pid file. The VMM is
+// not tied to ctx. On any error nothing is left running.
 func Run(ctx context.Context, plan *Plan) (*Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := prepare(plan); err != nil {
-		return nil, fmt.Errorf("start %s: %w", plan.Driver, err)
-	}
-	stdout, err := openLog(plan.Stdout)
+	p, err := run(plan)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", plan.Driver, err)
 	}
-	defer stdout.Close()
+	return p, nil
+}
+
+func run(plan *Plan) (*Process, error) {
+	if err := prepare(plan); err != nil {
+		return nil, err
+	}
+	// What this process opens for the VMM is closed once the VMM has its
+	// copies (or on error).
+	var opened []io.Closer
+	defer func() {
+		for _, c := range opened {
+			_ = c.Close()
+		}
+	}()
+	keep := func(f *os.File) *os.File { opened = append(opened, f); return f }
+	stdout, err := openLog(plan.Stdout)
+	if err != nil {
+		return nil, err
+	}
+	keep(stdout)
 	stderr := stdout
 	if plan.Stderr != plan.Stdout {
 		if stderr, err = openLog(plan.Stderr); err != nil {
-			return nil, fmt.Errorf("start %s: %w", plan.Driver, err)
+			return nil, err
 		}
-		defer stderr.Close()
+		keep(stderr)
 	}
 	cmd := &exec.Cmd{
 		Path:        plan.Path,
@@ -49,31 +69,97 @@ func Run(ctx context.Context, plan *Plan) (*Process, error) {
 	if cmd.Env == nil {
 		cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	}
-	for i, x := range plan.Extra {
-		if x.FD != 3+i || x.File == nil {
-			return nil, fmt.Errorf("start %s: extra file %q: fd %d at position %d, or not open: %w",
-				plan.Driver, x.Name, x.FD, i, errdefs.ErrInvalidArgument)
+
+	uid := 0
+	var cg *cgroupDirs
+	var lock *os.File
+	if sb := plan.Sandbox; sb != nil {
+		if uid, lock, err = sb.UIDs.lock(plan.Marker); err != nil {
+			return nil, err
 		}
-		cmd.ExtraFiles = append(cmd.ExtraFiles, x.File)
+		keep(lock)
+		for _, path := range sb.Chown {
+			if err := os.Chown(path, uid, uid); err != nil {
+				return nil, fmt.Errorf("sandbox: %w", err)
+			}
+		}
+		groups := make([]uint32, len(sb.Groups))
+		for i, g := range sb.Groups {
+			groups[i] = uint32(g) //nolint:gosec // G115: gids from stat
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: groups} //nolint:gosec // G115: UIDRange.Validate keeps uids below 2^31
+		if sb.Cgroup != nil {
+			if cg, err = sb.Cgroup.create(); err != nil {
+				return nil, fmt.Errorf("sandbox: %w", err)
+			}
+			defer cg.closeFD()
+			if cg.v2 != nil {
+				cmd.SysProcAttr.UseCgroupFD = true
+				cmd.SysProcAttr.CgroupFD = int(cg.v2.Fd())
+			}
+		}
+	}
+	started := false
+	defer func() {
+		if !started {
+			cg.remove()
+		}
+	}()
+
+	var console *os.File
+	if plan.Console != nil {
+		if console, err = startConsole(plan.Console, stderr); err != nil {
+			return nil, err
+		}
+		keep(console) // closing it ends the writer if the VMM never starts
+		if plan.Console.Stdout {
+			cmd.Stdout = console
+		}
+	}
+	for i, x := range plan.Extra {
+		if x.FD != 3+i {
+			return nil, fmt.Errorf("extra file %q: fd %d at position %d: %w", x.Name, x.FD, i, errdefs.ErrInvalidArgument)
+		}
+		f, err := openExtra(x, console)
+		if err != nil {
+			return nil, fmt.Errorf("extra file %q: %w", x.Name, err)
+		}
+		if f != x.File {
+			keep(f)
+		}
+		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+	}
+	if lock != nil {
+		// The VMM holds its uid's lock for its lifetime; it goes last, so
+		// the plan's descriptors keep their numbers.
+		cmd.ExtraFiles = append(cmd.ExtraFiles, lock)
 	}
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			err = fmt.Errorf("%w: %w", err, errdefs.ErrUnavailable)
 		}
-		return nil, fmt.Errorf("start %s: %w", plan.Driver, err)
+		return nil, err
 	}
+	started = true
 	p := &Process{
 		Pid:     cmd.Process.Pid,
 		Args:    plan.Args,
 		PIDFile: plan.PIDFile,
 		Marker:  plan.Marker,
+		UID:     uid,
 		child:   cmd.Process,
 		pidfd:   -1,
 		done:    make(chan struct{}),
 	}
+	if cg != nil {
+		p.Cgroups = cg.dirs
+	}
 	// Read the start time before anything reaps the child: even if it
 	// already exited, its /proc entry stays while it is a zombie.
 	st, err := StartTime(p.Pid)
+	if err == nil && cg != nil {
+		err = cg.join(p.Pid)
+	}
 	if err == nil {
 		p.StartTime = st
 		err = p.writePIDFile()
@@ -86,7 +172,7 @@ func Run(ctx context.Context, plan *Plan) (*Process, error) {
 	if err != nil {
 		_ = p.Kill()
 		<-p.done
-		return nil, fmt.Errorf("start %s: record pid: %w", plan.Driver, err)
+		return nil, fmt.Errorf("record pid: %w", err)
 	}
 	return p, nil
 }
@@ -119,6 +205,43 @@ func prepare(plan *Plan) error {
 		}
 	}
 	return nil
+}
+
+// openExtra opens what x describes.
+func openExtra(x ExtraFile, console *os.File) (*os.File, error) {
+	switch {
+	case x.File != nil:
+		return x.File, nil
+	case x.Console:
+		if console == nil {
+			return nil, fmt.Errorf("no console in the plan: %w", errdefs.ErrInvalidArgument)
+		}
+		return console, nil
+	case x.Listen:
+		return listenUnix(x.Path)
+	case x.Path != "":
+		flag := os.O_RDONLY
+		if x.Write {
+			flag = os.O_RDWR
+		}
+		return os.OpenFile(x.Path, flag, 0)
+	}
+	return nil, fmt.Errorf("nothing to open: %w", errdefs.ErrInvalidArgument)
+}
+
+// listenUnix creates a listening unix socket at path (replacing a stale
+// one) and returns its descriptor; the socket file stays when it closes.
+func listenUnix(path string) (*os.File, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	l.SetUnlinkOnClose(false)
+	defer l.Close()
+	return l.File()
 }
 
 func openLog(path string) (*os.File, error) {

@@ -169,7 +169,7 @@ func TestPlanNetNS(t *testing.T) {
 	if !slices.Equal(p.Args, want) {
 		t.Errorf("args\n got %q\nwant %q", p.Args, want)
 	}
-	if p.Stdout != s.ConsoleLog {
-		t.Errorf("console should be firecracker's stdout, got %s", p.Stdout)
+	if p.Console == nil || !p.Console.Stdout || p.Console.Path != s.ConsoleLog {
+		t.Errorf("console should be firecracker's stdout, through the console writer: %+v", p.Console)
 	}
 }

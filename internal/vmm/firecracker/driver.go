@@ -36,6 +36,9 @@ type Driver struct {
 	jailer   *Jailer
 	logLevel string
 	kvm      func() error
+
+	consoleMax  int64
+	consoleKeep int
 }
 
 // Option configures a Driver.
@@ -55,6 +58,12 @@ func WithJailer(j Jailer) Option {
 		}
 		d.jailer = &j
 	}
+}
+
+// WithConsoleLog caps each machine's console log at max bytes with keep
+// rotated copies (defaults: vmm.DefaultConsoleMax, 1).
+func WithConsoleLog(max int64, keep int) Option {
+	return func(d *Driver) { d.consoleMax, d.consoleKeep = max, keep }
 }
 
 // WithLogLevel sets Firecracker's log level (Error, Warning, Info, Debug).

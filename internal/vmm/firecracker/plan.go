@@ -71,8 +71,10 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 		return nil, err
 	}
 	p := &vmm.Plan{
-		Driver:  d.Name(),
-		Stdout:  spec.ConsoleLog, // the serial console is Firecracker's stdout
+		Driver: d.Name(),
+		// The serial console is Firecracker's stdout: a pipe to the
+		// console writer.
+		Console: &vmm.ConsoleLog{Path: spec.ConsoleLog, Max: d.consoleMax, Keep: d.consoleKeep, Stdout: true},
 		Stderr:  spec.VMMLogPath(),
 		PIDFile: spec.PIDFile(),
 		Marker:  spec.Marker(),

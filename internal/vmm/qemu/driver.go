@@ -43,6 +43,15 @@ type Driver struct {
 
 	probeMu sync.Mutex
 	probed  bool
+
+	sandbox     *sandboxOptions // nil: QEMU runs as the caller
+	consoleMax  int64
+	consoleKeep int
+}
+
+type sandboxOptions struct {
+	uids         vmm.UIDRange
+	cgroupParent string
 }
 
 // Option configures a Driver.
@@ -59,9 +68,30 @@ func WithAccel(accel string) Option { return func(d *Driver) { d.accel = accel }
 // detecting the host's.
 func WithTSCKHz(khz uint64) Option { return func(d *Driver) { d.tscKHz = khz } }
 
+// WithSandbox runs every QEMU as a uid of its own from uids, with no
+// supplementary groups (but /dev/kvm's under KVM), in a cgroup
+// <cgroupParent>/ferry-<id> sized to the machine ("" for none). It is the
+// default for root, with vmm.DefaultUIDs() and cgroup parent "ferry".
+func WithSandbox(uids vmm.UIDRange, cgroupParent string) Option {
+	return func(d *Driver) { d.sandbox = &sandboxOptions{uids: uids, cgroupParent: cgroupParent} }
+}
+
+// WithoutSandbox runs QEMU as the caller's user and in its cgroup (QEMU's
+// own -sandbox filter stays on).
+func WithoutSandbox() Option { return func(d *Driver) { d.sandbox = nil } }
+
+// WithConsoleLog caps each machine's console log at max bytes with keep
+// rotated copies (defaults: vmm.DefaultConsoleMax, 1).
+func WithConsoleLog(max int64, keep int) Option {
+	return func(d *Driver) { d.consoleMax, d.consoleKeep = max, keep }
+}
+
 // New returns a QEMU driver.
 func New(opts ...Option) *Driver {
 	d := &Driver{binary: DefaultBinary, accel: AccelAuto, kvm: vmm.KVMUsable, tsc: HostTSC}
+	if os.Geteuid() == 0 {
+		d.sandbox = &sandboxOptions{uids: vmm.DefaultUIDs(), cgroupParent: defaultCgroupRoot}
+	}
 	for _, o := range opts {
 		o(d)
 	}
@@ -116,8 +146,13 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (*vmm.Process, error)
 	if err := d.Available(); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(spec.Kernel); err != nil {
+	st, err := os.Stat(spec.Kernel)
+	if err != nil {
 		return nil, fmt.Errorf("qemu: guest kernel: %w: %w", err, errdefs.ErrNotFound)
+	}
+	if d.sandbox != nil && st.Mode().Perm()&0o004 == 0 {
+		return nil, fmt.Errorf("qemu: guest kernel %s is mode %o: a sandboxed QEMU reads it as a uid of its own; make it world-readable (chmod 0644): %w",
+			spec.Kernel, st.Mode().Perm(), errdefs.ErrInvalidArgument)
 	}
 	_, _ = d.probe(ctx, spec)
 	plan, err := d.Plan(spec)
@@ -125,6 +160,15 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (*vmm.Process, error)
 		return nil, err
 	}
 	return vmm.Run(ctx, plan)
+}
+
+// kvmGroup is the group owning /dev/kvm.
+func kvmGroup() (int, bool) {
+	var st syscall.Stat_t
+	if err := syscall.Stat("/dev/kvm", &st); err != nil || st.Gid == 0 {
+		return 0, false
+	}
+	return int(st.Gid), true
 }
 
 // DialControl connects to the control port's unix socket, retrying while

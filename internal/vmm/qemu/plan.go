@@ -6,11 +6,25 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/vmm"
 )
 
+// Sandbox is QEMU's own seccomp filter (-sandbox): no obsolete system
+// calls, no set*uid/set*gid, no fork/exec, no scheduler or resource-limit
+// changes. It is installed before the guest runs, whatever uid QEMU has.
+const Sandbox = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
 // Plan turns spec into a qemu-system-x86_64 command line. The argv is fixed
 // by spec and the accelerator alone, so it is golden-tested.
+//
+// QEMU opens no path of the machine itself: kernel and initrd are read
+// through /proc/self/fd, drives and the console are descriptor sets
+// (-add-fd, /dev/fdset/N; a writable drive gets a read-only and a
+// read-write descriptor, as QEMU reopens it both ways), the control socket
+// is a listening socket it accepts on (fd=), the TAP is open already. So it
+// can run as a uid that owns nothing (the driver's sandbox, on by default
+// for root).
 func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
@@ -33,6 +47,21 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 		Marker:   spec.Marker(),
 		Accel:    accel,
 		Emulated: accel == AccelTCG,
+		Console:  &vmm.ConsoleLog{Path: spec.ConsoleLog, Max: d.consoleMax, Keep: d.consoleKeep},
+	}
+	fd := func(x vmm.ExtraFile) string {
+		x.FD = 3 + len(p.Extra)
+		p.Extra = append(p.Extra, x)
+		return strconv.Itoa(x.FD)
+	}
+	sets := 0
+	fdset := func(opaque string, xs ...vmm.ExtraFile) (args []string, file string) {
+		sets++
+		set := strconv.Itoa(sets)
+		for _, x := range xs {
+			args = append(args, "-add-fd", "fd="+fd(x)+",set="+set+",opaque="+esc(opaque))
+		}
+		return args, "/dev/fdset/" + set
 	}
 	cpu := "host"
 	if accel == AccelTCG {
@@ -46,40 +75,92 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 		"-smp", strconv.Itoa(spec.VCPUs),
 		"-m", strconv.Itoa(spec.MemoryMiB) + "M",
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-		"-kernel", spec.Kernel,
+		"-sandbox", Sandbox,
+		"-kernel", "/proc/self/fd/" + fd(vmm.ExtraFile{Name: "kernel", Path: spec.Kernel}),
 	}
 	if spec.Initrd != "" {
-		a = append(a, "-initrd", spec.Initrd)
+		a = append(a, "-initrd", "/proc/self/fd/"+fd(vmm.ExtraFile{Name: "initrd", Path: spec.Initrd}))
 	}
-	a = append(a, "-append", cmdline,
-		"-chardev", "file,id=console,path="+esc(spec.ConsoleLog)+",append=on",
-		"-serial", "chardev:console")
+	a = append(a, "-append", cmdline)
+	add, file := fdset("console:"+spec.ConsoleLog, vmm.ExtraFile{Name: "console", Console: true})
+	a = append(a, add...)
+	a = append(a, "-chardev", "file,id=console,path="+file+",append=on", "-serial", "chardev:console")
 	for _, dr := range spec.Drives {
-		opt := "id=" + dr.ID + ",file=" + esc(dr.Path) + ",format=raw,if=none"
+		xs := []vmm.ExtraFile{{Name: "drive:" + dr.ID, Path: dr.Path}}
+		if !dr.ReadOnly {
+			xs = append(xs, vmm.ExtraFile{Name: "drive:" + dr.ID, Path: dr.Path, Write: true})
+		}
+		add, file := fdset(dr.Path, xs...)
+		opt := "id=" + dr.ID + ",file=" + file + ",format=raw,if=none"
 		if dr.ReadOnly {
 			opt += ",readonly=on"
 		} else {
 			opt += ",discard=unmap"
 		}
+		a = append(a, add...)
 		a = append(a, "-drive", opt, "-device", "virtio-blk-device,drive="+dr.ID)
 	}
 	for _, n := range spec.NICs {
 		var nd string
-		if n.File != nil {
-			fd := 3 + len(p.Extra)
-			p.Extra = append(p.Extra, vmm.ExtraFile{FD: fd, Name: "tap:" + n.Tap, File: n.File})
-			nd = "tap,id=" + n.ID + ",fd=" + strconv.Itoa(fd)
-		} else {
+		switch {
+		case n.File != nil:
+			nd = "tap,id=" + n.ID + ",fd=" + fd(vmm.ExtraFile{Name: "tap:" + n.Tap, File: n.File})
+		case d.sandbox != nil:
+			return nil, fmt.Errorf("qemu: nic %s: a sandboxed QEMU cannot open TAP %s itself (no CAP_NET_ADMIN): pass it open: %w",
+				n.ID, n.Tap, errdefs.ErrInvalidArgument)
+		default:
 			nd = "tap,id=" + n.ID + ",ifname=" + esc(n.Tap) + ",script=no,downscript=no"
 		}
 		a = append(a, "-netdev", nd, "-device", "virtio-net-device,netdev="+n.ID+",mac="+n.MAC)
 	}
 	a = append(a,
 		"-device", "virtio-serial-device",
-		"-chardev", "socket,id=ctl,path="+esc(spec.Control.Socket)+",server=on,wait=off",
+		"-chardev", "socket,id=ctl,fd="+fd(vmm.ExtraFile{Name: "control", Path: spec.Control.Socket, Listen: true})+",server=on,wait=off",
 		"-device", "virtserialport,chardev=ctl,name="+vmm.ControlPortName)
 	p.Args = a
+	p.Sandbox = d.sandboxFor(spec, accel)
 	return p, nil
+}
+
+// Overheads of a QEMU process beyond guest RAM, for its cgroup: its own
+// heap, device state, and under TCG the translation cache, which QEMU 7.2
+// sizes to 1 GiB but only touches as the guest runs new code.
+const (
+	memOverheadMiB    = 192
+	tcgOverheadMiB    = 256
+	pidsBase          = 96 // main loop, RCU, I/O worker pool (up to 64), signals
+	pidsPerVCPU       = 2
+	cpuOverheadCPUs   = 1
+	defaultCgroupRoot = "ferry"
+)
+
+// sandboxFor is the confinement of spec's QEMU, or nil without one.
+func (d *Driver) sandboxFor(spec vmm.Spec, accel string) *vmm.Sandbox {
+	if d.sandbox == nil {
+		return nil
+	}
+	sb := &vmm.Sandbox{UIDs: d.sandbox.uids}
+	if spec.Initrd != "" {
+		sb.Chown = []string{spec.Initrd} // per machine: it holds the run config
+	}
+	if accel == AccelKVM {
+		if gid, ok := kvmGroup(); ok {
+			sb.Groups = []int{gid}
+		}
+	}
+	if d.sandbox.cgroupParent != "" {
+		mem := spec.MemoryMiB + memOverheadMiB
+		if accel == AccelTCG {
+			mem += tcgOverheadMiB
+		}
+		sb.Cgroup = &vmm.Cgroup{
+			Path:      d.sandbox.cgroupParent + "/" + spec.Marker(),
+			MemoryMax: int64(mem) << 20,
+			PidsMax:   pidsBase + pidsPerVCPU*spec.VCPUs,
+			CPUs:      spec.VCPUs + cpuOverheadCPUs,
+		}
+	}
+	return sb
 }
 
 // cmdline prepends what this driver needs to the caller's kernel command

@@ -2,8 +2,10 @@ package qemu
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,17 +34,23 @@ func testSpec(t *testing.T) vmm.Spec {
 		},
 		NICs: []vmm.NIC{
 			{ID: "eth0", Tap: "ft-0123456789ab", File: tap, MAC: "02:fe:00:00:00:02"},
-			{ID: "eth1", Tap: "ft-named", MAC: "02:fe:00:00:00:03"},
 		},
 		Control:    vmm.Control{Socket: "/var/lib/ferry/machines/m1/control.sock"},
 		ConsoleLog: "/var/lib/ferry/machines/m1/console.log",
 	}
 }
 
+// sandboxed is a driver confined as root's default is, whoever runs the
+// test.
+func sandboxed(opts ...Option) *Driver {
+	return New(append([]Option{WithBinary("qemu-system-x86_64"), WithTSCKHz(2445406),
+		WithSandbox(vmm.UIDRange{Base: 100000, Count: 10, LockDir: "/run/test"}, "ferry")}, opts...)...)
+}
+
 func TestPlanGolden(t *testing.T) {
 	for _, accel := range []string{AccelTCG, AccelKVM} {
 		t.Run(accel, func(t *testing.T) {
-			d := New(WithBinary("qemu-system-x86_64"), WithAccel(accel), WithTSCKHz(2445406))
+			d := sandboxed(WithAccel(accel))
 			p, err := d.Plan(testSpec(t))
 			if err != nil {
 				t.Fatal(err)
@@ -62,13 +70,78 @@ func TestPlanGolden(t *testing.T) {
 			if p.Emulated != (accel == AccelTCG) {
 				t.Errorf("Emulated = %v under %s", p.Emulated, accel)
 			}
-			if len(p.Extra) != 1 || p.Extra[0].FD != 3 {
-				t.Errorf("extra files %+v, want the TAP as fd 3", p.Extra)
-			}
 			if p.Marker != "ferry-m1" || p.PIDFile != "/var/lib/ferry/machines/m1/vmm.pid" {
 				t.Errorf("marker %q pid file %q", p.Marker, p.PIDFile)
 			}
 		})
+	}
+}
+
+// TestPlanPassesEveryFile: QEMU gets every file of the machine as a
+// descriptor, so a uid that owns nothing can run it; only the initrd is
+// handed to that uid (QEMU reads it by /proc/self/fd), and the cgroup is
+// sized to the machine.
+func TestPlanPassesEveryFile(t *testing.T) {
+	spec := testSpec(t)
+	p, err := sandboxed(WithAccel(AccelTCG)).Plan(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, x := range p.Extra {
+		if x.FD != 3+i {
+			t.Errorf("extra %d has fd %d", i, x.FD)
+		}
+		got = append(got, fmt.Sprintf("%s path=%s write=%v listen=%v console=%v file=%v", x.Name, x.Path, x.Write, x.Listen, x.Console, x.File != nil))
+	}
+	want := []string{
+		"kernel path=/usr/local/lib/ferry/vmlinux write=false listen=false console=false file=false",
+		"initrd path=/var/lib/ferry/machines/m1/initrd.cpio write=false listen=false console=false file=false",
+		"console path= write=false listen=false console=true file=false",
+		"drive:base path=/var/lib/ferry/rootfs/bases/abc.ext4 write=false listen=false console=false file=false",
+		"drive:scratch path=/var/lib/ferry/machines/m1/scratch,1.ext4 write=false listen=false console=false file=false",
+		"drive:scratch path=/var/lib/ferry/machines/m1/scratch,1.ext4 write=true listen=false console=false file=false",
+		"tap:ft-0123456789ab path= write=false listen=false console=false file=true",
+		"control path=/var/lib/ferry/machines/m1/control.sock write=false listen=true console=false file=false",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("extra files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, a := range p.Args {
+		if strings.Contains(a, "path=/var/") || strings.Contains(a, "file=/var/") || strings.HasPrefix(a, "/var/") {
+			t.Errorf("QEMU opens %q by path", a)
+		}
+	}
+	if !slices.Contains(p.Args, "-sandbox") || p.Args[slices.Index(p.Args, "-sandbox")+1] != Sandbox {
+		t.Errorf("no -sandbox %s in %s", Sandbox, p.Command())
+	}
+	if p.Console == nil || p.Console.Path != spec.ConsoleLog {
+		t.Errorf("console %+v", p.Console)
+	}
+	sb := p.Sandbox
+	if sb == nil || sb.UIDs.Base != 100000 || !slices.Equal(sb.Chown, []string{spec.Initrd}) || sb.Cgroup == nil {
+		t.Fatalf("sandbox %+v", sb)
+	}
+	cg := *sb.Cgroup
+	if cg.Path != "ferry/ferry-m1" || cg.MemoryMax != int64(256+memOverheadMiB+tcgOverheadMiB)<<20 || cg.CPUs != 3 || cg.PidsMax != pidsBase+4 {
+		t.Errorf("cgroup %+v", cg)
+	}
+}
+
+// TestPlanTapByName: a TAP QEMU opens by name needs CAP_NET_ADMIN, so only
+// an unconfined QEMU takes one.
+func TestPlanTapByName(t *testing.T) {
+	spec := testSpec(t)
+	spec.NICs = append(spec.NICs, vmm.NIC{ID: "eth1", Tap: "ft-named", MAC: "02:fe:00:00:00:03"})
+	if _, err := sandboxed().Plan(spec); err == nil || !strings.Contains(err.Error(), "pass it open") {
+		t.Errorf("sandboxed plan with a TAP by name: %v", err)
+	}
+	p, err := New(WithoutSandbox(), WithAccel(AccelTCG), WithTSCKHz(1)).Plan(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(p.Command(), "tap,id=eth1,ifname=ft-named,script=no,downscript=no") || p.Sandbox != nil {
+		t.Errorf("unconfined plan: %s (sandbox %+v)", p.Command(), p.Sandbox)
 	}
 }
 
@@ -90,7 +163,7 @@ func TestCmdline(t *testing.T) {
 }
 
 func TestAccelAutoFallsBackToTCG(t *testing.T) {
-	d := New()
+	d := New(WithSandbox(vmm.UIDRange{Base: 100000, Count: 10, LockDir: "/run/test"}, ""))
 	d.kvm = func() error { return os.ErrPermission }
 	d.tsc = func() (TSC, error) { return TSC{KHz: 3000000, Source: "test"}, nil }
 	a, why := d.Accel()
