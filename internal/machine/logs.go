@@ -1,7 +1,6 @@
 package machine
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -20,6 +19,16 @@ type LogOptions struct {
 
 // pollInterval is how often a followed log is checked for new output.
 const pollInterval = 20 * time.Millisecond
+
+// MaxLogLine is the longest piece of a console line Logs hands out: a longer
+// line (a guest writing without newlines) comes in pieces of this size, one
+// after the other, so a reader never holds more.
+const MaxLogLine = 64 << 10
+
+// maxLogHistory is how much of the end of each console file Logs reads
+// back (the console writer keeps a file far smaller; this bounds a file
+// from elsewhere).
+const maxLogHistory = 8 << 20
 
 // Logs streams a machine's console (its entrypoint's output) to fn, one
 // chunk at a time: whole lines, or a partial line once it has waited for its
@@ -60,12 +69,12 @@ func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn 
 		if st, err := os.Stat(p); err != nil || (!opt.Since.IsZero() && st.ModTime().Before(opt.Since)) {
 			continue
 		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue
-		}
 		if p == path && opt.Follow {
 			break // streamed below, so that nothing is read twice
+		}
+		b, _, err := readTail(p, maxLogHistory)
+		if err != nil {
+			continue
 		}
 		hist = append(hist, splitLines(b)...)
 	}
@@ -94,11 +103,11 @@ func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn 
 	var partial []byte
 	var off int64
 	if f != nil {
-		b, err := io.ReadAll(f)
+		b, end, err := readTailFile(f, maxLogHistory)
 		if err != nil {
 			return err
 		}
-		off = int64(len(b))
+		off = end
 		cur = splitLines(b)
 		if n := len(cur); n > 0 && !bytes.HasSuffix(cur[n-1], []byte("\n")) {
 			partial, cur = cur[n-1], cur[:n-1]
@@ -125,24 +134,9 @@ func (m *Manager) follow(ctx context.Context, id, path string, f *os.File, off i
 	buf := make([]byte, 64<<10)
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
-	for {
-		// Reopen on rotation (the file was renamed to .1 and recreated) or
-		// when it appears.
-		if st, err := os.Stat(path); err == nil {
-			var fst os.FileInfo
-			if f != nil {
-				fst, _ = f.Stat()
-			}
-			if f == nil || fst == nil || !os.SameFile(st, fst) || st.Size() < off {
-				if f != nil {
-					f.Close()
-				}
-				if f, err = os.Open(path); err != nil {
-					f = nil
-				}
-				off = 0
-			}
-		}
+	// drain emits what f holds beyond off: whole lines, and pieces of
+	// MaxLogLine of a longer one.
+	drain := func() (bool, error) {
 		read := false
 		for f != nil {
 			n, err := f.ReadAt(buf, off)
@@ -152,13 +146,16 @@ func (m *Manager) follow(ctx context.Context, id, path string, f *os.File, off i
 				partial = append(partial, buf[:n]...)
 				for {
 					i := bytes.IndexByte(partial, '\n')
-					if i < 0 {
+					if i < 0 && len(partial) < MaxLogLine {
 						break
 					}
+					if i < 0 || i >= MaxLogLine {
+						i = MaxLogLine - 1
+					}
 					line := append([]byte(nil), partial[:i+1]...)
-					partial = partial[i+1:]
+					partial = append(partial[:0], partial[i+1:]...)
 					if err := emit(line); err != nil {
-						return err
+						return read, err
 					}
 				}
 				partialSince = time.Now()
@@ -166,6 +163,34 @@ func (m *Manager) follow(ctx context.Context, id, path string, f *os.File, off i
 			if err != nil || n == 0 {
 				break
 			}
+		}
+		return read, nil
+	}
+	for {
+		// Reopen on rotation (the file was renamed to .1 and a new one
+		// started, or it was truncated) or when it appears; what the old
+		// file still held is read first.
+		if st, err := os.Stat(path); err == nil {
+			var fst os.FileInfo
+			if f != nil {
+				fst, _ = f.Stat()
+			}
+			if f == nil || fst == nil || !os.SameFile(st, fst) || st.Size() < off {
+				if f != nil {
+					if _, err := drain(); err != nil {
+						return err
+					}
+					f.Close()
+				}
+				if f, err = os.Open(path); err != nil {
+					f = nil
+				}
+				off = 0
+			}
+		}
+		read, err := drain()
+		if err != nil {
+			return err
 		}
 		if len(partial) > 0 && !read && time.Since(partialSince) > 3*pollInterval {
 			if err := emit(partial); err != nil {
@@ -203,21 +228,52 @@ func (m *Manager) isRunning(id string) bool {
 	return false
 }
 
+// splitLines splits b into lines, a line longer than MaxLogLine into
+// pieces of that size.
 func splitLines(b []byte) [][]byte {
 	var out [][]byte
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			return i + 1, data[:i+1], nil
+	for len(b) > 0 {
+		n := len(b)
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			n = i + 1
 		}
-		if atEOF && len(data) > 0 {
-			return len(data), data, nil
-		}
-		return 0, nil, nil
-	})
-	for sc.Scan() {
-		out = append(out, append([]byte(nil), sc.Bytes()...))
+		n = min(n, MaxLogLine)
+		out = append(out, append([]byte(nil), b[:n]...))
+		b = b[n:]
 	}
 	return out
+}
+
+// readTail reads at most the last limit bytes of the file at path.
+func readTail(path string, limit int64) ([]byte, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	return readTailFile(f, limit)
+}
+
+// readTailFile reads at most the last limit bytes of f and returns them
+// with the offset they end at. When it starts mid-file the partial first
+// line is left out.
+func readTailFile(f *os.File, limit int64) ([]byte, int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	end := st.Size()
+	start := max(end-limit, 0)
+	b := make([]byte, end-start)
+	n, err := f.ReadAt(b, start)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, 0, err
+	}
+	b = b[:n]
+	if start > 0 {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+	}
+	return b, start + int64(n), nil
 }
