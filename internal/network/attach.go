@@ -327,6 +327,7 @@ func (s *Service) realize(ctx context.Context, rec *machineRecord, nets []*Netwo
 		}
 	}
 	att.DNS, att.Search = s.guestDNS(rec)
+	s.startProxies(rec)
 	ok = true
 	return att, nil
 }
@@ -377,6 +378,7 @@ func (s *Service) Release(ctx context.Context, machineID string) error {
 // release drops the record first (DNS and rules follow it at once, so no
 // packet or answer outlives it), then the TAPs.
 func (s *Service) release(ctx context.Context, rec *machineRecord) error {
+	s.stopProxies(rec.MachineID)
 	if err := s.db.Update(func(tx *bbolt.Tx) error { return deleteMachine(tx, rec) }); err != nil {
 		return err
 	}

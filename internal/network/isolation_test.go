@@ -63,7 +63,8 @@ func newWorld(t *testing.T) *world {
 	serveTCP(t, s.ns, "127.0.0.1:2323", "loopback-only service")
 
 	w.machine(t, "a1", "shop", w.a, []string{"api"}, Port{Protocol: "tcp", HostPort: 8080, GuestPort: 80},
-		Port{Protocol: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 8081, GuestPort: 80})
+		Port{Protocol: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 8081, GuestPort: 80},
+		Port{Protocol: "tcp", HostIP: netip.MustParseAddr("::1"), HostPort: 8082, GuestPort: 80})
 	w.machine(t, "a2", "shop", w.a, nil)
 	w.machine(t, "b1", "shop", w.b, nil)
 	w.machine(t, "b2", "other", w.b, nil)
@@ -218,6 +219,11 @@ func TestNetworksIsolation(t *testing.T) {
 		unreach(t, w.s.ns, "tcp", hostPort(w.hostAddr, 8081), "-p 127.0.0.1 on another host address")
 		unreach(t, w.s.ns, "tcp", hostPort(w.a.Gateway, 8081), "-p 127.0.0.1 on the gateway")
 		reach(t, w.s.ns, "tcp", hostPort(w.a.Gateway6, 8080), "I am a1") // IPv6 too
+		reach(t, w.s.ns, "tcp", "[::1]:8080", "I am a1")
+		reach(t, w.s.ns, "tcp", "[::1]:8082", "I am a1")
+		unreach(t, w.s.ns, "tcp", "127.0.0.1:8082", "-p [::1] on 127.0.0.1")
+		unreach(t, w.s.ns, "tcp", hostPort(w.a.Gateway6, 8082), "-p [::1] on another address")
+		unreach(t, w.s.ns, "tcp", "[::1]:8081", "-p 127.0.0.1 on [::1]")
 	})
 	t.Run("hostile guest", func(t *testing.T) { hostile(t, w) })
 }

@@ -23,7 +23,8 @@ import (
 //	raw_prerouting  from a bridge: drop 127/8 and ::1, either way (route_localnet
 //	                is on for publishing to 127.0.0.1; CVE-2020-8558)
 //	prerouting/output (nat)  published ports: DNAT through @ports4/@ports6
-//	                (a host address) or @ports4any/@ports6any (any local address)
+//	                (a host address) or @ports4any/@ports6any (any local address);
+//	                not [::1], which the service proxies (proxy.go)
 //	forward         internal networks talk to themselves only; from a bridge:
 //	                same bridge or a published port (ct status dnat) or out to
 //	                the world (not to another network, not to 169.254/16 unless
@@ -198,6 +199,7 @@ func (r Rules) Script() string {
 	}
 	chain output {
 		type nat hook output priority -100; policy accept;
+		ip6 daddr ::1 return comment "[::1] ports are proxied: the kernel routes no ::1 packet out"
 		jump publish
 	}
 	chain publish {

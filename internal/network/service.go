@@ -30,6 +30,7 @@ type Service struct {
 	mu        sync.Mutex // serialises every change
 	hostDone  bool       // setupHost ran
 	resolvers map[string]*resolver.Server
+	proxies   map[proxyKey]*proxy
 }
 
 // Open opens the networks recorded in db and makes the kernel match them
@@ -47,7 +48,7 @@ func Open(ctx context.Context, db *bbolt.DB, cfg Config, opts ...Option) (*Servi
 		return nil, err
 	}
 	s := &Service{cfg: cfg, o: o, db: db, ns: ns{cfg.NetNS}, log: o.logger, upstreams: cfg.Upstreams,
-		resolvers: map[string]*resolver.Server{}}
+		resolvers: map[string]*resolver.Server{}, proxies: map[proxyKey]*proxy{}}
 	if len(s.upstreams) == 0 {
 		s.upstreams = hostUpstreams(o.resolvConf)
 	}
@@ -83,18 +84,31 @@ func Open(ctx context.Context, db *bbolt.DB, cfg Config, opts ...Option) (*Servi
 			return nil, fmt.Errorf("network %s: %w", n.Name, err)
 		}
 	}
+	var recs []*machineRecord
+	if err := db.View(func(tx *bbolt.Tx) (err error) {
+		recs, err = allMachines(tx)
+		return err
+	}); err != nil {
+		s.closeResolvers()
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	for _, r := range recs {
+		s.startProxies(r)
+	}
 	return s, nil
 }
 
 // Config returns the effective configuration.
 func (s *Service) Config() Config { return s.cfg }
 
-// Close stops the resolvers (the kernel side stays: published ports and
-// machine-to-machine traffic keep working while the daemon is away).
+// Close stops the resolvers and [::1] proxies (the kernel side stays:
+// published ports and machine-to-machine traffic keep working while the
+// daemon is away).
 func (s *Service) Close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closeResolvers()
+	s.stopProxies("")
 }
 
 func (s *Service) networks() ([]*Network, error) {
@@ -245,6 +259,7 @@ func (s *Service) Teardown(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closeResolvers()
+	s.stopProxies("")
 	var errs []error
 	for _, fam := range []string{"inet", "bridge"} {
 		script := fmt.Sprintf("add table %[1]s %[2]s\ndelete table %[1]s %[2]s\n", fam, s.cfg.Table)
