@@ -36,7 +36,10 @@ type Config struct {
 	APIToken    string // bearer token required on APIAddr (mandatory with it)
 	NetNS       string // named network namespace the network side runs in ("" = current)
 	Subnet      string // machine subnet CIDR ("" = internal/network's default)
-	VMM         string // VMM driver name ("qemu", "firecracker"; "" = default)
+	// AllowLinkLocal lets guests reach 169.254.0.0/16 (a cloud's metadata
+	// service) through the host.
+	AllowLinkLocal bool
+	VMM            string // VMM driver name ("qemu", "firecracker"; "" = default)
 
 	// InsecureRegistries are registries (host[:port]) reached over plain
 	// HTTP, in addition to loopback ones.

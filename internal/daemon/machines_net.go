@@ -15,7 +15,7 @@ import (
 // needs a network. users says which machines a network is configured for
 // (set once the machine manager exists).
 func openNetwork(ctx context.Context, d *daemon, users *network.Users) (*network.Service, error) {
-	cfg := network.Config{NetNS: d.cfg.NetNS}
+	cfg := network.Config{NetNS: d.cfg.NetNS, AllowLinkLocal: d.cfg.AllowLinkLocal}
 	if d.cfg.Subnet != "" {
 		p, err := netip.ParsePrefix(d.cfg.Subnet)
 		if err != nil {
