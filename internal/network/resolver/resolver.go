@@ -1,10 +1,11 @@
 // Package resolver is the DNS server ferry runs on each network's gateway
 // addresses, built on github.com/miekg/dns. It answers, authoritatively and
-// with short TTLs, for the machines on its own network — their names, their
-// aliases and NAME.APP.internal, A and AAAA — and forwards every other
-// question with more than one label to the host's upstream resolvers. Its records are replaced whole
-// (SetRecords) whenever a machine starts, stops, is renamed or changes
-// networks, so an answer never outlives the machine it names.
+// with short TTLs, for the machines on its own network — their names and
+// aliases, bare and as NAME.APP.internal, A and AAAA — and forwards every
+// other question with more than one label to the host's upstream
+// resolvers. Its records are replaced whole (SetRecords) whenever a machine
+// starts, stops, is renamed or changes networks, so an answer never
+// outlives the machine it names.
 //
 // It owns no sockets of its own making: the caller opens the listeners (in
 // the network's namespace) and hands them to Serve.
@@ -79,8 +80,9 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// SetRecords replaces the zone: each record answers for its name, its
-// aliases and NAME.APP.internal.
+// SetRecords replaces the zone: each record answers for its name and
+// aliases, bare and as NAME.APP.internal (guests search APP.internal, and
+// some resolvers, busybox's among them, try only the searched form).
 func (s *Server) SetRecords(recs []Record) {
 	z := map[string][]Record{}
 	add := func(name string, r Record) {
@@ -91,12 +93,11 @@ func (s *Server) SetRecords(recs []Record) {
 		z[k] = append(z[k], r)
 	}
 	for _, r := range recs {
-		add(r.Name, r)
-		for _, a := range r.Aliases {
-			add(a, r)
-		}
-		if r.App != "" {
-			add(r.Name+"."+r.App+"."+Domain, r)
+		for _, n := range append([]string{r.Name}, r.Aliases...) {
+			add(n, r)
+			if r.App != "" {
+				add(n+"."+r.App+"."+Domain, r)
+			}
 		}
 	}
 	s.zone.Store(&z)

@@ -100,6 +100,7 @@ func TestResolver(t *testing.T) {
 		{"www", dns.TypeA, dns.RcodeSuccess, []string{"10.214.0.2"}},
 		{"web.shop.internal", dns.TypeA, dns.RcodeSuccess, []string{"10.214.0.2"}},
 		{"web.shop.internal", dns.TypeAAAA, dns.RcodeSuccess, []string{"fd00:1:2:1::2"}},
+		{"www.shop.internal", dns.TypeA, dns.RcodeSuccess, []string{"10.214.0.2"}},
 		{"db", dns.TypeAAAA, dns.RcodeSuccess, nil}, // no IPv6: NODATA
 		{"db", dns.TypeMX, dns.RcodeSuccess, nil},
 		{"front", dns.TypeA, dns.RcodeSuccess, []string{"10.214.0.2", "10.214.0.4"}}, // shared alias
