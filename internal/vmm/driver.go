@@ -97,6 +97,9 @@ type Owner struct {
 // write end of the console pipe (Plan.Console). A VMM that gets every file
 // this way needs no access to any path, so it can run as a uid that owns
 // nothing.
+//
+// With Tap set, File is an open TAP the VMM opens again by name: under a
+// sandbox Run makes the VMM's uid its owner (TUNSETOWNER) first.
 type ExtraFile struct {
 	FD      int      `json:"fd"`
 	Name    string   `json:"name"`
@@ -104,6 +107,7 @@ type ExtraFile struct {
 	Write   bool     `json:"write,omitempty"`
 	Listen  bool     `json:"listen,omitempty"`
 	Console bool     `json:"console,omitempty"`
+	Tap     bool     `json:"tap,omitempty"`
 	File    *os.File `json:"-"`
 }
 

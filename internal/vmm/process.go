@@ -239,8 +239,8 @@ func (rec *Process) mismatch() string {
 	if err != nil || len(args) == 0 {
 		return "no command line (zombie?)"
 	}
-	if slices.Equal(args, rec.Args) || (rec.Marker != "" && slices.Contains(args, rec.Marker)) {
-		return ""
+	if slices.Equal(args, rec.Args) || (rec.Marker != "" && (slices.Contains(args, rec.Marker) || slices.Contains(args, "--id="+rec.Marker))) {
+		return "" // a wrapper exec'd the VMM: jailer runs `firecracker --id=<marker> …`
 	}
 	return fmt.Sprintf("command line %q is not the recorded VMM", args)
 }

@@ -45,6 +45,19 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		os.Exit(0)
+	case "dropper":
+		// A wrapper that switches to the uid in its arguments itself, as
+		// jailer does (after a moment of root work).
+		time.Sleep(50 * time.Millisecond)
+		uid, _ := strconv.Atoi(os.Args[len(os.Args)-1])
+		if err := syscall.Setgid(uid); err != nil {
+			os.Exit(3)
+		}
+		if err := syscall.Setuid(uid); err != nil {
+			os.Exit(4)
+		}
+		fmt.Println("ready")
+		time.Sleep(30 * time.Second)
 	case "fds":
 		// Reports what it inherited, then waits to be killed.
 		for fd := 3; fd < 12; fd++ {

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"syscall"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
@@ -83,11 +85,28 @@ func run(plan *Plan) (*Process, error) {
 				return nil, fmt.Errorf("sandbox: %w", err)
 			}
 		}
-		groups := make([]uint32, len(sb.Groups))
-		for i, g := range sb.Groups {
-			groups[i] = uint32(g) //nolint:gosec // G115: gids from stat
+		for _, x := range plan.Extra {
+			if x.Tap && x.File != nil {
+				if err := setTapOwner(x.File, uid); err != nil {
+					return nil, fmt.Errorf("sandbox: %s: %w", x.Name, err)
+				}
+			}
 		}
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: groups} //nolint:gosec // G115: UIDRange.Validate keeps uids below 2^31
+		if sb.DropsItself {
+			cmd.Args = slices.Clone(cmd.Args)
+			for i, a := range cmd.Args {
+				switch a {
+				case UIDArg, GIDArg:
+					cmd.Args[i] = strconv.Itoa(uid)
+				}
+			}
+		} else {
+			groups := make([]uint32, len(sb.Groups))
+			for i, g := range sb.Groups {
+				groups[i] = uint32(g) //nolint:gosec // G115: gids from stat
+			}
+			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid), Groups: groups} //nolint:gosec // G115: UIDRange.Validate keeps uids below 2^31
+		}
 		if sb.Cgroup != nil {
 			if cg, err = sb.Cgroup.create(); err != nil {
 				return nil, fmt.Errorf("sandbox: %w", err)
@@ -129,7 +148,7 @@ func run(plan *Plan) (*Process, error) {
 		}
 		cmd.ExtraFiles = append(cmd.ExtraFiles, f)
 	}
-	if lock != nil {
+	if lock != nil && !plan.Sandbox.DropsItself {
 		// The VMM holds its uid's lock for its lifetime; it goes last, so
 		// the plan's descriptors keep their numbers.
 		cmd.ExtraFiles = append(cmd.ExtraFiles, lock)
@@ -143,7 +162,7 @@ func run(plan *Plan) (*Process, error) {
 	started = true
 	p := &Process{
 		Pid:     cmd.Process.Pid,
-		Args:    plan.Args,
+		Args:    cmd.Args,
 		PIDFile: plan.PIDFile,
 		Marker:  plan.Marker,
 		UID:     uid,
@@ -159,6 +178,9 @@ func run(plan *Plan) (*Process, error) {
 	st, err := StartTime(p.Pid)
 	if err == nil && cg != nil {
 		err = cg.join(p.Pid)
+	}
+	if err == nil && plan.Sandbox != nil && plan.Sandbox.DropsItself {
+		err = waitUID(p.Pid, uid) // then its lock may go: the process holds the uid
 	}
 	if err == nil {
 		p.StartTime = st

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -27,12 +29,26 @@ import (
 //     given to its uid first;
 //   - it runs in a cgroup of its own sized to the machine plus the VMM's
 //     overhead (Cgroup).
+//
+// With DropsItself the VMM is a wrapper that drops to the uid on its own
+// (Firecracker's jailer: it chroots first): Run starts it as root with
+// UIDArg and GIDArg in Plan.Args replaced by the uid, and holds the uid's
+// lock until the process runs as it (the jailer closes every inherited
+// descriptor); from then on the live process itself marks the uid taken.
 type Sandbox struct {
-	UIDs   UIDRange `json:"uids"`
-	Groups []int    `json:"groups,omitempty"`
-	Chown  []string `json:"chown,omitempty"`
-	Cgroup *Cgroup  `json:"cgroup,omitempty"`
+	UIDs        UIDRange `json:"uids"`
+	Groups      []int    `json:"groups,omitempty"`
+	Chown       []string `json:"chown,omitempty"`
+	Cgroup      *Cgroup  `json:"cgroup,omitempty"`
+	DropsItself bool     `json:"drops_itself,omitempty"`
 }
+
+// UIDArg and GIDArg stand for the VMM's uid and gid in the arguments of a
+// plan whose VMM drops privileges itself.
+const (
+	UIDArg = "{uid}"
+	GIDArg = "{gid}"
+)
 
 // UIDRange is the block of uids VMMs run as: Count uids from Base (each
 // with the gid of the same number; neither needs an /etc/passwd entry). A
@@ -69,8 +85,9 @@ func (r UIDRange) Validate() error {
 	return nil
 }
 
-// lock takes a free uid of r, trying first the one key hashes to, and
-// returns it with its locked file (the VMM must inherit it).
+// lock takes a free uid of r — its lock file unlocked and no process
+// running as it — trying first the one key hashes to, and returns it with
+// its locked file.
 func (r UIDRange) lock(key string) (int, *os.File, error) {
 	if err := r.Validate(); err != nil {
 		return 0, nil, err
@@ -81,8 +98,12 @@ func (r UIDRange) lock(key string) (int, *os.File, error) {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(key))
 	start := int(h.Sum32() % uint32(r.Count)) //nolint:gosec // G115: Count is positive and below 2^31
+	busy := r.running()
 	for i := range r.Count {
 		uid := r.Base + (start+i)%r.Count
+		if busy[uid] {
+			continue
+		}
 		f, err := os.OpenFile(filepath.Join(r.LockDir, strconv.Itoa(uid)+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
 		if err != nil {
 			return 0, nil, fmt.Errorf("vmm uid lock: %w", err)
@@ -97,4 +118,66 @@ func (r UIDRange) lock(key string) (int, *os.File, error) {
 		}
 	}
 	return 0, nil, fmt.Errorf("all %d VMM uids from %d are in use: %w", r.Count, r.Base, errdefs.ErrUnavailable)
+}
+
+// running returns the uids of r that live processes run as (real or
+// effective).
+func (r UIDRange) running() map[int]bool {
+	busy := map[int]bool{}
+	ents, err := os.ReadDir(procRoot)
+	if err != nil {
+		return busy
+	}
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		for _, uid := range procUIDs(e.Name()) {
+			if uid >= r.Base && uid < r.Base+r.Count {
+				busy[uid] = true
+			}
+		}
+	}
+	return busy
+}
+
+// procUIDs returns the real and effective uid of process pid.
+func procUIDs(pid string) []int {
+	b, err := os.ReadFile(filepath.Join(procRoot, pid, "status"))
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "Uid:" {
+			real, _ := strconv.Atoi(f[1])
+			eff, _ := strconv.Atoi(f[2])
+			return []int{real, eff}
+		}
+	}
+	return nil
+}
+
+// waitUID waits (a few seconds at most) until process pid runs as uid, or
+// has exited.
+func waitUID(pid, uid int) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ids := procUIDs(strconv.Itoa(pid))
+		if ids == nil || (ids[0] == uid && ids[1] == uid) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("vmm %d did not switch to uid %d: %w", pid, uid, errdefs.ErrUnavailable)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// setTapOwner lets uid attach to the TAP f (Firecracker opens its TAPs by
+// name).
+func setTapOwner(f *os.File, uid int) error {
+	if err := unix.IoctlSetInt(int(f.Fd()), unix.TUNSETOWNER, uid); err != nil {
+		return fmt.Errorf("tap owner: %w", err)
+	}
+	return nil
 }

@@ -2,7 +2,11 @@ package vmm
 
 import (
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // TestUIDLock: live VMMs never share a uid, a released uid is free again,
@@ -34,5 +38,35 @@ func TestUIDLock(t *testing.T) {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
+	}
+}
+
+// TestRunVMMThatDropsItself: for a wrapper that drops privileges itself
+// (jailer), Run puts the allocated uid into its arguments, starts it as
+// root, and returns once it runs as that uid; the uid then stays taken by
+// the live process although its lock file is released, and a second VMM
+// gets another.
+func TestRunVMMThatDropsItself(t *testing.T) {
+	prereq.Root(t, "the stand-in switches uid")
+	uids := UIDRange{Base: DefaultUIDBase + 62000, Count: 4, LockDir: filepath.Join(t.TempDir(), "uids")}
+	start := func() *Process {
+		p := fakePlan(t, "dropper")
+		p.Args = append(p.Args, "--uid", UIDArg, "--gid", GIDArg)
+		p.Sandbox = &Sandbox{UIDs: uids, DropsItself: true}
+		return startPlan(t, p)
+	}
+	a := start()
+	if a.UID < uids.Base || a.UID >= uids.Base+uids.Count {
+		t.Fatalf("uid %d", a.UID)
+	}
+	if ids := procUIDs(strconv.Itoa(a.Pid)); len(ids) != 2 || ids[0] != a.UID || ids[1] != a.UID {
+		t.Fatalf("Run returned before the VMM ran as %d: %v", a.UID, ids)
+	}
+	if got := a.Args[len(a.Args)-1]; got != strconv.Itoa(a.UID) || slices.Contains(a.Args, UIDArg) {
+		t.Fatalf("args %q: the uid was not put in", a.Args)
+	}
+	b := start()
+	if b.UID == a.UID {
+		t.Fatalf("two live VMMs got uid %d", a.UID)
 	}
 }

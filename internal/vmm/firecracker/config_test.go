@@ -2,6 +2,7 @@ package firecracker
 
 import (
 	"encoding/json"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ func TestConfigValidatesAgainstSwagger(t *testing.T) {
 	}{
 		{"plain", New(), nil},
 		{"no network no initrd", New(), func(s *vmm.Spec) { s.NICs = nil; s.Initrd = ""; s.VCPUs = 1 }},
-		{"jailer", New(WithJailer(Jailer{UID: 1000, GID: 1000})), func(s *vmm.Spec) { s.NetNS = "ferry" }},
+		{"jailer", New(WithJailer(Jailer{})), func(s *vmm.Spec) { s.NetNS = "ferry" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := testSpec()
@@ -123,35 +124,72 @@ func TestOddVCPUsRejected(t *testing.T) {
 	}
 }
 
+// TestPlanJailer: the whole jailed start as data. jailer gets the uid the
+// sandbox allocates at start ({uid}, {gid}), the machine's netns and a
+// config that names only jail paths (validated against the schema); the
+// kernel, initrd and drives are hard-linked in, the per-machine ones (and
+// the config and log) given to the VMM's uid, the shared ones left as they
+// are; the TAP is handed over for its owner to be set; the cgroup is sized
+// to the machine; the console is Firecracker's stdout through the writer.
 func TestPlanJailer(t *testing.T) {
-	d := New(WithBinary("firecracker"), WithJailer(Jailer{Binary: "jailer", UID: 123, GID: 456, ChrootBase: "/srv/jailer"}))
+	uids := vmm.UIDRange{Base: 100000, Count: 8, LockDir: "/run/test"}
+	d := New(WithBinary("firecracker"), WithJailer(Jailer{Binary: "jailer", ChrootBase: "/var/lib/ferry/jail", UIDs: uids, CgroupParent: "ferry"}))
 	s := testSpec()
 	s.NetNS = "ferrynet"
+	tap, _ := os.Open(os.DevNull)
+	defer tap.Close()
+	s.NICs[0].File = tap
 	p, err := d.Plan(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"jailer", "--id", "ferry-m1", "--exec-file", lookPath("firecracker"), "--uid", "123", "--gid", "456",
-		"--chroot-base-dir", "/srv/jailer", "--netns", "/var/run/netns/ferrynet", "--", "--no-api", "--config-file", "/firecracker.json"}
+	want := []string{"jailer", "--id", "ferry-m1", "--exec-file", lookPath("firecracker"), "--uid", vmm.UIDArg, "--gid", vmm.GIDArg,
+		"--chroot-base-dir", "/var/lib/ferry/jail", "--netns", "/var/run/netns/ferrynet", "--", "--no-api", "--config-file", "/firecracker.json"}
 	if !slices.Equal(p.Args, want) {
 		t.Errorf("args\n got %q\nwant %q", p.Args, want)
 	}
-	root := "/srv/jailer/firecracker/ferry-m1/root"
-	if p.Files[0].Path != root+"/firecracker.json" {
-		t.Errorf("config at %s", p.Files[0].Path)
+	root := "/var/lib/ferry/jail/firecracker/ferry-m1/root"
+	if p.Files[0].Path != root+"/firecracker.json" || p.Files[1].Path != root+"/firecracker.log" {
+		t.Errorf("files %+v", p.Files)
 	}
-	if strings.Contains(p.Files[0].Content, "/var/lib/ferry") {
-		t.Errorf("jailed config names host paths:\n%s", p.Files[0].Content)
+	cfg := p.Files[0].Content
+	if strings.Contains(cfg, "/var/lib/ferry") {
+		t.Errorf("jailed config names host paths:\n%s", cfg)
 	}
-	links := map[string]vmm.Link{}
+	if err := validate(t, []byte(cfg)); err != nil {
+		t.Errorf("jailed config fails the schema: %v\n%s", err, cfg)
+	}
+	links := map[string]string{}
 	for _, l := range p.Links {
-		links[l.Target] = l
+		links[l.Target] = l.Source
+		if l.Owner != nil {
+			t.Errorf("link %s chowned at plan time (the uid is only known at start)", l.Target)
+		}
 	}
-	if l := links[root+"/drives/scratch"]; l.Source != s.Drives[1].Path || l.Owner == nil || l.Owner.UID != 123 {
-		t.Errorf("scratch link %+v", l)
+	for target, source := range map[string]string{
+		root + "/vmlinux": s.Kernel, root + "/initrd": s.Initrd,
+		root + "/drives/base": s.Drives[0].Path, root + "/drives/scratch": s.Drives[1].Path,
+	} {
+		if links[target] != source {
+			t.Errorf("link %s → %q, want %s", target, links[target], source)
+		}
 	}
-	if l := links[root+"/drives/base"]; l.Owner != nil {
-		t.Errorf("shared base chowned: %+v", l)
+	sb := p.Sandbox
+	if sb == nil || !sb.DropsItself || sb.UIDs != uids {
+		t.Fatalf("sandbox %+v", sb)
+	}
+	wantChown := []string{root + "/firecracker.json", root + "/firecracker.log", root + "/initrd", root + "/drives/scratch"}
+	if !slices.Equal(sb.Chown, wantChown) {
+		t.Errorf("chown %q, want %q (never the shared kernel or base)", sb.Chown, wantChown)
+	}
+	if cg := sb.Cgroup; cg == nil || cg.Path != "ferry/ferry-m1" || cg.MemoryMax != int64(256+memOverheadMiB)<<20 || cg.CPUs != 3 {
+		t.Errorf("cgroup %+v", sb.Cgroup)
+	}
+	if len(p.Extra) != 1 || !p.Extra[0].Tap || p.Extra[0].File != tap {
+		t.Errorf("extra %+v, want the TAP for its owner to be set", p.Extra)
+	}
+	if p.Console == nil || !p.Console.Stdout {
+		t.Errorf("console %+v", p.Console)
 	}
 	if got := d.hostSocket(s); got != root+"/control.sock" {
 		t.Errorf("host socket %s", got)

@@ -22,12 +22,16 @@ import (
 
 var _ vmm.Driver = (*Driver)(nil)
 
-// Jailer runs Firecracker under jailer.
+// Jailer runs Firecracker under jailer: in a chroot of its own (a new
+// mount namespace, pivot_root), as a uid (and equal gid) of its own taken
+// from UIDs when it starts, in the machine's network namespace, in a cgroup
+// <CgroupParent>/ferry-<id> sized to the machine (none when CgroupParent is
+// "").
 type Jailer struct {
-	Binary     string `json:"binary"`      // default "jailer"
-	UID        int    `json:"uid"`         // Firecracker runs as this user...
-	GID        int    `json:"gid"`         // ...and group
-	ChrootBase string `json:"chroot_base"` // default /srv/jailer
+	Binary       string       `json:"binary"`      // default "jailer"
+	ChrootBase   string       `json:"chroot_base"` // default /srv/jailer; keep it on the data dir's filesystem
+	UIDs         vmm.UIDRange `json:"uids"`        // default vmm.DefaultUIDs()
+	CgroupParent string       `json:"cgroup_parent,omitempty"`
 }
 
 // Driver runs machines under Firecracker.
@@ -55,6 +59,9 @@ func WithJailer(j Jailer) Option {
 		}
 		if j.ChrootBase == "" {
 			j.ChrootBase = "/srv/jailer"
+		}
+		if j.UIDs == (vmm.UIDRange{}) {
+			j.UIDs = vmm.DefaultUIDs()
 		}
 		d.jailer = &j
 	}
@@ -106,6 +113,14 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (*vmm.Process, error)
 	plan, err := d.Plan(spec)
 	if err != nil {
 		return nil, err
+	}
+	if d.jailer != nil {
+		// jailer creates the jail and its device nodes afresh: a jail left
+		// by an earlier run of this machine (jailer never removes one)
+		// goes first. No VMM of this machine runs now.
+		if err := os.RemoveAll(filepath.Dir(d.chrootRoot(spec))); err != nil {
+			return nil, fmt.Errorf("firecracker: old jail: %w", err)
+		}
 	}
 	return vmm.Run(ctx, plan)
 }

@@ -58,6 +58,7 @@ func (d *Driver) Config(spec vmm.Spec) (*Config, error) {
 	}
 	if d.jailer != nil {
 		c.Vsock.UDSPath = "/control.sock"
+		c.Logger = &Logger{LogPath: jailLog, Level: d.logLevel, ShowLevel: true}
 	} else {
 		c.Logger = &Logger{LogPath: spec.VMMLogPath(), Level: d.logLevel, ShowLevel: true}
 	}
@@ -102,25 +103,52 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 
 	j := d.jailer
 	root := d.chrootRoot(spec)
-	owner := &vmm.Owner{UID: j.UID, GID: j.GID}
-	p.Files = []vmm.File{{Path: filepath.Join(root, ConfigFile), Content: string(c.JSON()), Mode: 0o600, Owner: owner}}
+	sb := &vmm.Sandbox{UIDs: j.UIDs, DropsItself: true}
+	cfgPath := filepath.Join(root, ConfigFile)
+	logPath := filepath.Join(root, jailLog)
+	p.Files = []vmm.File{
+		{Path: cfgPath, Content: string(c.JSON()), Mode: 0o600},
+		{Path: logPath, Mode: 0o600}, // Firecracker's logger opens it, never creates it
+	}
+	sb.Chown = append(sb.Chown, cfgPath, logPath)
+	// Shared files (kernel, read-only bases) are linked as they are —
+	// world-readable, inside 0700 directories, and a hard link shares its
+	// inode — and per-machine ones are given to the VMM's uid.
 	p.Links = append(p.Links, vmm.Link{Source: spec.Kernel, Target: filepath.Join(root, jailKernel)})
 	if spec.Initrd != "" {
-		p.Links = append(p.Links, vmm.Link{Source: spec.Initrd, Target: filepath.Join(root, jailInitrd)})
+		t := filepath.Join(root, jailInitrd)
+		p.Links = append(p.Links, vmm.Link{Source: spec.Initrd, Target: t})
+		sb.Chown = append(sb.Chown, t)
 	}
 	for _, dr := range spec.Drives {
-		l := vmm.Link{Source: dr.Path, Target: filepath.Join(root, jailDrive(dr.ID))}
+		t := filepath.Join(root, jailDrive(dr.ID))
+		p.Links = append(p.Links, vmm.Link{Source: dr.Path, Target: t})
 		if !dr.ReadOnly {
-			l.Owner = owner // per-machine scratch: Firecracker must write it
+			sb.Chown = append(sb.Chown, t) // per-machine scratch: Firecracker must write it
 		}
-		p.Links = append(p.Links, l)
 	}
+	for _, n := range spec.NICs {
+		if n.File != nil {
+			// Firecracker opens the TAP by name as its uid: Run makes that
+			// uid the TAP's owner (jailer closes the descriptor itself).
+			p.Extra = append(p.Extra, vmm.ExtraFile{FD: 3 + len(p.Extra), Name: "tap:" + n.Tap, File: n.File, Tap: true})
+		}
+	}
+	if j.CgroupParent != "" {
+		sb.Cgroup = &vmm.Cgroup{
+			Path:      j.CgroupParent + "/" + spec.Marker(),
+			MemoryMax: int64(spec.MemoryMiB+memOverheadMiB) << 20,
+			PidsMax:   pidsBase + pidsPerVCPU*spec.VCPUs,
+			CPUs:      spec.VCPUs + 1,
+		}
+	}
+	p.Sandbox = sb
 	p.Path = lookPath(j.Binary)
 	p.Args = []string{j.Binary,
 		"--id", spec.Marker(),
 		"--exec-file", lookPath(d.binary),
-		"--uid", fmt.Sprint(j.UID),
-		"--gid", fmt.Sprint(j.GID),
+		"--uid", vmm.UIDArg,
+		"--gid", vmm.GIDArg,
 		"--chroot-base-dir", j.ChrootBase,
 	}
 	if spec.NetNS != "" {
@@ -130,12 +158,22 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 	return p, nil
 }
 
+// A jailed Firecracker's cgroup: guest RAM plus its own overhead (a few
+// MiB of VMM; the margin is for its buffers and page tables), its threads
+// (API, VMM, one per vCPU, I/O), vCPUs + 1 CPUs of time.
+const (
+	memOverheadMiB = 128
+	pidsBase       = 32
+	pidsPerVCPU    = 2
+)
+
 // Where host files appear inside the jail (hard-linked in by the plan; keep
 // the chroot base on the data dir's filesystem or they are copied), so a
 // jailed config never names host paths.
 const (
 	jailKernel = "/vmlinux"
 	jailInitrd = "/initrd"
+	jailLog    = "/firecracker.log"
 )
 
 func jailDrive(id string) string { return "/drives/" + id }
