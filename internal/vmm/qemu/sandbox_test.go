@@ -167,6 +167,16 @@ func TestSandboxedQEMU(t *testing.T) {
 		t.Errorf("uid %d lists the machines dir: %v %s", uid, err, out)
 	}
 
+	peak := "memory/memory.max_usage_in_bytes"
+	if vmm.CgroupV2() {
+		peak = "memory.peak"
+	}
+	ctl, name := filepath.Split(peak)
+	if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", ctl, plan.Sandbox.Cgroup.Path, name)); err == nil {
+		n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		t.Logf("QEMU's cgroup: peak memory %d MiB of %d MiB allowed (guest %d MiB), %s tasks",
+			n>>20, plan.Sandbox.Cgroup.MemoryMax>>20, spec.MemoryMiB, strings.TrimSpace(readFile(filepath.Join("/sys/fs/cgroup", "pids", plan.Sandbox.Cgroup.Path, "pids.current"))))
+	}
 	io.WriteString(conn, "bye\n")
 	st, err := proc.Wait(ctx)
 	if err != nil || !st.Known || st.Code != 0 {
