@@ -61,7 +61,9 @@ func corpus() []hostile {
 			return one(t, ti.E{Name: "s", Size: 1 << 40, Sparse: map[int64]string{0: "x"}})
 		}},
 		{"sparse-16g-then-1t", "2 × 8 GiB sparse, then 1 TiB", func(t testing.TB) v1.Image {
-			sp := func(n string, size int64) ti.E { return ti.E{Name: n, Size: size, Sparse: map[int64]string{0: "x", size - 1: "y"}} }
+			sp := func(n string, size int64) ti.E {
+				return ti.E{Name: n, Size: size, Sparse: map[int64]string{0: "x", size - 1: "y"}}
+			}
 			return one(t, sp("a", 8<<30), sp("b", 8<<30-1<<20), sp("c", 1<<40))
 		}},
 		{"gzip-claims-16g", "16 GiB file, 320 MiB of gzip zeros", func(t testing.TB) v1.Image {

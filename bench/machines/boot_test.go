@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/api"
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/testimage"
 	"github.com/ferryvm/ferry/internal/testutil/prereq"
 	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
@@ -51,7 +51,7 @@ func (f *firstOutput) Write(p []byte) (int, error) {
 func runToOutput(b testing.TB, c *api.Client, img string) time.Duration {
 	ctx := context.Background()
 	start := time.Now()
-	m, err := c.CreateMachine(ctx, "bench", machine.CreateRequest{Config: machine.Config{Image: img, Init: machine.Init{Cmd: []string{"echo", "hi"}}}})
+	m, err := c.CreateMachine(ctx, "bench", types.CreateRequest{Config: types.Config{Image: img, Init: types.Init{Cmd: []string{"echo", "hi"}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,11 +78,11 @@ type vmmRecord struct {
 // scratch disk and QEMU argv into dir, for bare boots of the same thing.
 func bareSetup(b testing.TB, c *api.Client, img, root, dir string) []string {
 	ctx := context.Background()
-	m, err := c.CreateMachine(ctx, "bench", machine.CreateRequest{Config: machine.Config{Image: img, Init: machine.Init{Cmd: []string{"echo", "hi"}}}})
+	m, err := c.CreateMachine(ctx, "bench", types.CreateRequest{Config: types.Config{Image: img, Init: types.Init{Cmd: []string{"echo", "hi"}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := c.WaitMachine(ctx, "bench", m.ID, machine.StateStopped, time.Minute); err != nil {
+	if _, err := c.WaitMachine(ctx, "bench", m.ID, types.StateStopped, time.Minute); err != nil {
 		b.Fatal(err)
 	}
 	mdir := filepath.Join(root, "machines", m.ID)
@@ -206,7 +206,7 @@ func TestRunToVMMStarted(t *testing.T) {
 		var ds []time.Duration
 		for i := range 6 {
 			start := time.Now()
-			m, err := c.CreateMachine(ctx, "bench", machine.CreateRequest{Config: machine.Config{Image: img, Init: machine.Init{Cmd: []string{"sleep", "30"}}}})
+			m, err := c.CreateMachine(ctx, "bench", types.CreateRequest{Config: types.Config{Image: img, Init: types.Init{Cmd: []string{"sleep", "30"}}}})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/ferryvm/ferry/internal/api"
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/testimage"
 )
 
@@ -21,8 +21,8 @@ func withMachines(b *testing.B, n int) (*api.Client, []string) {
 	load(b, c, "busybox:bench", img)
 	ids := make([]string, 0, n)
 	for i := range n {
-		m, err := c.CreateMachine(context.Background(), "bench", machine.CreateRequest{
-			Name: fmt.Sprintf("m%03d", i), SkipLaunch: true, Config: machine.Config{Image: "busybox:bench"}})
+		m, err := c.CreateMachine(context.Background(), "bench", types.CreateRequest{
+			Name: fmt.Sprintf("m%03d", i), SkipLaunch: true, Config: types.Config{Image: "busybox:bench"}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func BenchmarkCreateSkipLaunch(b *testing.B) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := c.CreateMachine(ctx, "bench", machine.CreateRequest{SkipLaunch: true, Config: machine.Config{Image: "busybox:bench"}}); err != nil {
+		if _, err := c.CreateMachine(ctx, "bench", types.CreateRequest{SkipLaunch: true, Config: types.Config{Image: "busybox:bench"}}); err != nil {
 			b.Fatal(err)
 		}
 	}

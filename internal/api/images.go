@@ -26,7 +26,7 @@ import (
 //	POST   /v1/images/prune?all=1 → image.PruneReport
 //	POST   /v1/images/load     body: a tar (OCI layout or docker save) → []image.Loaded
 //	POST   /v1/images/save     SaveRequest → body: an OCI layout tar
-//	POST   /v1/images/verify   → VerifyReport
+//	POST   /v1/images/verify   → image.CheckReport
 //
 // Registry credentials travel in the request body of pull and push (never in
 // a URL or a log), resolved by the CLI from its own keychain.
@@ -42,7 +42,7 @@ type ImageService interface {
 	Prune(ctx context.Context, all bool) (image.PruneReport, error)
 	Load(ctx context.Context, r io.Reader) ([]image.Loaded, error)
 	Save(ctx context.Context, w io.Writer, refs []string) error
-	Verify(ctx context.Context) (VerifyReport, error)
+	Verify(ctx context.Context) (image.CheckReport, error)
 }
 
 // RegistryAuth is a caller's credentials for one registry. Its String and
@@ -99,26 +99,6 @@ type TagRequest struct {
 type SaveRequest struct {
 	Refs []string `json:"refs"`
 }
-
-// VerifyReport is the result of re-hashing every blob in the cache and
-// checking that every image's blobs are present.
-type VerifyReport struct {
-	Images  int           `json:"images"`
-	Blobs   int           `json:"blobs"`
-	Bytes   int64         `json:"bytes"`
-	Corrupt []BlobProblem `json:"corrupt,omitempty"` // blobs whose content does not match their name
-	Missing []BlobProblem `json:"missing,omitempty"` // blobs an image references that are absent
-}
-
-// BlobProblem is one failed check.
-type BlobProblem struct {
-	Digest string `json:"digest"`
-	Image  string `json:"image,omitempty"`
-	Reason string `json:"reason"`
-}
-
-// OK reports whether the cache verified clean.
-func (r VerifyReport) OK() bool { return len(r.Corrupt) == 0 && len(r.Missing) == 0 }
 
 // saveErrorTrailer carries an error that happened after a save's tar began.
 const saveErrorTrailer = "X-Ferry-Error"

@@ -121,8 +121,8 @@ func (c *Client) SaveImages(ctx context.Context, w io.Writer, refs []string) err
 }
 
 // VerifyImages re-hashes every cached blob and checks every image's blobs.
-func (c *Client) VerifyImages(ctx context.Context) (VerifyReport, error) {
-	var out VerifyReport
+func (c *Client) VerifyImages(ctx context.Context) (image.CheckReport, error) {
+	var out image.CheckReport
 	return out, c.Do(ctx, "POST", "/v1/images/verify", nil, &out)
 }
 

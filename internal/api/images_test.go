@@ -103,8 +103,8 @@ func (f *fakeImages) Save(ctx context.Context, w io.Writer, refs []string) error
 	return nil
 }
 
-func (f *fakeImages) Verify(ctx context.Context) (VerifyReport, error) {
-	return VerifyReport{Blobs: 3, Corrupt: []BlobProblem{{Digest: digestA.String(), Reason: "digest mismatch"}}}, nil
+func (f *fakeImages) Verify(ctx context.Context) (image.CheckReport, error) {
+	return image.CheckReport{Blobs: 3, Corrupt: []image.BlobProblem{{Digest: digestA.String(), Reason: "digest mismatch"}}}, nil
 }
 
 func imageClient(t *testing.T) (*Client, *fakeImages) {

@@ -10,86 +10,54 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/machine"
 )
 
 // The Machines API, shaped like Fly's (docs/api.md has the reference):
 //
-//	POST   /v1/apps/{app}/machines                  machine.CreateRequest → machine.Machine
-//	GET    /v1/apps/{app}/machines[?all=0]          → []machine.Machine (all states unless all=0)
-//	GET    /v1/machines[?all=0]                     → []machine.Machine of every app
-//	GET    /v1/apps/{app}/machines/{id}             → machine.Machine (id, id prefix or name)
-//	POST   /v1/apps/{app}/machines/{id}             UpdateRequest → machine.Machine (new version)
-//	POST   /v1/apps/{app}/machines/{id}/start       → machine.Machine
-//	POST   /v1/apps/{app}/machines/{id}/stop        StopRequest → machine.Machine
-//	POST   /v1/apps/{app}/machines/{id}/restart     StopRequest → machine.Machine
-//	POST   /v1/apps/{app}/machines/{id}/signal      SignalRequest
-//	GET    /v1/apps/{app}/machines/{id}/wait?state=stopped&timeout=60 → machine.Machine
+//	POST   /v1/apps/{app}/machines                  types.CreateRequest → types.Machine
+//	GET    /v1/apps/{app}/machines[?all=0]          → []types.Machine (all states unless all=0)
+//	GET    /v1/machines[?all=0]                     → []types.Machine of every app
+//	GET    /v1/apps/{app}/machines/{id}             → types.Machine (id, id prefix or name)
+//	POST   /v1/apps/{app}/machines/{id}             types.UpdateRequest → types.Machine (new version)
+//	POST   /v1/apps/{app}/machines/{id}/start       → types.Machine
+//	POST   /v1/apps/{app}/machines/{id}/stop        types.StopRequest → types.Machine
+//	POST   /v1/apps/{app}/machines/{id}/restart     types.StopRequest → types.Machine
+//	POST   /v1/apps/{app}/machines/{id}/signal      types.SignalRequest
+//	GET    /v1/apps/{app}/machines/{id}/wait?state=stopped&timeout=60 → types.Machine
 //	DELETE /v1/apps/{app}/machines/{id}[?force=true]
-//	POST   /v1/apps/{app}/machines/{id}/rename      RenameRequest → machine.Machine
-//	GET    /v1/apps/{app}/machines/{id}/versions    → []machine.Config
-//	GET    /v1/apps/{app}/machines/{id}/stats       → machine.Stats
-//	POST   /v1/apps/{app}/machines/{id}/exec        machine.ExecRequest → ExecResult, or with
+//	POST   /v1/apps/{app}/machines/{id}/rename      types.RenameRequest → types.Machine
+//	GET    /v1/apps/{app}/machines/{id}/versions    → []types.Config
+//	GET    /v1/apps/{app}/machines/{id}/stats       → types.Stats
+//	POST   /v1/apps/{app}/machines/{id}/exec        types.ExecRequest → types.ExecResult, or with
 //	                                                Upgrade: ferry-stream, the exec frame protocol
 //	GET    /v1/apps/{app}/machines/{id}/logs?follow=1&tail=N&since=T&format=raw|ndjson
-//	GET    /v1/events[?app=A&machine=ID]            NDJSON of machine.Event
+//	GET    /v1/events[?app=A&machine=ID]            NDJSON of types.Event
 
 // MachineService is what the machine handlers need (a *machine.Manager).
 type MachineService interface {
-	Create(ctx context.Context, app string, req machine.CreateRequest) (*machine.Machine, error)
-	List(app string, all bool) []*machine.Machine
-	Get(app, ref string) (*machine.Machine, error)
-	Update(ctx context.Context, app, ref string, cfg machine.Config) (*machine.Machine, error)
-	Start(ctx context.Context, app, ref string) (*machine.Machine, error)
-	Stop(ctx context.Context, app, ref string, opt machine.StopOptions) (*machine.Machine, error)
-	Restart(ctx context.Context, app, ref string, opt machine.StopOptions) (*machine.Machine, error)
+	Create(ctx context.Context, app string, req types.CreateRequest) (*types.Machine, error)
+	List(app string, all bool) []*types.Machine
+	Get(app, ref string) (*types.Machine, error)
+	Update(ctx context.Context, app, ref string, cfg types.Config) (*types.Machine, error)
+	Start(ctx context.Context, app, ref string) (*types.Machine, error)
+	Stop(ctx context.Context, app, ref string, opt machine.StopOptions) (*types.Machine, error)
+	Restart(ctx context.Context, app, ref string, opt machine.StopOptions) (*types.Machine, error)
 	Signal(ctx context.Context, app, ref string, sig syscall.Signal) error
-	Wait(ctx context.Context, app, ref string, state machine.State, timeout time.Duration) (*machine.Machine, error)
+	Wait(ctx context.Context, app, ref string, state types.State, timeout time.Duration) (*types.Machine, error)
 	Destroy(ctx context.Context, app, ref string, force bool) error
-	Rename(ctx context.Context, app, ref, name string) (*machine.Machine, error)
-	Versions(app, ref string) ([]machine.Config, error)
-	Stats(app, ref string, interval time.Duration) (*machine.Stats, error)
-	Exec(ctx context.Context, app, ref string, req machine.ExecRequest, stdio machine.ExecIO) (int, error)
+	Rename(ctx context.Context, app, ref, name string) (*types.Machine, error)
+	Versions(app, ref string) ([]types.Config, error)
+	Stats(app, ref string, interval time.Duration) (*types.Stats, error)
+	Exec(ctx context.Context, app, ref string, req types.ExecRequest, stdio guest.ExecIO) (int, error)
 	Logs(ctx context.Context, app, ref string, opt machine.LogOptions, fn func([]byte) error) error
-	Subscribe(app, id string) (<-chan machine.Event, func())
+	Subscribe(app, id string) (<-chan types.Event, func())
 }
 
 var _ MachineService = (*machine.Manager)(nil)
-
-// UpdateRequest is POST /v1/apps/{app}/machines/{id}.
-type UpdateRequest struct {
-	Config machine.Config `json:"config"`
-}
-
-// StopRequest is the body of stop and restart. Signal is a name (SIGTERM,
-// TERM) or number; Timeout is a Go duration ("10s") or seconds.
-type StopRequest struct {
-	Signal  string `json:"signal,omitempty"`
-	Timeout string `json:"timeout,omitempty"`
-}
-
-// SignalRequest is the body of signal.
-type SignalRequest struct {
-	Signal string `json:"signal"`
-}
-
-// RenameRequest is the body of rename.
-type RenameRequest struct {
-	Name string `json:"name"`
-}
-
-// ExecResult is the reply of a non-streaming exec (Fly's shape).
-type ExecResult struct {
-	ExitCode int    `json:"exit_code"`
-	Stdout   string `json:"stdout"`
-	Stderr   string `json:"stderr"`
-}
-
-// LogLine is one value of an NDJSON log stream.
-type LogLine struct {
-	Data string `json:"data"`
-}
 
 // RegisterMachines adds the Machines API routes to s.
 func RegisterMachines(s *Server, svc MachineService) {
@@ -117,7 +85,7 @@ func RegisterMachines(s *Server, svc MachineService) {
 type machineHandlers struct{ svc MachineService }
 
 func (h machineHandlers) create(w http.ResponseWriter, r *http.Request) error {
-	var req machine.CreateRequest
+	var req types.CreateRequest
 	if err := DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -132,7 +100,7 @@ func (h machineHandlers) list(w http.ResponseWriter, r *http.Request) error {
 	all := r.URL.Query().Get("all") != "0" && r.URL.Query().Get("all") != "false"
 	list := h.svc.List(r.PathValue("app"), all)
 	if list == nil {
-		list = []*machine.Machine{}
+		list = []*types.Machine{}
 	}
 	return WriteJSON(w, http.StatusOK, list)
 }
@@ -146,7 +114,7 @@ func (h machineHandlers) get(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h machineHandlers) update(w http.ResponseWriter, r *http.Request) error {
-	var req UpdateRequest
+	var req types.UpdateRequest
 	if err := DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -166,7 +134,7 @@ func (h machineHandlers) start(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h machineHandlers) stopOptions(r *http.Request) (machine.StopOptions, error) {
-	var req StopRequest
+	var req types.StopRequest
 	if r.ContentLength != 0 {
 		if err := DecodeJSON(r, &req); err != nil {
 			return machine.StopOptions{}, err
@@ -219,7 +187,7 @@ func (h machineHandlers) restart(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h machineHandlers) signal(w http.ResponseWriter, r *http.Request) error {
-	var req SignalRequest
+	var req types.SignalRequest
 	if err := DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -235,10 +203,10 @@ func (h machineHandlers) signal(w http.ResponseWriter, r *http.Request) error {
 
 func (h machineHandlers) wait(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	state := machine.StateStarted
+	state := types.StateStarted
 	if s := q.Get("state"); s != "" {
 		var ok bool
-		if state, ok = machine.ParseState(s); !ok {
+		if state, ok = types.ParseState(s); !ok {
 			return fmt.Errorf("state %q: want created, started, stopped, failed or destroyed: %w", s, errdefs.ErrInvalidArgument)
 		}
 	}
@@ -265,7 +233,7 @@ func (h machineHandlers) destroy(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h machineHandlers) rename(w http.ResponseWriter, r *http.Request) error {
-	var req RenameRequest
+	var req types.RenameRequest
 	if err := DecodeJSON(r, &req); err != nil {
 		return err
 	}

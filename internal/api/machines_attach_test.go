@@ -6,8 +6,9 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/guest"
 )
 
 // TestExecEntrypointNeedsNoCmd: an attach to the entrypoint (exec with
@@ -18,16 +19,16 @@ func TestExecEntrypointNeedsNoCmd(t *testing.T) {
 	RegisterMachines(s, fm)
 	c := serve(t, s, "")
 	ctx := context.Background()
-	if _, err := c.CreateMachine(ctx, "web", machine.CreateRequest{Config: machine.Config{Image: "busybox", Init: machine.Init{Attach: true}}}); err != nil {
+	if _, err := c.CreateMachine(ctx, "web", types.CreateRequest{Config: types.Config{Image: "busybox", Init: types.Init{Attach: true}}}); err != nil {
 		t.Fatal(err)
 	}
-	fm.ms["m1"].State = machine.StateStarted
+	fm.ms["m1"].State = types.StateStarted
 	var out, errb bytes.Buffer
-	code, err := c.ExecMachine(ctx, "web", "m1", machine.ExecRequest{Entrypoint: true}, machine.ExecIO{Stdout: &out, Stderr: &errb})
+	code, err := c.ExecMachine(ctx, "web", "m1", types.ExecRequest{Entrypoint: true}, guest.ExecIO{Stdout: &out, Stderr: &errb})
 	if err != nil || code != 0 || errb.String() != "err:" {
 		t.Fatalf("entrypoint exec = %d %q %v", code, errb.String(), err)
 	}
-	if _, err := c.ExecMachine(ctx, "web", "m1", machine.ExecRequest{}, machine.ExecIO{Stdout: &out}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, err := c.ExecMachine(ctx, "web", "m1", types.ExecRequest{}, guest.ExecIO{Stdout: &out}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("exec without cmd: %v", err)
 	}
 }

@@ -10,18 +10,19 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/guest"
 )
 
 // CreateMachine creates (and unless SkipLaunch, starts) a machine in app.
-func (c *Client) CreateMachine(ctx context.Context, app string, req machine.CreateRequest) (*machine.Machine, error) {
-	var m machine.Machine
+func (c *Client) CreateMachine(ctx context.Context, app string, req types.CreateRequest) (*types.Machine, error) {
+	var m types.Machine
 	return &m, c.Do(ctx, "POST", machinePath(app, "", ""), req, &m)
 }
 
 // ListMachines lists the machines of app ("" for every app); all includes
 // created, stopped and failed ones.
-func (c *Client) ListMachines(ctx context.Context, app string, all bool) ([]*machine.Machine, error) {
+func (c *Client) ListMachines(ctx context.Context, app string, all bool) ([]*types.Machine, error) {
 	p := "/v1/machines"
 	if app != "" {
 		p = machinePath(app, "", "")
@@ -29,52 +30,52 @@ func (c *Client) ListMachines(ctx context.Context, app string, all bool) ([]*mac
 	if !all {
 		p += "?all=0"
 	}
-	var out []*machine.Machine
+	var out []*types.Machine
 	return out, c.Do(ctx, "GET", p, nil, &out)
 }
 
 // GetMachine returns a machine by ID, ID prefix or name.
-func (c *Client) GetMachine(ctx context.Context, app, id string) (*machine.Machine, error) {
-	var m machine.Machine
+func (c *Client) GetMachine(ctx context.Context, app, id string) (*types.Machine, error) {
+	var m types.Machine
 	return &m, c.Do(ctx, "GET", machinePath(app, id, ""), nil, &m)
 }
 
 // UpdateMachine replaces a machine's config.
-func (c *Client) UpdateMachine(ctx context.Context, app, id string, cfg machine.Config) (*machine.Machine, error) {
-	var m machine.Machine
-	return &m, c.Do(ctx, "POST", machinePath(app, id, ""), UpdateRequest{Config: cfg}, &m)
+func (c *Client) UpdateMachine(ctx context.Context, app, id string, cfg types.Config) (*types.Machine, error) {
+	var m types.Machine
+	return &m, c.Do(ctx, "POST", machinePath(app, id, ""), types.UpdateRequest{Config: cfg}, &m)
 }
 
 // StartMachine starts a machine.
-func (c *Client) StartMachine(ctx context.Context, app, id string) (*machine.Machine, error) {
-	var m machine.Machine
+func (c *Client) StartMachine(ctx context.Context, app, id string) (*types.Machine, error) {
+	var m types.Machine
 	return &m, c.Do(ctx, "POST", machinePath(app, id, "start"), nil, &m)
 }
 
 // StopMachine stops a machine.
-func (c *Client) StopMachine(ctx context.Context, app, id string, req StopRequest) (*machine.Machine, error) {
-	var m machine.Machine
+func (c *Client) StopMachine(ctx context.Context, app, id string, req types.StopRequest) (*types.Machine, error) {
+	var m types.Machine
 	return &m, c.Do(ctx, "POST", machinePath(app, id, "stop"), req, &m)
 }
 
 // RestartMachine restarts a machine.
-func (c *Client) RestartMachine(ctx context.Context, app, id string, req StopRequest) (*machine.Machine, error) {
-	var m machine.Machine
+func (c *Client) RestartMachine(ctx context.Context, app, id string, req types.StopRequest) (*types.Machine, error) {
+	var m types.Machine
 	return &m, c.Do(ctx, "POST", machinePath(app, id, "restart"), req, &m)
 }
 
 // SignalMachine sends a signal to a machine's entrypoint.
 func (c *Client) SignalMachine(ctx context.Context, app, id, signal string) error {
-	return c.Do(ctx, "POST", machinePath(app, id, "signal"), SignalRequest{Signal: signal}, nil)
+	return c.Do(ctx, "POST", machinePath(app, id, "signal"), types.SignalRequest{Signal: signal}, nil)
 }
 
 // WaitMachine waits until the machine reaches state (at most timeout).
-func (c *Client) WaitMachine(ctx context.Context, app, id string, state machine.State, timeout time.Duration) (*machine.Machine, error) {
+func (c *Client) WaitMachine(ctx context.Context, app, id string, state types.State, timeout time.Duration) (*types.Machine, error) {
 	q := url.Values{"state": {string(state)}}
 	if timeout > 0 {
 		q.Set("timeout", strconv.FormatFloat(timeout.Seconds(), 'f', -1, 64))
 	}
-	var m machine.Machine
+	var m types.Machine
 	return &m, c.Do(ctx, "GET", machinePath(app, id, "wait")+"?"+q.Encode(), nil, &m)
 }
 
@@ -88,20 +89,20 @@ func (c *Client) DestroyMachine(ctx context.Context, app, id string, force bool)
 }
 
 // RenameMachine renames a machine.
-func (c *Client) RenameMachine(ctx context.Context, app, id, name string) (*machine.Machine, error) {
-	var m machine.Machine
-	return &m, c.Do(ctx, "POST", machinePath(app, id, "rename"), RenameRequest{Name: name}, &m)
+func (c *Client) RenameMachine(ctx context.Context, app, id, name string) (*types.Machine, error) {
+	var m types.Machine
+	return &m, c.Do(ctx, "POST", machinePath(app, id, "rename"), types.RenameRequest{Name: name}, &m)
 }
 
 // MachineVersions returns a machine's config versions, oldest first.
-func (c *Client) MachineVersions(ctx context.Context, app, id string) ([]machine.Config, error) {
-	var out []machine.Config
+func (c *Client) MachineVersions(ctx context.Context, app, id string) ([]types.Config, error) {
+	var out []types.Config
 	return out, c.Do(ctx, "GET", machinePath(app, id, "versions"), nil, &out)
 }
 
 // MachineStats samples a machine's VMM CPU and memory.
-func (c *Client) MachineStats(ctx context.Context, app, id string) (*machine.Stats, error) {
-	var s machine.Stats
+func (c *Client) MachineStats(ctx context.Context, app, id string) (*types.Stats, error) {
+	var s types.Stats
 	return &s, c.Do(ctx, "GET", machinePath(app, id, "stats"), nil, &s)
 }
 
@@ -142,7 +143,7 @@ func (c *Client) MachineLogs(ctx context.Context, app, id string, opt LogsOption
 
 // Events streams machine events of app ("" every app) and machine ("" every
 // machine) to fn until ctx ends or fn fails.
-func (c *Client) Events(ctx context.Context, app, id string, fn func(machine.Event) error) error {
+func (c *Client) Events(ctx context.Context, app, id string, fn func(types.Event) error) error {
 	q := url.Values{}
 	if app != "" {
 		q.Set("app", app)
@@ -151,7 +152,7 @@ func (c *Client) Events(ctx context.Context, app, id string, fn func(machine.Eve
 		q.Set("machine", id)
 	}
 	return c.Stream(ctx, "GET", "/v1/events?"+q.Encode(), nil, func(raw json.RawMessage) error {
-		var e machine.Event
+		var e types.Event
 		if err := json.Unmarshal(raw, &e); err != nil {
 			return err
 		}
@@ -160,8 +161,9 @@ func (c *Client) Events(ctx context.Context, app, id string, fn func(machine.Eve
 }
 
 // ExecMachine runs a process in a machine, streaming its stdio, and returns
-// its exit code.
-func (c *Client) ExecMachine(ctx context.Context, app, id string, req machine.ExecRequest, stdio machine.ExecIO) (int, error) {
+// its exit code. Events carry terminal resizes (signals travel by
+// SignalMachine, not here).
+func (c *Client) ExecMachine(ctx context.Context, app, id string, req types.ExecRequest, stdio guest.ExecIO) (int, error) {
 	req.Stdin = stdio.Stdin != nil
 	conn, err := c.Upgrade(ctx, "POST", machinePath(app, id, "exec"), req)
 	if err != nil {
@@ -177,10 +179,13 @@ func (c *Client) ExecMachine(ctx context.Context, app, id string, req machine.Ex
 			_ = fw.write(FrameStdinEOF, nil)
 		}()
 	}
-	if stdio.Resize != nil {
+	if stdio.Events != nil {
 		go func() {
-			for ws := range stdio.Resize {
-				if fw.writeJSON(FrameResize, ws) != nil {
+			for ev := range stdio.Events {
+				if ev.Signal != 0 {
+					continue
+				}
+				if fw.writeJSON(FrameResize, types.WindowSize{Rows: int(ev.Rows), Cols: int(ev.Cols)}) != nil {
 					return
 				}
 			}

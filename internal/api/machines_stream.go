@@ -10,14 +10,16 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/machine"
 )
 
-// exec runs a process in a machine: buffered (JSON ExecResult) without an
+// exec runs a process in a machine: buffered (JSON types.ExecResult) without an
 // Upgrade header, streamed with frames (execstream.go) with one.
 func (h machineHandlers) exec(w http.ResponseWriter, r *http.Request) error {
-	var req machine.ExecRequest
+	var req types.ExecRequest
 	if err := DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -27,16 +29,16 @@ func (h machineHandlers) exec(w http.ResponseWriter, r *http.Request) error {
 	app, id := r.PathValue("app"), r.PathValue("id")
 	if r.Header.Get("Upgrade") == "" {
 		var out, errb bytes.Buffer
-		code, err := h.svc.Exec(r.Context(), app, id, req, machine.ExecIO{Stdout: &out, Stderr: &errb})
+		code, err := h.svc.Exec(r.Context(), app, id, req, guest.ExecIO{Stdout: &out, Stderr: &errb})
 		if err != nil {
 			return err
 		}
-		return WriteJSON(w, http.StatusOK, ExecResult{ExitCode: code, Stdout: out.String(), Stderr: errb.String()})
+		return WriteJSON(w, http.StatusOK, types.ExecResult{ExitCode: code, Stdout: out.String(), Stderr: errb.String()})
 	}
 	// Fail early, while a JSON error can still be sent.
 	if m, err := h.svc.Get(app, id); err != nil {
 		return err
-	} else if m.State != machine.StateStarted {
+	} else if m.State != types.StateStarted {
 		return fmt.Errorf("machine %s is %s, not started: %w", m.ID, m.State, errdefs.ErrConflict)
 	}
 	conn, brw, err := Upgrade(w, r)
@@ -54,7 +56,7 @@ func (h machineHandlers) exec(w http.ResponseWriter, r *http.Request) error {
 		pr, stdinW = io.Pipe()
 		stdin = pr
 	}
-	resize := make(chan machine.WindowSize, 8)
+	resize := make(chan guest.ExecEvent, 8)
 	go func() {
 		defer cancel() // the client went away: end the exec
 		for {
@@ -75,17 +77,17 @@ func (h machineHandlers) exec(w http.ResponseWriter, r *http.Request) error {
 					_ = stdinW.Close()
 				}
 			case FrameResize:
-				var ws machine.WindowSize
+				var ws types.WindowSize
 				if json.Unmarshal(p, &ws) == nil {
 					select {
-					case resize <- ws:
+					case resize <- guest.ExecEvent{Rows: uint16(ws.Rows), Cols: uint16(ws.Cols)}:
 					default:
 					}
 				}
 			}
 		}
 	}()
-	code, err := h.svc.Exec(ctx, app, id, req, machine.ExecIO{Stdin: stdin, Stdout: fw.stream(FrameStdout), Stderr: fw.stream(FrameStderr), Resize: resize})
+	code, err := h.svc.Exec(ctx, app, id, req, guest.ExecIO{Stdin: stdin, Stdout: fw.stream(FrameStdout), Stderr: fw.stream(FrameStderr), Events: resize})
 	if err != nil {
 		_ = fw.writeJSON(FrameError, errorBody{Error: err.Error(), Code: errdefs.Code(err)})
 		return nil
@@ -120,7 +122,7 @@ func (h machineHandlers) logs(w http.ResponseWriter, r *http.Request) error {
 	switch q.Get("format") {
 	case "ndjson":
 		st := NewStream(w)
-		err := h.svc.Logs(r.Context(), app, id, opt, func(b []byte) error { return st.Send(LogLine{Data: string(b)}) })
+		err := h.svc.Logs(r.Context(), app, id, opt, func(b []byte) error { return st.Send(types.LogLine{Data: string(b)}) })
 		if err != nil && r.Context().Err() == nil {
 			return st.Fail(err)
 		}

@@ -13,39 +13,41 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/machine"
 )
 
 // fakeMachines is a MachineService holding machines in a map; exec echoes
 // stdin upper-cased and exits with len(cmd).
 type fakeMachines struct {
-	ms     map[string]*machine.Machine
-	events chan machine.Event
+	ms     map[string]*types.Machine
+	events chan types.Event
 	stop   machine.StopOptions
 }
 
 func newFakeMachines() *fakeMachines {
-	return &fakeMachines{ms: map[string]*machine.Machine{}, events: make(chan machine.Event, 8)}
+	return &fakeMachines{ms: map[string]*types.Machine{}, events: make(chan types.Event, 8)}
 }
 
-func (f *fakeMachines) get(app, ref string) (*machine.Machine, error) {
+func (f *fakeMachines) get(app, ref string) (*types.Machine, error) {
 	if m, ok := f.ms[ref]; ok && (app == "" || m.App == app) {
 		return m, nil
 	}
 	return nil, fmt.Errorf("no machine %q: %w", ref, errdefs.ErrNotFound)
 }
 
-func (f *fakeMachines) Create(_ context.Context, app string, req machine.CreateRequest) (*machine.Machine, error) {
-	if err := req.Config.Validate(); err != nil {
+func (f *fakeMachines) Create(_ context.Context, app string, req types.CreateRequest) (*types.Machine, error) {
+	if err := machine.ValidateConfig(&req.Config); err != nil {
 		return nil, err
 	}
-	m := &machine.Machine{ID: "m1", Name: req.Name, App: app, State: machine.StateStarted, Config: req.Config}
+	m := &types.Machine{ID: "m1", Name: req.Name, App: app, State: types.StateStarted, Config: req.Config}
 	f.ms[m.ID] = m
 	return m, nil
 }
-func (f *fakeMachines) List(app string, all bool) []*machine.Machine {
-	var out []*machine.Machine
+func (f *fakeMachines) List(app string, all bool) []*types.Machine {
+	var out []*types.Machine
 	for _, m := range f.ms {
 		if app == "" || m.App == app {
 			out = append(out, m)
@@ -53,8 +55,8 @@ func (f *fakeMachines) List(app string, all bool) []*machine.Machine {
 	}
 	return out
 }
-func (f *fakeMachines) Get(app, ref string) (*machine.Machine, error) { return f.get(app, ref) }
-func (f *fakeMachines) Update(_ context.Context, app, ref string, cfg machine.Config) (*machine.Machine, error) {
+func (f *fakeMachines) Get(app, ref string) (*types.Machine, error) { return f.get(app, ref) }
+func (f *fakeMachines) Update(_ context.Context, app, ref string, cfg types.Config) (*types.Machine, error) {
 	m, err := f.get(app, ref)
 	if err != nil {
 		return nil, err
@@ -62,22 +64,22 @@ func (f *fakeMachines) Update(_ context.Context, app, ref string, cfg machine.Co
 	m.Config, m.Version = cfg, m.Version+1
 	return m, nil
 }
-func (f *fakeMachines) Start(_ context.Context, app, ref string) (*machine.Machine, error) {
+func (f *fakeMachines) Start(_ context.Context, app, ref string) (*types.Machine, error) {
 	return f.get(app, ref)
 }
-func (f *fakeMachines) Stop(_ context.Context, app, ref string, opt machine.StopOptions) (*machine.Machine, error) {
+func (f *fakeMachines) Stop(_ context.Context, app, ref string, opt machine.StopOptions) (*types.Machine, error) {
 	f.stop = opt
 	m, err := f.get(app, ref)
 	if err == nil {
-		m.State = machine.StateStopped
+		m.State = types.StateStopped
 	}
 	return m, err
 }
-func (f *fakeMachines) Restart(_ context.Context, app, ref string, opt machine.StopOptions) (*machine.Machine, error) {
+func (f *fakeMachines) Restart(_ context.Context, app, ref string, opt machine.StopOptions) (*types.Machine, error) {
 	return nil, fmt.Errorf("machine %s is busy (stop in progress): %w", ref, errdefs.ErrConflict)
 }
 func (f *fakeMachines) Signal(context.Context, string, string, syscall.Signal) error { return nil }
-func (f *fakeMachines) Wait(_ context.Context, app, ref string, st machine.State, timeout time.Duration) (*machine.Machine, error) {
+func (f *fakeMachines) Wait(_ context.Context, app, ref string, st types.State, timeout time.Duration) (*types.Machine, error) {
 	m, err := f.get(app, ref)
 	if err != nil {
 		return nil, err
@@ -94,18 +96,18 @@ func (f *fakeMachines) Destroy(_ context.Context, app, ref string, force bool) e
 	delete(f.ms, ref)
 	return nil
 }
-func (f *fakeMachines) Rename(_ context.Context, app, ref, name string) (*machine.Machine, error) {
+func (f *fakeMachines) Rename(_ context.Context, app, ref, name string) (*types.Machine, error) {
 	m, err := f.get(app, ref)
 	if err == nil {
 		m.Name = name
 	}
 	return m, err
 }
-func (f *fakeMachines) Versions(app, ref string) ([]machine.Config, error) { return nil, nil }
-func (f *fakeMachines) Stats(app, ref string, _ time.Duration) (*machine.Stats, error) {
-	return &machine.Stats{ID: ref, PID: 42}, nil
+func (f *fakeMachines) Versions(app, ref string) ([]types.Config, error) { return nil, nil }
+func (f *fakeMachines) Stats(app, ref string, _ time.Duration) (*types.Stats, error) {
+	return &types.Stats{ID: ref, PID: 42}, nil
 }
-func (f *fakeMachines) Exec(_ context.Context, app, ref string, req machine.ExecRequest, stdio machine.ExecIO) (int, error) {
+func (f *fakeMachines) Exec(_ context.Context, app, ref string, req types.ExecRequest, stdio guest.ExecIO) (int, error) {
 	if _, err := f.get(app, ref); err != nil {
 		return 0, err
 	}
@@ -127,7 +129,7 @@ func (f *fakeMachines) Logs(_ context.Context, app, ref string, opt machine.LogO
 	}
 	return nil
 }
-func (f *fakeMachines) Subscribe(app, id string) (<-chan machine.Event, func()) {
+func (f *fakeMachines) Subscribe(app, id string) (<-chan types.Event, func()) {
 	return f.events, func() {}
 }
 
@@ -138,11 +140,11 @@ func TestMachinesAPI(t *testing.T) {
 	c := serve(t, s, "")
 	ctx := context.Background()
 
-	m, err := c.CreateMachine(ctx, "web", machine.CreateRequest{Name: "a", Config: machine.Config{Image: "busybox"}})
+	m, err := c.CreateMachine(ctx, "web", types.CreateRequest{Name: "a", Config: types.Config{Image: "busybox"}})
 	if err != nil || m.ID != "m1" || m.App != "web" || m.Config.Guest.MemoryMB != machine.DefaultMemoryMB {
 		t.Fatalf("create = %+v, %v", m, err)
 	}
-	if _, err := c.CreateMachine(ctx, "web", machine.CreateRequest{}); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "config.image") {
+	if _, err := c.CreateMachine(ctx, "web", types.CreateRequest{}); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "config.image") {
 		t.Fatalf("create without image: %v", err)
 	}
 	if list, err := c.ListMachines(ctx, "web", true); err != nil || len(list) != 1 {
@@ -151,37 +153,37 @@ func TestMachinesAPI(t *testing.T) {
 	if _, err := c.GetMachine(ctx, "web", "nope"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("get unknown: %v", err)
 	}
-	if _, err := c.StopMachine(ctx, "web", "m1", StopRequest{Signal: "SIGINT", Timeout: "3"}); err != nil {
+	if _, err := c.StopMachine(ctx, "web", "m1", types.StopRequest{Signal: "SIGINT", Timeout: "3"}); err != nil {
 		t.Fatal(err)
 	}
 	if fm.stop.Signal != syscall.SIGINT || fm.stop.Timeout != 3*time.Second {
 		t.Fatalf("stop options = %+v", fm.stop)
 	}
-	if _, err := c.StopMachine(ctx, "web", "m1", StopRequest{Signal: "SIGBOGUS"}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+	if _, err := c.StopMachine(ctx, "web", "m1", types.StopRequest{Signal: "SIGBOGUS"}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("bad signal: %v", err)
 	}
-	if _, err := c.RestartMachine(ctx, "web", "m1", StopRequest{}); !errors.Is(err, errdefs.ErrConflict) {
+	if _, err := c.RestartMachine(ctx, "web", "m1", types.StopRequest{}); !errors.Is(err, errdefs.ErrConflict) {
 		t.Fatalf("restart conflict: %v", err)
 	}
-	if got, err := c.WaitMachine(ctx, "web", "m1", machine.StateStopped, time.Second); err != nil || got.State != machine.StateStopped {
+	if got, err := c.WaitMachine(ctx, "web", "m1", types.StateStopped, time.Second); err != nil || got.State != types.StateStopped {
 		t.Fatalf("wait = %+v, %v", got, err)
 	}
 	if err := c.Do(ctx, "GET", "/v1/apps/web/machines/m1/wait?state=sleeping", nil, nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("wait bad state: %v", err)
 	}
 
-	fm.ms["m1"].State = machine.StateStarted
+	fm.ms["m1"].State = types.StateStarted
 	var out, errb bytes.Buffer
-	code, err := c.ExecMachine(ctx, "web", "m1", machine.ExecRequest{Cmd: []string{"cat", "-"}},
-		machine.ExecIO{Stdin: strings.NewReader("hello"), Stdout: &out, Stderr: &errb})
+	code, err := c.ExecMachine(ctx, "web", "m1", types.ExecRequest{Cmd: []string{"cat", "-"}},
+		guest.ExecIO{Stdin: strings.NewReader("hello"), Stdout: &out, Stderr: &errb})
 	if err != nil || code != 2 || out.String() != "HELLO" || errb.String() != "err:cat -" {
 		t.Fatalf("exec = %d %q %q %v", code, out.String(), errb.String(), err)
 	}
-	var res ExecResult
-	if err := c.Do(ctx, "POST", "/v1/apps/web/machines/m1/exec", machine.ExecRequest{Cmd: []string{"x"}}, &res); err != nil || res.ExitCode != 1 || res.Stderr != "err:x" {
+	var res types.ExecResult
+	if err := c.Do(ctx, "POST", "/v1/apps/web/machines/m1/exec", types.ExecRequest{Cmd: []string{"x"}}, &res); err != nil || res.ExitCode != 1 || res.Stderr != "err:x" {
 		t.Fatalf("buffered exec = %+v, %v", res, err)
 	}
-	if _, err := c.ExecMachine(ctx, "web", "nope", machine.ExecRequest{Cmd: []string{"x"}}, machine.ExecIO{Stdout: &out}); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := c.ExecMachine(ctx, "web", "nope", types.ExecRequest{Cmd: []string{"x"}}, guest.ExecIO{Stdout: &out}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("exec unknown machine: %v", err)
 	}
 
@@ -190,10 +192,10 @@ func TestMachinesAPI(t *testing.T) {
 		t.Fatalf("logs = %q, %v", logs.String(), err)
 	}
 
-	fm.events <- machine.Event{Type: "exit", MachineID: "m1", State: machine.StateStopped}
+	fm.events <- types.Event{Type: "exit", MachineID: "m1", State: types.StateStopped}
 	ectx, cancel := context.WithCancel(ctx)
-	var got machine.Event
-	_ = c.Events(ectx, "web", "", func(e machine.Event) error { got = e; cancel(); return nil })
+	var got types.Event
+	_ = c.Events(ectx, "web", "", func(e types.Event) error { got = e; cancel(); return nil })
 	if got.Type != "exit" {
 		t.Fatalf("event = %+v", got)
 	}
@@ -232,7 +234,7 @@ func FuzzMachineRequests(f *testing.F) {
 	fm := newFakeMachines()
 	RegisterMachines(s, fm)
 	f.Fuzz(func(t *testing.T, body string) {
-		fm.ms["m1"] = &machine.Machine{ID: "m1", App: "a", State: machine.StateStarted}
+		fm.ms["m1"] = &types.Machine{ID: "m1", App: "a", State: types.StateStarted}
 		for _, p := range []string{"/v1/apps/a/machines", "/v1/apps/a/machines/m1", "/v1/apps/a/machines/m1/stop",
 			"/v1/apps/a/machines/m1/signal", "/v1/apps/a/machines/m1/rename", "/v1/apps/a/machines/m1/exec"} {
 			rec := httptest.NewRecorder()

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/machine"
 	"github.com/ferryvm/ferry/internal/network"
 )
@@ -17,8 +18,8 @@ import (
 //	GET    /v1/networks/{ref}                → network.Info (the network and its endpoints)
 //	DELETE /v1/networks/{ref}
 //	POST   /v1/networks/prune[?label=K[=V]]  → PruneReply
-//	POST   /v1/networks/{ref}/connect        ConnectRequest → machine.Machine
-//	POST   /v1/networks/{ref}/disconnect     ConnectRequest → machine.Machine
+//	POST   /v1/networks/{ref}/connect        ConnectRequest → types.Machine
+//	POST   /v1/networks/{ref}/disconnect     ConnectRequest → types.Machine
 
 // NetworkService is what the network handlers need (a *network.Service).
 type NetworkService interface {
@@ -31,8 +32,8 @@ type NetworkService interface {
 
 // NetworkMembers is what connect and disconnect need (a *machine.Manager).
 type NetworkMembers interface {
-	Connect(ctx context.Context, app, ref string, ep network.EndpointRequest) (*machine.Machine, error)
-	Disconnect(ctx context.Context, app, ref, net string) (*machine.Machine, error)
+	Connect(ctx context.Context, app, ref string, ep types.EndpointRequest) (*types.Machine, error)
+	Disconnect(ctx context.Context, app, ref, net string) (*types.Machine, error)
 }
 
 var (
@@ -144,7 +145,7 @@ func (h networkHandlers) connect(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	m, err := h.members.Connect(r.Context(), appOrDefault(req.App), req.Machine,
-		network.EndpointRequest{Network: info.Name, Aliases: req.Aliases, IPv4: req.IPv4, IPv6: req.IPv6})
+		types.EndpointRequest{Network: info.Name, Aliases: req.Aliases, IPv4: req.IPv4, IPv6: req.IPv6})
 	if err != nil {
 		return err
 	}

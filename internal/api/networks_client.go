@@ -4,7 +4,7 @@ import (
 	"context"
 	"net/url"
 
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/network"
 )
 
@@ -66,13 +66,13 @@ func (c *Client) PruneNetworks(ctx context.Context, o network.ListOptions) ([]st
 }
 
 // ConnectNetwork puts a stopped machine on a network.
-func (c *Client) ConnectNetwork(ctx context.Context, ref string, req ConnectRequest) (*machine.Machine, error) {
-	var m machine.Machine
+func (c *Client) ConnectNetwork(ctx context.Context, ref string, req ConnectRequest) (*types.Machine, error) {
+	var m types.Machine
 	return &m, c.Do(ctx, "POST", networkPath(ref, "connect"), req, &m)
 }
 
 // DisconnectNetwork takes a stopped machine off a network.
-func (c *Client) DisconnectNetwork(ctx context.Context, ref string, req ConnectRequest) (*machine.Machine, error) {
-	var m machine.Machine
+func (c *Client) DisconnectNetwork(ctx context.Context, ref string, req ConnectRequest) (*types.Machine, error) {
+	var m types.Machine
 	return &m, c.Do(ctx, "POST", networkPath(ref, "disconnect"), req, &m)
 }

@@ -46,8 +46,12 @@ func (s *Server) Handle(pattern string, h HandlerFunc) {
 		if err == nil {
 			return
 		}
-		if r.Context().Err() == nil {
-			s.log.Debug("api error", "method", r.Method, "path", r.URL.Path, "err", err)
+		switch {
+		case r.Context().Err() != nil: // the client went away
+		case errdefs.HTTPStatus(err) >= http.StatusInternalServerError:
+			s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "status", errdefs.HTTPStatus(err), "err", err)
+		default:
+			s.log.Debug("api error", "method", r.Method, "path", r.URL.Path, "status", errdefs.HTTPStatus(err), "err", err)
 		}
 		if rec.wrote {
 			return // headers are gone; the stream's end tells the client

@@ -3,7 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/api/types"
 )
 
 // newAttachCmd is `ferry attach`: connect this terminal to the entrypoint
@@ -28,7 +28,7 @@ starting it. Exits with the entrypoint's status.`,
 			if err != nil {
 				return err
 			}
-			req := machine.ExecRequest{Entrypoint: true, TTY: m.Config.Init.TTY}
+			req := types.ExecRequest{Entrypoint: true, TTY: m.Config.Init.TTY}
 			code, err := execAttached(cmd.Context(), g, c, app, m.ID, req, true)
 			if err != nil {
 				return err

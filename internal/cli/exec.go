@@ -12,7 +12,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ferryvm/ferry/internal/api"
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/guest"
 )
 
 func newExecCmd(g *globals) *cobra.Command {
@@ -28,7 +29,7 @@ func newExecCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			req := machine.ExecRequest{Cmd: args[1:], Env: env, User: user, WorkingDir: workdir, TTY: tty}
+			req := types.ExecRequest{Cmd: args[1:], Env: env, User: user, WorkingDir: workdir, TTY: tty}
 			code, err := execAttached(cmd.Context(), g, c, app, args[0], req, interactive)
 			if err != nil {
 				return err
@@ -52,8 +53,8 @@ func newExecCmd(g *globals) *cobra.Command {
 
 // execAttached runs req in a machine with this terminal attached: with a
 // tty, the local terminal goes raw and its size follows SIGWINCH.
-func execAttached(ctx context.Context, g *globals, c *api.Client, app, id string, req machine.ExecRequest, interactive bool) (int, error) {
-	stdio := machine.ExecIO{Stdout: g.out, Stderr: g.err}
+func execAttached(ctx context.Context, g *globals, c *api.Client, app, id string, req types.ExecRequest, interactive bool) (int, error) {
+	stdio := guest.ExecIO{Stdout: g.out, Stderr: g.err}
 	if interactive {
 		stdio.Stdin = os.Stdin
 	}
@@ -70,7 +71,7 @@ func execAttached(ctx context.Context, g *globals, c *api.Client, app, id string
 				}
 				defer func() { _ = term.Restore(fd, old) }()
 			}
-			resize := make(chan machine.WindowSize, 1)
+			resize := make(chan guest.ExecEvent, 1)
 			winch := make(chan os.Signal, 1)
 			signal.Notify(winch, syscall.SIGWINCH)
 			defer signal.Stop(winch)
@@ -78,13 +79,13 @@ func execAttached(ctx context.Context, g *globals, c *api.Client, app, id string
 				for range winch {
 					if w, h, err := term.GetSize(fd); err == nil {
 						select {
-						case resize <- machine.WindowSize{Rows: h, Cols: w}:
+						case resize <- guest.ExecEvent{Rows: uint16(h), Cols: uint16(w)}:
 						default:
 						}
 					}
 				}
 			}()
-			stdio.Resize = resize
+			stdio.Events = resize
 		}
 		// In raw mode Ctrl-C is a byte for the guest, not a signal here.
 		signal.Ignore(os.Interrupt)

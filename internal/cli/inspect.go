@@ -3,7 +3,7 @@ package cli
 import (
 	"github.com/spf13/cobra"
 
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/api/types"
 )
 
 func newInspectCmd(g *globals) *cobra.Command {
@@ -17,7 +17,7 @@ func newInspectCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out []*machine.Machine
+			var out []*types.Machine
 			for _, n := range args {
 				m, err := c.GetMachine(cmd.Context(), app, n)
 				if err != nil {

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryvm/ferry/internal/api"
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/api/types"
 )
 
 // newMachineCmd is `ferry machine …`: Fly-style aliases of the Docker-style
@@ -79,18 +79,18 @@ func (e silentError) Error() string { return e.err.Error() }
 func (e silentError) Unwrap() error { return e.err }
 
 // machineStatus is ps's STATUS column, Docker-style.
-func machineStatus(m *machine.Machine, now time.Time) string {
+func machineStatus(m *types.Machine, now time.Time) string {
 	switch m.State {
-	case machine.StateStarted:
+	case types.StateStarted:
 		return "Up " + ago(now.Sub(m.StartedAt))
-	case machine.StateStopped:
+	case types.StateStopped:
 		if m.LastExit != nil {
 			return fmt.Sprintf("Exited (%d) %s ago", m.LastExit.ExitCode, ago(now.Sub(m.LastExit.ExitedAt)))
 		}
 		return "Exited"
-	case machine.StateCreated:
+	case types.StateCreated:
 		return "Created"
-	case machine.StateFailed:
+	case types.StateFailed:
 		return "Failed"
 	}
 	s := string(m.State)

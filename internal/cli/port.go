@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
-	"github.com/ferryvm/ferry/internal/machine"
 	"github.com/ferryvm/ferry/internal/network"
 )
 
@@ -68,33 +68,33 @@ type binding struct {
 // publishedPorts lists where a running machine's ports are published, as
 // Docker shows them: a port on every address is 0.0.0.0 and, on a dual
 // stack network, [::] too.
-func publishedPorts(m *machine.Machine) []binding {
+func publishedPorts(m *types.Machine) []binding {
 	if m.Network == nil {
 		return nil
 	}
 	dual := false
-	if p := m.Network.Primary(); p != nil {
-		dual = p.IPv6.IsValid()
+	if eps := m.Network.Endpoints; len(eps) > 0 {
+		dual = eps[0].IPv6.IsValid()
 	}
 	var out []binding
 	for _, p := range m.Network.Ports {
 		port := strconv.Itoa(int(p.HostPort))
 		hosts := []string{"0.0.0.0"}
 		switch {
-		case p.HostIP.IsValid():
-			hosts = []string{p.HostIP.String()}
+		case p.HostIP != "":
+			hosts = []string{p.HostIP}
 		case dual:
 			hosts = append(hosts, "::")
 		}
 		for _, h := range hosts {
-			out = append(out, binding{guest: p.GuestPort, proto: p.Protocol, host: net.JoinHostPort(h, port)})
+			out = append(out, binding{guest: uint16(p.GuestPort), proto: p.Protocol, host: net.JoinHostPort(h, port)})
 		}
 	}
 	return out
 }
 
 // portsColumn is ps's PORTS: 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp.
-func portsColumn(m *machine.Machine) string {
+func portsColumn(m *types.Machine) string {
 	var out []string
 	for _, b := range publishedPorts(m) {
 		out = append(out, fmt.Sprintf("%s->%d/%s", b.host, b.guest, b.proto))
@@ -103,7 +103,7 @@ func portsColumn(m *machine.Machine) string {
 }
 
 // networksColumn is ps's NETWORKS: the machine's networks, primary first.
-func networksColumn(m *machine.Machine) string {
+func networksColumn(m *types.Machine) string {
 	var out []string
 	if m.Network != nil {
 		for _, e := range m.Network.Endpoints {

@@ -8,7 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
 func newPsCmd(g *globals) *cobra.Command {
@@ -19,6 +20,9 @@ func newPsCmd(g *globals) *cobra.Command {
 		Short: "List machines (running ones; -a for all)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if format != "" && format != "table" && format != "json" {
+				return fmt.Errorf("--format %q: want table or json: %w", format, errdefs.ErrInvalidArgument)
+			}
 			c, err := g.apiClient()
 			if err != nil {
 				return err
@@ -33,8 +37,6 @@ func newPsCmd(g *globals) *cobra.Command {
 			switch {
 			case format == "json":
 				return writeJSON(g.out, list)
-			case format != "" && format != "table":
-				return fmt.Errorf("--format %q: want table or json", format)
 			case quiet:
 				for _, m := range list {
 					fmt.Fprintln(g.out, m.ID)
@@ -53,7 +55,7 @@ func newPsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printMachines(g *globals, list []*machine.Machine) error {
+func printMachines(g *globals, list []*types.Machine) error {
 	tw := tabwriter.NewWriter(g.out, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "MACHINE ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tIP\tPORTS\tNETWORKS\tNAME")
 	now := time.Now()

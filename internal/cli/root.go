@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/paths"
 )
@@ -32,11 +33,31 @@ type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// daemonSays reports whether err is an error reply of the daemon of the
+// given errdefs kind (not a local failure that wraps the same kind, such
+// as a daemon that does not answer).
+func daemonSays(err, kind error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && errors.Is(ae, kind)
+}
+
+// Exit statuses of the CLI (docs/cli.md): verbs that run a process (run
+// in the foreground, exec, attach, start -a) exit with its status instead.
+const (
+	exitFailure  = 1 // anything else
+	exitUsage    = 2 // invalid arguments: bad flags, values or argument counts
+	exitNotFound = 3 // no such machine, image, app, …
+)
+
 // Main runs the CLI with args and returns the process exit code.
 func Main(ctx context.Context, args []string) int {
 	g := &globals{out: os.Stdout, err: os.Stderr}
 	root := newRoot(g)
 	root.SetArgs(args)
+	if _, _, err := root.Find(args); err != nil { // an unknown verb
+		fmt.Fprintln(g.err, "ferry:", err)
+		return exitUsage
+	}
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
@@ -46,13 +67,38 @@ func Main(ctx context.Context, args []string) int {
 		return ee.code
 	}
 	fmt.Fprintln(g.err, "ferry:", err)
+	return exitCode(err)
+}
+
+// exitCode maps an error's errdefs kind to the exit status.
+func exitCode(err error) int {
 	switch {
 	case errors.Is(err, errdefs.ErrNotFound):
-		return 3
+		return exitNotFound
 	case errors.Is(err, errdefs.ErrInvalidArgument):
-		return 2
+		return exitUsage
 	}
-	return 1
+	return exitFailure
+}
+
+// usageErrors makes cobra's own complaints (unknown flags and commands,
+// wrong argument counts) invalid-argument errors, so they exit 2 like
+// every other bad input.
+func usageErrors(c *cobra.Command) {
+	c.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+	})
+	if args := c.Args; args != nil {
+		c.Args = func(cmd *cobra.Command, a []string) error {
+			if err := args(cmd, a); err != nil {
+				return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageErrors(sub)
+	}
 }
 
 func newRoot(g *globals) *cobra.Command {
@@ -91,5 +137,6 @@ func newRoot(g *globals) *cobra.Command {
 		newNetworkCmd(g),
 		newSystemCmd(g),
 	)
+	usageErrors(root)
 	return root
 }

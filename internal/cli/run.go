@@ -14,8 +14,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
-	"github.com/ferryvm/ferry/internal/machine"
 	"github.com/ferryvm/ferry/internal/network"
 )
 
@@ -81,8 +81,8 @@ it); -i alone streams stdin to it.`,
 }
 
 // createRequest turns flags and arguments into the API request.
-func (f *runFlags) createRequest(args []string) (machine.CreateRequest, error) {
-	cfg := machine.Config{Image: args[0], Hostname: f.hostname, VMM: f.vmm, DNS: f.dns}
+func (f *runFlags) createRequest(args []string) (types.CreateRequest, error) {
+	cfg := types.Config{Image: args[0], Hostname: f.hostname, VMM: f.vmm, DNS: f.dns}
 	if len(args) > 1 {
 		cfg.Init.Cmd = args[1:]
 	}
@@ -96,47 +96,47 @@ func (f *runFlags) createRequest(args []string) (machine.CreateRequest, error) {
 	cfg.Init.CgroupVersion = f.cgroupVersion
 	nets, err := f.net.endpoints()
 	if err != nil {
-		return machine.CreateRequest{}, err
+		return types.CreateRequest{}, err
 	}
 	cfg.Networks, cfg.ExtraHosts = nets, f.net.addHosts
 	env, err := parseEnv(f.envFile, f.env)
 	if err != nil {
-		return machine.CreateRequest{}, err
+		return types.CreateRequest{}, err
 	}
 	cfg.Env = env
 	if f.cpus < 0 {
-		return machine.CreateRequest{}, fmt.Errorf("--cpus %v: must be positive: %w", f.cpus, errdefs.ErrInvalidArgument)
+		return types.CreateRequest{}, fmt.Errorf("--cpus %v: must be positive: %w", f.cpus, errdefs.ErrInvalidArgument)
 	}
 	cfg.Guest.CPUs = int(math.Ceil(f.cpus))
 	if f.memory != "" {
 		if cfg.Guest.MemoryMB, err = parseMemoryMB(f.memory); err != nil {
-			return machine.CreateRequest{}, err
+			return types.CreateRequest{}, err
 		}
 	}
 	for _, p := range f.publish {
 		s, err := parsePublish(p)
 		if err != nil {
-			return machine.CreateRequest{}, err
+			return types.CreateRequest{}, err
 		}
 		cfg.Services = append(cfg.Services, s)
 	}
 	if f.restart != "" {
-		if cfg.Restart, err = machine.ParseRestart(f.restart); err != nil {
-			return machine.CreateRequest{}, err
+		if cfg.Restart, err = types.ParseRestart(f.restart); err != nil {
+			return types.CreateRequest{}, err
 		}
-		if f.rm && cfg.Restart.Policy != machine.RestartNo {
-			return machine.CreateRequest{}, fmt.Errorf("--rm and --restart %s conflict: %w", f.restart, errdefs.ErrInvalidArgument)
+		if f.rm && cfg.Restart.Policy != types.RestartNo {
+			return types.CreateRequest{}, fmt.Errorf("--rm and --restart %s conflict: %w", f.restart, errdefs.ErrInvalidArgument)
 		}
 	}
 	// A detached --rm machine destroys itself; a foreground one is
 	// destroyed by this command once it has the exit status.
 	cfg.AutoDestroy = f.rm && f.detach
-	return machine.CreateRequest{Name: f.name, Config: cfg}, nil
+	return types.CreateRequest{Name: f.name, Config: cfg}, nil
 }
 
 // runMachine creates and starts the machine, then (unless detached)
 // streams its output and returns its exit status.
-func runMachine(ctx context.Context, g *globals, c *api.Client, f runFlags, req machine.CreateRequest) error {
+func runMachine(ctx context.Context, g *globals, c *api.Client, f runFlags, req types.CreateRequest) error {
 	if f.interactive {
 		return runInteractive(ctx, g, c, f, req)
 	}
@@ -157,7 +157,7 @@ func runMachine(ctx context.Context, g *globals, c *api.Client, f runFlags, req 
 		// Ctrl-C: stop the machine (SIGTERM, then kill), keep its status.
 		bg := context.Background()
 		fmt.Fprintln(g.err, "ferry: stopping", m.ID)
-		m, err = c.StopMachine(bg, f.app, m.ID, api.StopRequest{Timeout: f.stopTimeout.String()})
+		m, err = c.StopMachine(bg, f.app, m.ID, types.StopRequest{Timeout: f.stopTimeout.String()})
 		return finishRun(bg, g, c, f, m, err)
 	}
 	if logErr != nil {
@@ -166,10 +166,9 @@ func runMachine(ctx context.Context, g *globals, c *api.Client, f runFlags, req 
 	for {
 		// The daemon bounds one wait (60 s); a long-running entrypoint
 		// whose output stream broke needs several.
-		var w *machine.Machine
-		w, err = c.WaitMachine(ctx, f.app, m.ID, machine.StateStopped, 0)
-		var ae *api.Error
-		if err == nil || !errors.As(err, &ae) || ae.Code != "unavailable" || ctx.Err() != nil {
+		var w *types.Machine
+		w, err = c.WaitMachine(ctx, f.app, m.ID, types.StateStopped, 0)
+		if err == nil || !daemonSays(err, errdefs.ErrUnavailable) || ctx.Err() != nil {
 			m = w
 			break
 		}
@@ -196,7 +195,7 @@ func pullIfMissing(ctx context.Context, g *globals, c *api.Client, ref string) e
 }
 
 // finishRun destroys a --rm machine and turns its exit into ours.
-func finishRun(ctx context.Context, g *globals, c *api.Client, f runFlags, m *machine.Machine, err error) error {
+func finishRun(ctx context.Context, g *globals, c *api.Client, f runFlags, m *types.Machine, err error) error {
 	if err != nil {
 		return err
 	}
@@ -218,7 +217,7 @@ func finishRun(ctx context.Context, g *globals, c *api.Client, f runFlags, m *ma
 }
 
 // warnEmulated says once per process that the machine runs under TCG.
-func warnEmulated(g *globals, m *machine.Machine) {
+func warnEmulated(g *globals, m *types.Machine) {
 	if m.Emulated {
 		fmt.Fprintln(g.err, "ferry: no usable KVM here; the machine runs under emulation (QEMU TCG) and is much slower")
 	}
@@ -296,16 +295,16 @@ func parseMemoryMB(s string) (int, error) {
 }
 
 // parsePublish reads Docker's -p (network.ParsePort) as a service.
-func parsePublish(s string) (machine.Service, error) {
+func parsePublish(s string) (types.Service, error) {
 	p, err := network.ParsePort(s)
 	if err != nil {
-		return machine.Service{}, fmt.Errorf("-p: %w", err)
+		return types.Service{}, fmt.Errorf("-p: %w", err)
 	}
-	hp := machine.Port{Port: int(p.HostPort)}
+	hp := types.Port{Port: int(p.HostPort)}
 	if p.HostIP.IsValid() {
 		hp.HostIP = p.HostIP.String()
 	}
-	return machine.Service{Protocol: p.Protocol, InternalPort: int(p.GuestPort), Ports: []machine.Port{hp}}, nil
+	return types.Service{Protocol: p.Protocol, InternalPort: int(p.GuestPort), Ports: []types.Port{hp}}, nil
 }
 
 // runInteractive is `run -i` / `run -it`: the machine is created with an
@@ -314,7 +313,7 @@ func parsePublish(s string) (machine.Service, error) {
 // in the guest (Ctrl-C, resize and input go to the entrypoint), with -i
 // alone pipes. It exits with the entrypoint's status. With -d it only
 // prints the ID: `ferry attach` has a minute to connect.
-func runInteractive(ctx context.Context, g *globals, c *api.Client, f runFlags, req machine.CreateRequest) error {
+func runInteractive(ctx context.Context, g *globals, c *api.Client, f runFlags, req types.CreateRequest) error {
 	if err := pullIfMissing(ctx, g, c, req.Config.Image); err != nil {
 		return err
 	}
@@ -328,12 +327,12 @@ func runInteractive(ctx context.Context, g *globals, c *api.Client, f runFlags, 
 		return err
 	}
 	warnEmulated(g, m)
-	code, err := execAttached(ctx, g, c, f.app, m.ID, machine.ExecRequest{Entrypoint: true, TTY: f.tty}, f.interactive)
+	code, err := execAttached(ctx, g, c, f.app, m.ID, types.ExecRequest{Entrypoint: true, TTY: f.tty}, f.interactive)
 	bg := context.Background()
 	if ctx.Err() != nil {
 		// Ctrl-C without a terminal: stop the machine, as run without -i.
 		fmt.Fprintln(g.err, "ferry: stopping", m.ID)
-		m, err = c.StopMachine(bg, f.app, m.ID, api.StopRequest{Timeout: f.stopTimeout.String()})
+		m, err = c.StopMachine(bg, f.app, m.ID, types.StopRequest{Timeout: f.stopTimeout.String()})
 		return finishRun(bg, g, c, f, m, err)
 	}
 	// The guest powers off once the entrypoint exited; --rm needs it
@@ -344,7 +343,7 @@ func runInteractive(ctx context.Context, g *globals, c *api.Client, f runFlags, 
 		// The entrypoint could not start (not found: 127, …): the guest
 		// powers off with that status.
 		fmt.Fprintf(g.err, "ferry: attach to %s: %v\n", m.ID, err)
-		if w, werr := c.WaitMachine(wctx, f.app, m.ID, machine.StateStopped, 0); werr == nil && w.LastExit != nil {
+		if w, werr := c.WaitMachine(wctx, f.app, m.ID, types.StateStopped, 0); werr == nil && w.LastExit != nil {
 			return finishRun(bg, g, c, f, w, nil)
 		}
 		if f.rm {
@@ -352,7 +351,7 @@ func runInteractive(ctx context.Context, g *globals, c *api.Client, f runFlags, 
 		}
 		return exitError{code: 125}
 	}
-	if _, err := c.WaitMachine(wctx, f.app, m.ID, machine.StateStopped, 0); err != nil && f.rm {
+	if _, err := c.WaitMachine(wctx, f.app, m.ID, types.StateStopped, 0); err != nil && f.rm {
 		fmt.Fprintln(g.err, "ferry: wait for", m.ID, "to stop:", err)
 	}
 	if f.rm {

@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/testimage"
 	"github.com/ferryvm/ferry/internal/testutil/prereq"
 	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
@@ -93,9 +93,9 @@ func (e *vmFerry) inNetns(args ...string) (string, error) {
 }
 
 // inspect returns a machine as the API shows it.
-func (e *ferryEnv) inspect(ref string) *machine.Machine {
+func (e *ferryEnv) inspect(ref string) *types.Machine {
 	e.t.Helper()
-	var ms []*machine.Machine
+	var ms []*types.Machine
 	if err := json.Unmarshal([]byte(e.ok("inspect", ref)), &ms); err != nil || len(ms) != 1 {
 		e.t.Fatalf("inspect %s: %v", ref, err)
 	}
@@ -156,19 +156,19 @@ func TestDetachedLifecycle(t *testing.T) {
 		t.Fatalf("exec exit status: %s", r)
 	}
 	e.ok("stop", "-t", "5s", "web")
-	if m := e.inspect("web"); m.State != machine.StateStopped || m.LastExit == nil || !m.LastExit.RequestedStop {
+	if m := e.inspect("web"); m.State != types.StateStopped || m.LastExit == nil || !m.LastExit.RequestedStop {
 		t.Fatalf("after stop: %+v", m)
 	}
 	if ps := e.ok("ps"); strings.Contains(ps, id) {
 		t.Fatalf("stopped machine in ps without -a:\n%s", ps)
 	}
 	e.ok("start", id[:6])
-	if m := e.inspect("web"); m.State != machine.StateStarted {
+	if m := e.inspect("web"); m.State != types.StateStarted {
 		t.Fatalf("after start: %s", m.State)
 	}
 	before := e.inspect("web").StartedAt
 	e.ok("restart", "-t", "5s", "web")
-	if m := e.inspect("web"); m.State != machine.StateStarted || !m.StartedAt.After(before) {
+	if m := e.inspect("web"); m.State != types.StateStarted || !m.StartedAt.After(before) {
 		t.Fatalf("after restart: %s, started %v (before %v)", m.State, m.StartedAt, before)
 	}
 	e.ok("kill", "-s", "TERM", "web")
@@ -228,7 +228,7 @@ func TestRestartOnFailure(t *testing.T) {
 	id := strings.TrimSpace(e.ok("run", "-d", "--restart", "on-failure:2", "busybox:vm", "sh", "-c", "echo run; exit 1"))
 	e.eventually("two restarts and a final stop", 3*time.Minute, func() bool {
 		m := e.inspect(id)
-		return m.State == machine.StateStopped && m.Restarts == 2
+		return m.State == types.StateStopped && m.Restarts == 2
 	})
 	time.Sleep(2 * time.Second)
 	m := e.inspect(id)
@@ -238,7 +238,7 @@ func TestRestartOnFailure(t *testing.T) {
 			starts++
 		}
 	}
-	if m.State != machine.StateStopped || starts != 3 || m.LastExit.ExitCode != 1 {
+	if m.State != types.StateStopped || starts != 3 || m.LastExit.ExitCode != 1 {
 		t.Fatalf("state %s, %d boots (want 3), exit %+v", m.State, starts, m.LastExit)
 	}
 	e.ok("rm", id)
@@ -264,14 +264,14 @@ func TestCrashRecovery(t *testing.T) {
 	wg.Wait()
 	e.startDaemon()
 
-	if m := e.inspect(running); m.State != machine.StateStarted {
+	if m := e.inspect(running); m.State != types.StateStarted {
 		t.Fatalf("running machine after daemon restart: %s", m.State)
 	}
 	if out := e.ok("exec", "keep", "echo", "still here"); out != "still here\n" {
 		t.Fatalf("exec after daemon restart: %q", out)
 	}
 	if r := e.run(nil, "inspect", doomed); r.code == 0 {
-		if m := e.inspect(doomed); m.State != machine.StateStarted {
+		if m := e.inspect(doomed); m.State != types.StateStarted {
 			t.Fatalf("doomed machine is %s: a destroy must finish or not have begun", m.State)
 		}
 	}
@@ -279,11 +279,11 @@ func TestCrashRecovery(t *testing.T) {
 		// A create the kill cut off before its start began stays created,
 		// as Docker's would, and must start on request; one whose start had
 		// begun is finished by the restarted daemon.
-		if st := e.inspect("starting").State; st == machine.StateCreated {
+		if st := e.inspect("starting").State; st == types.StateCreated {
 			e.ok("start", "starting")
 		}
 		e.eventually("the half-started machine started", 3*time.Minute, func() bool {
-			return e.inspect("starting").State == machine.StateStarted
+			return e.inspect("starting").State == types.StateStarted
 		})
 	}
 	for _, id := range strings.Fields(e.ok("ps", "-a", "-q")) {

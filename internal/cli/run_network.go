@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
-	"github.com/ferryvm/ferry/internal/network"
 )
 
 // runNetFlags are run's network flags (Docker's names).
@@ -25,13 +25,13 @@ func (n *runNetFlags) add(fl *pflag.FlagSet) {
 }
 
 // endpoints turns the flags into the machine's networks.
-func (n *runNetFlags) endpoints() ([]network.EndpointRequest, error) {
+func (n *runNetFlags) endpoints() ([]types.EndpointRequest, error) {
 	if len(n.networks) == 0 && (len(n.aliases) > 0 || n.ip != "" || n.ip6 != "") {
 		return nil, fmt.Errorf("--network-alias, --ip and --ip6 need --network NAME: %w", errdefs.ErrInvalidArgument)
 	}
-	var out []network.EndpointRequest
+	var out []types.EndpointRequest
 	for i, name := range n.networks {
-		e := network.EndpointRequest{Network: name}
+		e := types.EndpointRequest{Network: name}
 		if i == 0 {
 			e.Aliases = n.aliases
 			for _, a := range []struct {

@@ -6,16 +6,17 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/machine"
 )
 
 func TestParsePublish(t *testing.T) {
-	for in, want := range map[string]machine.Service{
-		"8080:80":           {Protocol: "tcp", InternalPort: 80, Ports: []machine.Port{{Port: 8080}}},
-		"80":                {Protocol: "tcp", InternalPort: 80, Ports: []machine.Port{{}}},
-		"5353:53/udp":       {Protocol: "udp", InternalPort: 53, Ports: []machine.Port{{Port: 5353}}},
-		"127.0.0.1:8080:80": {Protocol: "tcp", InternalPort: 80, Ports: []machine.Port{{Port: 8080, HostIP: "127.0.0.1"}}},
-		"[::1]:8080:80":     {Protocol: "tcp", InternalPort: 80, Ports: []machine.Port{{Port: 8080, HostIP: "::1"}}},
+	for in, want := range map[string]types.Service{
+		"8080:80":           {Protocol: "tcp", InternalPort: 80, Ports: []types.Port{{Port: 8080}}},
+		"80":                {Protocol: "tcp", InternalPort: 80, Ports: []types.Port{{}}},
+		"5353:53/udp":       {Protocol: "udp", InternalPort: 53, Ports: []types.Port{{Port: 5353}}},
+		"127.0.0.1:8080:80": {Protocol: "tcp", InternalPort: 80, Ports: []types.Port{{Port: 8080, HostIP: "127.0.0.1"}}},
+		"[::1]:8080:80":     {Protocol: "tcp", InternalPort: 80, Ports: []types.Port{{Port: 8080, HostIP: "::1"}}},
 	} {
 		got, err := parsePublish(in)
 		if err != nil || !reflect.DeepEqual(got, want) {
@@ -62,11 +63,11 @@ func TestRunCreateRequest(t *testing.T) {
 		!reflect.DeepEqual(c.Env, map[string]string{"A": "1", "B": "flag", "PASSED": "through"}) || len(c.Services) != 1 {
 		t.Fatalf("request = %+v", req)
 	}
-	if err := c.Validate(); err != nil {
+	if err := machine.ValidateConfig(&c); err != nil {
 		t.Fatal(err)
 	}
 	f = runFlags{cgroupVersion: "v3"}
-	if req, err := f.createRequest([]string{"busybox"}); err == nil && req.Config.Validate() == nil {
+	if req, err := f.createRequest([]string{"busybox"}); err == nil && machine.ValidateConfig(&req.Config) == nil {
 		t.Fatal("--cgroup-version v3 accepted")
 	}
 	f = runFlags{rm: true, restart: "always"}

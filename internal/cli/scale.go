@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
-	"github.com/ferryvm/ferry/internal/machine"
 )
 
 func newScaleCmd(g *globals) *cobra.Command {
@@ -39,7 +39,7 @@ func newScaleCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var have []*machine.Machine
+			var have []*types.Machine
 			for _, m := range list {
 				if m.Config.Image == img {
 					have = append(have, m)
@@ -67,7 +67,7 @@ func newScaleCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.out, "Scaling %s from %d to %d machines of %s\n", app, len(have), n, img)
 				for range n - len(have) {
 					do(func() error {
-						m, err := c.CreateMachine(ctx, app, machine.CreateRequest{Config: machine.Config{Image: img, Restart: machine.Restart{Policy: machine.RestartAlways}}})
+						m, err := c.CreateMachine(ctx, app, types.CreateRequest{Config: types.Config{Image: img, Restart: types.Restart{Policy: types.RestartAlways}}})
 						if err == nil {
 							fmt.Fprintln(g.out, "created", m.ID, m.Name)
 						}
@@ -78,7 +78,7 @@ func newScaleCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(g.out, "Scaling %s from %d to %d machines of %s\n", app, len(have), n, img)
 				// Destroy stopped ones first, then the newest.
 				sort.SliceStable(have, func(i, j int) bool {
-					si, sj := have[i].State == machine.StateStarted, have[j].State == machine.StateStarted
+					si, sj := have[i].State == types.StateStarted, have[j].State == types.StateStarted
 					if si != sj {
 						return !si
 					}

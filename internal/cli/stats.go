@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/api/types"
 )
 
 func newStatsCmd(g *globals) *cobra.Command {
@@ -28,7 +28,7 @@ func newStatsCmd(g *globals) *cobra.Command {
 					args = append(args, m.ID)
 				}
 			}
-			var out []*machine.Stats
+			var out []*types.Stats
 			for _, n := range args {
 				s, err := c.MachineStats(cmd.Context(), app, n)
 				if err != nil {

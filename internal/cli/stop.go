@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/api/types"
 )
 
 // stopFlags are the flags stop and restart share.
@@ -20,8 +21,8 @@ func (f *stopFlags) bind(cmd *cobra.Command, signalHelp string) {
 	cmd.Flags().DurationVarP(&f.timeout, "time", "t", 0, "time to wait before killing the VM (default 10s)")
 }
 
-func (f *stopFlags) request() api.StopRequest {
-	req := api.StopRequest{Signal: f.signal}
+func (f *stopFlags) request() types.StopRequest {
+	req := types.StopRequest{Signal: f.signal}
 	if f.timeout > 0 {
 		req.Timeout = f.timeout.String()
 	}

@@ -1,15 +1,13 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
-	"github.com/ferryvm/ferry/internal/machine"
 )
 
 func newWaitCmd(g *globals) *cobra.Command {
@@ -20,7 +18,7 @@ func newWaitCmd(g *globals) *cobra.Command {
 		Short: "Wait until machines stop (or reach --state) and print their exit codes",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, ok := machine.ParseState(state)
+			st, ok := types.ParseState(state)
 			if !ok {
 				return fmt.Errorf("--state %q: want started, stopped, failed or destroyed: %w", state, errdefs.ErrInvalidArgument)
 			}
@@ -33,14 +31,13 @@ func newWaitCmd(g *globals) *cobra.Command {
 				for {
 					// The daemon bounds one wait; loop until ours is up.
 					m, err := c.WaitMachine(cmd.Context(), app, n, st, 60*time.Second)
-					var ae *api.Error
-					if errors.As(err, &ae) && ae.Code == "unavailable" && (timeout == 0 || time.Now().Before(deadline)) {
+					if daemonSays(err, errdefs.ErrUnavailable) && (timeout == 0 || time.Now().Before(deadline)) {
 						continue
 					}
 					if err != nil {
 						return err
 					}
-					if st == machine.StateStopped && m.LastExit != nil {
+					if st == types.StateStopped && m.LastExit != nil {
 						fmt.Fprintln(g.out, m.LastExit.ExitCode)
 					} else {
 						fmt.Fprintln(g.out, m.State)

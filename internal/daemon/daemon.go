@@ -1,12 +1,17 @@
 // Package daemon is ferry's host agent (`ferry daemon`): it owns one data
-// directory (the root), opens its metadata database once, wires every service
-// (images, and later rootfs, network, machines) onto one API server, and
+// directory (the root: it takes the root's lock and opens its metadata
+// database once), wires every service (images and rootfs, machines with
+// their network, kernel assets and VMM drivers) onto one API server, and
 // serves that API on a unix socket and optionally on TCP with a bearer token.
 //
-// Each service plugs in with one small file holding a wire function (see
-// images.go) listed in services below; the wire function constructs the
-// service from the shared daemon state, registers its API routes and adds any
-// closer. The daemon itself holds no image, machine or network logic.
+// It is wiring only. Each service plugs in with one small file holding a
+// wire function (images.go, machines.go) listed in services below; the wire
+// function constructs the service from the shared daemon state, registers
+// its API routes and adds any closer. What is left beside constructors are
+// thin adapters that turn API requests into package calls (imageAPI,
+// rootfsAPI) and the VMM drivers into machine.Hypervisor (hypervisor); the
+// behaviour itself lives in internal/image, rootfs, kernel, vmm, guest,
+// network and machine (docs/architecture.md has the map).
 package daemon
 
 import (
@@ -20,6 +25,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image"
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/rootfs"
@@ -59,7 +65,7 @@ type daemon struct {
 	api  *api.Server // every service registers its routes here
 
 	images *image.Store    // set by wireImages
-	rootfs *rootfs.Manager // set by wireMachines
+	rootfs *rootfs.Manager // set by wireImages
 
 	closers []func() error // run in reverse order on shutdown
 }
@@ -106,7 +112,7 @@ func (c *Config) validate() error {
 		c.Logger = slog.Default()
 	}
 	if c.APIAddr != "" && c.APIToken == "" {
-		return fmt.Errorf("--api-addr %s needs --api-token (the TCP API is never served without a token)", c.APIAddr)
+		return fmt.Errorf("--api-addr %s needs --api-token (the TCP API is never served without a token): %w", c.APIAddr, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }

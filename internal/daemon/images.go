@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,7 +18,8 @@ import (
 	"github.com/ferryvm/ferry/internal/rootfs"
 )
 
-// wireImages opens the image cache and serves the image API.
+// wireImages opens the image cache and the rootfs built from it, and serves
+// the image and rootfs APIs.
 func wireImages(ctx context.Context, d *daemon) error {
 	st, err := image.Open(ctx, d.root, d.db,
 		image.WithLogger(d.log.With("svc", "image")),
@@ -27,15 +27,21 @@ func wireImages(ctx context.Context, d *daemon) error {
 	if err != nil {
 		return err
 	}
-	d.images = st
-	api.RegisterImages(d.api, &imageAPI{st: st, d: d, insecure: d.cfg.InsecureRegistries, log: d.log.With("svc", "image")})
+	rfs, err := rootfs.New(ctx, d.db, d.root, st, rootfs.WithImages(st), rootfs.WithLogger(d.log.With("svc", "rootfs")))
+	if err != nil {
+		return err
+	}
+	d.images, d.rootfs = st, rfs
+	api.RegisterImages(d.api, &imageAPI{st: st, rfs: rfs, insecure: d.cfg.InsecureRegistries, log: d.log.With("svc", "image")})
+	registerRootfsAPI(d, rfs)
 	return nil
 }
 
-// imageAPI adapts the image store to api.ImageService.
+// imageAPI adapts the image store to api.ImageService: API requests become
+// image options, and what the user asked for is logged.
 type imageAPI struct {
 	st       *image.Store
-	d        *daemon  // for the rootfs manager, wired after the image store
+	rfs      *rootfs.Manager
 	insecure []string // the daemon's --insecure-registry list
 	log      *slog.Logger
 }
@@ -99,61 +105,25 @@ func (a *imageAPI) List(ctx context.Context, all bool) ([]image.Summary, error) 
 }
 
 func (a *imageAPI) Inspect(ctx context.Context, ref string) (image.Details, error) {
-	d, err := a.st.Inspect(ctx, ref)
-	if err != nil {
-		return image.Details{}, err
-	}
-	return *d, nil
+	return deref(a.st.Inspect(ctx, ref))
 }
 
 func (a *imageAPI) Tag(ctx context.Context, src, dst string) error { return a.st.Tag(ctx, src, dst) }
 
 func (a *imageAPI) Remove(ctx context.Context, ref string, force bool) (image.RemoveReport, error) {
-	r, err := a.st.Remove(ctx, ref, force)
-	if errors.Is(err, errdefs.ErrConflict) && a.dropUnusedBase(ctx, ref) {
-		r, err = a.st.Remove(ctx, ref, force)
-	}
-	if err != nil {
-		return image.RemoveReport{}, err
-	}
-	return *r, nil
-}
-
-// dropUnusedBase removes the rootfs base built from ref's image when no
-// machine uses it (a base is a cache, not a user of the image: its lease must
-// not keep `rmi` from deleting the image). It reports whether it removed one.
-func (a *imageAPI) dropUnusedBase(ctx context.Context, ref string) bool {
-	if a.d == nil || a.d.rootfs == nil {
-		return false
-	}
-	_, h, err := a.st.Image(ctx, ref)
-	if err != nil {
-		return false
-	}
-	err = a.d.rootfs.RemoveBase(ctx, h)
-	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		a.log.Debug("keep rootfs base", "image", h, "err", err)
-	}
-	return err == nil
+	return deref(a.rfs.RemoveImage(ctx, ref, force))
 }
 
 func (a *imageAPI) Prune(ctx context.Context, all bool) (image.PruneReport, error) {
-	var baseBytes int64
-	if all && a.d != nil && a.d.rootfs != nil {
-		// -a removes every image no machine holds: first drop the bases no
-		// machine uses, so their leases release the images.
-		rep, err := a.d.rootfs.GC(ctx, rootfs.PruneUnused())
-		if err != nil {
-			return image.PruneReport{}, err
-		}
-		baseBytes = rep.BytesFreed
+	return deref(a.rfs.PruneImages(ctx, all))
+}
+
+func deref[T any](v *T, err error) (T, error) {
+	if err != nil || v == nil {
+		var zero T
+		return zero, err
 	}
-	r, err := a.st.Prune(ctx, all)
-	if err != nil {
-		return image.PruneReport{}, err
-	}
-	r.BytesFreed += baseBytes
-	return *r, nil
+	return *v, nil
 }
 
 func (a *imageAPI) Load(ctx context.Context, r io.Reader) ([]image.Loaded, error) {
@@ -164,53 +134,7 @@ func (a *imageAPI) Save(ctx context.Context, w io.Writer, refs []string) error {
 	return a.st.Save(ctx, w, refs)
 }
 
-// Verify re-hashes every blob and checks that every image's manifest,
-// config and layers are present.
-func (a *imageAPI) Verify(ctx context.Context) (api.VerifyReport, error) {
-	var rep api.VerifyReport
-	bad, err := a.st.Verify(ctx)
-	if err != nil {
-		return rep, fmt.Errorf("verify blobs: %w", err)
-	}
-	for _, d := range bad {
-		rep.Corrupt = append(rep.Corrupt, api.BlobProblem{Digest: d.String(), Reason: "content does not match its digest"})
-	}
-	cs := a.st.Content()
-	if err := cs.Walk(func(_ v1.Hash, size int64) error {
-		rep.Blobs++
-		rep.Bytes += size
-		return nil
-	}); err != nil {
-		return rep, err
-	}
-	list, err := a.st.List(ctx)
-	if err != nil {
-		return rep, err
-	}
-	for _, s := range list {
-		rep.Images++
-		name := s.ID.String()
-		if len(s.RepoTags) > 0 {
-			name = s.RepoTags[0]
-		}
-		want := []v1.Hash{s.ID}
-		if det, err := a.st.Inspect(ctx, s.ID.String()); err != nil {
-			rep.Missing = append(rep.Missing, api.BlobProblem{Digest: s.ID.String(), Image: name, Reason: err.Error()})
-			continue
-		} else {
-			want = append(want, det.ConfigDigest)
-			for _, l := range det.Layers {
-				want = append(want, l.Digest)
-			}
-		}
-		for _, h := range want {
-			if !cs.Has(h) {
-				rep.Missing = append(rep.Missing, api.BlobProblem{Digest: h.String(), Image: name, Reason: "blob missing from the cache"})
-			}
-		}
-	}
-	return rep, nil
-}
+func (a *imageAPI) Verify(ctx context.Context) (image.CheckReport, error) { return a.st.Check(ctx) }
 
 // checkInsecure fails when the caller asks for plain HTTP to a registry the
 // daemon was not started to reach that way (loopback is always allowed).

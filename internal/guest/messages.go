@@ -1,10 +1,8 @@
 package guest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 )
 
 // Machine states reported by Status.
@@ -125,30 +123,4 @@ func (e *RemoteError) Error() string {
 		return "guest: " + e.Reason + ": " + e.Message
 	}
 	return "guest: " + e.Message
-}
-
-// ConsoleExitPrefix starts the line init prints to the kernel log when the
-// entrypoint ends, so a host that was not connected can recover the status
-// from the console log: `ferry-init: exit {"code":7}`.
-const ConsoleExitPrefix = "ferry-init: exit "
-
-// ConsoleExitLine formats the console line for s.
-func ConsoleExitLine(s ExitStatus) string {
-	b, _ := json.Marshal(s)
-	return ConsoleExitPrefix + string(b)
-}
-
-// ParseConsoleExit finds the exit line in one console/kernel-log line (which
-// may carry a printk timestamp or other prefix) and decodes it.
-func ParseConsoleExit(line string) (ExitStatus, bool) {
-	i := strings.Index(line, ConsoleExitPrefix)
-	if i < 0 {
-		return ExitStatus{}, false
-	}
-	var s ExitStatus
-	rest := strings.TrimRight(line[i+len(ConsoleExitPrefix):], "\r\n")
-	if err := json.Unmarshal([]byte(rest), &s); err != nil {
-		return ExitStatus{}, false
-	}
-	return s, true
 }

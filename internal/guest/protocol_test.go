@@ -321,3 +321,47 @@ func TestHandlerPanicIsAnError(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRunPumpsStdio: Run copies stdin in, output out, delivers resizes and
+// signals from Events, and returns the exit status.
+func TestRunPumpsStdio(t *testing.T) {
+	c := startPair(t, &fakeHandler{exited: make(chan struct{})})
+	ctx := t.Context()
+	var out, errb bytes.Buffer
+	st, err := c.Run(ctx, ExecRequest{Argv: []string{"upper"}}, ExecIO{Stdin: strings.NewReader("hello"), Stdout: &out, Stderr: &errb})
+	if err != nil || st.Code != 3 || out.String() != "HELLO" || errb.String() != "done" {
+		t.Fatalf("upper: %+v, %v, stdout %q, stderr %q", st, err, out.String(), errb.String())
+	}
+	events := make(chan ExecEvent, 2)
+	events <- ExecEvent{Rows: 24, Cols: 80}
+	var sized firstWrite
+	sized.seen = make(chan struct{})
+	go func() {
+		<-sized.seen
+		events <- ExecEvent{Signal: int(syscall.SIGTERM)}
+	}()
+	st, err = c.Run(ctx, ExecRequest{Argv: []string{"sleep"}}, ExecIO{Stdout: &sized, Events: events})
+	if err != nil || st.Signal != int(syscall.SIGTERM) || !strings.Contains(sized.String(), "size 24x80") {
+		t.Fatalf("sleep: %+v, %v, stdout %q", st, err, sized.String())
+	}
+	if _, err := c.Run(ctx, ExecRequest{Argv: []string{"missing"}}, ExecIO{}); err == nil {
+		t.Error("a process init cannot start ran")
+	}
+}
+
+// firstWrite closes seen on its first write.
+type firstWrite struct {
+	mu   sync.Mutex
+	b    bytes.Buffer
+	seen chan struct{}
+	once sync.Once
+}
+
+func (w *firstWrite) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.once.Do(func() { close(w.seen) })
+	return w.b.Write(p)
+}
+
+func (w *firstWrite) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.b.String() }

@@ -5,128 +5,13 @@ import (
 	"net/netip"
 	"path"
 	"regexp"
-	"strconv"
 	"strings"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/network"
 )
-
-// Config is a machine's desired configuration, shaped like Fly's Machines
-// API machine config (image, env, init, guest, services, mounts, restart,
-// auto_destroy, metadata) plus a few ferry fields (hostname, vmm, dns).
-type Config struct {
-	Image       string            `json:"image"`
-	Env         map[string]string `json:"env,omitempty"`
-	Init        Init              `json:"init,omitempty"`
-	Guest       Guest             `json:"guest,omitempty"`
-	Services    []Service         `json:"services,omitempty"`
-	Mounts      []Mount           `json:"mounts,omitempty"`
-	Restart     Restart           `json:"restart,omitempty"`
-	AutoDestroy bool              `json:"auto_destroy,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
-
-	Hostname string   `json:"hostname,omitempty"`
-	VMM      string   `json:"vmm,omitempty"` // "", "qemu" or "firecracker"
-	DNS      []string `json:"dns,omitempty"` // nameservers; empty: the daemon's default
-
-	// Networks are the machine's networks in NIC order (Docker's --network,
-	// --network-alias, --ip); none: its app's default network.
-	Networks []network.EndpointRequest `json:"networks,omitempty"`
-	// ExtraHosts are extra /etc/hosts entries, Docker's --add-host NAME:IP.
-	ExtraHosts []string `json:"extra_hosts,omitempty"`
-}
-
-// Init overrides the image's process (Fly's init section, with Docker's
-// --user and --workdir added).
-type Init struct {
-	Exec       []string `json:"exec,omitempty"`       // whole argv, replaces entrypoint+cmd
-	Entrypoint []string `json:"entrypoint,omitempty"` // replaces the image entrypoint (and drops its cmd)
-	Cmd        []string `json:"cmd,omitempty"`        // replaces the image cmd
-	TTY        bool     `json:"tty,omitempty"`
-	// Attach makes the guest wait (up to 60 s per start) for a client to
-	// attach to the entrypoint's stdio (Manager.Exec with Entrypoint set:
-	// ferry run -i/-it) before starting it; with none it starts unattached.
-	Attach     bool   `json:"attach,omitempty"`
-	User       string `json:"user,omitempty"`
-	WorkingDir string `json:"working_dir,omitempty"`
-	// CgroupVersion is the guest's cgroup layout: "v2" (the default),
-	// "hybrid" or "v1", for images that expect the v1 hierarchies.
-	CgroupVersion string `json:"cgroup_version,omitempty"`
-}
-
-// Guest sizes the VM.
-type Guest struct {
-	CPUs     int `json:"cpus,omitempty"`      // default 1
-	MemoryMB int `json:"memory_mb,omitempty"` // default 256
-}
-
-// Service publishes a guest port on the host (Docker's -p).
-type Service struct {
-	Protocol     string `json:"protocol,omitempty"` // tcp (default) or udp
-	InternalPort int    `json:"internal_port"`
-	Ports        []Port `json:"ports,omitempty"` // host ports; none or port 0: a random free port
-}
-
-// Port is one host side of a service.
-type Port struct {
-	Port   int    `json:"port,omitempty"`
-	HostIP string `json:"host_ip,omitempty"`
-}
-
-// Mount is an extra filesystem in the guest. Only tmpfs is supported until
-// volumes exist.
-type Mount struct {
-	Type   string `json:"type,omitempty"` // "tmpfs"
-	Path   string `json:"path"`
-	SizeMB int    `json:"size_mb,omitempty"`
-}
-
-// Restart policies (Docker's and Fly's).
-const (
-	RestartNo        = "no"
-	RestartAlways    = "always"
-	RestartOnFailure = "on-failure"
-)
-
-// Restart is a machine's restart policy.
-type Restart struct {
-	Policy     string `json:"policy,omitempty"`      // no (default), always, on-failure
-	MaxRetries int    `json:"max_retries,omitempty"` // on-failure only; 0: unlimited
-}
-
-// ParseRestart parses Docker's --restart syntax: no, always,
-// unless-stopped (treated as always), on-failure[:N].
-func ParseRestart(s string) (Restart, error) {
-	pol, n, hasN := strings.Cut(s, ":")
-	r := Restart{Policy: pol}
-	switch pol {
-	case "", RestartNo, RestartAlways, RestartOnFailure:
-	case "unless-stopped":
-		r.Policy = RestartAlways
-	default:
-		return r, fmt.Errorf("restart policy %q: want no, always or on-failure[:max-retries]: %w", s, errdefs.ErrInvalidArgument)
-	}
-	if hasN {
-		v, err := strconv.Atoi(n)
-		if pol != RestartOnFailure || err != nil || v < 0 {
-			return r, fmt.Errorf("restart policy %q: only on-failure takes a non-negative retry count: %w", s, errdefs.ErrInvalidArgument)
-		}
-		r.MaxRetries = v
-	}
-	return r, nil
-}
-
-func (r Restart) String() string {
-	switch {
-	case r.Policy == "":
-		return RestartNo
-	case r.Policy == RestartOnFailure && r.MaxRetries > 0:
-		return fmt.Sprintf("%s:%d", r.Policy, r.MaxRetries)
-	}
-	return r.Policy
-}
 
 // Defaults for an unset Guest.
 const (
@@ -143,9 +28,9 @@ var (
 // ValidName reports whether s can name a machine or an app.
 func ValidName(s string) bool { return nameRE.MatchString(s) }
 
-// Validate fills defaults and reports the first problem as an
+// ValidateConfig fills c's defaults and reports its first problem as an
 // ErrInvalidArgument naming the field.
-func (c *Config) Validate() error {
+func ValidateConfig(c *types.Config) error {
 	bad := func(field, format string, a ...any) error {
 		return fmt.Errorf("config.%s: %s: %w", field, fmt.Sprintf(format, a...), errdefs.ErrInvalidArgument)
 	}
@@ -200,7 +85,7 @@ func (c *Config) Validate() error {
 			if p.Port < 0 || p.Port > 65535 {
 				return bad(fmt.Sprintf("services[%d].ports[%d].port", i, j), "%d out of range 0..65535", p.Port)
 			}
-			ip, err := parseHostIP(p.HostIP)
+			ip, err := hostIP(p.HostIP)
 			if err != nil {
 				return bad(fmt.Sprintf("services[%d].ports[%d].host_ip", i, j), "%q is not an IP address", p.HostIP)
 			}
@@ -224,12 +109,12 @@ func (c *Config) Validate() error {
 	}
 	switch c.Restart.Policy {
 	case "":
-		c.Restart.Policy = RestartNo
-	case RestartNo, RestartAlways, RestartOnFailure:
+		c.Restart.Policy = types.RestartNo
+	case types.RestartNo, types.RestartAlways, types.RestartOnFailure:
 	default:
 		return bad("restart.policy", "%q: want no, always or on-failure", c.Restart.Policy)
 	}
-	if c.Restart.MaxRetries < 0 || (c.Restart.MaxRetries > 0 && c.Restart.Policy != RestartOnFailure) {
+	if c.Restart.MaxRetries < 0 || (c.Restart.MaxRetries > 0 && c.Restart.Policy != types.RestartOnFailure) {
 		return bad("restart.max_retries", "%d: only on-failure takes a non-negative retry count", c.Restart.MaxRetries)
 	}
 	if c.Hostname != "" && (len(c.Hostname) > 253 || !hostnameRE.MatchString(c.Hostname)) {
@@ -264,23 +149,15 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// parseHostIP reads a service port's host_ip: "" is every address.
-func parseHostIP(s string) (netip.Addr, error) {
-	if s == "" {
-		return netip.Addr{}, nil
-	}
-	return netip.ParseAddr(s)
-}
-
-// clone returns a deep copy of c.
-func (c Config) clone() Config {
+// cloneConfig returns a deep copy of c.
+func cloneConfig(c types.Config) types.Config {
 	out := c
 	out.Env = cloneMap(c.Env)
 	out.Metadata = cloneMap(c.Metadata)
 	out.Init.Exec = cloneSlice(c.Init.Exec)
 	out.Init.Entrypoint = cloneSlice(c.Init.Entrypoint)
 	out.Init.Cmd = cloneSlice(c.Init.Cmd)
-	out.Services = make([]Service, len(c.Services))
+	out.Services = make([]types.Service, len(c.Services))
 	for i, s := range c.Services {
 		out.Services[i] = s
 		out.Services[i].Ports = cloneSlice(s.Ports)

@@ -3,49 +3,50 @@ package machine
 import (
 	"context"
 	"fmt"
-	"io"
 	"syscall"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/image"
 	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/network"
+	"github.com/ferryvm/ferry/internal/rootfs"
+	"github.com/ferryvm/ferry/internal/vmm"
 )
 
 // The interfaces below are what the machine lifecycle needs from the rest of
-// ferry; internal/daemon adapts the real packages to them. Every method that
-// changes the system is idempotent and keyed by the machine ID, so the
-// lifecycle can re-run any step after a crash.
+// ferry; the real packages satisfy them as they are (internal/daemon only
+// wires them) and tests use fakes. Every method that changes the system is
+// idempotent and keyed by the machine ID, so the lifecycle can re-run any
+// step after a crash.
 
-// Images resolves an image reference to a local image, pulling it when it
-// is not cached, and holds it for a machine.
+// Images finds an image in the cache, pulling it when it is not there (an
+// *image.Store).
 type Images interface {
-	Resolve(ctx context.Context, ref string) (*Image, error)
+	Ensure(ctx context.Context, ref string, opts ...image.PullOption) (v1.Image, v1.Hash, error)
 }
 
-// Image is a resolved image.
+// Image is a resolved image: the reference it was asked for, its manifest
+// digest (which keys the rootfs base) and its runtime config.
 type Image struct {
 	Ref    string
-	Digest string // manifest digest; keys the rootfs base
+	Digest string
 	Config guest.Image
 }
 
-// Rootfs gives a machine its disks.
+// Rootfs gives a machine its disks (a *rootfs.Manager).
 type Rootfs interface {
-	// Prepare makes sure the image's base exists and the machine's own
-	// disks (scratch or clone) exist, and holds a lease on the base for id.
-	Prepare(ctx context.Context, id string, img *Image) (*Disks, error)
+	// PrepareImage makes sure the base of the image with manifest digest d
+	// exists and the machine's own disks (scratch) exist, and holds the
+	// base for id.
+	PrepareImage(ctx context.Context, id string, d v1.Hash) (rootfs.Disks, error)
 	// Release removes the machine's disks and lease. Missing is fine.
 	Release(ctx context.Context, id string) error
 	// Reconcile removes disks and leases of machines not in keep.
 	Reconcile(ctx context.Context, keep []string) error
-}
-
-// Disks are a machine's block devices, in guest order.
-type Disks struct {
-	Base     string // read-only base (overlay mode) or the writable root (single mode)
-	Scratch  string // writable upper; empty in single mode
-	ReadOnly bool   // Base is attached read-only
 }
 
 // Network gives a running machine its NIC (a *network.Network).
@@ -69,38 +70,26 @@ type Boot interface {
 	Prepare(ctx context.Context, dir string, files map[string][]byte) (kernel.Boot, error)
 }
 
-// VMSpec is what the lifecycle asks a hypervisor to run.
-type VMSpec struct {
-	ID         string
-	Dir        string
-	VMM        string      // "" picks the default
-	Boot       kernel.Boot // kernel, initramfs, ACPI
-	VCPUs      int
-	MemoryMiB  int
-	Drives     []Drive
-	NIC        *network.Attachment
-	ConsoleLog string
+// VM is what the lifecycle asks a hypervisor to run: a VMM spec and the
+// driver to run it with.
+type VM struct {
+	Driver string // "qemu", "firecracker"; "" picks the default
+	Spec   vmm.Spec
 }
 
-// Drive is a block device; the first is /dev/vda.
-type Drive struct {
-	ID       string
-	Path     string
-	ReadOnly bool
-}
-
-// Hypervisor runs VMM processes.
+// Hypervisor runs VMM processes (internal/daemon's thin adapter over a
+// *vmm.Drivers).
 type Hypervisor interface {
 	// Start launches the VMM in its own session; it outlives the daemon.
-	Start(ctx context.Context, spec VMSpec) (Process, error)
+	Start(ctx context.Context, vm VM) (Process, error)
 	// Adopt finds the live VMM of a machine (pid file + start time +
 	// marker); an error wrapping errdefs.ErrNotFound means none runs.
-	Adopt(ctx context.Context, spec VMSpec) (Process, error)
+	Adopt(ctx context.Context, vm VM) (Process, error)
 	// Connect dials the guest's control channel and returns once the guest
 	// answers on it (a connection alone does not prove the guest is up). An
 	// error wrapping errors.ErrUnsupported means the driver has none: the
 	// machine runs without exec and signals, exits are read off the console.
-	Connect(ctx context.Context, spec VMSpec) (Control, error)
+	Connect(ctx context.Context, vm VM) (Control, error)
 	// Reap kills VMM processes of machines not in keep and returns their IDs.
 	Reap(ctx context.Context, keep []string) ([]string, error)
 }
@@ -118,36 +107,21 @@ type Process interface {
 	Driver() string
 }
 
-// Control is the host end of a guest's control channel.
+// Control is the host end of a guest's control channel (a *guest.Client).
 type Control interface {
 	// Wait returns the entrypoint's exit once it has exited.
-	Wait(ctx context.Context) (*Exit, error)
-	// Signal delivers sig to the entrypoint.
-	Signal(ctx context.Context, sig syscall.Signal) error
-	// Exec runs a process in the guest and returns its exit code.
-	Exec(ctx context.Context, req ExecRequest, stdio ExecIO) (int, error)
+	Wait(ctx context.Context) (guest.ExitStatus, error)
+	// SignalEntrypoint delivers sig to the entrypoint once init started it.
+	SignalEntrypoint(ctx context.Context, sig syscall.Signal) error
+	// Run runs a process in the guest with stdio and returns its status.
+	Run(ctx context.Context, req guest.ExecRequest, stdio guest.ExecIO) (guest.ExitStatus, error)
 	Close() error
 }
 
-// ExecRequest is a process to run in a machine.
-type ExecRequest struct {
-	Cmd        []string `json:"cmd"`
-	Env        []string `json:"env,omitempty"`
-	User       string   `json:"user,omitempty"`
-	WorkingDir string   `json:"working_dir,omitempty"`
-	TTY        bool     `json:"tty,omitempty"`
-	Stdin      bool     `json:"stdin,omitempty"`
-	Rows       int      `json:"rows,omitempty"`
-	Cols       int      `json:"cols,omitempty"`
-	// Entrypoint attaches to the entrypoint of a machine created with
-	// Init.Attach instead of running Cmd (which must be empty, as must
-	// Env, User and WorkingDir): the entrypoint starts with this stdio
-	// and the exit code is the machine's. TTY must match Init.TTY.
-	Entrypoint bool `json:"entrypoint,omitempty"`
-}
+var _ Control = (*guest.Client)(nil)
 
-// validate checks r's shape.
-func (r ExecRequest) validate() error {
+// validateExec checks r's shape.
+func validateExec(r types.ExecRequest) error {
 	if r.Entrypoint {
 		if len(r.Cmd) > 0 || len(r.Env) > 0 || r.User != "" || r.WorkingDir != "" {
 			return fmt.Errorf("exec: entrypoint excludes cmd, env, user and working_dir: %w", errdefs.ErrInvalidArgument)
@@ -159,22 +133,3 @@ func (r ExecRequest) validate() error {
 	}
 	return nil
 }
-
-// ExecIO connects an exec'd process. Stdin is nil when not attached;
-// Stderr is unused with a TTY. Resize carries window sizes.
-type ExecIO struct {
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-	Resize <-chan WindowSize
-}
-
-// WindowSize is a terminal size.
-type WindowSize struct {
-	Rows int `json:"rows"`
-	Cols int `json:"cols"`
-}
-
-// ConsoleExit recovers an exit status from a console log after the fact
-// (init prints a marker line); nil when none is found.
-type ConsoleExit func(consoleLog string) *Exit

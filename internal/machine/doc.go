@@ -16,6 +16,11 @@
 // The package does not pull images, build disks, plumb networks, boot VMMs
 // or speak the guest protocol itself: it drives small interfaces (Images,
 // Rootfs, Network, Boot, Hypervisor, Control in deps.go) that
-// internal/daemon adapts to internal/image, internal/rootfs,
-// internal/network, internal/kernel, internal/vmm and internal/guest.
+// *image.Store, *rootfs.Manager, *network.Network, *kernel.Assets and
+// *guest.Client satisfy as they are (Hypervisor is internal/daemon's thin
+// adapter over vmm.Drivers). What it owns is the policy between them: the
+// state machine, restart policies, the run config built from a machine's
+// config, which drives and NIC a VM gets, and the conversions from the
+// guest's exit statuses and exec requests (convert.go), with exits read off
+// the console's tail when the control channel could not deliver them.
 package machine

@@ -1,6 +1,10 @@
 package machine
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+)
 
 // bus fans events out to subscribers (GET /v1/events, wait). A subscriber
 // that does not keep up loses events rather than blocking the lifecycle;
@@ -11,16 +15,16 @@ type bus struct {
 }
 
 type sub struct {
-	ch     chan Event
-	filter func(Event) bool
+	ch     chan types.Event
+	filter func(types.Event) bool
 }
 
 func newBus() *bus { return &bus{subs: map[*sub]struct{}{}} }
 
 // subscribe returns a channel of events matching filter (nil: all) and a
 // cancel function that closes it.
-func (b *bus) subscribe(filter func(Event) bool) (<-chan Event, func()) {
-	s := &sub{ch: make(chan Event, 256), filter: filter}
+func (b *bus) subscribe(filter func(types.Event) bool) (<-chan types.Event, func()) {
+	s := &sub{ch: make(chan types.Event, 256), filter: filter}
 	b.mu.Lock()
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
@@ -35,7 +39,7 @@ func (b *bus) subscribe(filter func(Event) bool) (<-chan Event, func()) {
 	}
 }
 
-func (b *bus) publish(e Event) {
+func (b *bus) publish(e types.Event) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for s := range b.subs {

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -11,12 +12,17 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/image"
 	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/network"
+	"github.com/ferryvm/ferry/internal/rootfs"
 )
 
 // world is a fake host: images, disks, network and VMMs as maps, so tests
@@ -40,18 +46,23 @@ func newWorld() *world {
 	return &world{disks: map[string]bool{}, taps: map[string]bool{}, procs: map[string]*fakeProc{}, last: map[string]*fakeProc{}}
 }
 
-func (w *world) Resolve(_ context.Context, ref string) (*Image, error) {
+func (w *world) Ensure(_ context.Context, ref string, _ ...image.PullOption) (v1.Image, v1.Hash, error) {
 	if ref == "missing" {
-		return nil, fmt.Errorf("no such image: %w", errdefs.ErrNotFound)
+		return nil, v1.Hash{}, fmt.Errorf("no such image: %w", errdefs.ErrNotFound)
 	}
-	return &Image{Ref: ref, Digest: "sha256:abc", Config: guest.Image{Cmd: []string{"/bin/true"}}}, nil
+	img, err := mutate.Config(empty.Image, v1.Config{Cmd: []string{"/bin/true"}})
+	if err != nil {
+		return nil, v1.Hash{}, err
+	}
+	d, err := img.Digest()
+	return img, d, err
 }
 
-func (w *world) Prepare(_ context.Context, id string, _ *Image) (*Disks, error) {
+func (w *world) PrepareImage(_ context.Context, id string, _ v1.Hash) (rootfs.Disks, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.disks[id] = true
-	return &Disks{Base: "/base.ext4", Scratch: "/" + id + ".ext4", ReadOnly: true}, nil
+	return rootfs.Disks{Mode: rootfs.ModeOverlay, Base: "/base.ext4", Writable: "/" + id + ".ext4"}, nil
 }
 
 func (w *world) Release(_ context.Context, id string) error {
@@ -134,7 +145,7 @@ type fakeProc struct {
 	sig  chan syscall.Signal
 	dead chan struct{}
 	once sync.Once
-	exit *Exit
+	exit *guest.ExitStatus
 }
 
 func (p *fakeProc) PID() int { return p.pid }
@@ -153,7 +164,8 @@ func (p *fakeProc) Kill() error {
 func (p *fakeProc) Emulated() bool { return true }
 func (p *fakeProc) Driver() string { return "fake" }
 
-func (w *world) Start(_ context.Context, spec VMSpec) (Process, error) {
+func (w *world) Start(_ context.Context, vm VM) (Process, error) {
+	spec := vm.Spec
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.failVMM != nil {
@@ -171,12 +183,12 @@ func (w *world) Start(_ context.Context, spec VMSpec) (Process, error) {
 		if hold {
 			select {
 			case s := <-p.sig:
-				p.exit = &Exit{ExitCode: 128 + int(s), Signal: int(s)}
+				p.exit = &guest.ExitStatus{Code: 128 + int(s), Signal: int(s)}
 			case <-p.dead:
 			}
 		} else {
 			time.Sleep(10 * time.Millisecond)
-			p.exit = &Exit{ExitCode: p.code}
+			p.exit = &guest.ExitStatus{Code: p.code}
 		}
 		w.mu.Lock()
 		if w.procs[spec.ID] == p {
@@ -188,7 +200,8 @@ func (w *world) Start(_ context.Context, spec VMSpec) (Process, error) {
 	return p, nil
 }
 
-func (w *world) Adopt(_ context.Context, spec VMSpec) (Process, error) {
+func (w *world) Adopt(_ context.Context, vm VM) (Process, error) {
+	spec := vm.Spec
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if p, ok := w.procs[spec.ID]; ok {
@@ -197,7 +210,12 @@ func (w *world) Adopt(_ context.Context, spec VMSpec) (Process, error) {
 	return nil, fmt.Errorf("no vmm: %w", errdefs.ErrNotFound)
 }
 
-func (w *world) Connect(_ context.Context, spec VMSpec) (Control, error) {
+func (w *world) Connect(_ context.Context, vm VM) (Control, error) {
+	spec := vm.Spec
+	if vm.Driver != "fake" {
+		// The guest is reached through the driver that started its VMM.
+		return nil, fmt.Errorf("connect through driver %q, not the one that ran: %w", vm.Driver, errors.ErrUnsupported)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	p, ok := w.last[spec.ID]
@@ -227,27 +245,27 @@ func (w *world) Reap(_ context.Context, keep []string) ([]string, error) {
 
 type fakeCtl struct{ p *fakeProc }
 
-func (c *fakeCtl) Wait(ctx context.Context) (*Exit, error) {
+func (c *fakeCtl) Wait(ctx context.Context) (guest.ExitStatus, error) {
 	select {
 	case <-c.p.dead:
 		if c.p.exit == nil {
-			return nil, fmt.Errorf("eof")
+			return guest.ExitStatus{}, fmt.Errorf("eof")
 		}
-		return c.p.exit, nil
+		return *c.p.exit, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return guest.ExitStatus{}, ctx.Err()
 	}
 }
-func (c *fakeCtl) Signal(_ context.Context, s syscall.Signal) error {
+func (c *fakeCtl) SignalEntrypoint(_ context.Context, s syscall.Signal) error {
 	select {
 	case c.p.sig <- s:
 	default:
 	}
 	return nil
 }
-func (c *fakeCtl) Exec(_ context.Context, req ExecRequest, io ExecIO) (int, error) {
-	fmt.Fprintln(io.Stdout, req.Cmd)
-	return 7, nil
+func (c *fakeCtl) Run(_ context.Context, req guest.ExecRequest, io guest.ExecIO) (guest.ExitStatus, error) {
+	fmt.Fprintln(io.Stdout, req.Argv)
+	return guest.ExitStatus{Code: 7}, nil
 }
 func (c *fakeCtl) Close() error { return nil }
 

@@ -9,22 +9,20 @@ import (
 	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/network"
+	"github.com/ferryvm/ferry/internal/rootfs"
+	"github.com/ferryvm/ferry/internal/vmm"
 )
-
-// CreateRequest is POST /v1/apps/{app}/machines.
-type CreateRequest struct {
-	Name       string `json:"name,omitempty"`
-	Config     Config `json:"config"`
-	SkipLaunch bool   `json:"skip_launch,omitempty"` // create only; start later
-}
 
 // Create records a new machine, prepares its disks and (unless SkipLaunch)
 // starts it. A failure leaves nothing behind: no record, disk, lease, TAP
 // or VMM.
-func (m *Manager) Create(ctx context.Context, app string, req CreateRequest) (*Machine, error) {
+func (m *Manager) Create(ctx context.Context, app string, req types.CreateRequest) (*types.Machine, error) {
 	if app == "" {
 		app = "default"
 	}
@@ -34,20 +32,20 @@ func (m *Manager) Create(ctx context.Context, app string, req CreateRequest) (*M
 	if req.Name != "" && !ValidName(req.Name) {
 		return nil, fmt.Errorf("name %q: use letters, digits, '.', '_' and '-': %w", req.Name, errdefs.ErrInvalidArgument)
 	}
-	cfg := req.Config.clone()
-	if err := cfg.Validate(); err != nil {
+	cfg := cloneConfig(req.Config)
+	if err := ValidateConfig(&cfg); err != nil {
 		return nil, err
 	}
 	if cfg.VMM == "" {
 		cfg.VMM = m.opt.DefaultVMM
 	}
-	img, err := m.deps.Images.Resolve(ctx, cfg.Image)
+	img, err := m.resolveImage(ctx, cfg.Image)
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", cfg.Image, err)
+		return nil, err
 	}
 	now := time.Now().UTC()
-	mc := &Machine{ID: newID(), Name: req.Name, App: app, State: StateCreated, Config: cfg, Version: 1,
-		ImageRef: ImageRef{Ref: img.Ref, Digest: img.Digest}, ImageConfig: img.Config, CreatedAt: now}
+	mc := &types.Machine{ID: newID(), Name: req.Name, App: app, State: types.StateCreated, Config: cfg, Version: 1,
+		ImageRef: types.ImageRef{Ref: img.Ref, Digest: img.Digest}, ImageConfig: imageConfigView(img.Config), CreatedAt: now}
 
 	// Reserve ID and name in memory, busy, before anything is written.
 	m.mu.Lock()
@@ -58,7 +56,7 @@ func (m *Manager) Create(ctx context.Context, app string, req CreateRequest) (*M
 		}
 		mc.Name = randomName()
 	}
-	m.machines[mc.ID] = mc.clone()
+	m.machines[mc.ID] = cloneMachine(mc)
 	m.busy[mc.ID] = "create"
 	m.mu.Unlock()
 	defer m.releaseBusy(mc.ID)
@@ -70,7 +68,7 @@ func (m *Manager) Create(ctx context.Context, app string, req CreateRequest) (*M
 	if err := os.MkdirAll(m.dir(mc.ID), 0o700); err != nil {
 		return nil, m.rollbackCreate(mc, fmt.Errorf("machine dir: %w", err))
 	}
-	if _, err := m.deps.Rootfs.Prepare(ctx, mc.ID, m.image(mc)); err != nil {
+	if _, err := m.prepareDisks(ctx, mc); err != nil {
 		return nil, m.rollbackCreate(mc, err)
 	}
 	if !req.SkipLaunch {
@@ -78,7 +76,7 @@ func (m *Manager) Create(ctx context.Context, app string, req CreateRequest) (*M
 			return nil, m.rollbackCreate(mc, err)
 		}
 	}
-	return mc.clone(), nil
+	return cloneMachine(mc), nil
 }
 
 // nameTaken reports whether name is used in app; m.mu held.
@@ -98,7 +96,7 @@ func (m *Manager) forget(id string) {
 }
 
 // rollbackCreate undoes a failed create entirely and returns cause.
-func (m *Manager) rollbackCreate(mc *Machine, cause error) error {
+func (m *Manager) rollbackCreate(mc *types.Machine, cause error) error {
 	if err := m.destroyLocked(context.WithoutCancel(m.ctx), mc); err != nil {
 		m.log.Error("roll back failed create", "machine", mc.ID, "err", err)
 	}
@@ -107,25 +105,45 @@ func (m *Manager) rollbackCreate(mc *Machine, cause error) error {
 
 func (m *Manager) dir(id string) string { return filepath.Join(m.opt.MachinesDir, id) }
 
-func (m *Manager) image(mc *Machine) *Image {
-	return &Image{Ref: mc.ImageRef.Ref, Digest: mc.ImageRef.Digest, Config: mc.ImageConfig}
+// resolveImage finds ref in the image cache, pulling it when it is missing.
+func (m *Manager) resolveImage(ctx context.Context, ref string) (*Image, error) {
+	img, d, err := m.deps.Images.Ensure(ctx, ref)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
+	}
+	out, err := imageOf(ref, img, d)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: %w", ref, err)
+	}
+	return out, nil
 }
 
-// vmSpec is the spec of mc's VMM, without the parts only a start knows.
-func (m *Manager) vmSpec(mc *Machine) VMSpec {
+// prepareDisks makes sure mc's disks exist.
+func (m *Manager) prepareDisks(ctx context.Context, mc *types.Machine) (rootfs.Disks, error) {
+	d, err := v1.NewHash(mc.ImageRef.Digest)
+	if err != nil {
+		return rootfs.Disks{}, fmt.Errorf("image digest %q: %w", mc.ImageRef.Digest, errdefs.ErrInvalidArgument)
+	}
+	return m.deps.Rootfs.PrepareImage(ctx, mc.ID, d)
+}
+
+// vm is what mc's VMM runs, without the parts only a start knows (boot
+// files, drives, NIC).
+func (m *Manager) vm(mc *types.Machine) VM {
 	dir := m.dir(mc.ID)
 	drv := mc.Driver
 	if drv == "" {
 		drv = mc.Config.VMM
 	}
-	return VMSpec{ID: mc.ID, Dir: dir, VMM: drv, VCPUs: mc.Config.Guest.CPUs, MemoryMiB: mc.Config.Guest.MemoryMB,
-		ConsoleLog: filepath.Join(dir, "console.log")}
+	return VM{Driver: drv, Spec: vmm.Spec{ID: mc.ID, Dir: dir, Cmdline: guest.KernelCmdline,
+		VCPUs: mc.Config.Guest.CPUs, MemoryMiB: mc.Config.Guest.MemoryMB,
+		Control: vmm.MachineControl(dir), ConsoleLog: filepath.Join(dir, "console.log")}}
 }
 
 // startLocked boots mc (busy held by the caller). On failure everything the
 // start made is undone and mc is recorded failed.
-func (m *Manager) startLocked(ctx context.Context, mc *Machine, ev string) (err error) {
-	mc.State, mc.Error, mc.StopRequested = StateStarting, "", false
+func (m *Manager) startLocked(ctx context.Context, mc *types.Machine, ev string) (err error) {
+	mc.State, mc.Error, mc.StopRequested = types.StateStarting, "", false
 	if err := m.save(mc, ev, ""); err != nil {
 		return err
 	}
@@ -143,35 +161,34 @@ func (m *Manager) startLocked(ctx context.Context, mc *Machine, ev string) (err 
 		if rerr := m.releaseNetwork(context.WithoutCancel(ctx), mc.ID); rerr != nil {
 			m.log.Warn("release network after failed start", "machine", mc.ID, "err", rerr)
 		}
-		mc.State, mc.Error, mc.PID, mc.Network = StateFailed, err.Error(), 0, nil
+		mc.State, mc.Error, mc.PID, mc.Network = types.StateFailed, err.Error(), 0, nil
 		if serr := m.save(mc, "fail", err.Error()); serr != nil {
 			m.log.Error("record failed start", "machine", mc.ID, "err", serr)
 		}
 	}()
 
-	spec := m.vmSpec(mc)
+	vm := m.vm(mc)
+	spec := &vm.Spec
 	if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
 		return fmt.Errorf("machine dir: %w", err)
 	}
-	disks, err := m.deps.Rootfs.Prepare(ctx, mc.ID, m.image(mc))
+	disks, err := m.prepareDisks(ctx, mc)
 	if err != nil {
 		return fmt.Errorf("prepare disks: %w", err)
 	}
-	spec.Drives = []Drive{{ID: "root", Path: disks.Base, ReadOnly: disks.ReadOnly}}
-	if disks.Scratch != "" {
-		spec.Drives = append(spec.Drives, Drive{ID: "scratch", Path: disks.Scratch})
-	}
+	var root guest.Root
+	spec.Drives, root = drives(disks)
+	var att *network.Attachment
 	if m.deps.Network != nil {
-		att, err := m.deps.Network.Attach(ctx, network.AttachRequest{MachineID: mc.ID, Name: mc.Name, App: mc.App,
-			Networks: mc.Config.Networks, Ports: ports(mc.Config)})
-		if err != nil {
+		if att, err = m.deps.Network.Attach(ctx, network.AttachRequest{MachineID: mc.ID, Name: mc.Name, App: mc.App,
+			Networks: endpointRequests(mc.Config.Networks), Ports: ports(mc.Config)}); err != nil {
 			return fmt.Errorf("network: %w", err)
 		}
-		spec.NIC = att
-		mc.Network = att.Clone()
+		spec.NICs, spec.NetNS = nics(att), att.NetNS
+		mc.Network = networkView(att)
 		defer att.Close() // the VMM holds its own copies of the TAPs
 	}
-	rc := runConfig(mc, mc.ImageConfig, disks, mc.Network)
+	rc := runConfig(mc, guestImage(mc.ImageConfig), root, att)
 	if err := rc.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}
@@ -179,24 +196,27 @@ func (m *Manager) startLocked(ctx context.Context, mc *Machine, ev string) (err 
 	if err != nil {
 		return fmt.Errorf("run config: %w: %w", err, errdefs.ErrInvalidArgument)
 	}
-	if spec.Boot, err = m.deps.Boot.Prepare(ctx, spec.Dir, map[string][]byte{guest.ConfigPath: data}); err != nil {
+	boot, err := m.deps.Boot.Prepare(ctx, spec.Dir, map[string][]byte{guest.ConfigPath: data})
+	if err != nil {
 		return err
 	}
-	proc, err = m.deps.Hypervisor.Start(ctx, spec)
+	spec.Kernel, spec.Initrd, spec.ACPI = boot.Kernel, boot.Initrd, boot.ACPI
+	proc, err = m.deps.Hypervisor.Start(ctx, vm)
 	if err != nil {
 		return fmt.Errorf("start vmm: %w", err)
 	}
-	mc.State, mc.PID, mc.StartedAt, mc.Emulated, mc.Driver = StateStarted, proc.PID(), time.Now().UTC(), proc.Emulated(), proc.Driver()
+	vm.Driver = proc.Driver() // the one that ran, for Connect and later adopts
+	mc.State, mc.PID, mc.StartedAt, mc.Emulated, mc.Driver = types.StateStarted, proc.PID(), time.Now().UTC(), proc.Emulated(), proc.Driver()
 	if err := m.save(mc, "started", ""); err != nil {
 		return err
 	}
-	m.track(mc.ID, proc, spec)
+	m.track(mc.ID, proc, vm)
 	return nil
 }
 
 // track starts supervising a live VMM.
-func (m *Manager) track(id string, proc Process, spec VMSpec) *run {
-	r := newRun(proc, spec)
+func (m *Manager) track(id string, proc Process, vm VM) *run {
+	r := newRun(proc, vm)
 	ctx, cancel := context.WithCancel(m.ctx)
 	r.cancel = cancel
 	m.mu.Lock()
@@ -216,7 +236,7 @@ func (m *Manager) releaseNetwork(ctx context.Context, id string) error {
 
 // Start boots a created, stopped or failed machine. Starting a started
 // machine is a no-op.
-func (m *Manager) Start(ctx context.Context, app, ref string) (*Machine, error) {
+func (m *Manager) Start(ctx context.Context, app, ref string) (*types.Machine, error) {
 	id, err := m.resolve(app, ref)
 	if err != nil {
 		return nil, err
@@ -227,9 +247,9 @@ func (m *Manager) Start(ctx context.Context, app, ref string) (*Machine, error) 
 	}
 	defer m.releaseBusy(id)
 	switch mc.State {
-	case StateStarted:
+	case types.StateStarted:
 		return mc, nil
-	case StateCreated, StateStopped, StateFailed:
+	case types.StateCreated, types.StateStopped, types.StateFailed:
 	default:
 		return nil, fmt.Errorf("machine %s is %s: %w", id, mc.State, errdefs.ErrConflict)
 	}
@@ -237,7 +257,7 @@ func (m *Manager) Start(ctx context.Context, app, ref string) (*Machine, error) 
 	if err := m.startLocked(ctx, mc, "start"); err != nil {
 		return nil, err
 	}
-	return mc.clone(), nil
+	return cloneMachine(mc), nil
 }
 
 // StopOptions say how to stop a machine.
@@ -248,7 +268,7 @@ type StopOptions struct {
 
 // Stop signals the entrypoint and waits for the VM to end, killing the VMM
 // after the timeout. Stopping a stopped machine is a no-op.
-func (m *Manager) Stop(ctx context.Context, app, ref string, opt StopOptions) (*Machine, error) {
+func (m *Manager) Stop(ctx context.Context, app, ref string, opt StopOptions) (*types.Machine, error) {
 	id, err := m.resolve(app, ref)
 	if err != nil {
 		return nil, err
@@ -261,11 +281,11 @@ func (m *Manager) Stop(ctx context.Context, app, ref string, opt StopOptions) (*
 	if err := m.stopLocked(ctx, mc, opt); err != nil {
 		return nil, err
 	}
-	return mc.clone(), nil
+	return cloneMachine(mc), nil
 }
 
-func (m *Manager) stopLocked(ctx context.Context, mc *Machine, opt StopOptions) error {
-	if mc.State != StateStarted && mc.State != StateStarting && mc.State != StateStopping {
+func (m *Manager) stopLocked(ctx context.Context, mc *types.Machine, opt StopOptions) error {
+	if mc.State != types.StateStarted && mc.State != types.StateStarting && mc.State != types.StateStopping {
 		return nil
 	}
 	if opt.Signal == 0 {
@@ -274,14 +294,14 @@ func (m *Manager) stopLocked(ctx context.Context, mc *Machine, opt StopOptions) 
 	if opt.Timeout <= 0 {
 		opt.Timeout = m.opt.StopTimeout
 	}
-	mc.State, mc.StopRequested = StateStopping, true
+	mc.State, mc.StopRequested = types.StateStopping, true
 	if err := m.save(mc, "stop", fmt.Sprintf("signal %d", opt.Signal)); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	r := m.runs[mc.ID]
 	m.mu.Unlock()
-	exit := &Exit{ExitCode: 255, Unknown: true, ExitedAt: time.Now().UTC()}
+	exit := &types.Exit{ExitCode: 255, Unknown: true, ExitedAt: time.Now().UTC()}
 	if r != nil {
 		sent := false
 		if opt.Signal != syscall.SIGKILL {
@@ -289,7 +309,7 @@ func (m *Manager) stopLocked(ctx context.Context, mc *Machine, opt StopOptions) 
 			// the stop timeout.
 			wctx, cancel := context.WithTimeout(ctx, opt.Timeout)
 			if c, err := r.waitControl(wctx); err == nil {
-				sent = c.Signal(wctx, opt.Signal) == nil
+				sent = c.SignalEntrypoint(wctx, opt.Signal) == nil
 			}
 			cancel()
 		}
@@ -318,14 +338,14 @@ func (m *Manager) stopLocked(ctx context.Context, mc *Machine, opt StopOptions) 
 	if err := m.releaseNetwork(ctx, mc.ID); err != nil {
 		return fmt.Errorf("stop %s: release network: %w", mc.ID, err)
 	}
-	mc.State, mc.LastExit, mc.PID, mc.Network, mc.StopRequested = StateStopped, exit, 0, nil, false
+	mc.State, mc.LastExit, mc.PID, mc.Network, mc.StopRequested = types.StateStopped, exit, 0, nil, false
 	return m.save(mc, "exit", exitStatus(exit))
 }
 
 // killStray kills a VMM of mc that runs without being tracked (after a
 // crash), and waits for it to end.
-func (m *Manager) killStray(ctx context.Context, mc *Machine) {
-	p, err := m.deps.Hypervisor.Adopt(ctx, m.vmSpec(mc))
+func (m *Manager) killStray(ctx context.Context, mc *types.Machine) {
+	p, err := m.deps.Hypervisor.Adopt(ctx, m.vm(mc))
 	if err != nil {
 		return
 	}
@@ -336,7 +356,7 @@ func (m *Manager) killStray(ctx context.Context, mc *Machine) {
 }
 
 // Restart stops (if needed) and starts a machine.
-func (m *Manager) Restart(ctx context.Context, app, ref string, opt StopOptions) (*Machine, error) {
+func (m *Manager) Restart(ctx context.Context, app, ref string, opt StopOptions) (*types.Machine, error) {
 	id, err := m.resolve(app, ref)
 	if err != nil {
 		return nil, err
@@ -353,7 +373,7 @@ func (m *Manager) Restart(ctx context.Context, app, ref string, opt StopOptions)
 	if err := m.startLocked(ctx, mc, "restart"); err != nil {
 		return nil, err
 	}
-	return mc.clone(), nil
+	return cloneMachine(mc), nil
 }
 
 // Signal delivers sig to a started machine's entrypoint. SIGKILL without a
@@ -369,7 +389,10 @@ func (m *Manager) Signal(ctx context.Context, app, ref string, sig syscall.Signa
 	// A machine that is still booting gets the signal once its init
 	// answers (bounded by ctx and the boot timeout).
 	if c, err := r.waitControl(ctx); err == nil {
-		if err := c.Signal(ctx, sig); err != nil {
+		if err := c.SignalEntrypoint(ctx, sig); err != nil {
+			if errors.Is(err, guest.ErrBooting) {
+				err = fmt.Errorf("%w: %w", err, errdefs.ErrUnavailable)
+			}
 			return fmt.Errorf("signal %s: %w", id, err)
 		}
 		return nil
@@ -389,15 +412,17 @@ func (m *Manager) running(app, ref string) (*run, string, error) {
 		return nil, "", err
 	}
 	r := m.runs[mc.ID]
-	if r == nil || mc.State != StateStarted {
+	if r == nil || mc.State != types.StateStarted {
 		return nil, mc.ID, fmt.Errorf("machine %s is %s, not started: %w", mc.ID, mc.State, errdefs.ErrConflict)
 	}
 	return r, mc.ID, nil
 }
 
-// Exec runs a process in a started machine and returns its exit code.
-func (m *Manager) Exec(ctx context.Context, app, ref string, req ExecRequest, stdio ExecIO) (int, error) {
-	if err := req.validate(); err != nil {
+// Exec runs a process in a started machine and returns its exit code. A
+// process init could not start returns its code (127 not found, 126 not
+// executable) with an error of the matching kind.
+func (m *Manager) Exec(ctx context.Context, app, ref string, req types.ExecRequest, stdio guest.ExecIO) (int, error) {
+	if err := validateExec(req); err != nil {
 		return 0, err
 	}
 	r, id, err := m.running(app, ref)
@@ -408,7 +433,14 @@ func (m *Manager) Exec(ctx context.Context, app, ref string, req ExecRequest, st
 	if err != nil {
 		return 0, fmt.Errorf("exec in %s: %w", id, err)
 	}
-	return c.Exec(ctx, req, stdio)
+	st, err := c.Run(ctx, guestExec(req), stdio)
+	if err != nil {
+		return 0, execError(execWhat(req), err)
+	}
+	if st.Failure != nil {
+		return st.Code, failureError(execWhat(req), st.Failure)
+	}
+	return st.Code, nil
 }
 
 // Destroy removes a machine and everything it holds. A started machine
@@ -423,7 +455,7 @@ func (m *Manager) Destroy(ctx context.Context, app, ref string, force bool) erro
 		return err
 	}
 	defer m.releaseBusy(id)
-	if !force && (mc.State == StateStarted || mc.State == StateStarting || mc.State == StateStopping) {
+	if !force && (mc.State == types.StateStarted || mc.State == types.StateStarting || mc.State == types.StateStopping) {
 		return fmt.Errorf("machine %s is %s; stop it first or destroy with force: %w", id, mc.State, errdefs.ErrConflict)
 	}
 	return m.destroyLocked(ctx, mc)
@@ -431,8 +463,8 @@ func (m *Manager) Destroy(ctx context.Context, app, ref string, force bool) erro
 
 // destroyLocked kills, releases and forgets mc. Each step is idempotent, so
 // a destroy interrupted by a crash is finished by Reconcile.
-func (m *Manager) destroyLocked(ctx context.Context, mc *Machine) error {
-	mc.State = StateDestroying
+func (m *Manager) destroyLocked(ctx context.Context, mc *types.Machine) error {
+	mc.State = types.StateDestroying
 	if err := m.save(mc, "destroy", ""); err != nil {
 		return err
 	}
@@ -469,15 +501,15 @@ func (m *Manager) destroyLocked(ctx context.Context, mc *Machine) error {
 		return fmt.Errorf("destroy %s: %w", mc.ID, err)
 	}
 	m.forget(mc.ID)
-	m.bus.publish(Event{Type: "destroy", MachineID: mc.ID, App: mc.App, State: StateDestroyed, Time: time.Now().UTC()})
+	m.bus.publish(types.Event{Type: "destroy", MachineID: mc.ID, App: mc.App, State: types.StateDestroyed, Time: time.Now().UTC()})
 	return nil
 }
 
 // Update replaces a machine's config (a new version). A started machine is
 // restarted with it; a new image gets new disks.
-func (m *Manager) Update(ctx context.Context, app, ref string, cfg Config) (*Machine, error) {
-	cfg = cfg.clone()
-	if err := cfg.Validate(); err != nil {
+func (m *Manager) Update(ctx context.Context, app, ref string, cfg types.Config) (*types.Machine, error) {
+	cfg = cloneConfig(cfg)
+	if err := ValidateConfig(&cfg); err != nil {
 		return nil, err
 	}
 	id, err := m.resolve(app, ref)
@@ -494,11 +526,11 @@ func (m *Manager) Update(ctx context.Context, app, ref string, cfg Config) (*Mac
 	}
 	var img *Image
 	if cfg.Image != mc.Config.Image {
-		if img, err = m.deps.Images.Resolve(ctx, cfg.Image); err != nil {
-			return nil, fmt.Errorf("image %s: %w", cfg.Image, err)
+		if img, err = m.resolveImage(ctx, cfg.Image); err != nil {
+			return nil, err
 		}
 	}
-	wasRunning := mc.State == StateStarted || mc.State == StateStarting
+	wasRunning := mc.State == types.StateStarted || mc.State == types.StateStarting
 	if wasRunning {
 		if err := m.stopLocked(ctx, mc, StopOptions{}); err != nil {
 			return nil, err
@@ -508,7 +540,7 @@ func (m *Manager) Update(ctx context.Context, app, ref string, cfg Config) (*Mac
 		if err := ignoreNotFound(m.deps.Rootfs.Release(ctx, id)); err != nil {
 			return nil, fmt.Errorf("update %s: release old disks: %w", id, err)
 		}
-		mc.ImageRef, mc.ImageConfig = ImageRef{Ref: img.Ref, Digest: img.Digest}, img.Config
+		mc.ImageRef, mc.ImageConfig = types.ImageRef{Ref: img.Ref, Digest: img.Digest}, imageConfigView(img.Config)
 	}
 	mc.Config, mc.Version, mc.Driver = cfg, mc.Version+1, ""
 	if err := m.saveVersion(mc, "update", fmt.Sprintf("version %d", mc.Version), "", true); err != nil {
@@ -520,12 +552,12 @@ func (m *Manager) Update(ctx context.Context, app, ref string, cfg Config) (*Mac
 			return nil, err
 		}
 	}
-	return mc.clone(), nil
+	return cloneMachine(mc), nil
 }
 
 // Wait returns once the machine reaches state (or has been destroyed, for
 // state destroyed), or fails with ErrUnavailable after timeout.
-func (m *Manager) Wait(ctx context.Context, app, ref string, state State, timeout time.Duration) (*Machine, error) {
+func (m *Manager) Wait(ctx context.Context, app, ref string, state types.State, timeout time.Duration) (*types.Machine, error) {
 	id, err := m.resolve(app, ref)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/guest"
 )
 
 // LogOptions select console output.
@@ -43,7 +46,7 @@ func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn 
 	}
 	id, tty := mc.ID, mc.Config.Init.TTY
 	path := filepath.Join(m.dir(id), "console.log")
-	hidden := func(line []byte) bool { return m.deps.HideLine != nil && m.deps.HideLine(line) }
+	hidden := guest.PlatformLine
 	visible := func(ls [][]byte) [][]byte {
 		out := ls[:0]
 		for _, l := range ls {
@@ -222,7 +225,7 @@ func (m *Manager) isRunning(id string) bool {
 		return false
 	}
 	switch mc.State {
-	case StateStarting, StateStarted, StateStopping:
+	case types.StateStarting, types.StateStarted, types.StateStopping:
 		return true
 	}
 	return false

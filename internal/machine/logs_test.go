@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ferryvm/ferry/internal/api/types"
 )
 
 func TestLogsTailHideAndFollow(t *testing.T) {
@@ -15,8 +17,7 @@ func TestLogsTailHideAndFollow(t *testing.T) {
 	w.hold = true
 	dir := t.TempDir()
 	m := newManager(t, w, dir)
-	m.deps.HideLine = func(l []byte) bool { return bytes.HasPrefix(l, []byte("ferry-init: exit")) }
-	mc, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "busybox"}})
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestLogsFollowConsoleFlood(t *testing.T) {
 	w.hold = true
 	dir := t.TempDir()
 	m := newManager(t, w, dir)
-	mc, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "busybox"}})
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
 	if err != nil {
 		t.Fatal(err)
 	}

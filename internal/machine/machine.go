@@ -1,118 +1,34 @@
 package machine
 
 import (
-	"time"
+	"net/netip"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/network"
 )
 
-// State is where a machine is in its lifecycle.
-type State string
-
-// The states. A machine is recorded in the state it is entering before the
-// work of that state is done, so "starting" after a crash means "the start
-// may be half done".
-const (
-	StateCreated    State = "created"
-	StateStarting   State = "starting"
-	StateStarted    State = "started"
-	StateStopping   State = "stopping"
-	StateStopped    State = "stopped"
-	StateDestroying State = "destroying"
-	StateDestroyed  State = "destroyed"
-	StateFailed     State = "failed"
-)
-
-// ParseState checks s names a state (as /wait?state= takes it). "running" is
-// accepted as started, "exited" as stopped.
-func ParseState(s string) (State, bool) {
-	switch State(s) {
-	case StateCreated, StateStarting, StateStarted, StateStopping, StateStopped, StateDestroying, StateDestroyed, StateFailed:
-		return State(s), true
-	case "running":
-		return StateStarted, true
-	case "exited":
-		return StateStopped, true
-	}
-	return "", false
-}
-
-// Machine is a machine as stored and as the API returns it.
-type Machine struct {
-	ID       string   `json:"id"`
-	Name     string   `json:"name"`
-	App      string   `json:"app"`
-	State    State    `json:"state"`
-	Config   Config   `json:"config"`
-	Version  int      `json:"version"` // config version, 1 on create, +1 per update
-	ImageRef ImageRef `json:"image_ref"`
-	// ImageConfig is the image's runtime config, kept so a start needs no
-	// image lookup.
-	ImageConfig guest.Image `json:"image_config"`
-	CreatedAt   time.Time   `json:"created_at"`
-	UpdatedAt   time.Time   `json:"updated_at"`
-
-	// Running instance (zero when not started).
-	PID       int                 `json:"pid,omitempty"`
-	StartedAt time.Time           `json:"started_at,omitzero"`
-	Network   *network.Attachment `json:"network,omitempty"`
-	Emulated  bool                `json:"emulated,omitempty"` // the VMM runs under TCG
-	Driver    string              `json:"driver,omitempty"`   // the VMM driver of the current/last run
-
-	// Restarts counts restarts by policy since the last explicit start.
-	Restarts int `json:"restarts"`
-	// StopRequested is set while a requested stop is in flight, so that an
-	// exit observed after a crash is known to be requested.
-	StopRequested bool `json:"stop_requested,omitempty"`
-	// LastExit is the entrypoint's last exit.
-	LastExit *Exit `json:"last_exit,omitempty"`
-	// Error says why the machine failed (state failed) or why the last
-	// operation did.
-	Error string `json:"error,omitempty"`
-
-	Events []Event `json:"events,omitempty"` // newest first, at most maxEvents
-}
-
-// ImageRef is the image a machine was created from.
-type ImageRef struct {
-	Ref    string `json:"ref"`
-	Digest string `json:"digest,omitempty"` // manifest digest
-}
-
-// Exit is how an entrypoint ended.
-type Exit struct {
-	ExitCode      int       `json:"exit_code"`
-	Signal        int       `json:"signal,omitempty"`
-	OOMKilled     bool      `json:"oom_killed,omitempty"`
-	RequestedStop bool      `json:"requested_stop,omitempty"`
-	ExitedAt      time.Time `json:"exited_at"`
-	// Unknown is set when the VMM ended without the guest reporting an exit
-	// status (crash, kill); ExitCode is then 255.
-	Unknown bool `json:"unknown,omitempty"`
-}
-
-// Failed reports whether the exit counts as a failure for on-failure.
-func (e *Exit) Failed() bool { return e.ExitCode != 0 || e.Signal != 0 || e.OOMKilled || e.Unknown }
-
-// Event is one entry of a machine's history and of /v1/events.
-type Event struct {
-	Type      string    `json:"type"` // create, start, exit, stop, restart, update, destroy, fail, rename
-	MachineID string    `json:"machine_id"`
-	App       string    `json:"app"`
-	State     State     `json:"state"`
-	Status    string    `json:"status,omitempty"` // free text
-	Exit      *Exit     `json:"exit,omitempty"`
-	Time      time.Time `json:"time"`
-}
+// A Manager keeps each machine in memory as its API value (types.Machine)
+// and in bbolt as a private, versioned record (store.go). The conversions
+// from the packages' own types to the API's are below, one function each;
+// convert_test.go fails when a field is added on one side and not carried.
 
 const maxEvents = 20
 
-// clone returns a copy that shares nothing mutable with m.
-func (m *Machine) clone() *Machine {
+// cloneMachine returns a copy that shares nothing mutable with m.
+func cloneMachine(m *types.Machine) *types.Machine {
 	out := *m
-	out.Config = m.Config.clone()
-	out.Network = m.Network.Clone()
+	out.Config = cloneConfig(m.Config)
+	out.ImageConfig = types.ImageConfig{Entrypoint: cloneSlice(m.ImageConfig.Entrypoint), Cmd: cloneSlice(m.ImageConfig.Cmd),
+		Env: cloneSlice(m.ImageConfig.Env), User: m.ImageConfig.User, WorkingDir: m.ImageConfig.WorkingDir}
+	if m.Network != nil {
+		n := *m.Network
+		n.Endpoints, n.DNS, n.Search, n.Ports = cloneSlice(n.Endpoints), cloneSlice(n.DNS), cloneSlice(n.Search), cloneSlice(n.Ports)
+		for i := range n.Endpoints {
+			n.Endpoints[i].Aliases = cloneSlice(n.Endpoints[i].Aliases)
+		}
+		out.Network = &n
+	}
 	if m.LastExit != nil {
 		e := *m.LastExit
 		out.LastExit = &e
@@ -121,10 +37,55 @@ func (m *Machine) clone() *Machine {
 	return &out
 }
 
-// IP returns the machine's first address without its prefix, or "".
-func (m *Machine) IP() string {
-	if ip := m.Network.IP(); ip.IsValid() {
-		return ip.String()
+// failed reports whether the exit counts as a failure for on-failure.
+func failed(e *types.Exit) bool {
+	return e.ExitCode != 0 || e.Signal != 0 || e.OOMKilled || e.Unknown
+}
+
+// networkView is the API's view of a machine's network attachment.
+func networkView(a *network.Attachment) *types.Network {
+	if a == nil {
+		return nil
 	}
-	return ""
+	n := &types.Network{DNS: cloneSlice(a.DNS), Search: cloneSlice(a.Search), NetNS: a.NetNS}
+	for _, e := range a.Endpoints {
+		n.Endpoints = append(n.Endpoints, endpointView(e))
+	}
+	for _, p := range a.Ports {
+		n.Ports = append(n.Ports, portView(p))
+	}
+	return n
+}
+
+// endpointView is the API's view of one NIC.
+func endpointView(e network.Endpoint) types.Endpoint {
+	return types.Endpoint{NetworkID: e.NetworkID, Network: e.Network, Name: e.Name, App: e.App, Aliases: cloneSlice(e.Aliases),
+		Tap: e.Tap, MAC: e.MAC, IPv4: e.IPv4, Gateway: e.Gateway, IPv6: e.IPv6, Gateway6: e.Gateway6, MTU: e.MTU, Requested: e.Requested}
+}
+
+// portView is the API's view of a published port.
+func portView(p network.Port) types.PortMapping {
+	m := types.PortMapping{Protocol: p.Protocol, HostPort: int(p.HostPort), GuestPort: int(p.GuestPort)}
+	if p.HostIP.IsValid() {
+		m.HostIP = p.HostIP.String()
+	}
+	return m
+}
+
+// imageConfigView is the API's view of an image's runtime config, and
+// guestImage the guest's.
+func imageConfigView(g guest.Image) types.ImageConfig {
+	return types.ImageConfig{Entrypoint: cloneSlice(g.Entrypoint), Cmd: cloneSlice(g.Cmd), Env: cloneSlice(g.Env), User: g.User, WorkingDir: g.WorkingDir}
+}
+
+func guestImage(c types.ImageConfig) guest.Image {
+	return guest.Image{Entrypoint: cloneSlice(c.Entrypoint), Cmd: cloneSlice(c.Cmd), Env: cloneSlice(c.Env), User: c.User, WorkingDir: c.WorkingDir}
+}
+
+// hostIP reads a service port's host_ip: "" is every address.
+func hostIP(s string) (netip.Addr, error) {
+	if s == "" {
+		return netip.Addr{}, nil
+	}
+	return netip.ParseAddr(s)
 }

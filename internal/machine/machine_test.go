@@ -11,8 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/network"
+	"github.com/ferryvm/ferry/internal/vmm"
 )
 
 var ctx = context.Background()
@@ -32,14 +35,14 @@ func TestRunToExitAndDestroy(t *testing.T) {
 	w := newWorld()
 	w.exits = []int{3}
 	m := newManager(t, w, t.TempDir())
-	mc, err := m.Create(ctx, "", CreateRequest{Name: "web", Config: Config{Image: "busybox", Env: map[string]string{"A": "1"}}})
+	mc, err := m.Create(ctx, "", types.CreateRequest{Name: "web", Config: types.Config{Image: "busybox", Env: map[string]string{"A": "1"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if mc.App != "default" || mc.State != StateStarted || mc.Version != 1 {
+	if mc.App != "default" || mc.State != types.StateStarted || mc.Version != 1 {
 		t.Fatalf("created = %+v", mc)
 	}
-	got, err := m.Wait(ctx, "", "web", StateStopped, 5*time.Second)
+	got, err := m.Wait(ctx, "", "web", types.StateStopped, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,17 +65,17 @@ func TestRestartOnFailureExactlyTwice(t *testing.T) {
 	w := newWorld()
 	w.exits = []int{1, 1, 1, 1, 1}
 	m := newManager(t, w, t.TempDir())
-	rp, err := ParseRestart("on-failure:2")
+	rp, err := types.ParseRestart("on-failure:2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc, err := m.Create(ctx, "app", CreateRequest{Config: Config{Image: "busybox", Restart: rp}})
+	mc, err := m.Create(ctx, "app", types.CreateRequest{Config: types.Config{Image: "busybox", Restart: rp}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "three runs and a stop", func() bool {
 		got, _ := m.Get("app", mc.ID)
-		return got.State == StateStopped && got.Restarts == 2
+		return got.State == types.StateStopped && got.Restarts == 2
 	})
 	time.Sleep(100 * time.Millisecond)
 	w.mu.Lock()
@@ -87,7 +90,7 @@ func TestStopIsRequestedAndNotRestarted(t *testing.T) {
 	w := newWorld()
 	w.hold = true
 	m := newManager(t, w, t.TempDir())
-	mc, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "busybox", Restart: Restart{Policy: RestartAlways}}})
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox", Restart: types.Restart{Policy: types.RestartAlways}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +98,7 @@ func TestStopIsRequestedAndNotRestarted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.State != StateStopped || !out.LastExit.RequestedStop || out.LastExit.Signal != int(syscall.SIGINT) {
+	if out.State != types.StateStopped || !out.LastExit.RequestedStop || out.LastExit.Signal != int(syscall.SIGINT) {
 		t.Fatalf("after stop: %+v exit %+v", out, out.LastExit)
 	}
 	time.Sleep(50 * time.Millisecond)
@@ -121,7 +124,7 @@ func TestConcurrentOperationsConflict(t *testing.T) {
 	w := newWorld()
 	w.hold = true
 	m := newManager(t, w, t.TempDir())
-	mc, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "busybox"}})
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,17 +145,17 @@ func TestNamesPrefixesRenameUpdate(t *testing.T) {
 	w := newWorld()
 	w.hold = true
 	m := newManager(t, w, t.TempDir())
-	a, err := m.Create(ctx, "", CreateRequest{Name: "a", Config: Config{Image: "busybox"}, SkipLaunch: true})
+	a, err := m.Create(ctx, "", types.CreateRequest{Name: "a", Config: types.Config{Image: "busybox"}, SkipLaunch: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.State != StateCreated {
+	if a.State != types.StateCreated {
 		t.Fatalf("skip_launch state = %s", a.State)
 	}
-	if _, err := m.Create(ctx, "", CreateRequest{Name: "a", Config: Config{Image: "busybox"}}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+	if _, err := m.Create(ctx, "", types.CreateRequest{Name: "a", Config: types.Config{Image: "busybox"}}); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Fatalf("duplicate name: %v", err)
 	}
-	if _, err := m.Create(ctx, "other", CreateRequest{Name: "a", Config: Config{Image: "busybox"}, SkipLaunch: true}); err != nil {
+	if _, err := m.Create(ctx, "other", types.CreateRequest{Name: "a", Config: types.Config{Image: "busybox"}, SkipLaunch: true}); err != nil {
 		t.Fatalf("same name in another app: %v", err)
 	}
 	if _, err := m.Get("", "a"); err != nil {
@@ -177,7 +180,7 @@ func TestNamesPrefixesRenameUpdate(t *testing.T) {
 	if err != nil || len(vs) != 2 || vs[1].Env["V"] != "2" {
 		t.Fatalf("versions: %+v %v", vs, err)
 	}
-	if _, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "missing"}}); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "missing"}}); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("missing image: %v", err)
 	}
 }
@@ -186,7 +189,7 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 	w := newWorld()
 	w.failVMM = errors.New("qemu exploded")
 	m := newManager(t, w, t.TempDir())
-	_, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "busybox"}})
+	_, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
 	if err == nil || !strings.Contains(err.Error(), "qemu exploded") {
 		t.Fatalf("create: %v", err)
 	}
@@ -204,12 +207,12 @@ func TestExecAndEvents(t *testing.T) {
 	m := newManager(t, w, t.TempDir())
 	events, cancel := m.Subscribe("", "")
 	defer cancel()
-	mc, err := m.Create(ctx, "", CreateRequest{Config: Config{Image: "busybox"}})
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	code, err := m.Exec(ctx, "", mc.ID, ExecRequest{Cmd: []string{"echo", "x"}}, ExecIO{Stdout: &out})
+	code, err := m.Exec(ctx, "", mc.ID, types.ExecRequest{Cmd: []string{"echo", "x"}}, guest.ExecIO{Stdout: &out})
 	if err != nil || code != 7 || out.String() != "[echo x]\n" {
 		t.Fatalf("exec = %d %q %v", code, out.String(), err)
 	}
@@ -230,26 +233,26 @@ func TestReconcileAfterCrash(t *testing.T) {
 	w.hold = true
 	dir := t.TempDir()
 	m := newManager(t, w, dir)
-	running, _ := m.Create(ctx, "", CreateRequest{Name: "running", Config: Config{Image: "busybox"}})
-	dying, _ := m.Create(ctx, "", CreateRequest{Name: "dying", Config: Config{Image: "busybox"}})
-	halfStarted, _ := m.Create(ctx, "", CreateRequest{Name: "half", Config: Config{Image: "busybox"}, SkipLaunch: true})
-	stopping, _ := m.Create(ctx, "", CreateRequest{Name: "stopping", Config: Config{Image: "busybox"}})
-	died, _ := m.Create(ctx, "", CreateRequest{Name: "died", Config: Config{Image: "busybox", Restart: Restart{Policy: RestartAlways}}})
+	running, _ := m.Create(ctx, "", types.CreateRequest{Name: "running", Config: types.Config{Image: "busybox"}})
+	dying, _ := m.Create(ctx, "", types.CreateRequest{Name: "dying", Config: types.Config{Image: "busybox"}})
+	halfStarted, _ := m.Create(ctx, "", types.CreateRequest{Name: "half", Config: types.Config{Image: "busybox"}, SkipLaunch: true})
+	stopping, _ := m.Create(ctx, "", types.CreateRequest{Name: "stopping", Config: types.Config{Image: "busybox"}})
+	died, _ := m.Create(ctx, "", types.CreateRequest{Name: "died", Config: types.Config{Image: "busybox", Restart: types.Restart{Policy: types.RestartAlways}}})
 	m.Close() // the daemon dies; VMMs live on
 
 	// Rewrite records as a crash would have left them.
-	set := func(id string, s State) {
+	set := func(id string, s types.State) {
 		mc := m.machines[id]
 		mc.State = s
 		if err := m.st.put(mc, "", false); err != nil {
 			t.Fatal(err)
 		}
 	}
-	set(dying.ID, StateDestroying)
-	set(halfStarted.ID, StateStarting)
-	set(stopping.ID, StateStopping)
+	set(dying.ID, types.StateDestroying)
+	set(halfStarted.ID, types.StateStarting)
+	set(stopping.ID, types.StateStopping)
 	w.procs[died.ID].Kill() // died while the daemon was down
-	eventually(t, "vmm gone", func() bool { _, err := w.Adopt(ctx, VMSpec{ID: died.ID}); return err != nil })
+	eventually(t, "vmm gone", func() bool { _, err := w.Adopt(ctx, VM{Spec: vmm.Spec{ID: died.ID}}); return err != nil })
 	w.mu.Lock()
 	w.taps["orphan"], w.disks["orphan"] = true, true
 	w.procs["orphan"] = &fakeProc{dead: make(chan struct{})}
@@ -260,27 +263,27 @@ func TestReconcileAfterCrash(t *testing.T) {
 	if err := m2.Reconcile(ctx); err != nil {
 		t.Fatal(err)
 	}
-	state := func(id string) State {
+	state := func(id string) types.State {
 		mc, err := m2.Get("", id)
 		if err != nil {
 			return "gone"
 		}
 		return mc.State
 	}
-	if s := state(running.ID); s != StateStarted {
+	if s := state(running.ID); s != types.StateStarted {
 		t.Fatalf("running machine is %s", s)
 	}
-	if _, err := m2.Exec(ctx, "", running.ID, ExecRequest{Cmd: []string{"true"}}, ExecIO{Stdout: &bytes.Buffer{}}); err != nil {
+	if _, err := m2.Exec(ctx, "", running.ID, types.ExecRequest{Cmd: []string{"true"}}, guest.ExecIO{Stdout: &bytes.Buffer{}}); err != nil {
 		t.Fatalf("exec after re-adoption: %v", err)
 	}
 	if s := state(dying.ID); s != "gone" {
 		t.Fatalf("destroying machine is %s", s)
 	}
-	if s := state(stopping.ID); s != StateStopped {
+	if s := state(stopping.ID); s != types.StateStopped {
 		t.Fatalf("stopping machine is %s", s)
 	}
-	eventually(t, "half-started machine started", func() bool { return state(halfStarted.ID) == StateStarted })
-	eventually(t, "died machine restarted by policy", func() bool { return state(died.ID) == StateStarted })
+	eventually(t, "half-started machine started", func() bool { return state(halfStarted.ID) == types.StateStarted })
+	eventually(t, "died machine restarted by policy", func() bool { return state(died.ID) == types.StateStarted })
 	w.mu.Lock()
 	orphan := w.taps["orphan"] || w.disks["orphan"] || w.procs["orphan"] != nil
 	w.mu.Unlock()
@@ -293,35 +296,35 @@ func TestReconcileAfterCrash(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for name, c := range map[string]Config{
+	for name, c := range map[string]types.Config{
 		"no image":        {},
-		"negative memory": {Image: "x", Guest: Guest{MemoryMB: -1}},
-		"bad policy":      {Image: "x", Restart: Restart{Policy: "sometimes"}},
-		"retries on no":   {Image: "x", Restart: Restart{Policy: "no", MaxRetries: 2}},
-		"port twice":      {Image: "x", Services: []Service{{InternalPort: 80, Ports: []Port{{Port: 8080}}}, {InternalPort: 81, Ports: []Port{{Port: 8080}}}}},
-		"bad port":        {Image: "x", Services: []Service{{InternalPort: 70000}}},
-		"relative wd":     {Image: "x", Init: Init{WorkingDir: "tmp"}},
+		"negative memory": {Image: "x", Guest: types.Guest{MemoryMB: -1}},
+		"bad policy":      {Image: "x", Restart: types.Restart{Policy: "sometimes"}},
+		"retries on no":   {Image: "x", Restart: types.Restart{Policy: "no", MaxRetries: 2}},
+		"port twice":      {Image: "x", Services: []types.Service{{InternalPort: 80, Ports: []types.Port{{Port: 8080}}}, {InternalPort: 81, Ports: []types.Port{{Port: 8080}}}}},
+		"bad port":        {Image: "x", Services: []types.Service{{InternalPort: 70000}}},
+		"relative wd":     {Image: "x", Init: types.Init{WorkingDir: "tmp"}},
 		"bad hostname":    {Image: "x", Hostname: "-x-"},
 		"bad vmm":         {Image: "x", VMM: "xen"},
-		"exec and cmd":    {Image: "x", Init: Init{Exec: []string{"a"}, Cmd: []string{"b"}}},
-		"bad cgroup":      {Image: "x", Init: Init{CgroupVersion: "1"}},
-		"bad host ip":     {Image: "x", Services: []Service{{InternalPort: 80, Ports: []Port{{Port: 8080, HostIP: "localhost"}}}}},
+		"exec and cmd":    {Image: "x", Init: types.Init{Exec: []string{"a"}, Cmd: []string{"b"}}},
+		"bad cgroup":      {Image: "x", Init: types.Init{CgroupVersion: "1"}},
+		"bad host ip":     {Image: "x", Services: []types.Service{{InternalPort: 80, Ports: []types.Port{{Port: 8080, HostIP: "localhost"}}}}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if err := c.Validate(); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			if err := ValidateConfig(&c); !errors.Is(err, errdefs.ErrInvalidArgument) {
 				t.Fatalf("want invalid argument, got %v", err)
 			}
 		})
 	}
 	for in, want := range map[string]string{"": "no", "always": "always", "on-failure": "on-failure", "on-failure:3": "on-failure:3", "unless-stopped": "always"} {
-		r, err := ParseRestart(in)
+		r, err := types.ParseRestart(in)
 		if err != nil || r.String() != want {
-			t.Fatalf("ParseRestart(%q) = %v, %v", in, r, err)
+			t.Fatalf("types.ParseRestart(%q) = %v, %v", in, r, err)
 		}
 	}
 	for _, in := range []string{"always:2", "on-failure:-1", "never"} {
-		if _, err := ParseRestart(in); err == nil {
-			t.Fatalf("ParseRestart(%q) accepted", in)
+		if _, err := types.ParseRestart(in); err == nil {
+			t.Fatalf("types.ParseRestart(%q) accepted", in)
 		}
 	}
 }
@@ -333,11 +336,11 @@ func TestPublishedPortsReachTheNetwork(t *testing.T) {
 	w := newWorld()
 	w.hold = true
 	m := newManager(t, w, t.TempDir())
-	cfg := Config{Image: "busybox", Services: []Service{
-		{Protocol: "udp", InternalPort: 53, Ports: []Port{{Port: 5353, HostIP: "127.0.0.1"}}},
+	cfg := types.Config{Image: "busybox", Services: []types.Service{
+		{Protocol: "udp", InternalPort: 53, Ports: []types.Port{{Port: 5353, HostIP: "127.0.0.1"}}},
 		{InternalPort: 80},
 	}}
-	mc, err := m.Create(ctx, "", CreateRequest{Config: cfg})
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +351,8 @@ func TestPublishedPortsReachTheNetwork(t *testing.T) {
 	if !slices.Equal(w.ports, want) {
 		t.Errorf("published %+v, want %+v", w.ports, want)
 	}
-	if mc.Network == nil || !slices.Equal(mc.Network.Ports, want) || mc.IP() != "10.0.0.2" {
+	wantView := []types.PortMapping{{Protocol: "udp", HostIP: "127.0.0.1", HostPort: 5353, GuestPort: 53}, {Protocol: "tcp", GuestPort: 80}}
+	if mc.Network == nil || !slices.Equal(mc.Network.Ports, wantView) || mc.IP() != "10.0.0.2" {
 		t.Errorf("recorded network %+v", mc.Network)
 	}
 	if _, err := m.Stop(ctx, "", mc.ID, StopOptions{}); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/network"
@@ -24,12 +25,6 @@ type Deps struct {
 	Network    Network // nil: machines get no network
 	Boot       Boot
 	Hypervisor Hypervisor
-	// ConsoleExit recovers an exit status from a console log (init's marker
-	// line) when the control channel could not deliver it.
-	ConsoleExit ConsoleExit
-	// HideLine reports console lines that are ferry's, not the guest's
-	// (the exit marker); logs leave them out.
-	HideLine func(line []byte) bool
 }
 
 // Options tune a Manager.
@@ -61,10 +56,10 @@ type Manager struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	machines map[string]*Machine // authoritative copy of the store
-	busy     map[string]string   // id → operation holding the machine
-	runs     map[string]*run     // id → live VMM
-	idle     *sync.Cond          // signalled when a machine stops being busy
+	machines map[string]*types.Machine // authoritative copy of the store
+	busy     map[string]string         // id → operation holding the machine
+	runs     map[string]*run           // id → live VMM
+	idle     *sync.Cond                // signalled when a machine stops being busy
 }
 
 // New opens the machine store in db. Call Reconcile before serving.
@@ -87,7 +82,7 @@ func New(db *bolt.DB, deps Deps, opt Options) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{st: st, deps: deps, opt: opt, log: opt.Logger, bus: newBus(), ctx: ctx, cancel: cancel,
-		machines: map[string]*Machine{}, busy: map[string]string{}, runs: map[string]*run{}}
+		machines: map[string]*types.Machine{}, busy: map[string]string{}, runs: map[string]*run{}}
 	m.idle = sync.NewCond(&m.mu)
 	all, err := st.all()
 	if err != nil {
@@ -118,7 +113,7 @@ var internalOps = map[string]bool{"exit": true, "reconcile": true}
 
 // acquire marks id busy with op, or fails with ErrConflict naming the user
 // operation that holds it.
-func (m *Manager) acquire(id, op string) (*Machine, error) {
+func (m *Manager) acquire(id, op string) (*types.Machine, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for internalOps[m.busy[id]] {
@@ -132,11 +127,11 @@ func (m *Manager) acquire(id, op string) (*Machine, error) {
 		return nil, fmt.Errorf("machine %s is busy (%s in progress); retry when it is done: %w", id, cur, errdefs.ErrConflict)
 	}
 	m.busy[id] = op
-	return mc.clone(), nil
+	return cloneMachine(mc), nil
 }
 
 // acquireWait is acquire for the daemon's own work: it waits its turn.
-func (m *Manager) acquireWait(id, op string) (*Machine, bool) {
+func (m *Manager) acquireWait(id, op string) (*types.Machine, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for m.busy[id] != "" {
@@ -147,7 +142,7 @@ func (m *Manager) acquireWait(id, op string) (*Machine, bool) {
 		return nil, false
 	}
 	m.busy[id] = op
-	return mc.clone(), true
+	return cloneMachine(mc), true
 }
 
 func (m *Manager) releaseBusy(id string) {
@@ -159,21 +154,21 @@ func (m *Manager) releaseBusy(id string) {
 
 // save records mc durably, then in memory, then tells subscribers. This is
 // the write that must happen before a state's side effects.
-func (m *Manager) save(mc *Machine, ev string, status string) error {
+func (m *Manager) save(mc *types.Machine, ev string, status string) error {
 	return m.saveVersion(mc, ev, status, "", false)
 }
 
-func (m *Manager) saveVersion(mc *Machine, ev, status, prevName string, newVersion bool) error {
+func (m *Manager) saveVersion(mc *types.Machine, ev, status, prevName string, newVersion bool) error {
 	now := time.Now().UTC()
 	mc.UpdatedAt = now
-	var e *Event
+	var e *types.Event
 	if ev != "" {
-		e = &Event{Type: ev, MachineID: mc.ID, App: mc.App, State: mc.State, Status: status, Time: now}
+		e = &types.Event{Type: ev, MachineID: mc.ID, App: mc.App, State: mc.State, Status: status, Time: now}
 		if ev == "exit" && mc.LastExit != nil {
 			x := *mc.LastExit
 			e.Exit = &x
 		}
-		mc.Events = append([]Event{*e}, mc.Events...)
+		mc.Events = append([]types.Event{*e}, mc.Events...)
 		if len(mc.Events) > maxEvents {
 			mc.Events = mc.Events[:maxEvents]
 		}
@@ -182,7 +177,7 @@ func (m *Manager) saveVersion(mc *Machine, ev, status, prevName string, newVersi
 		return fmt.Errorf("machine %s: record %s: %w", mc.ID, mc.State, err)
 	}
 	m.mu.Lock()
-	m.machines[mc.ID] = mc.clone()
+	m.machines[mc.ID] = cloneMachine(mc)
 	m.mu.Unlock()
 	if e != nil {
 		m.bus.publish(*e)
@@ -191,18 +186,18 @@ func (m *Manager) saveVersion(mc *Machine, ev, status, prevName string, newVersi
 }
 
 // Get returns a machine by ID, unambiguous ID prefix, or name within app.
-func (m *Manager) Get(app, ref string) (*Machine, error) {
+func (m *Manager) Get(app, ref string) (*types.Machine, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mc, err := m.lookup(app, ref)
 	if err != nil {
 		return nil, err
 	}
-	return mc.clone(), nil
+	return cloneMachine(mc), nil
 }
 
 // lookup resolves ref; m.mu held.
-func (m *Manager) lookup(app, ref string) (*Machine, error) {
+func (m *Manager) lookup(app, ref string) (*types.Machine, error) {
 	if ref == "" {
 		return nil, fmt.Errorf("machine: empty id or name: %w", errdefs.ErrInvalidArgument)
 	}
@@ -214,7 +209,7 @@ func (m *Manager) lookup(app, ref string) (*Machine, error) {
 			return mc, nil
 		}
 	}
-	var found []*Machine
+	var found []*types.Machine
 	for id, mc := range m.machines {
 		if strings.HasPrefix(id, ref) && (app == "" || mc.App == app) {
 			found = append(found, mc)
@@ -246,17 +241,17 @@ func (m *Manager) resolve(app, ref string) (string, error) {
 
 // List returns the machines of app ("" for all apps), oldest first. With
 // all false, only machines that are not stopped, failed or destroyed.
-func (m *Manager) List(app string, all bool) []*Machine {
+func (m *Manager) List(app string, all bool) []*types.Machine {
 	m.mu.Lock()
-	out := make([]*Machine, 0, len(m.machines))
+	out := make([]*types.Machine, 0, len(m.machines))
 	for _, mc := range m.machines {
 		if app != "" && mc.App != app {
 			continue
 		}
-		if !all && (mc.State == StateStopped || mc.State == StateFailed || mc.State == StateCreated) {
+		if !all && (mc.State == types.StateStopped || mc.State == types.StateFailed || mc.State == types.StateCreated) {
 			continue
 		}
-		out = append(out, mc.clone())
+		out = append(out, cloneMachine(mc))
 	}
 	m.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {
@@ -269,7 +264,7 @@ func (m *Manager) List(app string, all bool) []*Machine {
 }
 
 // Versions returns the configs a machine has had, oldest first.
-func (m *Manager) Versions(app, ref string) ([]Config, error) {
+func (m *Manager) Versions(app, ref string) ([]types.Config, error) {
 	id, err := m.resolve(app, ref)
 	if err != nil {
 		return nil, err
@@ -278,14 +273,14 @@ func (m *Manager) Versions(app, ref string) ([]Config, error) {
 }
 
 // Subscribe streams events of app ("" all) and machine ("" all).
-func (m *Manager) Subscribe(app, id string) (<-chan Event, func()) {
-	return m.bus.subscribe(func(e Event) bool {
+func (m *Manager) Subscribe(app, id string) (<-chan types.Event, func()) {
+	return m.bus.subscribe(func(e types.Event) bool {
 		return (app == "" || e.App == app) && (id == "" || e.MachineID == id)
 	})
 }
 
 // Rename gives a machine a new name, unique in its app.
-func (m *Manager) Rename(ctx context.Context, app, ref, name string) (*Machine, error) {
+func (m *Manager) Rename(ctx context.Context, app, ref, name string) (*types.Machine, error) {
 	if !ValidName(name) {
 		return nil, fmt.Errorf("name %q: use letters, digits, '.', '_' and '-': %w", name, errdefs.ErrInvalidArgument)
 	}
@@ -327,7 +322,7 @@ func (m *Manager) claimName(app, name, id string) error {
 }
 
 // runConfig builds what init gets for mc.
-func runConfig(mc *Machine, img guest.Image, disks *Disks, att *network.Attachment) *guest.RunConfig {
+func runConfig(mc *types.Machine, img guest.Image, root guest.Root, att *network.Attachment) *guest.RunConfig {
 	c := mc.Config
 	rc := &guest.RunConfig{
 		Version: guest.ConfigVersion,
@@ -341,11 +336,8 @@ func runConfig(mc *Machine, img guest.Image, disks *Disks, att *network.Attachme
 			WorkingDir: c.Init.WorkingDir,
 		},
 		Hostname:      hostname(mc),
-		Root:          guest.Root{Mode: guest.RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"},
+		Root:          root,
 		CgroupVersion: c.Init.CgroupVersion,
-	}
-	if disks != nil && disks.Scratch == "" {
-		rc.Root = guest.Root{Mode: guest.RootSingle, Device: "/dev/vda"}
 	}
 	if c.Init.Entrypoint != nil {
 		ep := cloneSlice(c.Init.Entrypoint)
@@ -412,7 +404,7 @@ func runConfig(mc *Machine, img guest.Image, disks *Disks, att *network.Attachme
 
 // hostname is the configured host name, else the name when it is one, else
 // the short ID (Docker's default).
-func hostname(mc *Machine) string {
+func hostname(mc *types.Machine) string {
 	if mc.Config.Hostname != "" {
 		return mc.Config.Hostname
 	}
@@ -423,14 +415,14 @@ func hostname(mc *Machine) string {
 }
 
 // ports turns the services of a validated config into published ports.
-func ports(c Config) []network.Port {
+func ports(c types.Config) []network.Port {
 	var out []network.Port
 	for _, s := range c.Services {
 		if len(s.Ports) == 0 {
 			out = append(out, network.Port{Protocol: s.Protocol, GuestPort: uint16(s.InternalPort)})
 		}
 		for _, p := range s.Ports {
-			ip, _ := parseHostIP(p.HostIP) // checked by Validate
+			ip, _ := hostIP(p.HostIP) // checked by Validate
 			out = append(out, network.Port{Protocol: s.Protocol, HostIP: ip, HostPort: uint16(p.Port), GuestPort: uint16(s.InternalPort)})
 		}
 	}

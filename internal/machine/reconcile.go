@@ -7,7 +7,10 @@ import (
 	"os"
 	"time"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/vmm"
 )
 
 // Reconcile brings the recorded machines and the host back into agreement
@@ -54,32 +57,33 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 
 // reconcileOne settles one machine (busy held) and returns work to do
 // once every machine is settled.
-func (m *Manager) reconcileOne(ctx context.Context, mc *Machine) (func(), error) {
-	spec := m.vmSpec(mc)
-	proc, aerr := m.deps.Hypervisor.Adopt(ctx, spec)
+func (m *Manager) reconcileOne(ctx context.Context, mc *types.Machine) (func(), error) {
+	vm := m.vm(mc)
+	proc, aerr := m.deps.Hypervisor.Adopt(ctx, vm)
 	alive := aerr == nil
 	if aerr != nil && !errors.Is(aerr, errdefs.ErrNotFound) {
 		m.log.Warn("adopt vmm", "machine", mc.ID, "err", aerr)
 	}
 	switch mc.State {
-	case StateStarting, StateStarted:
+	case types.StateStarting, types.StateStarted:
 		if alive {
-			mc.State, mc.PID, mc.Emulated, mc.Driver = StateStarted, proc.PID(), proc.Emulated(), proc.Driver()
+			mc.State, mc.PID, mc.Emulated, mc.Driver = types.StateStarted, proc.PID(), proc.Emulated(), proc.Driver()
 			if mc.StartedAt.IsZero() {
 				mc.StartedAt = time.Now().UTC()
 			}
 			if err := m.save(mc, "adopt", fmt.Sprintf("re-adopted vmm pid %d", proc.PID())); err != nil {
 				return nil, err
 			}
-			m.track(mc.ID, proc, spec)
+			vm.Driver = proc.Driver()
+			m.track(mc.ID, proc, vm)
 			return nil, nil
 		}
-		wasStarting := mc.State == StateStarting
-		exit := m.recoverExit(spec)
+		wasStarting := mc.State == types.StateStarting
+		exit := m.recoverExit(vm.Spec)
 		if err := m.releaseNetwork(ctx, mc.ID); err != nil {
 			return nil, err
 		}
-		mc.State, mc.PID, mc.Network = StateStopped, 0, nil
+		mc.State, mc.PID, mc.Network = types.StateStopped, 0, nil
 		if !wasStarting {
 			exit.RequestedStop = mc.StopRequested
 			mc.LastExit = exit
@@ -96,21 +100,21 @@ func (m *Manager) reconcileOne(ctx context.Context, mc *Machine) (func(), error)
 			return nil, m.destroyLocked(ctx, mc)
 		}
 		return nil, nil
-	case StateStopping:
+	case types.StateStopping:
 		if alive {
 			_ = proc.Kill()
 			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			_ = proc.Wait(wctx)
 			cancel()
 		}
-		exit := m.recoverExit(spec)
+		exit := m.recoverExit(vm.Spec)
 		exit.RequestedStop = true
 		if err := m.releaseNetwork(ctx, mc.ID); err != nil {
 			return nil, err
 		}
-		mc.State, mc.PID, mc.Network, mc.LastExit, mc.StopRequested = StateStopped, 0, nil, exit, false
+		mc.State, mc.PID, mc.Network, mc.LastExit, mc.StopRequested = types.StateStopped, 0, nil, exit, false
 		return nil, m.save(mc, "exit", "stop finished after a daemon restart")
-	case StateDestroying:
+	case types.StateDestroying:
 		return nil, m.destroyLocked(ctx, mc)
 	default: // created, stopped, failed
 		if alive {
@@ -126,14 +130,12 @@ func (m *Manager) reconcileOne(ctx context.Context, mc *Machine) (func(), error)
 	}
 }
 
-// recoverExit reads a dead VMM's exit off its console log.
-func (m *Manager) recoverExit(spec VMSpec) *Exit {
-	if m.deps.ConsoleExit != nil {
-		if e := m.deps.ConsoleExit(spec.ConsoleLog); e != nil {
-			return e
-		}
+// recoverExit reads a dead VMM's exit off the tail of its console log.
+func (m *Manager) recoverExit(spec vmm.Spec) *types.Exit {
+	if s, ok := guest.ConsoleExit(spec.ConsoleLog); ok {
+		return exitFromGuest(s)
 	}
-	return &Exit{ExitCode: 255, Unknown: true, ExitedAt: time.Now().UTC()}
+	return &types.Exit{ExitCode: 255, Unknown: true, ExitedAt: time.Now().UTC()}
 }
 
 // resumeStart starts a machine whose start a crash interrupted, or which
@@ -144,7 +146,7 @@ func (m *Manager) resumeStart(id string, byPolicy bool) {
 		return
 	}
 	defer m.releaseBusy(id)
-	if mc.State != StateStopped {
+	if mc.State != types.StateStopped {
 		return
 	}
 	if byPolicy {
@@ -161,7 +163,7 @@ func (m *Manager) collectOrphans(ctx context.Context) error {
 	m.mu.Lock()
 	for id, mc := range m.machines {
 		known = append(known, id)
-		if mc.State == StateStarted || mc.State == StateStarting {
+		if mc.State == types.StateStarted || mc.State == types.StateStarting {
 			running = append(running, id)
 		}
 	}

@@ -7,28 +7,30 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
 )
 
 // run is one live VMM of a machine and the goroutines watching it.
 type run struct {
 	proc Process
-	spec VMSpec
+	vm   VM
 
 	mu        sync.Mutex
 	ctl       Control
 	ctlReady  chan struct{} // closed once ctl is connected or given up on
-	guestExit *Exit         // what the control channel reported
+	guestExit *types.Exit   // what the control channel reported
 	waitDone  chan struct{} // closed when the control Wait returned
 
 	done chan struct{} // closed when the VMM has exited; exit is then set
-	exit *Exit
+	exit *types.Exit
 
 	cancel context.CancelFunc
 }
 
-func newRun(proc Process, spec VMSpec) *run {
-	return &run{proc: proc, spec: spec, ctlReady: make(chan struct{}), waitDone: make(chan struct{}), done: make(chan struct{})}
+func newRun(proc Process, vm VM) *run {
+	return &run{proc: proc, vm: vm, ctlReady: make(chan struct{}), waitDone: make(chan struct{}), done: make(chan struct{})}
 }
 
 // control returns the connected control channel, or nil.
@@ -87,11 +89,13 @@ func (m *Manager) supervise(ctx context.Context, id string, r *run) {
 	r.mu.Lock()
 	exit := r.guestExit
 	r.mu.Unlock()
-	if exit == nil && m.deps.ConsoleExit != nil {
-		exit = m.deps.ConsoleExit(r.spec.ConsoleLog)
+	if exit == nil {
+		if s, ok := guest.ConsoleExit(r.vm.Spec.ConsoleLog); ok {
+			exit = exitFromGuest(s)
+		}
 	}
 	if exit == nil {
-		exit = &Exit{ExitCode: 255, Unknown: true}
+		exit = &types.Exit{ExitCode: 255, Unknown: true}
 	}
 	if exit.ExitedAt.IsZero() {
 		exit.ExitedAt = time.Now().UTC()
@@ -114,16 +118,16 @@ func (m *Manager) connect(ctx context.Context, id string, r *run) {
 	}()
 	deadline := time.Now().Add(m.opt.BootTimeout)
 	for {
-		ctl, err := m.deps.Hypervisor.Connect(ctx, r.spec)
+		ctl, err := m.deps.Hypervisor.Connect(ctx, r.vm)
 		if err == nil {
 			r.mu.Lock()
 			r.ctl = ctl
 			r.mu.Unlock()
 			close(r.ctlReady)
-			exit, werr := ctl.Wait(ctx)
+			st, werr := ctl.Wait(ctx)
 			r.mu.Lock()
-			if werr == nil && exit != nil {
-				r.guestExit = exit
+			if werr == nil {
+				r.guestExit = exitFromGuest(st)
 			}
 			r.mu.Unlock()
 			close(r.waitDone)
@@ -145,7 +149,7 @@ func (m *Manager) connect(ctx context.Context, id string, r *run) {
 		if time.Now().After(deadline) {
 			m.log.Warn("guest never reported ready; killing its VMM", "machine", id, "timeout", m.opt.BootTimeout, "err", err)
 			r.mu.Lock()
-			r.guestExit = &Exit{ExitCode: 255, Unknown: true}
+			r.guestExit = &types.Exit{ExitCode: 255, Unknown: true}
 			r.mu.Unlock()
 			close(r.waitDone)
 			_ = r.proc.Kill()
@@ -178,7 +182,7 @@ func (m *Manager) onExit(id string, r *run) {
 	}
 	exit := *r.exit
 	exit.RequestedStop = exit.RequestedStop || mc.StopRequested
-	mc.State, mc.LastExit, mc.PID, mc.Network, mc.StopRequested = StateStopped, &exit, 0, nil, false
+	mc.State, mc.LastExit, mc.PID, mc.Network, mc.StopRequested = types.StateStopped, &exit, 0, nil, false
 	if err := m.save(mc, "exit", exitStatus(&exit)); err != nil {
 		m.log.Error("record exit", "machine", id, "err", err)
 		return
@@ -219,7 +223,7 @@ func (m *Manager) restartLater(id string, delay time.Duration) {
 			return
 		}
 		defer m.releaseBusy(id)
-		if mc.State != StateStopped || mc.LastExit == nil || !m.shouldRestart(mc, mc.LastExit) {
+		if mc.State != types.StateStopped || mc.LastExit == nil || !m.shouldRestart(mc, mc.LastExit) {
 			return
 		}
 		mc.Restarts++
@@ -231,20 +235,20 @@ func (m *Manager) restartLater(id string, delay time.Duration) {
 }
 
 // shouldRestart applies the restart policy to an exit.
-func (m *Manager) shouldRestart(mc *Machine, e *Exit) bool {
+func (m *Manager) shouldRestart(mc *types.Machine, e *types.Exit) bool {
 	if e.RequestedStop || m.ctx.Err() != nil {
 		return false
 	}
 	switch mc.Config.Restart.Policy {
-	case RestartAlways:
+	case types.RestartAlways:
 		return true
-	case RestartOnFailure:
-		return e.Failed() && (mc.Config.Restart.MaxRetries == 0 || mc.Restarts < mc.Config.Restart.MaxRetries)
+	case types.RestartOnFailure:
+		return failed(e) && (mc.Config.Restart.MaxRetries == 0 || mc.Restarts < mc.Config.Restart.MaxRetries)
 	}
 	return false
 }
 
-func exitStatus(e *Exit) string {
+func exitStatus(e *types.Exit) string {
 	switch {
 	case e.Unknown:
 		return "vmm exited without an exit status"

@@ -7,30 +7,20 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 )
-
-// Stats is the host-side resource use of a machine's VMM process.
-type Stats struct {
-	ID         string  `json:"id"`
-	Name       string  `json:"name"`
-	PID        int     `json:"pid"`
-	CPUPercent float64 `json:"cpu_percent"` // over the sampling interval, 100 = one core
-	CPUSeconds float64 `json:"cpu_seconds"` // user+system since the VMM started
-	MemoryRSS  int64   `json:"memory_rss_bytes"`
-	MemoryMB   int     `json:"memory_limit_mb"` // the guest's memory size
-}
 
 // clkTck is USER_HZ, 100 on every Linux ferry runs on.
 const clkTck = 100
 
 // Stats samples the VMM's CPU over interval and reads its resident memory.
-func (m *Manager) Stats(app, ref string, interval time.Duration) (*Stats, error) {
+func (m *Manager) Stats(app, ref string, interval time.Duration) (*types.Stats, error) {
 	mc, err := m.Get(app, ref)
 	if err != nil {
 		return nil, err
 	}
-	if mc.State != StateStarted || mc.PID == 0 {
+	if mc.State != types.StateStarted || mc.PID == 0 {
 		return nil, fmt.Errorf("machine %s is %s, not started: %w", mc.ID, mc.State, errdefs.ErrConflict)
 	}
 	t0, err := cpuTicks(mc.PID)
@@ -48,7 +38,7 @@ func (m *Manager) Stats(app, ref string, interval time.Duration) (*Stats, error)
 		return nil, err
 	}
 	el := time.Since(start).Seconds()
-	return &Stats{ID: mc.ID, Name: mc.Name, PID: mc.PID, CPUSeconds: float64(t1) / clkTck,
+	return &types.Stats{ID: mc.ID, Name: mc.Name, PID: mc.PID, CPUSeconds: float64(t1) / clkTck,
 		CPUPercent: 100 * float64(t1-t0) / clkTck / el, MemoryRSS: rss, MemoryMB: mc.Config.Guest.MemoryMB}, nil
 }
 

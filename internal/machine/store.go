@@ -5,11 +5,13 @@ import (
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/ferryvm/ferry/internal/api/types"
 )
 
 // Buckets in the shared metadata database (paths.Root.MetaDB):
 //
-//	machine.v1.machines   id → Machine (JSON)
+//	machine.v1.machines   id → record (JSON, versioned: record.go)
 //	machine.v1.names      app "\x00" name → id
 //	machine.v1.versions   id "\x00" %08d version → Config (JSON)
 var (
@@ -43,8 +45,8 @@ func versionKey(id string, v int) []byte { return fmt.Appendf(nil, "%s\x00%08d",
 // put writes m (and its name index). When prevName is set and differs, the
 // old name is released in the same transaction. newVersion also records
 // m.Config as version m.Version.
-func (s *store) put(m *Machine, prevName string, newVersion bool) error {
-	b, err := json.Marshal(m)
+func (s *store) put(m *types.Machine, prevName string, newVersion bool) error {
+	b, err := encodeRecord(m)
 	if err != nil {
 		return err
 	}
@@ -72,7 +74,7 @@ func (s *store) put(m *Machine, prevName string, newVersion bool) error {
 }
 
 // delete removes m, its name and its versions.
-func (s *store) delete(m *Machine) error {
+func (s *store) delete(m *types.Machine) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		names := tx.Bucket(bucketNames)
 		if id := names.Get(nameKey(m.App, m.Name)); string(id) == m.ID {
@@ -92,13 +94,13 @@ func (s *store) delete(m *Machine) error {
 }
 
 // versions returns the recorded configs of id, oldest first.
-func (s *store) versions(id string) ([]Config, error) {
-	var out []Config
+func (s *store) versions(id string) ([]types.Config, error) {
+	var out []types.Config
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketVersions).Cursor()
 		prefix := []byte(id + "\x00")
 		for k, v := c.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, v = c.Next() {
-			var cfg Config
+			var cfg types.Config
 			if err := json.Unmarshal(v, &cfg); err != nil {
 				return err
 			}
@@ -110,15 +112,15 @@ func (s *store) versions(id string) ([]Config, error) {
 }
 
 // all loads every machine.
-func (s *store) all() ([]*Machine, error) {
-	var out []*Machine
+func (s *store) all() ([]*types.Machine, error) {
+	var out []*types.Machine
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMachines).ForEach(func(k, v []byte) error {
-			var m Machine
-			if err := json.Unmarshal(v, &m); err != nil {
-				return fmt.Errorf("machine %s: %w", k, err)
+			m, err := decodeRecord(k, v)
+			if err != nil {
+				return err
 			}
-			out = append(out, &m)
+			out = append(out, m)
 			return nil
 		})
 	})

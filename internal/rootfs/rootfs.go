@@ -64,6 +64,7 @@ type Disks struct {
 type Option func(*options)
 
 type options struct {
+	images      Images
 	scratchSize int64
 	log         *slog.Logger
 	applyOpts   []apply.Option

@@ -5,7 +5,11 @@
 // itself: started in its own session so a daemon restart does not kill it,
 // recorded in a pid file with its start time so a restarted daemon can
 // re-adopt it safely, stopped with a grace period, and its console log
-// size-capped and rotated.
+// size-capped and rotated. Drivers finds drivers by name: the driver that
+// started a VMM (and its accelerator) is recorded in the pid file, so an
+// adopted VMM is matched to its driver by that name. WriteRecord keeps, in
+// the machine's vmm.json, the Plan a start actually executed (after a
+// driver's own probes), so what is recorded is what ran.
 //
 // The drivers live beside it: vmm/qemu (qemu-system-x86_64 -M microvm, KVM or
 // TCG) and vmm/firecracker (firecracker --no-api --config-file, optionally

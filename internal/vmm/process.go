@@ -31,7 +31,15 @@ type Process struct {
 	UID int `json:"uid,omitempty"`
 	// Cgroups are the VMM's own cgroup directories, removed once it exited.
 	Cgroups []string `json:"cgroups,omitempty"`
-	PIDFile string   `json:"-"`
+	// Driver names the driver that started the VMM and Emulated says it
+	// runs under TCG; both are recorded in the pid file, so an adopted
+	// process has them too ("" and false in pid files of older ferry
+	// versions).
+	Driver   string `json:"driver,omitempty"`
+	Emulated bool   `json:"emulated,omitempty"`
+	PIDFile  string `json:"-"`
+	// Plan is what Run executed (nil for an adopted process).
+	Plan *Plan `json:"-"`
 
 	child *os.Process // set when started by Run
 	pidfd int         // set when adopted
@@ -220,6 +228,7 @@ func Adopt(pidfile string) (*Process, error) {
 	}
 	p := &Process{
 		Pid: rec.Pid, StartTime: rec.StartTime, Args: rec.Args, Marker: rec.Marker, UID: rec.UID, Cgroups: rec.Cgroups,
+		Driver: rec.Driver, Emulated: rec.Emulated,
 		PIDFile: pidfile, pidfd: fd, done: make(chan struct{}),
 	}
 	go p.watchPidfd()

@@ -161,14 +161,17 @@ func run(plan *Plan) (*Process, error) {
 	}
 	started = true
 	p := &Process{
-		Pid:     cmd.Process.Pid,
-		Args:    cmd.Args,
-		PIDFile: plan.PIDFile,
-		Marker:  plan.Marker,
-		UID:     uid,
-		child:   cmd.Process,
-		pidfd:   -1,
-		done:    make(chan struct{}),
+		Pid:      cmd.Process.Pid,
+		Args:     cmd.Args,
+		PIDFile:  plan.PIDFile,
+		Marker:   plan.Marker,
+		UID:      uid,
+		Driver:   plan.Driver,
+		Emulated: plan.Emulated,
+		Plan:     plan,
+		child:    cmd.Process,
+		pidfd:    -1,
+		done:     make(chan struct{}),
 	}
 	if cg != nil {
 		p.Cgroups = cg.dirs

@@ -92,6 +92,13 @@ type Control struct {
 	VsockPort uint32 `json:"vsock_port,omitempty"`
 }
 
+// MachineControl is the control channel of a machine whose directory is
+// dir: Dir/control.sock, guest CID 3 and DefaultVsockPort under
+// Firecracker.
+func MachineControl(dir string) Control {
+	return Control{Socket: filepath.Join(dir, "control.sock"), VsockCID: 3, VsockPort: DefaultVsockPort}
+}
+
 // machineIDRE keeps "ferry-<id>" a valid Firecracker/jailer --id
 // ([a-zA-Z0-9-], at most 64 characters).
 var (

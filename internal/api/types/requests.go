@@ -1,0 +1,58 @@
+package types
+
+// UpdateRequest is POST /v1/apps/{app}/machines/{id}.
+type UpdateRequest struct {
+	Config Config `json:"config"`
+}
+
+// StopRequest is the body of stop and restart. Signal is a name (SIGTERM,
+// TERM) or number; Timeout is a Go duration ("10s") or seconds.
+type StopRequest struct {
+	Signal  string `json:"signal,omitempty"`
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// SignalRequest is the body of signal.
+type SignalRequest struct {
+	Signal string `json:"signal"`
+}
+
+// RenameRequest is the body of rename.
+type RenameRequest struct {
+	Name string `json:"name"`
+}
+
+// ExecRequest is a process to run in a machine (POST …/exec).
+type ExecRequest struct {
+	Cmd        []string `json:"cmd"`
+	Env        []string `json:"env,omitempty"`
+	User       string   `json:"user,omitempty"`
+	WorkingDir string   `json:"working_dir,omitempty"`
+	TTY        bool     `json:"tty,omitempty"`
+	Stdin      bool     `json:"stdin,omitempty"`
+	Rows       int      `json:"rows,omitempty"`
+	Cols       int      `json:"cols,omitempty"`
+	// Entrypoint attaches to the entrypoint of a machine created with
+	// Init.Attach instead of running Cmd (which must be empty, as must
+	// Env, User and WorkingDir): the entrypoint starts with this stdio
+	// and the exit code is the machine's. TTY must match Init.TTY.
+	Entrypoint bool `json:"entrypoint,omitempty"`
+}
+
+// WindowSize is a terminal size (the resize frame of an exec stream).
+type WindowSize struct {
+	Rows int `json:"rows"`
+	Cols int `json:"cols"`
+}
+
+// ExecResult is the reply of a non-streaming exec (Fly's shape).
+type ExecResult struct {
+	ExitCode int    `json:"exit_code"`
+	Stdout   string `json:"stdout"`
+	Stderr   string `json:"stderr"`
+}
+
+// LogLine is one value of an NDJSON log stream.
+type LogLine struct {
+	Data string `json:"data"`
+}
