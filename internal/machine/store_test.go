@@ -68,6 +68,24 @@ func TestRecordsOfEarlierDaemonsLoad(t *testing.T) {
 	}
 }
 
+// TestRecordWithEndpointsLoads: records written while the machine record
+// held the network package's attachment (endpoints) read as they were.
+func TestRecordWithEndpointsLoads(t *testing.T) {
+	raw := `{"id":"m1","name":"web","app":"default","state":"started","config":{"image":"x"},"version":1,"image_ref":{"ref":"x"},"image_config":{},` +
+		`"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:00:00Z","restarts":0,` +
+		`"network":{"machine_id":"m1","endpoints":[{"network_id":"abc","network":"default-net","name":"web","tap":"ft-1","mac":"02:fe:00:00:00:01","ipv4":"10.214.0.2/24","gateway":"10.214.0.1","ipv6":"fd00::2/64","mtu":1500}],` +
+		`"ports":[{"protocol":"tcp","host_ip":"127.0.0.1","host_port":8080,"guest_port":80}],"dns":["10.214.0.1"],"search":["default.internal"]}}`
+	m, err := decodeRecord([]byte("m1"), []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := m.Network
+	if n == nil || len(n.Endpoints) != 1 || n.Endpoints[0].Network != "default-net" || m.IP() != "10.214.0.2" || !n.Endpoints[0].IPv6.IsValid() ||
+		n.Ports[0].HostIP != "127.0.0.1" || len(n.Search) != 1 {
+		t.Errorf("network %+v", n)
+	}
+}
+
 func loadFixture(t *testing.T, path string) *types.Machine {
 	t.Helper()
 	b, err := os.ReadFile(path)

@@ -21,9 +21,9 @@
 //	    rootfs.ext4               writable clone of the base (persistent mode)
 //	    initrd.cpio               per-machine run-config cpio (appended to the shared init cpio)
 //	    console.log[.1]           guest console, size-capped and rotated
-//	    vmm.pid                   VMM pid and start time (for re-adoption after a daemon restart)
+//	    vmm.pid                   VMM pid, start time, driver, accelerator (for re-adoption after a daemon restart)
 //	    control.sock              host end of the control channel (virtio-serial or vsock)
-//	    vmm.json                  the machine spec the VMM was started with
+//	    vmm.json                  the spec and the plan (argv, accelerator, driver) the last start actually ran
 //	  kernel/shared-<digest>.cpio the shared initramfs (ferry-init [+ modules]); older ones pruned
 //
 // The shared guest kernel and init are looked up by internal/kernel (the
