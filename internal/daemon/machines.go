@@ -24,7 +24,13 @@ func wireMachines(ctx context.Context, d *daemon) error {
 		return err
 	}
 	// Firecracker first: it is chosen when it can run (binary + KVM).
-	drivers := vmm.NewDrivers(d.cfg.VMM, firecracker.New(), qemu.New(qemu.WithAccel(qemuAccel())))
+	// Either VMM is confined: QEMU by its driver's sandbox (root's
+	// default), Firecracker by jailer.
+	var fc []firecracker.Option
+	if os.Geteuid() == 0 {
+		fc = append(fc, firecracker.WithJailer(firecracker.Jailer{ChrootBase: d.root.Jail(), CgroupParent: "ferry"}))
+	}
+	drivers := vmm.NewDrivers(d.cfg.VMM, firecracker.New(fc...), qemu.New(qemu.WithAccel(qemuAccel())))
 	hv := &hypervisor{drivers: drivers, machines: d.root.Machines(), rotator: &vmm.Rotator{Logger: log}, log: log}
 	deps := machine.Deps{
 		Images:     d.images,
@@ -38,6 +44,7 @@ func wireMachines(ctx context.Context, d *daemon) error {
 		return err
 	}
 	users = m.NetworkUsers
+	hv.violation = m.GuestViolation
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go hv.rotator.Run(rctx)
 	d.onClose(func() error { cancel(); return m.Close() })

@@ -18,6 +18,8 @@ type hypervisor struct {
 	machines string // paths.Root.Machines: the VMMs Reap may touch
 	rotator  *vmm.Rotator
 	log      *slog.Logger
+	// violation records a guest's control-protocol violation.
+	violation func(id string, err error)
 }
 
 var _ machine.Hypervisor = (*hypervisor)(nil)
@@ -62,7 +64,13 @@ func (h *hypervisor) Connect(ctx context.Context, vm machine.VM) (machine.Contro
 	if err != nil {
 		return nil, err
 	}
-	return guest.NewClient(cctx, conn, guest.WithLogger(h.log.With("machine", vm.Spec.ID)))
+	id := vm.Spec.ID
+	return guest.NewClient(cctx, conn, guest.WithLogger(h.log.With("machine", id)),
+		guest.WithViolationFunc(func(err error) {
+			if h.violation != nil {
+				h.violation(id, err)
+			}
+		}))
 }
 
 func (h *hypervisor) Reap(ctx context.Context, keep []string) ([]string, error) {

@@ -2,6 +2,7 @@ package machine
 
 import (
 	"sync"
+	"time"
 
 	"github.com/ferryvm/ferry/internal/api/types"
 )
@@ -50,5 +51,24 @@ func (b *bus) publish(e types.Event) {
 		case s.ch <- e:
 		default:
 		}
+	}
+}
+
+// GuestViolation reports that machine id's guest broke the control
+// protocol (it sent past a flow-control window, or frames the host never
+// takes): the host closed that stream, or after repeated violations the
+// connection. Subscribers get a "guest_violation" event with the reason; it
+// is not kept in the machine's record, since it may come in the middle of
+// any lifecycle step.
+func (m *Manager) GuestViolation(id string, err error) {
+	m.mu.Lock()
+	mc, ok := m.machines[id]
+	var e types.Event
+	if ok {
+		e = types.Event{Type: "guest_violation", MachineID: id, App: mc.App, State: mc.State, Status: err.Error(), Time: time.Now().UTC()}
+	}
+	m.mu.Unlock()
+	if ok {
+		m.bus.publish(e)
 	}
 }

@@ -25,6 +25,8 @@
 //	    control.sock              host end of the control channel (virtio-serial or vsock)
 //	    vmm.json                  the spec and the plan (argv, accelerator, driver) the last start actually ran
 //	  kernel/shared-<digest>.cpio the shared initramfs (ferry-init [+ modules]); older ones pruned
+//	  jail/firecracker/ferry-<id>/root/  Firecracker's jailer chroot of a machine (hard links to its
+//	                              kernel, initrd, drives; config, log, vsock socket); rebuilt at each start
 //
 // The shared guest kernel and init are looked up by internal/kernel (the
 // install dir beside the ferry binary, then /usr/local/lib/ferry).
@@ -64,6 +66,10 @@ func (r Root) Machines() string { return filepath.Join(string(r), "machines") }
 
 // Machine is the directory of one machine.
 func (r Root) Machine(id string) string { return filepath.Join(string(r), "machines", id) }
+
+// Jail is the chroot base of Firecracker's jailer (on the data dir's
+// filesystem, so a jail's files are hard links).
+func (r Root) Jail() string { return filepath.Join(string(r), "jail") }
 
 // Kernel holds the shared initramfs archives built from ferry-init.
 func (r Root) Kernel() string { return filepath.Join(string(r), "kernel") }

@@ -143,7 +143,7 @@ type Exit struct {
 
 // Event is one entry of a machine's history and of /v1/events.
 type Event struct {
-	Type      string    `json:"type"` // create, start, exit, stop, restart, update, destroy, fail, rename, adopt
+	Type      string    `json:"type"` // create, start, exit, stop, restart, update, destroy, fail, rename, adopt, guest_violation
 	MachineID string    `json:"machine_id"`
 	App       string    `json:"app"`
 	State     State     `json:"state"`
