@@ -216,14 +216,18 @@ func Adopt(pidfile string) (*Process, error) {
 	}
 	// Take the pidfd first: after this the pid cannot be recycled under us,
 	// so checking start time and cmdline afterwards is race-free.
+	// A VMM that exited while no daemon ran left its pid file and its
+	// cgroup: both go (rmdir fails harmlessly on a cgroup still in use).
 	fd, err := unix.PidfdOpen(rec.Pid, 0)
 	if err != nil {
 		_ = os.Remove(pidfile)
+		removeCgroups(rec.Cgroups)
 		return nil, fmt.Errorf("adopt vmm %d: not running: %w", rec.Pid, errdefs.ErrNotFound)
 	}
 	if why := rec.mismatch(); why != "" {
 		_ = unix.Close(fd)
 		_ = os.Remove(pidfile)
+		removeCgroups(rec.Cgroups)
 		return nil, fmt.Errorf("adopt vmm %d: %s (stale pid file %s): %w", rec.Pid, why, pidfile, errdefs.ErrNotFound)
 	}
 	p := &Process{

@@ -242,11 +242,20 @@ func TestAdoptRejects(t *testing.T) {
 		if err := rec.writePIDFile(); err != nil {
 			t.Fatal(err)
 		}
+		cg := filepath.Join(t.TempDir(), "cgroup") // an empty dir stands in for the VMM's cgroup
+		os.Mkdir(cg, 0o755)
+		rec.Cgroups = []string{cg}
+		if err := rec.writePIDFile(); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := Adopt(pidfile); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("Adopt = %v, want not found", err)
 		}
 		if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
 			t.Error("stale pid file kept")
+		}
+		if _, err := os.Stat(cg); !os.IsNotExist(err) {
+			t.Errorf("the cgroup of a VMM that exited without a daemon was kept: %v", err)
 		}
 	})
 }
