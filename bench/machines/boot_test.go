@@ -18,6 +18,8 @@ import (
 
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/rootfs"
+	"github.com/ferryvm/ferry/internal/rootfs/ext4"
 	"github.com/ferryvm/ferry/internal/testimage"
 	"github.com/ferryvm/ferry/internal/testutil/prereq"
 	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
@@ -96,17 +98,10 @@ func bareSetup(b testing.TB, c *api.Client, img, root, dir string) *vmm.Plan {
 	if i := slices.Index(rec.Plan.Args, "-accel"); i < 0 || !strings.HasPrefix(rec.Plan.Args[i+1], rec.Plan.Accel) {
 		b.Fatalf("vmm.json records accelerator %q but argv %v", rec.Plan.Accel, rec.Plan.Args)
 	}
-	// The initrd, and a never-mounted scratch disk like the one every new
-	// machine gets (the rootfs template), so both sides boot on a fresh
-	// scratch.
-	tmpl, _ := filepath.Glob(filepath.Join(root, "rootfs", "templates", "scratch-*.ext4"))
-	if len(tmpl) == 0 {
-		b.Fatal("no scratch template under the rootfs dir")
-	}
-	for src, dst := range map[string]string{filepath.Join(mdir, "initrd.cpio"): "initrd.cpio", tmpl[0]: "scratch.fresh"} {
-		if out, err := exec.Command("cp", "--sparse=always", src, filepath.Join(dir, dst)).CombinedOutput(); err != nil {
-			b.Fatalf("cp %s: %v %s", src, err, out)
-		}
+	// The initrd; each bare boot gets a fresh scratch disk as every new
+	// machine does.
+	if out, err := exec.Command("cp", filepath.Join(mdir, "initrd.cpio"), filepath.Join(dir, "initrd.cpio")).CombinedOutput(); err != nil {
+		b.Fatalf("cp initrd: %v %s", err, out)
 	}
 	if err := c.DestroyMachine(ctx, "bench", m.ID, true); err != nil {
 		b.Fatal(err)
@@ -146,8 +141,10 @@ func bareSetup(b testing.TB, c *api.Client, img, root, dir string) *vmm.Plan {
 func bareBoot(b testing.TB, plan *vmm.Plan, dir string) time.Duration {
 	console := filepath.Join(dir, "console.log")
 	os.Remove(console)
-	if out, err := exec.Command("cp", "--sparse=always", filepath.Join(dir, "scratch.fresh"), filepath.Join(dir, "scratch.ext4")).CombinedOutput(); err != nil {
-		b.Fatalf("fresh scratch: %v %s", err, out)
+	scratch := filepath.Join(dir, "scratch.ext4")
+	os.Remove(scratch)
+	if err := ext4.MakeScratch(context.Background(), scratch, rootfs.DefaultScratchSize); err != nil {
+		b.Fatalf("fresh scratch: %v", err)
 	}
 	os.Remove(filepath.Join(dir, "control.sock"))
 	start := time.Now()

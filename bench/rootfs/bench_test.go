@@ -126,7 +126,7 @@ func BenchmarkWarmPrepare(b *testing.B) {
 				b.Fatal(err)
 			}
 			if _, err := m.Prepare(context.Background(), "warmup", base, rootfs.ModeOverlay); err != nil {
-				b.Fatal(err) // makes the scratch template
+				b.Fatal(err) // formats the first scratch disk
 			}
 			// Start both sizes from the same I/O state: the large base's
 			// writeback would otherwise slow the DB's fsyncs.

@@ -50,7 +50,7 @@ func (c *RunConfig) Validate() error {
 			bad("working dir %q is not absolute", d)
 		}
 	}
-	if c.Hostname != "" && !validHostname(c.Hostname) {
+	if c.Hostname != "" && !ValidHostname(c.Hostname) {
 		bad("hostname %q is not a valid host name", c.Hostname)
 	}
 	for _, h := range c.Hosts {
@@ -61,7 +61,7 @@ func (c *RunConfig) Validate() error {
 			bad("hosts entry %s has no names", h.IP)
 		}
 		for _, n := range h.Names {
-			if !validHostname(n) {
+			if !ValidHostname(n) {
 				bad("hosts entry %s: %q is not a valid host name", h.IP, n)
 			}
 		}
@@ -169,7 +169,7 @@ func validateRoot(r Root, bad func(string, ...any)) {
 }
 
 // validHostname reports whether s is an RFC 1123 host name.
-func validHostname(s string) bool {
+func ValidHostname(s string) bool {
 	if len(s) == 0 || len(s) > 253 {
 		return false
 	}

@@ -20,9 +20,8 @@ const (
 )
 
 var (
-	envKeyRE   = regexp.MustCompile(`^[^=\x00]+$`)
-	nameRE     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
-	hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$`)
+	envKeyRE = regexp.MustCompile(`^[^=\x00]+$`)
+	nameRE   = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
 )
 
 // ValidName reports whether s can name a machine or an app.
@@ -117,7 +116,7 @@ func ValidateConfig(c *types.Config) error {
 	if c.Restart.MaxRetries < 0 || (c.Restart.MaxRetries > 0 && c.Restart.Policy != types.RestartOnFailure) {
 		return bad("restart.max_retries", "%d: only on-failure takes a non-negative retry count", c.Restart.MaxRetries)
 	}
-	if c.Hostname != "" && (len(c.Hostname) > 253 || !hostnameRE.MatchString(c.Hostname)) {
+	if c.Hostname != "" && !guest.ValidHostname(c.Hostname) {
 		return bad("hostname", "%q is not a valid host name", c.Hostname)
 	}
 	switch c.VMM {
@@ -183,7 +182,7 @@ func parseExtraHost(s string) (string, netip.Addr, error) {
 		return "", netip.Addr{}, fmt.Errorf("want NAME:IP")
 	}
 	name, ip := s[:i], strings.TrimSuffix(strings.TrimPrefix(s[i+1:], "["), "]")
-	if !hostnameRE.MatchString(name) {
+	if !guest.ValidHostname(name) {
 		return "", netip.Addr{}, fmt.Errorf("%q is not a host name", name)
 	}
 	a, err := netip.ParseAddr(ip)

@@ -408,7 +408,7 @@ func hostname(mc *types.Machine) string {
 	if mc.Config.Hostname != "" {
 		return mc.Config.Hostname
 	}
-	if hostnameRE.MatchString(mc.Name) && len(mc.Name) <= 63 {
+	if guest.ValidHostname(mc.Name) && len(mc.Name) <= 63 {
 		return mc.Name
 	}
 	return mc.ID[:12]

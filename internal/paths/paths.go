@@ -15,9 +15,8 @@
 //	  rootfs/
 //	    bases/<manifest-hex>.ext4 read-only ext4 base of one image (built to tmp/, fsync, rename)
 //	    tmp/                      half-built bases; removed on start
-//	    templates/scratch-<n>.ext4 one formatted sparse scratch disk per size, cloned per machine
 //	  machines/<id>/
-//	    scratch.ext4              sparse writable upper disk (overlay mode)
+//	    scratch.ext4              sparse writable upper disk (overlay mode; ext4 made by mkext4, its own UUID)
 //	    rootfs.ext4               writable clone of the base (persistent mode)
 //	    initrd.cpio               per-machine run-config cpio (appended to the shared init cpio)
 //	    console.log[.1]           guest console, size-capped and rotated
@@ -58,7 +57,8 @@ func (r Root) Bases() string { return filepath.Join(string(r), "rootfs", "bases"
 // RootfsTmp is where bases are built before being renamed into Bases.
 func (r Root) RootfsTmp() string { return filepath.Join(string(r), "rootfs", "tmp") }
 
-// ScratchTemplates is where formatted sparse scratch templates are kept.
+// ScratchTemplates is where older ferry versions kept formatted scratch
+// templates; rootfs removes it.
 func (r Root) ScratchTemplates() string { return filepath.Join(string(r), "rootfs", "templates") }
 
 // Machines is the parent of every machine's directory.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"go.etcd.io/bbolt"
 
@@ -125,10 +124,10 @@ func (m *Manager) makeWritable(ctx context.Context, rec *machineRecord, base Bas
 	var method CloneMethod
 	var err error
 	if rec.Mode == ModeOverlay {
-		var tmpl string
-		if tmpl, err = m.template(ctx, rec.Size); err == nil {
-			_, err = cloneFile(tmpl, tmp, 0o644) // an overlay's scratch reports no clone method
-		}
+		// Formatted per machine (not cloned from a template), so each
+		// scratch filesystem has its own UUID; an overlay's scratch reports
+		// no clone method.
+		err = ext4.MakeScratch(ctx, tmp, rec.Size)
 	} else {
 		method, err = m.persistentClone(ctx, base.Path, tmp, rec.Size)
 	}
@@ -172,28 +171,6 @@ func (m *Manager) persistentClone(ctx context.Context, src, dst string, size int
 }
 
 // template returns the formatted sparse scratch template of size bytes,
-// making it on first use.
-func (m *Manager) template(ctx context.Context, size int64) (string, error) {
-	p := filepath.Join(m.templates(), "scratch-"+strconv.FormatInt(size, 10)+".ext4")
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	}
-	m.tmplOnce.Lock()
-	defer m.tmplOnce.Unlock()
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
-	}
-	tmp := p + ".tmp"
-	_ = os.Remove(tmp)
-	if err := ext4.MakeScratch(ctx, tmp, size); err != nil {
-		_ = os.Remove(tmp)
-		return "", err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		return "", err
-	}
-	return p, nil
-}
 
 // Disks returns the disks of a prepared machine, or ErrNotFound.
 func (m *Manager) Disks(ctx context.Context, id string) (Disks, error) {

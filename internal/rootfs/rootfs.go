@@ -95,10 +95,9 @@ type Manager struct {
 	leaser ImageLeaser
 	o      options
 
-	mu       sync.Mutex
-	flights  map[string]*flight // base builds in progress, by manifest hex
-	busy     map[string]bool    // machines being prepared or released
-	tmplOnce sync.Mutex         // serialises scratch template creation
+	mu      sync.Mutex
+	flights map[string]*flight // base builds in progress, by manifest hex
+	busy    map[string]bool    // machines being prepared or released
 }
 
 // New opens the rootfs state in db (creating its bucket), removes
@@ -113,7 +112,10 @@ func New(ctx context.Context, db *bbolt.DB, root paths.Root, leaser ImageLeaser,
 		return nil, fmt.Errorf("scratch size %d: must be a multiple of 4096 and at least 16 MiB: %w", o.scratchSize, errdefs.ErrInvalidArgument)
 	}
 	m := &Manager{db: db, root: root, leaser: leaser, o: o, flights: map[string]*flight{}, busy: map[string]bool{}}
-	for _, d := range []string{root.Bases(), root.RootfsTmp(), m.templates(), root.Machines()} {
+	// Scratch disks were once cloned from formatted templates; each is
+	// formatted on its own now, and old templates are dead weight.
+	_ = os.RemoveAll(m.templates())
+	for _, d := range []string{root.Bases(), root.RootfsTmp(), root.Machines()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("rootfs: %w", err)
 		}
@@ -132,7 +134,8 @@ func New(ctx context.Context, db *bbolt.DB, root paths.Root, leaser ImageLeaser,
 	return m, nil
 }
 
-// templates holds one formatted sparse scratch file per size.
+// templates held formatted scratch templates (before scratch disks were
+// formatted per machine); New removes it.
 func (m *Manager) templates() string {
 	return m.root.ScratchTemplates()
 }

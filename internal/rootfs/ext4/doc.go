@@ -2,8 +2,8 @@
 // read-only bases written straight from a flattened tar stream (hcsshim's
 // tar2ext4, with the inode-bitmap padding it leaves unset fixed so that
 // e2fsck -fn is clean, and blocks of zeros left as holes so that sparse
-// files stay sparse), and empty sparse scratch filesystems (mkfs.ext4
-// with lazy init and no backup metadata, 64 KiB allocated for 8 GiB once copied).
+// files stay sparse), and empty sparse scratch filesystems (formatted by
+// internal/mkext4, each with its own UUID, only metadata written).
 //
 // It knows nothing about images, layers or leases.
 package ext4
