@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"slices"
 	"time"
 
@@ -32,7 +31,7 @@ func wireImages(ctx context.Context, d *daemon) error {
 		return err
 	}
 	d.images, d.rootfs = st, rfs
-	api.RegisterImages(d.api, &imageAPI{st: st, rfs: rfs, insecure: d.cfg.InsecureRegistries, log: d.log.With("svc", "image")})
+	api.RegisterImages(d.api, &imageAPI{st: st, rfs: rfs, log: d.log.With("svc", "image")})
 	registerRootfsAPI(d, rfs)
 	return nil
 }
@@ -40,16 +39,15 @@ func wireImages(ctx context.Context, d *daemon) error {
 // imageAPI adapts the image store to api.ImageService: API requests become
 // image options, and what the user asked for is logged.
 type imageAPI struct {
-	st       *image.Store
-	rfs      *rootfs.Manager
-	insecure []string // the daemon's --insecure-registry list
-	log      *slog.Logger
+	st  *image.Store
+	rfs *rootfs.Manager
+	log *slog.Logger
 }
 
 var _ api.ImageService = (*imageAPI)(nil)
 
 func (a *imageAPI) Pull(ctx context.Context, req api.PullRequest, progress image.ProgressFunc) (image.PullResult, error) {
-	if err := a.checkInsecure(req.Ref, req.InsecureRegistries); err != nil {
+	if err := a.st.CheckInsecure(req.Ref, req.InsecureRegistries); err != nil {
 		return image.PullResult{}, err
 	}
 	opts := []image.PullOption{image.PullProgress(progress)}
@@ -76,7 +74,7 @@ func (a *imageAPI) Pull(ctx context.Context, req api.PullRequest, progress image
 }
 
 func (a *imageAPI) Push(ctx context.Context, req api.PushRequest, progress image.ProgressFunc) (api.PushResult, error) {
-	if err := a.checkInsecure(req.Ref, req.InsecureRegistries); err != nil {
+	if err := a.st.CheckInsecure(req.Ref, req.InsecureRegistries); err != nil {
 		return api.PushResult{}, err
 	}
 	opts := []image.PushOption{image.PushProgress(progress)}
@@ -135,31 +133,6 @@ func (a *imageAPI) Save(ctx context.Context, w io.Writer, refs []string) error {
 }
 
 func (a *imageAPI) Verify(ctx context.Context) (image.CheckReport, error) { return a.st.Check(ctx) }
-
-// checkInsecure fails when the caller asks for plain HTTP to a registry the
-// daemon was not started to reach that way (loopback is always allowed).
-func (a *imageAPI) checkInsecure(ref string, asked []string) error {
-	for _, h := range asked {
-		if slices.Contains(a.insecure, h) || isLoopback(h) {
-			continue
-		}
-		return fmt.Errorf("pull/push %s: the daemon does not treat %s as an insecure registry; restart it with `ferry daemon --insecure-registry %s`: %w",
-			ref, h, h, errdefs.ErrInvalidArgument)
-	}
-	return nil
-}
-
-func isLoopback(hostport string) bool {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		host = hostport
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
 
 // authenticator turns credentials sent by a client into an authenticator
 // (nil: none sent; the store's own keychain is used).

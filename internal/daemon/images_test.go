@@ -3,26 +3,12 @@ package daemon
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/testimage"
 )
-
-func TestInsecureRegistryMustBeAllowedByTheDaemon(t *testing.T) {
-	a := &imageAPI{insecure: []string{"reg.internal:5000"}}
-	for _, ok := range [][]string{nil, {"reg.internal:5000"}, {"localhost:5000"}, {"127.0.0.1:9999"}, {"[::1]:5000"}} {
-		if err := a.checkInsecure("x", ok); err != nil {
-			t.Errorf("%v: %v", ok, err)
-		}
-	}
-	err := a.checkInsecure("other.example:5000/app", []string{"other.example:5000"})
-	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "ferry daemon --insecure-registry other.example:5000") {
-		t.Fatalf("want advice to restart the daemon, got %v", err)
-	}
-}
 
 func TestAuthenticatorFromCaller(t *testing.T) {
 	if authenticator(nil) != nil || authenticator(&api.RegistryAuth{}) != nil {

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"syscall"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -16,14 +13,13 @@ import (
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image"
-	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/rootfs"
 )
 
 // registerRootfsAPI serves the rootfs API over the daemon's one rootfs
 // manager (created in wireMachines).
 func registerRootfsAPI(d *daemon, rfs *rootfs.Manager) {
-	api.RegisterRootfs(d.api, &rootfsAPI{rfs: rfs, images: d.images, root: d.root})
+	api.RegisterRootfs(d.api, &rootfsAPI{rfs: rfs, images: d.images})
 }
 
 // rootfsAPI adapts the rootfs manager and the image cache to
@@ -31,7 +27,6 @@ func registerRootfsAPI(d *daemon, rfs *rootfs.Manager) {
 type rootfsAPI struct {
 	rfs    *rootfs.Manager
 	images *image.Store
-	root   paths.Root
 }
 
 var _ api.RootfsService = (*rootfsAPI)(nil)
@@ -42,31 +37,22 @@ func baseInfo(h v1.Hash, b rootfs.Base) api.RootfsBase {
 }
 
 func (a *rootfsAPI) EnsureRootfs(ctx context.Context, ref string) (api.RootfsBase, error) {
-	img, h, err := a.images.Image(ctx, ref)
-	if err != nil {
-		return api.RootfsBase{}, err
-	}
-	if b, err := a.rfs.Base(ctx, h); err == nil {
-		return baseInfo(h, b), nil
-	}
 	start := time.Now()
-	b, err := a.rfs.EnsureBase(ctx, h, img)
+	b, h, built, err := a.rfs.EnsureImageBase(ctx, ref)
 	if err != nil {
 		return api.RootfsBase{}, err
 	}
 	out := baseInfo(h, b)
-	out.BuildSeconds = time.Since(start).Seconds()
+	if built {
+		out.BuildSeconds = time.Since(start).Seconds()
+	}
 	return out, nil
 }
 
 func (a *rootfsAPI) InspectRootfs(ctx context.Context, ref string) (api.RootfsBase, error) {
-	_, h, err := a.images.Image(ctx, ref)
-	if err != nil {
-		return api.RootfsBase{}, err
-	}
-	b, err := a.rfs.Base(ctx, h)
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return api.RootfsBase{Image: h.String()}, nil
+	b, h, err := a.rfs.ImageBase(ctx, ref)
+	if errors.Is(err, errdefs.ErrNotFound) && h != (v1.Hash{}) {
+		return api.RootfsBase{Image: h.String()}, nil // cached, base not built
 	}
 	if err != nil {
 		return api.RootfsBase{}, err
@@ -96,7 +82,7 @@ func (a *rootfsAPI) DiskUsage(ctx context.Context) (api.SystemDF, error) {
 		return df, err
 	}
 	df.Images = list
-	df.ContentBytes = duAllocated(a.root.Content())
+	df.ContentBytes = a.images.ContentAllocated()
 	u, err := a.rfs.Usage(ctx)
 	if err != nil {
 		return df, err
@@ -106,21 +92,4 @@ func (a *rootfsAPI) DiskUsage(ctx context.Context) (api.SystemDF, error) {
 		df.TemplatesBytes += t.Allocated
 	}
 	return df, nil
-}
-
-// duAllocated sums the allocated bytes of the regular files under dir.
-func duAllocated(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return nil
-		}
-		if info, err := d.Info(); err == nil {
-			if st, ok := info.Sys().(*syscall.Stat_t); ok {
-				n += st.Blocks * 512
-			}
-		}
-		return nil
-	})
-	return n
 }

@@ -3,6 +3,9 @@ package image
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"path/filepath"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -71,4 +74,22 @@ func (s *Store) Check(ctx context.Context) (CheckReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// ContentAllocated is the disk space the content store's files take
+// (allocated blocks, not apparent sizes).
+func (s *Store) ContentAllocated() int64 {
+	var n int64
+	_ = filepath.WalkDir(s.content.Root(), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		if info, err := d.Info(); err == nil {
+			if st, ok := info.Sys().(*syscall.Stat_t); ok {
+				n += st.Blocks * 512
+			}
+		}
+		return nil
+	})
+	return n
 }

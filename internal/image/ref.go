@@ -105,3 +105,17 @@ func (s *Store) insecure(host string) bool {
 }
 
 var hexPrefix = regexp.MustCompile(`^(sha256:)?[0-9a-f]{4,64}$`)
+
+// CheckInsecure fails when a caller asks for plain HTTP to a registry
+// (host or host:port) that this store does not treat as insecure
+// (WithInsecureRegistries, loopback): a client cannot widen the daemon's
+// list.
+func (s *Store) CheckInsecure(ref string, asked []string) error {
+	for _, h := range asked {
+		if !s.insecure(h) {
+			return fmt.Errorf("pull/push %s: the daemon does not treat %s as an insecure registry; restart it with `ferry daemon --insecure-registry %s`: %w",
+				ref, h, h, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}

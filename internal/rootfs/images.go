@@ -124,3 +124,36 @@ func (m *Manager) imageCache() (Images, error) {
 	}
 	return m.o.images, nil
 }
+
+// ImageBase returns the base of the cached image ref and the image's
+// manifest digest; the base is ErrNotFound when it is not built.
+func (m *Manager) ImageBase(ctx context.Context, ref string) (Base, v1.Hash, error) {
+	images, err := m.imageCache()
+	if err != nil {
+		return Base{}, v1.Hash{}, err
+	}
+	_, h, err := images.Image(ctx, ref)
+	if err != nil {
+		return Base{}, v1.Hash{}, err
+	}
+	b, err := m.Base(ctx, h)
+	return b, h, err
+}
+
+// EnsureImageBase returns the base of the cached image ref, building it
+// first when there is none (built says so).
+func (m *Manager) EnsureImageBase(ctx context.Context, ref string) (b Base, h v1.Hash, built bool, err error) {
+	images, err := m.imageCache()
+	if err != nil {
+		return Base{}, v1.Hash{}, false, err
+	}
+	img, h, err := images.Image(ctx, ref)
+	if err != nil {
+		return Base{}, v1.Hash{}, false, err
+	}
+	if b, err := m.Base(ctx, h); err == nil {
+		return b, h, false, nil
+	}
+	b, err = m.EnsureBase(ctx, h, img)
+	return b, h, err == nil, err
+}

@@ -228,3 +228,6 @@ func (s *Store) Verify(d v1.Hash) error {
 	}
 	return nil
 }
+
+// Root is the OCI image layout directory the store keeps.
+func (s *Store) Root() string { return s.dir }
