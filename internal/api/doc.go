@@ -5,7 +5,10 @@
 // decoding, NDJSON streams, connection upgrades; client.go: the typed client's
 // plumbing) and one file per resource (images.go, machines.go, …), each
 // defining the narrow service interface its handlers need, a Register
-// function for the server side, and the typed client methods.
+// function for the server side, and the typed client methods. The Machines
+// API's request and reply shapes live in internal/api/types, shared with
+// the CLI; the image and rootfs APIs still reply with internal/image's and
+// internal/rootfs's own exported types.
 //
 // Errors travel as {"error": "...", "code": "not_found"} with the status from
 // internal/errdefs; the client turns them back into errors that satisfy

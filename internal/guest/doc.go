@@ -1,5 +1,5 @@
 // Package guest is the contract between the host and ferry-init, the PID 1 of
-// every micro-VM. It owns four things and nothing else:
+// every micro-VM. It owns five things and nothing else:
 //
 //   - the versioned run config (RunConfig) that the host writes into the
 //     per-machine initramfs at ConfigPath and init reads at boot; both sides
@@ -8,7 +8,11 @@
 //     runs over a virtio-serial port (QEMU) or a vsock connection
 //     (Firecracker), carrying status, wait-for-exit, signal and exec with
 //     stdio streams, tty resize and flow control;
-//   - the host-side Client of that protocol and the guest-side Serve loop;
+//   - the host-side Client of that protocol (Run pumps an exec's stdio,
+//     SignalEntrypoint waits for boot) and the guest-side Serve loop;
+//   - the console contract (console.go): the kernel command line that keeps
+//     the console for the entrypoint, init's exit marker, ConsoleExit that
+//     reads it back from a log's tail, PlatformLine that logs leave out;
 //   - the build-helper contract of builder VMs (ferry build): the exec
 //     argv that re-runs ferry-init as a step helper, the BuildStep it
 //     reads, and the tree stream that moves layers in and out

@@ -20,5 +20,8 @@
 // its record. Layer semantics and the breakout-safe applier are in
 // rootfs/apply; ext4 writing is in rootfs/ext4.
 //
-// The package does not pull images or start machines.
+// Given the image cache (WithImages), PrepareImage builds a machine's base
+// on demand, and RemoveImage and PruneImages let images go: a base is a
+// cache of its image, so an unused one is dropped before the image is. The
+// package does not pull images or start machines.
 package rootfs
