@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/ferryvm/ferry/internal/build/cache"
 	"github.com/ferryvm/ferry/internal/build/dockerfile"
 	"github.com/ferryvm/ferry/internal/build/layer"
+	"github.com/ferryvm/ferry/internal/build/secretscan"
 	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
@@ -66,9 +68,75 @@ func (c Config) mountsDir() string   { return filepath.Join(c.Dir, "mounts") }
 // image is recorded.
 const buildLeasePrefix = "build:"
 
-// NewContextDir makes an empty directory to receive a build context into.
-func (b *Builder) NewContextDir() (string, error) {
-	return os.MkdirTemp(b.c.ContextsDir(), "ctx-")
+// BuildStream receives the build context as the tar stream ctxTar into a
+// fresh directory (breakout-safe, see buildctx.Receive), runs req on it and
+// removes it.
+func (b *Builder) BuildStream(ctx context.Context, req Request, ctxTar io.Reader, emit func(Event)) (*Result, error) {
+	dir, err := os.MkdirTemp(b.c.ContextsDir(), "ctx-")
+	if err != nil {
+		return nil, fmt.Errorf("build context: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	if emit != nil {
+		emit(Event{Message: "receiving the build context"})
+	}
+	st, err := buildctx.Receive(ctx, ctxTar, dir)
+	if err != nil {
+		return nil, err
+	}
+	if emit != nil {
+		emit(Event{Message: fmt.Sprintf("build context: %d files, %s", st.Files, humanBytes(st.Bytes))})
+	}
+	req.Context = dir
+	return b.Build(ctx, req, emit)
+}
+
+// MaxDockerfile bounds a Dockerfile read from the context.
+const MaxDockerfile = 10 << 20
+
+// readDockerfile reads the Dockerfile from the context when the request
+// does not carry it.
+func readDockerfile(req *Request) error {
+	if len(req.Dockerfile) > 0 {
+		return nil
+	}
+	p := req.DockerfilePath
+	if p == "" {
+		p = "Dockerfile"
+	}
+	r, err := buildctx.OpenRoot(req.Context)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	f, err := r.Open(p)
+	if err != nil {
+		return fmt.Errorf("no Dockerfile %s in the build context (name it with -f): %w", p, errdefs.ErrInvalidArgument)
+	}
+	defer f.Close()
+	req.Dockerfile, err = io.ReadAll(io.LimitReader(f, MaxDockerfile))
+	return err
+}
+
+// Scan runs the secret scan on a cached image.
+func (b *Builder) Scan(ctx context.Context, ref string) ([]secretscan.Finding, error) {
+	img, _, err := b.c.Images.Image(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return secretscan.Scan(ctx, img)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // Recover clears what a daemon killed mid-build left: received contexts,
@@ -113,6 +181,9 @@ func (b *Builder) Build(ctx context.Context, req Request, emit func(Event)) (*Re
 		if t == "" {
 			return nil, fmt.Errorf("-t: empty tag: %w", errdefs.ErrInvalidArgument)
 		}
+	}
+	if err := readDockerfile(&req); err != nil {
+		return nil, err
 	}
 	epoch, err := sourceDateEpoch(req.BuildArgs)
 	if err != nil {

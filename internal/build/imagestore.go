@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferryvm/ferry/internal/image"
@@ -34,8 +35,11 @@ func (s storeImages) Pull(ctx context.Context, ref string, progress func(image.P
 	return res.Image.ID, nil
 }
 
-func (s storeImages) Push(ctx context.Context, ref string, progress func(image.Progress)) (v1.Hash, error) {
+func (s storeImages) Push(ctx context.Context, ref string, auth authn.Authenticator, progress func(image.Progress)) (v1.Hash, error) {
 	var opts []image.PushOption
+	if auth != nil {
+		opts = append(opts, image.PushAuth(auth))
+	}
 	if progress != nil {
 		opts = append(opts, image.PushProgress(progress))
 	}

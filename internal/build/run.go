@@ -81,7 +81,7 @@ func (bd *build) run(ctx context.Context) (*Result, error) {
 	if bd.req.Push {
 		for _, t := range bd.req.Tags {
 			bd.emit(Event{Message: "pushing " + t})
-			if _, err := bd.b.c.Pusher.Push(ctx, t, func(p image.Progress) { pp := p; bd.emit(Event{Push: &pp}) }); err != nil {
+			if _, err := bd.b.c.Pusher.Push(ctx, t, bd.req.PushAuth, func(p image.Progress) { pp := p; bd.emit(Event{Push: &pp}) }); err != nil {
 				return res, fmt.Errorf("built %s, but the push failed: %w", sum.ID, err)
 			}
 			res.Pushed = append(res.Pushed, t)

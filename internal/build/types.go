@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferryvm/ferry/internal/build/secretscan"
@@ -14,8 +15,10 @@ import (
 
 // Request is one `ferry build`.
 type Request struct {
-	// Dockerfile is the Dockerfile's content.
-	Dockerfile []byte
+	// Dockerfile is the Dockerfile's content; when empty it is read from
+	// DockerfilePath in the context (default "Dockerfile").
+	Dockerfile     []byte
+	DockerfilePath string
 	// Context is the directory holding the received build context. Build
 	// removes from it what the ignore file excludes.
 	Context string
@@ -37,8 +40,10 @@ type Request struct {
 	Platform v1.Platform
 	// FailOnSecrets makes a secret-scan finding an error.
 	FailOnSecrets bool
-	// Push pushes every tag once the image is built.
-	Push bool
+	// Push pushes every tag once the image is built, with PushAuth (nil:
+	// the daemon's keychain).
+	Push     bool
+	PushAuth authn.Authenticator
 }
 
 // Result is what a build produced.
@@ -108,10 +113,11 @@ type Puller interface {
 	Pull(ctx context.Context, ref string, progress func(image.Progress)) (v1.Hash, error)
 }
 
-// Pusher pushes a cached image by reference. Today the daemon wires
-// image.Store.Push; the host-local mirror plugs in here.
+// Pusher pushes a cached image by reference, with auth (nil: the
+// daemon's keychain). Today FromStore's image.Store.Push; the host-local
+// mirror plugs in here.
 type Pusher interface {
-	Push(ctx context.Context, ref string, progress func(image.Progress)) (v1.Hash, error)
+	Push(ctx context.Context, ref string, auth authn.Authenticator, progress func(image.Progress)) (v1.Hash, error)
 }
 
 // Runner starts builder VMs.

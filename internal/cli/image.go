@@ -26,6 +26,7 @@ func newImageCmd(g *globals) *cobra.Command {
 		newImageRootfsCmd(g),
 		newImagePruneCmd(g),
 		newImageVerifyCmd(g),
+		newImageScanCmd(g),
 		newPullCmd(g),
 		newPushCmd(g),
 		newTagCmd(g),

@@ -24,6 +24,12 @@ func newPushCmd(g *globals) *cobra.Command {
 			if req.Auth, err = callerAuth(req.Ref); err != nil {
 				return err
 			}
+			// The seed's footgun: warn about secrets a later layer hides.
+			if fs, err := c.ScanImage(cmd.Context(), req.Ref); err == nil {
+				for _, f := range fs {
+					fmt.Fprintln(g.err, "WARNING: secret:", f)
+				}
+			}
 			view := newProgressView(g.out, true, quiet)
 			res, err := c.Push(cmd.Context(), req, view.update)
 			view.finish(err == nil)

@@ -27,6 +27,7 @@ import (
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image"
+	"github.com/ferryvm/ferry/internal/machine"
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/rootfs"
 )
@@ -64,8 +65,9 @@ type daemon struct {
 	db   *bbolt.DB   // meta.db; each service keeps to its own buckets
 	api  *api.Server // every service registers its routes here
 
-	images *image.Store    // set by wireImages
-	rootfs *rootfs.Manager // set by wireImages
+	images   *image.Store     // set by wireImages
+	rootfs   *rootfs.Manager  // set by wireImages
+	machines *machine.Manager // set by wireMachines
 
 	closers []func() error // run in reverse order on shutdown
 }
@@ -74,6 +76,7 @@ type daemon struct {
 var services = []func(ctx context.Context, d *daemon) error{
 	wireImages,
 	wireMachines,
+	wireBuild,
 }
 
 // Run starts the daemon and blocks until ctx ends (SIGTERM/SIGINT in `ferry

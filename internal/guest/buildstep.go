@@ -12,6 +12,7 @@ import (
 // running init's binary) as a helper with BuildHelperArg and an op:
 //
 //	idle                          the entrypoint: waits for SIGTERM
+//	ready                         exits 0: the host's probe that exec works (init has booted)
 //	load  DEVICES KIND ID         stdin: a tree stream (treestream.go); KIND "layer" makes OCI whiteouts overlayfs ones
 //	run   DEVICES                 stdin: a BuildStep as JSON; exit status: the command's
 //	diff  DEVICES ID              stdout: layer ID's changes as a tree stream with OCI whiteouts
@@ -26,11 +27,12 @@ const (
 
 // Build helper ops and load kinds.
 const (
-	BuildIdle = "idle"
-	BuildLoad = "load"
-	BuildRun  = "run"
-	BuildDiff = "diff"
-	BuildSave = "save"
+	BuildIdle  = "idle"
+	BuildReady = "ready"
+	BuildLoad  = "load"
+	BuildRun   = "run"
+	BuildDiff  = "diff"
+	BuildSave  = "save"
 
 	LoadLayer = "layer" // an OCI layer, to be a lower of later steps
 	LoadDir   = "dir"   // a plain tree (bind and cache mount sources)
@@ -51,7 +53,7 @@ type BuildOp struct {
 // Argv is the exec argv of op.
 func (o BuildOp) Argv() []string {
 	a := []string{BuildHelper, BuildHelperArg, o.Op}
-	if o.Op == BuildIdle {
+	if o.Op == BuildIdle || o.Op == BuildReady {
 		return a
 	}
 	a = append(a, "--base="+o.Base, "--scratch="+o.Scratch)
@@ -85,7 +87,7 @@ func ParseBuildOp(args []string) (BuildOp, error) {
 	}
 	want := 0
 	switch o.Op {
-	case BuildIdle, BuildRun:
+	case BuildIdle, BuildReady, BuildRun:
 	case BuildLoad:
 		want = 2
 	case BuildDiff, BuildSave:
@@ -108,7 +110,7 @@ func ParseBuildOp(args []string) (BuildOp, error) {
 			return o, fmt.Errorf("ferry-build %s: bad id %q", o.Op, o.ID)
 		}
 	}
-	if o.Op != BuildIdle && (o.Scratch == "" || o.Base == "") {
+	if o.Op != BuildIdle && o.Op != BuildReady && (o.Scratch == "" || o.Base == "") {
 		return o, fmt.Errorf("ferry-build %s: --base and --scratch are required", o.Op)
 	}
 	return o, nil

@@ -36,6 +36,9 @@ func BuildMain(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 125
 	}
+	if op.Op == guest.BuildReady {
+		return 0
+	}
 	if op.Op == guest.BuildIdle {
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)

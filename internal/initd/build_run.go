@@ -45,6 +45,19 @@ func (st *buildState) runStep(r io.Reader, stdout, stderr *os.File) (int, error)
 	if err := s.Validate(); err != nil {
 		return 0, err
 	}
+	if !s.Network {
+		// RUN --network=none: this goroutine stays on this thread, which
+		// moves to an empty network namespace with lo up before anything
+		// is mounted, so the step's sysfs shows that namespace and the
+		// command (forked from this thread) runs in it.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			return 0, fmt.Errorf("network namespace: %w", err)
+		}
+		if err := loopbackUp(); err != nil {
+			return 0, fmt.Errorf("network namespace: lo: %w", err)
+		}
+	}
 	p := &step{st: st, s: &s, merged: filepath.Join(st.run, "m", s.Upper)}
 	defer p.teardown()
 	if err := p.setup(); err != nil {
@@ -394,17 +407,6 @@ func (p *step) exec(stdout, stderr *os.File) (int, error) {
 	}
 	if cred.UID != 0 || cred.GID != 0 || len(cred.Groups) > 0 {
 		attr.Sys.Credential = &syscall.Credential{Uid: cred.UID, Gid: cred.GID, Groups: cred.Groups}
-	}
-	if !s.Network {
-		// This thread (and the child it forks) moves to an empty network
-		// namespace with lo up: RUN --network=none.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			return 0, fmt.Errorf("network namespace: %w", err)
-		}
-		if err := loopbackUp(); err != nil {
-			return 0, fmt.Errorf("network namespace: lo: %w", err)
-		}
 	}
 	pid, err := syscall.ForkExec(argv0, s.Argv, attr)
 	if err != nil {

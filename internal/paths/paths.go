@@ -26,6 +26,10 @@
 //	  kernel/shared-<digest>.cpio the shared initramfs (ferry-init [+ modules]); older ones pruned
 //	  jail/firecracker/ferry-<id>/root/  Firecracker's jailer chroot of a machine (hard links to its
 //	                              kernel, initrd, drives; config, log, vsock socket); rebuilt at each start
+//	  build/                      ferry build (internal/build)
+//	    contexts/ctx-<random>/    a received build context, removed when its build ends (and on start)
+//	    work/<build>/             a build's unpacked stages and images (COPY --from), removed likewise
+//	    mounts/<hash>.fts         RUN --mount=type=cache content (a tree stream), <hash>.lock held by its build
 //
 // The shared guest kernel and init are looked up by internal/kernel (the
 // install dir beside the ferry binary, then /usr/local/lib/ferry).
@@ -73,3 +77,6 @@ func (r Root) Jail() string { return filepath.Join(string(r), "jail") }
 
 // Kernel holds the shared initramfs archives built from ferry-init.
 func (r Root) Kernel() string { return filepath.Join(string(r), "kernel") }
+
+// Build is ferry build's directory (contexts, work trees, cache mounts).
+func (r Root) Build() string { return filepath.Join(string(r), "build") }
