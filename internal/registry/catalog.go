@@ -16,12 +16,11 @@ const maxCatalogPage = 1000
 
 // serveCatalog lists the caller's repositories from the store: only its
 // org's, by their external names, paginated with n/last and a Link header.
-func (s *Server) serveCatalog(w http.ResponseWriter, r *http.Request, c *caller) {
+func (s *Server) serveCatalog(w http.ResponseWriter, r *http.Request, c *caller, q url.Values) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		serveError(w, errcode.ErrorCodeUnsupported, nil)
 		return
 	}
-	q := r.URL.Query()
 	n := maxCatalogPage
 	if v := q.Get("n"); v != "" {
 		parsed, err := strconv.Atoi(v)

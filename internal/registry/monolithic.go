@@ -26,33 +26,33 @@ func (h *headerRecorder) WriteHeader(status int) {
 // with the body, so the client gets the 201 of the PUT. r carries the
 // internal path; q its rewritten query.
 func (s *Server) monolithicPost(rw *rewriter, r *http.Request, q url.Values) {
-	dgst := q.Get("digest")
 	open := r.Clone(r.Context())
 	open.Body = http.NoBody
 	open.ContentLength = 0
-	oq := url.Values{}
-	open.URL.RawQuery = oq.Encode()
-	open.RequestURI = open.URL.RequestURI()
 	rec := &headerRecorder{h: http.Header{}}
-	s.app.ServeHTTP(rec, open)
+	s.dispatch(rec, open, url.Values{})
 	loc, err := url.Parse(rec.h.Get("Location"))
 	if rec.status != http.StatusAccepted || err != nil || loc.Path == "" {
 		// Let distribution answer the original request (an error).
-		r.URL.RawQuery = q.Encode()
-		r.RequestURI = r.URL.RequestURI()
-		s.app.ServeHTTP(rw, r)
+		s.dispatch(rw, r, q)
 		return
 	}
 	put := r.Clone(r.Context())
 	put.Method = http.MethodPut
 	put.URL.Path, put.URL.RawPath = loc.Path, ""
-	pq := loc.Query()
-	pq.Set("digest", dgst)
-	put.URL.RawQuery = pq.Encode()
-	put.RequestURI = put.URL.RequestURI()
 	if put.Header.Get("Content-Type") == "" {
 		put.Header.Set("Content-Type", "application/octet-stream")
 	}
+	state := loc.Query().Get("_state")
 	rw.route = routeUploadPart
-	s.app.ServeHTTP(rw, put)
+	s.dispatch(rw, put, url.Values{"_state": {state}, "digest": {q.Get("digest")}})
+	if rw.status != http.StatusCreated {
+		// distribution keeps a session whose body failed to arrive; this
+		// one has no client to resume it.
+		cancel := r.Clone(r.Context())
+		cancel.Method = http.MethodDelete
+		cancel.Body, cancel.ContentLength = http.NoBody, 0
+		cancel.URL.Path, cancel.URL.RawPath = loc.Path, ""
+		s.dispatch(&headerRecorder{h: http.Header{}}, cancel, url.Values{"_state": {state}})
+	}
 }

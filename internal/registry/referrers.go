@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/distribution/distribution/v3"
 	"github.com/distribution/distribution/v3/registry/api/errcode"
@@ -35,7 +36,7 @@ func manifestSubject(body []byte) string {
 // lacks: an image index of the repository's manifests whose subject is the
 // digest, optionally filtered by artifactType. It reads the manifests
 // distribution stored, so deletes need no bookkeeping.
-func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, internal, ref string) {
+func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, internal, ref string, q url.Values) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		serveError(w, errcode.ErrorCodeUnsupported, nil)
 		return
@@ -45,7 +46,7 @@ func (s *Server) serveReferrers(w http.ResponseWriter, r *http.Request, internal
 		serveError(w, errcode.ErrorCodeDigestInvalid, map[string]string{"digest": ref})
 		return
 	}
-	filter := r.URL.Query().Get("artifactType")
+	filter := q.Get("artifactType")
 	ctx := r.Context()
 	index := v1.Index{MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{}}
 	index.SchemaVersion = 2

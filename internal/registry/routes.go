@@ -37,3 +37,11 @@ func serveError(w http.ResponseWriter, code errcode.ErrorCode, detail any) {
 	e := code.WithDetail(detail)
 	_ = errcode.ServeJSON(w, e)
 }
+
+// serveErrorStatus writes a distribution-style error body with a status
+// other than the code's own (e.g. UNSUPPORTED as 415 rather than 405).
+func serveErrorStatus(w http.ResponseWriter, status int, e errcode.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = errcode.ServeJSON(discardStatus{w}, e)
+}

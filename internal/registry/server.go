@@ -133,6 +133,9 @@ func (s *Server) distributionConfig(secret string) *configuration.Configuration 
 	dc.Storage = s.cfg.distributionStorage()
 	dc.HTTP.Secret = secret
 	dc.HTTP.Headers = http.Header{"X-Content-Type-Options": []string{"nosniff"}}
+	// Location headers are relative: distribution would otherwise build
+	// them from Host and X-Forwarded-* headers, which the client chooses.
+	dc.HTTP.RelativeURLs = true
 	dc.HTTP.Debug.Prometheus.Enabled = s.cfg.DistributionMetrics
 	// Non-distributable layers name http(s) URLs; distribution's default
 	// (validation on, no allow list) refuses every URL with a 500.

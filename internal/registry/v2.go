@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -67,6 +68,13 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 		s.challenge(w, r, scopes, "")
 		return
 	}
+	q, err := requestParams(r, rt.name)
+	if err != nil {
+		var pe *paramError
+		_ = errors.As(err, &pe)
+		serveErrorStatus(w, pe.status, errcode.ErrorCodeUnsupported.WithMessage(pe.msg))
+		return
+	}
 	switch rt.name {
 	case routeBase:
 		w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
@@ -78,7 +86,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 			s.challenge(w, r, scopes, "insufficient_scope")
 			return
 		}
-		s.serveCatalog(w, r, c)
+		s.serveCatalog(w, r, c, q)
 		return
 	case routeUnknown:
 		serveError(w, errcode.ErrorCodeUnsupported, nil)
@@ -94,12 +102,11 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 		return
 	}
 	if rt.name == routeReferrers {
-		s.serveReferrers(w, r, internal, strings.TrimPrefix(rt.rest, "/referrers/"))
+		s.serveReferrers(w, r, internal, strings.TrimPrefix(rt.rest, "/referrers/"), q)
 		return
 	}
 	// Rewrite the request for distribution: path, upload state, mount.
 	r = r.Clone(r.Context())
-	q := r.URL.Query()
 	if st := q.Get("_state"); st != "" {
 		q.Set("_state", s.stateIn(st, c.ns))
 	}
@@ -149,9 +156,7 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	r.URL.Path = "/v2/" + internal + rt.rest
 	r.URL.RawPath = ""
-	r.URL.RawQuery = q.Encode()
-	r.RequestURI = r.URL.RequestURI()
-	s.app.ServeHTTP(rw, r)
+	s.dispatch(rw, r, q)
 	rw.finish()
 }
 
