@@ -3,6 +3,7 @@ package registry
 import (
 	"crypto/sha256"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -107,7 +108,12 @@ func (s *Server) tokenFromSecret(r *http.Request, secret string) (store.Token, e
 	return t, nil
 }
 
-// realm is the token endpoint URL for challenges.
+// realm is the token endpoint URL for challenges: Config.Realm, or the
+// address the client connected to. Never a request header: a challenge
+// tells the client where to send its credentials, and Host or
+// X-Forwarded-* would let whoever wrote them (or a cache that kept the
+// answer) choose that place. Under TLS the name the client asked for (SNI)
+// is used when the certificate covers it, so the realm verifies.
 func (s *Server) realm(r *http.Request) string {
 	if s.cfg.Realm != "" {
 		return s.cfg.Realm
@@ -116,8 +122,14 @@ func (s *Server) realm(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
-		scheme = p
+	host := s.cfg.Addr
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		host = la.String()
 	}
-	return scheme + "://" + r.Host + "/token"
+	if r.TLS != nil && r.TLS.ServerName != "" && s.tlsLeaf != nil && s.tlsLeaf.VerifyHostname(r.TLS.ServerName) == nil {
+		if _, port, err := net.SplitHostPort(host); err == nil {
+			host = net.JoinHostPort(r.TLS.ServerName, port)
+		}
+	}
+	return scheme + "://" + host + "/token"
 }

@@ -36,14 +36,23 @@ type Config struct {
 	// Service is the token audience and challenge service (default
 	// "ferry-registry").
 	Service string `yaml:"service,omitempty"`
-	// Realm is the token endpoint URL put in challenges. Empty: derived
-	// from each request's scheme and Host, plus /token.
+	// Realm is the token endpoint URL put in challenges. Empty: the
+	// address the client connected to (the server's own, never a header),
+	// plus /token; set it when clients reach the server by another name.
 	Realm string `yaml:"realm,omitempty"`
 	// TokenTTL is how long minted JWTs live (default 5m).
 	TokenTTL time.Duration `yaml:"token_ttl,omitempty"`
 	// GCGrace is how recent a blob upload or link must be for gc to keep
 	// an unreferenced blob (default 1h).
 	GCGrace time.Duration `yaml:"gc_grace,omitempty"`
+	// MetricsAddr serves /metrics on a listener of its own (bind it to a
+	// private interface); the main listener then does not serve it.
+	MetricsAddr string `yaml:"metrics_addr,omitempty"`
+	// MetricsToken is the bearer token /metrics on the main listener
+	// requires. With neither set, /metrics is not served.
+	MetricsToken string `yaml:"metrics_token,omitempty"`
+	// Limits bound what one org or client can make the server spend.
+	Limits Limits `yaml:"limits,omitempty"`
 	// DistributionMetrics turns on distribution's own per-route Prometheus
 	// metrics (registered globally: one registry per process).
 	DistributionMetrics bool `yaml:"distribution_metrics,omitempty"`
@@ -88,6 +97,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.GCGrace == 0 {
 		c.GCGrace = time.Hour
 	}
+	c.Limits = c.Limits.withDefaults()
 	if (c.TLS.Certificate == "") != (c.TLS.Key == "") {
 		return c, fmt.Errorf("registry: tls needs both certificate and key: %w", errdefs.ErrInvalidArgument)
 	}
@@ -108,6 +118,13 @@ func (c Config) distributionStorage() configuration.Storage {
 	}
 	if _, ok := st["delete"]; !ok {
 		st["delete"] = configuration.Parameters{"enabled": true}
+	}
+	if _, ok := st["maintenance"]; !ok {
+		// Abandoned upload sessions hold their bytes until purged; their
+		// age is the one the quota counts them for.
+		st["maintenance"] = configuration.Parameters{"uploadpurging": map[any]any{
+			"enabled": true, "age": c.Limits.UploadMaxAge.String(), "interval": "1h", "dryrun": false,
+		}}
 	}
 	return st
 }

@@ -15,12 +15,13 @@ import (
 	"github.com/ferryvm/ferry/internal/registry/store"
 )
 
-// ageAll makes every blob file so far look written long ago.
+// ageAll makes every blob file and repository link so far look written
+// long ago.
 func (tr *testRegistry) ageAll(t *testing.T, by time.Duration) {
 	t.Helper()
 	old := time.Now().Add(-by)
-	err := filepath.Walk(filepath.Join(tr.root, "storage/docker/registry/v2/blobs"), func(p string, fi os.FileInfo, err error) error {
-		if err == nil && fi.Name() == "data" {
+	err := filepath.Walk(filepath.Join(tr.root, "storage/docker/registry/v2"), func(p string, fi os.FileInfo, err error) error {
+		if err == nil && (fi.Name() == "data" || fi.Name() == "link") {
 			err = os.Chtimes(p, old, old)
 		}
 		return err
@@ -49,8 +50,11 @@ func TestGCFreesUnreferencedKeepsInFlight(t *testing.T) {
 	if err := tr.store.ForgetBlobActivity(ctx, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if r := tr.do(t, call{method: "HEAD", path: "/v2/app/blobs/" + checked.String(), auth: auth}); r.status != http.StatusNotFound {
+	if r := tr.do(t, call{method: "HEAD", path: "/v2/app/blobs/" + orphan.String(), auth: auth}); r.status != http.StatusNotFound {
 		t.Fatalf("HEAD in another repo: %d", r.status)
+	}
+	if r := tr.do(t, call{method: "HEAD", path: "/v2/web/blobs/" + checked.String(), auth: auth}); r.status != http.StatusOK {
+		t.Fatalf("HEAD: %d", r.status)
 	}
 	tr.touches.flush()
 
@@ -121,4 +125,70 @@ func containsAll(have, want []string) bool {
 		}
 	}
 	return true
+}
+
+// TestGCJudgesEachOrgAlone: gc's decisions about an org's blobs depend on
+// that org alone. Another org's HEAD or mount of a digest (which answers
+// 404/202) does not keep it; another org referencing the same bytes does
+// not keep the first org's orphan link alive, so what the first org sees
+// after gc is the same whether or not anyone else holds the bytes.
+func TestGCJudgesEachOrgAlone(t *testing.T) {
+	tr := newTestRegistry(t)
+	ctx := context.Background()
+	a := bearer(tr.org(t, "orga", store.ScopePush))
+	b := bearer(tr.org(t, "orgb", store.ScopePush))
+	c := bearer(tr.org(t, "orgc", store.ScopePush))
+	shared := tr.pushBlob(t, a, "web", []byte("layer:bytes b also has")) // an orphan in a
+	lonely := tr.pushBlob(t, a, "web", []byte("only a has these bytes")) // an orphan in a
+	_, bl := tr.pushImage(t, b, "app", "v1", "bytes b also has")         // b references the same bytes
+	if bl != shared {
+		t.Fatalf("test setup: %s != %s", bl, shared)
+	}
+	tr.ageAll(t, 3*time.Hour)
+	tr.touches.flush()
+	if err := tr.store.ForgetBlobActivity(ctx, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// Other orgs probe a's orphans: HEAD, GET, mounts named and anonymous.
+	for _, d := range []digest.Digest{shared, lonely} {
+		for _, r := range []call{
+			{method: "HEAD", path: "/v2/web/blobs/" + d.String(), auth: c},
+			{method: "GET", path: "/v2/web/blobs/" + d.String(), auth: c},
+			{method: "POST", path: "/v2/web/blobs/uploads/?mount=" + d.String(), auth: c},
+			{method: "POST", path: "/v2/web/blobs/uploads/?mount=" + d.String() + "&from=web", auth: c},
+		} {
+			if got := tr.do(t, r); got.status == http.StatusOK || got.status == http.StatusCreated {
+				t.Fatalf("org c %s %s: %d", r.method, r.path, got.status)
+			}
+		}
+	}
+	// b, which holds shared, uses it: that keeps b's, not a's.
+	if r := tr.do(t, call{method: "HEAD", path: "/v2/app/blobs/" + shared.String(), auth: b}); r.status != http.StatusOK {
+		t.Fatalf("b HEAD: %d", r.status)
+	}
+	tr.touches.flush()
+	// Records are to the second, and gc keeps those of the second it
+	// starts in (they may be of a push in flight).
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	rep, err := GC(ctx, tr.cfg, tr.store, gc.Options{Grace: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.LinksRemoved != 2 || !slices.Contains(rep.Deleted, lonely.String()) || slices.Contains(rep.Deleted, shared.String()) {
+		t.Fatalf("gc report %+v: want a's two orphan links removed, lonely deleted, shared kept for b", rep)
+	}
+	for d, want := range map[digest.Digest]int{shared: 404, lonely: 404} {
+		if r := tr.do(t, call{method: "HEAD", path: "/v2/web/blobs/" + d.String(), auth: a}); r.status != want {
+			t.Fatalf("a HEAD %s after gc: %d, want %d (the same for both)", d, r.status, want)
+		}
+	}
+	if r := tr.do(t, call{method: "GET", path: "/v2/app/blobs/" + shared.String(), auth: b}); r.status != http.StatusOK {
+		t.Fatalf("b lost its layer: %d", r.status)
+	}
+	// The recount charges a nothing and b its image.
+	ua, _ := tr.store.Usage(ctx, mustOrg(t, tr, "orga").ID, time.Now().Add(-time.Hour))
+	ub, _ := tr.store.Usage(ctx, mustOrg(t, tr, "orgb").ID, time.Now().Add(-time.Hour))
+	if ua != 0 || ub <= int64(len("layer:bytes b also has")) {
+		t.Fatalf("usage after gc: a %d (want 0), b %d", ua, ub)
+	}
 }

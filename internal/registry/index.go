@@ -20,8 +20,8 @@ var indexMediaTypes = map[string]bool{
 //
 // distribution's own check resolves children only by sha256, so it would
 // refuse an index of sha512-addressed manifests; ferry turns it off and
-// checks here, resolving other algorithms through the digest aliases.
-func (s *Server) missingIndexChild(ctx context.Context, internal, contentType string, body []byte) (string, error) {
+// checks here, resolving other algorithms through the caller's org's digest aliases.
+func (s *Server) missingIndexChild(ctx context.Context, c *caller, internal, contentType string, body []byte) (string, error) {
 	var idx struct {
 		MediaType string          `json:"mediaType"`
 		Manifests []v1.Descriptor `json:"manifests"`
@@ -50,11 +50,11 @@ func (s *Server) missingIndexChild(ctx context.Context, internal, contentType st
 		}
 		canonical := d.Digest
 		if d.Digest.Algorithm() != digest.Canonical {
-			c, err := s.store.DigestAlias(ctx, d.Digest.String())
+			alias, err := s.store.DigestAlias(ctx, c.token.OrgID, d.Digest.String())
 			if err != nil {
 				return d.Digest.String(), nil
 			}
-			canonical = digest.Digest(c)
+			canonical = digest.Digest(alias)
 		}
 		ok, err := ms.Exists(ctx, canonical)
 		if err != nil || !ok {

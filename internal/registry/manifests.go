@@ -2,6 +2,8 @@ package registry
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -26,18 +28,23 @@ func (s *Server) prepareManifest(w http.ResponseWriter, r *http.Request, rt rout
 		if alias == "" {
 			return rt.rest, true
 		}
-		canonical, err := s.store.DigestAlias(ctx, alias.String())
+		canonical, err := s.store.DigestAlias(ctx, c.token.OrgID, alias.String())
 		if err != nil {
 			serveError(w, errcode.ErrorCodeManifestUnknown, map[string]string{"digest": alias.String()})
 			return "", false
 		}
 		rw.digestOut = alias.String()
+		rw.asked, rw.sent = alias.String(), canonical
 		return "/manifests/" + canonical, true
 	}
 
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxManifestSize+1))
 	if err != nil {
-		serveError(w, errcode.ErrorCodeManifestInvalid, "reading manifest: "+err.Error())
+		status := http.StatusBadRequest
+		if errors.Is(err, errTooSlow) {
+			status = http.StatusRequestTimeout
+		}
+		serveErrorStatus(w, status, errcode.ErrorCodeManifestInvalid.WithMessage("reading manifest: "+err.Error()))
 		return "", false
 	}
 	if len(body) > maxManifestSize {
@@ -58,7 +65,17 @@ func (s *Server) prepareManifest(w http.ResponseWriter, r *http.Request, rt rout
 		rest = "/manifests/" + canonical.String()
 		rw.digestOut = alias.String()
 	}
-	missing, err := s.missingIndexChild(ctx, rw.internal, r.Header.Get("Content-Type"), body)
+	if ok, u, err := s.quotas.room(ctx, c, int64(len(body))); err != nil {
+		s.log.Error("registry quota", "err", err)
+		serveError(w, errcode.ErrorCodeUnknown, nil)
+		return "", false
+	} else if !ok {
+		if _, err := s.store.OrgBlobRepo(ctx, c.token.OrgID, canonical.String()); err != nil {
+			writeReply(w, quotaDenied(c, u))
+			return "", false
+		}
+	}
+	missing, err := s.missingIndexChild(ctx, c, rw.internal, r.Header.Get("Content-Type"), body)
 	if err != nil {
 		s.log.Error("registry index check", "err", err)
 		serveError(w, errcode.ErrorCodeUnknown, nil)
@@ -73,14 +90,19 @@ func (s *Server) prepareManifest(w http.ResponseWriter, r *http.Request, rt rout
 		if subject != "" {
 			h.Set("OCI-Subject", subject)
 		}
-		if alias != "" {
-			if err := s.store.AddDigestAlias(ctx, alias.String(), canonical.String()); err != nil {
+		ctx := context.WithoutCancel(ctx)
+		if alias != "" { // verified against the body above
+			if err := s.store.AddDigestAlias(ctx, c.token.OrgID, alias.String(), canonical.String()); err != nil {
 				s.log.Error("registry digest alias", "err", err)
 			}
 		}
 		if err := s.store.AddRepo(ctx, c.token.OrgID, rt.repo); err != nil {
 			s.log.Error("registry catalog", "repo", rt.repo, "err", err)
 		}
+		if err := s.store.RecordRepoBlob(ctx, c.token.OrgID, rt.repo, canonical.String(), int64(len(body))); err != nil {
+			s.log.Error("registry manifest record", "repo", rt.repo, "err", err)
+		}
+		s.quotas.forget(c.token.OrgID)
 	}
 	return rest, true
 }

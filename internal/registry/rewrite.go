@@ -2,7 +2,6 @@ package registry
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -26,6 +25,9 @@ type rewriter struct {
 	route, method      string
 	onSuccess          func(http.Header) // manifest PUT: OCI-Subject, catalog
 	digestOut          string            // a non-sha256 digest the client asked by
+	asked, sent        string            // a digest as the client named it, and as distribution got it
+	x                  *exchange         // the request's bookkeeping (nil: none)
+	replaced           bool              // the middleware answered instead of distribution
 
 	wroteHeader bool
 	status      int
@@ -40,6 +42,16 @@ func (rw *rewriter) WriteHeader(status int) {
 	rw.wroteHeader = true
 	rw.status = status
 	h := rw.Header()
+	if rw.x != nil {
+		if e := rw.x.answer(status, h); e != nil {
+			rw.replaced = true
+			for _, k := range []string{"Location", "Docker-Content-Digest", "Docker-Upload-Uuid", "Range", "Content-Range", "Content-Length"} {
+				h.Del(k)
+			}
+			writeReply(rw.ResponseWriter, e)
+			return
+		}
+	}
 	if loc := h.Get("Location"); loc != "" {
 		h.Set("Location", rw.location(loc))
 	}
@@ -51,13 +63,6 @@ func (rw *rewriter) WriteHeader(status int) {
 	}
 	if rw.digestOut != "" && status < 300 {
 		if canon := h.Get("Docker-Content-Digest"); canon != "" && canon != rw.digestOut {
-			if status == http.StatusCreated {
-				// distribution verified the upload against digestOut and
-				// filed it under canon: remember the pair.
-				if err := rw.s.store.AddDigestAlias(context.Background(), rw.digestOut, canon); err != nil {
-					rw.s.log.Error("registry digest alias", "err", err)
-				}
-			}
 			h.Set("Docker-Content-Digest", rw.digestOut)
 			if loc := h.Get("Location"); loc != "" {
 				h.Set("Location", strings.Replace(loc, canon, rw.digestOut, 1))
@@ -79,6 +84,9 @@ func (rw *rewriter) Write(b []byte) (int, error) {
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
 	}
+	if rw.replaced {
+		return len(b), nil
+	}
 	if rw.buffering {
 		if rw.buf.Len()+len(b) > maxRewriteBody {
 			rw.flushBuffered(false)
@@ -93,6 +101,9 @@ func (rw *rewriter) Write(b []byte) (int, error) {
 func (rw *rewriter) ReadFrom(src io.Reader) (int64, error) {
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
+	}
+	if rw.replaced {
+		return io.Copy(io.Discard, src)
 	}
 	if rf, ok := rw.ResponseWriter.(io.ReaderFrom); ok && !rw.buffering {
 		return rf.ReadFrom(src)
@@ -150,6 +161,10 @@ func (rw *rewriter) body(b []byte) []byte {
 				return out
 			}
 		}
+	}
+	if rw.asked != "" && rw.sent != "" && rw.asked != rw.sent {
+		// Errors name the digest as the client asked for it.
+		b = bytes.ReplaceAll(b, []byte(rw.sent), []byte(rw.asked))
 	}
 	return bytes.ReplaceAll(b, []byte(rw.ns.Prefix()), nil)
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"crypto/subtle"
 	"net/http"
 	"strings"
 
@@ -17,19 +18,39 @@ func (s *Server) routes() http.Handler {
 	health := http.HandlerFunc(s.serveHealth)
 	metrics := s.metrics.handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gw, body := s.guardTransfer(w, r)
 		switch p := r.URL.Path; {
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
-			s.serveV2(w, r)
+			s.serveV2(gw, r, body)
 		case p == "/token":
-			s.metrics.observe(w, r, "token", token)
+			s.metrics.observe(gw, r, "token", token)
 		case p == "/healthz":
-			health.ServeHTTP(w, r)
+			health.ServeHTTP(gw, r)
 		case p == "/metrics":
-			metrics.ServeHTTP(w, r)
+			s.serveMetrics(gw, r, metrics)
 		default:
-			http.NotFound(w, r)
+			http.NotFound(gw, r)
 		}
 	})
+}
+
+// serveMetrics serves /metrics on the main listener only to a bearer of
+// Config.MetricsToken: the metrics name routes, rates and failures of every
+// org, which no tenant should read.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request, metrics http.Handler) {
+	want := s.cfg.MetricsToken
+	if want == "" || s.cfg.MetricsAddr != "" {
+		http.Error(w, "metrics are not served here: set metrics_addr for a listener of their own, or metrics_token", http.StatusNotFound)
+		return
+	}
+	scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+		s.metrics.authFailures.Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+		http.Error(w, "metrics need Authorization: Bearer <metrics_token>", http.StatusUnauthorized)
+		return
+	}
+	metrics.ServeHTTP(w, r)
 }
 
 // serveError writes a distribution-style error body.

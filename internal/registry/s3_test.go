@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferryvm/ferry/internal/registry/store"
 )
 
 // TestS3StorageWired loads a config naming distribution's s3 driver (at an
@@ -66,12 +68,30 @@ func TestLoadConfigRejectsUnknownKeys(t *testing.T) {
 }
 
 func TestHealthAndMetrics(t *testing.T) {
-	tr := newTestRegistry(t)
-	for path, want := range map[string]string{"/healthz": "ok", "/metrics": "ferry_registry_requests_total"} {
-		tr.do(t, call{method: "GET", path: "/v2/"})
-		r := tr.do(t, call{method: "GET", path: path})
-		if r.status != 200 || !strings.Contains(r.body, want) {
-			t.Fatalf("%s: %d %.200s", path, r.status, r.body)
+	tr := newTestRegistry(t, func(c *Config) { c.MetricsToken = "metrics-secret" })
+	acme := bearer(tr.org(t, "acme", store.ScopePush))
+	tr.do(t, call{method: "GET", path: "/v2/"})
+	if r := tr.do(t, call{method: "GET", path: "/healthz"}); r.status != 200 || !strings.Contains(r.body, "ok") {
+		t.Fatalf("/healthz: %d %s", r.status, r.body)
+	}
+	// /metrics names every org's traffic: no tenant reads it.
+	for name, auth := range map[string]string{"anonymous": "", "an org's token": acme, "wrong token": "Bearer metrics-secreT"} {
+		if r := tr.do(t, call{method: "GET", path: "/metrics", auth: auth}); r.status != http.StatusUnauthorized || strings.Contains(r.body, "ferry_registry") {
+			t.Fatalf("/metrics as %s: %d %.100s", name, r.status, r.body)
 		}
+	}
+	if r := tr.do(t, call{method: "GET", path: "/metrics", auth: "Bearer metrics-secret"}); r.status != 200 || !strings.Contains(r.body, "ferry_registry_requests_total") {
+		t.Fatalf("/metrics with the token: %d %.200s", r.status, r.body)
+	}
+	// Without a token, /metrics is not on the main listener at all, and
+	// MetricsHandler serves it for a listener of its own.
+	plain := newTestRegistry(t)
+	if r := plain.do(t, call{method: "GET", path: "/metrics"}); r.status != http.StatusNotFound {
+		t.Fatalf("/metrics without metrics_token: %d", r.status)
+	}
+	rec := httptest.NewRecorder()
+	plain.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "ferry_registry_auth_failures_total") {
+		t.Fatalf("MetricsHandler: %d", rec.Code)
 	}
 }

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,8 @@ type Server struct {
 	key     stateKey
 	metrics *metrics
 	touches *toucher
+	quotas  *quotas
+	tlsLeaf *x509.Certificate // set by Serve under TLS (the realm's host check)
 	tokens  *tokenCache
 	claims  *claimsCache
 	handler http.Handler
@@ -104,6 +107,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Server, error) {
 	s.app, s.appDown = app, app.Shutdown
 	s.metrics = newMetrics(s.log)
 	s.touches = newToucher(s.store, s.log)
+	s.quotas = newQuotas(s.store, cfg.Limits)
 	s.tokens = newTokenCache(tokenCacheTTL)
 	s.claims = newClaimsCache()
 	s.handler = s.routes()
@@ -149,9 +153,14 @@ func (s *Server) distributionConfig(secret string) *configuration.Configuration 
 	return dc
 }
 
-// Handler is the registry's HTTP handler: /v2/..., /token, /healthz,
-// /metrics.
+// Handler is the registry's HTTP handler: /v2/..., /token, /healthz, and
+// /metrics when Config.MetricsToken is set (bearer only) and
+// Config.MetricsAddr is not.
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// MetricsHandler serves the Prometheus metrics without authentication,
+// for a listener of their own (Config.MetricsAddr).
+func (s *Server) MetricsHandler() http.Handler { return s.metrics.handler() }
 
 // Store is the metadata store (orgs and tokens).
 func (s *Server) Store() *store.Store { return s.store }

@@ -40,10 +40,10 @@ func scopeFor(repo, action string) string {
 }
 
 // serveV2 is the authorizer middleware around distribution's app.
-func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) {
+func (s *Server) serveV2(w http.ResponseWriter, r *http.Request, body *guardBody) {
 	rt := parseRoute(r.URL.Path)
 	s.metrics.observe(w, r, rt.name, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.serveRoute(w, r, rt)
+		s.serveRoute(w, r, rt, body)
 	}))
 }
 
@@ -53,7 +53,7 @@ func (s *Server) challenge(w http.ResponseWriter, r *http.Request, scopes []stri
 	serveError(w, errcode.ErrorCodeUnauthorized, nil)
 }
 
-func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
+func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route, body *guardBody) {
 	action := actionFor(r.Method)
 	var scopes []string
 	switch {
@@ -107,14 +107,19 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	// Rewrite the request for distribution: path, upload state, mount.
 	r = r.Clone(r.Context())
+	x := &exchange{ctx: r.Context(), s: s, c: c, rt: rt, method: r.Method, q: q, body: body}
 	if st := q.Get("_state"); st != "" {
-		q.Set("_state", s.stateIn(st, c.ns))
+		var offset int64
+		st, offset = s.stateIn(st, c.ns)
+		q.Set("_state", st)
+		x.offset = offset
 	}
-	rw := &rewriter{ResponseWriter: w, s: s, ns: c.ns, external: rt.repo, internal: internal, route: rt.name, method: r.Method}
+	rw := &rewriter{ResponseWriter: w, s: s, ns: c.ns, external: rt.repo, internal: internal, route: rt.name, method: r.Method, x: x}
+	x.rw = rw
+	ctx := r.Context()
 	switch {
 	case rt.name == routeUpload && r.Method == http.MethodPost:
-		rw.onSuccess = s.recordBlob(r.Context(), c, rt.repo)
-		if !s.mountIn(r.Context(), q, c) {
+		if !s.mountIn(ctx, q, c) {
 			// The JWT lacks pull on "from" though the org token has it: ask
 			// the client to fetch a token with that scope too, as
 			// distribution's token auth does. This depends only on the
@@ -125,28 +130,31 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 		rw.digestOut = nonCanonical(q.Get("mount"), q.Get("digest"))
 		if m := q.Get("mount"); m != "" && rw.digestOut == m {
 			// distribution links only the sha256 of a mounted blob.
-			q.Set("mount", s.canonicalBlob(r.Context(), m))
+			q.Set("mount", s.canonicalBlob(ctx, c, m))
 		}
-		s.touches.touch(q.Get("digest"))
-		if q.Get("digest") != "" && q.Get("mount") == "" && r.ContentLength != 0 {
+		monolithic := q.Get("digest") != "" && q.Get("mount") == "" && r.ContentLength != 0
+		if !x.admitUpload(w, r, monolithic) {
+			return
+		}
+		if monolithic {
 			r.URL.Path = "/v2/" + internal + rt.rest
 			s.monolithicPost(rw, r, q)
 			rw.finish()
+			x.release()
 			return
 		}
-	case rt.name == routeUploadPart && r.Method == http.MethodPut:
-		rw.onSuccess = s.recordBlob(r.Context(), c, rt.repo)
-		rw.digestOut = nonCanonical(q.Get("digest"))
-		s.touches.touch(q.Get("digest"))
+	case rt.name == routeUploadPart:
+		if r.Method == http.MethodPut {
+			rw.digestOut = nonCanonical(q.Get("digest"))
+		}
+		if !x.admitBody(w, r) {
+			return
+		}
 	case rt.name == routeBlob:
 		ref := strings.TrimPrefix(rt.rest, "/blobs/")
 		if rw.digestOut = nonCanonical(ref); rw.digestOut != "" {
-			rt.rest = "/blobs/" + s.canonicalBlob(r.Context(), ref)
-		}
-		if r.Method == http.MethodHead {
-			// A client that finds a blob skips uploading it and will
-			// reference it soon: keep gc's hands off.
-			s.touches.touch(ref)
+			rw.asked, rw.sent = ref, s.canonicalBlob(ctx, c, ref)
+			rt.rest = "/blobs/" + rw.sent
 		}
 	case rt.name == routeManifest:
 		var ok bool
@@ -158,27 +166,14 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, rt route) {
 	r.URL.RawPath = ""
 	s.dispatch(rw, r, q)
 	rw.finish()
+	x.release()
 }
 
-// recordBlob returns a success hook that remembers which repository of
-// the caller's org received a blob (for anonymous mounts).
-func (s *Server) recordBlob(ctx context.Context, c *caller, repo string) func(http.Header) {
-	return func(h http.Header) {
-		d := h.Get("Docker-Content-Digest")
-		if d == "" {
-			return
-		}
-		if err := s.store.RecordOrgBlob(ctx, c.token.OrgID, d, repo); err != nil {
-			s.log.Error("registry blob record", "err", err)
-		}
-	}
-}
-
-// canonicalBlob returns the sha256 digest recorded for a blob uploaded
-// under another algorithm, or d itself when none is.
-func (s *Server) canonicalBlob(ctx context.Context, d string) string {
-	if c, err := s.store.DigestAlias(ctx, d); err == nil {
-		return c
+// canonicalBlob returns the sha256 digest the caller's org recorded for a
+// blob uploaded under another algorithm, or d itself when it has none.
+func (s *Server) canonicalBlob(ctx context.Context, c *caller, d string) string {
+	if canon, err := s.store.DigestAlias(ctx, c.token.OrgID, d); err == nil {
+		return canon
 	}
 	return d
 }
@@ -206,17 +201,17 @@ func nonCanonical(digests ...string) string {
 // stateIn opens an upload state from a client, maps its repository name
 // into the caller's namespace and seals it again. A state that does not
 // verify is passed on untouched for distribution to refuse.
-func (s *Server) stateIn(token string, ns Namespace) string {
+func (s *Server) stateIn(token string, ns Namespace) (string, int64) {
 	st, err := s.key.unpack(token)
 	if err != nil {
-		return token
+		return token, 0
 	}
 	internal, ok := ns.Internal(st.Name)
 	if !ok {
-		return token
+		return token, 0
 	}
 	st.Name = internal
-	return s.key.pack(st)
+	return s.key.pack(st), st.Offset
 }
 
 // stateOut is stateIn's inverse for states distribution hands out.
@@ -256,9 +251,8 @@ func (s *Server) mountIn(ctx context.Context, q url.Values, c *caller) bool {
 	if _, err := digest.Parse(mount); err != nil {
 		return drop()
 	}
-	s.touches.touch(mount)
 	if from == "" {
-		repo, err := s.store.OrgBlobRepo(ctx, c.token.OrgID, mount)
+		repo, err := s.store.OrgBlobRepo(ctx, c.token.OrgID, s.canonicalBlob(ctx, c, mount))
 		if internal, ok := c.ns.Internal(repo); err == nil && ok && slices.Contains(c.token.Scope.Actions(), "pull") {
 			q.Set("from", internal)
 		}

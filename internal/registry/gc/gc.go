@@ -1,10 +1,19 @@
-// Package gc is the registry's garbage collector: mark every blob that a
-// manifest of a live repository references, then sweep the unmarked ones,
-// except those touched within a grace window. It is safe while pushes are in
-// flight: a blob a client just uploaded, mounted or found by HEAD (and so
-// will reference in the manifest it is about to push) was recorded as blob
-// activity by the server, and a blob file written within the window is kept
-// whatever the records say.
+// Package gc is the registry's garbage collector. It marks every blob that
+// a manifest of a live repository references, then, repository by
+// repository, removes links to blobs the repository's owner (a tenant)
+// neither references from any of its manifests nor touched within a grace
+// window, and finally sweeps the blob data nothing marks or links any more.
+//
+// Blobs are shared on storage across owners, but gc's decisions about an
+// owner's links depend only on that owner's manifests and activity: another
+// owner referencing or touching the same bytes neither keeps an orphan link
+// alive nor tells the owner anything (a HEAD after gc answers the same).
+//
+// It is safe while pushes are in flight: a blob a client just uploaded,
+// mounted or found by HEAD (and so will reference in the manifest it is
+// about to push) was recorded as its owner's activity by the server, and a
+// link or blob file written within the window is kept whatever the records
+// say.
 //
 // It works on distribution's storage layout through distribution's storage
 // API and driver, so it covers filesystem and S3 alike.
@@ -17,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/distribution/distribution/v3"
@@ -26,19 +36,29 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-// Activity is what gc needs from the metadata store.
+// Activity is what gc needs from the metadata store, per owner.
 type Activity interface {
-	BlobTouchedSince(ctx context.Context, digest string, since time.Time) (bool, error)
-	DigestAlias(ctx context.Context, alias string) (string, error)
+	// BlobTouchedSince reports whether owner touched digest at or after since.
+	BlobTouchedSince(ctx context.Context, owner, digest string, since time.Time) (bool, error)
+	// DigestAlias resolves, for owner, a digest of another algorithm to the
+	// canonical one it is stored under.
+	DigestAlias(ctx context.Context, owner, alias string) (string, error)
 }
 
 // Options are gc's settings.
 type Options struct {
-	Grace  time.Duration // keep blobs touched or written within this window
+	Grace  time.Duration // keep links and blobs touched or written within this window
 	DryRun bool          // report, delete nothing
 	// LiveRepo reports whether a repository still belongs to someone;
 	// repositories it rejects mark nothing and are removed. Nil: all live.
 	LiveRepo func(name string) bool
+	// Owner names the tenant a live repository belongs to. Nil: each
+	// repository is its own owner.
+	Owner func(repo string) string
+	// Holdings, when set, receives for each live repository what it holds
+	// once gc is done (canonical digest → size): its manifests, the blobs
+	// they reference, and the linked blobs kept.
+	Holdings func(ctx context.Context, repo string, blobs map[digest.Digest]int64) error
 	Now      func() time.Time
 	Log      *slog.Logger
 }
@@ -51,6 +71,7 @@ type Report struct {
 	BlobsDeleted        int      `json:"blobs_deleted"`
 	BytesFreed          int64    `json:"bytes_freed"`
 	BlobsKeptRecent     int      `json:"blobs_kept_recent"`
+	LinksRemoved        int      `json:"links_removed"`
 	RepositoriesRemoved []string `json:"repositories_removed,omitempty"`
 	EmptyRepositories   []string `json:"empty_repositories,omitempty"` // live, but without manifests
 
@@ -58,10 +79,32 @@ type Report struct {
 	DryRun  bool     `json:"dry_run"`
 }
 
-// blobDataPath is where distribution keeps a blob's bytes (see its
-// registry/storage/paths.go).
+// blobDataPath is where distribution keeps a blob's bytes, and layerLinkPath
+// a repository's link to it (see its registry/storage/paths.go).
 func blobDataPath(d digest.Digest) string {
 	return path.Join("/docker/registry/v2/blobs", d.Algorithm().String(), d.Encoded()[:2], d.Encoded(), "data")
+}
+
+func layerLinkPath(repo string, d digest.Digest) string {
+	return path.Join("/docker/registry/v2/repositories", repo, "_layers", d.Algorithm().String(), d.Encoded(), "link")
+}
+
+// run is one collection's state.
+type run struct {
+	ctx    context.Context
+	drv    driver.StorageDriver
+	reg    distribution.Namespace
+	act    Activity
+	opts   Options
+	since  time.Time
+	rep    Report
+	marked map[digest.Digest]bool
+	// refs holds, per owner, what its manifests reference; held, per
+	// repository, its manifests and what they reference.
+	refs  map[string]map[digest.Digest]bool
+	held   map[string][]digest.Digest
+	sizes  map[digest.Digest]int64
+	recent map[digest.Digest]bool // kept only for being recent or touched
 }
 
 // Run collects garbage on the storage behind drv.
@@ -72,107 +115,246 @@ func Run(ctx context.Context, drv driver.StorageDriver, act Activity, opts Optio
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	rep := Report{DryRun: opts.DryRun}
-	start := opts.Now()
-	reg, err := storage.NewRegistry(ctx, drv)
-	if err != nil {
-		return rep, fmt.Errorf("gc: %w", err)
+	if opts.Owner == nil {
+		opts.Owner = func(repo string) string { return repo }
 	}
-	marked := map[digest.Digest]bool{}
-	mark := func(d digest.Digest) {
-		if d.Validate() != nil {
+	g := &run{ctx: ctx, drv: drv, act: act, opts: opts, rep: Report{DryRun: opts.DryRun},
+		marked: map[digest.Digest]bool{}, refs: map[string]map[digest.Digest]bool{},
+		held: map[string][]digest.Digest{}, sizes: map[digest.Digest]int64{}, recent: map[digest.Digest]bool{}}
+	g.since = opts.Now().Add(-opts.Grace)
+	reg, err := storage.NewRegistry(ctx, drv, storage.EnableDelete)
+	if err != nil {
+		return g.rep, fmt.Errorf("gc: %w", err)
+	}
+	g.reg = reg
+	var live, dead []string
+	err = repositories(ctx, drv, func(name string) {
+		if opts.LiveRepo != nil && !opts.LiveRepo(name) {
+			dead = append(dead, name)
 			return
 		}
-		marked[d] = true
-		if d.Algorithm() != digest.Canonical {
-			if c, err := act.DigestAlias(ctx, d.String()); err == nil {
-				marked[digest.Digest(c)] = true
+		live = append(live, name)
+	})
+	if err != nil {
+		return g.rep, fmt.Errorf("gc: %w", err)
+	}
+	for _, name := range live {
+		g.rep.Repositories++
+		before := g.rep.Manifests
+		if err := g.markRepo(name); err != nil {
+			return g.rep, fmt.Errorf("gc mark: %w", err)
+		}
+		if g.rep.Manifests == before {
+			g.rep.EmptyRepositories = append(g.rep.EmptyRepositories, name)
+		}
+	}
+	for _, name := range live {
+		if err := g.links(name); err != nil {
+			return g.rep, fmt.Errorf("gc links: %w", err)
+		}
+	}
+	g.rep.BlobsMarked = len(g.marked)
+	for d := range g.recent {
+		if !g.referencedAnywhere(d) {
+			g.rep.BlobsKeptRecent++
+		}
+	}
+	if err := g.sweep(); err != nil {
+		return g.rep, fmt.Errorf("gc sweep: %w", err)
+	}
+	if opts.Holdings != nil {
+		deleted := map[digest.Digest]bool{}
+		for _, d := range g.rep.Deleted {
+			deleted[digest.Digest(d)] = true
+		}
+		for _, name := range live {
+			blobs := map[digest.Digest]int64{}
+			for _, d := range g.held[name] {
+				if size, ok := g.size(d); ok && !deleted[d] {
+					blobs[d] = size
+				}
+			}
+			if err := opts.Holdings(ctx, name, blobs); err != nil {
+				return g.rep, err
 			}
 		}
 	}
-	var dead []string
-	enum, ok := reg.(distribution.RepositoryEnumerator)
-	if !ok {
-		return rep, errors.New("gc: storage cannot enumerate repositories")
+	vacuum := storage.NewVacuum(ctx, drv)
+	for _, name := range dead {
+		g.rep.RepositoriesRemoved = append(g.rep.RepositoriesRemoved, name)
+		if !opts.DryRun {
+			if err := vacuum.RemoveRepository(name); err != nil {
+				return g.rep, fmt.Errorf("gc: remove repository %s: %w", name, err)
+			}
+		}
 	}
-	err = enum.Enumerate(ctx, func(name string) error {
-		if opts.LiveRepo != nil && !opts.LiveRepo(name) {
-			dead = append(dead, name)
+	return g.rep, nil
+}
+
+// repositories lists every repository on storage: those with manifests,
+// and those holding only blob links (distribution's own enumerator skips
+// these, and gc must judge their links too).
+func repositories(ctx context.Context, drv driver.StorageDriver, fn func(name string)) error {
+	const root = "/docker/registry/v2/repositories"
+	seen := map[string]bool{}
+	err := drv.Walk(ctx, root, func(fi driver.FileInfo) error {
+		rel := strings.TrimPrefix(fi.Path(), root+"/")
+		dir, file := path.Split(rel)
+		if !strings.HasPrefix(file, "_") {
 			return nil
 		}
-		rep.Repositories++
-		before := rep.Manifests
-		err := markRepo(ctx, reg, drv, name, mark, &rep)
-		if err == nil && rep.Manifests == before {
-			rep.EmptyRepositories = append(rep.EmptyRepositories, name)
+		if name := strings.TrimSuffix(dir, "/"); (file == "_manifests" || file == "_layers") && name != "" && !seen[name] {
+			seen[name] = true
+			fn(name)
 		}
-		return err
+		return driver.ErrSkipDir
 	})
 	var notFound driver.PathNotFoundError
 	if err != nil && !errors.As(err, &notFound) {
-		return rep, fmt.Errorf("gc mark: %w", err)
+		return err
 	}
-	rep.BlobsMarked = len(marked)
-
-	since := start.Add(-opts.Grace)
-	vacuum := storage.NewVacuum(ctx, drv)
-	err = reg.Blobs().Enumerate(ctx, func(d digest.Digest) error {
-		if marked[d] {
-			return nil
-		}
-		fi, err := drv.Stat(ctx, blobDataPath(d))
-		if err != nil {
-			return nil // vanished meanwhile, or not a blob
-		}
-		if fi.ModTime().After(since) {
-			rep.BlobsKeptRecent++
-			return nil
-		}
-		// Checked last and per blob, so a touch during the mark phase counts.
-		recent, err := act.BlobTouchedSince(ctx, d.String(), since)
-		if err != nil {
-			return err
-		}
-		if recent {
-			rep.BlobsKeptRecent++
-			return nil
-		}
-		rep.BlobsDeleted++
-		rep.BytesFreed += fi.Size()
-		rep.Deleted = append(rep.Deleted, d.String())
-		if opts.DryRun {
-			return nil
-		}
-		opts.Log.Debug("gc: delete blob", "digest", d, "size", fi.Size())
-		return vacuum.RemoveBlob(d.String())
-	})
-	if err != nil && !errors.As(err, &notFound) {
-		return rep, fmt.Errorf("gc sweep: %w", err)
-	}
-	for _, name := range dead {
-		rep.RepositoriesRemoved = append(rep.RepositoriesRemoved, name)
-		if !opts.DryRun {
-			if err := vacuum.RemoveRepository(name); err != nil {
-				return rep, fmt.Errorf("gc: remove repository %s: %w", name, err)
-			}
-		}
-	}
-	return rep, nil
+	return nil
 }
 
-// markRepo marks every manifest of a repository and what each references.
-// Manifests are read raw and parsed generically, so types distribution
-// cannot unmarshal still protect their blobs.
-func markRepo(ctx context.Context, reg distribution.Namespace, drv driver.StorageDriver, name string, mark func(digest.Digest), rep *Report) error {
+// canonical resolves d for owner (sha512 to the sha256 it is stored under).
+func (g *run) canonical(owner string, d digest.Digest) digest.Digest {
+	if d.Algorithm() == digest.Canonical {
+		return d
+	}
+	if c, err := g.act.DigestAlias(g.ctx, owner, d.String()); err == nil {
+		return digest.Digest(c)
+	}
+	return d
+}
+
+// referencedAnywhere reports whether some manifest references d.
+func (g *run) referencedAnywhere(d digest.Digest) bool {
+	for _, refs := range g.refs {
+		if refs[d] {
+			return true
+		}
+	}
+	return false
+}
+
+// size is a blob's size on storage, false when it has no data.
+func (g *run) size(d digest.Digest) (int64, bool) {
+	if s, ok := g.sizes[d]; ok {
+		return s, s >= 0
+	}
+	fi, err := g.drv.Stat(g.ctx, blobDataPath(d))
+	if err != nil {
+		g.sizes[d] = -1
+		return 0, false
+	}
+	g.sizes[d] = fi.Size()
+	return fi.Size(), true
+}
+
+// links removes a repository's links to blobs its owner neither references
+// nor touched within the window; the links kept mark their blobs.
+func (g *run) links(name string) error {
 	named, err := reference.WithName(name)
 	if err != nil {
 		return nil
 	}
-	repo, err := reg.Repository(ctx, named)
+	repo, err := g.reg.Repository(g.ctx, named)
 	if err != nil {
 		return fmt.Errorf("repository %s: %w", name, err)
 	}
-	ms, err := repo.Manifests(ctx)
+	blobs := repo.Blobs(g.ctx)
+	enum, ok := blobs.(distribution.BlobEnumerator)
+	if !ok {
+		return errors.New("gc: storage cannot enumerate a repository's blobs")
+	}
+	var linked []digest.Digest
+	err = enum.Enumerate(g.ctx, func(d digest.Digest) error {
+		linked = append(linked, d)
+		return nil
+	})
+	var notFound driver.PathNotFoundError
+	if err != nil && !errors.As(err, &notFound) {
+		return fmt.Errorf("repository %s: %w", name, err)
+	}
+	owner := g.opts.Owner(name)
+	for _, d := range linked {
+		referenced := g.refs[owner][d]
+		keep := referenced
+		if !keep {
+			if fi, err := g.drv.Stat(g.ctx, layerLinkPath(name, d)); err == nil && fi.ModTime().After(g.since) {
+				keep = true
+			}
+		}
+		if !keep {
+			if keep, err = g.act.BlobTouchedSince(g.ctx, owner, d.String(), g.since); err != nil {
+				return err
+			}
+		}
+		if keep {
+			if !referenced {
+				g.recent[d] = true
+			}
+			g.marked[d] = true
+			g.held[name] = append(g.held[name], d)
+			continue
+		}
+		g.rep.LinksRemoved++
+		if g.opts.DryRun {
+			continue
+		}
+		g.opts.Log.Debug("gc: unlink blob", "repository", name, "digest", d)
+		if err := blobs.Delete(g.ctx, d); err != nil && !errors.Is(err, distribution.ErrBlobUnknown) {
+			return fmt.Errorf("repository %s: unlink %s: %w", name, d, err)
+		}
+	}
+	return nil
+}
+
+// sweep deletes the blob data nothing marks, unless written within the
+// window (an upload that has not linked it yet).
+func (g *run) sweep() error {
+	vacuum := storage.NewVacuum(g.ctx, g.drv)
+	err := g.reg.Blobs().Enumerate(g.ctx, func(d digest.Digest) error {
+		if g.marked[d] {
+			return nil
+		}
+		fi, err := g.drv.Stat(g.ctx, blobDataPath(d))
+		if err != nil {
+			return nil // vanished meanwhile, or not a blob
+		}
+		if fi.ModTime().After(g.since) {
+			g.rep.BlobsKeptRecent++
+			return nil
+		}
+		g.rep.BlobsDeleted++
+		g.rep.BytesFreed += fi.Size()
+		g.rep.Deleted = append(g.rep.Deleted, d.String())
+		if g.opts.DryRun {
+			return nil
+		}
+		g.opts.Log.Debug("gc: delete blob", "digest", d, "size", fi.Size())
+		return vacuum.RemoveBlob(d.String())
+	})
+	var notFound driver.PathNotFoundError
+	if err != nil && !errors.As(err, &notFound) {
+		return err
+	}
+	return nil
+}
+
+// markRepo marks every manifest of a repository and what each references,
+// for its owner. Manifests are read raw and parsed generically, so types
+// distribution cannot unmarshal still protect their blobs.
+func (g *run) markRepo(name string) error {
+	named, err := reference.WithName(name)
+	if err != nil {
+		return nil
+	}
+	repo, err := g.reg.Repository(g.ctx, named)
+	if err != nil {
+		return fmt.Errorf("repository %s: %w", name, err)
+	}
+	ms, err := repo.Manifests(g.ctx)
 	if err != nil {
 		return fmt.Errorf("repository %s: %w", name, err)
 	}
@@ -180,10 +362,25 @@ func markRepo(ctx context.Context, reg distribution.Namespace, drv driver.Storag
 	if !ok {
 		return errors.New("gc: storage cannot enumerate manifests")
 	}
-	err = me.Enumerate(ctx, func(d digest.Digest) error {
-		rep.Manifests++
+	owner := g.opts.Owner(name)
+	refs := g.refs[owner]
+	if refs == nil {
+		refs = map[digest.Digest]bool{}
+		g.refs[owner] = refs
+	}
+	mark := func(d digest.Digest) {
+		if d.Validate() != nil {
+			return
+		}
+		d = g.canonical(owner, d)
+		g.marked[d] = true
+		refs[d] = true
+		g.held[name] = append(g.held[name], d)
+	}
+	err = me.Enumerate(g.ctx, func(d digest.Digest) error {
+		g.rep.Manifests++
 		mark(d)
-		raw, err := drv.GetContent(ctx, blobDataPath(d))
+		raw, err := g.drv.GetContent(g.ctx, blobDataPath(d))
 		if err != nil {
 			return nil // a revision whose blob is gone: nothing to keep
 		}

@@ -42,22 +42,24 @@ func (s *Store) Repos(ctx context.Context, orgID, last string, n int) ([]string,
 	return out, rows.Err()
 }
 
-// TouchBlobs records that the blobs were just uploaded, linked or checked
-// by a client about to reference them. gc never deletes a blob touched
-// within its grace window.
-func (s *Store) TouchBlobs(ctx context.Context, at time.Time, digests ...string) error {
+// TouchBlobs records that org just uploaded, linked or found the blobs
+// (by their canonical digests). gc keeps an org's link to a blob touched
+// by that org within its grace window; another org's activity counts for
+// nothing.
+func (s *Store) TouchBlobs(ctx context.Context, at time.Time, orgID string, digests ...string) error {
 	for _, d := range digests {
-		if _, err := s.exec(ctx, `INSERT INTO blob_activity(digest, at) VALUES (?, ?) ON CONFLICT (digest) DO UPDATE SET at = excluded.at`, d, unix(at)); err != nil {
+		if _, err := s.exec(ctx, `INSERT INTO org_blob_activity(org_id, digest, at) VALUES (?, ?, ?) ON CONFLICT (org_id, digest) DO UPDATE SET at = excluded.at`,
+			orgID, d, unix(at)); err != nil {
 			return fmt.Errorf("touch blob %s: %w", d, err)
 		}
 	}
 	return nil
 }
 
-// BlobTouchedSince reports whether digest was touched at or after since.
-func (s *Store) BlobTouchedSince(ctx context.Context, digest string, since time.Time) (bool, error) {
+// BlobTouchedSince reports whether org touched digest at or after since.
+func (s *Store) BlobTouchedSince(ctx context.Context, orgID, digest string, since time.Time) (bool, error) {
 	var n int
-	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM blob_activity WHERE digest = ? AND at >= ?`, digest, unix(since)).Scan(&n); err != nil {
+	if err := s.queryRow(ctx, `SELECT COUNT(*) FROM org_blob_activity WHERE org_id = ? AND digest = ? AND at >= ?`, orgID, digest, unix(since)).Scan(&n); err != nil {
 		return false, fmt.Errorf("blob activity %s: %w", digest, err)
 	}
 	return n > 0, nil
@@ -65,7 +67,7 @@ func (s *Store) BlobTouchedSince(ctx context.Context, digest string, since time.
 
 // ForgetBlobActivity drops activity records older than before.
 func (s *Store) ForgetBlobActivity(ctx context.Context, before time.Time) error {
-	if _, err := s.exec(ctx, `DELETE FROM blob_activity WHERE at < ?`, unix(before)); err != nil {
+	if _, err := s.exec(ctx, `DELETE FROM org_blob_activity WHERE at < ?`, unix(before)); err != nil {
 		return fmt.Errorf("prune blob activity: %w", err)
 	}
 	return nil
@@ -82,23 +84,4 @@ func (s *Store) Setting(ctx context.Context, key string, make func() string) (st
 		return "", fmt.Errorf("setting %s: %w", key, err)
 	}
 	return v, nil
-}
-
-// RecordOrgBlob records that org's repository repo now holds digest.
-func (s *Store) RecordOrgBlob(ctx context.Context, orgID, digest, repo string) error {
-	_, err := s.exec(ctx, `INSERT INTO org_blobs(org_id, digest, repo, at) VALUES (?, ?, ?, ?) ON CONFLICT (org_id, digest) DO UPDATE SET repo = excluded.repo, at = excluded.at`,
-		orgID, digest, repo, unix(s.now()))
-	if err != nil {
-		return fmt.Errorf("record blob %s: %w", digest, err)
-	}
-	return nil
-}
-
-// OrgBlobRepo returns the repository of org that last received digest.
-func (s *Store) OrgBlobRepo(ctx context.Context, orgID, digest string) (string, error) {
-	var repo string
-	if err := s.queryRow(ctx, `SELECT repo FROM org_blobs WHERE org_id = ? AND digest = ?`, orgID, digest).Scan(&repo); err != nil {
-		return "", notFound(err, "blob "+digest)
-	}
-	return repo, nil
 }

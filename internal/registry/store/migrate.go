@@ -57,6 +57,50 @@ var migrations = []string{
 		at     BIGINT NOT NULL,
 		PRIMARY KEY (org_id, digest)
 	);`,
+	// 6: tenant isolation and limits. Digest aliases become each org's own
+	// (and are verified against the bytes before they are recorded; the
+	// global table's entries never were, so they are dropped). Blob activity
+	// is per org: only an org that holds a blob keeps it from gc. What each
+	// repository holds, with sizes (quotas), replaces org_blobs. Open upload
+	// sessions (their cap). An optional quota per org.
+	`DROP TABLE digest_aliases;
+	CREATE TABLE org_aliases (
+		org_id    TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+		alias     TEXT NOT NULL,
+		canonical TEXT NOT NULL,
+		PRIMARY KEY (org_id, alias)
+	);
+	CREATE INDEX org_aliases_canonical ON org_aliases(canonical);
+	DROP TABLE blob_activity;
+	CREATE TABLE org_blob_activity (
+		org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+		digest TEXT NOT NULL,
+		at     BIGINT NOT NULL,
+		PRIMARY KEY (org_id, digest)
+	);
+	CREATE INDEX org_blob_activity_at ON org_blob_activity(at);
+	CREATE TABLE repo_blobs (
+		org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+		repo   TEXT NOT NULL,
+		digest TEXT NOT NULL,
+		size   BIGINT NOT NULL,
+		at     BIGINT NOT NULL,
+		PRIMARY KEY (org_id, repo, digest)
+	);
+	CREATE INDEX repo_blobs_digest ON repo_blobs(org_id, digest);
+	INSERT INTO repo_blobs(org_id, repo, digest, size, at)
+		SELECT org_id, repo, digest, 0, at FROM org_blobs WHERE digest LIKE 'sha256:%';
+	DROP TABLE org_blobs;
+	CREATE TABLE uploads (
+		id         TEXT PRIMARY KEY,
+		org_id     TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+		repo       TEXT NOT NULL,
+		started_at BIGINT NOT NULL,
+		active_at  BIGINT NOT NULL,
+		bytes      BIGINT NOT NULL DEFAULT 0
+	);
+	CREATE INDEX uploads_org ON uploads(org_id, active_at);
+	ALTER TABLE orgs ADD COLUMN quota_bytes BIGINT;`,
 }
 
 // SchemaVersion is the number of migrations this build knows.

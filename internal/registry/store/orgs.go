@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"regexp"
@@ -17,6 +18,9 @@ type Org struct {
 	ID        string    `json:"id"` // random, stable; the internal namespace prefix derives from it
 	Name      string    `json:"name"`
 	CreatedAt time.Time `json:"created_at"`
+	// Quota caps the bytes the org stores: nil is the server's default,
+	// 0 is no limit.
+	Quota *int64 `json:"quota_bytes,omitempty"`
 }
 
 // orgNameRE is what an org name may be: it is a login user name, so keep it
@@ -59,17 +63,19 @@ func (s *Store) CreateOrg(ctx context.Context, name string) (Org, error) {
 func (s *Store) Org(ctx context.Context, name string) (Org, error) {
 	var o Org
 	var created int64
-	err := s.queryRow(ctx, `SELECT id, name, created_at FROM orgs WHERE name = ?`, name).Scan(&o.ID, &o.Name, &created)
+	var quota sql.NullInt64
+	err := s.queryRow(ctx, `SELECT id, name, created_at, quota_bytes FROM orgs WHERE name = ?`, name).Scan(&o.ID, &o.Name, &created, &quota)
 	if err != nil {
 		return Org{}, notFound(err, "org "+name)
 	}
 	o.CreatedAt = time.Unix(created, 0).UTC()
+	o.Quota = nullableInt(quota)
 	return o, nil
 }
 
 // Orgs lists every organization by name.
 func (s *Store) Orgs(ctx context.Context) ([]Org, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, name, created_at FROM orgs ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, created_at, quota_bytes FROM orgs ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("list orgs: %w", err)
 	}
@@ -78,10 +84,12 @@ func (s *Store) Orgs(ctx context.Context) ([]Org, error) {
 	for rows.Next() {
 		var o Org
 		var created int64
-		if err := rows.Scan(&o.ID, &o.Name, &created); err != nil {
+		var quota sql.NullInt64
+		if err := rows.Scan(&o.ID, &o.Name, &created, &quota); err != nil {
 			return nil, fmt.Errorf("list orgs: %w", err)
 		}
 		o.CreatedAt = time.Unix(created, 0).UTC()
+		o.Quota = nullableInt(quota)
 		out = append(out, o)
 	}
 	return out, rows.Err()
@@ -103,7 +111,10 @@ func (s *Store) DeleteOrg(ctx context.Context, name string) error {
 	for _, q := range []string{
 		`DELETE FROM tokens WHERE org_id = ?`,
 		`DELETE FROM repos WHERE org_id = ?`,
-		`DELETE FROM org_blobs WHERE org_id = ?`,
+		`DELETE FROM repo_blobs WHERE org_id = ?`,
+		`DELETE FROM org_aliases WHERE org_id = ?`,
+		`DELETE FROM org_blob_activity WHERE org_id = ?`,
+		`DELETE FROM uploads WHERE org_id = ?`,
 		`DELETE FROM orgs WHERE id = ?`,
 	} {
 		if _, err := tx.ExecContext(ctx, s.q(q), o.ID); err != nil {
@@ -114,6 +125,33 @@ func (s *Store) DeleteOrg(ctx context.Context, name string) error {
 		return fmt.Errorf("delete org %s: %w", name, err)
 	}
 	return nil
+}
+
+// SetOrgQuota sets the bytes org may store: nil for the server's default,
+// 0 for no limit.
+func (s *Store) SetOrgQuota(ctx context.Context, name string, quota *int64) error {
+	if quota != nil && *quota < 0 {
+		return fmt.Errorf("quota of %s: %d bytes is negative: %w", name, *quota, errdefs.ErrInvalidArgument)
+	}
+	var v any
+	if quota != nil {
+		v = *quota
+	}
+	res, err := s.exec(ctx, `UPDATE orgs SET quota_bytes = ? WHERE name = ?`, v, name)
+	if err != nil {
+		return fmt.Errorf("quota of %s: %w", name, err)
+	}
+	if n, err := res.RowsAffected(); err == nil && n == 0 {
+		return fmt.Errorf("quota of %s: org %s: %w", name, name, errdefs.ErrNotFound)
+	}
+	return nil
+}
+
+func nullableInt(v sql.NullInt64) *int64 {
+	if !v.Valid {
+		return nil
+	}
+	return &v.Int64
 }
 
 func isUniqueViolation(err error) bool {

@@ -149,12 +149,16 @@ func TestReposAndActivity(t *testing.T) {
 				t.Fatalf("repos after a: %v", got)
 			}
 			now := time.Now()
-			_ = s.TouchBlobs(ctx, now, "sha256:aa")
-			if ok, _ := s.BlobTouchedSince(ctx, "sha256:aa", now.Add(-time.Minute)); !ok {
+			other, _ := s.CreateOrg(ctx, "other")
+			_ = s.TouchBlobs(ctx, now, o.ID, "sha256:aa")
+			if ok, _ := s.BlobTouchedSince(ctx, o.ID, "sha256:aa", now.Add(-time.Minute)); !ok {
 				t.Fatal("touch not recorded")
 			}
-			if ok, _ := s.BlobTouchedSince(ctx, "sha256:aa", now.Add(time.Minute)); ok {
+			if ok, _ := s.BlobTouchedSince(ctx, o.ID, "sha256:aa", now.Add(time.Minute)); ok {
 				t.Fatal("touch counted in a later window")
+			}
+			if ok, _ := s.BlobTouchedSince(ctx, other.ID, "sha256:aa", now.Add(-time.Minute)); ok {
+				t.Fatal("one org's touch counted for another")
 			}
 			v1, _ := s.Setting(ctx, "k", func() string { return "first" })
 			v2, _ := s.Setting(ctx, "k", func() string { return "second" })
