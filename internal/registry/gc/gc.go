@@ -101,7 +101,7 @@ type run struct {
 	marked map[digest.Digest]bool
 	// refs holds, per owner, what its manifests reference; held, per
 	// repository, its manifests and what they reference.
-	refs  map[string]map[digest.Digest]bool
+	refs   map[string]map[digest.Digest]bool
 	held   map[string][]digest.Digest
 	sizes  map[digest.Digest]int64
 	recent map[digest.Digest]bool // kept only for being recent or touched
