@@ -100,11 +100,45 @@ func (x *exchange) admitBody(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// release ends the request's claim on its org's quota.
+// release ends the request's claim on its org's quota. A session whose
+// body the middleware cut (quota, pace) cannot be resumed (distribution
+// checks the offset its state names), so it is cancelled here, freeing
+// what it held.
 func (x *exchange) release() {
+	if x.rt.name == routeUploadPart && x.cut() {
+		id := strings.TrimPrefix(x.rt.rest, "/blobs/uploads/")
+		ctx := context.WithoutCancel(x.ctx)
+		if err := x.s.cancelUpload(ctx, x.rw.internal, id); err != nil {
+			x.s.log.Warn("registry cancel cut upload", "org", x.c.org, "err", err)
+		}
+		x.logErr("upload session", x.s.store.CloseUpload(ctx, x.org(), id))
+	}
 	if x.quota != nil {
 		x.quota.release()
 	}
+}
+
+// cut reports whether the middleware cut the request's body.
+func (x *exchange) cut() bool {
+	return (x.quota != nil && x.quota.tripped) || (x.body != nil && x.body.tripped)
+}
+
+// cancelUpload cancels an upload session through the storage API (the
+// HTTP route would want a state with the session's current offset).
+func (s *Server) cancelUpload(ctx context.Context, internal, id string) error {
+	named, err := reference.WithName(internal)
+	if err != nil {
+		return err
+	}
+	repo, err := s.reg.Repository(ctx, named)
+	if err != nil {
+		return err
+	}
+	bw, err := repo.Blobs(ctx).Resume(ctx, id)
+	if err != nil {
+		return err
+	}
+	return bw.Cancel(ctx)
 }
 
 // answer runs when distribution's status and headers are known, before

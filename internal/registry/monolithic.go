@@ -1,8 +1,10 @@
 package registry
 
 import (
+	"context"
 	"net/http"
 	"net/url"
+	"path"
 )
 
 // headerRecorder captures a response's status and headers, dropping its
@@ -49,10 +51,9 @@ func (s *Server) monolithicPost(rw *rewriter, r *http.Request, q url.Values) {
 	if rw.status != http.StatusCreated {
 		// distribution keeps a session whose body failed to arrive; this
 		// one has no client to resume it.
-		cancel := r.Clone(r.Context())
-		cancel.Method = http.MethodDelete
-		cancel.Body, cancel.ContentLength = http.NoBody, 0
-		cancel.URL.Path, cancel.URL.RawPath = loc.Path, ""
-		s.dispatch(&headerRecorder{h: http.Header{}}, cancel, url.Values{"_state": {state}})
+		id := path.Base(loc.Path)
+		if err := s.cancelUpload(context.WithoutCancel(r.Context()), rw.internal, id); err != nil {
+			s.log.Debug("registry cancel single-request upload", "err", err)
+		}
 	}
 }

@@ -116,17 +116,21 @@ func (q *quotas) limitBody(ctx context.Context, c *caller, body io.ReadCloser) (
 }
 
 func (b *quotaBody) Read(p []byte) (int, error) {
+	if b.tripped {
+		return 0, errOverQuota
+	}
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 {
 		b.q.mu.Lock()
-		b.q.moving[b.org] += int64(n)
 		moving := b.q.moving[b.org]
+		if b.base.quota >= 0 && b.base.used+moving+int64(n) > b.base.quota {
+			// Pass on only what fits; the rest is refused.
+			n = int(max(0, min(int64(n), b.base.quota-b.base.used-moving)))
+			b.tripped, err = true, errOverQuota
+		}
+		b.q.moving[b.org] = moving + int64(n)
 		b.q.mu.Unlock()
 		b.n += int64(n)
-		if b.base.quota >= 0 && b.base.used+moving > b.base.quota {
-			b.tripped = true
-			return n, errOverQuota
-		}
 	}
 	return n, err
 }

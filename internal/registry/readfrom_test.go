@@ -12,7 +12,8 @@ import (
 // writer the middleware wraps around the connection passes ReadFrom on.
 func TestWrappersKeepReaderFrom(t *testing.T) {
 	inner := &readFromSpy{ResponseRecorder: httptest.NewRecorder()}
-	rec := &statusRecorder{ResponseWriter: inner}
+	guard := &guardWriter{ResponseWriter: inner, rc: http.NewResponseController(inner), p: pace{lim: Limits{}.withDefaults()}, ok: true}
+	rec := &statusRecorder{ResponseWriter: guard}
 	rw := &rewriter{ResponseWriter: rec, ns: NamespaceFor("x"), route: routeBlob, method: http.MethodGet}
 	var w http.ResponseWriter = rw
 	n, err := w.(io.ReaderFrom).ReadFrom(strings.NewReader("blob bytes"))

@@ -18,7 +18,10 @@ func (s *Server) routes() http.Handler {
 	health := http.HandlerFunc(s.serveHealth)
 	metrics := s.metrics.handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		gw, body := s.guardTransfer(w, r)
+		gw, r, body := s.guardTransfer(w, r)
+		if body != nil {
+			defer body.finish()
+		}
 		switch p := r.URL.Path; {
 		case p == "/v2" || strings.HasPrefix(p, "/v2/"):
 			s.serveV2(gw, r, body)
