@@ -64,9 +64,11 @@ func TestAttackOraclesAnswerAlike(t *testing.T) {
 		"HEAD manifest":     func(d string) call { return call{method: "HEAD", path: "/v2/web/manifests/" + d} },
 		"GET manifest":      func(d string) call { return call{method: "GET", path: "/v2/web/manifests/" + d} },
 		"DELETE manifest":   func(d string) call { return call{method: "DELETE", path: "/v2/web/manifests/" + d} },
-		"mount from web":    func(d string) call { return call{method: "POST", path: "/v2/app/blobs/uploads/?mount=" + d + "&from=web"} },
-		"anonymous mount":   func(d string) call { return call{method: "POST", path: "/v2/app/blobs/uploads/?mount=" + d} },
-		"referrers":         func(d string) call { return call{method: "GET", path: "/v2/web/referrers/" + d} },
+		"mount from web": func(d string) call {
+			return call{method: "POST", path: "/v2/app/blobs/uploads/?mount=" + d + "&from=web"}
+		},
+		"anonymous mount": func(d string) call { return call{method: "POST", path: "/v2/app/blobs/uploads/?mount=" + d} },
+		"referrers":       func(d string) call { return call{method: "GET", path: "/v2/web/referrers/" + d} },
 		"manifest naming it": func(d string) call {
 			return call{method: "PUT", path: "/v2/web/manifests/probe", body: []byte(strings.ReplaceAll(string(manifestJSON(digest.Digest(d), 10, digest.Digest(d), 10)), `"size":10`, `"size":10`)), ctype: v1.MediaTypeImageManifest}
 		},
