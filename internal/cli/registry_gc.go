@@ -17,9 +17,11 @@ func newRegistryGCCmd(g *globals, rf *registryFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gc",
 		Short: "Delete blobs no manifest references (safe while pushes are in flight)",
-		Long: "gc marks every blob a manifest of a live repository references and deletes the rest,\n" +
-			"except blobs uploaded, mounted, checked or written within --grace: a push in flight\n" +
-			"keeps its blobs. Repositories of deleted orgs are removed.",
+		Long: "gc marks every blob a manifest of a live repository references, removes each org's\n" +
+			"links to blobs that org neither references nor uploaded, mounted or found within --grace\n" +
+			"(another org's use of the same bytes counts for nothing), and deletes the blobs left\n" +
+			"unlinked and unreferenced: a push in flight keeps its blobs. Repositories of deleted orgs\n" +
+			"are removed, and each org's storage usage (its quota) is recounted.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, cfg, err := rf.openStore(cmd.Context(), cmd)
@@ -38,8 +40,8 @@ func newRegistryGCCmd(g *globals, rf *registryFlags) *cobra.Command {
 			if dryRun {
 				verb = "would free"
 			}
-			_, err = fmt.Fprintf(g.out, "%s %d blobs, %s (%d repositories, %d manifests, %d blobs in use, %d kept as recent, %d repositories of deleted orgs removed)\n",
-				verb, rep.BlobsDeleted, humanBytes(rep.BytesFreed), rep.Repositories, rep.Manifests, rep.BlobsMarked, rep.BlobsKeptRecent, len(rep.RepositoriesRemoved))
+			_, err = fmt.Fprintf(g.out, "%s %d blobs, %s (%d repositories, %d manifests, %d blobs in use, %d kept as recent, %d orphan links removed, %d repositories of deleted orgs removed)\n",
+				verb, rep.BlobsDeleted, humanBytes(rep.BytesFreed), rep.Repositories, rep.Manifests, rep.BlobsMarked, rep.BlobsKeptRecent, rep.LinksRemoved, len(rep.RepositoriesRemoved))
 			return err
 		},
 	}

@@ -53,6 +53,29 @@ func TestRegistryAdminVerbs(t *testing.T) {
 	if orgs := r("org", "list", "--format", "json"); !strings.Contains(orgs, `"name":"acme"`) {
 		t.Fatalf("org list: %s", orgs)
 	}
+	if list := r("org", "list"); !strings.Contains(list, "USED") || !strings.Contains(list, "100 GiB (default)") {
+		t.Fatalf("org list:\n%s", list)
+	}
+	r("org", "quota", "acme", "5GiB")
+	if list := r("org", "list"); !strings.Contains(list, "5.0 GiB") || strings.Contains(list, "(default)") {
+		t.Fatalf("org list after quota:\n%s", list)
+	}
+	if orgs := r("org", "list", "--format", "json"); !strings.Contains(orgs, `"quota_bytes":5368709120`) {
+		t.Fatalf("org list json after quota: %s", orgs)
+	}
+	r("org", "quota", "acme", "unlimited")
+	if list := r("org", "list"); !strings.Contains(list, "unlimited") {
+		t.Fatalf("org list after unlimited:\n%s", list)
+	}
+	for _, bad := range []string{"lots", "0", "-5GiB"} {
+		if code, out := runRegistryCLI(t, "registry", "--root", root, "org", "quota", "acme", bad); code == 0 {
+			t.Fatalf("quota %q accepted: %s", bad, out)
+		}
+	}
+	if code, _ := runRegistryCLI(t, "registry", "--root", root, "org", "quota", "nobody", "1GiB"); code == 0 {
+		t.Fatal("quota of a missing org accepted")
+	}
+	r("org", "quota", "acme", "default")
 	if gc := r("gc", "--dry-run"); !strings.Contains(gc, "would free 0 blobs") {
 		t.Fatalf("gc: %s", gc)
 	}

@@ -105,7 +105,7 @@ func forgeJWT(t *testing.T) string {
 	return header + "." + claims + "." + base64.RawURLEncoding.EncodeToString([]byte("not-the-signature-at-all-000000000"))
 }
 
-func mustOrg(t *testing.T, tr *testRegistry, name string) store.Org {
+func mustOrg(t testing.TB, tr *testRegistry, name string) store.Org {
 	t.Helper()
 	o, err := tr.store.Org(context.Background(), name)
 	if err != nil {
@@ -199,7 +199,7 @@ func TestAttackNamesLeavingTheOrg(t *testing.T) {
 }
 
 // startUpload opens an upload session and returns its Location.
-func (tr *testRegistry) startUpload(t *testing.T, auth, repo string) string {
+func (tr *testRegistry) startUpload(t testing.TB, auth, repo string) string {
 	t.Helper()
 	r := tr.do(t, call{method: "POST", path: "/v2/" + repo + "/blobs/uploads/", auth: auth})
 	if r.status != http.StatusAccepted {

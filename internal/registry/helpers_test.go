@@ -34,7 +34,7 @@ type testRegistry struct {
 	root string
 }
 
-func newTestRegistry(t *testing.T, mods ...func(*Config)) *testRegistry {
+func newTestRegistry(t testing.TB, mods ...func(*Config)) *testRegistry {
 	t.Helper()
 	root := t.TempDir()
 	cfg := Config{Root: root}
@@ -54,7 +54,7 @@ func newTestRegistry(t *testing.T, mods ...func(*Config)) *testRegistry {
 }
 
 // org creates an org and a token of scope for it, returning the secret.
-func (tr *testRegistry) org(t *testing.T, name string, scope store.Scope) string {
+func (tr *testRegistry) org(t testing.TB, name string, scope store.Scope) string {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := tr.store.Org(ctx, name); err != nil {
@@ -84,7 +84,7 @@ type reply struct {
 	body   string
 }
 
-func (tr *testRegistry) do(t *testing.T, c call) reply {
+func (tr *testRegistry) do(t testing.TB, c call) reply {
 	t.Helper()
 	var body io.Reader
 	if c.body != nil {
@@ -117,7 +117,7 @@ func (tr *testRegistry) do(t *testing.T, c call) reply {
 func bearer(secret string) string { return "Bearer " + secret }
 
 // pushBlob uploads b to repo in one POST and returns its digest.
-func (tr *testRegistry) pushBlob(t *testing.T, auth, repo string, b []byte) digest.Digest {
+func (tr *testRegistry) pushBlob(t testing.TB, auth, repo string, b []byte) digest.Digest {
 	t.Helper()
 	d := digest.FromBytes(b)
 	r := tr.do(t, call{method: "POST", path: "/v2/" + repo + "/blobs/uploads/?digest=" + d.String(), auth: auth, body: b, ctype: "application/octet-stream"})

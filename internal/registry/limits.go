@@ -79,8 +79,11 @@ func (s *Size) UnmarshalYAML(unmarshal func(any) error) error {
 
 // String prints a Size as the config writes it.
 func (s Size) String() string {
-	if s < 0 {
+	switch {
+	case s < 0:
 		return "unlimited"
+	case s == 0:
+		return "0"
 	}
 	return humanize.IBytes(uint64(s))
 }

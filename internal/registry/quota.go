@@ -154,3 +154,13 @@ func quotaDenied(c *caller, u usage) *errReply {
 		"storage quota of org %s exceeded: %s of %s used; delete images and run gc, or ask for a larger quota",
 		c.org, humanize.IBytes(uint64(max(u.used, 0))), humanize.IBytes(uint64(max(u.quota, 0)))))}
 }
+
+// OrgUsage reports what org stores and its effective quota (negative: no
+// limit) under cfg, as the server counts them.
+func OrgUsage(ctx context.Context, cfg Config, st *store.Store, org store.Org) (used, quota int64, err error) {
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return 0, 0, err
+	}
+	u, err := newQuotas(st, cfg.Limits).of(ctx, org.ID, org.Name)
+	return u.used, u.quota, err
+}
