@@ -1,6 +1,8 @@
-// Package store keeps the registry's metadata: organizations, their access
-// tokens (only a hash of each secret is stored), and the recent blob
-// activity that makes garbage collection safe while pushes are in flight.
+// Package store keeps the registry's metadata: organizations (with their
+// quotas), their access tokens (only a hash of each secret is stored), and
+// per org: the catalog, what each repository holds (usage), open upload
+// sessions, verified digest aliases, and the recent blob activity that
+// makes garbage collection safe while pushes are in flight.
 //
 // One schema, one set of migrations, two engines: SQLite (modernc.org/sqlite,
 // pure Go) by default and PostgreSQL (pgx) when the DSN is a postgres:// URL.
