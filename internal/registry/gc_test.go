@@ -140,6 +140,15 @@ func TestGCJudgesEachOrgAlone(t *testing.T) {
 	c := bearer(tr.org(t, "orgc", store.ScopePush))
 	shared := tr.pushBlob(t, a, "web", []byte("layer:bytes b also has")) // an orphan in a
 	lonely := tr.pushBlob(t, a, "web", []byte("only a has these bytes")) // an orphan in a
+	// a also uploads the shared bytes by their sha512: a second link.
+	s512 := digest.SHA512.FromString("layer:bytes b also has")
+	if r := tr.do(t, call{method: "POST", path: "/v2/web/blobs/uploads/?digest=" + s512.String(), auth: a, body: []byte("layer:bytes b also has"), ctype: "application/octet-stream"}); r.status != http.StatusCreated {
+		t.Fatalf("sha512 push: %d %s", r.status, r.body)
+	}
+	s512Link := filepath.Join(tr.root, "storage/docker/registry/v2/repositories", NamespaceFor(mustOrg(t, tr, "orga").ID).Prefix()+"web", "_layers/sha512", s512.Encoded())
+	if !fileExists(s512Link) {
+		t.Fatalf("test setup: no sha512 link at %s", s512Link)
+	}
 	_, bl := tr.pushImage(t, b, "app", "v1", "bytes b also has")         // b references the same bytes
 	if bl != shared {
 		t.Fatalf("test setup: %s != %s", bl, shared)
@@ -177,7 +186,10 @@ func TestGCJudgesEachOrgAlone(t *testing.T) {
 	if rep.LinksRemoved != 2 || !slices.Contains(rep.Deleted, lonely.String()) || slices.Contains(rep.Deleted, shared.String()) {
 		t.Fatalf("gc report %+v: want a's two orphan links removed, lonely deleted, shared kept for b", rep)
 	}
-	for d, want := range map[digest.Digest]int{shared: 404, lonely: 404} {
+	if fileExists(s512Link) {
+		t.Fatal("a's sha512 link to the shared bytes outlived gc")
+	}
+	for d, want := range map[digest.Digest]int{shared: 404, lonely: 404, s512: 404} {
 		if r := tr.do(t, call{method: "HEAD", path: "/v2/web/blobs/" + d.String(), auth: a}); r.status != want {
 			t.Fatalf("a HEAD %s after gc: %d, want %d (the same for both)", d, r.status, want)
 		}

@@ -79,15 +79,13 @@ type Report struct {
 	DryRun  bool     `json:"dry_run"`
 }
 
-// blobDataPath is where distribution keeps a blob's bytes, and layerLinkPath
-// a repository's link to it (see its registry/storage/paths.go).
+// blobDataPath is where distribution keeps a blob's bytes (see its
+// registry/storage/paths.go; a repository's links to blobs are files
+// _layers/<algorithm>/<hex>/link under the repository, naming the blob).
 func blobDataPath(d digest.Digest) string {
 	return path.Join("/docker/registry/v2/blobs", d.Algorithm().String(), d.Encoded()[:2], d.Encoded(), "data")
 }
 
-func layerLinkPath(repo string, d digest.Digest) string {
-	return path.Join("/docker/registry/v2/repositories", repo, "_layers", d.Algorithm().String(), d.Encoded(), "link")
-}
 
 // run is one collection's state.
 type run struct {
@@ -122,7 +120,7 @@ func Run(ctx context.Context, drv driver.StorageDriver, act Activity, opts Optio
 		marked: map[digest.Digest]bool{}, refs: map[string]map[digest.Digest]bool{},
 		held: map[string][]digest.Digest{}, sizes: map[digest.Digest]int64{}, recent: map[digest.Digest]bool{}}
 	g.since = opts.Now().Add(-opts.Grace)
-	reg, err := storage.NewRegistry(ctx, drv, storage.EnableDelete)
+	reg, err := storage.NewRegistry(ctx, drv)
 	if err != nil {
 		return g.rep, fmt.Errorf("gc: %w", err)
 	}
@@ -252,24 +250,39 @@ func (g *run) size(d digest.Digest) (int64, bool) {
 }
 
 // links removes a repository's links to blobs its owner neither references
-// nor touched within the window; the links kept mark their blobs.
+// nor touched within the window; the links kept mark their blobs. A blob
+// uploaded under another algorithm has a link under that digest too
+// (pointing at the canonical one): all links to a blob go together.
 func (g *run) links(name string) error {
-	named, err := reference.WithName(name)
-	if err != nil {
-		return nil
+	root := path.Join("/docker/registry/v2/repositories", name, "_layers")
+	type target struct {
+		dirs   []string
+		recent bool
 	}
-	repo, err := g.reg.Repository(g.ctx, named)
-	if err != nil {
-		return fmt.Errorf("repository %s: %w", name, err)
-	}
-	blobs := repo.Blobs(g.ctx)
-	enum, ok := blobs.(distribution.BlobEnumerator)
-	if !ok {
-		return errors.New("gc: storage cannot enumerate a repository's blobs")
-	}
-	var linked []digest.Digest
-	err = enum.Enumerate(g.ctx, func(d digest.Digest) error {
-		linked = append(linked, d)
+	targets := map[digest.Digest]*target{}
+	var order []digest.Digest
+	err := g.drv.Walk(g.ctx, root, func(fi driver.FileInfo) error {
+		if fi.IsDir() || path.Base(fi.Path()) != "link" {
+			return nil
+		}
+		raw, err := g.drv.GetContent(g.ctx, fi.Path())
+		if err != nil {
+			return nil // vanished meanwhile
+		}
+		d, err := digest.Parse(strings.TrimSpace(string(raw)))
+		if err != nil {
+			return nil
+		}
+		t := targets[d]
+		if t == nil {
+			t = &target{}
+			targets[d] = t
+			order = append(order, d)
+		}
+		t.dirs = append(t.dirs, path.Dir(fi.Path()))
+		if fi.ModTime().After(g.since) {
+			t.recent = true
+		}
 		return nil
 	})
 	var notFound driver.PathNotFoundError
@@ -277,14 +290,13 @@ func (g *run) links(name string) error {
 		return fmt.Errorf("repository %s: %w", name, err)
 	}
 	owner := g.opts.Owner(name)
-	for _, d := range linked {
-		referenced := g.refs[owner][d]
-		keep := referenced
-		if !keep {
-			if fi, err := g.drv.Stat(g.ctx, layerLinkPath(name, d)); err == nil && fi.ModTime().After(g.since) {
-				keep = true
-			}
+	for _, d := range order {
+		t := targets[d]
+		if _, ok := g.size(d); !ok {
+			continue // dangling: the blob is gone already
 		}
+		referenced := g.refs[owner][d]
+		keep := referenced || t.recent
 		if !keep {
 			if keep, err = g.act.BlobTouchedSince(g.ctx, owner, d.String(), g.since); err != nil {
 				return err
@@ -303,8 +315,10 @@ func (g *run) links(name string) error {
 			continue
 		}
 		g.opts.Log.Debug("gc: unlink blob", "repository", name, "digest", d)
-		if err := blobs.Delete(g.ctx, d); err != nil && !errors.Is(err, distribution.ErrBlobUnknown) {
-			return fmt.Errorf("repository %s: unlink %s: %w", name, d, err)
+		for _, dir := range t.dirs {
+			if err := g.drv.Delete(g.ctx, dir); err != nil && !errors.As(err, &notFound) {
+				return fmt.Errorf("repository %s: unlink %s: %w", name, d, err)
+			}
 		}
 	}
 	return nil
