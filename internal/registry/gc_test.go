@@ -149,7 +149,7 @@ func TestGCJudgesEachOrgAlone(t *testing.T) {
 	if !fileExists(s512Link) {
 		t.Fatalf("test setup: no sha512 link at %s", s512Link)
 	}
-	_, bl := tr.pushImage(t, b, "app", "v1", "bytes b also has")         // b references the same bytes
+	_, bl := tr.pushImage(t, b, "app", "v1", "bytes b also has") // b references the same bytes
 	if bl != shared {
 		t.Fatalf("test setup: %s != %s", bl, shared)
 	}

@@ -86,7 +86,6 @@ func blobDataPath(d digest.Digest) string {
 	return path.Join("/docker/registry/v2/blobs", d.Algorithm().String(), d.Encoded()[:2], d.Encoded(), "data")
 }
 
-
 // run is one collection's state.
 type run struct {
 	ctx    context.Context
