@@ -19,6 +19,18 @@ var routeParams = map[string][]string{
 	routeReferrers:  {"artifactType"},
 }
 
+// paramsFor narrows routeParams to the method: mount/from/digest only open
+// an upload (POST), digest only completes one (PUT).
+func paramsFor(routeName, method string) []string {
+	switch {
+	case routeName == routeUpload && method != http.MethodPost:
+		return nil
+	case routeName == routeUploadPart && method != http.MethodPut:
+		return []string{"_state"}
+	}
+	return routeParams[routeName]
+}
+
 // paramError is a request refused for how it passes parameters.
 type paramError struct {
 	status int
@@ -44,7 +56,7 @@ func requestParams(r *http.Request, routeName string) (url.Values, error) {
 		return nil, &paramError{http.StatusBadRequest, "malformed query: " + err.Error()}
 	}
 	q := url.Values{}
-	for _, k := range routeParams[routeName] {
+	for _, k := range paramsFor(routeName, r.Method) {
 		switch vs := raw[k]; len(vs) {
 		case 0:
 		case 1:

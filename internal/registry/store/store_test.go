@@ -190,3 +190,52 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrateTenantRecords: a database of schema 5 (global, unverified
+// aliases; org_blobs) moves to per-org records: the global aliases are
+// dropped, what org_blobs knew becomes repo_blobs (sha256 digests only).
+func TestMigrateTenantRecords(t *testing.T) {
+	for engine, dsn := range testDSNs(t) {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			saved := migrations
+			migrations = saved[:5]
+			old, err := Open(ctx, dsn)
+			migrations = saved
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := old.CreateOrg(ctx, "acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{
+				`INSERT INTO digest_aliases(alias, canonical) VALUES ('sha512:aa', 'sha256:e3')`,
+				`INSERT INTO org_blobs(org_id, digest, repo, at) VALUES ('` + o.ID + `', 'sha256:bb', 'web', 1)`,
+				`INSERT INTO org_blobs(org_id, digest, repo, at) VALUES ('` + o.ID + `', 'sha512:cc', 'web', 1)`,
+			} {
+				if _, err := old.db.ExecContext(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = old.Close()
+			s, err := Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if repo, err := s.OrgBlobRepo(ctx, o.ID, "sha256:bb"); err != nil || repo != "web" {
+				t.Fatalf("migrated blob: %q %v", repo, err)
+			}
+			if _, err := s.OrgBlobRepo(ctx, o.ID, "sha512:cc"); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("a non-canonical record survived: %v", err)
+			}
+			if _, err := s.DigestAlias(ctx, o.ID, "sha512:aa"); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("an unverified global alias survived: %v", err)
+			}
+			if got, _ := s.Org(ctx, "acme"); got.Quota != nil {
+				t.Fatalf("quota after migration: %v", *got.Quota)
+			}
+		})
+	}
+}
