@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
@@ -305,5 +307,68 @@ func TestBuildSecretsAndBadInput(t *testing.T) {
 		if _, _, err := e.build(tc.df, Request{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want %q", name, err, tc.want)
 		}
+	}
+}
+
+// TestCacheMountOneBuildAtATime: two builds using one RUN
+// --mount=type=cache id never hold it at once: the second waits (and says
+// so) until the first is done.
+func TestCacheMountOneBuildAtATime(t *testing.T) {
+	e := newEnv(t)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	inside, maxInside := 0, 0
+	e.runner.act = func(s guest.BuildStep) (int, []guest.TreeEntry, string) {
+		mu.Lock()
+		inside++
+		if inside > maxInside {
+			maxInside = inside
+		}
+		first := maxInside == 1 && len(e.runner.runs) == 1
+		mu.Unlock()
+		if first {
+			<-release
+		}
+		mu.Lock()
+		inside--
+		mu.Unlock()
+		return 0, nil, ""
+	}
+	errs := make(chan error, 2)
+	var second []Event
+	go func() {
+		_, _, err := e.build("FROM busybox:local\nRUN --mount=type=cache,id=shared,target=/c echo one\n", Request{})
+		errs <- err
+	}()
+	for {
+		e.runner.mu.Lock()
+		n := len(e.runner.runs)
+		e.runner.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	go func() {
+		var err error
+		_, second, err = e.build("FROM busybox:local\nRUN --mount=type=cache,id=shared,target=/c echo two\n", Request{})
+		errs <- err
+	}()
+	time.Sleep(500 * time.Millisecond)
+	close(release)
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if maxInside != 1 {
+		t.Errorf("%d builds held the cache at once", maxInside)
+	}
+	waited := false
+	for _, ev := range second {
+		waited = waited || strings.Contains(ev.Message, `waiting for cache "shared"`)
+	}
+	if !waited {
+		t.Error("the second build did not wait for the cache")
 	}
 }
