@@ -46,7 +46,7 @@ FROM ${BASE}
 WORKDIR /app
 COPY src/ /app/src/
 RUN mkdir -p /app/out && for i in $(seq 1 500); do echo "line $i" >> /app/out/gen.txt; done
-RUN sha256sum /app/src/* > /app/out/sums && tar -cf /app/out/src.tar /app/src
+RUN sha256sum /app/src/* > /app/out/sums && tar -C / -cf /app/out/src.tar app/src
 COPY config.txt /app/config.txt
 RUN wc -l /app/config.txt > /app/out/lines && rm /app/out/src.tar
 ENV MODE=prod

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/ferryvm/ferry/internal/build"
 	"github.com/ferryvm/ferry/internal/build/secretscan"
@@ -22,6 +23,7 @@ import (
 //	                      context as a tar stream → NDJSON of BuildEvent, the last
 //	                      with Result
 //	POST /v1/images/scan  ScanRequest → []secretscan.Finding
+//	POST /v1/build/prune  BuildPruneRequest → build.PruneReport
 //
 // The context is received (and written to disk) before the first event;
 // secrets travel in the request body only, never in a URL or a log.
@@ -64,10 +66,16 @@ type ScanRequest struct {
 	Ref string `json:"ref"`
 }
 
+// BuildPruneRequest drops step-cache records unused for OlderThan (0: all).
+type BuildPruneRequest struct {
+	OlderThan time.Duration `json:"older_than,omitempty"`
+}
+
 // BuildService is what the build handlers need.
 type BuildService interface {
 	Build(ctx context.Context, req BuildRequest, contextTar io.Reader, emit func(build.Event)) (*build.Result, error)
 	Scan(ctx context.Context, ref string) ([]secretscan.Finding, error)
+	Prune(ctx context.Context, olderThan time.Duration) (*build.PruneReport, error)
 }
 
 // RegisterBuild adds the build routes to s.
@@ -109,6 +117,17 @@ func RegisterBuild(s *Server, svc BuildService) {
 			return st.Fail(err)
 		}
 		return st.Send(BuildEvent{Result: res})
+	})
+	s.Handle("POST /v1/build/prune", func(w http.ResponseWriter, r *http.Request) error {
+		var req BuildPruneRequest
+		if err := DecodeJSON(r, &req); err != nil {
+			return err
+		}
+		rep, err := svc.Prune(r.Context(), req.OlderThan)
+		if err != nil {
+			return err
+		}
+		return WriteJSON(w, http.StatusOK, rep)
 	})
 	s.Handle("POST /v1/images/scan", func(w http.ResponseWriter, r *http.Request) error {
 		var req ScanRequest
@@ -180,4 +199,10 @@ func (c *Client) Build(ctx context.Context, req BuildRequest, contextTar io.Read
 func (c *Client) ScanImage(ctx context.Context, ref string) ([]secretscan.Finding, error) {
 	var out []secretscan.Finding
 	return out, c.Do(ctx, "POST", "/v1/images/scan", ScanRequest{Ref: ref}, &out)
+}
+
+// PruneBuildCache drops step-cache records unused for olderThan (0: all).
+func (c *Client) PruneBuildCache(ctx context.Context, olderThan time.Duration) (build.PruneReport, error) {
+	var out build.PruneReport
+	return out, c.Do(ctx, "POST", "/v1/build/prune", BuildPruneRequest{OlderThan: olderThan}, &out)
 }

@@ -183,6 +183,15 @@ RUN echo three
 	if s := states(evs); s != "done done done done done" {
 		t.Errorf("--no-cache: %q", s)
 	}
+	// A pruned cache misses, and its layers are collected.
+	rep, err := e.b.Prune(context.Background(), 0)
+	if err != nil || rep.Steps == 0 {
+		t.Fatalf("prune = %+v, %v", rep, err)
+	}
+	_, evs, _ = e.build(df, Request{BuildArgs: args})
+	if s := states(evs); s != "done done done done done" {
+		t.Errorf("after prune: %q", s)
+	}
 }
 
 func TestBuildReproducibleDigest(t *testing.T) {

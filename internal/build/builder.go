@@ -118,6 +118,26 @@ func readDockerfile(req *Request) error {
 	return err
 }
 
+// Prune drops the step-cache records not used for olderThan (0: all),
+// releases their layers and collects what no image holds any more.
+func (b *Builder) Prune(ctx context.Context, olderThan time.Duration) (*PruneReport, error) {
+	var before time.Time
+	if olderThan > 0 {
+		before = now().Add(-olderThan)
+	}
+	n, _, err := b.c.Cache.Prune(ctx, before)
+	if err != nil {
+		return nil, fmt.Errorf("prune build cache: %w", err)
+	}
+	rep := &PruneReport{Steps: n}
+	gc, err := b.c.Images.GC(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("prune build cache: %w", err)
+	}
+	rep.BytesFreed = gc.BytesFreed
+	return rep, nil
+}
+
 // Scan runs the secret scan on a cached image.
 func (b *Builder) Scan(ctx context.Context, ref string) ([]secretscan.Finding, error) {
 	img, _, err := b.c.Images.Image(ctx, ref)

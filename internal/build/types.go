@@ -106,6 +106,13 @@ type Images interface {
 	AddLease(ctx context.Context, id string, d v1.Hash) error
 	RemoveLease(ctx context.Context, id string) error
 	Leases(ctx context.Context) (map[string][]v1.Hash, error)
+	GC(ctx context.Context) (*image.GCReport, error)
+}
+
+// PruneReport is what a build-cache prune removed.
+type PruneReport struct {
+	Steps      int   `json:"steps"`       // cache records dropped
+	BytesFreed int64 `json:"bytes_freed"` // blob bytes the following GC removed
 }
 
 // Puller fetches a base image into the cache.

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/build"
@@ -43,6 +44,10 @@ func (s buildService) Build(ctx context.Context, req api.BuildRequest, contextTa
 		return nil, err
 	}
 	return s.b.BuildStream(ctx, r, contextTar, emit)
+}
+
+func (s buildService) Prune(ctx context.Context, olderThan time.Duration) (*build.PruneReport, error) {
+	return s.b.Prune(ctx, olderThan)
 }
 
 func (s buildService) Scan(ctx context.Context, ref string) ([]secretscan.Finding, error) {
