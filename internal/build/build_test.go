@@ -381,3 +381,30 @@ func TestCacheMountOneBuildAtATime(t *testing.T) {
 		t.Error("the second build did not wait for the cache")
 	}
 }
+
+// TestBindMountFromContext: a context file bind-mounted into a RUN is
+// loaded into the VM as a directory, and its content keys the step.
+func TestBindMountFromContext(t *testing.T) {
+	e := newEnv(t)
+	e.write(map[string]string{"go.mod": "module x\n"})
+	df := "FROM busybox:local\nRUN --mount=type=bind,source=go.mod,target=/src/go.mod cat /src/go.mod\n"
+	if _, _, err := e.build(df, Request{}); err != nil {
+		t.Fatal(err)
+	}
+	m := e.runner.runs[0].Mounts
+	if len(m) != 1 || m[0].Type != "bind" || m[0].SubPath != "go.mod" || !m[0].ReadOnly || !strings.HasPrefix(m[0].Source, "d") {
+		t.Errorf("mount = %+v", m)
+	}
+	if !strings.Contains(strings.Join(e.runner.loads, " "), "dir:"+m[0].Source) {
+		t.Errorf("loads = %v", e.runner.loads)
+	}
+	_, evs, _ := e.build(df, Request{})
+	if s := states(evs); s != "cached" {
+		t.Errorf("unchanged bind source: %q", s)
+	}
+	e.write(map[string]string{"go.mod": "module y\n"})
+	_, evs, _ = e.build(df, Request{})
+	if s := states(evs); s != "done" {
+		t.Errorf("changed bind source: %q", s)
+	}
+}
