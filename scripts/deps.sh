@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
-# deps.sh installs every host prerequisite of ferry and its test suite from
+# deps.sh installs the host prerequisites of ferry and its test suite from
 # Debian's packages and the Go module proxy. Idempotent; run as root.
+#
+#   scripts/deps.sh        everything: running machines, building the guest
+#                          kernel, and the peers and servers the tests use
+#   scripts/deps.sh demo   running machines and building the guest kernel
+#                          only (scripts/demo.sh: a first micro-VM sooner)
 set -euo pipefail
+mode=${1:-all}
 
 pkgs=(
   build-essential git make ca-certificates curl jq zstd cpio
   qemu-system-x86                 # the VMM on hosts without Firecracker
-  e2fsprogs xfsprogs btrfs-progs  # mkfs/e2fsck/debugfs; reflink filesystems for tests
+  e2fsprogs                       # mkfs/e2fsck/debugfs
   iproute2 iptables nftables      # bridge, TAP, NAT
+  busybox-static                  # images built without the internet (the demo's, the tests')
+  linux-source-6.1 flex bison bc libelf-dev libssl-dev dwarves  # guest kernel build
+  kmod                            # depmod for the Debian fallback kernel (scripts/kernel.sh fallback)
+)
+test_pkgs=(
+  xfsprogs btrfs-progs            # reflink filesystems for tests
   bind9-dnsutils iputils-ping iputils-arping iperf3  # network tests' clients (dig, ping, arping) and bench/network
-  busybox-static                  # test images built without the internet
   skopeo umoci docker-registry    # peers and oracles in tests and bench/
   podman                          # registry interop tests
   buildah runc                    # ferry build's peer in bench/build (runc: crun fails on hybrid cgroups)
   postgresql                      # registry Postgres metadata tests (initdb/postgres only; no service)
-  linux-source-6.1 flex bison bc libelf-dev libssl-dev dwarves  # guest kernel build
-  kmod                            # depmod for the Debian fallback kernel (scripts/kernel.sh fallback)
 )
+case "$mode" in
+  all) pkgs+=("${test_pkgs[@]}") ;;
+  demo) ;;
+  *) echo "usage: $0 [demo]" >&2; exit 2 ;;
+esac
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -25,7 +39,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # Go: the machine's own toolchain (the module proxy supplies newer ones via GOTOOLCHAIN).
@@ -34,6 +48,8 @@ if ! command -v go >/dev/null; then
   echo "deps: no Go toolchain; install Go (1.21 or later) at /usr/local/go (https://go.dev/dl) and re-run" >&2
   exit 1
 fi
+
+[ "$mode" = all ] || exit 0
 
 # Go-based peers used as test oracles and in bench/.
 gobin=/usr/local/lib/ferry/tools

@@ -3,12 +3,18 @@
 # committed fragment kernel/ferry-6.1.fragment.config, caches it outside the
 # work tree by a hash of its inputs, and installs it where ferry finds it.
 #
-#   scripts/kernel.sh          build (or reuse the cached build) and install
-#   scripts/kernel.sh hash     print the input hash (the cache key)
-#   scripts/kernel.sh path     print the cache directory of the current inputs
-#   scripts/kernel.sh fallback fetch Debian's linux-image-cloud-amd64 (apt-get
-#                              download, unpacked, never installed on the host)
-#                              and install it as $FERRY_LIB_DIR/fallback/{vmlinuz,lib/modules/<version>}
+#   scripts/kernel.sh            build (or reuse the cached build) and install;
+#                                waits (saying so) for a build already running
+#   scripts/kernel.sh background build and install detached from the caller,
+#                                niced, logging to $FERRY_KERNEL_LOG; returns at
+#                                once (does nothing when cached or already running)
+#   scripts/kernel.sh cached     exit 0 when the current inputs are built (in the cache)
+#   scripts/kernel.sh hash       print the input hash (the cache key)
+#   scripts/kernel.sh path       print the cache directory of the current inputs
+#   scripts/kernel.sh fallback   fetch Debian's linux-image-cloud-amd64 (apt-get
+#                                download, unpacked, never installed on the host)
+#                                and install it as $FERRY_LIB_DIR/fallback/{vmlinuz,lib/modules/<version>}
+#                                (fallback is a link to fallback.<version>, swapped by rename)
 #
 # Inputs hashed: the fragment, the source tarball's sha256, the compiler
 # version and this recipe's version. Same inputs, same cache entry:
@@ -19,7 +25,9 @@
 #
 # Environment: FERRY_KERNEL_SOURCE (tarball), FERRY_KERNEL_FRAGMENT,
 # FERRY_KERNEL_CACHE (default /var/cache/ferry/kernel), FERRY_LIB_DIR (default
-# /usr/local/lib/ferry), FERRY_KERNEL_JOBS (default nproc).
+# /usr/local/lib/ferry), FERRY_KERNEL_JOBS (default nproc), FERRY_KERNEL_LOG
+# (default /var/log/ferry-kernel.log), FERRY_FALLBACK_PACKAGE (default
+# linux-image-cloud-amd64; or a versioned linux-image-<version>).
 set -euo pipefail
 
 recipe=1 # bump when the derivation below changes
@@ -29,6 +37,7 @@ tarball=${FERRY_KERNEL_SOURCE:-/usr/src/linux-source-6.1.tar.xz}
 cache=${FERRY_KERNEL_CACHE:-/var/cache/ferry/kernel}
 libdir=${FERRY_LIB_DIR:-/usr/local/lib/ferry}
 jobs=${FERRY_KERNEL_JOBS:-$(nproc)}
+log=${FERRY_KERNEL_LOG:-/var/log/ferry-kernel.log}
 
 die() { echo "kernel: $*" >&2; exit 1; }
 
@@ -69,14 +78,21 @@ install_file() {
 }
 
 # fallback fetches Debian's cloud kernel package into the cache, unpacks it,
-# generates modules.dep with depmod -b, and installs kernel and module tree.
+# generates modules.dep with depmod -b, and installs kernel and module tree
+# as $libdir/fallback.<version>, then points the link $libdir/fallback at it
+# by a rename: a reader sees the old kernel or the new one, never a mix.
 fallback() {
   local meta=${FERRY_FALLBACK_PACKAGE:-linux-image-cloud-amd64} pkg d kver
-  pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-  if [ -z "$pkg" ]; then
-    apt-get update -qq >/dev/null 2>&1 || true
-    pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-  fi
+  case "$meta" in
+    linux-image-[0-9]*) pkg=$meta ;; # a versioned package: no lookup
+    *)
+      pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+      if [ -z "$pkg" ]; then
+        apt-get update -qq >/dev/null 2>&1 || true
+        pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+      fi
+      ;;
+  esac
   [ -n "$pkg" ] || die "apt knows no $meta (check /etc/apt/sources.list, then apt-get update)"
   kver=${pkg#linux-image-}
   d="$cache/debian/$pkg"
@@ -87,12 +103,47 @@ fallback() {
     depmod -b "$d.tmp/root" "$kver"
     mv "$d.tmp/root" "$d" && rm -rf "$d.tmp" && touch "$d/.done"
   fi
-  install_file "$d/boot/vmlinuz-$kver" "$libdir/fallback/vmlinuz.new"
-  rm -rf "$libdir/fallback/lib.new" && mkdir -p "$libdir/fallback/lib.new/modules"
-  cp -a "$d/lib/modules/$kver" "$libdir/fallback/lib.new/modules/"
-  rm -rf "$libdir/fallback/lib" && mv "$libdir/fallback/lib.new" "$libdir/fallback/lib"
-  mv -f "$libdir/fallback/vmlinuz.new" "$libdir/fallback/vmlinuz"
-  echo "kernel: installed $libdir/fallback/vmlinuz ($pkg)" >&2
+  local link="$libdir/fallback" dir="$libdir/fallback.$kver"
+  if [ "$(readlink "$link" 2>/dev/null)" = "fallback.$kver" ] && [ -f "$dir/.done" ]; then
+    echo "kernel: fallback $pkg already installed in $link" >&2
+    return
+  fi
+  mkdir -p "$libdir"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp/lib/modules"
+  cp "$d/boot/vmlinuz-$kver" "$dir.tmp/vmlinuz" && chmod 0644 "$dir.tmp/vmlinuz"
+  cp -a "$d/lib/modules/$kver" "$dir.tmp/lib/modules/"
+  touch "$dir.tmp/.done"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  ln -sfn "fallback.$kver" "$link.tmp.$$"
+  # A directory left by an older kernel.sh cannot be renamed over: move it
+  # aside first (the one moment without a fallback).
+  if [ -d "$link" ] && [ ! -L "$link" ]; then rm -rf "$link.old" && mv "$link" "$link.old"; fi
+  mv -T "$link.tmp.$$" "$link"
+  rm -rf "$link.old"
+  for old in "$libdir"/fallback.*; do
+    [ "$old" = "$dir" ] || [ ! -d "$old" ] || rm -rf "$old"
+  done
+  echo "kernel: installed $link/vmlinuz ($pkg)" >&2
+}
+
+# background starts this script's build detached from the caller (a new
+# session, niced, idle I/O class), logging to $log, unless the kernel is
+# cached or a build is already running; it returns at once.
+background() {
+  if [ -f "$out/vmlinux" ]; then
+    echo "kernel: $hash is cached; installing" >&2
+    exec "$0" build
+  fi
+  exec 9>"$cache/.lock"
+  if ! flock -n 9; then
+    echo "kernel: a build is already running (log: $log)" >&2
+    return
+  fi
+  exec 9>&- # the detached build takes the lock itself
+  mkdir -p "$(dirname "$log")"
+  echo "kernel: $(date -u +%FT%TZ) background build of $hash started" >>"$log"
+  setsid nohup nice -n 19 ionice -c 3 "$0" build </dev/null >>"$log" 2>&1 &
+  echo "kernel: building the guest kernel in the background (pid $!; log: $log, which ends with 'kernel: installed' when done)" >&2
 }
 
 hash=$(input_hash)
@@ -100,13 +151,18 @@ out="$cache/$hash"
 case "${1:-build}" in
   hash) echo "$hash"; exit 0 ;;
   path) echo "$out"; exit 0 ;;
+  cached) [ -f "$out/vmlinux" ]; exit ;;
   fallback) fallback; exit 0 ;;
+  background) background; exit 0 ;;
   build) ;;
-  *) die "usage: $0 [build|hash|path|fallback]" ;;
+  *) die "usage: $0 [build|background|cached|hash|path|fallback]" ;;
 esac
 
 exec 9>"$cache/.lock"
-flock 9
+if ! flock -n 9; then
+  echo "kernel: waiting for the build already running (log: $log)" >&2
+  flock 9
+fi
 
 if [ ! -f "$out/vmlinux" ]; then
   src="$cache/src/$(basename "$tarball" .tar.xz)"
@@ -148,7 +204,7 @@ if [ ! -f "$out/vmlinux" ]; then
   cp "$obj/.config" "$out.tmp/config"
   echo "$secs" >"$out.tmp/build-seconds"
   rm -rf "$out" && mv "$out.tmp" "$out"
-  echo "kernel: built $hash in ${secs}s" >&2
+  echo "kernel: $(date -u +%FT%TZ) built $hash in ${secs}s" >&2
 else
   echo "kernel: cached $out" >&2
 fi

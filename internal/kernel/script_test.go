@@ -5,7 +5,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
@@ -13,6 +16,12 @@ import (
 // kernelScript runs scripts/kernel.sh with its inputs and outputs redirected
 // into dir, so no real kernel source, cache or install dir is touched.
 func kernelScript(t *testing.T, dir, fragment string, args ...string) (string, error) {
+	t.Helper()
+	return kernelScriptTo(t, nil, dir, fragment, args...)
+}
+
+// kernelScriptTo is kernelScript writing its output to out as it runs.
+func kernelScriptTo(t *testing.T, out *lockedBuffer, dir, fragment string, args ...string) (string, error) {
 	t.Helper()
 	prereq.Tool(t, "bash")
 	frag := filepath.Join(dir, "fragment.config")
@@ -32,8 +41,12 @@ func kernelScript(t *testing.T, dir, fragment string, args ...string) (string, e
 		"FERRY_KERNEL_CACHE="+filepath.Join(dir, "cache"),
 		"FERRY_LIB_DIR="+filepath.Join(dir, "lib"),
 	)
-	out, err := cmd.CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+	if out != nil {
+		cmd.Stdout, cmd.Stderr = out, out
+		return "", cmd.Run()
+	}
+	b, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(b)), err
 }
 
 func TestKernelScriptHash(t *testing.T) {
@@ -89,4 +102,189 @@ func TestKernelScriptReusesCache(t *testing.T) {
 	if got, err := FindKernel(WithGetenv(func(string) string { return filepath.Join(dir, "lib") })); err != nil || got != filepath.Join(dir, "lib", Vmlinux) {
 		t.Errorf("FindKernel after install = %q, %v", got, err)
 	}
+}
+
+// kernelScriptEnv is kernelScript with extra environment.
+func kernelScriptEnv(t *testing.T, dir string, env []string, args ...string) (string, error) {
+	t.Helper()
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return kernelScript(t, dir, "CONFIG_VIRTIO=y\n", args...)
+}
+
+// lockCache takes the build lock as a running build would, until release.
+func lockCache(t *testing.T, dir string) (release func()) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "cache"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "cache", ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { f.Close() }) }
+	t.Cleanup(release)
+	return release
+}
+
+// TestKernelScriptCachedAndWaits: `cached` says whether the inputs are
+// built; a build finds another one running, says so, waits for it, and
+// installs what it left in the cache.
+func TestKernelScriptCachedAndWaits(t *testing.T) {
+	dir := t.TempDir()
+	if out, err := kernelScript(t, dir, "CONFIG_VIRTIO=y\n", "cached"); err == nil {
+		t.Fatalf("cached with an empty cache succeeded: %s", out)
+	}
+	h, err := kernelScript(t, dir, "CONFIG_VIRTIO=y\n", "hash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := lockCache(t, dir)
+	done := make(chan struct{})
+	buf := &lockedBuffer{}
+	go func() {
+		defer close(done)
+		_, err = kernelScriptTo(t, buf, dir, "CONFIG_VIRTIO=y\n")
+	}()
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(buf.String(), "kernel: waiting"); {
+		select {
+		case <-done:
+			t.Fatalf("kernel.sh did not wait for the lock: %v\n%s", err, buf)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kernel.sh did not say it waits within a minute:\n%s", buf)
+		}
+	}
+	// The "other build" finishes: its result is in the cache.
+	for _, name := range []string{"vmlinux", "bzImage", "config"} {
+		touch(t, filepath.Join(dir, "cache", h, name))
+	}
+	release()
+	<-done
+	if out := buf.String(); err != nil || !strings.Contains(out, "kernel: waiting for the build already running") || !strings.Contains(out, "kernel: installed") {
+		t.Fatalf("kernel.sh after waiting: %v\n%s", err, out)
+	}
+	if out, err := kernelScript(t, dir, "CONFIG_VIRTIO=y\n", "cached"); err != nil {
+		t.Errorf("cached after the build: %v %s", err, out)
+	}
+}
+
+// TestKernelScriptBackground: `background` returns at once and leaves a
+// detached build logging to FERRY_KERNEL_LOG (here it fails: the source is
+// fake); with a build already running it starts none.
+func TestKernelScriptBackground(t *testing.T) {
+	dir := t.TempDir()
+	logf := filepath.Join(dir, "kernel.log")
+	env := []string{"FERRY_KERNEL_LOG=" + logf}
+	release := lockCache(t, dir)
+	out, err := kernelScriptEnv(t, dir, env, "background")
+	if err != nil || !strings.Contains(out, "already running") {
+		t.Errorf("background with a build running: %v %s", err, out)
+	}
+	if _, err := os.Stat(logf); err == nil {
+		t.Errorf("background started a build while one was running")
+	}
+	release()
+	start := time.Now()
+	out, err = kernelScriptEnv(t, dir, env, "background")
+	if err != nil || !strings.Contains(out, "building the guest kernel in the background") {
+		t.Fatalf("background: %v %s", err, out)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("background took %v: it must not wait for the build", d)
+	}
+	// The detached build holds the lock while it runs; wait for it to end.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		f, err := os.OpenFile(filepath.Join(dir, "cache", ".lock"), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		f.Close()
+		b, _ := os.ReadFile(logf)
+		if err == nil && strings.Contains(string(b), "background build of") && strings.Contains(string(b), "kernel: extracting") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("detached build did not run to its end within a minute; log:\n%s", b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestKernelScriptFallbackInstall: the fallback kernel is installed as
+// fallback.<version> and the link fallback swapped to it by a rename; a
+// fallback directory of an older layout is replaced; a newer version
+// replaces the older and removes it.
+func TestKernelScriptFallbackInstall(t *testing.T) {
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "lib")
+	unpacked := func(kver string) {
+		d := filepath.Join(dir, "cache", "debian", "linux-image-"+kver)
+		touch(t, filepath.Join(d, ".done"))
+		if err := os.WriteFile(filepath.Join(touchDir(t, filepath.Join(d, "boot")), "vmlinuz-"+kver), []byte("kernel "+kver), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		touch(t, filepath.Join(d, "lib", "modules", kver, "modules.dep"))
+	}
+	touch(t, filepath.Join(lib, "fallback", "vmlinuz")) // the layout before the link
+	for _, kver := range []string{"6.1.0-98-cloud-amd64", "6.1.0-99-cloud-amd64", "6.1.0-99-cloud-amd64"} {
+		unpacked(kver)
+		out, err := kernelScriptEnv(t, dir, []string{"FERRY_FALLBACK_PACKAGE=linux-image-" + kver}, "fallback")
+		if err != nil {
+			t.Fatalf("fallback %s: %v\n%s", kver, err, out)
+		}
+		if target, err := os.Readlink(filepath.Join(lib, "fallback")); err != nil || target != "fallback."+kver {
+			t.Errorf("after installing %s: fallback -> %q, %v", kver, target, err)
+		}
+		fb, err := FindFallback(WithGetenv(func(string) string { return lib }))
+		if err != nil || filepath.Base(fb.ModulesDir) != kver {
+			t.Errorf("FindFallback after %s: %+v, %v", kver, fb, err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(lib, "fallback", "vmlinuz")); string(b) != "kernel "+kver {
+			t.Errorf("installed vmlinuz %q, want %s's", b, kver)
+		}
+	}
+	ents, _ := os.ReadDir(lib)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if want := []string{"fallback", "fallback.6.1.0-99-cloud-amd64"}; strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("lib holds %q, want %q (old versions and temporaries removed)", names, want)
+	}
+}
+
+func touchDir(t *testing.T, d string) string {
+	t.Helper()
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
