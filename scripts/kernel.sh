@@ -128,21 +128,21 @@ fallback() {
 
 # background starts this script's build detached from the caller (a new
 # session, niced, idle I/O class), logging to $log, unless the kernel is
-# cached or a build is already running; it returns at once.
+# cached (then it installs it) or a background build of these inputs is
+# running already; it returns at once.
 background() {
   if [ -f "$out/vmlinux" ]; then
-    echo "kernel: $hash is cached; installing" >&2
     exec "$0" build
   fi
-  exec 9>"$cache/.lock"
-  if ! flock -n 9; then
-    echo "kernel: a build is already running (log: $log)" >&2
+  local pidf="$cache/.background-$hash.pid"
+  if [ -f "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; then
+    echo "kernel: the background build of $hash is running (pid $(cat "$pidf"); log: $log)" >&2
     return
   fi
-  exec 9>&- # the detached build takes the lock itself
   mkdir -p "$(dirname "$log")"
   echo "kernel: $(date -u +%FT%TZ) background build of $hash started" >>"$log"
   setsid nohup nice -n 19 ionice -c 3 "$0" build </dev/null >>"$log" 2>&1 &
+  echo $! >"$pidf"
   echo "kernel: building the guest kernel in the background (pid $!; log: $log, which ends with 'kernel: installed' when done)" >&2
 }
 
@@ -158,10 +158,14 @@ case "${1:-build}" in
   *) die "usage: $0 [build|background|cached|hash|path|fallback]" ;;
 esac
 
-exec 9>"$cache/.lock"
-if ! flock -n 9; then
-  echo "kernel: waiting for the build already running (log: $log)" >&2
-  flock 9
+# Building takes the lock (one object tree, reused); installing a cached
+# build does not, so it never waits for a build of other inputs.
+if [ ! -f "$out/vmlinux" ]; then
+  exec 9>"$cache/.lock"
+  if ! flock -n 9; then
+    echo "kernel: waiting for the build already running (lock $cache/.lock; the demo's logs to $log)" >&2
+    flock 9
+  fi
 fi
 
 if [ ! -f "$out/vmlinux" ]; then
