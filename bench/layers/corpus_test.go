@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 
 	ti "github.com/ferryvm/ferry/internal/rootfs/rootfstest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // hostile is one image of the corpus; claim is what its layers claim
@@ -104,7 +105,7 @@ func xattrs(t testing.TB, n, size int) v1.Image {
 func TestWriteCorpus(t *testing.T) {
 	dir := os.Getenv("FERRY_BENCH_CORPUS")
 	if dir == "" {
-		t.Skip("set FERRY_BENCH_CORPUS to write the hostile-layer corpus (run.sh does)")
+		prereq.OptIn(t, "FERRY_BENCH_CORPUS", "the writer of the hostile-layer corpus (set it to a directory; run.sh does)")
 	}
 	var index strings.Builder
 	for _, h := range corpus() {

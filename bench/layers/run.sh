@@ -6,7 +6,7 @@
 # reject. Peers on the same layers: `umoci unpack` of the same OCI layout
 # and GNU tar extracting the layer blobs in order, each in a 2 GiB tmpfs
 # and under `timeout 60`; their peak RSS from GNU time. Needs root.
-# Usage: sudo bench/layers/run.sh     (FERRY_BENCH_WORK, default /var/tmp/ferry-bench-layers)
+# Usage (as root): bench/layers/run.sh     (FERRY_BENCH_WORK, default /var/tmp/ferry-bench-layers)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH=/usr/local/go/bin:$PATH

@@ -2,7 +2,7 @@
 # run.sh times image → bootable ext4 base for a generated ~180 MB / 4-layer
 # image (never downloaded) in one run, against the peer pipelines, and
 # warm per-machine rootfs creation. Needs root (overlay mount), umoci,
-# mkfs.ext4. Usage: sudo bench/rootfs/run.sh [runs]   (default 3)
+# mkfs.ext4. Usage (as root): bench/rootfs/run.sh [runs]   (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-3}

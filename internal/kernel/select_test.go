@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // fakeLib lays out an install directory with ferry-init and Debian's
@@ -33,9 +35,10 @@ func fakeLib(t *testing.T) string {
 // truncate only its first KiB.
 func installVmlinux(t *testing.T, lib string, truncate bool) {
 	t.Helper()
+	prereq.File(t, "/bin/true", prereq.Remedy("true"))
 	b, err := os.ReadFile("/bin/true")
 	if err != nil {
-		t.Skipf("no /bin/true to stand in for a kernel: %v", err)
+		t.Fatal(err)
 	}
 	if truncate {
 		b = b[:1024]

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 func write(t *testing.T, root string, files map[string]string) {
@@ -205,9 +206,7 @@ func TestReceiveRefusesBreakouts(t *testing.T) {
 // transfer may use goes through Send → pipe → Receive with the heap
 // staying small.
 func TestLargeContextStreams(t *testing.T) {
-	if testing.Short() {
-		t.Skip("writes 192 MiB")
-	}
+	prereq.Short(t, "writes 192 MiB")
 	src := t.TempDir()
 	const size = 192 << 20
 	f, err := os.Create(filepath.Join(src, "big.bin"))
