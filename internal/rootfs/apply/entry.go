@@ -77,6 +77,7 @@ type meta struct {
 	uid, gid     int
 	mtime, atime time.Time
 	xattrs       map[string][]byte
+	spooled      map[string]section // Flatten: large xattr values, kept in the layer's spool
 	major, minor uint32
 }
 

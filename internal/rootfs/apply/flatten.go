@@ -2,6 +2,7 @@ package apply
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -135,6 +136,9 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, spool *spool, em
 		if err != nil {
 			return err
 		}
+		if err := spoolXattrs(&o.meta, spool); err != nil {
+			return &EntryError{Layer: li.name, Entry: hdr.Name, Err: err}
+		}
 		e := spooledEntry{name: hdr.Name, op: o}
 		if o.kind == opFile {
 			off := spool.size
@@ -152,4 +156,27 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, spool *spool, em
 		}
 	}
 	return vs.verify()
+}
+
+// spooledXattr is the size from which an xattr value waits for the tree
+// to be written in the spool rather than on the heap.
+const spooledXattr = 256
+
+// spoolXattrs moves m's large xattr values into the spool.
+func spoolXattrs(m *meta, s *spool) error {
+	for k, v := range m.xattrs {
+		if len(v) < spooledXattr {
+			continue
+		}
+		off := s.size
+		if _, err := s.ReadFrom(bytes.NewReader(v)); err != nil {
+			return fmt.Errorf("spool xattr %s: %w", k, err)
+		}
+		if m.spooled == nil {
+			m.spooled = map[string]section{}
+		}
+		m.spooled[k] = section{s, off, int64(len(v))}
+		delete(m.xattrs, k)
+	}
+	return nil
 }

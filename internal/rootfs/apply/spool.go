@@ -8,7 +8,10 @@ import (
 	"github.com/ferryvm/ferry/internal/rootfs/sparse"
 )
 
-const spoolChunk = 4 << 20
+const (
+	spoolChunk = 4 << 20
+	spoolStep  = 256 << 10
+)
 
 // spool holds one layer's decompressed file data for replay: in memory
 // while the call's memory budget lasts, then in an unlinked temp file.
@@ -25,6 +28,7 @@ type spool struct {
 	budget  *budget
 	minFree int64
 	size    int64
+	zero    bool // the last chunk holds only zeros so far
 }
 
 // ReadFrom decompresses r into the spool until it ends: straight into
@@ -38,12 +42,19 @@ func (s *spool) ReadFrom(r io.Reader) (int64, error) {
 				break
 			}
 		}
+		// Read in steps that stay in the CPU cache, to see zeros while
+		// they are there.
 		i := len(s.chunks) - 1
-		c := s.chunks[i][s.size%spoolChunk:]
+		start := s.size % spoolChunk
+		if start == 0 {
+			s.zero = true
+		}
+		c := s.chunks[i][start:min(start+spoolStep, spoolChunk)]
 		n, err := io.ReadFull(r, c)
+		s.zero = s.zero && sparse.AllZero(c[:n])
 		s.size += int64(n)
 		total += int64(n)
-		if n == len(c) && sparse.AllZero(s.chunks[i]) {
+		if s.size%spoolChunk == 0 && n > 0 && s.zero {
 			s.spare, s.chunks[i] = s.chunks[i], nil
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {

@@ -74,12 +74,19 @@ func (t *treeWriter) write(ino *inode, name string) error {
 		Devmajor: int64(m.major),
 		Devminor: int64(m.minor),
 	}
-	if m.mtime.Nanosecond() != 0 || len(m.xattrs) > 0 {
+	if m.mtime.Nanosecond() != 0 || len(m.xattrs) > 0 || len(m.spooled) > 0 {
 		hdr.Format = tar.FormatPAX
 	}
-	if len(m.xattrs) > 0 {
-		hdr.PAXRecords = make(map[string]string, len(m.xattrs))
+	if len(m.xattrs) > 0 || len(m.spooled) > 0 {
+		hdr.PAXRecords = make(map[string]string, len(m.xattrs)+len(m.spooled))
 		for k, v := range m.xattrs {
+			hdr.PAXRecords["SCHILY.xattr."+k] = string(v)
+		}
+		for k, sec := range m.spooled {
+			v := make([]byte, sec.n)
+			if _, err := sec.s.ReadAt(v, sec.off); err != nil {
+				return fmt.Errorf("flatten %s: read xattr %s: %w", name, k, err)
+			}
 			hdr.PAXRecords["SCHILY.xattr."+k] = string(v)
 		}
 	}
