@@ -2,8 +2,8 @@
 # run.sh starts a real `ferry daemon` (own root and socket, network side in
 # its own netns) and asks it to build the rootfs base of each image of a
 # generated corpus of hostile layers (corpus_test.go), recording the
-# daemon's peak RSS (VmHWM, reset before each image) and the time to
-# reject. Peers on the same layers: `umoci unpack` of the same OCI layout
+# daemon's peak RSS (VmHWM of a daemon started fresh for that image, after
+# the image was loaded by another) and the time to reject. Peers on the same layers: `umoci unpack` of the same OCI layout
 # and GNU tar extracting the layer blobs in order, each in a 2 GiB tmpfs
 # and under `timeout 60`; their peak RSS from GNU time. Needs root.
 # Usage (as root): bench/layers/run.sh     (FERRY_BENCH_WORK, default /var/tmp/ferry-bench-layers)
@@ -31,12 +31,16 @@ trap cleanup EXIT
 ip netns add "$ns" 2>/dev/null || true
 mount -t tmpfs -o size=2g,nr_inodes=4m ferry-bench-layers "$work/peer"
 rm -rf "$work/root"
-"$work/ferry" daemon --root "$work/root" --socket "$work/ferry.sock" --netns "$ns" >"$work/daemon.log" 2>&1 &
-pid=$!
-for _ in $(seq 100); do [ -S "$work/ferry.sock" ] && break; sleep 0.1; done
+start_daemon() {
+  rm -f "$work/ferry.sock"
+  "$work/ferry" daemon --root "$work/root" --socket "$work/ferry.sock" --netns "$ns" >>"$work/daemon.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do [ -S "$work/ferry.sock" ] && break; sleep 0.1; done
+}
+stop_daemon() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 export FERRY_HOST=unix://$work/ferry.sock
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
-echo "daemon idle: VmRSS $(( $(kb "$pid" VmRSS) / 1024 )) MiB (load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # peer CMD...: "result seconds peak-MiB" for CMD under timeout 60 in the tmpfs.
 peer() {
@@ -62,20 +66,24 @@ tar_layers() { # extract the image's layer blobs in order, as a plain unpacker w
 export -f tar_layers
 export work
 
-printf '| image | layers claim | ferry: verdict | s | peak RSS MiB | umoci unpack: result | s | MiB | GNU tar: result | s | MiB | RSS ferry/umoci |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+printf '| image | layers claim | ferry: verdict | s | peak RSS MiB (idle) | umoci unpack: result | s | MiB | GNU tar: result | s | MiB | RSS ferry/umoci |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 while IFS=$'\t' read -r name claim; do
   tar -C "$corpus/$name" -cf "$work/$name.tar" .
+  start_daemon
   "$work/ferry" load -q -i "$work/$name.tar" >/dev/null
+  stop_daemon
   rm -f "$work/$name.tar"
-  echo 5 >"/proc/$pid/clear_refs" # reset VmHWM: the peak is this image's
+  start_daemon # a fresh daemon per image: its peak is this image's
+  idle=$(( $(kb "$pid" VmRSS) / 1024 ))
   start=$(date +%s.%N)
   if out=$("$work/ferry" image rootfs "hostile/$name:latest" 2>&1); then verdict=built; else verdict=rejected; fi
   secs=$(echo "$(date +%s.%N) - $start" | bc)
   hwm=$(( $(kb "$pid" VmHWM) / 1024 ))
+  stop_daemon
   echo "$name: $out" >>"$work/errors.log"
   read -r ures usecs umib < <(peer umoci unpack --image "$corpus/$name:latest" "$work/peer/u")
   read -r tres tsecs tmib < <(peer bash -c "tar_layers $corpus/$name")
   ratio=$(awk -v a="$hwm" -v b="$umib" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-  printf '| %s | %s | %s | %.2f | %d | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$claim" "$verdict" "$secs" "$hwm" "$ures" "$usecs" "$umib" "$tres" "$tsecs" "$tmib" "$ratio"
+  printf '| %s | %s | %s | %.2f | %d (%d) | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$claim" "$verdict" "$secs" "$hwm" "$idle" "$ures" "$usecs" "$umib" "$tres" "$tsecs" "$tmib" "$ratio"
 done <"$corpus/index.tsv"
-echo "daemon after the corpus: VmRSS $(( $(kb "$pid" VmRSS) / 1024 )) MiB; its error lines: $work/errors.log (load $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "error lines: $work/errors.log; load after: $(cut -d' ' -f1-3 /proc/loadavg)"

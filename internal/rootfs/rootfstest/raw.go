@@ -59,7 +59,8 @@ func PAXRecords(recs [][2]string) []byte {
 	return b.Bytes()
 }
 
-// Header returns one ustar header block (mode 0644, mtime Epoch).
+// Header returns one ustar header block (mode 0644, mtime Epoch; a size
+// of 8 GiB or more in base-256).
 func Header(name string, typ byte, size int64) []byte {
 	b := make([]byte, 512)
 	copy(b[0:100], name)
@@ -67,7 +68,14 @@ func Header(name string, typ byte, size int64) []byte {
 	octal(b[100:108], 0o644)
 	octal(b[108:116], 0)
 	octal(b[116:124], 0)
-	octal(b[124:136], size)
+	if size < 1<<33 {
+		octal(b[124:136], size)
+	} else { // base-256, as GNU tar writes sizes of 8 GiB and more
+		b[124] = 0x80
+		for i := 135; i > 124; i, size = i-1, size>>8 {
+			b[i] = byte(size)
+		}
+	}
 	octal(b[136:148], Epoch.Unix())
 	b[156] = typ
 	copy(b[257:265], "ustar\x0000")
