@@ -38,6 +38,7 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 	f.StringVar(&cfg.VMM, "vmm", "", "VMM driver: qemu or firecracker (default: the best available)")
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to reach over plain HTTP (repeatable)")
 	f.BoolVar(&jsonLogs, "log-json", false, "write logs as JSON lines")
+	layerLimitFlags(f, &cfg.LayerLimits)
 	return cmd
 }
 

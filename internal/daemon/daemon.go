@@ -30,6 +30,7 @@ import (
 	"github.com/ferryvm/ferry/internal/machine"
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/rootfs"
+	"github.com/ferryvm/ferry/internal/rootfs/apply"
 )
 
 // Config is what `ferry daemon` is started with.
@@ -51,6 +52,10 @@ type Config struct {
 	// InsecureRegistries are registries (host[:port]) reached over plain
 	// HTTP, in addition to loopback ones.
 	InsecureRegistries []string
+
+	// LayerLimits bound what an image's layers may cost a base build
+	// (zero fields: apply's defaults).
+	LayerLimits apply.Limits
 
 	Logger *slog.Logger // nil = slog.Default()
 	// Ready, when set, is called once every listener is accepting.

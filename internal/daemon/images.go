@@ -26,7 +26,8 @@ func wireImages(ctx context.Context, d *daemon) error {
 	if err != nil {
 		return err
 	}
-	rfs, err := rootfs.New(ctx, d.db, d.root, st, rootfs.WithImages(st), rootfs.WithLogger(d.log.With("svc", "rootfs")))
+	rfs, err := rootfs.New(ctx, d.db, d.root, st, rootfs.WithImages(st), rootfs.WithLogger(d.log.With("svc", "rootfs")),
+		rootfs.WithLayerLimits(d.cfg.LayerLimits))
 	if err != nil {
 		return err
 	}
