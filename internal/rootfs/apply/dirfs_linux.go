@@ -385,7 +385,9 @@ func (d *dirfs) create(p []string, m meta, size int64, data io.Reader) error {
 	defer f.Close()
 	if size > 0 {
 		w := sparse.NewWriter(f, -1) // zero blocks stay holes
-		n, err := io.CopyBuffer(w, io.LimitReader(data, size), make([]byte, 256<<10))
+		buf := getBuf()
+		n, err := io.CopyBuffer(w, io.LimitReader(data, size), *buf)
+		putBuf(buf)
 		if err == nil && n < size {
 			err = io.ErrUnexpectedEOF
 		}

@@ -265,7 +265,7 @@ func parseXattrs(hdr *tar.Header, o *op) error {
 		if o.meta.xattrs == nil {
 			o.meta.xattrs = map[string][]byte{}
 		}
-		o.meta.xattrs[name] = []byte(v)
+		o.meta.xattrs[strings.Clone(name)] = []byte(v) // not the PAX header's buffer
 		o.cost += int64(len(name)+len(v)) + componentCost
 	}
 	return nil

@@ -84,6 +84,9 @@ func newLimits(o options) *limits {
 // is also charged a non-sparse file's size up front, so a header that
 // claims more than is left fails before its content is read.
 func (l *limits) admit(li layerInfo, hdr *tar.Header) (op, error) {
+	// Strings archive/tar parsed from a PAX header share its buffer: a
+	// name kept from one would keep the whole header (up to 1 MiB) alive.
+	hdr.Name, hdr.Linkname = strings.Clone(hdr.Name), strings.Clone(hdr.Linkname)
 	fail := func(err error) (op, error) { return op{}, &EntryError{Layer: li.name, Entry: hdr.Name, Err: err} }
 	if err := l.entries.take(1); err != nil {
 		return fail(err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/ferryvm/ferry/internal/rootfs/sparse"
 )
@@ -74,7 +75,9 @@ func (s *spool) ReadFrom(r io.Reader) (int64, error) {
 		s.hw = sparse.NewWriter(f, s.minFree)
 	}
 	s.hw.SetPos(s.size - s.mem)
-	n, err := io.CopyBuffer(s.hw, r, make([]byte, 1<<20))
+	buf := getBuf()
+	defer putBuf(buf)
+	n, err := io.CopyBuffer(s.hw, r, *buf)
 	s.size += n
 	return total + n, err
 }
@@ -163,6 +166,14 @@ func (s *spool) Close() error {
 	return nil
 }
 
+// bufs are the bounce buffers of copies to and from files: one per copy
+// in flight, not one per file (a layer of many small files would churn
+// the heap).
+var bufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func getBuf() *[]byte  { return bufs.Get().(*[]byte) }
+func putBuf(b *[]byte) { bufs.Put(b) }
+
 // section is a range of a spool that writes itself out without a bounce
 // buffer where it is in memory.
 type section struct {
@@ -192,7 +203,9 @@ func (sec section) WriteTo(w io.Writer) (int64, error) {
 		}
 	}
 	if off < end {
-		n, err := io.CopyBuffer(w, io.NewSectionReader(sec.s, off, end-off), make([]byte, 1<<20))
+		buf := getBuf()
+		n, err := io.CopyBuffer(w, io.NewSectionReader(sec.s, off, end-off), *buf)
+		putBuf(buf)
 		total += n
 		if err != nil {
 			return total, err
