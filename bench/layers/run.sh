@@ -40,6 +40,7 @@ start_daemon() {
 stop_daemon() { kill "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 export FERRY_HOST=unix://$work/ferry.sock
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user+sys CPU, in 1/100 s
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # peer CMD...: "result seconds peak-MiB" for CMD under timeout 60 in the tmpfs.
@@ -66,7 +67,7 @@ tar_layers() { # extract the image's layer blobs in order, as a plain unpacker w
 export -f tar_layers
 export work
 
-printf '| image | layers claim | ferry: verdict | s | peak RSS MiB (idle) | umoci unpack: result | s | MiB | GNU tar: result | s | MiB | RSS ferry/umoci |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n'
+printf '| image | layers claim | ferry: verdict | s (CPU s) | peak RSS MiB (idle) | umoci unpack: result | s | MiB | GNU tar: result | s | MiB | RSS ferry/umoci |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n'
 while IFS=$'\t' read -r name claim; do
   tar -C "$corpus/$name" -cf "$work/$name.tar" .
   start_daemon
@@ -75,15 +76,17 @@ while IFS=$'\t' read -r name claim; do
   rm -f "$work/$name.tar"
   start_daemon # a fresh daemon per image: its peak is this image's
   idle=$(( $(kb "$pid" VmRSS) / 1024 ))
+  cpu0=$(ticks "$pid")
   start=$(date +%s.%N)
   if out=$("$work/ferry" image rootfs "hostile/$name:latest" 2>&1); then verdict=built; else verdict=rejected; fi
   secs=$(echo "$(date +%s.%N) - $start" | bc)
   hwm=$(( $(kb "$pid" VmHWM) / 1024 ))
+  cpu=$(awk -v a="$cpu0" -v b="$(ticks "$pid")" 'BEGIN { printf "%.2f", (b - a) / 100 }')
   stop_daemon
   echo "$name: $out" >>"$work/errors.log"
   read -r ures usecs umib < <(peer umoci unpack --image "$corpus/$name:latest" "$work/peer/u")
   read -r tres tsecs tmib < <(peer bash -c "tar_layers $corpus/$name")
   ratio=$(awk -v a="$hwm" -v b="$umib" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-  printf '| %s | %s | %s | %.2f | %d (%d) | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$claim" "$verdict" "$secs" "$hwm" "$idle" "$ures" "$usecs" "$umib" "$tres" "$tsecs" "$tmib" "$ratio"
+  printf '| %s | %s | %s | %.2f (%s) | %d (%d) | %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$claim" "$verdict" "$secs" "$cpu" "$hwm" "$idle" "$ures" "$usecs" "$umib" "$tres" "$tsecs" "$tmib" "$ratio"
 done <"$corpus/index.tsv"
 echo "error lines: $work/errors.log; load after: $(cut -d' ' -f1-3 /proc/loadavg)"
