@@ -10,7 +10,7 @@ set -euo pipefail
 mode=${1:-all}
 
 pkgs=(
-  build-essential git make ca-certificates curl jq zstd cpio
+  build-essential git make ca-certificates curl jq zstd cpio time   # time: GNU time, peak RSS in bench/
   qemu-system-x86                 # the VMM on hosts without Firecracker
   e2fsprogs                       # mkfs/e2fsck/debugfs
   iproute2 iptables nftables      # bridge, TAP, NAT

@@ -57,7 +57,7 @@ func applyLayerDir(ctx context.Context, fs *dirfs, li layerInfo, lim *limits) er
 			return err
 		}
 		if err := applyOp(fs, st, o, tr); err != nil {
-			return &EntryError{Layer: li.name, Entry: hdr.Name, Err: err}
+			return vs.entryErr(hdr.Name, err)
 		}
 	}
 	if err := vs.verify(); err != nil {

@@ -144,7 +144,7 @@ func spoolLayer(ctx context.Context, li layerInfo, lim *limits, spool *spool, em
 			off := spool.size
 			n, err := spool.ReadFrom(tr)
 			if err != nil {
-				return &EntryError{Layer: li.name, Entry: hdr.Name, Err: fmt.Errorf("read content: %w", err)}
+				return vs.entryErr(hdr.Name, fmt.Errorf("read content: %w", err))
 			}
 			if n != o.size {
 				return &EntryError{Layer: li.name, Entry: hdr.Name, Err: invalid("content is %d bytes, header says %d", n, o.size)}

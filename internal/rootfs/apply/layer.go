@@ -169,7 +169,8 @@ type verifiedStream struct {
 	lim        *limits
 	compressed *countingReader // nil for an uncompressed layer
 	produced   int64
-	err        error
+	limit      error // the limit the stream hit, if any
+	err        error // limit, naming the layer
 }
 
 // ratioFloor is how much a compressed layer may produce before its
@@ -238,12 +239,13 @@ func (vs *verifiedStream) Read(p []byte) (int, error) {
 		_, _ = vs.h.Write(p[:n])
 		vs.produced += int64(n)
 		if lerr := vs.lim.stream.take(int64(n)); lerr != nil {
-			vs.err = fmt.Errorf("layer %s: %w", vs.li.name, lerr)
+			vs.limit, vs.err = lerr, fmt.Errorf("layer %s: %w", vs.li.name, lerr)
 			return 0, vs.err
 		}
 		if c := vs.compressed; c != nil && vs.produced > ratioFloor && vs.produced/vs.lim.MaxRatio > c.n {
-			vs.err = fmt.Errorf("layer %s: %d compressed bytes decompress to more than %d, a ratio above the limit of %d:1 (--layer-max-ratio): %w",
-				vs.li.name, c.n, vs.produced, vs.lim.MaxRatio, errdefs.ErrInvalidArgument)
+			vs.limit = fmt.Errorf("%d compressed bytes decompress to more than %d, a ratio above the limit of %d:1 (--layer-max-ratio): %w",
+				c.n, vs.produced, vs.lim.MaxRatio, errdefs.ErrInvalidArgument)
+			vs.err = fmt.Errorf("layer %s: %w", vs.li.name, vs.limit)
 			return 0, vs.err
 		}
 	}
@@ -287,4 +289,13 @@ func (vs *verifiedStream) readErr(err error) error {
 		return fmt.Errorf("layer %s: malformed tar (%v): %w", vs.li.name, err, errdefs.ErrInvalidArgument)
 	}
 	return fmt.Errorf("layer %s: read tar: %w", vs.li.name, err)
+}
+
+// entryErr is the error of reading entry name's content: the limit the
+// stream hit, or err.
+func (vs *verifiedStream) entryErr(name string, err error) error {
+	if vs.limit != nil {
+		err = vs.limit
+	}
+	return &EntryError{Layer: vs.li.name, Entry: name, Err: err}
 }
