@@ -168,7 +168,7 @@ func runMachine(ctx context.Context, g *globals, c *api.Client, f runFlags, req 
 		// whose output stream broke needs several.
 		var w *types.Machine
 		w, err = c.WaitMachine(ctx, f.app, m.ID, types.StateStopped, 0)
-		if err == nil || !daemonSays(err, errdefs.ErrUnavailable) || ctx.Err() != nil {
+		if err == nil || !daemonSays(err, errdefs.ErrTimeout) || ctx.Err() != nil {
 			m = w
 			break
 		}

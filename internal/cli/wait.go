@@ -31,7 +31,7 @@ func newWaitCmd(g *globals) *cobra.Command {
 				for {
 					// The daemon bounds one wait; loop until ours is up.
 					m, err := c.WaitMachine(cmd.Context(), app, n, st, 60*time.Second)
-					if daemonSays(err, errdefs.ErrUnavailable) && (timeout == 0 || time.Now().Before(deadline)) {
+					if daemonSays(err, errdefs.ErrTimeout) && (timeout == 0 || time.Now().Before(deadline)) {
 						continue
 					}
 					if err != nil {

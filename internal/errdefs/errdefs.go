@@ -1,6 +1,6 @@
 // Package errdefs defines the handful of error kinds ferry uses everywhere
 // (not found, already exists, invalid argument, conflict, unavailable,
-// unauthorized) and maps them to HTTP status codes and CLI exit codes at the
+// unauthorized, timeout) and maps them to HTTP status codes and CLI exit codes at the
 // edges. Packages wrap these with context:
 //
 //	return fmt.Errorf("pull %s: %w", ref, errdefs.ErrNotFound)
@@ -21,6 +21,9 @@ var (
 	ErrConflict        = errors.New("conflict")
 	ErrUnavailable     = errors.New("unavailable")
 	ErrUnauthorized    = errors.New("unauthorized")
+	// ErrTimeout: a bounded wait ended before what it waited for happened
+	// (nothing failed: ask again).
+	ErrTimeout = errors.New("timed out")
 )
 
 // kinds lists every kind with its stable API code and HTTP status.
@@ -35,6 +38,7 @@ var kinds = []struct {
 	{ErrConflict, "conflict", http.StatusConflict},
 	{ErrUnavailable, "unavailable", http.StatusServiceUnavailable},
 	{ErrUnauthorized, "unauthorized", http.StatusUnauthorized},
+	{ErrTimeout, "timeout", http.StatusRequestTimeout},
 }
 
 // Code returns the stable API code for err ("internal" when err is of no

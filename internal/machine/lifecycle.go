@@ -556,7 +556,7 @@ func (m *Manager) Update(ctx context.Context, app, ref string, cfg types.Config)
 }
 
 // Wait returns once the machine reaches state (or has been destroyed, for
-// state destroyed), or fails with ErrUnavailable after timeout.
+// state destroyed), or fails with ErrTimeout after timeout.
 func (m *Manager) Wait(ctx context.Context, app, ref string, state types.State, timeout time.Duration) (*types.Machine, error) {
 	id, err := m.resolve(app, ref)
 	if err != nil {
@@ -593,7 +593,7 @@ func (m *Manager) Wait(ctx context.Context, app, ref string, state types.State, 
 			}
 			return last, nil
 		case <-timer.C:
-			return nil, fmt.Errorf("machine %s did not reach state %s within %s: %w", id, state, timeout, errdefs.ErrUnavailable)
+			return nil, fmt.Errorf("machine %s did not reach state %s within %s: %w", id, state, timeout, errdefs.ErrTimeout)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

@@ -359,3 +359,21 @@ func TestPublishedPortsReachTheNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A wait that ends before the state is reached is a timeout (ask again),
+// not a failure of the daemon.
+func TestWaitTimesOut(t *testing.T) {
+	w := newWorld()
+	w.hold = true // runs until signalled
+	m := newManager(t, w, t.TempDir())
+	if _, err := m.Create(ctx, "", types.CreateRequest{Name: "long", Config: types.Config{Image: "busybox"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := m.Wait(ctx, "", "long", types.StateStopped, 50*time.Millisecond)
+	if !errors.Is(err, errdefs.ErrTimeout) || errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("wait on a running machine = %v, want a timeout", err)
+	}
+	if err := m.Destroy(ctx, "", "long", true); err != nil {
+		t.Fatal(err)
+	}
+}
