@@ -17,6 +17,7 @@ var (
 		"github.com/ferryvm/ferry/cmd/ferry-init":  true,
 		"github.com/ferryvm/ferry/internal/guest":  true,
 		"github.com/ferryvm/ferry/internal/initd":  true,
+		"github.com/ferryvm/ferry/internal/luks2":  true,
 		"github.com/ferryvm/ferry/internal/mkext4": true,
 	}
 	// initModules are the third-party modules ferry-init may link.

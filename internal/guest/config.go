@@ -134,12 +134,41 @@ type Root struct {
 
 // Mount is an extra volume mounted into the root before the entrypoint runs.
 type Mount struct {
-	Source   string   `json:"source"` // device (/dev/vdc) or, for tmpfs, "tmpfs"
+	// Source is a device (/dev/vdc), a virtio-fs tag (FSType virtiofs) or,
+	// for tmpfs, "tmpfs".
+	Source   string   `json:"source"`
 	Target   string   `json:"target"` // absolute path in the container
 	FSType   string   `json:"fstype,omitempty"`
 	Options  []string `json:"options,omitempty"` // fs data options, e.g. size=64m
 	ReadOnly bool     `json:"read_only,omitempty"`
+
+	// Name is what init calls the mount in its messages (a volume's name).
+	Name string `json:"name,omitempty"`
+	// Encryption says the device holds a LUKS2 container that init opens
+	// with dm-crypt; the filesystem is inside it.
+	Encryption *Encryption `json:"encryption,omitempty"`
+	// Format lets init make an ext4 filesystem (mkext4) on a device, or in
+	// a LUKS2 container, that is still blank (all zeros): a new volume.
+	// Anything else that is not ext4 is refused, and nothing is written.
+	Format bool `json:"format,omitempty"`
+	// Grow makes init grow the filesystem online to fill the device when
+	// the device is larger (a volume extended since its last mount).
+	Grow bool `json:"grow,omitempty"`
 }
+
+// Encryption is how a volume's device is encrypted.
+type Encryption struct {
+	Type string `json:"type"` // EncryptionLUKS2
+	// Key is the LUKS2 passphrase (base64): the volume's own random key,
+	// which one of the header's keyslots accepts.
+	Key string `json:"key"`
+}
+
+// EncryptionLUKS2 is a LUKS2 container opened with dm-crypt in the guest.
+const EncryptionLUKS2 = "luks2"
+
+// FSTypeVirtioFS is a host directory shared over virtio-fs; Source is its tag.
+const FSTypeVirtioFS = "virtiofs"
 
 // Rlimits sets resource limits for the entrypoint and exec'd processes.
 type Rlimits struct {

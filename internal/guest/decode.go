@@ -181,6 +181,24 @@ func (m *Mount) field(s *scanner, k string) error {
 		return s.strsInto(&m.Options)
 	case "read_only":
 		return s.boolInto(&m.ReadOnly)
+	case "name":
+		return s.strInto(&m.Name)
+	case "encryption":
+		return ptrInto(s, &m.Encryption, func(e *Encryption) func(string) error { return func(k string) error { return e.field(s, k) } })
+	case "format":
+		return s.boolInto(&m.Format)
+	case "grow":
+		return s.boolInto(&m.Grow)
+	}
+	return unknown(k)
+}
+
+func (e *Encryption) field(s *scanner, k string) error {
+	switch k {
+	case "type":
+		return s.strInto(&e.Type)
+	case "key":
+		return s.strInto(&e.Key)
 	}
 	return unknown(k)
 }

@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -91,6 +92,7 @@ func (c *RunConfig) Validate() error {
 				bad("mount %s: option %q contains a comma or NUL", m.Target, o)
 			}
 		}
+		validateVolume(m, bad)
 	}
 	switch c.CgroupVersion {
 	case "", CgroupV2, CgroupHybrid, CgroupV1:
@@ -165,6 +167,31 @@ func validateRoot(r Root, bad func(string, ...any)) {
 		if strings.ContainsAny(t, " ,/\x00") {
 			bad("fstype %q is not a file system type", t)
 		}
+	}
+}
+
+// validateVolume checks the block-volume fields of a mount.
+func validateVolume(m Mount, bad func(string, ...any)) {
+	device := strings.HasPrefix(m.Source, "/dev/")
+	if (m.Encryption != nil || m.Format || m.Grow) && !device {
+		bad("mount %s: encryption, format and grow need a /dev/ source, not %q", m.Target, m.Source)
+	}
+	if (m.Format || m.Grow) && m.FSType != "" && m.FSType != "ext4" {
+		bad("mount %s: init formats and grows only ext4, not %s", m.Target, m.FSType)
+	}
+	if e := m.Encryption; e != nil {
+		if e.Type != EncryptionLUKS2 {
+			bad("mount %s: encryption %q is not %s", m.Target, e.Type, EncryptionLUKS2)
+		}
+		if k, err := base64.StdEncoding.DecodeString(e.Key); err != nil || len(k) == 0 {
+			bad("mount %s: encryption key is not non-empty base64", m.Target)
+		}
+	}
+	if m.FSType == FSTypeVirtioFS && (device || m.Source == "" || strings.ContainsAny(m.Source, "/ \x00")) {
+		bad("mount %s: virtiofs source %q is not a tag", m.Target, m.Source)
+	}
+	if strings.ContainsAny(m.Name, "\x00\n") {
+		bad("mount %s: name has a NUL or newline", m.Target)
 	}
 }
 

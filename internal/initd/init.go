@@ -24,6 +24,7 @@ type Init struct {
 
 	cfg     *guest.RunConfig
 	root    *rootHandles
+	volumes []*os.File // O_PATH of each writable block volume's mount
 	cred    Cred
 	env     []string
 	workdir string
@@ -133,6 +134,7 @@ func (in *Init) shutdown(ex guest.ExitStatus) {
 	}
 	in.sup.awaitAck(grace)
 	unix.Sync()
+	in.remountVolumesReadOnly()
 	if in.root != nil {
 		in.root.remountReadOnly(in.log)
 	}

@@ -145,6 +145,10 @@ func VolumeMounts(cfg *guest.RunConfig) []Mount {
 		if v.ReadOnly {
 			m.Flags |= unix.MS_RDONLY
 		}
+		if v.Format && m.FSType == "ext4" && m.Data == "" {
+			// Formatted lazily by init (mkext4), like scratch disks.
+			m.Data = "noinit_itable"
+		}
 		ms = append(ms, m)
 	}
 	return ms

@@ -157,19 +157,6 @@ func (in *Init) writeEtcFiles() error {
 	return nil
 }
 
-// mountVolumes waits for each volume's device, then mounts it.
-func (in *Init) mountVolumes() error {
-	ms := VolumeMounts(in.cfg)
-	for _, m := range ms {
-		if strings.HasPrefix(m.Source, "/dev/") {
-			if err := waitDevice(m.Source, 2*time.Second); err != nil {
-				return &guest.Failure{Reason: guest.ReasonMount, Message: fmt.Sprintf("volume %s: %s did not appear", m.Target, m.Source)}
-			}
-		}
-	}
-	return mountAll(in.mnt, in.log, ms)
-}
-
 func (in *Init) setRlimits() error {
 	if in.cfg.Rlimits == nil || in.cfg.Rlimits.NoFile == 0 {
 		return nil
