@@ -43,6 +43,8 @@ type Plan struct {
 	Links []Link `json:"links,omitempty"`
 	// Extra are descriptors the VMM inherits as fd 3, 4, ... in order.
 	Extra []ExtraFile `json:"extra_files,omitempty"`
+	// Helpers are started, in order, before the VMM (virtiofsd per share).
+	Helpers []Helper `json:"helpers,omitempty"`
 
 	// Console, when set, is the guest console as the VMM writes it: into a
 	// pipe read by a console writer that keeps the log under its cap
@@ -93,7 +95,9 @@ type Owner struct {
 // ExtraFile is an inherited descriptor. FD is what the VMM sees it as.
 // It is File when that is set (an open TAP); otherwise Run opens it: Path
 // read-only or, with Write, read-write; with Listen a unix socket Run
-// creates at Path and listens on (the VMM accepts on it); with Console the
+// creates at Path and listens on (the VMM accepts on it); with Dial a
+// connection to the unix socket at Path (a helper's: the VMM talks to it
+// without reaching the path); with Console the
 // write end of the console pipe (Plan.Console). A VMM that gets every file
 // this way needs no access to any path, so it can run as a uid that owns
 // nothing.
@@ -106,6 +110,7 @@ type ExtraFile struct {
 	Path    string   `json:"path,omitempty"`
 	Write   bool     `json:"write,omitempty"`
 	Listen  bool     `json:"listen,omitempty"`
+	Dial    bool     `json:"dial,omitempty"`
 	Console bool     `json:"console,omitempty"`
 	Tap     bool     `json:"tap,omitempty"`
 	File    *os.File `json:"-"`

@@ -21,8 +21,9 @@ import (
 // (Plan.Console), and starts the VMM in a new session (so neither a daemon
 // restart nor a terminal hangup reaches it) with stdin on /dev/null and
 // stdout/stderr appended to the plan's logs — confined by Plan.Sandbox when
-// set — and records pid and start time in the plan's pid file. The VMM is
-// not tied to ctx. On any error nothing is left running.
+// set — and records pid and start time in the plan's pid file. The plan's
+// helpers (Plan.Helpers) are started first. The VMM is not tied to ctx. On
+// any error nothing is left running.
 func Run(ctx context.Context, plan *Plan) (*Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -38,6 +39,16 @@ func run(plan *Plan) (*Process, error) {
 	if err := prepare(plan); err != nil {
 		return nil, err
 	}
+	helpers, err := startHelpers(plan)
+	if err != nil {
+		return nil, err
+	}
+	vmmStarted := false
+	defer func() {
+		if !vmmStarted {
+			stopAll(helpers)
+		}
+	}()
 	// What this process opens for the VMM is closed once the VMM has its
 	// copies (or on error).
 	var opened []io.Closer
@@ -199,6 +210,7 @@ func run(plan *Plan) (*Process, error) {
 		<-p.done
 		return nil, fmt.Errorf("record pid: %w", err)
 	}
+	vmmStarted = true
 	return p, nil
 }
 
@@ -244,6 +256,8 @@ func openExtra(x ExtraFile, console *os.File) (*os.File, error) {
 		return console, nil
 	case x.Listen:
 		return listenUnix(x.Path)
+	case x.Dial:
+		return dialUnix(x.Path)
 	case x.Path != "":
 		flag := os.O_RDONLY
 		if x.Write {
@@ -267,6 +281,17 @@ func listenUnix(path string) (*os.File, error) {
 	l.SetUnlinkOnClose(false)
 	defer l.Close()
 	return l.File()
+}
+
+// dialUnix connects to the unix socket at path (a helper's, listening
+// already) and returns the connected socket's descriptor.
+func dialUnix(path string) (*os.File, error) {
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.File()
 }
 
 func openLog(path string) (*os.File, error) {

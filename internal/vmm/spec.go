@@ -46,6 +46,9 @@ type Spec struct {
 
 	Drives []Drive `json:"drives,omitempty"`
 	NICs   []NIC   `json:"nics,omitempty"`
+	// Shares are host directories the guest mounts over virtio-fs (QEMU
+	// only: Firecracker has no file sharing).
+	Shares []Share `json:"shares,omitempty"`
 
 	Control Control `json:"control"`
 
@@ -68,6 +71,17 @@ type Drive struct {
 	ID       string `json:"id"`
 	Path     string `json:"path"`
 	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// Share is a host directory shared with the guest over virtio-fs: the
+// driver runs a virtiofsd for it (a Helper) and the guest mounts it by Tag
+// (mount -t virtiofs TAG PATH).
+type Share struct {
+	Tag    string `json:"tag"`
+	Source string `json:"source"` // absolute host directory
+	// ReadOnly is enforced on the host: virtiofsd sees Source through a
+	// read-only bind mount in a mount namespace of its own.
+	ReadOnly bool `json:"read_only,omitempty"`
 }
 
 // NIC is a network interface backed by a host TAP device. QEMU takes the open
@@ -137,6 +151,15 @@ func (s Spec) Validate() error {
 		seen["d"+d.ID] = true
 		if d.Path == "" {
 			return bad("drive %s has no path", d.ID)
+		}
+	}
+	for _, sh := range s.Shares {
+		if !idRE.MatchString(sh.Tag) || seen["s"+sh.Tag] {
+			return bad("share tag %q invalid or repeated", sh.Tag)
+		}
+		seen["s"+sh.Tag] = true
+		if !filepath.IsAbs(sh.Source) || filepath.Clean(sh.Source) != sh.Source {
+			return bad("share %s: source %q is not a clean absolute path", sh.Tag, sh.Source)
 		}
 	}
 	for _, n := range s.NICs {

@@ -37,6 +37,9 @@ func (d *Driver) Config(spec vmm.Spec) (*Config, error) {
 		},
 		Vsock: &Vsock{GuestCID: cid(spec), UDSPath: spec.Control.Socket},
 	}
+	if len(spec.Shares) > 0 {
+		return nil, fmt.Errorf("firecracker has no file sharing (no virtio-fs or 9p), so bind mounts of host directories are not possible: use --vmm qemu, or a volume: %w", errdefs.ErrInvalidArgument)
+	}
 	if spec.VCPUs > 1 && spec.VCPUs%2 != 0 {
 		return nil, fmt.Errorf("firecracker: %d vCPUs: Firecracker takes 1 or an even number: %w", spec.VCPUs, errdefs.ErrInvalidArgument)
 	}

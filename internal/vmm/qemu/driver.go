@@ -31,11 +31,12 @@ const (
 
 // Driver runs machines under QEMU.
 type Driver struct {
-	binary string
-	accel  string
-	tscKHz uint64
-	kvm    func() error
-	tsc    func() (TSC, error)
+	binary    string
+	virtiofsd string // "" looks in VirtiofsdPaths, then PATH
+	accel     string
+	tscKHz    uint64
+	kvm       func() error
+	tsc       func() (TSC, error)
 
 	once     sync.Once
 	resolved string // "kvm" or "tcg"
@@ -59,6 +60,9 @@ type Option func(*Driver)
 
 // WithBinary sets the QEMU executable (a path or a name in PATH).
 func WithBinary(path string) Option { return func(d *Driver) { d.binary = path } }
+
+// WithVirtiofsd sets the virtiofsd executable that serves shares.
+func WithVirtiofsd(path string) Option { return func(d *Driver) { d.virtiofsd = path } }
 
 // WithAccel forces "kvm" or "tcg"; "auto" (the default) uses KVM when
 // /dev/kvm is usable.

@@ -2,7 +2,9 @@ package qemu
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -70,9 +72,14 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 		// guest runs.
 		cpu, accelOpt = "max", accel+",tb-size="+strconv.Itoa(tcgCacheMiB)
 	}
+	m := machine(spec)
+	if len(spec.Shares) > 0 {
+		// vhost-user devices need the guest's memory shared with virtiofsd.
+		m += ",memory-backend=mem"
+	}
 	a := []string{d.binary,
 		"-name", spec.Marker(),
-		"-M", machine(spec),
+		"-M", m,
 		"-accel", accelOpt,
 		"-cpu", cpu,
 		"-smp", strconv.Itoa(spec.VCPUs),
@@ -115,6 +122,11 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 			nd = "tap,id=" + n.ID + ",ifname=" + esc(n.Tap) + ",script=no,downscript=no"
 		}
 		a = append(a, "-netdev", nd, "-device", "virtio-net-device,netdev="+n.ID+",mac="+n.MAC)
+	}
+	if len(spec.Shares) > 0 {
+		if err := d.planShares(spec, p, &a, fd); err != nil {
+			return nil, err
+		}
 	}
 	a = append(a,
 		"-device", "virtio-serial-device",
@@ -219,3 +231,56 @@ func machine(spec vmm.Spec) string {
 
 // esc doubles commas, QEMU's escape inside an option value.
 func esc(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// planShares adds a virtiofsd helper and a vhost-user-fs device per share,
+// and the shared memory backend they need. QEMU gets each helper's socket
+// connected (fd=): it reaches no path.
+func (d *Driver) planShares(spec vmm.Spec, p *vmm.Plan, a *[]string, fd func(vmm.ExtraFile) string) error {
+	bin, err := d.virtiofsdPath()
+	if err != nil {
+		return err
+	}
+	*a = append(*a, "-object", "memory-backend-memfd,id=mem,size="+strconv.Itoa(spec.MemoryMiB)+"M,share=on")
+	for i, sh := range spec.Shares {
+		name := "virtiofsd-" + sh.Tag
+		sock := filepath.Join(spec.Dir, fmt.Sprintf("fs%d.sock", i))
+		h := vmm.Helper{
+			Name: name, Path: bin,
+			// --fd and -o source/cache: what both the C virtiofsd (QEMU
+			// 7.2, Debian 12) and the Rust one (Debian 13) accept.
+			Args:    []string{vmm.HelperMarker(spec, name), "--fd=3", "-o", "source=" + sh.Source, "-o", "cache=auto"},
+			Log:     spec.VMMLogPath(),
+			PIDFile: vmm.HelperPIDFile(spec.Dir, name),
+			Listen:  sock,
+		}
+		if sh.ReadOnly {
+			h.ReadOnly = []string{sh.Source}
+		}
+		p.Helpers = append(p.Helpers, h)
+		id := fmt.Sprintf("fs%d", i)
+		conn := fd(vmm.ExtraFile{Name: "share:" + sh.Tag, Path: sock, Dial: true})
+		*a = append(*a, "-chardev", "socket,id="+id+",fd="+conn,
+			"-device", "vhost-user-fs-device,chardev="+id+",tag="+sh.Tag)
+	}
+	return nil
+}
+
+// VirtiofsdPaths are where virtiofsd is looked for, in order: Debian 13's
+// virtiofsd package, then QEMU's own (qemu-system-common up to QEMU 7.2).
+var VirtiofsdPaths = []string{"/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"}
+
+func (d *Driver) virtiofsdPath() (string, error) {
+	if d.virtiofsd != "" {
+		return d.virtiofsd, nil
+	}
+	for _, p := range VirtiofsdPaths {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("virtiofsd"); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("bind mounts need virtiofsd (looked in %s and PATH; Debian 12: qemu-system-common, Debian 13: the virtiofsd package): %w",
+		strings.Join(VirtiofsdPaths, ", "), errdefs.ErrUnavailable)
+}
