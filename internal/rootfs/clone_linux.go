@@ -17,6 +17,12 @@ const (
 	CloneSparse  CloneMethod = "sparse-copy" // data segments only (SEEK_DATA/SEEK_HOLE)
 )
 
+// CloneFile makes dst (which must not exist) a copy of src, as cloneFile:
+// volumes (internal/volume) clone their files and snapshots the same way.
+func CloneFile(src, dst string, mode os.FileMode) (CloneMethod, error) {
+	return cloneFile(src, dst, mode)
+}
+
 // cloneFile makes dst (which must not exist) a copy of src: a reflink
 // where the filesystem supports it (XFS with reflink=1, btrfs), else a
 // copy of src's data segments that keeps its holes.
