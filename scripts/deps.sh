@@ -17,6 +17,7 @@ pkgs=(
   busybox-static                  # images built without the internet (the demo's, the tests')
   linux-source-6.1 flex bison bc libelf-dev libssl-dev dwarves  # guest kernel build
   kmod                            # depmod for the Debian fallback kernel (scripts/kernel.sh fallback)
+  cryptsetup-bin                  # LUKS2 headers of encrypted volumes (ferry volume create); luksDump in tests
 )
 test_pkgs=(
   xfsprogs btrfs-progs            # reflink filesystems for tests
@@ -25,6 +26,7 @@ test_pkgs=(
   podman                          # registry interop tests
   buildah runc                    # ferry build's peer in bench/build (runc: crun fails on hybrid cgroups)
   postgresql                      # registry Postgres metadata tests (initdb/postgres only; no service)
+  fio                             # volume benchmarks (bench/volumes: inside the guest and on the host)
 )
 case "$mode" in
   all) pkgs+=("${test_pkgs[@]}") ;;
@@ -40,6 +42,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# virtiofsd serves bind mounts (virtio-fs): Debian 12's is /usr/lib/qemu/virtiofsd
+# (qemu-system-common, installed with qemu-system-x86); Debian 13 ships the Rust
+# one as its own package, /usr/libexec/virtiofsd.
+if [ ! -x /usr/libexec/virtiofsd ] && [ ! -x /usr/lib/qemu/virtiofsd ] && apt-cache show virtiofsd >/dev/null 2>&1; then
+  echo "deps: installing virtiofsd"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends virtiofsd >/dev/null
 fi
 
 # Go: the machine's own toolchain (the module proxy supplies newer ones via GOTOOLCHAIN).

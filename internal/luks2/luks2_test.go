@@ -15,15 +15,14 @@ import (
 	"golang.org/x/crypto/xts"
 
 	"github.com/ferryvm/ferry/internal/luks2"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // format makes a LUKS2 file with cryptsetup (the oracle: this package
 // never writes headers) and returns its path.
 func format(t *testing.T, key []byte, args ...string) string {
 	t.Helper()
-	if _, err := exec.LookPath("cryptsetup"); err != nil {
-		t.Skip("needs cryptsetup (cryptsetup-bin; scripts/deps.sh installs it)")
-	}
+	prereq.Tool(t, "cryptsetup")
 	dir := t.TempDir()
 	img, kf := filepath.Join(dir, "v.img"), filepath.Join(dir, "key")
 	if err := os.WriteFile(kf, key, 0o600); err != nil {

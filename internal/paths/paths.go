@@ -30,6 +30,11 @@
 //	    contexts/ctx-<random>/    a received build context, removed when its build ends (and on start)
 //	    work/<build>/             a build's unpacked stages and images (COPY --from), removed likewise
 //	    mounts/<hash>.fts         RUN --mount=type=cache content (a tree stream), <hash>.lock held by its build
+//	  volumes/<id>/data           a volume: sparse file, a LUKS2 header first when encrypted (internal/volume)
+//	  volumes/<id>/key            its random key, 0600 (raw, or wrapped by the daemon's --volume-key-file)
+//	  volumes/snapshots/<id>/     a snapshot's data (reflink or sparse copy) and key
+//	  volumes/orphaned/<id>/      volume directories no record names: moved aside on start, never deleted
+//	  machines/<id>/fs<n>.sock    vhost-user socket of a bind mount's virtiofsd (helper-virtiofsd-*.pid: its pid)
 //
 // The shared guest kernel and init are looked up by internal/kernel (the
 // install dir beside the ferry binary, then /usr/local/lib/ferry).
@@ -80,3 +85,6 @@ func (r Root) Kernel() string { return filepath.Join(string(r), "kernel") }
 
 // Build is ferry build's directory (contexts, work trees, cache mounts).
 func (r Root) Build() string { return filepath.Join(string(r), "build") }
+
+// Volumes is the directory of volumes and their snapshots.
+func (r Root) Volumes() string { return filepath.Join(string(r), "volumes") }

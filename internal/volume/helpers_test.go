@@ -6,28 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
-
-// needTool skips t when a program the test uses is missing.
-func needTool(t testing.TB, name, pkg string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("prereq: missing %s: apt-get install %s (scripts/deps.sh installs it)", name, pkg)
-	}
-}
-
-func needRoot(t testing.TB, why string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("prereq: missing root (%s): run the tests as root, as scripts/test.sh does", why)
-	}
-}
 
 type env struct {
 	dir string // the volumes directory

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // TestKilledChild is the child of TestKilled: it opens the store in
@@ -45,10 +47,8 @@ func TestKilledChild(t *testing.T) {
 // opened again, either the change done or no trace of it: no half volume,
 // no file without a record, the old volume's data intact.
 func TestKilled(t *testing.T) {
-	needTool(t, "cryptsetup", "cryptsetup-bin")
-	if testing.Short() {
-		t.Skip("prereq: -short: kills child processes (not run with -short)")
-	}
+	prereq.Tool(t, "cryptsetup")
+	prereq.Short(t, "kills child processes")
 	t.Parallel()
 	for _, tc := range []struct {
 		op, step string

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+
 	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
@@ -34,7 +36,7 @@ func luksDump(t *testing.T, p string, args ...string) string {
 // is a 0600 file of 32 bytes that opens the header; it costs the header's
 // bytes on disk whatever its size.
 func TestCreateEncrypted(t *testing.T) {
-	needTool(t, "cryptsetup", "cryptsetup-bin")
+	prereq.Tool(t, "cryptsetup")
 	t.Parallel()
 	e := newEnv(t, "")
 	v := e.create(t, "data", 5<<30, nil)
@@ -77,7 +79,7 @@ func TestCreateEncrypted(t *testing.T) {
 // TestSameLayout: two volumes' headers differ only in what must be random
 // (UUID, salts, digests, keyslot contents).
 func TestSameLayout(t *testing.T) {
-	needTool(t, "cryptsetup", "cryptsetup-bin")
+	prereq.Tool(t, "cryptsetup")
 	t.Parallel()
 	e := newEnv(t, "")
 	norm := func(v Volume) string {
@@ -276,7 +278,7 @@ func TestExtend(t *testing.T) {
 // bytes (and opens with its key); a volume attached read-write is not
 // copied (no reflink here); snapshots outlive their volume.
 func TestSnapshotRestore(t *testing.T) {
-	needTool(t, "cryptsetup", "cryptsetup-bin")
+	prereq.Tool(t, "cryptsetup")
 	t.Parallel()
 	e := newEnv(t, "")
 	v := e.create(t, "src", 64<<20, nil)
@@ -345,7 +347,7 @@ func reflinks(t *testing.T, dir string) bool {
 // daemon's key or with another are each refused at attach with one line,
 // and the volume's bytes are untouched.
 func TestKeys(t *testing.T) {
-	needTool(t, "cryptsetup", "cryptsetup-bin")
+	prereq.Tool(t, "cryptsetup")
 	t.Parallel()
 	root := t.TempDir()
 	wrap := bytes.Repeat([]byte{1}, 32)
@@ -403,7 +405,7 @@ func TestKeys(t *testing.T) {
 // TestNoSpace: on a full (small) host filesystem, create and extend fail
 // with one line saying so and leave nothing: no record, no file.
 func TestNoSpace(t *testing.T) {
-	needRoot(t, "to mount a small tmpfs as the data root")
+	prereq.Root(t, "to mount a small tmpfs as the data root")
 	t.Parallel()
 	root := t.TempDir()
 	privateMounts(t)

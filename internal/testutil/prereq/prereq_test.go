@@ -45,7 +45,8 @@ func TestToolMissingSaysHowToGetIt(t *testing.T) {
 	for tool, want := range map[string]string{
 		"skopeo":                "run scripts/deps.sh (Debian package skopeo)",
 		"qemu-system-x86_64":    "Debian package qemu-system-x86",
-		"cryptsetup":            "apt-get install cryptsetup-bin",
+		"cryptsetup":            "Debian package cryptsetup-bin",
+		"docker":                "apt-get install docker.io",
 		"no-such-tool-anywhere": "add it to scripts/deps.sh",
 	} {
 		line := skipOf(func(tb testing.TB) { Tool(tb, tool) })

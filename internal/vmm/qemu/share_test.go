@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/kernel"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 	"github.com/ferryvm/ferry/internal/vmm"
 	"github.com/ferryvm/ferry/internal/vmm/qemu"
 )
@@ -48,13 +49,11 @@ busybox reboot -f
 // host). The helpers are gone once QEMU exits.
 func TestBootShares(t *testing.T) {
 	gk, bb := requireQEMUBoot(t)
-	if os.Geteuid() != 0 {
-		t.Skip("prereq: missing root (virtiofsd runs as root to keep owners): run the tests as root, as scripts/test.sh does")
-	}
+	prereq.Root(t, "virtiofsd runs as root to keep owners and modes")
 	d := qemu.New()
 	if _, err := d.Plan(vmm.Spec{ID: "probe", Dir: "/tmp", Kernel: "k", VCPUs: 1, MemoryMiB: 64, ConsoleLog: "c", Control: vmm.Control{Socket: "s"},
 		Shares: []vmm.Share{{Tag: "x", Source: "/"}}}); err != nil {
-		t.Skipf("prereq: missing virtiofsd: %v", err)
+		prereq.Missing(t, "virtiofsd ("+err.Error()+")", "run scripts/deps.sh (Debian 12: qemu-system-common, Debian 13: virtiofsd)")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
