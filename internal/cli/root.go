@@ -135,6 +135,7 @@ func newRoot(g *globals) *cobra.Command {
 		newLoadCmd(g), newSaveCmd(g), newLoginCmd(g), newLogoutCmd(g),
 		newRunCmd(g), newPsCmd(g), newStopCmd(g), newStartCmd(g), newRestartCmd(g), newKillCmd(g), newRmCmd(g), newLogsCmd(g), newExecCmd(g), newAttachCmd(g), newInspectCmd(g), newWaitCmd(g), newRenameCmd(g), newStatsCmd(g), newMachineCmd(g), newScaleCmd(g), newPortCmd(g),
 		newNetworkCmd(g),
+		newVolumeCmd(g),
 		newSystemCmd(g),
 	)
 	usageErrors(root)

@@ -31,6 +31,7 @@ import (
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/rootfs"
 	"github.com/ferryvm/ferry/internal/rootfs/apply"
+	"github.com/ferryvm/ferry/internal/volume"
 )
 
 // Config is what `ferry daemon` is started with.
@@ -48,6 +49,9 @@ type Config struct {
 	// service) through the host.
 	AllowLinkLocal bool
 	VMM            string // VMM driver name ("qemu", "firecracker"; "" = default)
+	// VolumeKeyFile, when set, wraps the keys of new volumes (and unwraps
+	// the keys it wrapped): volume.WrapKeyFromFile.
+	VolumeKeyFile string
 
 	// InsecureRegistries are registries (host[:port]) reached over plain
 	// HTTP, in addition to loopback ones.
@@ -72,6 +76,7 @@ type daemon struct {
 
 	images   *image.Store     // set by wireImages
 	rootfs   *rootfs.Manager  // set by wireImages
+	volumes  *volume.Store    // set by wireVolumes
 	machines *machine.Manager // set by wireMachines
 
 	closers []func() error // run in reverse order on shutdown
@@ -80,6 +85,7 @@ type daemon struct {
 // services are wired in order; later ones may use earlier ones' fields.
 var services = []func(ctx context.Context, d *daemon) error{
 	wireImages,
+	wireVolumes,
 	wireMachines,
 	wireBuild,
 }

@@ -71,7 +71,7 @@ type Snapshot struct {
 // transitions a restarted daemon finishes or rolls back (Open).
 const (
 	StateCreating   = "creating"
-	StateReady      = "ready"
+	StateReady      = "created" // Fly's name for a usable volume
 	StateExtending  = "extending"
 	StateDestroying = "destroying"
 )
