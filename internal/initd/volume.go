@@ -141,7 +141,7 @@ func formatVolume(dev string, v guest.Mount, log *Logger) error {
 	if len(label) > 16 {
 		label = label[:16]
 	}
-	if err := mkext4.Format(f, size, mkext4.Options{Label: label}); err != nil {
+	if err := mkext4.Format(f, size, mkext4.Options{Label: label, Resizable: true}); err != nil {
 		return volumeFailure(v, "format ext4: %v", err)
 	}
 	if err := f.Sync(); err != nil {

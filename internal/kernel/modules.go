@@ -21,6 +21,10 @@ var FallbackModules = []string{
 	"virtio_rng",                 // entropy
 	"vmw_vsock_virtio_transport", // the control channel under Firecracker
 	"overlay",                    // read-only base + writable scratch
+	"dm_crypt",                   // encrypted volumes (LUKS2 opened by ferry-init)
+	"xts",                        // their cipher mode, aes-xts-plain64
+	"aesni_intel",                // their cipher (AES-NI; TCG emulates it under -cpu max)
+	"virtiofs",                   // bind mounts of host directories (virtio-fs, FUSE)
 }
 
 // ModulesOrderPath is where the shared initramfs lists the modules to load:

@@ -187,11 +187,13 @@ func decryptArea(enc string, key, buf []byte) error {
 
 // afMerge undoes the LUKS anti-forensic split: stripes of keySize bytes,
 // each but the last XORed into a running block that is diffused by hash.
-func afMerge(src []byte, keySize, stripes int, h func() hash.Hash) []byte {
+func afMerge(src []byte, keySize, stripes int, newHash func() hash.Hash) []byte {
 	d := make([]byte, keySize)
+	h := newHash()
+	sum := make([]byte, 0, h.Size())
 	for i := 0; i < stripes-1; i++ {
 		subtle.XORBytes(d, d, src[i*keySize:(i+1)*keySize])
-		diffuse(d, h)
+		sum = diffuse(d, h, sum)
 	}
 	out := make([]byte, keySize)
 	subtle.XORBytes(out, d, src[(stripes-1)*keySize:])
@@ -199,9 +201,9 @@ func afMerge(src []byte, keySize, stripes int, h func() hash.Hash) []byte {
 }
 
 // diffuse replaces each digest-sized piece j of b with hash(be32(j) ||
-// piece), the last piece truncated.
-func diffuse(b []byte, newHash func() hash.Hash) {
-	h := newHash()
+// piece), the last piece truncated. It reuses h and sum (4000 stripes:
+// no allocation per stripe).
+func diffuse(b []byte, h hash.Hash, sum []byte) []byte {
 	ds := h.Size()
 	var iv [4]byte
 	for j := 0; j*ds < len(b); j++ {
@@ -210,8 +212,10 @@ func diffuse(b []byte, newHash func() hash.Hash) {
 		binary.BigEndian.PutUint32(iv[:], uint32(j))
 		h.Write(iv[:])
 		h.Write(piece)
-		copy(piece, h.Sum(nil))
+		sum = h.Sum(sum[:0])
+		copy(piece, sum)
 	}
+	return sum
 }
 
 // verify reports whether key is the volume key d describes.

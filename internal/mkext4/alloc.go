@@ -38,7 +38,9 @@ func newPlan(g geometry, journalBlocks uint64) (plan, error) {
 	for f := range g.flexes() {
 		p.used = append(p.used, run{g.flexMetaStart(f), g.flexMetaLen(f)})
 	}
-	a := allocator{g: &g, next: g.flexMetaStart(0) + g.flexMetaLen(0)}
+	backups := g.backupRuns()
+	p.used = append(p.used, backups...)
+	a := allocator{g: &g, next: g.flexMetaStart(0) + g.flexMetaLen(0), skip: backups}
 	dirs, err := a.take(1 + lpfBlocks)
 	if err == nil && len(dirs) != 1 {
 		err = fmt.Errorf("no %d contiguous blocks after group 0's inode tables: %w", 1+lpfBlocks, ErrInvalid)
@@ -91,10 +93,12 @@ func (p *plan) allocJournal(a allocator, n uint64) error {
 }
 
 // allocator hands out blocks in increasing order, stepping over the
-// packed metadata at the start of each flex group.
+// packed metadata at the start of each flex group and the backup
+// superblocks and descriptors (skip, sorted).
 type allocator struct {
 	g    *geometry
 	next uint64
+	skip []run
 }
 
 // take allocates n blocks as few runs as the metadata allows.
@@ -110,7 +114,19 @@ func (a *allocator) take(n uint64) ([]run, error) {
 			a.next = meta.end()
 			continue
 		}
-		k := min(n, (f+1)*flexBlocks-a.next, a.g.blocks-a.next)
+		limit := min((f+1)*flexBlocks, a.g.blocks)
+		for len(a.skip) > 0 && a.skip[0].end() <= a.next {
+			a.skip = a.skip[1:]
+		}
+		if len(a.skip) > 0 {
+			if b := a.skip[0]; a.next >= b.start {
+				a.next = b.end()
+				continue
+			} else if b.start < limit {
+				limit = b.start
+			}
+		}
+		k := min(n, limit-a.next)
 		if l := len(runs); l > 0 && runs[l-1].end() == a.next {
 			runs[l-1].len += k
 		} else {

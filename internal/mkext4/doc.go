@@ -29,6 +29,15 @@
 // The journal is placed first-fit after the root directory rather than in
 // the middle of the disk as mke2fs does; nothing depends on where it is.
 //
+// With Options.Resizable (volumes, which grow), the layout is that of
+//
+//	mkfs.ext4 -b 4096 -T default -O ^resize_inode \
+//	    -E lazy_itable_init=1,lazy_journal_init=1
+//
+// instead: no sparse_super2, and groups 1, 3, 5, 7, 9, 25, 27, ... start
+// with a copy of the superblock and the group descriptors, so that Linux
+// can grow the mounted filesystem (it refuses to with sparse_super2).
+//
 // # What is written
 //
 // Format initialises lazily, the way mke2fs does with lazy_itable_init and

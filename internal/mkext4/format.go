@@ -35,7 +35,7 @@ func Format(dev io.WriterAt, size int64, o Options) error {
 
 // planFor lays out and allocates a filesystem on devBlocks blocks.
 func planFor(devBlocks uint64, s *settings) (plan, error) {
-	g, err := newGeometry(devBlocks, s.inodeRatio)
+	g, err := newGeometryWith(devBlocks, s.inodeRatio, s.resizable)
 	if err != nil {
 		return plan{}, err
 	}
@@ -96,6 +96,14 @@ func (p *plan) build(s *settings) (pieces []piece, super piece) {
 	if p.journalLeaf != 0 {
 		sb.overhead--
 	}
+	for _, b := range p.backupRuns() {
+		sb.groupNr = uint16(b.start / blocksPerGroup)
+		backup := make([]byte, blockSize) // a backup starts its group's first block
+		copy(backup, encodeSuper(p, s, sb))
+		pieces = append(pieces, piece{"backup superblocks", b.start, backup},
+			piece{"backup group descriptors", b.start + 1, encodeGDT(descs, seed, p.gdtBlocks)})
+	}
+	sb.groupNr = 0
 	block0 := make([]byte, blockSize)
 	copy(block0[superOffset:], encodeSuper(p, s, sb))
 	return pieces, piece{"superblock", 0, block0}

@@ -28,6 +28,10 @@ type geometry struct {
 	gdtBlocks uint64 // group descriptor table blocks, after the superblock
 	ipg       uint64 // inodes per group
 	itBlocks  uint64 // inode table blocks per group
+	// backups: groups 1 and the powers of 3, 5 and 7 start with copies of
+	// the superblock and group descriptors (sparse_super); otherwise there
+	// are none (sparse_super2 with no backup groups).
+	backups bool
 }
 
 // newGeometry lays out a filesystem on a device of devBlocks blocks the
@@ -36,7 +40,12 @@ type geometry struct {
 // whole inode-table blocks, and a last group too short for its own
 // bitmaps and inode table (plus 50 blocks) is dropped.
 func newGeometry(devBlocks, inodeRatio uint64) (geometry, error) {
-	g := geometry{blocks: devBlocks}
+	return newGeometryWith(devBlocks, inodeRatio, false)
+}
+
+// newGeometryWith is newGeometry, with backup superblocks when backups.
+func newGeometryWith(devBlocks, inodeRatio uint64, backups bool) (geometry, error) {
+	g := geometry{blocks: devBlocks, backups: backups}
 	inodes := min(max(devBlocks*blockSize/inodeRatio, firstIno+1), math.MaxUint32)
 	r0 := uint64(reservedPct * float64(devBlocks) / 100.0)
 	g.reserved = r0
@@ -50,6 +59,9 @@ func newGeometry(devBlocks, inodeRatio uint64) (geometry, error) {
 		}
 		g.ipg = g.itBlocks * inodesPerBlock
 		overhead := 2 + g.itBlocks // the last group holds no superblock copy
+		if backups {
+			overhead = 3 + g.itBlocks + g.gdtBlocks // as ext2fs_initialize counts it
+		}
 		rem := g.blocks % blocksPerGroup
 		if rem == 0 || rem >= overhead+50 {
 			break
@@ -87,7 +99,7 @@ func (g *geometry) flexSize(f uint64) uint64 { return min(flexGroups, g.groups-f
 
 // flexMetaStart is the first block of flex group f's packed metadata: right
 // after the group descriptors for the first, the start of its first group
-// for the others (there are no backup superblocks).
+// for the others (a multiple of 16, never a backup group: those are odd).
 func (g *geometry) flexMetaStart(f uint64) uint64 {
 	if f == 0 {
 		return 1 + g.gdtBlocks
@@ -114,6 +126,37 @@ func (g *geometry) inodeBitmap(n uint64) uint64 {
 func (g *geometry) inodeTable(n uint64) uint64 {
 	f := n / flexGroups
 	return g.flexMetaStart(f) + 2*g.flexSize(f) + n%flexGroups*g.itBlocks
+}
+
+// hasBackup reports whether group n (n > 0) starts with a copy of the
+// superblock and group descriptors: with backups, group 1 and the powers
+// of 3, 5 and 7 (ext2fs_bg_has_super for sparse_super).
+func (g *geometry) hasBackup(n uint64) bool {
+	if !g.backups || n == 0 {
+		return false
+	}
+	for _, b := range []uint64{3, 5, 7} {
+		p := uint64(1)
+		for p < n {
+			p *= b
+		}
+		if p == n {
+			return true
+		}
+	}
+	return false
+}
+
+// backupRuns are the blocks of the backup superblocks and descriptor
+// tables, in order.
+func (g *geometry) backupRuns() []run {
+	var out []run
+	for n := uint64(1); n < g.groups; n++ {
+		if g.hasBackup(n) {
+			out = append(out, run{g.groupStart(n), 1 + g.gdtBlocks})
+		}
+	}
+	return out
 }
 
 // defaultJournalBlocks is the journal size mke2fs picks for a filesystem of

@@ -45,6 +45,14 @@ type Options struct {
 	InodeRatio int
 	// Now stamps the superblock and the inodes. Zero: time.Now().
 	Now time.Time
+	// Resizable writes classic backups of the superblock and group
+	// descriptors (sparse_super: groups 1 and the powers of 3, 5 and 7)
+	// instead of none (sparse_super2), so that Linux can grow the mounted
+	// filesystem (EXT4_IOC_RESIZE_FS, what resize2fs does online), which
+	// it refuses with sparse_super2. What mkfs.ext4 -O ^resize_inode
+	// writes; growing past the descriptor blocks there are converts the
+	// filesystem to meta_bg. Volumes use it; scratch disks never grow.
+	Resizable bool
 }
 
 // settings are Options with the defaults filled in and the values checked.
@@ -55,11 +63,12 @@ type settings struct {
 	journal    int // 0: mke2fs's default; -1: none
 	inodeRatio uint64
 	now        time.Time
+	resizable  bool
 }
 
 // resolve checks o and fills in its defaults.
 func (o Options) resolve() (settings, error) {
-	s := settings{journal: o.JournalBlocks, now: o.Now}
+	s := settings{journal: o.JournalBlocks, now: o.Now, resizable: o.Resizable}
 	if len(o.Label) > len(s.label) {
 		return s, fmt.Errorf("label %q is %d bytes, more than %d: %w", o.Label, len(o.Label), len(s.label), ErrInvalid)
 	}

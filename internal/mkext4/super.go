@@ -9,7 +9,8 @@ import (
 const superOffset = 1024
 
 // Feature flags (s_feature_*), as mke2fs 1.47 sets them for ext4 without
-// resize_inode and with sparse_super2.
+// resize_inode and with sparse_super2 (Options.Resizable: without
+// sparse_super2).
 const (
 	compatHasJournal   = 0x0004
 	compatExtAttr      = 0x0008
@@ -40,6 +41,7 @@ type superblock struct {
 	freeInodes uint64
 	overhead   uint64     // s_overhead_clusters: metadata and journal, as mke2fs counts them
 	journal    [17]uint32 // backup of the journal inode's i_block and size; zero: no journal
+	groupNr    uint16     // s_block_group_nr: the group a backup copy is in
 }
 
 // encodeSuper returns the 1024-byte superblock, checksummed.
@@ -67,7 +69,11 @@ func encodeSuper(p *plan, s *settings, sb superblock) []byte {
 	le.PutUint32(b[0x4C:], 1)           // s_rev_level: dynamic
 	le.PutUint32(b[0x54:], firstIno)    // s_first_ino
 	le.PutUint16(b[0x58:], inodeSize)   // s_inode_size
+	le.PutUint16(b[0x5A:], sb.groupNr)  // s_block_group_nr
 	compat := uint32(compatFeatures)
+	if p.backups {
+		compat &^= compatSparseSuper2 // classic sparse_super backups
+	}
 	if sb.journal != ([17]uint32{}) {
 		compat |= compatHasJournal
 	}

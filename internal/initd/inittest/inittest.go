@@ -112,6 +112,8 @@ type Options struct {
 	Append string
 	// Extra QEMU arguments (devices).
 	Extra []string
+	// ExtraReadOnly attaches Disks.Extra[i] read-only when true.
+	ExtraReadOnly []bool
 	// Icount counts guest time in instructions (boottest.Config.Icount).
 	Icount string
 	// ACPI keeps the microvm's ACPI tables. By default they are off
@@ -149,7 +151,7 @@ func (e *Env) Start(t testing.TB, cfg *guest.RunConfig, disks Disks, o Options) 
 			continue
 		}
 		opt := fmt.Sprintf("id=d%d,file=%s,format=raw,if=none", i, d)
-		if i == 0 && cfg != nil && cfg.Root.Mode == guest.RootOverlay {
+		if i == 0 && cfg != nil && cfg.Root.Mode == guest.RootOverlay || i >= 2 && i-2 < len(o.ExtraReadOnly) && o.ExtraReadOnly[i-2] {
 			opt += ",readonly=on"
 		}
 		extra = append(extra, "-drive", opt, "-device", fmt.Sprintf("virtio-blk-device,drive=d%d", i))
