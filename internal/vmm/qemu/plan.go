@@ -240,7 +240,11 @@ func (d *Driver) planShares(spec vmm.Spec, p *vmm.Plan, a *[]string, fd func(vmm
 	if err != nil {
 		return err
 	}
-	*a = append(*a, "-object", "memory-backend-memfd,id=mem,size="+strconv.Itoa(spec.MemoryMiB)+"M,share=on")
+	// virtiofsd (libvhost-user) serves only virtio 1.0 devices, and
+	// QEMU's virtio-mmio is legacy (0.9.5) unless told otherwise
+	// (Firecracker's is 1.0 too).
+	*a = append(*a, "-global", "virtio-mmio.force-legacy=false",
+		"-object", "memory-backend-memfd,id=mem,size="+strconv.Itoa(spec.MemoryMiB)+"M,share=on")
 	for i, sh := range spec.Shares {
 		name := "virtiofsd-" + sh.Tag
 		sock := filepath.Join(spec.Dir, fmt.Sprintf("fs%d.sock", i))
