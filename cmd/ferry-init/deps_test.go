@@ -23,6 +23,7 @@ var (
 	// initModules are the third-party modules ferry-init may link.
 	initModules = map[string]bool{
 		"golang.org/x/sys":               true,
+		"golang.org/x/crypto":            true, // xts and argon2: opening LUKS2 volumes (internal/luks2)
 		"github.com/vishvananda/netlink": true,
 		"github.com/vishvananda/netns":   true,
 	}
