@@ -23,6 +23,7 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = daemonLogger(g, jsonLogs)
+			cfg.Version = Version
 			return daemon.Run(cmd.Context(), cfg)
 		},
 	}
@@ -32,6 +33,8 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 	f.StringVarP(&cfg.SocketGroup, "group", "G", "", "group to own the socket (its members may use ferry without root)")
 	f.StringVar(&cfg.APIAddr, "api-addr", "", "also serve the API on this TCP address (needs --api-token)")
 	f.StringVar(&cfg.APIToken, "api-token", os.Getenv("FERRY_API_TOKEN"), "bearer token required on --api-addr; env FERRY_API_TOKEN")
+	f.StringVar(&cfg.DockerSocket, "docker-socket", "", "unix socket of the Docker Engine API (default: docker.sock beside --socket; none: off)")
+	f.StringVar(&cfg.DockerAddr, "docker-addr", "", "also serve the Docker Engine API on this TCP address (needs --api-token)")
 	f.StringVar(&cfg.NetNS, "netns", "", "run the network side inside this named network namespace")
 	f.StringVar(&cfg.Subnet, "subnet", "", "the default network's subnet (CIDR, IPv4; default 10.213.0.0/22)")
 	f.BoolVar(&cfg.AllowLinkLocal, "allow-link-local", false, "let guests reach 169.254.0.0/16 (cloud metadata) through the host")

@@ -20,11 +20,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/dockerapi"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image"
 	"github.com/ferryvm/ferry/internal/machine"
@@ -43,8 +45,14 @@ type Config struct {
 	SocketGroup string
 	APIAddr     string // optional TCP address of the API ("127.0.0.1:7070")
 	APIToken    string // bearer token required on APIAddr (mandatory with it)
-	NetNS       string // named network namespace the network side runs in ("" = current)
-	Subnet      string // machine subnet CIDR ("" = internal/network's default)
+	// DockerSocket is the unix socket of the Docker Engine API ("":
+	// docker.sock beside Socket; "none": not served).
+	DockerSocket string
+	// DockerAddr is an optional TCP address of the Docker Engine API; it
+	// requires APIToken like APIAddr.
+	DockerAddr string
+	NetNS      string // named network namespace the network side runs in ("" = current)
+	Subnet     string // machine subnet CIDR ("" = internal/network's default)
 	// AllowLinkLocal lets guests reach 169.254.0.0/16 (a cloud's metadata
 	// service) through the host.
 	AllowLinkLocal bool
@@ -61,7 +69,8 @@ type Config struct {
 	// (zero fields: apply's defaults).
 	LayerLimits apply.Limits
 
-	Logger *slog.Logger // nil = slog.Default()
+	Version string       // ferry's version, as the Docker API reports it
+	Logger  *slog.Logger // nil = slog.Default()
 	// Ready, when set, is called once every listener is accepting.
 	Ready func()
 }
@@ -74,10 +83,12 @@ type daemon struct {
 	db   *bbolt.DB   // meta.db; each service keeps to its own buckets
 	api  *api.Server // every service registers its routes here
 
-	images   *image.Store     // set by wireImages
-	rootfs   *rootfs.Manager  // set by wireImages
-	volumes  *volume.Store    // set by wireVolumes
-	machines *machine.Manager // set by wireMachines
+	images   *image.Store      // set by wireImages
+	rootfs   *rootfs.Manager   // set by wireImages
+	volumes  *volume.Store     // set by wireVolumes
+	machines *machine.Manager  // set by wireMachines
+	imageSvc *imageAPI         // set by wireImages
+	docker   *dockerapi.Server // set by wireDockerAPI (nil: not served)
 
 	closers []func() error // run in reverse order on shutdown
 }
@@ -88,6 +99,7 @@ var services = []func(ctx context.Context, d *daemon) error{
 	wireVolumes,
 	wireMachines,
 	wireBuild,
+	wireDockerAPI,
 }
 
 // Run starts the daemon and blocks until ctx ends (SIGTERM/SIGINT in `ferry
@@ -125,6 +137,15 @@ func (c *Config) validate() error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	switch c.DockerSocket {
+	case "":
+		c.DockerSocket = filepath.Join(filepath.Dir(c.Socket), "docker.sock")
+	case "none":
+		c.DockerSocket = ""
+	}
+	if c.DockerAddr != "" && c.APIToken == "" {
+		return fmt.Errorf("--docker-addr %s needs --api-token (the TCP Docker API is never served without a token): %w", c.DockerAddr, errdefs.ErrInvalidArgument)
+	}
 	if c.APIAddr != "" && c.APIToken == "" {
 		return fmt.Errorf("--api-addr %s needs --api-token (the TCP API is never served without a token): %w", c.APIAddr, errdefs.ErrInvalidArgument)
 	}
@@ -139,11 +160,15 @@ func (d *daemon) serve(ctx context.Context, ls []listener) error {
 	var wg sync.WaitGroup
 	for i, l := range ls {
 		wg.Go(func() {
-			errs[i] = d.api.Serve(ctx, l.Listener, l.token)
+			if l.docker {
+				errs[i] = d.docker.Serve(ctx, l.Listener, l.token, nil)
+			} else {
+				errs[i] = d.api.Serve(ctx, l.Listener, l.token)
+			}
 			cancel() // one listener failing stops the daemon
 		})
 	}
-	d.log.Info("ferry daemon ready", "root", d.cfg.Root, "socket", d.cfg.Socket, "api_addr", d.cfg.APIAddr)
+	d.log.Info("ferry daemon ready", "root", d.cfg.Root, "socket", d.cfg.Socket, "api_addr", d.cfg.APIAddr, "docker_socket", d.cfg.DockerSocket)
 	if d.cfg.Ready != nil {
 		d.cfg.Ready()
 	}
@@ -153,8 +178,10 @@ func (d *daemon) serve(ctx context.Context, ls []listener) error {
 	return errors.Join(errs...)
 }
 
-// listener is one API endpoint with the token it requires ("" = none).
+// listener is one API endpoint with the token it requires ("" = none);
+// docker marks the Docker Engine API's.
 type listener struct {
 	net.Listener
-	token string
+	token  string
+	docker bool
 }

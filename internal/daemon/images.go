@@ -32,7 +32,8 @@ func wireImages(ctx context.Context, d *daemon) error {
 		return err
 	}
 	d.images, d.rootfs = st, rfs
-	api.RegisterImages(d.api, &imageAPI{st: st, rfs: rfs, log: d.log.With("svc", "image")})
+	d.imageSvc = &imageAPI{st: st, rfs: rfs, log: d.log.With("svc", "image")}
+	api.RegisterImages(d.api, d.imageSvc)
 	registerRootfsAPI(d, rfs)
 	return nil
 }

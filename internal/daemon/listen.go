@@ -36,6 +36,37 @@ func (d *daemon) listen() ([]listener, error) {
 		}
 		ls = append(ls, listener{Listener: tl, token: d.cfg.APIToken})
 	}
+	if d.docker == nil {
+		return ls, nil
+	}
+	closeAll := func() {
+		for _, l := range ls {
+			_ = l.Close()
+		}
+	}
+	if d.cfg.DockerSocket != "" {
+		dl, err := listenUnix(d.cfg.DockerSocket)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("--docker-socket: %w", err)
+		}
+		if d.cfg.SocketGroup != "" {
+			if err := chgrp(d.cfg.DockerSocket, d.cfg.SocketGroup); err != nil {
+				_ = dl.Close()
+				closeAll()
+				return nil, err
+			}
+		}
+		ls = append(ls, listener{Listener: dl, docker: true})
+	}
+	if d.cfg.DockerAddr != "" {
+		tl, err := net.Listen("tcp", d.cfg.DockerAddr)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("listen on --docker-addr %s: %w", d.cfg.DockerAddr, err)
+		}
+		ls = append(ls, listener{Listener: tl, token: d.cfg.APIToken, docker: true})
+	}
 	return ls, nil
 }
 

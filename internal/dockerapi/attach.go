@@ -1,0 +1,171 @@
+package dockerapi
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/machine"
+)
+
+// POST /containers/{id}/attach?stream=&stdin=&stdout=&stderr=&logs=
+//
+// With stdin on a container created with OpenStdin and AttachStdin (docker
+// run -i), the connection becomes the entrypoint's stdio, as `ferry run -i`
+// attaches (the guest holds the entrypoint until then). Otherwise it streams
+// the machine's console from its start, as `ferry run` does: the console
+// carries stdout and stderr together, so both arrive as stdout.
+func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
+	ref := r.PathValue("id")
+	m, err := s.container(ref)
+	if err != nil {
+		return err
+	}
+	tty := m.Config.Init.TTY
+	conn, brw, err := hijack(w, r, tty)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// Not the request context: the server cancels it when the client
+	// half-closes its side, which the docker CLI does without stdin.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	stdout, stderr := outputs(conn, tty)
+	if boolParam(r, "stdin") && m.Config.Init.Attach {
+		s.attachEntrypoint(ctx, m, brw, conn, stdout, stderr)
+		return nil
+	}
+	// The client half-closes or goes away: stop streaming.
+	go func() {
+		if _, err := io.Copy(io.Discard, brw); err != nil {
+			cancel()
+		}
+	}()
+	if !boolParam(r, "stream") {
+		if boolParam(r, "logs") {
+			_ = s.cfg.Machines.Logs(ctx, "", m.ID, machine.LogOptions{}, func(b []byte) error { _, err := stdout.Write(b); return err })
+		}
+		return nil
+	}
+	if _, err := s.waitStarted(ctx, m.ID); err != nil {
+		s.log.Debug("attach: wait for start", "machine", m.ID, "err", err)
+		return nil
+	}
+	err = s.cfg.Machines.Logs(ctx, "", m.ID, machine.LogOptions{Follow: true}, func(b []byte) error {
+		_, err := stdout.Write(b)
+		return err
+	})
+	s.log.Debug("attach: console ended", "machine", m.ID, "err", err)
+	closeWrite(conn)
+	return nil
+}
+
+// attachEntrypoint runs the attached entrypoint's stdio over conn.
+func (s *Server) attachEntrypoint(ctx context.Context, m *types.Machine, in io.Reader, conn io.Closer, stdout, stderr io.Writer) {
+	mc, err := s.waitStarted(ctx, m.ID)
+	if err != nil || mc.State != types.StateStarted {
+		return
+	}
+	resize := s.execs.attachResizer(m.ID)
+	defer s.execs.dropAttachResizer(m.ID, resize)
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := io.Copy(pw, in)
+		pw.CloseWithError(err)
+	}()
+	_, err = s.cfg.Machines.Exec(ctx, "", m.ID, types.ExecRequest{Entrypoint: true, TTY: m.Config.Init.TTY, Stdin: true},
+		guest.ExecIO{Stdin: pr, Stdout: stdout, Stderr: stderr, Events: resize})
+	if err != nil {
+		s.log.Debug("attach to entrypoint", "machine", m.ID, "err", err)
+	}
+}
+
+// waitStarted returns the machine once it has left "created" (started, or
+// already past it).
+func (s *Server) waitStarted(ctx context.Context, id string) (*types.Machine, error) {
+	events, cancel := s.cfg.Machines.Subscribe("", id)
+	defer cancel()
+	for {
+		m, err := s.cfg.Machines.Get("", id)
+		if err != nil {
+			return nil, err
+		}
+		if m.State != types.StateCreated && m.State != types.StateStarting {
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-events:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// GET /containers/{id}/logs?follow=&stdout=&stderr=&since=&until=&timestamps=&tail=
+func (s *Server) logsContainer(w http.ResponseWriter, r *http.Request) error {
+	ref := r.PathValue("id")
+	m, err := s.container(ref)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	if !boolParam(r, "stdout") && !boolParam(r, "stderr") {
+		return invalid("Bad parameters: you must choose at least one stream")
+	}
+	opt := machine.LogOptions{Follow: boolParam(r, "follow")}
+	if t := q.Get("tail"); t != "" && t != "all" {
+		if opt.Tail, err = atoiNonNeg(t); err != nil {
+			return invalid("invalid tail %q: want a number of lines or all", t)
+		}
+		if opt.Tail == 0 {
+			opt.Tail = -1
+		}
+	}
+	if v := q.Get("since"); v != "" && v != "0" {
+		if opt.Since, err = parseTime(v); err != nil {
+			return err
+		}
+	}
+	var until time.Time
+	if v := q.Get("until"); v != "" && v != "0" {
+		if until, err = parseTime(v); err != nil {
+			return err
+		}
+	}
+	tty := m.Config.Init.TTY
+	ct := "application/vnd.docker.multiplexed-stream"
+	if tty {
+		ct = "application/vnd.docker.raw-stream"
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(http.StatusOK)
+	flush(w)
+	if opt.Tail < 0 {
+		return nil // tail=0: nothing
+	}
+	stdout, _ := outputs(w, tty)
+	ctx := r.Context()
+	if !until.IsZero() && opt.Follow {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, until)
+		defer cancel()
+	}
+	stamps := boolParam(r, "timestamps")
+	_ = s.cfg.Machines.Logs(ctx, "", m.ID, opt, func(b []byte) error {
+		if stamps {
+			// Console lines carry no time: the time they are read.
+			b = append([]byte(time.Now().UTC().Format(time.RFC3339Nano)+" "), b...)
+		}
+		if _, err := stdout.Write(b); err != nil {
+			return err
+		}
+		flush(w)
+		return nil
+	})
+	return nil
+}

@@ -1,0 +1,366 @@
+package dockerapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"golang.org/x/sys/unix"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/machine"
+)
+
+// POST /containers/create?name=
+func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
+	var req container.CreateRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	name := r.URL.Query().Get("name")
+	mreq, err := machineRequest(name, req)
+	if err != nil {
+		return err
+	}
+	// Docker's flow: a missing image is a 404, which makes the CLI pull
+	// (with progress) and create again.
+	if _, err := s.cfg.Images.Inspect(r.Context(), req.Image); errors.Is(err, errdefs.ErrNotFound) {
+		return notFound("No such image: %s", req.Image)
+	} else if err != nil {
+		return err
+	}
+	m, err := s.cfg.Machines.Create(r.Context(), app, mreq)
+	if errors.Is(err, errdefs.ErrAlreadyExists) && mreq.Name != "" {
+		other, _ := s.cfg.Machines.Get("", mreq.Name)
+		id := ""
+		if other != nil {
+			id = containerID(other.ID)
+		}
+		return &apiError{kind: errdefs.ErrConflict, msg: fmt.Sprintf(`Conflict. The container name "/%s" is already in use by container "%s". You have to remove (or rename) that container to be able to reuse that name.`, mreq.Name, id)}
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, container.CreateResponse{ID: containerID(m.ID), Warnings: []string{}})
+}
+
+// GET /containers/{id}/json
+func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.container(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	resp := inspect(m)
+	resp.ExecIDs = s.execs.of(m.ID)
+	return writeJSON(w, http.StatusOK, resp)
+}
+
+// GET /containers/json?all=&limit=&filters=
+func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseFilters(r, "label", "name", "id", "status", "ancestor", "exited", "network", "before", "since", "health", "publish", "expose", "volume", "is-task")
+	if err != nil {
+		return err
+	}
+	all := boolParam(r, "all")
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit > 0 {
+		all = true
+	}
+	ms := s.cfg.Machines.List("", true)
+	out := make([]container.Summary, 0, len(ms))
+	// Newest first, as Docker lists.
+	for i := len(ms) - 1; i >= 0; i-- {
+		m := ms[i]
+		st := dockerState(m)
+		if !all && st != container.StateRunning && len(f["status"]) == 0 {
+			continue
+		}
+		if !keep(f, m, st) {
+			continue
+		}
+		out = append(out, summary(m))
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// keep applies container filters.
+func keep(f filters, m *types.Machine, st container.ContainerState) bool {
+	id := containerID(m.ID)
+	return f.labels(m.Config.Metadata) &&
+		f.match("name", func(v string) bool { return strings.Contains(m.Name, strings.TrimPrefix(v, "/")) }) &&
+		f.match("id", func(v string) bool { return strings.HasPrefix(id, v) }) &&
+		f.match("status", func(v string) bool { return v == string(st) }) &&
+		f.match("exited", func(v string) bool {
+			return st == container.StateExited && strconv.Itoa(exitCode(m.LastExit)) == v
+		}) &&
+		f.match("ancestor", func(v string) bool {
+			return m.Config.Image == v || m.ImageRef.Ref == v || strings.HasPrefix(m.ImageRef.Digest, v) ||
+				strings.TrimPrefix(m.ImageRef.Digest, "sha256:") == v || m.Config.Image == v+":latest"
+		}) &&
+		f.match("network", func(v string) bool { _, ok := endpoints(m)[v]; return ok }) &&
+		f.match("health", func(v string) bool { return v == string(container.NoHealthcheck) })
+}
+
+// POST /containers/{id}/start
+func (s *Server) startContainer(w http.ResponseWriter, r *http.Request) error {
+	ref := r.PathValue("id")
+	m, err := s.container(ref)
+	if err != nil {
+		return err
+	}
+	if dockerState(m) == container.StateRunning {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if _, err := s.cfg.Machines.Start(r.Context(), "", m.ID); err != nil {
+		return containerErr(ref, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// stopOptions reads ?t= (seconds) and ?signal=.
+func stopOptions(r *http.Request) (machine.StopOptions, error) {
+	var opt machine.StopOptions
+	q := r.URL.Query()
+	if t := q.Get("t"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil {
+			return opt, invalid("invalid value for t: %q", t)
+		}
+		opt.Timeout = time.Duration(n) * time.Second
+		if n <= 0 {
+			opt.Timeout = time.Millisecond // 0: kill at once; -1 (wait forever) is bounded by the manager
+		}
+	}
+	if sig := q.Get("signal"); sig != "" {
+		n, err := parseSignal(sig)
+		if err != nil {
+			return opt, err
+		}
+		opt.Signal = n
+	}
+	return opt, nil
+}
+
+// POST /containers/{id}/stop
+func (s *Server) stopContainer(w http.ResponseWriter, r *http.Request) error {
+	ref := r.PathValue("id")
+	m, err := s.container(ref)
+	if err != nil {
+		return err
+	}
+	opt, err := stopOptions(r)
+	if err != nil {
+		return err
+	}
+	if dockerState(m) != container.StateRunning {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if _, err := s.cfg.Machines.Stop(r.Context(), "", m.ID, opt); err != nil {
+		return containerErr(ref, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// POST /containers/{id}/restart
+func (s *Server) restartContainer(w http.ResponseWriter, r *http.Request) error {
+	ref := r.PathValue("id")
+	m, err := s.container(ref)
+	if err != nil {
+		return err
+	}
+	opt, err := stopOptions(r)
+	if err != nil {
+		return err
+	}
+	if _, err := s.cfg.Machines.Restart(r.Context(), "", m.ID, opt); err != nil {
+		return containerErr(ref, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// POST /containers/{id}/kill?signal=
+func (s *Server) killContainer(w http.ResponseWriter, r *http.Request) error {
+	ref := r.PathValue("id")
+	m, err := s.container(ref)
+	if err != nil {
+		return err
+	}
+	sig := syscall.SIGKILL
+	if v := r.URL.Query().Get("signal"); v != "" {
+		if sig, err = parseSignal(v); err != nil {
+			return err
+		}
+	}
+	if dockerState(m) != container.StateRunning {
+		return conflict("Cannot kill container: %s: container %s is not running", ref, containerID(m.ID))
+	}
+	if err := s.cfg.Machines.Signal(r.Context(), "", m.ID, sig); err != nil {
+		return containerErr(ref, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// DELETE /containers/{id}?force=&v=
+func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
+	ref := r.PathValue("id")
+	m, err := s.container(ref)
+	if err != nil {
+		return err
+	}
+	force := boolParam(r, "force")
+	if !force && dockerState(m) == container.StateRunning {
+		return conflict("cannot remove container %q: container is running: stop the container before removing or force remove", "/"+m.Name)
+	}
+	if err := s.cfg.Machines.Destroy(r.Context(), "", m.ID, force); err != nil {
+		return containerErr(ref, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// POST /containers/{id}/rename?name=
+func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) error {
+	ref := r.PathValue("id")
+	m, err := s.container(ref)
+	if err != nil {
+		return err
+	}
+	name := strings.TrimPrefix(r.URL.Query().Get("name"), "/")
+	if _, err := s.cfg.Machines.Rename(r.Context(), "", m.ID, name); err != nil {
+		if errors.Is(err, errdefs.ErrAlreadyExists) {
+			return conflict("Conflict. The container name %q is already in use", "/"+name)
+		}
+		return containerErr(ref, err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// POST /containers/prune?filters=
+func (s *Server) pruneContainers(w http.ResponseWriter, r *http.Request) error {
+	f, err := parseFilters(r, "label", "until")
+	if err != nil {
+		return err
+	}
+	var until time.Time
+	if v := f["until"]; len(v) > 0 {
+		if until, err = parseTime(v[0]); err != nil {
+			return err
+		}
+	}
+	rep := container.PruneReport{ContainersDeleted: []string{}}
+	for _, m := range s.cfg.Machines.List("", true) {
+		st := dockerState(m)
+		if st != container.StateExited && st != container.StateCreated || !f.labels(m.Config.Metadata) {
+			continue
+		}
+		if !until.IsZero() && !m.CreatedAt.Before(until) {
+			continue
+		}
+		if err := s.cfg.Machines.Destroy(r.Context(), "", m.ID, false); err != nil {
+			s.log.Warn("prune container", "machine", m.ID, "err", err)
+			continue
+		}
+		rep.ContainersDeleted = append(rep.ContainersDeleted, containerID(m.ID))
+	}
+	return writeJSON(w, http.StatusOK, rep)
+}
+
+// GET /containers/{id}/stats?stream=&one-shot=
+func (s *Server) statsContainer(w http.ResponseWriter, r *http.Request) error {
+	ref := r.PathValue("id")
+	m, err := s.container(ref)
+	if err != nil {
+		return err
+	}
+	stream := r.URL.Query().Get("stream") == "" || boolParam(r, "stream")
+	w.Header().Set("Content-Type", "application/json")
+	var prev container.CPUStats
+	var prevAt time.Time
+	for first := true; ; first = false {
+		now := time.Now()
+		st := container.StatsResponse{ID: containerID(m.ID), Name: "/" + m.Name, OSType: "linux", Read: now,
+			PreRead: prevAt, PreCPUStats: prev}
+		if ms, err := s.cfg.Machines.Stats("", m.ID, 0); err == nil {
+			cpus := uint32(max(m.Config.Guest.CPUs, 1))
+			st.CPUStats = container.CPUStats{CPUUsage: container.CPUUsage{TotalUsage: uint64(ms.CPUSeconds * 1e9)},
+				SystemUsage: uint64(now.UnixNano()) * uint64(cpus), OnlineCPUs: cpus}
+			st.MemoryStats = container.MemoryStats{Usage: uint64(ms.MemoryRSS), Limit: uint64(ms.MemoryMB) << 20}
+			st.NumProcs = 1
+		} else if first && !errors.Is(err, errdefs.ErrConflict) {
+			return containerErr(ref, err)
+		}
+		if err := writeJSONLine(w, st); err != nil {
+			return nil
+		}
+		if !stream {
+			return nil
+		}
+		prev, prevAt = st.CPUStats, now
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// GET /containers/{id}/top: ferry reads no guest process table yet.
+func (s *Server) topContainer(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.container(r.PathValue("id")); err != nil {
+		return err
+	}
+	return errNotImplemented{"docker top: ferry does not read the guest's process table yet; use docker exec ID ps"}
+}
+
+// POST /containers/{id}/resize?h=&w=: to the attached terminal, if any.
+func (s *Server) resizeContainer(w http.ResponseWriter, r *http.Request) error {
+	m, err := s.container(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	rows, _ := strconv.Atoi(r.URL.Query().Get("h"))
+	cols, _ := strconv.Atoi(r.URL.Query().Get("w"))
+	s.execs.resizeAttach(m.ID, rows, cols)
+	w.WriteHeader(http.StatusOK)
+	return nil
+}
+
+func parseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n), nil
+	}
+	if n := unix.SignalNum("SIG" + strings.TrimPrefix(strings.ToUpper(s), "SIG")); n != 0 {
+		return n, nil
+	}
+	return 0, invalid("Invalid signal: %s", s)
+}
+
+func parseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)), nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	return time.Time{}, invalid("invalid time %q: want RFC 3339, Unix seconds or a duration", v)
+}

@@ -1,0 +1,317 @@
+package dockerapi
+
+import (
+	"fmt"
+	"math"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+)
+
+// refusals are the Docker options a micro-VM cannot honour, each with what
+// ferry does instead. A request setting one is answered 400, never run with
+// the option dropped.
+var refusals = []struct {
+	set func(h *container.HostConfig) bool
+	msg string
+}{
+	{func(h *container.HostConfig) bool { return h.Privileged },
+		"--privileged: each container is a micro-VM; its root already owns the guest kernel, and host devices and namespaces are never passed in"},
+	{func(h *container.HostConfig) bool { return len(h.CapAdd) > 0 || len(h.CapDrop) > 0 },
+		"--cap-add/--cap-drop: the entrypoint runs with the guest root's capabilities inside its own VM, which is the isolation boundary; ferry neither adds nor drops capabilities"},
+	{func(h *container.HostConfig) bool {
+		return len(h.Devices) > 0 || len(h.DeviceRequests) > 0 || len(h.DeviceCgroupRules) > 0
+	}, "--device/--gpus: host devices are not passed into micro-VMs"},
+	{func(h *container.HostConfig) bool { return h.PidMode.IsHost() || h.PidMode.IsContainer() },
+		"--pid host|container: every micro-VM has its own kernel and so its own PID namespace; use docker exec to run processes beside the entrypoint"},
+	{func(h *container.HostConfig) bool { return h.IpcMode.IsHost() || h.IpcMode.IsContainer() },
+		"--ipc host|container: shared memory does not cross VM boundaries"},
+	{func(h *container.HostConfig) bool { return h.UTSMode.IsHost() },
+		"--uts host: each micro-VM has its own host name (--hostname)"},
+	{func(h *container.HostConfig) bool { return h.UsernsMode.IsHost() },
+		"--userns host: each micro-VM has its own kernel and user namespace"},
+	{func(h *container.HostConfig) bool { return h.CgroupnsMode.IsHost() },
+		"--cgroupns host: each micro-VM has its own kernel and cgroup tree"},
+	{func(h *container.HostConfig) bool { return h.NetworkMode.IsHost() },
+		"--network host: a micro-VM has its own kernel and network stack; publish ports with -p instead"},
+	{func(h *container.HostConfig) bool { return h.NetworkMode.IsContainer() },
+		"--network container:NAME: micro-VMs cannot share a network stack; put both on one network and use its DNS names"},
+	{func(h *container.HostConfig) bool { return len(h.SecurityOpt) > 0 },
+		"--security-opt: seccomp, AppArmor and SELinux profiles are not applied in the guest; the VM is the isolation boundary"},
+	{func(h *container.HostConfig) bool { return len(h.VolumesFrom) > 0 },
+		"--volumes-from: use named volumes instead"},
+	{func(h *container.HostConfig) bool { return len(h.Sysctls) > 0 },
+		"--sysctl: not applied in the guest yet"},
+	{func(h *container.HostConfig) bool { return h.ReadonlyRootfs },
+		"--read-only: the guest root is always a writable overlay over the read-only image"},
+	{func(h *container.HostConfig) bool { return len(h.Ulimits) > 0 },
+		"--ulimit: not applied in the guest yet"},
+	{func(h *container.HostConfig) bool {
+		return h.Runtime != "" && h.Runtime != "ferry" && h.Runtime != "runc"
+	}, "--runtime: ferry runs every container as a micro-VM"},
+	{func(h *container.HostConfig) bool {
+		return h.LogConfig.Type != "" && h.LogConfig.Type != "json-file" && h.LogConfig.Type != "local"
+	},
+		"--log-driver: ferry keeps each machine's console log (docker logs reads it)"},
+}
+
+// machineRequest turns a Docker create request into a machine create
+// request, or says which option cannot be honoured.
+func machineRequest(name string, req container.CreateRequest) (types.CreateRequest, error) {
+	c := req.Config
+	if c == nil || c.Image == "" {
+		return types.CreateRequest{}, invalid("config: image is required")
+	}
+	h := req.HostConfig
+	if h == nil {
+		h = &container.HostConfig{}
+	}
+	for _, r := range refusals {
+		if r.set(h) {
+			return types.CreateRequest{}, invalid("%s", r.msg)
+		}
+	}
+	if c.Healthcheck != nil && len(c.Healthcheck.Test) > 0 && c.Healthcheck.Test[0] != "NONE" {
+		return types.CreateRequest{}, invalid("health checks are not served by ferry's Docker API yet; drop the healthcheck or run it with docker exec")
+	}
+	cfg := types.Config{Image: c.Image, Hostname: c.Hostname, AutoDestroy: h.AutoRemove}
+	cfg.Init = types.Init{Cmd: c.Cmd, User: c.User, WorkingDir: c.WorkingDir, TTY: c.Tty,
+		Attach: c.OpenStdin && c.AttachStdin}
+	if c.Entrypoint != nil {
+		cfg.Init.Entrypoint = c.Entrypoint
+		if len(c.Entrypoint) == 1 && c.Entrypoint[0] == "" { // --entrypoint "": the image's is dropped
+			cfg.Init.Entrypoint, cfg.Init.Exec = nil, c.Cmd
+			cfg.Init.Cmd = nil
+		} else if cfg.Init.Cmd == nil {
+			cfg.Init.Cmd = []string{}
+		}
+	}
+	if len(c.Env) > 0 {
+		cfg.Env = map[string]string{}
+		for _, kv := range c.Env {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				cfg.Env[k] = v
+			}
+		}
+	}
+	if len(c.Labels) > 0 {
+		cfg.Metadata = map[string]string{}
+		for k, v := range c.Labels {
+			cfg.Metadata[k] = v
+		}
+	}
+	var err error
+	if cfg.Guest, err = guestSize(h.Resources); err != nil {
+		return types.CreateRequest{}, err
+	}
+	if cfg.Restart, err = restartPolicy(h.RestartPolicy); err != nil {
+		return types.CreateRequest{}, err
+	}
+	if cfg.Services, err = services(c.ExposedPorts, h.PortBindings, h.PublishAllPorts); err != nil {
+		return types.CreateRequest{}, err
+	}
+	if cfg.Mounts, err = mounts(h); err != nil {
+		return types.CreateRequest{}, err
+	}
+	for _, d := range h.DNS {
+		cfg.DNS = append(cfg.DNS, d.String())
+	}
+	cfg.ExtraHosts = h.ExtraHosts
+	if cfg.Networks, err = networks(h.NetworkMode, req.NetworkingConfig); err != nil {
+		return types.CreateRequest{}, err
+	}
+	return types.CreateRequest{Name: strings.TrimPrefix(name, "/"), Config: cfg, SkipLaunch: true}, nil
+}
+
+// guestSize sizes the VM from --memory and --cpus (rounded up: a VM has
+// whole CPUs and MiB).
+func guestSize(r container.Resources) (types.Guest, error) {
+	var g types.Guest
+	if r.Memory < 0 {
+		return g, invalid("--memory %d: must be positive", r.Memory)
+	}
+	if r.Memory > 0 {
+		g.MemoryMB = int((r.Memory + 1<<20 - 1) >> 20)
+	}
+	cpus := float64(r.NanoCPUs) / 1e9
+	if r.CPUQuota > 0 && r.CPUPeriod > 0 {
+		cpus = float64(r.CPUQuota) / float64(r.CPUPeriod)
+	}
+	if r.CPUCount > 0 {
+		cpus = float64(r.CPUCount)
+	}
+	g.CPUs = int(math.Ceil(cpus))
+	return g, nil
+}
+
+func restartPolicy(p container.RestartPolicy) (types.Restart, error) {
+	switch p.Name {
+	case "", container.RestartPolicyDisabled:
+		return types.Restart{Policy: types.RestartNo}, nil
+	case container.RestartPolicyAlways, container.RestartPolicyUnlessStopped:
+		return types.Restart{Policy: types.RestartAlways}, nil
+	case container.RestartPolicyOnFailure:
+		return types.Restart{Policy: types.RestartOnFailure, MaxRetries: p.MaximumRetryCount}, nil
+	}
+	return types.Restart{}, invalid("invalid restart policy: unknown policy '%s'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", p.Name)
+}
+
+// services are the published ports: each binding of PortBindings, and with
+// PublishAllPorts a random host port for every exposed port without one.
+func services(exposed network.PortSet, bindings network.PortMap, all bool) ([]types.Service, error) {
+	var out []types.Service
+	add := func(p network.Port, bs []network.PortBinding) error {
+		proto := string(p.Proto())
+		if proto != "tcp" && proto != "udp" {
+			return invalid("port %s: only tcp and udp are published", p)
+		}
+		s := types.Service{Protocol: proto, InternalPort: int(p.Num())}
+		for _, b := range bs {
+			hp := 0
+			if b.HostPort != "" {
+				lo, _, _ := strings.Cut(b.HostPort, "-") // a range publishes its first port
+				n, err := strconv.Atoi(lo)
+				if err != nil || n < 0 || n > 65535 {
+					return invalid("port %s: host port %q is not a port number", p, b.HostPort)
+				}
+				hp = n
+			}
+			port := types.Port{Port: hp}
+			if b.HostIP.IsValid() && !b.HostIP.IsUnspecified() {
+				port.HostIP = b.HostIP.String()
+			}
+			s.Ports = append(s.Ports, port)
+		}
+		if len(s.Ports) == 0 {
+			s.Ports = []types.Port{{}}
+		}
+		out = append(out, s)
+		return nil
+	}
+	for p, bs := range bindings {
+		if err := add(p, bs); err != nil {
+			return nil, err
+		}
+	}
+	if all {
+		for p := range exposed {
+			if _, ok := bindings[p]; !ok {
+				if err := add(p, nil); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	sortServices(out)
+	return out, nil
+}
+
+// mounts takes tmpfs mounts; binds and volumes wait for ferry's volumes.
+func mounts(h *container.HostConfig) ([]types.Mount, error) {
+	var out []types.Mount
+	if len(h.Binds) > 0 {
+		return nil, invalid("-v %s: bind mounts and volumes are not served by ferry's Docker API yet; copy files in with docker cp or use --tmpfs", h.Binds[0])
+	}
+	for p, opts := range h.Tmpfs {
+		m, err := tmpfs(p, opts)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	for _, m := range h.Mounts {
+		if m.Type != mount.TypeTmpfs {
+			return nil, invalid("--mount type=%s,target=%s: only tmpfs mounts are served by ferry's Docker API yet", m.Type, m.Target)
+		}
+		tm := types.Mount{Type: "tmpfs", Path: m.Target}
+		if m.TmpfsOptions != nil && m.TmpfsOptions.SizeBytes > 0 {
+			tm.SizeMB = int((m.TmpfsOptions.SizeBytes + 1<<20 - 1) >> 20)
+		}
+		out = append(out, tm)
+	}
+	return out, nil
+}
+
+// tmpfs reads --tmpfs PATH:size=64m,... (other options are Linux's defaults).
+func tmpfs(p, opts string) (types.Mount, error) {
+	m := types.Mount{Type: "tmpfs", Path: path.Clean(p)}
+	for _, o := range strings.Split(opts, ",") {
+		k, v, _ := strings.Cut(o, "=")
+		if k != "size" {
+			continue
+		}
+		n, err := parseBytes(v)
+		if err != nil {
+			return m, invalid("--tmpfs %s: size %q: %v", p, v, err)
+		}
+		m.SizeMB = int((n + 1<<20 - 1) >> 20)
+	}
+	return m, nil
+}
+
+func parseBytes(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "k"), strings.HasSuffix(s, "K"):
+		mult = 1 << 10
+	case strings.HasSuffix(s, "m"), strings.HasSuffix(s, "M"):
+		mult = 1 << 20
+	case strings.HasSuffix(s, "g"), strings.HasSuffix(s, "G"):
+		mult = 1 << 30
+	}
+	if mult > 1 {
+		s = s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("want a size like 64m")
+	}
+	return n * mult, nil
+}
+
+// networks are the machine's networks: the network mode's, then any others
+// of NetworkingConfig, with their aliases and addresses.
+func networks(mode container.NetworkMode, nc *network.NetworkingConfig) ([]types.EndpointRequest, error) {
+	if mode.IsNone() {
+		return nil, invalid("--network none: every micro-VM gets a NIC on a network; use an internal network to cut it off instead")
+	}
+	var out []types.EndpointRequest
+	primary := ""
+	if mode.IsUserDefined() {
+		primary = string(mode)
+	}
+	ep := func(name string, s *network.EndpointSettings) types.EndpointRequest {
+		r := types.EndpointRequest{Network: name}
+		if s != nil {
+			r.Aliases = append(r.Aliases, s.Aliases...)
+			if s.IPAMConfig != nil {
+				r.IPv4, r.IPv6 = s.IPAMConfig.IPv4Address, s.IPAMConfig.IPv6Address
+			}
+		}
+		return r
+	}
+	var eps map[string]*network.EndpointSettings
+	if nc != nil {
+		eps = nc.EndpointsConfig
+	}
+	if primary != "" {
+		out = append(out, ep(primary, eps[primary]))
+	}
+	names := make([]string, 0, len(eps))
+	for n := range eps {
+		if n != primary && n != "bridge" && n != "default" {
+			names = append(names, n)
+		}
+	}
+	sortStrings(names)
+	for _, n := range names {
+		out = append(out, ep(n, eps[n]))
+	}
+	return out, nil
+}
