@@ -1,0 +1,234 @@
+package dockerapi_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+
+	"github.com/ferryvm/ferry/internal/testimage"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+)
+
+// TestDockerCLI drives ferry with the docker CLI (no engine runs here):
+// every step is what a user types, checked by what they would see.
+func TestDockerCLI(t *testing.T) {
+	e := newDockerEnv(t)
+
+	t.Run("run --rm: output and exit code, then gone", func(t *testing.T) {
+		r := e.run(nil, "run", "--rm", "--name", "once", "busybox:vm", "sh", "-c", "echo out; echo err >&2; exit 3")
+		if r.code != 3 || !strings.Contains(r.stdout, "out") || !strings.Contains(r.stdout+r.stderr, "err") {
+			t.Fatalf("docker run --rm: %+v, want exit 3 with the output", r)
+		}
+		eventually(t, "--rm removes the container", func() error {
+			if out := e.ok("ps", "-a", "-q", "--filter", "name=once"); out != "" {
+				return fmt.Errorf("still listed: %q", out)
+			}
+			return nil
+		})
+	})
+
+	t.Run("run -d -p: HTTP, port mapping, one world", func(t *testing.T) {
+		prereq.Tool(t, "curl")
+		id := strings.TrimSpace(e.ok("run", "-d", "--name", "web", "--label", "tier=front", "-p", "18080:80",
+			"busybox:vm", "httpd", "-f", "-p", "80", "-h", "/etc"))
+		if len(id) != 64 {
+			t.Fatalf("docker run -d printed %q, want a 64-hex ID", id)
+		}
+		var ports map[string][]struct{ HostIp, HostPort string }
+		if err := json.Unmarshal([]byte(e.ok("inspect", "-f", "{{json .NetworkSettings.Ports}}", "web")), &ports); err != nil {
+			t.Fatal(err)
+		}
+		if b := ports["80/tcp"]; len(b) == 0 || b[0].HostPort != "18080" {
+			t.Fatalf("inspect ports = %v, want 80/tcp on 18080", ports)
+		}
+		if out := e.ok("port", "web", "80"); !strings.Contains(out, ":18080") {
+			t.Fatalf("docker port = %q", out)
+		}
+		eventually(t, "HTTP through the published port", func() error {
+			out, err := e.inNetns("curl", "-sf", "--max-time", "5", "http://127.0.0.1:18080/passwd")
+			if err != nil || !strings.Contains(out, "root:x:0:0") {
+				return fmt.Errorf("curl: %v: %s", err, out)
+			}
+			return nil
+		})
+		// The container is a machine: same ID, name and labels.
+		m, err := e.ferry.GetMachine(context.Background(), "", "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(id, m.ID) || m.Config.Metadata["tier"] != "front" {
+			t.Fatalf("ferry sees machine %s labels %v; docker ID %s", m.ID, m.Config.Metadata, id)
+		}
+		if out := e.ok("ps", "--format", "{{.ID}}", "--filter", "name=web"); strings.TrimSpace(out) != m.ID[:12] {
+			t.Fatalf("docker ps ID %q, ferry ID %s", out, m.ID)
+		}
+		if out := e.ok("inspect", "-f", "{{.State.Status}} {{.State.Pid}}", m.ID); out != fmt.Sprintf("running %d\n", m.PID) {
+			t.Fatalf("docker inspect by ferry's ID: %q, want running %d", out, m.PID)
+		}
+	})
+
+	t.Run("ps filters", func(t *testing.T) {
+		for _, f := range []string{"label=tier=front", "name=web", "status=running", "ancestor=busybox:vm"} {
+			if out := e.ok("ps", "--format", "{{.Names}}", "--filter", f); strings.TrimSpace(out) != "web" {
+				t.Errorf("ps --filter %s = %q, want web", f, out)
+			}
+		}
+		if out := e.ok("ps", "-q", "--filter", "label=tier=back"); out != "" {
+			t.Errorf("ps --filter label=tier=back = %q, want nothing", out)
+		}
+	})
+
+	t.Run("exec: exit code, stdin, -it on a pty", func(t *testing.T) {
+		if r := e.run(nil, "exec", "web", "sh", "-c", "echo in-guest; exit 4"); r.code != 4 || r.stdout != "in-guest\n" {
+			t.Fatalf("exec: %+v", r)
+		}
+		if r := e.run(strings.NewReader("via-stdin\n"), "exec", "-i", "web", "cat"); r.code != 0 || r.stdout != "via-stdin\n" {
+			t.Fatalf("exec -i: %+v", r)
+		}
+		prereq.PTY(t)
+		c := e.cmd("exec", "-it", "web", "sh")
+		f, err := pty.StartWithSize(c, &pty.Winsize{Rows: 30, Cols: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var out bytes.Buffer
+		read := make(chan struct{})
+		go func() { _, _ = io.Copy(&out, f); close(read) }()
+		_, _ = io.WriteString(f, "tty; exit 6\n")
+		if err := c.Wait(); err == nil || c.ProcessState.ExitCode() != 6 {
+			t.Fatalf("exec -it exit: %v, want 6; output %q", err, out.String())
+		}
+		f.Close()
+		<-read
+		if !strings.Contains(out.String(), "/dev/pts/") {
+			t.Fatalf("exec -it output %q: want a guest pty", out.String())
+		}
+	})
+
+	t.Run("logs -f follows to the exit", func(t *testing.T) {
+		e.ok("run", "-d", "--name", "counter", "busybox:vm", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 1; done")
+		out := e.ok("logs", "-f", "counter")
+		if out != "line1\nline2\nline3\n" {
+			t.Fatalf("logs -f = %q", out)
+		}
+		if out := e.ok("logs", "--tail", "1", "counter"); out != "line3\n" {
+			t.Fatalf("logs --tail 1 = %q", out)
+		}
+	})
+
+	t.Run("stop, start, rm", func(t *testing.T) {
+		e.ok("stop", "-t", "2", "web")
+		if out := e.ok("ps", "-a", "--format", "{{.State}}", "--filter", "name=web"); strings.TrimSpace(out) != "exited" {
+			t.Fatalf("after stop: %q", out)
+		}
+		e.ok("start", "web")
+		if out := e.ok("inspect", "-f", "{{.State.Running}}", "web"); out != "true\n" {
+			t.Fatalf("after start: running=%q", out)
+		}
+		r := e.run(nil, "rm", "web")
+		if r.code == 0 || !strings.Contains(r.stderr, "container is running") {
+			t.Fatalf("rm of a running container: %+v, want a refusal", r)
+		}
+		e.ok("rm", "-f", "web")
+		if r := e.run(nil, "inspect", "web"); r.code == 0 || !strings.Contains(r.stderr, "No such") {
+			t.Fatalf("inspect after rm: %+v", r)
+		}
+	})
+
+	t.Run("events during a run", func(t *testing.T) {
+		c := e.cmd("events", "--filter", "container=evt", "--format", "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}")
+		stdout, err := c.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
+		lines := make(chan string, 16)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		time.Sleep(500 * time.Millisecond) // the stream is open before the run
+		if r := e.run(nil, "run", "--name", "evt", "busybox:vm", "sh", "-c", "exit 2"); r.code != 2 {
+			t.Fatalf("run: %+v", r)
+		}
+		var seen []string
+		timeout := time.After(30 * time.Second)
+		for !contains(seen, "die evt 2") {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("events ended; saw %q", seen)
+				}
+				seen = append(seen, l)
+			case <-timeout:
+				t.Fatalf("no die event with exitCode 2; saw %q", seen)
+			}
+		}
+		if !strings.HasPrefix(seen[0], "create evt ") || !strings.HasPrefix(seen[1], "start evt ") {
+			t.Fatalf("events %q: want create, start, die", seen)
+		}
+	})
+
+	t.Run("pull, images, tag, rmi", func(t *testing.T) {
+		reg := testimage.Registry(t)
+		img, err := testimage.Random(7, 2, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := testimage.Push(t, reg, "test/rand:1", img)
+		if out := e.ok("pull", ref); !strings.Contains(out, "Downloaded newer image for "+ref) {
+			t.Fatalf("pull printed %q", out)
+		}
+		e.ok("tag", ref, "mine:v1")
+		out := e.ok("images", "--format", "{{.Repository}}:{{.Tag}}")
+		if !strings.Contains(out, reg+"/test/rand:1") || !strings.Contains(out, "mine:v1") || !strings.Contains(out, "busybox:vm") {
+			t.Fatalf("images = %q", out)
+		}
+		if out := e.ok("rmi", "mine:v1"); !strings.Contains(out, "Untagged: mine:v1") {
+			t.Fatalf("rmi printed %q", out)
+		}
+		if r := e.run(nil, "image", "inspect", "mine:v1"); r.code == 0 {
+			t.Fatalf("mine:v1 still there: %+v", r)
+		}
+	})
+
+	t.Run("create of a missing image: 404, so the CLI pulls", func(t *testing.T) {
+		r := e.run(nil, "run", "--rm", "127.0.0.1:1/nothing:here", "true")
+		if r.code != 125 || !strings.Contains(r.stderr, "Unable to find image") {
+			t.Fatalf("run of a missing image: %+v, want the CLI's pull attempt and exit 125", r)
+		}
+	})
+
+	t.Run("options a VM cannot honour are refused", func(t *testing.T) {
+		for _, args := range [][]string{{"--privileged"}, {"--cap-add", "NET_ADMIN"}, {"--network", "host"}, {"--pid", "host"}} {
+			r := e.run(nil, append(append([]string{"run", "--rm"}, args...), "busybox:vm", "true")...)
+			if r.code != 125 || !strings.Contains(r.stderr, args[0]) {
+				t.Errorf("docker run %v: %+v, want exit 125 and a message naming it", args, r)
+			}
+		}
+	})
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
