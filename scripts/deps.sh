@@ -68,3 +68,13 @@ if [ ! -x "$gobin/crane" ]; then
   GOBIN=$gobin go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
 fi
 [ -x "$gobin/oras" ] || GOBIN=$gobin go install oras.land/oras/cmd/oras@v1.3.6  # registry interop tests
+
+# docker compose v2, a docker CLI plugin, for the Docker API tests (internal/dockerapi).
+# v5.6.0's go.mod has exclude directives, so `go install` refuses it: build it from its
+# module directory. The tests link it into their own DOCKER_CONFIG/cli-plugins.
+if [ ! -x "$gobin/docker-compose" ]; then
+  go mod download github.com/docker/compose/v5@v5.6.0
+  (cd "$(go env GOMODCACHE)/github.com/docker/compose/v5@v5.6.0" && GOFLAGS=-mod=mod go build -o "$gobin/docker-compose" ./cmd)
+fi
+# The docker CLI itself (API 1.44 or later: docker 25+) is not packaged by Debian 12
+# (docker.io is 20.10); the tests use the one on PATH.

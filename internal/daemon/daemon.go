@@ -30,6 +30,7 @@ import (
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image"
 	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/network"
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/rootfs"
 	"github.com/ferryvm/ferry/internal/rootfs/apply"
@@ -87,6 +88,7 @@ type daemon struct {
 	rootfs   *rootfs.Manager   // set by wireImages
 	volumes  *volume.Store     // set by wireVolumes
 	machines *machine.Manager  // set by wireMachines
+	network  *network.Service  // set by wireMachines
 	imageSvc *imageAPI         // set by wireImages
 	docker   *dockerapi.Server // set by wireDockerAPI (nil: not served)
 

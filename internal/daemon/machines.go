@@ -45,7 +45,7 @@ func wireMachines(ctx context.Context, d *daemon) error {
 	}
 	users = m.NetworkUsers
 	hv.violation = m.GuestViolation
-	d.machines = m
+	d.machines, d.network = m, nw
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	go hv.rotator.Run(rctx)
 	d.onClose(func() error { cancel(); return m.Close() })

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -123,7 +124,7 @@ func machineRequest(name string, req container.CreateRequest) (types.CreateReque
 		cfg.DNS = append(cfg.DNS, d.String())
 	}
 	cfg.ExtraHosts = h.ExtraHosts
-	if cfg.Networks, err = networks(h.NetworkMode, req.NetworkingConfig); err != nil {
+	if cfg.Networks, err = networks(h.NetworkMode, req.NetworkingConfig, strings.TrimPrefix(name, "/")); err != nil {
 		return types.CreateRequest{}, err
 	}
 	return types.CreateRequest{Name: strings.TrimPrefix(name, "/"), Config: cfg, SkipLaunch: true}, nil
@@ -277,7 +278,10 @@ func parseBytes(s string) (int64, error) {
 
 // networks are the machine's networks: the network mode's, then any others
 // of NetworkingConfig, with their aliases and addresses.
-func networks(mode container.NetworkMode, nc *network.NetworkingConfig) ([]types.EndpointRequest, error) {
+//
+// The container's name is its DNS name on every network already: an alias
+// repeating it (compose sends one) is dropped, as are duplicates.
+func networks(mode container.NetworkMode, nc *network.NetworkingConfig, name string) ([]types.EndpointRequest, error) {
 	if mode.IsNone() {
 		return nil, invalid("--network none: every micro-VM gets a NIC on a network; use an internal network to cut it off instead")
 	}
@@ -286,10 +290,14 @@ func networks(mode container.NetworkMode, nc *network.NetworkingConfig) ([]types
 	if mode.IsUserDefined() {
 		primary = string(mode)
 	}
-	ep := func(name string, s *network.EndpointSettings) types.EndpointRequest {
-		r := types.EndpointRequest{Network: name}
+	ep := func(net string, s *network.EndpointSettings) types.EndpointRequest {
+		r := types.EndpointRequest{Network: net}
 		if s != nil {
-			r.Aliases = append(r.Aliases, s.Aliases...)
+			for _, a := range s.Aliases {
+				if a != name && !slices.Contains(r.Aliases, a) {
+					r.Aliases = append(r.Aliases, a)
+				}
+			}
 			if s.IPAMConfig != nil {
 				r.IPv4, r.IPv6 = s.IPAMConfig.IPv4Address, s.IPAMConfig.IPv6Address
 			}

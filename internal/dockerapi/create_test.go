@@ -28,6 +28,7 @@ func TestMachineRequestCarriesDockerOptions(t *testing.T) {
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 			"appnet": {Aliases: []string{"web"}}, "other": {}}},
 	}
+	req.NetworkingConfig.EndpointsConfig["appnet"].Aliases = []string{"web-1", "web", "web"}
 	got, err := machineRequest("/web-1", req)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +53,7 @@ func TestMachineRequestCarriesDockerOptions(t *testing.T) {
 		{"dns and hosts", len(c.DNS) == 1 && c.DNS[0] == "1.1.1.1" && c.ExtraHosts[0] == "db:10.0.0.2"},
 		{"ports", len(c.Services) == 2 && c.Services[0].InternalPort == 53 && c.Services[0].Protocol == "udp" &&
 			c.Services[1].InternalPort == 80 && c.Services[1].Ports[0] == types.Port{Port: 8080, HostIP: "127.0.0.1"}},
-		{"networks", len(c.Networks) == 2 && c.Networks[0].Network == "appnet" && c.Networks[0].Aliases[0] == "web" && c.Networks[1].Network == "other"},
+		{"networks", len(c.Networks) == 2 && c.Networks[0].Network == "appnet" && len(c.Networks[0].Aliases) == 1 && c.Networks[0].Aliases[0] == "web" && c.Networks[1].Network == "other"},
 	}
 	for _, ch := range checks {
 		if !ch.ok {

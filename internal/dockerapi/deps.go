@@ -28,7 +28,12 @@ type Machines interface {
 	Logs(ctx context.Context, app, ref string, opt machine.LogOptions, fn func([]byte) error) error
 	Subscribe(app, id string) (<-chan types.Event, func())
 	Stats(app, ref string, interval time.Duration) (*types.Stats, error)
+	Connect(ctx context.Context, app, ref string, ep types.EndpointRequest) (*types.Machine, error)
+	Disconnect(ctx context.Context, app, ref, net string) (*types.Machine, error)
 }
+
+// Networks is ferry's network service (a *network.Service).
+type Networks = api.NetworkService
 
 // Images is the image cache as the ferry API serves it (the daemon's
 // adapter over *image.Store and *rootfs.Manager).

@@ -132,10 +132,10 @@ func endpoints(m *types.Machine) map[string]*network.EndpointSettings {
 	out := map[string]*network.EndpointSettings{}
 	if m.Network == nil {
 		for _, n := range m.Config.Networks {
-			out[n.Network] = &network.EndpointSettings{Aliases: n.Aliases}
+			out[dockerNetName(n.Network)] = &network.EndpointSettings{Aliases: n.Aliases}
 		}
 		if len(out) == 0 {
-			out["bridge"] = &network.EndpointSettings{}
+			out[dockerDefaultNet] = &network.EndpointSettings{}
 		}
 		return out
 	}
@@ -149,7 +149,7 @@ func endpoints(m *types.Machine) map[string]*network.EndpointSettings {
 		if hw, err := net.ParseMAC(e.MAC); err == nil {
 			s.MacAddress = network.HardwareAddr(hw)
 		}
-		out[e.Network] = s
+		out[dockerNetName(e.Network)] = s
 	}
 	return out
 }
@@ -157,9 +157,9 @@ func endpoints(m *types.Machine) map[string]*network.EndpointSettings {
 // networkMode is the network a container was created on, as Docker names it.
 func networkMode(m *types.Machine) string {
 	if len(m.Config.Networks) > 0 {
-		return m.Config.Networks[0].Network
+		return dockerNetName(m.Config.Networks[0].Network)
 	}
-	return "bridge"
+	return dockerDefaultNet
 }
 
 func restartView(r types.Restart) container.RestartPolicy {

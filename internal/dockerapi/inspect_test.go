@@ -41,7 +41,7 @@ func TestInspectIsTheMachine(t *testing.T) {
 	if len(ps) != 1 || ps[0].HostPort != "8080" || ps[0].HostIP != netip.IPv4Unspecified() {
 		t.Errorf("live ports = %v", r.NetworkSettings.Ports)
 	}
-	if ep := r.NetworkSettings.Networks["default"]; ep == nil || ep.IPAddress.String() != "10.213.0.5" || ep.IPPrefixLen != 22 {
+	if ep := r.NetworkSettings.Networks["bridge"]; ep == nil || ep.IPAddress.String() != "10.213.0.5" || ep.IPPrefixLen != 22 {
 		t.Errorf("networks = %+v", r.NetworkSettings.Networks)
 	}
 	s := summary(m)

@@ -39,6 +39,20 @@ func (s *Server) routes() {
 	s.handle("POST /images/{rest...}", s.dispatchImage)
 	s.handle("DELETE /images/{rest...}", s.dispatchImage)
 
+	s.handle("POST /networks/create", s.createNetwork)
+	s.handle("GET /networks", s.listNetworks)
+	s.handle("POST /networks/prune", s.pruneNetworks)
+	s.handle("GET /networks/{id}", s.inspectNetwork)
+	s.handle("DELETE /networks/{id}", s.removeNetwork)
+	s.handle("POST /networks/{id}/connect", s.connectNetwork)
+	s.handle("POST /networks/{id}/disconnect", s.disconnectNetwork)
+
+	s.handle("POST /volumes/create", s.createVolume)
+	s.handle("GET /volumes", s.listVolumes)
+	s.handle("POST /volumes/prune", s.pruneVolumes)
+	s.handle("GET /volumes/{name}", s.inspectVolume)
+	s.handle("DELETE /volumes/{name}", s.removeVolume)
+
 	s.handle("POST /build", s.build)
 
 	s.handle("/", func(w http.ResponseWriter, r *http.Request) error {

@@ -29,7 +29,9 @@ const (
 type Config struct {
 	Machines Machines
 	Images   Images
-	Builder  Builder // nil: POST /build answers 501
+	Networks Networks // nil: /networks answers 501
+	Volumes  Volumes  // nil: /volumes answers 501
+	Builder  Builder  // nil: POST /build answers 501
 	// Root is the daemon's data directory (DockerRootDir of /info).
 	Root    string
 	Version string // ferry's version ("dev" when empty)

@@ -47,3 +47,7 @@ func atoiNonNeg(s string) (int, error) {
 func sortEvents(es []types.Event) {
 	slices.SortStableFunc(es, func(a, b types.Event) int { return a.Time.Compare(b.Time) })
 }
+
+func containsStr(s, sub string) bool { return strings.Contains(s, sub) }
+
+func cutEq(s string) (string, string, bool) { return strings.Cut(s, "=") }

@@ -46,7 +46,7 @@ func TestToolMissingSaysHowToGetIt(t *testing.T) {
 		"skopeo":                "run scripts/deps.sh (Debian package skopeo)",
 		"qemu-system-x86_64":    "Debian package qemu-system-x86",
 		"cryptsetup":            "Debian package cryptsetup-bin",
-		"docker":                "apt-get install docker.io",
+		"docker":                "docker CLI 25 or later",
 		"no-such-tool-anywhere": "add it to scripts/deps.sh",
 	} {
 		line := skipOf(func(tb testing.TB) { Tool(tb, tool) })
