@@ -3,7 +3,8 @@
 // with short TTLs, for the machines on its own network — their names and
 // aliases, bare and as NAME.APP.internal, A and AAAA — and forwards every
 // other question with more than one label to the host's upstream
-// resolvers. Its records are replaced whole (SetRecords) whenever a machine
+// resolvers. Over UDP it answers for machines in the order the questions
+// came (some clients match replies by ID alone). Its records are replaced whole (SetRecords) whenever a machine
 // starts, stops, is renamed or changes networks, so an answer never
 // outlives the machine it names.
 //
@@ -108,7 +109,7 @@ func (s *Server) Serve(pcs []net.PacketConn, ls []net.Listener) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, pc := range pcs {
-		srv := &dns.Server{PacketConn: pc, Handler: s}
+		srv := &dns.Server{PacketConn: pc, Handler: s, DecorateReader: s.inOrder}
 		s.servers = append(s.servers, srv)
 		go s.run(srv)
 	}
@@ -117,6 +118,83 @@ func (s *Server) Serve(pcs []net.PacketConn, ls []net.Listener) {
 		s.servers = append(s.servers, srv)
 		go s.run(srv)
 	}
+}
+
+// inOrder answers every UDP question the zone holds on the socket's read
+// loop, so a client's questions about machines are answered in the order
+// it asked them. miekg's server handles each datagram on a goroutine of
+// its own, and a client that gives its A and AAAA questions one ID —
+// busybox's nslookup does on a guest whose clock ticks coarsely, as under
+// TCG — matches replies that overtake each other to the wrong question
+// ("No answer" for a machine that has an address). Only questions to
+// forward go on to the handler.
+type inOrder struct {
+	dns.PacketConnReader
+	s *Server
+}
+
+func (s *Server) inOrder(r dns.Reader) dns.Reader {
+	if pr, ok := r.(dns.PacketConnReader); ok {
+		return inOrder{pr, s}
+	}
+	return r
+}
+
+func (r inOrder) ReadUDP(conn *net.UDPConn, timeout time.Duration) ([]byte, *dns.SessionUDP, error) {
+	for {
+		b, sess, err := r.PacketConnReader.ReadUDP(conn, timeout)
+		if err != nil {
+			return b, sess, err
+		}
+		out := r.s.localWire(b)
+		if out == nil {
+			return b, sess, nil
+		}
+		if _, err := dns.WriteToSessionUDP(conn, out, sess); err != nil {
+			r.s.cfg.Logger.Debug("dns reply failed", "to", sess.RemoteAddr(), "err", err)
+		}
+	}
+}
+
+func (r inOrder) ReadPacketConn(conn net.PacketConn, timeout time.Duration) ([]byte, net.Addr, error) {
+	for {
+		b, from, err := r.PacketConnReader.ReadPacketConn(conn, timeout)
+		if err != nil {
+			return b, from, err
+		}
+		out := r.s.localWire(b)
+		if out == nil {
+			return b, from, nil
+		}
+		if _, err := conn.WriteTo(out, from); err != nil {
+			r.s.cfg.Logger.Debug("dns reply failed", "to", from, "err", err)
+		}
+	}
+}
+
+// localWire is the packed UDP reply to the datagram b when the zone alone
+// answers it (truncated to what the client accepts), or nil: not a
+// question we answer here (it goes to the handler, which forwards it or
+// refuses it).
+func (s *Server) localWire(b []byte) []byte {
+	req := new(dns.Msg)
+	if err := req.Unpack(b); err != nil || req.Response {
+		return nil
+	}
+	m := s.local(req)
+	if m == nil {
+		return nil
+	}
+	size := dns.MinMsgSize
+	if opt := req.IsEdns0(); opt != nil && int(opt.UDPSize()) > size {
+		size = int(opt.UDPSize())
+	}
+	m.Truncate(size)
+	out, err := m.Pack()
+	if err != nil {
+		return nil
+	}
+	return out
 }
 
 func (s *Server) run(srv *dns.Server) {
@@ -144,30 +222,39 @@ func (s *Server) Close() {
 
 // ServeDNS answers one query.
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	if len(req.Question) != 1 || req.Opcode != dns.OpcodeQuery {
-		m := new(dns.Msg)
-		m.SetRcode(req, dns.RcodeNotImplemented)
+	if m := s.local(req); m != nil {
 		_ = w.WriteMsg(m)
 		return
 	}
+	_ = w.WriteMsg(s.forward(req, w.LocalAddr().Network()))
+}
+
+// local is the reply to req that needs no upstream — a machine's
+// addresses, NXDOMAIN for a name that is ours alone, NOTIMP for what is
+// not one plain question — or nil: forward it.
+func (s *Server) local(req *dns.Msg) *dns.Msg {
+	if len(req.Question) != 1 || req.Opcode != dns.OpcodeQuery {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeNotImplemented)
+		return m
+	}
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
-	if q.Qclass == dns.ClassINET {
-		if recs, ok := (*s.zone.Load())[name]; ok {
-			_ = w.WriteMsg(answer(req, q, recs))
-			return
-		}
-		// Names under .internal are ours alone; a single label is a
-		// machine name or nothing (never leaked upstream).
-		if name == Domain+"." || strings.HasSuffix(name, "."+Domain+".") || strings.Count(name, ".") == 1 {
-			m := new(dns.Msg)
-			m.SetRcode(req, dns.RcodeNameError)
-			m.Authoritative = true
-			_ = w.WriteMsg(m)
-			return
-		}
+	if q.Qclass != dns.ClassINET {
+		return nil
 	}
-	_ = w.WriteMsg(s.forward(req, w.LocalAddr().Network()))
+	if recs, ok := (*s.zone.Load())[name]; ok {
+		return answer(req, q, recs)
+	}
+	// Names under .internal are ours alone; a single label is a machine
+	// name or nothing (never leaked upstream).
+	if name == Domain+"." || strings.HasSuffix(name, "."+Domain+".") || strings.Count(name, ".") == 1 {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeNameError)
+		m.Authoritative = true
+		return m
+	}
+	return nil
 }
 
 // answer builds the authoritative reply for a name the zone holds: A or

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -164,5 +165,53 @@ func TestResolverUpstreamDown(t *testing.T) {
 	addr := serve(t, s)
 	if r := query(t, addr, "udp", "example.com", dns.TypeA); r.Rcode != dns.RcodeServerFailure {
 		t.Errorf("with no upstream: %s, want SERVFAIL", dns.RcodeToString[r.Rcode])
+	}
+}
+
+// TestResolverAnswersInOrder: a client that asks A and AAAA under one ID
+// (busybox's nslookup on a guest with a coarse clock, as under TCG) gets
+// the replies in the order it asked, every time: it matches replies to
+// questions by ID alone, so a reply that overtook the other would land on
+// the wrong question and the machine would seem to have no address.
+func TestResolverAnswersInOrder(t *testing.T) {
+	s := New(Config{Upstreams: []string{upstream(t)}})
+	addr := serve(t, s)
+	s.SetRecords([]Record{{Name: "web", App: "default", IPv4: netip.MustParseAddr("10.60.0.2"), IPv6: netip.MustParseAddr("fd00::2")}})
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	buf := make([]byte, 512)
+	for i := range 300 {
+		var batch []byte
+		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeA, dns.TypeAAAA} {
+			m := new(dns.Msg)
+			m.SetQuestion("web.default.internal.", qt)
+			m.Id = uint16(i)
+			b, err := m.Pack()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Write(b); err != nil {
+				t.Fatal(err)
+			}
+			batch = append(batch, byte(qt))
+		}
+		for j, qt := range batch {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := c.Read(buf)
+			if err != nil {
+				t.Fatalf("round %d reply %d: %v", i, j, err)
+			}
+			r := new(dns.Msg)
+			if err := r.Unpack(buf[:n]); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Question[0].Qtype; got != uint16(qt) || len(r.Answer) != 1 {
+				t.Fatalf("round %d reply %d answers %s, want %s first (replies overtook each other)", i, j,
+					dns.TypeToString[got], dns.TypeToString[uint16(qt)])
+			}
+		}
 	}
 }
