@@ -31,6 +31,7 @@ func wireBuild(ctx context.Context, d *daemon) error {
 	if err := b.Recover(ctx); err != nil {
 		log.Warn("recover builds", "err", err)
 	}
+	d.builder = b
 	api.RegisterBuild(d.api, buildService{b})
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/build"
 	"github.com/ferryvm/ferry/internal/dockerapi"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image"
@@ -89,6 +90,7 @@ type daemon struct {
 	volumes  *volume.Store     // set by wireVolumes
 	machines *machine.Manager  // set by wireMachines
 	network  *network.Service  // set by wireMachines
+	builder  *build.Builder    // set by wireBuild
 	imageSvc *imageAPI         // set by wireImages
 	docker   *dockerapi.Server // set by wireDockerAPI (nil: not served)
 

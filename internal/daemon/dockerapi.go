@@ -12,7 +12,7 @@ func wireDockerAPI(_ context.Context, d *daemon) error {
 	if d.cfg.DockerSocket == "" && d.cfg.DockerAddr == "" {
 		return nil
 	}
-	d.docker = dockerapi.New(dockerapi.Config{Machines: d.machines, Images: d.imageSvc, Networks: d.network, Volumes: d.volumes, Root: d.cfg.Root,
+	d.docker = dockerapi.New(dockerapi.Config{Machines: d.machines, Images: d.imageSvc, Networks: d.network, Volumes: d.volumes, Builder: buildService{d.builder}, Root: d.cfg.Root,
 		Version: d.cfg.Version, Logger: d.log.With("svc", "dockerapi")})
 	return nil
 }

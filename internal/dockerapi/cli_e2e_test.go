@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +206,26 @@ func TestDockerCLI(t *testing.T) {
 		}
 		if r := e.run(nil, "image", "inspect", "mine:v1"); r.code == 0 {
 			t.Fatalf("mine:v1 still there: %+v", r)
+		}
+	})
+
+	t.Run("build (classic) through ferry's builder", func(t *testing.T) {
+		dir := t.TempDir()
+		df := "FROM busybox:vm\nRUN echo built-in-vm > /msg\nCOPY hello.txt /hello.txt\nCMD [\"cat\", \"/msg\", \"/hello.txt\"]\n"
+		if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("from the context\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := e.ok("build", "-t", "built:1", dir)
+		for _, want := range []string{"Step 1/3 : RUN echo built-in-vm > /msg", "Successfully built", "Successfully tagged built:1"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("build output lacks %q:\n%s", want, out)
+			}
+		}
+		if r := e.run(nil, "run", "--rm", "built:1"); r.code != 0 || r.stdout != "built-in-vm\nfrom the context\n" {
+			t.Fatalf("run of the built image: %+v", r)
 		}
 	})
 

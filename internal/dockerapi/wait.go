@@ -50,7 +50,7 @@ func (s *Server) waitContainer(w http.ResponseWriter, r *http.Request) error {
 			}
 			switch e.Type {
 			case "exit":
-				code = exitCode(e.Exit)
+				code, m.State = exitCode(e.Exit), types.StateStopped
 				if cond != container.WaitConditionRemoved {
 					return done(code)
 				}
