@@ -28,7 +28,7 @@ import (
 //	POST   /v1/apps/{app}/machines/{id}/restart     types.StopRequest → types.Machine
 //	POST   /v1/apps/{app}/machines/{id}/signal      types.SignalRequest
 //	GET    /v1/apps/{app}/machines/{id}/wait?state=stopped&timeout=60 → types.Machine
-//	DELETE /v1/apps/{app}/machines/{id}[?force=true]
+//	DELETE /v1/apps/{app}/machines/{id}[?force=true][&volumes=true]  (volumes: its anonymous ones too)
 //	POST   /v1/apps/{app}/machines/{id}/rename      types.RenameRequest → types.Machine
 //	GET    /v1/apps/{app}/machines/{id}/versions    → []types.Config
 //	GET    /v1/apps/{app}/machines/{id}/stats       → types.Stats
@@ -49,6 +49,7 @@ type MachineService interface {
 	Signal(ctx context.Context, app, ref string, sig syscall.Signal) error
 	Wait(ctx context.Context, app, ref string, state types.State, timeout time.Duration) (*types.Machine, error)
 	Destroy(ctx context.Context, app, ref string, force bool) error
+	DestroyWithVolumes(ctx context.Context, app, ref string, force, anonymous bool) error
 	Rename(ctx context.Context, app, ref, name string) (*types.Machine, error)
 	Versions(app, ref string) ([]types.Config, error)
 	Stats(app, ref string, interval time.Duration) (*types.Stats, error)
@@ -226,7 +227,8 @@ func (h machineHandlers) wait(w http.ResponseWriter, r *http.Request) error {
 
 func (h machineHandlers) destroy(w http.ResponseWriter, r *http.Request) error {
 	force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
-	if err := h.svc.Destroy(r.Context(), r.PathValue("app"), r.PathValue("id"), force); err != nil {
+	vols, _ := strconv.ParseBool(r.URL.Query().Get("volumes"))
+	if err := h.svc.DestroyWithVolumes(r.Context(), r.PathValue("app"), r.PathValue("id"), force, vols); err != nil {
 		return err
 	}
 	return WriteJSON(w, http.StatusOK, map[string]bool{"ok": true})

@@ -81,9 +81,22 @@ func (c *Client) WaitMachine(ctx context.Context, app, id string, state types.St
 
 // DestroyMachine destroys a machine; force kills a running one.
 func (c *Client) DestroyMachine(ctx context.Context, app, id string, force bool) error {
-	p := machinePath(app, id, "")
+	return c.DestroyMachineWithVolumes(ctx, app, id, force, false)
+}
+
+// DestroyMachineWithVolumes destroys a machine and, with anonymous, its
+// anonymous volumes (rm -v).
+func (c *Client) DestroyMachineWithVolumes(ctx context.Context, app, id string, force, anonymous bool) error {
+	q := url.Values{}
 	if force {
-		p += "?force=true"
+		q.Set("force", "true")
+	}
+	if anonymous {
+		q.Set("volumes", "true")
+	}
+	p := machinePath(app, id, "")
+	if len(q) > 0 {
+		p += "?" + q.Encode()
 	}
 	return c.Do(ctx, "DELETE", p, nil, nil)
 }

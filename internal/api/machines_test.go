@@ -89,7 +89,10 @@ func (f *fakeMachines) Wait(_ context.Context, app, ref string, st types.State, 
 	}
 	return m, nil
 }
-func (f *fakeMachines) Destroy(_ context.Context, app, ref string, force bool) error {
+func (f *fakeMachines) Destroy(ctx context.Context, app, ref string, force bool) error {
+	return f.DestroyWithVolumes(ctx, app, ref, force, false)
+}
+func (f *fakeMachines) DestroyWithVolumes(_ context.Context, app, ref string, force, anonymous bool) error {
 	if _, err := f.get(app, ref); err != nil {
 		return err
 	}

@@ -67,11 +67,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // "Authorization: Bearer <token>" on every request (used for TCP listeners).
 func (s *Server) Serve(ctx context.Context, l net.Listener, token string) error {
 	var h http.Handler = s
+	base := ctx
 	if token != "" {
 		h = requireToken(token, s)
+		base = context.WithValue(ctx, remoteKey{}, true)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+		BaseContext: func(net.Listener) context.Context { return base }}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -83,6 +85,17 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, token string) error 
 		return nil
 	}
 	return err
+}
+
+type remoteKey struct{}
+
+// RemoteClient reports whether the request behind ctx came over a TCP
+// listener (a token-authenticated client, possibly on another host) rather
+// than the local unix socket: host privileges such as bind mounts are for
+// local clients.
+func RemoteClient(ctx context.Context) bool {
+	r, _ := ctx.Value(remoteKey{}).(bool)
+	return r
 }
 
 func requireToken(token string, next http.Handler) http.Handler {

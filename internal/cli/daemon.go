@@ -32,6 +32,7 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 	f.StringVar(&cfg.Socket, "socket", paths.DefaultSocket, "unix socket to serve the API on")
 	f.StringVarP(&cfg.SocketGroup, "group", "G", "", "group to own the socket (its members may use ferry without root)")
 	f.StringVar(&cfg.APIAddr, "api-addr", "", "also serve the API on this TCP address (needs --api-token)")
+	f.StringArrayVar(&cfg.RemoteBindPaths, "allow-remote-bind", nil, "host directory TCP API clients may bind-mount (repeatable; local clients may bind any)")
 	f.StringVar(&cfg.APIToken, "api-token", os.Getenv("FERRY_API_TOKEN"), "bearer token required on --api-addr; env FERRY_API_TOKEN")
 	f.StringVar(&cfg.DockerSocket, "docker-socket", "", "unix socket of the Docker Engine API (default: docker.sock beside --socket; none: off)")
 	f.StringVar(&cfg.DockerAddr, "docker-addr", "", "also serve the Docker Engine API on this TCP address (needs --api-token)")

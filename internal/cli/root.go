@@ -66,7 +66,10 @@ func Main(ctx context.Context, args []string) int {
 	if errors.As(err, &ee) {
 		return ee.code
 	}
-	fmt.Fprintln(g.err, "ferry:", err)
+	var se silentError
+	if !errors.As(err, &se) { // a silentError was printed already
+		fmt.Fprintln(g.err, "ferry:", err)
+	}
 	return exitCode(err)
 }
 

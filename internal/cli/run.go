@@ -27,6 +27,7 @@ type runFlags struct {
 	rm, detach, interactive, tty                                                                 bool
 	stopTimeout                                                                                  time.Duration
 	net                                                                                          runNetFlags
+	mounts                                                                                       runMountFlags
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -71,6 +72,7 @@ it); -i alone streams stdin to it.`,
 	fl.StringVar(&f.hostname, "hostname", "", "guest host name (default: the machine name)")
 	fl.StringArrayVar(&f.dns, "dns", nil, "nameserver for the guest (repeatable)")
 	f.net.add(fl)
+	f.mounts.add(fl)
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open (with -t: an interactive terminal)")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "give the entrypoint a terminal")
 	fl.StringVar(&f.cgroupVersion, "cgroup-version", "", "cgroup layout in the guest: v2 (default), hybrid or v1 (for images that expect v1 hierarchies)")
@@ -99,6 +101,9 @@ func (f *runFlags) createRequest(args []string) (types.CreateRequest, error) {
 		return types.CreateRequest{}, err
 	}
 	cfg.Networks, cfg.ExtraHosts = nets, f.net.addHosts
+	if cfg.Mounts, err = f.mounts.config(); err != nil {
+		return types.CreateRequest{}, err
+	}
 	env, err := parseEnv(f.envFile, f.env)
 	if err != nil {
 		return types.CreateRequest{}, err
@@ -200,7 +205,7 @@ func finishRun(ctx context.Context, g *globals, c *api.Client, f runFlags, m *ty
 		return err
 	}
 	if f.rm {
-		if err := c.DestroyMachine(ctx, f.app, m.ID, true); err != nil {
+		if err := c.DestroyMachineWithVolumes(ctx, f.app, m.ID, true, true); err != nil {
 			fmt.Fprintln(g.err, "ferry: remove", m.ID+":", err)
 		}
 	}

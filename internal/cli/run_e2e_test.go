@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferryvm/ferry/internal/api/types"
@@ -52,13 +53,22 @@ func vmEnv(t *testing.T) *vmFerry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag, _ := name.NewTag("busybox:vm")
-	p := filepath.Join(t.TempDir(), "busybox.tar")
+	e.loadImage("busybox:vm", img)
+	return e
+}
+
+// loadImage loads img into the daemon's cache as ref.
+func (e *ferryEnv) loadImage(ref string, img v1.Image) {
+	e.t.Helper()
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	p := filepath.Join(e.t.TempDir(), "image.tar")
 	if err := tarball.WriteToFile(p, tag, img); err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	e.ok("load", "-i", p)
-	return e
 }
 
 // killVMMs kills processes whose command line names a path under root (the

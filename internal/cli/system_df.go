@@ -26,7 +26,7 @@ func newSystemDFCmd(g *globals) *cobra.Command {
 	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "df",
-		Short: "Show disk use of images, rootfs bases and machine disks (allocated sizes)",
+		Short: "Show disk use of images, rootfs bases, machine disks and volumes (allocated sizes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "" && format != "table" && format != "json" {
@@ -43,7 +43,11 @@ func newSystemDFCmd(g *globals) *cobra.Command {
 			if format == "json" {
 				return writeJSON(g.out, df)
 			}
-			return printDF(g.out, df, verbose)
+			vols, err := c.ListVolumes(cmd.Context(), "")
+			if err != nil {
+				return err
+			}
+			return printDF(g.out, df, vols, verbose)
 		},
 	}
 	cmd.Flags().StringVar(&format, "format", "", "output format: table (default) or json")
@@ -51,7 +55,7 @@ func newSystemDFCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printDF(w io.Writer, df api.SystemDF, verbose bool) error {
+func printDF(w io.Writer, df api.SystemDF, vols []api.Volume, verbose bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 3, ' ', 0)
 	var baseAlloc, baseSize, mAlloc, mSize int64
 	for _, b := range df.Bases {
@@ -67,6 +71,12 @@ func printDF(w io.Writer, df api.SystemDF, verbose bool) error {
 	fmt.Fprintf(tw, "Rootfs bases\t%d\t%s\t%s\n", len(df.Bases), dfSize(baseAlloc), dfSize(baseSize))
 	fmt.Fprintf(tw, "Machine disks\t%d\t%s\t%s\n", len(df.Machines), dfSize(mAlloc), dfSize(mSize))
 	fmt.Fprintf(tw, "Scratch templates\t-\t%s\t-\n", dfSize(df.TemplatesBytes))
+	var vAlloc, vSize int64
+	for _, v := range vols {
+		vAlloc += v.AllocatedBytes
+		vSize += v.SizeBytes
+	}
+	fmt.Fprintf(tw, "Volumes\t%d\t%s\t%s\n", len(vols), dfSize(vAlloc), dfSize(vSize))
 	if verbose {
 		fmt.Fprintln(tw, "\nBASE\tMACHINES\tALLOCATED\tAPPARENT")
 		for _, b := range df.Bases {
@@ -75,6 +85,10 @@ func printDF(w io.Writer, df api.SystemDF, verbose bool) error {
 		fmt.Fprintln(tw, "\nMACHINE\tMODE\tALLOCATED\tAPPARENT")
 		for _, m := range df.Machines {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, m.Mode, dfSize(m.Allocated), dfSize(m.Size))
+		}
+		fmt.Fprintln(tw, "\nVOLUME\tAPP\tALLOCATED\tAPPARENT")
+		for _, v := range vols {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", v.Name, v.App, dfSize(v.AllocatedBytes), dfSize(v.SizeBytes))
 		}
 	}
 	return tw.Flush()

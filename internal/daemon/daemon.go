@@ -62,6 +62,9 @@ type Config struct {
 	// VolumeKeyFile, when set, wraps the keys of new volumes (and unwraps
 	// the keys it wrapped): volume.WrapKeyFromFile.
 	VolumeKeyFile string
+	// RemoteBindPaths are the host directories (and what is below them)
+	// clients of the TCP API may bind-mount; local clients may bind any.
+	RemoteBindPaths []string
 
 	// InsecureRegistries are registries (host[:port]) reached over plain
 	// HTTP, in addition to loopback ones.

@@ -38,8 +38,10 @@ func wireMachines(ctx context.Context, d *daemon) error {
 		Network:    nw,
 		Boot:       kernel.NewAssets(d.root.Kernel(), log),
 		Hypervisor: hv,
+		Volumes:    d.volumes,
 	}
-	m, err := machine.New(d.db, deps, machine.Options{MachinesDir: d.root.Machines(), DefaultVMM: d.cfg.VMM, Logger: log})
+	m, err := machine.New(d.db, deps, machine.Options{MachinesDir: d.root.Machines(), DefaultVMM: d.cfg.VMM, Logger: log,
+		BindAllowed: machine.RemoteBindPolicy(api.RemoteClient, d.cfg.RemoteBindPaths)})
 	if err != nil {
 		return err
 	}

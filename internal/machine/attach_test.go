@@ -14,7 +14,7 @@ import (
 // entrypoint exec is forwarded without a cmd but refuses one.
 func TestAttachConfigAndExec(t *testing.T) {
 	mc := &types.Machine{ID: "0123456789abcdef", Config: types.Config{Image: "busybox", Init: types.Init{TTY: true, Attach: true, CgroupVersion: guest.CgroupV1}}}
-	rc := runConfig(mc, guest.Image{Cmd: []string{"sh"}}, guest.Root{Mode: guest.RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"}, nil)
+	rc := runConfig(mc, guest.Image{Cmd: []string{"sh"}}, guest.Root{Mode: guest.RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"}, nil, nil)
 	if !rc.Attach || !rc.TTY || rc.CgroupVersion != guest.CgroupV1 {
 		t.Fatalf("run config attach=%v tty=%v cgroup=%q, want both and v1", rc.Attach, rc.TTY, rc.CgroupVersion)
 	}

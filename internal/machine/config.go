@@ -95,16 +95,8 @@ func ValidateConfig(c *types.Config) error {
 			seen[key] = true
 		}
 	}
-	for i, m := range c.Mounts {
-		if m.Type != "tmpfs" {
-			return bad(fmt.Sprintf("mounts[%d].type", i), "%q: only tmpfs mounts are supported", m.Type)
-		}
-		if !path.IsAbs(m.Path) || path.Clean(m.Path) == "/" {
-			return bad(fmt.Sprintf("mounts[%d].path", i), "%q must be an absolute path other than /", m.Path)
-		}
-		if m.SizeMB < 0 {
-			return bad(fmt.Sprintf("mounts[%d].size_mb", i), "%d is negative", m.SizeMB)
-		}
+	if err := validateMounts(c.Mounts); err != nil {
+		return err
 	}
 	switch c.Restart.Policy {
 	case "":
@@ -165,6 +157,12 @@ func cloneConfig(c types.Config) types.Config {
 		out.Services = nil
 	}
 	out.Mounts = cloneSlice(c.Mounts)
+	for i, mt := range out.Mounts {
+		if mt.Encrypted != nil {
+			e := *mt.Encrypted
+			out.Mounts[i].Encrypted = &e
+		}
+	}
 	out.DNS = cloneSlice(c.DNS)
 	out.Networks = cloneSlice(c.Networks)
 	for i := range out.Networks {

@@ -3,6 +3,7 @@ package machine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,8 +28,13 @@ func imageOf(ref string, img v1.Image, d v1.Hash) (*Image, error) {
 		return nil, fmt.Errorf("image config: %w", err)
 	}
 	c := cf.Config
-	return &Image{Ref: ref, Digest: d.String(), Config: guest.Image{
-		Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, User: c.User, WorkingDir: c.WorkingDir}}, nil
+	out := &Image{Ref: ref, Digest: d.String(), Config: guest.Image{
+		Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, User: c.User, WorkingDir: c.WorkingDir}}
+	for p := range c.Volumes {
+		out.Volumes = append(out.Volumes, p)
+	}
+	slices.Sort(out.Volumes)
+	return out, nil
 }
 
 // exitFromGuest is the machine's record of an exit init reported. A

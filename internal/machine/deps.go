@@ -35,6 +35,8 @@ type Image struct {
 	Ref    string
 	Digest string
 	Config guest.Image
+	// Volumes are the image's VOLUME paths (anonymous volumes).
+	Volumes []string
 }
 
 // Rootfs gives a machine its disks (a *rootfs.Manager).

@@ -40,17 +40,22 @@ type world struct {
 	ports    []network.Port        // what the last Attach was asked to publish
 	attached network.AttachRequest // the last Attach
 	renamed  []string              // Rename calls, "id=name"
+	vms      map[string]VM         // the last VM started, by machine id
 }
 
 func newWorld() *world {
-	return &world{disks: map[string]bool{}, taps: map[string]bool{}, procs: map[string]*fakeProc{}, last: map[string]*fakeProc{}}
+	return &world{disks: map[string]bool{}, taps: map[string]bool{}, procs: map[string]*fakeProc{}, last: map[string]*fakeProc{}, vms: map[string]VM{}}
 }
 
 func (w *world) Ensure(_ context.Context, ref string, _ ...image.PullOption) (v1.Image, v1.Hash, error) {
 	if ref == "missing" {
 		return nil, v1.Hash{}, fmt.Errorf("no such image: %w", errdefs.ErrNotFound)
 	}
-	img, err := mutate.Config(empty.Image, v1.Config{Cmd: []string{"/bin/true"}})
+	c := v1.Config{Cmd: []string{"/bin/true"}}
+	if ref == "with-volume" { // VOLUME /state
+		c.Volumes = map[string]struct{}{"/state": {}}
+	}
+	img, err := mutate.Config(empty.Image, c)
 	if err != nil {
 		return nil, v1.Hash{}, err
 	}
@@ -172,6 +177,7 @@ func (w *world) Start(_ context.Context, vm VM) (Process, error) {
 		return nil, w.failVMM
 	}
 	w.starts++
+	w.vms[spec.ID] = vm
 	p := &fakeProc{id: spec.ID, pid: 1000 + w.starts, sig: make(chan syscall.Signal, 1), dead: make(chan struct{})}
 	hold := w.hold
 	if len(w.exits) > 0 {

@@ -43,6 +43,10 @@ func (m *Manager) Create(ctx context.Context, app string, req types.CreateReques
 	if err != nil {
 		return nil, err
 	}
+	withImageVolumes(&cfg, img.Volumes)
+	if err := m.checkBinds(ctx, cfg); err != nil {
+		return nil, err
+	}
 	now := time.Now().UTC()
 	mc := &types.Machine{ID: newID(), Name: req.Name, App: app, State: types.StateCreated, Config: cfg, Version: 1,
 		ImageRef: types.ImageRef{Ref: img.Ref, Digest: img.Digest}, ImageConfig: imageConfigView(img.Config), CreatedAt: now}
@@ -61,7 +65,15 @@ func (m *Manager) Create(ctx context.Context, app string, req types.CreateReques
 	m.mu.Unlock()
 	defer m.releaseBusy(mc.ID)
 
+	if err := m.attachVolumes(ctx, mc); err != nil {
+		if rerr := m.releaseVolumes(context.WithoutCancel(ctx), mc, true); rerr != nil {
+			m.log.Error("roll back volumes of failed create", "machine", mc.ID, "err", rerr)
+		}
+		m.forget(mc.ID)
+		return nil, err
+	}
 	if err := m.saveVersion(mc, "create", "", "", true); err != nil {
+		_ = m.releaseVolumes(context.WithoutCancel(ctx), mc, true)
 		m.forget(mc.ID)
 		return nil, err
 	}
@@ -97,7 +109,7 @@ func (m *Manager) forget(id string) {
 
 // rollbackCreate undoes a failed create entirely and returns cause.
 func (m *Manager) rollbackCreate(mc *types.Machine, cause error) error {
-	if err := m.destroyLocked(context.WithoutCancel(m.ctx), mc); err != nil {
+	if err := m.destroyLocked(context.WithoutCancel(m.ctx), mc, true); err != nil {
 		m.log.Error("roll back failed create", "machine", mc.ID, "err", err)
 	}
 	return cause
@@ -178,6 +190,11 @@ func (m *Manager) startLocked(ctx context.Context, mc *types.Machine, ev string)
 	}
 	var root guest.Root
 	spec.Drives, root = drives(disks)
+	mounts, err := m.planMounts(ctx, mc, len(spec.Drives))
+	if err != nil {
+		return err
+	}
+	spec.Drives, spec.Shares = append(spec.Drives, mounts.Drives...), mounts.Shares
 	var att *network.Attachment
 	if m.deps.Network != nil {
 		if att, err = m.deps.Network.Attach(ctx, network.AttachRequest{MachineID: mc.ID, Name: mc.Name, App: mc.App,
@@ -188,7 +205,7 @@ func (m *Manager) startLocked(ctx context.Context, mc *types.Machine, ev string)
 		mc.Network = networkView(att)
 		defer att.Close() // the VMM holds its own copies of the TAPs
 	}
-	rc := runConfig(mc, guestImage(mc.ImageConfig), root, att)
+	rc := runConfig(mc, guestImage(mc.ImageConfig), root, att, mounts.Guest)
 	if err := rc.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}
@@ -444,8 +461,15 @@ func (m *Manager) Exec(ctx context.Context, app, ref string, req types.ExecReque
 }
 
 // Destroy removes a machine and everything it holds. A started machine
-// needs force (it is killed).
+// needs force (it is killed). Its volumes stay (DestroyWithVolumes).
 func (m *Manager) Destroy(ctx context.Context, app, ref string, force bool) error {
+	return m.DestroyWithVolumes(ctx, app, ref, force, false)
+}
+
+// DestroyWithVolumes is Destroy that, with anonymous, also removes the
+// machine's anonymous volumes (Docker's rm -v; --rm does it too). Named
+// volumes always stay.
+func (m *Manager) DestroyWithVolumes(ctx context.Context, app, ref string, force, anonymous bool) error {
 	id, err := m.resolve(app, ref)
 	if err != nil {
 		return err
@@ -458,12 +482,13 @@ func (m *Manager) Destroy(ctx context.Context, app, ref string, force bool) erro
 	if !force && (mc.State == types.StateStarted || mc.State == types.StateStarting || mc.State == types.StateStopping) {
 		return fmt.Errorf("machine %s is %s; stop it first or destroy with force: %w", id, mc.State, errdefs.ErrConflict)
 	}
-	return m.destroyLocked(ctx, mc)
+	return m.destroyLocked(ctx, mc, anonymous)
 }
 
-// destroyLocked kills, releases and forgets mc. Each step is idempotent, so
-// a destroy interrupted by a crash is finished by Reconcile.
-func (m *Manager) destroyLocked(ctx context.Context, mc *types.Machine) error {
+// destroyLocked kills, releases and forgets mc, and with anonymous
+// removes its anonymous volumes. Each step is idempotent, so a destroy
+// interrupted by a crash is finished by Reconcile.
+func (m *Manager) destroyLocked(ctx context.Context, mc *types.Machine, anonymous bool) error {
 	mc.State = types.StateDestroying
 	if err := m.save(mc, "destroy", ""); err != nil {
 		return err
@@ -488,6 +513,9 @@ func (m *Manager) destroyLocked(ctx context.Context, mc *types.Machine) error {
 	}
 	if err := ignoreNotFound(m.deps.Rootfs.Release(ctx, mc.ID)); err != nil {
 		errs = append(errs, fmt.Errorf("release disks: %w", err))
+	}
+	if err := m.releaseVolumes(ctx, mc, anonymous); err != nil {
+		errs = append(errs, err)
 	}
 	if err := os.RemoveAll(m.dir(mc.ID)); err != nil {
 		errs = append(errs, err)
@@ -530,11 +558,29 @@ func (m *Manager) Update(ctx context.Context, app, ref string, cfg types.Config)
 			return nil, err
 		}
 	}
+	if img != nil {
+		withImageVolumes(&cfg, img.Volumes)
+	}
+	if err := m.keepAnonymousVolumes(ctx, mc, &cfg); err != nil {
+		return nil, err
+	}
+	if err := m.checkBinds(ctx, cfg); err != nil {
+		return nil, err
+	}
 	wasRunning := mc.State == types.StateStarted || mc.State == types.StateStarting
 	if wasRunning {
 		if err := m.stopLocked(ctx, mc, StopOptions{}); err != nil {
 			return nil, err
 		}
+	}
+	next := cloneMachine(mc)
+	next.Config = cfg
+	if err := m.attachVolumes(ctx, next); err != nil {
+		return nil, fmt.Errorf("update %s: %w", id, err)
+	}
+	cfg = next.Config
+	if err := m.detachUnmounted(ctx, mc, cfg); err != nil {
+		return nil, fmt.Errorf("update %s: %w", id, err)
 	}
 	if img != nil {
 		if err := ignoreNotFound(m.deps.Rootfs.Release(ctx, id)); err != nil {

@@ -25,6 +25,7 @@ type Deps struct {
 	Network    Network // nil: machines get no network
 	Boot       Boot
 	Hypervisor Hypervisor
+	Volumes    Volumes // nil: machines mount no volumes
 }
 
 // Options tune a Manager.
@@ -40,6 +41,9 @@ type Options struct {
 	// StopTimeout is the default grace between the stop signal and the kill
 	// (default 10 s).
 	StopTimeout time.Duration
+	// BindAllowed, when set, vets each bind mount's host directory for the
+	// caller behind ctx (a bind mount is a host privilege).
+	BindAllowed BindPolicy
 	Logger      *slog.Logger
 }
 
@@ -322,7 +326,7 @@ func (m *Manager) claimName(app, name, id string) error {
 }
 
 // runConfig builds what init gets for mc.
-func runConfig(mc *types.Machine, img guest.Image, root guest.Root, att *network.Attachment) *guest.RunConfig {
+func runConfig(mc *types.Machine, img guest.Image, root guest.Root, att *network.Attachment, mounts []guest.Mount) *guest.RunConfig {
 	c := mc.Config
 	rc := &guest.RunConfig{
 		Version: guest.ConfigVersion,
@@ -392,13 +396,7 @@ func runConfig(mc *types.Machine, img guest.Image, root guest.Root, att *network
 			rc.DNS.Search = cloneSlice(att.Search)
 		}
 	}
-	for _, mt := range c.Mounts {
-		gm := guest.Mount{Source: "tmpfs", Target: mt.Path, FSType: "tmpfs"}
-		if mt.SizeMB > 0 {
-			gm.Options = []string{fmt.Sprintf("size=%dm", mt.SizeMB)}
-		}
-		rc.Mounts = append(rc.Mounts, gm)
-	}
+	rc.Mounts = mounts
 	return rc
 }
 

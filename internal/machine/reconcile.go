@@ -97,7 +97,7 @@ func (m *Manager) reconcileOne(ctx context.Context, mc *types.Machine) (func(), 
 			return func() { m.resumeStart(id, !wasStarting) }, nil
 		}
 		if mc.Config.AutoDestroy {
-			return nil, m.destroyLocked(ctx, mc)
+			return nil, m.destroyLocked(ctx, mc, mc.Config.AutoDestroy)
 		}
 		return nil, nil
 	case types.StateStopping:
@@ -115,7 +115,7 @@ func (m *Manager) reconcileOne(ctx context.Context, mc *types.Machine) (func(), 
 		mc.State, mc.PID, mc.Network, mc.LastExit, mc.StopRequested = types.StateStopped, 0, nil, exit, false
 		return nil, m.save(mc, "exit", "stop finished after a daemon restart")
 	case types.StateDestroying:
-		return nil, m.destroyLocked(ctx, mc)
+		return nil, m.destroyLocked(ctx, mc, mc.Config.AutoDestroy)
 	default: // created, stopped, failed
 		if alive {
 			_ = proc.Kill()
@@ -181,6 +181,11 @@ func (m *Manager) collectOrphans(ctx context.Context) error {
 	}
 	if err := m.deps.Rootfs.Reconcile(ctx, known); err != nil {
 		errs = append(errs, fmt.Errorf("reconcile disks: %w", err))
+	}
+	if m.deps.Volumes != nil {
+		if err := m.deps.Volumes.Reconcile(ctx, known); err != nil {
+			errs = append(errs, fmt.Errorf("reconcile volumes: %w", err))
+		}
 	}
 	entries, err := os.ReadDir(m.opt.MachinesDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -191,7 +191,7 @@ func (m *Manager) onExit(id string, r *run) {
 	case m.shouldRestart(mc, &exit):
 		m.restartLater(id, restartDelay(mc.Restarts))
 	case mc.Config.AutoDestroy:
-		if err := m.destroyLocked(ctx, mc); err != nil {
+		if err := m.destroyLocked(ctx, mc, true); err != nil {
 			m.log.Warn("auto destroy", "machine", id, "err", err)
 		}
 	}

@@ -79,12 +79,48 @@ type Port struct {
 	HostIP string `json:"host_ip,omitempty"`
 }
 
-// Mount is an extra filesystem in the guest. Only tmpfs is supported until
-// volumes exist.
+// Mount is an extra filesystem in the guest: a named volume (Fly's
+// mounts, Docker's -v NAME:/path), a host directory (Docker's bind mounts)
+// or a tmpfs. Type "" is inferred: volume when Volume is set, bind when
+// Source is, else tmpfs.
 type Mount struct {
-	Type   string `json:"type,omitempty"` // "tmpfs"
-	Path   string `json:"path"`
-	SizeMB int    `json:"size_mb,omitempty"`
+	Type string `json:"type,omitempty"` // MountVolume, MountBind or MountTmpfs
+	Path string `json:"path"`           // absolute path in the guest
+	// Volume is the volume's name or ID in the machine's app. A name that
+	// does not exist yet is created on first use (Docker's -v NAME:/path),
+	// with SizeMB and Encrypted; "" is an anonymous volume, made for this
+	// machine and removed with it when it is removed with its volumes
+	// (rm -v, --rm). The machine's recorded config names it.
+	Volume string `json:"volume,omitempty"`
+	// Source is a bind mount's host directory (absolute; it must exist).
+	Source   string `json:"source,omitempty"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+	// SizeMB is a tmpfs's size, or the size of a volume created on first
+	// use (default 1 GiB).
+	SizeMB int `json:"size_mb,omitempty"`
+	// Encrypted is whether a volume created on first use is LUKS2-encrypted
+	// (nil: yes).
+	Encrypted *bool `json:"encrypted,omitempty"`
+}
+
+// Mount types.
+const (
+	MountVolume = "volume"
+	MountBind   = "bind"
+	MountTmpfs  = "tmpfs"
+)
+
+// Kind is m's type, inferred when Type is empty.
+func (m Mount) Kind() string {
+	switch {
+	case m.Type != "":
+		return m.Type
+	case m.Volume != "":
+		return MountVolume
+	case m.Source != "":
+		return MountBind
+	}
+	return MountTmpfs
 }
 
 // Restart policies (Docker's and Fly's).
