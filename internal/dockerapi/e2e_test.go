@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -27,6 +28,13 @@ import (
 
 func TestMain(m *testing.M) {
 	vmm.Reexec() // the console writer of the daemon's VMs is this binary
+	if os.Getenv(tcChildEnv) == "1" {
+		if err := testcontainersClient(); err != nil {
+			fmt.Fprintln(os.Stderr, "testcontainers:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
