@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/network"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // TestNetworksEndToEnd boots real VMs on two networks: names resolve
@@ -14,6 +15,7 @@ import (
 // crosses between them, DNS follows rename and stop, --add-host lands in
 // /etc/hosts, and bad input is one line that leaves nothing behind.
 func TestNetworksEndToEnd(t *testing.T) {
+	prereq.Tool(t, "curl")
 	e := vmEnv(t)
 	t.Parallel()
 	e.ok("network", "create", "--subnet", "10.60.0.0/24", "--label", "team=a", "front")
@@ -38,7 +40,7 @@ func TestNetworksEndToEnd(t *testing.T) {
 		t.Fatalf("refused runs left machines: %q", out)
 	}
 
-	e.ok("run", "-d", "--name", "web", "--network", "front", "--network-alias", "www", "busybox:vm",
+	e.ok("run", "-d", "--name", "web", "--network", "front", "--network-alias", "www", "-p", "127.0.0.1:18086:80", "busybox:vm",
 		"sh", "-c", "mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 80 -h /www")
 	e.ok("run", "-d", "--name", "cli", "--network", "front", "--add-host", "gw.example:10.60.0.1", "busybox:vm", "sleep", "1000")
 	e.ok("run", "-d", "--name", "other", "--network", "back", "busybox:vm", "sleep", "1000")
@@ -68,6 +70,16 @@ func TestNetworksEndToEnd(t *testing.T) {
 	if hosts := e.ok("exec", "cli", "cat", "/etc/hosts"); !strings.Contains(hosts, "10.60.0.1") || !strings.Contains(hosts, "gw.example") {
 		t.Errorf("--add-host missing from /etc/hosts:\n%s", hosts)
 	}
+	if out := e.ok("port", "web"); out != "80/tcp -> 127.0.0.1:18086\n" {
+		t.Errorf("ferry port web: %q", out)
+	}
+	if out := e.ok("port", "web", "80"); out != "127.0.0.1:18086\n" {
+		t.Errorf("ferry port web 80: %q", out)
+	}
+	e.eventually("web on 127.0.0.1:18086", time.Minute, func() bool {
+		out, err := e.inNetns("curl", "-sS", "-m", "2", "http://127.0.0.1:18086/")
+		return err == nil && out == "served\n"
+	})
 	if ps := e.ok("ps"); !strings.Contains(ps, "front") || !strings.Contains(ps, "back") {
 		t.Errorf("ps does not show networks:\n%s", ps)
 	}

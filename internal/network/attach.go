@@ -318,7 +318,7 @@ func (s *Service) realize(ctx context.Context, rec *machineRecord, nets []*Netwo
 		e.File, e.MTU = f, mtu
 		att.Endpoints = append(att.Endpoints, e)
 	}
-	if err := s.apply(ctx); err != nil {
+	if err := s.applyMachine(ctx, "add", rec); err != nil {
 		return nil, err
 	}
 	for _, n := range nets {
@@ -383,7 +383,7 @@ func (s *Service) release(ctx context.Context, rec *machineRecord) error {
 		return err
 	}
 	var errs []error
-	errs = append(errs, s.refreshDNS(), s.apply(ctx))
+	errs = append(errs, s.refreshDNS(), s.applyMachine(ctx, "delete", rec))
 	for _, e := range rec.Endpoints {
 		errs = append(errs, s.deleteLink(e.Tap))
 	}

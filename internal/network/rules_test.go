@@ -1,6 +1,7 @@
 package network
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -34,13 +35,13 @@ func TestRulesScript(t *testing.T) {
 		`"fb-aaaaaaaaaaaa" . 10.214.0.1`,    // gw4
 		`"fb-aaaaaaaaaaaa" . fd00:1:2:1::1`, // gw6
 		`set internal {`, `elements = { "fb-bbbbbbbbbbbb" }`,
-		`tcp . 8080 : 10.214.0.2 . 80`,                           // ports4any
-		`tcp . 8080 : fd00:1:2:1::2 . 80`,                        // ports6any: dual stack
-		`127.0.0.1 . udp . 5353 : 10.214.0.2 . 53`,               // one host address only
-		`::1 . tcp . 8443 : fd00:1:2:1::2 . 443`,                 // and its family only
-		`"ft-000000000001" . 02:fe:00:00:00:01`,                  // tap_mac
-		`"ft-000000000001" . fe80::fe:ff:fe00:1`,                 // EUI-64 link-local
-		`"ft-000000000001" . 0xfe8000000000000000fe00fffe000001`, // tap_nd
+		`tcp . 8080 : 10.214.0.2 . 80`,                               // ports4any
+		`tcp . 8080 : fd00:1:2:1::2 . 80`,                            // ports6any: dual stack
+		`127.0.0.1 . udp . 5353 : 10.214.0.2 . 53`,                   // one host address only
+		`::1 . tcp . 8443 : fd00:1:2:1::2 . 443`,                     // and its family only
+		`"ft-000000000001" . 02:fe:00:00:00:01`,                      // tap_mac
+		`"ft-000000000001" . 02:fe:00:00:00:01 . fe80::fe:ff:fe00:1`, // EUI-64 link-local
+		`"ft-000000000001" . 0xfe8000000000000000fe00fffe000001`,     // tap_nd
 		`iifname @bridges ip daddr 127.0.0.0/8 drop`,
 		`ip daddr 169.254.0.0/16 drop`,
 	} {
@@ -89,4 +90,95 @@ func rules(script string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestElementScript: adding one machine's elements to the ruleset without
+// it gives exactly the ruleset with it, and deleting them gives back the
+// one without (attach and release never replace the tables).
+func TestElementScript(t *testing.T) {
+	requireNetAdmin(t)
+	n := testNetNS(t)
+	load := func(script string) string {
+		t.Helper()
+		if _, err := n.run(context.Background(), script, "nft", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
+		out, err := n.run(context.Background(), "", "nft", "list", "ruleset")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	full := testRules()
+	without := full
+	without.Endpoints, without.Ports = full.Endpoints[1:], nil
+	withRules := load(full.Script())
+	withoutRules := load(without.Script())
+	if withRules == withoutRules {
+		t.Fatal("the machine adds nothing")
+	}
+	if got := load(ElementScript("ferry", "add", full.Endpoints[:1], full.Ports)); got != withRules {
+		t.Errorf("after add element:\n%s\nwant\n%s", got, withRules)
+	}
+	if got := load(ElementScript("ferry", "delete", full.Endpoints[:1], full.Ports)); got != withoutRules {
+		t.Errorf("after delete element:\n%s\nwant\n%s", got, withoutRules)
+	}
+}
+
+// TestAttachUpdatesElements: attaching and releasing a machine edits the
+// sets in place (the tables are never replaced, so the cost of a change
+// does not grow with the machines there are), and what the kernel holds
+// afterwards is exactly the ruleset a full reload gives.
+func TestAttachUpdatesElements(t *testing.T) {
+	s := newTestService(t, Config{})
+	ctx := context.Background()
+	if _, err := s.Create(ctx, CreateRequest{Name: "front"}); err != nil {
+		t.Fatal(err)
+	}
+	handles := func() string {
+		t.Helper()
+		var hs []string
+		for _, fam := range []string{"inet", "bridge"} {
+			out, err := s.ns.run(ctx, "", "nft", "-a", "list", "table", fam, s.cfg.Table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _, _ := strings.Cut(string(out), "\n") // table inet ferry { # handle N
+			hs = append(hs, first)
+		}
+		return strings.Join(hs, "; ")
+	}
+	ruleset := func() string {
+		t.Helper()
+		out, err := s.ns.run(ctx, "", "nft", "list", "ruleset")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	before := handles()
+	for i, m := range []string{"m1", "m2", "m3"} {
+		att, err := s.Attach(ctx, AttachRequest{MachineID: m, Name: "web" + m, App: "shop", Networks: []EndpointRequest{{Network: "front"}},
+			Ports: []Port{{Protocol: "tcp", HostPort: uint16(18090 + i), GuestPort: 80}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		att.Close()
+	}
+	if err := s.Release(ctx, "m2"); err != nil {
+		t.Fatal(err)
+	}
+	if after := handles(); after != before {
+		t.Errorf("attach or release replaced ferry's tables:\nbefore %s\nafter %s", before, after)
+	}
+	got := ruleset()
+	if !strings.Contains(got, "18090") || strings.Contains(got, "18091") || !strings.Contains(got, "18092") {
+		t.Errorf("published ports after attach ×3, release ×1:\n%s", got)
+	}
+	if err := s.apply(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := ruleset(); got != want {
+		t.Errorf("elements after attach and release:\n%s\nwant (full reload)\n%s", got, want)
+	}
 }

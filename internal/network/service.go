@@ -131,15 +131,8 @@ func (s *Service) rules() (Rules, error) {
 		r.Networks = nets
 		recs, err := allMachines(tx)
 		for _, m := range recs {
-			eps := m.endpoints()
-			r.Endpoints = append(r.Endpoints, eps...)
-			if len(eps) == 0 {
-				continue
-			}
-			p := eps[0]
-			for _, port := range m.ports() {
-				r.Ports = append(r.Ports, PortRule{Port: port, IPv4: p.IPv4.Addr(), IPv6: p.IPv6.Addr()})
-			}
+			r.Endpoints = append(r.Endpoints, m.endpoints()...)
+			r.Ports = append(r.Ports, m.portRules()...)
 		}
 		return err
 	})
@@ -155,6 +148,18 @@ func (s *Service) apply(ctx context.Context) error {
 	}
 	if _, err := s.ns.run(ctx, r.Script(), "nft", "-f", "-"); err != nil {
 		return fmt.Errorf("nftables: %w", err)
+	}
+	return nil
+}
+
+// applyMachine adds (verb "add") or deletes ("delete") one machine's
+// elements: a cost that does not grow with the number of machines. Should
+// the kernel not hold what the records say (an element missing, a table
+// flushed by hand) it falls back to the whole ruleset.
+func (s *Service) applyMachine(ctx context.Context, verb string, rec *machineRecord) error {
+	if _, err := s.ns.run(ctx, ElementScript(s.cfg.Table, verb, rec.endpoints(), rec.portRules()), "nft", "-f", "-"); err != nil {
+		s.log.Debug("network: element update failed, replacing the ruleset", "verb", verb, "machine", rec.MachineID, "err", err)
+		return s.apply(ctx)
 	}
 	return nil
 }

@@ -109,6 +109,20 @@ func (m *machineRecord) ports() []Port {
 	return out
 }
 
+// portRules are the machine's published ports, to its primary endpoint's
+// addresses.
+func (m *machineRecord) portRules() []PortRule {
+	if len(m.Endpoints) == 0 {
+		return nil
+	}
+	p := fromEndpointRecord(m, m.Endpoints[0])
+	out := make([]PortRule, 0, len(m.Ports))
+	for _, port := range m.ports() {
+		out = append(out, PortRule{Port: port, IPv4: p.IPv4.Addr(), IPv6: p.IPv6.Addr()})
+	}
+	return out
+}
+
 func (m *machineRecord) endpoints() []Endpoint {
 	out := make([]Endpoint, 0, len(m.Endpoints))
 	for _, e := range m.Endpoints {
