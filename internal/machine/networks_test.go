@@ -98,7 +98,7 @@ func TestRunConfigNetworks(t *testing.T) {
 		{MAC: "02:fe:00:00:00:02", IPv4: netip.MustParsePrefix("10.51.0.2/24"), Gateway: netip.MustParseAddr("10.51.0.1")},
 	}}
 	mc.Network = networkView(att)
-	rc := runConfig(mc, guest.Image{}, guest.Root{}, att)
+	rc := runConfig(mc, guest.Image{}, guest.Root{}, att, nil)
 	if len(rc.Network) != 2 {
 		t.Fatalf("interfaces %+v", rc.Network)
 	}
