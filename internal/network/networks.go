@@ -138,7 +138,11 @@ func (s *Service) realizeNet(ctx context.Context, n *Network) error {
 	if err := s.apply(ctx); err != nil {
 		return err
 	}
-	return s.startResolver(n)
+	if err := s.startResolver(n); err != nil {
+		return err
+	}
+	s.gatewayChanged(n, true)
+	return nil
 }
 
 // dropNet removes n: resolver, record, rules, then the bridge (a crash
@@ -256,6 +260,7 @@ func (s *Service) remove(ctx context.Context, ref string) error {
 		return fmt.Errorf("network %s is in use by machines %s: remove them or disconnect them first (ferry network disconnect %s MACHINE): %w",
 			info.Name, strings.Join(names, ", "), info.Name, errdefs.ErrConflict)
 	}
+	s.gatewayChanged(info.Network, false)
 	if err := s.dropNet(ctx, info.Network); err != nil {
 		return err
 	}

@@ -31,6 +31,7 @@ type Service struct {
 	hostDone  bool       // setupHost ran
 	resolvers map[string]*resolver.Server
 	proxies   map[proxyKey]*proxy
+	watches   []*gatewayWatch
 }
 
 // Open opens the networks recorded in db and makes the kernel match them
