@@ -167,6 +167,30 @@ func TestNetworksIsolation(t *testing.T) {
 		}
 		reach(t, w.guests["b2"].ns, "tcp", hostPort(w.ip("b1"), 80), "I am b1")
 	})
+	t.Run("no conntrack within a network", func(t *testing.T) {
+		// Bridged frames reach the inet hooks when br_netfilter is loaded:
+		// machine-to-machine traffic on one network skips conntrack (it
+		// needs none), traffic to the gateway is tracked.
+		reach(t, a2.ns, "tcp", hostPort(w.ip("a1"), 80), "I am a1")
+		reach(t, a2.ns, "tcp", hostPort(w.ip6("a1"), 80), "I am a1")
+		if rc, _ := lookup(t, a2.ns, w.a.Gateway, "a1", dns.TypeA); rc != dns.RcodeSuccess {
+			t.Fatalf("DNS on the gateway: rcode %d", rc)
+		}
+		out, err := w.s.ns.run(context.Background(), "", "cat", "/proc/net/nf_conntrack")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct := string(out)
+		if !strings.Contains(ct, "dst="+w.a.Gateway.String()+" ") {
+			t.Fatalf("no conntrack entry for DNS to the gateway: the check proves nothing:\n%s", ct)
+		}
+		for _, dst := range []netip.Addr{w.ip("a1"), w.ip6("a1")} {
+			if strings.Contains(ct, "src="+w.ip("a2").String()+" dst="+dst.String()+" ") ||
+				strings.Contains(ct, "src="+w.ip6("a2").String()+" dst="+dst.String()+" ") {
+				t.Errorf("a2 to a1 (%s) went through conntrack:\n%s", dst, ct)
+			}
+		}
+	})
 	t.Run("between networks nothing passes", func(t *testing.T) {
 		for _, addr := range []netip.Addr{w.ip("b1"), w.ip6("b1"), w.ip("i1")} {
 			unreach(t, a2.ns, "tcp", hostPort(addr, 80), "network a to b")
@@ -210,6 +234,20 @@ func TestNetworksIsolation(t *testing.T) {
 		if rc, _ := lookup(t, a2.ns, w.b.Gateway, "b1", dns.TypeA); rc != -1 {
 			t.Errorf("network b's resolver answered a guest of network a (rcode %d)", rc)
 		}
+	})
+	t.Run("link-local when the daemon allows it", func(t *testing.T) {
+		w.s.cfg.AllowLinkLocal = true
+		defer func() {
+			w.s.cfg.AllowLinkLocal = false
+			if err := w.s.apply(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			unreach(t, a2.ns, "tcp", "169.254.169.254:80", "cloud metadata once disallowed again")
+		}()
+		if err := w.s.apply(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		reach(t, a2.ns, "tcp", "169.254.169.254:80", "world")
 	})
 	t.Run("published ports", func(t *testing.T) {
 		reach(t, w.s.ns, "tcp", "127.0.0.1:8080", "I am a1")

@@ -172,7 +172,7 @@ func (r Rules) Script() string {
 	t := r.Table
 	nets := slices.Clone(r.Networks)
 	slices.SortFunc(nets, func(a, b *Network) int { return cmp.Compare(a.Bridge, b.Bridge) })
-	var bridges, internal, samebr, gw4, gw6, sub4, sub6 []string
+	var bridges, internal, samebr, gw4, gw6, sub4, sub6, onnet4, onnet6 []string
 	for _, n := range nets {
 		bridges = append(bridges, q(n.Bridge))
 		samebr = append(samebr, q(n.Bridge)+" . "+q(n.Bridge))
@@ -181,9 +181,11 @@ func (r Rules) Script() string {
 		}
 		gw4 = append(gw4, q(n.Bridge)+" . "+n.Gateway.String())
 		sub4 = append(sub4, n.Subnet.String())
+		onnet4 = append(onnet4, q(n.Bridge)+" . "+n.Subnet.String())
 		if n.IPv6() {
 			gw6 = append(gw6, q(n.Bridge)+" . "+n.Gateway6.String())
 			sub6 = append(sub6, n.Subnet6.String())
+			onnet6 = append(onnet6, q(n.Bridge)+" . "+n.Subnet6.String())
 		}
 	}
 	served := []string{"udp . 53", "tcp . 53"}
@@ -212,6 +214,8 @@ func (r Rules) Script() string {
 	set(&b, "set", "gw6", "ifname . ipv6_addr", "", gw6)
 	set(&b, "set", "subnets4", "ipv4_addr", "interval", sub4)
 	set(&b, "set", "subnets6", "ipv6_addr", "interval", sub6)
+	set(&b, "set", "onnet4", "ifname . ipv4_addr", "interval", onnet4)
+	set(&b, "set", "onnet6", "ifname . ipv6_addr", "interval", onnet6)
 	set(&b, "set", "served", "inet_proto . inet_service", "", served)
 	set(&b, "map", "ports4", "ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service", "", p4)
 	set(&b, "map", "ports4any", "inet_proto . inet_service : ipv4_addr . inet_service", "", p4any)
@@ -227,6 +231,10 @@ func (r Rules) Script() string {
 		iifname @bridges ip saddr 127.0.0.0/8 drop
 		iifname @bridges ip6 daddr ::1 drop
 		iifname @bridges ip6 saddr ::1 drop
+		iifname . ip daddr @gw4 return
+		iifname . ip6 daddr @gw6 return
+		iifname . ip daddr @onnet4 notrack comment "machine to machine on one network (bridged frames br_netfilter shows us): no conntrack"
+		iifname . ip6 daddr @onnet6 notrack
 	}
 	chain prerouting {
 		type nat hook prerouting priority dstnat; policy accept;
