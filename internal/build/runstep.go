@@ -14,6 +14,7 @@ import (
 	"github.com/ferryvm/ferry/internal/build/layer"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/guest/treetar"
 )
 
 // runStep finds a RUN's layer in the cache or runs it in the stage's VM.
@@ -128,7 +129,7 @@ func (bd *build) runStep(ctx context.Context, st *stageState, step dockerfile.St
 	blob, err := layer.Write(ctx, bd.b.c.Images, cache.Lease(key), bd.norm, func(w *layer.TarWriter) error {
 		pr, pw := io.Pipe()
 		go func() { pw.CloseWithError(sess.Diff(ctx, gs.Upper, pw)) }()
-		err := treeToTar(pr, w)
+		err := treetar.ToTar(pr, w)
 		pr.CloseWithError(err)
 		return err
 	})

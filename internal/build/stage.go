@@ -20,6 +20,7 @@ import (
 	"github.com/ferryvm/ferry/internal/build/dockerfile"
 	"github.com/ferryvm/ferry/internal/build/layer"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/guest/treetar"
 	"github.com/ferryvm/ferry/internal/rootfs/apply"
 )
 
@@ -215,7 +216,7 @@ func (bd *build) lowers(ctx context.Context, st *stageState) ([]string, error) {
 				return nil, err
 			}
 			pr, pw := io.Pipe()
-			go func() { pw.CloseWithError(tarToTree(rc, pw)) }()
+			go func() { pw.CloseWithError(treetar.FromTar(rc, pw)) }()
 			err = st.sess.Load(ctx, guest.LoadLayer, id, pr)
 			pr.Close()
 			rc.Close()

@@ -116,6 +116,29 @@ func TestDockerCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("cp both ways", func(t *testing.T) {
+		dir := t.TempDir()
+		src := filepath.Join(dir, "in.txt")
+		if err := os.WriteFile(src, []byte("copied in\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		e.ok("cp", src, "web:/tmp/")
+		if r := e.run(nil, "exec", "web", "cat", "/tmp/in.txt"); r.stdout != "copied in\n" {
+			t.Fatalf("file copied in reads %+v", r)
+		}
+		e.ok("cp", "web:/etc/passwd", filepath.Join(dir, "passwd"))
+		if b, err := os.ReadFile(filepath.Join(dir, "passwd")); err != nil || !strings.Contains(string(b), "root:x:0:0") {
+			t.Fatalf("file copied out: %q %v", b, err)
+		}
+		e.ok("cp", "web:/etc", filepath.Join(dir, "etc"))
+		if _, err := os.Stat(filepath.Join(dir, "etc", "group")); err != nil {
+			t.Fatalf("directory copied out: %v", err)
+		}
+		if r := e.run(nil, "cp", "web:/no/such", dir); r.code == 0 || !strings.Contains(r.stderr, "Could not find the file /no/such") {
+			t.Fatalf("cp of a missing path: %+v", r)
+		}
+	})
+
 	t.Run("logs -f follows to the exit", func(t *testing.T) {
 		e.ok("run", "-d", "--name", "counter", "busybox:vm", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 1; done")
 		out := e.ok("logs", "-f", "counter")

@@ -30,6 +30,9 @@ type Machines interface {
 	Stats(app, ref string, interval time.Duration) (*types.Stats, error)
 	Connect(ctx context.Context, app, ref string, ep types.EndpointRequest) (*types.Machine, error)
 	Disconnect(ctx context.Context, app, ref, net string) (*types.Machine, error)
+	StatPath(ctx context.Context, app, ref, p string) (guest.PathStat, error)
+	CopyFrom(ctx context.Context, app, ref, p string, w io.Writer) error
+	CopyTo(ctx context.Context, app, ref, dir string, r io.Reader) error
 }
 
 // Networks is ferry's network service (a *network.Service).

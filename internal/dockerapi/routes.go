@@ -24,6 +24,8 @@ func (s *Server) routes() {
 	s.handle("GET /containers/{id}/top", s.topContainer)
 	s.handle("GET /containers/{id}/stats", s.statsContainer)
 	s.handle("POST /containers/{id}/rename", s.renameContainer)
+	s.handle("GET /containers/{id}/archive", s.archiveContainer)
+	s.handle("PUT /containers/{id}/archive", s.archiveContainer)
 	s.handle("DELETE /containers/{id}", s.removeContainer)
 	s.handle("POST /containers/{id}/exec", s.createExec)
 	s.handle("POST /exec/{id}/start", s.startExec)

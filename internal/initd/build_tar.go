@@ -32,88 +32,103 @@ const (
 // ".wh..wh..opq" entry; overlayfs's own xattrs are never copied. Entries
 // are sorted, parents first; hardlinks within dir stay hardlinks.
 func WriteTree(dir string, w io.Writer, whiteouts bool) error {
-	tw := guest.NewTreeWriter(w)
-	links := map[[2]uint64]string{}
-	buf := make([]byte, 256<<10)
+	tw := newTreeEntries(w, whiteouts)
 	err := walkSorted(dir, "", func(rel string, fi fs.FileInfo) error {
-		full := filepath.Join(dir, rel)
-		var st unix.Stat_t
-		if err := unix.Lstat(full, &st); err != nil {
-			return err
-		}
-		mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UnixNano()
-		if whiteouts && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
-			d, base := path.Split(rel)
-			return tw.WriteEntry(&guest.TreeEntry{Type: guest.TreeReg, Name: d + ociWhiteout + base, MtimeNS: mtime})
-		}
-		e := &guest.TreeEntry{Name: rel, Mode: int64(st.Mode & 0o7777), UID: int(st.Uid), GID: int(st.Gid), MtimeNS: mtime}
-		switch st.Mode & unix.S_IFMT {
-		case unix.S_IFDIR:
-			e.Type = guest.TreeDir
-		case unix.S_IFREG:
-			e.Type, e.Size = guest.TreeReg, st.Size
-			if st.Nlink > 1 {
-				key := [2]uint64{st.Dev, st.Ino}
-				if first, ok := links[key]; ok {
-					e.Type, e.Link, e.Size = guest.TreeLink, first, 0
-				} else {
-					links[key] = rel
-				}
-			}
-		case unix.S_IFLNK:
-			l, err := os.Readlink(full)
-			if err != nil {
-				return err
-			}
-			e.Type, e.Link = guest.TreeSymlink, l
-		case unix.S_IFCHR, unix.S_IFBLK:
-			e.Type = guest.TreeChar
-			if st.Mode&unix.S_IFMT == unix.S_IFBLK {
-				e.Type = guest.TreeBlock
-			}
-			e.Major, e.Minor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
-		case unix.S_IFIFO:
-			e.Type = guest.TreeFifo
-		default:
-			return nil // sockets are not part of a layer
-		}
-		opaque := false
-		for name, val := range xattrs(full) {
-			if strings.HasPrefix(name, overlayXattrNS) {
-				opaque = opaque || name == overlayOpaque && val == "y"
-				continue
-			}
-			if e.Xattrs == nil {
-				e.Xattrs = map[string]string{}
-			}
-			e.Xattrs[name] = val
-		}
-		if err := tw.WriteEntry(e); err != nil {
-			return err
-		}
-		if whiteouts && opaque && e.Type == guest.TreeDir {
-			if err := tw.WriteEntry(&guest.TreeEntry{Type: guest.TreeReg, Name: rel + "/" + ociOpaque, MtimeNS: mtime}); err != nil {
-				return err
-			}
-		}
-		if e.Type == guest.TreeReg && e.Size > 0 {
-			f, err := os.Open(full)
-			if err != nil {
-				return err
-			}
-			n, err := io.CopyBuffer(tw, io.LimitReader(f, e.Size), buf)
-			f.Close()
-			if err == nil && n != e.Size {
-				err = fmt.Errorf("%s: changed size while being read", rel)
-			}
-			return err
-		}
-		return nil
+		return tw.add(filepath.Join(dir, rel), rel)
 	})
 	if err != nil {
 		return err
 	}
 	return tw.Close()
+}
+
+// treeEntries writes files as tree stream entries, keeping hardlinks.
+type treeEntries struct {
+	*guest.TreeWriter
+	whiteouts bool
+	links     map[[2]uint64]string
+	buf       []byte
+}
+
+func newTreeEntries(w io.Writer, whiteouts bool) *treeEntries {
+	return &treeEntries{TreeWriter: guest.NewTreeWriter(w), whiteouts: whiteouts, links: map[[2]uint64]string{}, buf: make([]byte, 256<<10)}
+}
+
+// add writes the file at full as the entry rel (and its content).
+func (tw *treeEntries) add(full, rel string) error {
+	whiteouts, links, buf := tw.whiteouts, tw.links, tw.buf
+	var st unix.Stat_t
+	if err := unix.Lstat(full, &st); err != nil {
+		return err
+	}
+	mtime := time.Unix(st.Mtim.Sec, st.Mtim.Nsec).UnixNano()
+	if whiteouts && st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+		d, base := path.Split(rel)
+		return tw.WriteEntry(&guest.TreeEntry{Type: guest.TreeReg, Name: d + ociWhiteout + base, MtimeNS: mtime})
+	}
+	e := &guest.TreeEntry{Name: rel, Mode: int64(st.Mode & 0o7777), UID: int(st.Uid), GID: int(st.Gid), MtimeNS: mtime}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		e.Type = guest.TreeDir
+	case unix.S_IFREG:
+		e.Type, e.Size = guest.TreeReg, st.Size
+		if st.Nlink > 1 {
+			key := [2]uint64{st.Dev, st.Ino}
+			if first, ok := links[key]; ok {
+				e.Type, e.Link, e.Size = guest.TreeLink, first, 0
+			} else {
+				links[key] = rel
+			}
+		}
+	case unix.S_IFLNK:
+		l, err := os.Readlink(full)
+		if err != nil {
+			return err
+		}
+		e.Type, e.Link = guest.TreeSymlink, l
+	case unix.S_IFCHR, unix.S_IFBLK:
+		e.Type = guest.TreeChar
+		if st.Mode&unix.S_IFMT == unix.S_IFBLK {
+			e.Type = guest.TreeBlock
+		}
+		e.Major, e.Minor = int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
+	case unix.S_IFIFO:
+		e.Type = guest.TreeFifo
+	default:
+		return nil // sockets are not part of a layer
+	}
+	opaque := false
+	for name, val := range xattrs(full) {
+		if strings.HasPrefix(name, overlayXattrNS) {
+			opaque = opaque || name == overlayOpaque && val == "y"
+			continue
+		}
+		if e.Xattrs == nil {
+			e.Xattrs = map[string]string{}
+		}
+		e.Xattrs[name] = val
+	}
+	if err := tw.WriteEntry(e); err != nil {
+		return err
+	}
+	if whiteouts && opaque && e.Type == guest.TreeDir {
+		if err := tw.WriteEntry(&guest.TreeEntry{Type: guest.TreeReg, Name: rel + "/" + ociOpaque, MtimeNS: mtime}); err != nil {
+			return err
+		}
+	}
+	if e.Type == guest.TreeReg && e.Size > 0 {
+		f, err := os.Open(full)
+		if err != nil {
+			return err
+		}
+		n, err := io.CopyBuffer(tw, io.LimitReader(f, e.Size), buf)
+		f.Close()
+		if err == nil && n != e.Size {
+			err = fmt.Errorf("%s: changed size while being read", rel)
+		}
+		return err
+	}
+	return nil
 }
 
 // walkSorted calls fn for every entry under dir/rel (not rel itself), in

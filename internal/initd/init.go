@@ -43,6 +43,9 @@ func Main() {
 	if len(os.Args) > 1 && os.Args[1] == guest.BuildHelperArg && os.Getpid() != 1 {
 		os.Exit(BuildMain(os.Args[2:])) // re-executed by a builder VM's exec: see build.go
 	}
+	if len(os.Args) > 1 && os.Args[1] == guest.ArchiveHelperArg && os.Getpid() != 1 {
+		os.Exit(ArchiveMain(os.Args[2:])) // re-executed for docker cp: see archive.go
+	}
 	start := time.Now()
 	debug.SetGCPercent(400) // a short-lived, small heap: collect rarely
 	in := &Init{start: start, log: NewLogger(start), mnt: sysMounter{}}

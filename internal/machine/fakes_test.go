@@ -34,6 +34,8 @@ type world struct {
 	procs    map[string]*fakeProc // live VMMs by machine id
 	last     map[string]*fakeProc // latest VMM by machine id, live or not
 	exits    []int                // exit codes the next guests return, in order
+	// run, when set, answers exec requests (default: print argv, exit 7).
+	run func(req guest.ExecRequest, io guest.ExecIO) guest.ExitStatus
 	hold     bool                 // guests run until signalled
 	failVMM  error
 	starts   int
@@ -228,7 +230,7 @@ func (w *world) Connect(_ context.Context, vm VM) (Control, error) {
 	if !ok {
 		return nil, fmt.Errorf("no vmm: %w", errdefs.ErrUnavailable)
 	}
-	return &fakeCtl{p: p}, nil
+	return &fakeCtl{p: p, run: w.run}, nil
 }
 
 func (w *world) Reap(_ context.Context, keep []string) ([]string, error) {
@@ -249,7 +251,10 @@ func (w *world) Reap(_ context.Context, keep []string) ([]string, error) {
 	return out, nil
 }
 
-type fakeCtl struct{ p *fakeProc }
+type fakeCtl struct {
+	p   *fakeProc
+	run func(req guest.ExecRequest, io guest.ExecIO) guest.ExitStatus
+}
 
 func (c *fakeCtl) Wait(ctx context.Context) (guest.ExitStatus, error) {
 	select {
@@ -270,6 +275,9 @@ func (c *fakeCtl) SignalEntrypoint(_ context.Context, s syscall.Signal) error {
 	return nil
 }
 func (c *fakeCtl) Run(_ context.Context, req guest.ExecRequest, io guest.ExecIO) (guest.ExitStatus, error) {
+	if c.run != nil {
+		return c.run(req, io), nil
+	}
 	fmt.Fprintln(io.Stdout, req.Argv)
 	return guest.ExitStatus{Code: 7}, nil
 }
