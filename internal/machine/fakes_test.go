@@ -28,15 +28,15 @@ import (
 // world is a fake host: images, disks, network and VMMs as maps, so tests
 // can inventory what is held.
 type world struct {
-	mu       sync.Mutex
-	disks    map[string]bool
-	taps     map[string]bool
-	procs    map[string]*fakeProc // live VMMs by machine id
-	last     map[string]*fakeProc // latest VMM by machine id, live or not
-	exits    []int                // exit codes the next guests return, in order
+	mu    sync.Mutex
+	disks map[string]bool
+	taps  map[string]bool
+	procs map[string]*fakeProc // live VMMs by machine id
+	last  map[string]*fakeProc // latest VMM by machine id, live or not
+	exits []int                // exit codes the next guests return, in order
 	// run, when set, answers exec requests (default: print argv, exit 7).
-	run func(req guest.ExecRequest, io guest.ExecIO) guest.ExitStatus
-	hold     bool                 // guests run until signalled
+	run      func(req guest.ExecRequest, io guest.ExecIO) guest.ExitStatus
+	hold     bool // guests run until signalled
 	failVMM  error
 	starts   int
 	ports    []network.Port        // what the last Attach was asked to publish
