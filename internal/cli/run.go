@@ -209,6 +209,9 @@ func finishRun(ctx context.Context, g *globals, c *api.Client, f runFlags, m *ty
 			fmt.Fprintln(g.err, "ferry: remove", m.ID+":", err)
 		}
 	}
+	if m.Error != "" { // init could not start the entrypoint (a mount, the user, ...)
+		fmt.Fprintf(g.err, "ferry: machine %s: %s\n", m.ID, m.Error)
+	}
 	if m.LastExit == nil {
 		return exitError{code: 125}
 	}

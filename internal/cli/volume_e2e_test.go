@@ -77,6 +77,37 @@ func TestVolumesEndToEnd(t *testing.T) {
 		t.Errorf("plain volume encrypted=%v, marker in its file=%v; want false, true", p.Encrypted, fileHas(p.Path, secret))
 	}
 
+	// A corrupt filesystem is one line, and nothing is written; so is a
+	// missing key.
+	plainPath := vol("plain").Path
+	f, err := os.OpenFile(plainPath, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xA5}, 4096), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	before, _ := os.ReadFile(plainPath)
+	if r := sh("-v", "plain:/p", "busybox:vm", "true"); r.code == 0 || !strings.Contains(r.stderr, "neither ext4 nor zeros") {
+		t.Errorf("a corrupt volume: %s", r)
+	}
+	if after, _ := os.ReadFile(plainPath); !bytes.Equal(before, after) {
+		t.Error("the corrupt volume's file changed")
+	}
+	keyPath := filepath.Join(filepath.Dir(data.Path), "key")
+	key, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(keyPath); err != nil {
+		t.Fatal(err)
+	}
+	e.fails([]string{"volume data", "key"}, "run", "-d", "-v", "data:/data", "busybox:vm", "true")
+	if err := os.WriteFile(keyPath, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	// One writer at a time.
 	e.ok("run", "-d", "--name", "writer", "-v", "data:/data", "busybox:vm", "sleep", "1000")
 	e.fails([]string{"volume data is attached to machine", "one writer at a time"}, "run", "-d", "-v", "data:/data", "busybox:vm", "true")

@@ -102,11 +102,11 @@ func TestMountsReachTheVMAndOutliveTheMachine(t *testing.T) {
 	}
 
 	// A second writer gets a conflict and leaves nothing behind.
-	_, err = m.Create(ctx, "", types.CreateRequest{Name: "b", Config: types.Config{Image: "with-volume", Mounts: []types.Mount{{Volume: "data", Path: "/d"}}}})
+	_, err = m.Create(ctx, "", types.CreateRequest{Name: "second", Config: types.Config{Image: "with-volume", Mounts: []types.Mount{{Volume: "data", Path: "/d"}}}})
 	if !errors.Is(err, errdefs.ErrConflict) {
 		t.Fatalf("second writer: %v, want a conflict", err)
 	}
-	if _, err := m.Get("", "b"); err == nil {
+	if _, err := m.Get("", "second"); err == nil {
 		t.Error("the refused machine exists")
 	}
 	if all, _ := vs.List(ctx, "default"); len(all) != 2 {

@@ -21,6 +21,7 @@ type run struct {
 	ctl       Control
 	ctlReady  chan struct{} // closed once ctl is connected or given up on
 	guestExit *types.Exit   // what the control channel reported
+	failure   string        // why init could not start the entrypoint (a mount, the user, ...)
 	waitDone  chan struct{} // closed when the control Wait returned
 
 	done chan struct{} // closed when the VMM has exited; exit is then set
@@ -128,6 +129,9 @@ func (m *Manager) connect(ctx context.Context, id string, r *run) {
 			r.mu.Lock()
 			if werr == nil {
 				r.guestExit = exitFromGuest(st)
+				if st.Failure != nil {
+					r.failure = st.Failure.Message
+				}
 			}
 			r.mu.Unlock()
 			close(r.waitDone)
@@ -183,6 +187,9 @@ func (m *Manager) onExit(id string, r *run) {
 	exit := *r.exit
 	exit.RequestedStop = exit.RequestedStop || mc.StopRequested
 	mc.State, mc.LastExit, mc.PID, mc.Network, mc.StopRequested = types.StateStopped, &exit, 0, nil, false
+	r.mu.Lock()
+	mc.Error = r.failure
+	r.mu.Unlock()
 	if err := m.save(mc, "exit", exitStatus(&exit)); err != nil {
 		m.log.Error("record exit", "machine", id, "err", err)
 		return
