@@ -1,8 +1,10 @@
-// Package network owns ferry's host-side networking for machines: one
-// daemon-owned Linux bridge (ferry0) with the gateway address, IPAM from a
-// configurable subnet persisted in the daemon's bbolt database, a TAP per
-// machine enslaved to the bridge, NAT for egress and published ports in a
-// ferry-owned nftables table, and the DNS servers handed to guests.
+// Package network owns ferry's host-side networking for machines: private
+// networks (a Linux bridge each, ferry0 for the default one, with IPv4 and
+// IPv6 ULA gateways), IPAM persisted in the daemon's bbolt database, a TAP
+// per machine and network, isolation, anti-spoofing, egress NAT and
+// published ports in ferry's own nftables tables, a DNS resolver per
+// network (package resolver), and the gateways other daemon services
+// serve guests on.
 //
 // All of it can live inside a named network namespace (Config.NetNS, the
 // daemon's --netns): netlink goes through a handle in that namespace, nft
