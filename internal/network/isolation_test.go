@@ -60,6 +60,7 @@ func newWorld(t *testing.T) *world {
 	serveTCP(t, w.upstream, ":80", "world")
 	// The host's own services: one on every address, one on loopback only.
 	serveTCP(t, s.ns, ":2222", "host service")
+	serveUDP(t, s.ns, ":2222", "host service")
 	serveTCP(t, s.ns, "127.0.0.1:2323", "loopback-only service")
 
 	w.machine(t, "a1", "shop", w.a, []string{"api"}, Port{Protocol: "tcp", HostPort: 8080, GuestPort: 80},
@@ -222,7 +223,9 @@ func TestNetworksIsolation(t *testing.T) {
 	t.Run("host services out of reach", func(t *testing.T) {
 		for _, addr := range []netip.Addr{w.hostAddr, w.a.Gateway, w.b.Gateway, w.a.Gateway6} {
 			unreach(t, a2.ns, "tcp", hostPort(addr, 2222), "a host service")
+			unreach(t, a2.ns, "udp", hostPort(addr, 2222), "a host service over UDP")
 		}
+		reach(t, w.s.ns, "udp", hostPort(w.a.Gateway, 2222), "host service") // it is there
 		unreach(t, a2.ns, "tcp", hostPort(w.worldAddr.Next().Next(), 2222), "nothing there")
 		unreach(t, a2.ns, "tcp", "169.254.169.254:80", "cloud metadata")
 		// What ferry serves is there: DNS on the gateway, published ports on

@@ -49,6 +49,11 @@ type Config struct {
 	Logger    *slog.Logger
 	// Timeout per upstream exchange; default 2 s.
 	Timeout time.Duration
+	// MaxForwards bounds the questions being forwarded at once (each holds
+	// a goroutine and a socket for up to two timeouts); past it a question
+	// gets SERVFAIL at once, so a guest flooding names it cannot have
+	// answered costs bounded memory. Default 128.
+	MaxForwards int
 }
 
 // Server answers one network's questions.
@@ -59,6 +64,7 @@ type Server struct {
 	servers []*dns.Server
 	udp     *dns.Client
 	tcp     *dns.Client
+	fwd     chan struct{} // a slot per question being forwarded
 }
 
 // New returns a server with no records.
@@ -69,12 +75,15 @@ func New(cfg Config) *Server {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Second
 	}
+	if cfg.MaxForwards <= 0 {
+		cfg.MaxForwards = 128
+	}
 	for i, u := range cfg.Upstreams {
 		if _, _, err := net.SplitHostPort(u); err != nil {
 			cfg.Upstreams[i] = net.JoinHostPort(u, "53")
 		}
 	}
-	s := &Server{cfg: cfg,
+	s := &Server{cfg: cfg, fwd: make(chan struct{}, cfg.MaxForwards),
 		udp: &dns.Client{Net: "udp", Timeout: cfg.Timeout},
 		tcp: &dns.Client{Net: "tcp", Timeout: cfg.Timeout}}
 	s.SetRecords(nil)
@@ -284,6 +293,14 @@ func answer(req *dns.Msg, q dns.Question, recs []Record) *dns.Msg {
 // forward asks the upstreams in turn, over the transport the question came
 // on, and returns the first answer, or SERVFAIL.
 func (s *Server) forward(req *dns.Msg, network string) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetRcode(req, dns.RcodeServerFailure)
+	select {
+	case s.fwd <- struct{}{}:
+		defer func() { <-s.fwd }()
+	default:
+		return m // MaxForwards are in flight
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*s.cfg.Timeout)
 	defer cancel()
 	c := s.udp
@@ -300,7 +317,5 @@ func (s *Server) forward(req *dns.Msg, network string) *dns.Msg {
 			break
 		}
 	}
-	m := new(dns.Msg)
-	m.SetRcode(req, dns.RcodeServerFailure)
 	return m
 }

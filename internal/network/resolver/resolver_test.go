@@ -1,9 +1,11 @@
 package resolver
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -213,5 +215,69 @@ func TestResolverAnswersInOrder(t *testing.T) {
 					dns.TypeToString[got], dns.TypeToString[uint16(qt)])
 			}
 		}
+	}
+}
+
+// TestResolverForwardsBounded: a guest flooding names the upstream never
+// answers holds at most MaxForwards exchanges (goroutines, sockets); the
+// rest get SERVFAIL at once, and machines' names still answer.
+func TestResolverForwardsBounded(t *testing.T) {
+	hole, err := net.ListenPacket("udp", "127.0.0.1:0") // reads nothing, answers nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hole.Close()
+	s := New(Config{Upstreams: []string{hole.LocalAddr().String()}, Timeout: 3 * time.Second, MaxForwards: 16})
+	addr := serve(t, s)
+	s.SetRecords([]Record{{Name: "web", App: "a", IPv4: netip.MustParseAddr("10.60.0.2")}})
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 400
+	replies := make(chan int, n)
+	go func() { // read as they come: a full receive buffer would drop replies
+		buf := make([]byte, 512)
+		for {
+			k, err := c.Read(buf)
+			if err != nil {
+				close(replies)
+				return
+			}
+			r := new(dns.Msg)
+			if r.Unpack(buf[:k]) == nil {
+				replies <- r.Rcode
+			}
+		}
+	}()
+	base := runtime.NumGoroutine()
+	for i := range n {
+		m := new(dns.Msg)
+		m.SetQuestion(fmt.Sprintf("q%d.example.", i), dns.TypeA)
+		b, _ := m.Pack()
+		if _, err := c.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if i%20 == 19 {
+			time.Sleep(5 * time.Millisecond) // within the server's socket buffer
+		}
+	}
+	flooded := runtime.NumGoroutine()
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second)) // under the upstream timeout
+	servfail := 0
+	for rc := range replies {
+		if rc == dns.RcodeServerFailure {
+			servfail++
+		}
+	}
+	if servfail < n-16-20 { // a few datagrams may be lost under load
+		t.Errorf("%d of %d flooded questions got SERVFAIL at once; want all but the 16 in flight", servfail, n)
+	}
+	if flooded > base+16+20 {
+		t.Errorf("%d goroutines while flooded (%d before): forwarding is not bounded", flooded, base)
+	}
+	if r := query(t, addr, "udp", "web", dns.TypeA); len(addrs(r)) != 1 {
+		t.Errorf("a machine's name while flooded: %v", addrs(r))
 	}
 }
