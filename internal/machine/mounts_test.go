@@ -204,3 +204,30 @@ func TestValidateMounts(t *testing.T) {
 		t.Error("one path mounted twice was accepted")
 	}
 }
+
+// An update keeps the image's anonymous volume, attaches what the new
+// config mounts and detaches what it no longer does.
+func TestUpdateMounts(t *testing.T) {
+	prereq.Tool(t, "cryptsetup")
+	w := newWorld()
+	m, vs := newVolumeManager(t, w)
+	mc, err := m.Create(ctx, "", types.CreateRequest{Name: "u", Config: types.Config{Image: "with-volume",
+		Mounts: []types.Mount{{Volume: "one", Path: "/one", Encrypted: plain}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon := mc.Config.Mounts[1].Volume
+	up, err := m.Update(ctx, "", "u", types.Config{Image: "with-volume", Mounts: []types.Mount{{Volume: "two", Path: "/two", Encrypted: plain}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(up.Config.Mounts) != 2 || up.Config.Mounts[1].Volume != anon {
+		t.Fatalf("mounts after update %+v: want two and the same anonymous volume %s", up.Config.Mounts, anon)
+	}
+	for name, want := range map[string]string{"one": "", "two": mc.ID, anon: mc.ID} {
+		v, err := vs.Get(ctx, "default", name)
+		if err != nil || v.Writer() != want {
+			t.Errorf("volume %s: writer %q, %v; want %q", name, v.Writer(), err, want)
+		}
+	}
+}
