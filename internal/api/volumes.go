@@ -65,6 +65,7 @@ type Volume struct {
 type VolumeAttachment struct {
 	MachineID string    `json:"machine_id"`
 	ReadOnly  bool      `json:"read_only,omitempty"`
+	Active    bool      `json:"active,omitempty"` // the machine runs with it
 	Since     time.Time `json:"since"`
 }
 
@@ -124,7 +125,7 @@ func VolumeToWire(v volume.Volume) Volume {
 		out.AttachedMachineID = &w
 	}
 	for _, a := range v.Attachments {
-		out.Attachments = append(out.Attachments, VolumeAttachment{MachineID: a.Machine, ReadOnly: a.ReadOnly, Since: a.Since})
+		out.Attachments = append(out.Attachments, VolumeAttachment{MachineID: a.Machine, ReadOnly: a.ReadOnly, Active: a.Active, Since: a.Since})
 	}
 	return out
 }

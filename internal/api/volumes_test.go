@@ -104,7 +104,7 @@ func TestVolumeToWire(t *testing.T) {
 	now := time.Now()
 	v := volume.Volume{ID: "vol_1", Name: "n", App: "a", SizeBytes: 3 << 30, Encrypted: true, Labels: map[string]string{"a": "b"},
 		Anonymous: true, State: "created", Snapshot: "vs_1", CreatedAt: now, Path: "/p", AllocatedBytes: 7,
-		Attachments: []volume.Attachment{{Machine: "m", Since: now}}}
+		Attachments: []volume.Attachment{{Machine: "m", Active: true, Since: now}}}
 	assertAllSet(t, "volume.Volume", reflect.ValueOf(v))
 	w := VolumeToWire(v)
 	assertAllSet(t, "api.Volume", reflect.ValueOf(w))

@@ -48,8 +48,10 @@ func attachedTo(v api.Volume) string {
 	if v.AttachedMachineID != nil {
 		return *v.AttachedMachineID
 	}
-	if len(v.Attachments) > 0 {
-		return v.Attachments[0].MachineID
+	for _, a := range v.Attachments {
+		if a.Active {
+			return a.MachineID
+		}
 	}
 	return "-"
 }

@@ -64,6 +64,9 @@ func printVolumes(w io.Writer, list []api.Volume) error {
 			if a.ReadOnly {
 				s += ":ro"
 			}
+			if !a.Active {
+				s += " (stopped)"
+			}
 			at = append(at, s)
 		}
 		if len(at) == 0 {

@@ -244,11 +244,14 @@ func (m *Manager) track(id string, proc Process, vm VM) *run {
 	return r
 }
 
+// releaseNetwork gives back what only a running machine holds: its NICs,
+// addresses and published ports, and its claim on its volumes.
 func (m *Manager) releaseNetwork(ctx context.Context, id string) error {
+	verr := m.deactivateVolumes(ctx, id)
 	if m.deps.Network == nil {
-		return nil
+		return verr
 	}
-	return ignoreNotFound(m.deps.Network.Release(ctx, id))
+	return errors.Join(ignoreNotFound(m.deps.Network.Release(ctx, id)), verr)
 }
 
 // Start boots a created, stopped or failed machine. Starting a started

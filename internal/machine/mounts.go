@@ -20,27 +20,33 @@ import (
 
 // A machine's mounts: named and anonymous volumes (virtio-blk drives the
 // guest opens, formats and grows), bind mounts of host directories
-// (virtio-fs shares, QEMU only) and tmpfs. Volumes are attached from the
-// machine's creation to its removal (Fly's model, and what makes one
-// writer at a time hold across stops); each start asks again for what it
-// attaches, so a start after a daemon restart or a host reboot gets the
-// same volumes.
+// (virtio-fs shares, QEMU only) and tmpfs. A machine references its volumes
+// from its creation to its removal (they cannot be removed under it) and
+// holds them while it runs: each start claims them (one writer at a time;
+// a conflict fails the start), each stop, exit or failed start lets them
+// go, so a start after a daemon restart or a host reboot claims the same
+// volumes again.
 
 // Volumes holds the named volumes machines mount (a *volume.Store).
 type Volumes interface {
 	Get(ctx context.Context, app, ref string) (volume.Volume, error)
 	Create(ctx context.Context, req volume.CreateRequest) (volume.Volume, error)
-	// Attach holds a volume for a machine: one writer or any number of
-	// readers (ErrConflict otherwise); again for the same machine it is a
-	// no-op.
+	// Reference records that machine mounts a volume (it cannot be removed).
+	Reference(ctx context.Context, app, ref, machine string, readOnly bool) error
+	// Attach holds a volume for a machine while it runs: one writer or any
+	// number of readers (ErrConflict otherwise); again for the same
+	// machine it is a no-op.
 	Attach(ctx context.Context, app, ref, machine string, readOnly bool) (*volume.Attached, error)
+	// Deactivate ends machine's Attach holds (it stopped).
+	Deactivate(ctx context.Context, machine string) error
 	// Detach drops machine's attachment of one volume.
 	Detach(ctx context.Context, app, ref, machine string) error
 	// Release drops every attachment of machine and returns its volumes.
 	Release(ctx context.Context, machine string) ([]volume.Volume, error)
 	Remove(ctx context.Context, app, ref string) error
-	// Reconcile drops attachments of machines not in keep.
-	Reconcile(ctx context.Context, keep []string) error
+	// Reconcile drops attachments of machines not in known and ends the
+	// holds of those not in running.
+	Reconcile(ctx context.Context, known, running []string) error
 }
 
 // BindPolicy decides whether the caller behind ctx may bind-mount a host
@@ -157,10 +163,10 @@ func (m *Manager) checkBinds(ctx context.Context, c types.Config) error {
 	return nil
 }
 
-// attachVolumes holds the volumes of mc's mounts for mc, creating named
-// ones on first use and anonymous ones for mounts that name none (their
-// generated names are written into mc's config). On error what it did
-// stays for releaseVolumes to undo.
+// attachVolumes references the volumes of mc's mounts for mc, creating
+// named ones on first use and anonymous ones for mounts that name none
+// (their generated names are written into mc's config). On error what it
+// did stays for releaseVolumes to undo.
 func (m *Manager) attachVolumes(ctx context.Context, mc *types.Machine) error {
 	for i := range mc.Config.Mounts {
 		mt := &mc.Config.Mounts[i]
@@ -183,13 +189,19 @@ func (m *Manager) attachVolumes(ctx context.Context, mc *types.Machine) error {
 		} else if err != nil {
 			return err
 		}
-		a, err := m.deps.Volumes.Attach(ctx, mc.App, mt.Volume, mc.ID, mt.ReadOnly)
-		if err != nil {
+		if err := m.deps.Volumes.Reference(ctx, mc.App, mt.Volume, mc.ID, mt.ReadOnly); err != nil {
 			return err
 		}
-		clear(a.Key)
 	}
 	return nil
+}
+
+// deactivateVolumes lets the volumes mc held while running go (it stopped).
+func (m *Manager) deactivateVolumes(ctx context.Context, id string) error {
+	if m.deps.Volumes == nil {
+		return nil
+	}
+	return m.deps.Volumes.Deactivate(ctx, id)
 }
 
 func (m *Manager) newVolume(mc *types.Machine, mt types.Mount, name string, anonymous bool) volume.CreateRequest {
@@ -227,8 +239,9 @@ type mountPlan struct {
 	Guest  []guest.Mount
 }
 
-// planMounts attaches (again: idempotent) mc's volumes and lays out its
-// mounts, volume drives following the first drives (vda, vdb, ...).
+// planMounts claims mc's volumes for this start (Attach: a volume another
+// running machine writes is a conflict) and lays out its mounts, volume
+// drives following the first drives (vda, vdb, ...).
 func (m *Manager) planMounts(ctx context.Context, mc *types.Machine, firstDrives int) (mountPlan, error) {
 	var p mountPlan
 	ms := slices.Clone(mc.Config.Mounts)

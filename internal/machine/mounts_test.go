@@ -53,6 +53,7 @@ var plain = func() *bool { f := false; return &f }()
 func TestMountsReachTheVMAndOutliveTheMachine(t *testing.T) {
 	prereq.Tool(t, "cryptsetup") // the image's anonymous volume is encrypted
 	w := newWorld()
+	w.hold = true // guests run until stopped
 	m, vs := newVolumeManager(t, w)
 	host := t.TempDir()
 	cfg := types.Config{Image: "with-volume", Mounts: []types.Mount{
@@ -117,6 +118,24 @@ func TestMountsReachTheVMAndOutliveTheMachine(t *testing.T) {
 		t.Fatalf("reader beside a writer: %v, want a conflict", err)
 	}
 
+	// Stopped, a holds no claim: another machine may write (Docker's
+	// model: compose makes a service's new container before removing the
+	// old one), and a cannot start beside it.
+	if _, err := m.Stop(ctx, "", "a", StopOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(ctx, "", types.CreateRequest{Name: "next", Config: types.Config{Image: "busybox", Mounts: []types.Mount{{Volume: "data", Path: "/d"}}}}); err != nil {
+		t.Fatalf("a writer once the first one stopped: %v", err)
+	}
+	if _, err := m.Start(ctx, "", "a"); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("start beside the new writer: %v, want a conflict", err)
+	}
+	if err := vs.Remove(ctx, "default", "data"); !errors.Is(err, errdefs.ErrConflict) {
+		t.Fatalf("remove of a volume machines mount: %v, want a conflict", err)
+	}
+	if err := m.Destroy(ctx, "", "next", true); err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Destroy(ctx, "", "a", true); err != nil {
 		t.Fatal(err)
 	}

@@ -183,7 +183,7 @@ func (m *Manager) collectOrphans(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("reconcile disks: %w", err))
 	}
 	if m.deps.Volumes != nil {
-		if err := m.deps.Volumes.Reconcile(ctx, known); err != nil {
+		if err := m.deps.Volumes.Reconcile(ctx, known, running); err != nil {
 			errs = append(errs, fmt.Errorf("reconcile volumes: %w", err))
 		}
 	}

@@ -21,10 +21,12 @@ type Attached struct {
 	Key []byte
 }
 
-// Attach holds volume ref of app for machine, read-only or read-write, in
-// one transaction: any number of read-only holders, or one read-write one
-// and nobody else, so of machines racing for a volume exactly one wins
-// (the others get ErrConflict). Attaching again for the same machine is a
+// Attach holds volume ref of app for machine while it runs, read-only or
+// read-write, in one transaction: any number of read-only holders, or one
+// read-write one and nobody else, so of machines racing for a volume
+// exactly one wins (the others get ErrConflict). Only active attachments
+// (machines running: Attach until Deactivate) count; references of other
+// machines (Reference) do not. Attaching again for the same machine is a
 // no-op (or changes its mode when that conflicts with nobody). The key of
 // an encrypted volume is read and checked against its header first.
 func (s *Store) Attach(ctx context.Context, app, ref, machine string, readOnly bool) (*Attached, error) {
@@ -50,7 +52,7 @@ func (s *Store) Attach(ctx context.Context, app, ref, machine string, readOnly b
 			return busy(r)
 		}
 		for _, a := range r.Attachments {
-			if a.Machine == machine {
+			if a.Machine == machine || !a.Active {
 				continue
 			}
 			if !a.ReadOnly || !readOnly {
@@ -61,9 +63,9 @@ func (s *Store) Attach(ctx context.Context, app, ref, machine string, readOnly b
 		}
 		i := slices.IndexFunc(r.Attachments, func(a attachRecord) bool { return a.Machine == machine })
 		if i >= 0 {
-			r.Attachments[i].ReadOnly = readOnly
+			r.Attachments[i].ReadOnly, r.Attachments[i].Active = readOnly, true
 		} else {
-			r.Attachments = append(r.Attachments, attachRecord{Machine: machine, ReadOnly: readOnly, Since: time.Now().UTC()})
+			r.Attachments = append(r.Attachments, attachRecord{Machine: machine, ReadOnly: readOnly, Active: true, Since: time.Now().UTC()})
 		}
 		return nil
 	})
@@ -73,6 +75,41 @@ func (s *Store) Attach(ctx context.Context, app, ref, machine string, readOnly b
 	}
 	s.step("attach:done")
 	return &Attached{Volume: s.toVolume(r), Path: s.DataPath(r.ID), ReadOnly: readOnly, Key: key}, nil
+}
+
+// Reference records that machine mounts volume ref of app when it runs
+// (an inactive attachment: no writer is claimed, nothing conflicts), so the
+// volume cannot be removed from under it. An existing attachment is kept
+// as it is.
+func (s *Store) Reference(ctx context.Context, app, ref, machine string, readOnly bool) error {
+	if machine == "" {
+		return fmt.Errorf("reference volume %s: no machine: %w", ref, errdefs.ErrInvalidArgument)
+	}
+	_, err := s.update(app, ref, func(r *volumeRecord) error {
+		if r.State != StateReady && r.State != StateExtending {
+			return busy(r)
+		}
+		if !slices.ContainsFunc(r.Attachments, func(a attachRecord) bool { return a.Machine == machine }) {
+			r.Attachments = append(r.Attachments, attachRecord{Machine: machine, ReadOnly: readOnly, Since: time.Now().UTC()})
+		}
+		return nil
+	})
+	return err
+}
+
+// Deactivate ends the active attachments of machine (it stopped): they
+// stay as references.
+func (s *Store) Deactivate(ctx context.Context, machine string) error {
+	_, err := s.eachAttachment(func(r *volumeRecord) bool {
+		changed := false
+		for i := range r.Attachments {
+			if r.Attachments[i].Machine == machine && r.Attachments[i].Active {
+				r.Attachments[i].Active, changed = false, true
+			}
+		}
+		return changed
+	})
+	return err
 }
 
 // Detach releases volume ref held by machine (missing is fine).
@@ -90,21 +127,46 @@ func (s *Store) Release(ctx context.Context, machine string) ([]Volume, error) {
 	return s.releaseWhere(func(m string) bool { return m == machine })
 }
 
-// Reconcile detaches machines not in keep (their records are gone: a
-// daemon killed between removing a machine and releasing its volumes).
-func (s *Store) Reconcile(ctx context.Context, keep []string) error {
-	k := map[string]bool{}
-	for _, id := range keep {
+// Reconcile detaches machines not in known (their records are gone: a
+// daemon killed between removing a machine and releasing its volumes) and
+// deactivates those not in running (a VMM that died with the daemon, a
+// host reboot).
+func (s *Store) Reconcile(ctx context.Context, known, running []string) error {
+	k, run := map[string]bool{}, map[string]bool{}
+	for _, id := range known {
 		k[id] = true
 	}
-	rel, err := s.releaseWhere(func(m string) bool { return !k[m] })
+	for _, id := range running {
+		run[id] = true
+	}
+	rel, err := s.eachAttachment(func(r *volumeRecord) bool {
+		n := len(r.Attachments)
+		r.Attachments = slices.DeleteFunc(r.Attachments, func(a attachRecord) bool { return !k[a.Machine] })
+		changed := len(r.Attachments) != n
+		for i, a := range r.Attachments {
+			if a.Active && !run[a.Machine] {
+				r.Attachments[i].Active, changed = false, true
+			}
+		}
+		return changed
+	})
 	for _, v := range rel {
-		s.log.Info("volume: released by a machine that no longer exists", "volume", v.Name, "id", v.ID)
+		s.log.Info("volume: attachments reconciled with the machines", "volume", v.Name, "id", v.ID)
 	}
 	return err
 }
 
 func (s *Store) releaseWhere(drop func(machine string) bool) ([]Volume, error) {
+	return s.eachAttachment(func(r *volumeRecord) bool {
+		n := len(r.Attachments)
+		r.Attachments = slices.DeleteFunc(r.Attachments, func(a attachRecord) bool { return drop(a.Machine) })
+		return len(r.Attachments) != n
+	})
+}
+
+// eachAttachment runs change on every volume record in one transaction and
+// stores (and returns) those it changed.
+func (s *Store) eachAttachment(change func(r *volumeRecord) bool) ([]Volume, error) {
 	var out []Volume
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketVolumes).Cursor()
@@ -114,9 +176,7 @@ func (s *Store) releaseWhere(drop func(machine string) bool) ([]Volume, error) {
 			if err != nil {
 				return fmt.Errorf("volume %s: %w", k, err)
 			}
-			n := len(r.Attachments)
-			r.Attachments = slices.DeleteFunc(r.Attachments, func(a attachRecord) bool { return drop(a.Machine) })
-			if len(r.Attachments) != n {
+			if change(r) {
 				changed = append(changed, r)
 			}
 		}

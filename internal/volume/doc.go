@@ -14,10 +14,15 @@
 // (internal/luks2) before a machine boots, so a wrong key is a clear error
 // and nothing is written.
 //
-// One writer at a time: a volume has any number of read-only attachments
-// or one read-write one, decided in one database transaction, so of two
-// machines racing for a volume exactly one gets it. Attachments last from a
-// machine's creation to its removal (Fly's model).
+// One writer at a time: a volume has any number of active read-only
+// attachments or one active read-write one, decided in one database
+// transaction, so of two machines racing for a volume exactly one gets it.
+// An attachment is active while its machine runs (Attach to Deactivate)
+// and stays as a reference from the machine's creation to its removal
+// (Reference, Release), so a volume a machine mounts cannot be removed;
+// two stopped machines may name one volume (Docker's model, which compose
+// relies on when it creates a service's new container before removing the
+// old one).
 //
 // Snapshots and volumes made from them are reflink clones where the data
 // root's filesystem has them (XFS, btrfs) and sparse copies otherwise; a

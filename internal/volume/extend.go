@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 )
@@ -11,8 +12,8 @@ import (
 // Extend grows volume ref of app to size bytes: the file grows (sparse: it
 // costs nothing until written) and the guest grows the filesystem at the
 // next attach (init, online, before the entrypoint runs). Data is never
-// touched. NeedsRestart reports a volume attached now: its machine sees the
-// new size when it next starts.
+// touched. NeedsRestart reports a volume a running machine mounts: it sees
+// the new size when it next starts.
 func (s *Store) Extend(ctx context.Context, app, ref string, size int64) (v Volume, needsRestart bool, err error) {
 	size, err = CheckSize(size)
 	if err != nil {
@@ -58,7 +59,7 @@ func (s *Store) Extend(ctx context.Context, app, ref string, size int64) (v Volu
 		return Volume{}, false, err
 	}
 	s.log.Info("volume extended", "volume", out.Name, "id", out.ID, "size", FormatSize(out.SizeBytes))
-	return out, len(out.Attachments) > 0, nil
+	return out, slices.ContainsFunc(out.Attachments, func(a Attachment) bool { return a.Active }), nil
 }
 
 // finishExtend grows the file to r.ExtendTo and records the size.

@@ -47,7 +47,10 @@ type volumeRecord struct {
 type attachRecord struct {
 	Machine  string    `json:"machine"`
 	ReadOnly bool      `json:"ro,omitempty"`
-	Since    time.Time `json:"since"`
+	// Active: the machine runs with the volume (Attach); inactive
+	// attachments are references of machines that exist (Reference).
+	Active bool      `json:"active,omitempty"`
+	Since  time.Time `json:"since"`
 }
 
 type snapshotRecord struct {
@@ -74,7 +77,7 @@ func (r *volumeRecord) toVolume(path string, allocated int64) Volume {
 		CreatedAt: r.Created, Path: path, AllocatedBytes: allocated,
 	}
 	for _, a := range r.Attachments {
-		v.Attachments = append(v.Attachments, Attachment{Machine: a.Machine, ReadOnly: a.ReadOnly, Since: a.Since})
+		v.Attachments = append(v.Attachments, Attachment{Machine: a.Machine, ReadOnly: a.ReadOnly, Active: a.Active, Since: a.Since})
 	}
 	return v
 }

@@ -232,12 +232,35 @@ func TestOneWriter(t *testing.T) {
 	if _, err := e.s.Attach(ctx, "a", "v", "w", false); !errors.Is(err, errdefs.ErrConflict) {
 		t.Errorf("writer beside readers: %v", err)
 	}
-	if err := e.s.Reconcile(ctx, []string{"r1"}); err != nil {
+	if err := e.s.Reconcile(ctx, []string{"r1", "r2"}, []string{"r1"}); err != nil {
 		t.Fatal(err)
 	}
 	v, _ := e.s.Get(ctx, "a", "v")
+	if len(v.Attachments) != 2 || !v.Attachments[0].Active || v.Attachments[1].Active {
+		t.Errorf("after reconcile (r2 known, not running): %+v", v.Attachments)
+	}
+	if err := e.s.Reconcile(ctx, []string{"r1"}, []string{"r1"}); err != nil {
+		t.Fatal(err)
+	}
+	v, _ = e.s.Get(ctx, "a", "v")
 	if len(v.Attachments) != 1 || v.Attachments[0].Machine != "r1" {
-		t.Errorf("after reconcile: %+v", v.Attachments)
+		t.Errorf("after reconcile (r2 gone): %+v", v.Attachments)
+	}
+	// A stopped holder keeps a reference (no removal) but claims nothing.
+	if err := e.s.Deactivate(ctx, "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.s.Reference(ctx, "a", "v", "later", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.Attach(ctx, "a", "v", "w", false); err != nil {
+		t.Errorf("writer once the readers stopped: %v", err)
+	}
+	if _, err := e.s.Attach(ctx, "a", "v", "later", false); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("a referencing machine starting beside the writer: %v", err)
+	}
+	if err := e.s.Remove(ctx, "a", "v"); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("remove while referenced: %v", err)
 	}
 }
 

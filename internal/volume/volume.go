@@ -33,17 +33,19 @@ type Volume struct {
 	AllocatedBytes int64  `json:"allocated_bytes"`
 }
 
-// Attachment is a machine holding a volume.
+// Attachment is a machine holding a volume: one that mounts it (Active,
+// while it runs) or one that would at its next start.
 type Attachment struct {
 	Machine  string    `json:"machine"`
 	ReadOnly bool      `json:"read_only,omitempty"`
+	Active   bool      `json:"active,omitempty"`
 	Since    time.Time `json:"since"`
 }
 
-// Writer returns the machine attached read-write, or "".
+// Writer returns the machine running with the volume read-write, or "".
 func (v *Volume) Writer() string {
 	for _, a := range v.Attachments {
-		if !a.ReadOnly {
+		if a.Active && !a.ReadOnly {
 			return a.Machine
 		}
 	}
