@@ -45,8 +45,8 @@ type volumeRecord struct {
 }
 
 type attachRecord struct {
-	Machine  string    `json:"machine"`
-	ReadOnly bool      `json:"ro,omitempty"`
+	Machine  string `json:"machine"`
+	ReadOnly bool   `json:"ro,omitempty"`
 	// Active: the machine runs with the volume (Attach); inactive
 	// attachments are references of machines that exist (Reference).
 	Active bool      `json:"active,omitempty"`
