@@ -121,11 +121,21 @@ func TestVolumesEndToEnd(t *testing.T) {
 		t.Errorf("after extend to 2g (want the marker and a filesystem of about 2000 MB): %s", r)
 	}
 
-	// A daemon restart (and so a host reboot: everything is on disk).
+	// A daemon restart keeps a running writer's hold; a host reboot (the
+	// daemon and every VMM gone) lets it go, and the data is there.
+	e.ok("run", "-d", "--name", "holder", "-v", "data:/data", "busybox:vm", "sleep", "1000")
 	e.killDaemon()
 	e.startDaemon()
+	e.fails([]string{"one writer at a time"}, "run", "-d", "-v", "data:/data", "busybox:vm", "true")
+	e.killDaemon()
+	killVMMs(e.root)
+	e.startDaemon()
 	if r := sh("-v", "data:/data", "busybox:vm", "cat", "/data/f"); r.code != 0 || r.stdout != secret+"\n" {
-		t.Errorf("after a daemon restart: %s", r)
+		t.Errorf("after a reboot: %s", r)
+	}
+	e.ok("rm", "holder")
+	if df := e.ok("system", "df"); !strings.Contains(df, "Volumes") {
+		t.Errorf("system df shows no volumes:\n%s", df)
 	}
 
 	// Bind mounts: owners and modes both ways, :ro enforced by the host.
