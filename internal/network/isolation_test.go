@@ -322,6 +322,27 @@ func hostile(t *testing.T, w *world) {
 		t.Error("a2's own ARP and ping fail")
 	}
 
+	// A rogue router: a2 advertises itself as a default router; a1 (which
+	// accepts router advertisements, as a guest's kernel does) must not
+	// route through it.
+	for _, k := range []string{"all", "eth0"} {
+		if err := a1.sysctl("1", "net", "ipv6", "conf", k, "accept_ra"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rogue := func() bool {
+		sendFrames(t, a2.ns, "eth0", routerAdvert(a2MAC, linkLocal(t, a2.e.MAC)))
+		time.Sleep(300 * time.Millisecond)
+		out, err := inNS(a1.ns, "ip", "-6", "route", "show", "default").CombinedOutput()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(string(out), linkLocal(t, a2.e.MAC).String())
+	}
+	if rogue() {
+		t.Error("a1 routes through a2 after a2's router advertisement")
+	}
+
 	// The host's loopback through the gateway (CVE-2020-8558): a2 routes
 	// 127/8 to the gateway.
 	ipCmd(t, "-n", a2.name, "addr", "flush", "dev", "lo") // 127.0.0.1 is no longer a2's own
@@ -345,6 +366,10 @@ func hostile(t *testing.T, w *world) {
 		if _, err := dial(a2.ns, "tcp", "127.0.0.1:2323"); err != nil {
 			t.Errorf("without the rules the loopback attack fails too (%v): the test proves nothing", err)
 		}
+		if !rogue() {
+			t.Errorf("without the rules a1 ignores a2's router advertisement: the test proves nothing")
+		}
+		ipCmd(t, "-n", a1.name, "-6", "route", "del", "default", "via", linkLocal(t, a2.e.MAC).String(), "dev", "eth0")
 		spoof() // last: it also teaches the bridge that a1's MAC is on a2's port
 		if n := neighbor(t, w.s, w.ip("a1"), w.a.Bridge); n != a2.e.MAC {
 			t.Errorf("without the rules the ARP spoof does not take (entry %q): the test proves nothing", n)

@@ -94,6 +94,18 @@ func neighborAdvert(srcMAC net.HardwareAddr, src, target netip.Addr, hw net.Hard
 	return ip6Frame(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, srcMAC, src, dst, unix.IPPROTO_ICMPV6, na, 2)
 }
 
+// routerAdvert announces srcMAC's link-local src as a default router
+// (lifetime 1800 s), to the all-nodes group.
+func routerAdvert(srcMAC net.HardwareAddr, src netip.Addr) []byte {
+	ra := make([]byte, 16, 24)
+	ra[0], ra[4] = 134, 64                   // type, current hop limit
+	binary.BigEndian.PutUint16(ra[6:], 1800) // router lifetime
+	ra = append(ra, 1, 1)                    // source link-layer address option
+	ra = append(ra, srcMAC...)
+	dst := netip.MustParseAddr("ff02::1")
+	return ip6Frame(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, srcMAC, src, dst, unix.IPPROTO_ICMPV6, ra, 2)
+}
+
 // arpFrame is an ARP request (op 1) or reply (op 2) saying senderIP is at
 // senderMAC.
 func arpFrame(ethSrc net.HardwareAddr, op uint16, senderMAC net.HardwareAddr, senderIP, targetIP netip.Addr) []byte {
