@@ -6,11 +6,14 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
 func newNetworkRmCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "rm NETWORK...",
+	var force bool
+	cmd := &cobra.Command{
+		Use:     "rm [-f] NETWORK...",
 		Aliases: []string{"remove"},
 		Short:   "Remove networks no machine uses (bridge, rules, addresses and resolver go with them)",
 		Args:    cobra.MinimumNArgs(1),
@@ -22,7 +25,9 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 			var errs []error
 			for _, n := range args {
 				if err := c.RemoveNetwork(context.WithoutCancel(cmd.Context()), n); err != nil {
-					errs = append(errs, err)
+					if !force || !errors.Is(err, errdefs.ErrNotFound) {
+						errs = append(errs, err)
+					}
 					continue
 				}
 				fmt.Fprintln(g.out, n)
@@ -30,4 +35,6 @@ func newNetworkRmCmd(g *globals) *cobra.Command {
 			return errors.Join(errs...)
 		},
 	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "no error for a network that does not exist")
+	return cmd
 }
