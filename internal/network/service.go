@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"sync"
 
@@ -230,21 +231,45 @@ func (s *Service) closeResolvers() {
 }
 
 // refreshDNS gives the resolvers of netIDs (every one when none is given)
-// the records of the machines now on them.
+// the records of the machines now on them, and each machine on several
+// networks a view of its other networks' machines on each of its
+// networks' resolvers (its resolv.conf names only the first).
 func (s *Service) refreshDNS(netIDs ...string) error {
+	var ms []*machineRecord
+	if err := s.db.View(func(tx *bbolt.Tx) (err error) {
+		ms, err = allMachines(tx)
+		return err
+	}); err != nil {
+		return err
+	}
 	recs := map[string][]resolver.Record{}
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		ms, err := allMachines(tx)
-		for _, m := range ms {
-			for _, e := range m.endpoints() {
-				recs[e.NetworkID] = append(recs[e.NetworkID], resolver.Record{
-					Name: e.Name, App: e.App, Aliases: e.Aliases, IPv4: e.IPv4.Addr(), IPv6: e.IPv6.Addr()})
+	for _, m := range ms {
+		for _, e := range m.endpoints() {
+			recs[e.NetworkID] = append(recs[e.NetworkID], resolver.Record{
+				Name: e.Name, App: e.App, Aliases: e.Aliases, IPv4: e.IPv4.Addr(), IPv6: e.IPv6.Addr()})
+		}
+	}
+	views := map[string]map[netip.Addr][]resolver.Record{}
+	for _, m := range ms {
+		if len(m.Endpoints) < 2 {
+			continue
+		}
+		for _, e := range m.Endpoints {
+			var more []resolver.Record
+			for _, o := range m.Endpoints {
+				if o.NetworkID != e.NetworkID {
+					more = append(more, recs[o.NetworkID]...)
+				}
+			}
+			if views[e.NetworkID] == nil {
+				views[e.NetworkID] = map[netip.Addr][]resolver.Record{}
+			}
+			for _, a := range []netip.Addr{e.IPv4.Addr(), e.IPv6.Addr()} {
+				if a.IsValid() {
+					views[e.NetworkID][a] = more
+				}
 			}
 		}
-		return err
-	})
-	if err != nil {
-		return err
 	}
 	if len(netIDs) == 0 {
 		for id := range s.resolvers {
@@ -254,6 +279,7 @@ func (s *Service) refreshDNS(netIDs ...string) error {
 	for _, id := range netIDs {
 		if srv, ok := s.resolvers[id]; ok {
 			srv.SetRecords(recs[id])
+			srv.SetViews(views[id])
 		}
 	}
 	return nil

@@ -373,3 +373,54 @@ func TestLegacyMigration(t *testing.T) {
 		return nil
 	})
 }
+
+// TestMultiHomedDNS: a machine on two networks asks its first network's
+// resolver (its resolv.conf names only that one) and finds the machines of
+// both; a machine on one network finds only its own network's; the view
+// follows the other network's machines as they come and go.
+func TestMultiHomedDNS(t *testing.T) {
+	requireNetAdmin(t)
+	s := newTestService(t, Config{Upstreams: []string{fakeUpstream(t)}})
+	ctx := context.Background()
+	front, err := s.Create(ctx, CreateRequest{Name: "front"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, CreateRequest{Name: "back"}); err != nil {
+		t.Fatal(err)
+	}
+	attach := func(id, name string, nets ...string) *Attachment {
+		t.Helper()
+		var eps []EndpointRequest
+		for _, n := range nets {
+			eps = append(eps, EndpointRequest{Network: n})
+		}
+		att, err := s.Attach(ctx, AttachRequest{MachineID: id, Name: name, App: "shop", Networks: eps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		att.Close()
+		return att
+	}
+	web := attach("m1", "web", "front")
+	db := attach("m2", "db", "back")
+	api := attach("m3", "api", "front", "back")
+	if !slices.Equal(api.DNS, []string{front.Gateway.String(), front.Gateway6.String()}) {
+		t.Fatalf("api's nameservers %v: want front's resolver", api.DNS)
+	}
+	apiG := plugGuest(t, s, api.Endpoints[0], front.Bridge)
+	webG := plugGuest(t, s, web.Endpoints[0], front.Bridge)
+	rc, got := lookup(t, apiG.ns, front.Gateway, "db.shop.internal", dns.TypeA)
+	wantAddrs(t, "api asks front for db (on back)", rc, got, db.IP())
+	rc, got = lookup(t, apiG.ns, front.Gateway6, "db", dns.TypeAAAA)
+	wantAddrs(t, "api asks front for db over IPv6", rc, got, db.Endpoints[0].IPv6.Addr())
+	rc, got = lookup(t, apiG.ns, front.Gateway, "web", dns.TypeA)
+	wantAddrs(t, "api asks front for web", rc, got, web.IP())
+	rc, got = lookup(t, webG.ns, front.Gateway, "db", dns.TypeA)
+	wantAddrs(t, "web (front only) asks front for db", rc, got)
+	if err := s.Release(ctx, "m2"); err != nil {
+		t.Fatal(err)
+	}
+	rc, got = lookup(t, apiG.ns, front.Gateway, "db", dns.TypeA)
+	wantAddrs(t, "api asks for db once db stopped", rc, got)
+}

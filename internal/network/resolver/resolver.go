@@ -1,12 +1,14 @@
 // Package resolver is the DNS server ferry runs on each network's gateway
 // addresses, built on github.com/miekg/dns. It answers, authoritatively and
 // with short TTLs, for the machines on its own network — their names and
-// aliases, bare and as NAME.APP.internal, A and AAAA — and forwards every
+// aliases, bare and as NAME.APP.internal, A and AAAA; a machine on several
+// networks also finds its other networks' machines — and forwards every
 // other question with more than one label to the host's upstream
 // resolvers. Over UDP it answers for machines in the order the questions
-// came (some clients match replies by ID alone). Its records are replaced whole (SetRecords) whenever a machine
-// starts, stops, is renamed or changes networks, so an answer never
-// outlives the machine it names.
+// came (some clients match replies by ID alone). Its records are replaced
+// whole (SetRecords, SetViews) whenever a machine starts, stops, is
+// renamed or changes networks, so an answer never outlives the machine it
+// names.
 //
 // It owns no sockets of its own making: the caller opens the listeners (in
 // the network's namespace) and hands them to Serve.
@@ -59,7 +61,8 @@ type Config struct {
 // Server answers one network's questions.
 type Server struct {
 	cfg     Config
-	zone    atomic.Pointer[map[string][]Record] // lower-case FQDN → machines
+	zone    atomic.Pointer[map[string][]Record]                // lower-case FQDN → machines
+	views   atomic.Pointer[map[netip.Addr]map[string][]Record] // client → more names
 	mu      sync.Mutex
 	servers []*dns.Server
 	udp     *dns.Client
@@ -94,6 +97,23 @@ func New(cfg Config) *Server {
 // aliases, bare and as NAME.APP.internal (guests search APP.internal, and
 // some resolvers, busybox's among them, try only the searched form).
 func (s *Server) SetRecords(recs []Record) {
+	z := zoneOf(recs)
+	s.zone.Store(&z)
+}
+
+// SetViews replaces the names some clients see besides the zone, by the
+// client's address: a machine on several networks asks its first
+// network's resolver and finds the machines of its other networks there
+// too (the zone's own answer wins a name both hold).
+func (s *Server) SetViews(views map[netip.Addr][]Record) {
+	v := make(map[netip.Addr]map[string][]Record, len(views))
+	for a, recs := range views {
+		v[a.Unmap()] = zoneOf(recs)
+	}
+	s.views.Store(&v)
+}
+
+func zoneOf(recs []Record) map[string][]Record {
 	z := map[string][]Record{}
 	add := func(name string, r Record) {
 		if name == "" {
@@ -110,7 +130,28 @@ func (s *Server) SetRecords(recs []Record) {
 			}
 		}
 	}
-	s.zone.Store(&z)
+	return z
+}
+
+// lookup is what name means to client: the zone's machines, else those of
+// the client's view.
+func (s *Server) lookup(name string, client netip.Addr) ([]Record, bool) {
+	if recs, ok := (*s.zone.Load())[name]; ok {
+		return recs, true
+	}
+	if v := s.views.Load(); v != nil {
+		recs, ok := (*v)[client.Unmap()][name]
+		return recs, ok
+	}
+	return nil, false
+}
+
+// clientAddr is the address a question came from (zero when unknown).
+func clientAddr(a net.Addr) netip.Addr {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
 }
 
 // Serve answers on the given sockets until Close; it returns at once.
@@ -155,7 +196,7 @@ func (r inOrder) ReadUDP(conn *net.UDPConn, timeout time.Duration) ([]byte, *dns
 		if err != nil {
 			return b, sess, err
 		}
-		out := r.s.localWire(b)
+		out := r.s.localWire(b, clientAddr(sess.RemoteAddr()))
 		if out == nil {
 			return b, sess, nil
 		}
@@ -171,7 +212,7 @@ func (r inOrder) ReadPacketConn(conn net.PacketConn, timeout time.Duration) ([]b
 		if err != nil {
 			return b, from, err
 		}
-		out := r.s.localWire(b)
+		out := r.s.localWire(b, clientAddr(from))
 		if out == nil {
 			return b, from, nil
 		}
@@ -185,12 +226,12 @@ func (r inOrder) ReadPacketConn(conn net.PacketConn, timeout time.Duration) ([]b
 // answers it (truncated to what the client accepts), or nil: not a
 // question we answer here (it goes to the handler, which forwards it or
 // refuses it).
-func (s *Server) localWire(b []byte) []byte {
+func (s *Server) localWire(b []byte, client netip.Addr) []byte {
 	req := new(dns.Msg)
 	if err := req.Unpack(b); err != nil || req.Response {
 		return nil
 	}
-	m := s.local(req)
+	m := s.local(req, client)
 	if m == nil {
 		return nil
 	}
@@ -231,7 +272,7 @@ func (s *Server) Close() {
 
 // ServeDNS answers one query.
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
-	if m := s.local(req); m != nil {
+	if m := s.local(req, clientAddr(w.RemoteAddr())); m != nil {
 		_ = w.WriteMsg(m)
 		return
 	}
@@ -241,7 +282,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 // local is the reply to req that needs no upstream — a machine's
 // addresses, NXDOMAIN for a name that is ours alone, NOTIMP for what is
 // not one plain question — or nil: forward it.
-func (s *Server) local(req *dns.Msg) *dns.Msg {
+func (s *Server) local(req *dns.Msg, client netip.Addr) *dns.Msg {
 	if len(req.Question) != 1 || req.Opcode != dns.OpcodeQuery {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeNotImplemented)
@@ -252,7 +293,7 @@ func (s *Server) local(req *dns.Msg) *dns.Msg {
 	if q.Qclass != dns.ClassINET {
 		return nil
 	}
-	if recs, ok := (*s.zone.Load())[name]; ok {
+	if recs, ok := s.lookup(name, client); ok {
 		return answer(req, q, recs)
 	}
 	// Names under .internal are ours alone; a single label is a machine

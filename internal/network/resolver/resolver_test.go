@@ -281,3 +281,47 @@ func TestResolverForwardsBounded(t *testing.T) {
 		t.Errorf("a machine's name while flooded: %v", addrs(r))
 	}
 }
+
+// TestResolverViews: a client with a view (a machine on several networks)
+// also finds its view's names, over UDP and TCP; another client does not;
+// the zone's answer wins a name both hold.
+func TestResolverViews(t *testing.T) {
+	s := New(Config{Upstreams: []string{upstream(t)}})
+	addr := serve(t, s)
+	s.SetRecords([]Record{{Name: "web", App: "a", IPv4: netip.MustParseAddr("10.60.0.2")}})
+	s.SetViews(map[netip.Addr][]Record{netip.MustParseAddr("127.0.0.1"): {
+		{Name: "db", App: "a", IPv4: netip.MustParseAddr("10.61.0.2")},
+		{Name: "web", App: "a", IPv4: netip.MustParseAddr("10.61.0.9")},
+	}})
+	ask := func(from, proto, name string) (int, []string) {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+		d := &net.Dialer{Timeout: 2 * time.Second}
+		if proto == "udp" {
+			d.LocalAddr = &net.UDPAddr{IP: net.ParseIP(from)}
+		} else {
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
+		}
+		r, _, err := (&dns.Client{Net: proto, Dialer: d}).Exchange(m, addr)
+		if err != nil {
+			t.Fatalf("%s from %s: %v", name, from, err)
+		}
+		return r.Rcode, addrs(r)
+	}
+	for _, proto := range []string{"udp", "tcp"} {
+		if rc, got := ask("127.0.0.1", proto, "db.a.internal"); rc != dns.RcodeSuccess || !slices.Equal(got, []string{"10.61.0.2"}) {
+			t.Errorf("db from the client with the view over %s: %s %v", proto, dns.RcodeToString[rc], got)
+		}
+		if rc, got := ask("127.0.0.2", proto, "db"); rc != dns.RcodeNameError {
+			t.Errorf("db from another client over %s: %s %v", proto, dns.RcodeToString[rc], got)
+		}
+		if _, got := ask("127.0.0.1", proto, "web"); !slices.Equal(got, []string{"10.60.0.2"}) {
+			t.Errorf("web from the client with the view over %s: %v, want the zone's", proto, got)
+		}
+	}
+	s.SetViews(nil)
+	if rc, _ := ask("127.0.0.1", "udp", "db"); rc != dns.RcodeNameError {
+		t.Errorf("db after the view went: %s", dns.RcodeToString[rc])
+	}
+}
