@@ -113,6 +113,13 @@ func TestNetworksEndToEnd(t *testing.T) {
 	}
 	otherIP := m.Network.Endpoints[1].IPv4.Addr().String()
 	e.eventually("other resolves api's alias on back", time.Minute, func() bool { return resolves("other", "edge", otherIP) })
+	// api is on front and back; its resolv.conf names front's resolver,
+	// which answers it for back's machines too.
+	farIP := e.inspect("other").IP()
+	e.eventually("api resolves other (on back) through front's resolver", time.Minute, func() bool { return resolves("api", "other", farIP) })
+	if resolves("cli", "other", farIP) {
+		t.Errorf("cli (on front only) resolves other on back: %s", lastLookup)
+	}
 
 	for _, n := range []string{"api", "cli", "other"} {
 		e.ok("rm", "-f", n)
