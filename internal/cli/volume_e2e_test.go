@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
@@ -113,8 +114,26 @@ func TestVolumesEndToEnd(t *testing.T) {
 	e.fails([]string{"volume data is attached to machine", "one writer at a time"}, "run", "-d", "-v", "data:/data", "busybox:vm", "true")
 	e.fails([]string{"one writer at a time"}, "run", "-d", "-v", "data:/data:ro", "busybox:vm", "true")
 	e.fails([]string{"attached"}, "volume", "rm", "data")
-	// Extend while attached: the next start grows the filesystem.
-	e.ok("volume", "extend", "data", "--size", "2g")
+	// Extend while a machine writes the volume: it grows online (the
+	// drive, the dm-crypt mapping, ext4), and later starts see it too.
+	mbOf := func(out string) int {
+		mb, _ := strconv.Atoi(strings.Fields(out + " 0")[0])
+		return mb
+	}
+	dfData := []string{"exec", "writer", "sh", "-c", "df -Pm /data | tail -1 | awk '{print $2}'"}
+	e.eventually("writer booted", 2*time.Minute, func() bool { return e.run(nil, dfData...).code == 0 })
+	if mb := mbOf(e.ok(dfData...)); mb < 900 || mb > 1100 {
+		t.Fatalf("the 1 GiB volume's filesystem is %d MB", mb)
+	}
+	if r := e.run(nil, "volume", "extend", "data", "--size", "2g"); r.code != 0 || strings.Contains(r.stderr, "next start") {
+		t.Errorf("extend of a volume a running machine writes: %s\ndaemon: %s", r, grepLines(e.daemonLog.String(), "grow"))
+	}
+	if mb := mbOf(e.ok(dfData...)); mb < 1800 {
+		t.Errorf("after an online extend to 2g the running machine's filesystem is %d MB", mb)
+	}
+	if out := e.ok("exec", "writer", "cat", "/data/f"); out != secret+"\n" {
+		t.Errorf("after the online extend: %q", out)
+	}
 	e.ok("rm", "-f", "writer")
 	r := sh("-v", "data:/data", "busybox:vm", "sh", "-c", "cat /data/f && df -Pm /data | tail -1 | awk '{print $2}'")
 	if mb, _ := strconv.Atoi(strings.Fields(strings.TrimPrefix(r.stdout, secret+"\n") + " 0")[0]); r.code != 0 || !strings.HasPrefix(r.stdout, secret+"\n") || mb < 1800 {
@@ -211,4 +230,15 @@ func loadVolumeImage(t *testing.T, e *vmFerry) {
 		t.Fatal(err)
 	}
 	e.loadImage("busybox:volume", img)
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -88,14 +88,17 @@ type daemon struct {
 	db   *bbolt.DB   // meta.db; each service keeps to its own buckets
 	api  *api.Server // every service registers its routes here
 
-	images   *image.Store      // set by wireImages
-	rootfs   *rootfs.Manager   // set by wireImages
-	volumes  *volume.Store     // set by wireVolumes
-	machines *machine.Manager  // set by wireMachines
-	network  *network.Service  // set by wireMachines
-	builder  *build.Builder    // set by wireBuild
-	imageSvc *imageAPI         // set by wireImages
-	docker   *dockerapi.Server // set by wireDockerAPI (nil: not served)
+	images  *image.Store    // set by wireImages
+	rootfs  *rootfs.Manager // set by wireImages
+	volumes *volume.Store   // set by wireVolumes
+	// volumeAPI serves the Volumes API (set by wireVolumes); wireMachines
+	// lets it grow volumes in running machines.
+	volumeAPI *volumeService
+	machines  *machine.Manager  // set by wireMachines
+	network   *network.Service  // set by wireMachines
+	builder   *build.Builder    // set by wireBuild
+	imageSvc  *imageAPI         // set by wireImages
+	docker    *dockerapi.Server // set by wireDockerAPI (nil: not served)
 
 	closers []func() error // run in reverse order on shutdown
 }

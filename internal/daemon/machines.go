@@ -46,6 +46,7 @@ func wireMachines(ctx context.Context, d *daemon) error {
 		return err
 	}
 	users = m.NetworkUsers
+	d.volumeAPI.grow = m.GrowVolume
 	hv.violation = m.GuestViolation
 	d.machines, d.network = m, nw
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

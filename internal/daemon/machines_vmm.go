@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/machine"
 	"github.com/ferryvm/ferry/internal/vmm"
+	"github.com/ferryvm/ferry/internal/vmm/qemu"
 )
 
 // hypervisor adapts the VMM drivers and the guest control client to
@@ -71,6 +74,15 @@ func (h *hypervisor) Connect(ctx context.Context, vm machine.VM) (machine.Contro
 				h.violation(id, err)
 			}
 		}))
+}
+
+// ResizeDrive grows a running VM's drive (QEMU's block_resize; other
+// VMMs cannot: the machine sees the size at its next start).
+func (h *hypervisor) ResizeDrive(ctx context.Context, vm machine.VM, drive string, size int64) error {
+	if vm.Driver != "qemu" {
+		return fmt.Errorf("%s cannot grow a drive of a running VM: %w", vm.Driver, errors.ErrUnsupported)
+	}
+	return qemu.ResizeDrive(ctx, vm.Spec.Dir, drive, size)
 }
 
 func (h *hypervisor) Reap(ctx context.Context, keep []string) ([]string, error) {

@@ -90,6 +90,23 @@ func dmCreate(name string, readOnly bool, table []dmTarget) (string, error) {
 		}
 	}()
 
+	if err := dmLoad(ctl, name, flags, table); err != nil {
+		return "", err
+	}
+	node := filepath.Join("/dev/mapper", name)
+	_ = os.Remove(node)
+	if err := unix.Mknod(node, unix.S_IFBLK|0o600, int(unix.Mkdev(unix.Major(dev), unix.Minor(dev)))); err != nil {
+		return "", fmt.Errorf("mknod %s: %w", node, err)
+	}
+	ok = true
+	return node, nil
+}
+
+// dmLoad loads table into device-mapper device name and makes it live
+// (resume: a live device is suspended, switched and resumed by the
+// kernel). The table goes with DM_SECURE_DATA: the kernel wipes its copy
+// of the key.
+func dmLoad(ctl *os.File, name string, flags uint32, table []dmTarget) error {
 	var specs []byte
 	for _, t := range table {
 		params := append([]byte(t.Params), 0)
@@ -104,24 +121,23 @@ func dmCreate(name string, readOnly bool, table []dmTarget) (string, error) {
 		copy(s[dmTargetSize:], params)
 		specs = append(specs, s...)
 	}
-	b = dmHeader(name, flags|dmSecureData, len(table), len(specs))
+	b := dmHeader(name, flags|dmSecureData, len(table), len(specs))
 	copy(b[dmIoctlSize:], specs)
-	err = dmCall(ctl, dmTableLoad, b)
+	err := dmCall(ctl, dmTableLoad, b)
 	clear(b)
 	clear(specs)
 	if err != nil {
-		return "", fmt.Errorf("dm load table of %s: %w", name, err)
+		return fmt.Errorf("dm load table of %s: %w", name, err)
 	}
 	if err := dmCall(ctl, dmDevSuspend, dmHeader(name, flags, 0, 0)); err != nil {
-		return "", fmt.Errorf("dm resume %s: %w", name, err)
+		return fmt.Errorf("dm resume %s: %w", name, err)
 	}
-	node := filepath.Join("/dev/mapper", name)
-	_ = os.Remove(node)
-	if err := unix.Mknod(node, unix.S_IFBLK|0o600, int(unix.Mkdev(unix.Major(dev), unix.Minor(dev)))); err != nil {
-		return "", fmt.Errorf("mknod %s: %w", node, err)
-	}
-	ok = true
-	return node, nil
+	return nil
+}
+
+// dmReload swaps the table of the live device name for table.
+func dmReload(ctl *os.File, name string, table ...dmTarget) error {
+	return dmLoad(ctl, name, 0, table)
 }
 
 // dmRemove removes device-mapper device name (at shutdown, after its

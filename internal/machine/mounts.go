@@ -270,7 +270,7 @@ func (m *Manager) planMounts(ctx context.Context, mc *types.Machine, firstDrives
 			if n >= 26 {
 				return p, fmt.Errorf("volume %s: at most %d volumes per machine: %w", mt.Volume, 26-firstDrives, errdefs.ErrInvalidArgument)
 			}
-			p.Drives = append(p.Drives, vmm.Drive{ID: fmt.Sprintf("vol%d", len(p.Drives)), Path: a.Path, ReadOnly: mt.ReadOnly})
+			p.Drives = append(p.Drives, vmm.Drive{ID: fmt.Sprintf("vol%d", len(p.Drives)), Path: a.Path, ReadOnly: mt.ReadOnly, Resizable: !mt.ReadOnly})
 			gm.Source, gm.FSType, gm.Name = "/dev/vd"+string(rune('a'+n)), "ext4", a.Volume.Name
 			gm.Format, gm.Grow = true, true
 			if a.Key != nil {

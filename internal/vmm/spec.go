@@ -71,6 +71,9 @@ type Drive struct {
 	ID       string `json:"id"`
 	Path     string `json:"path"`
 	ReadOnly bool   `json:"read_only,omitempty"`
+	// Resizable drives may grow while the VM runs (a volume extended):
+	// the QEMU driver then serves a QMP monitor (qemu.ResizeDrive).
+	Resizable bool `json:"resizable,omitempty"`
 }
 
 // Share is a host directory shared with the guest over virtio-fs: the

@@ -11,9 +11,11 @@ import (
 
 // Extend grows volume ref of app to size bytes: the file grows (sparse: it
 // costs nothing until written) and the guest grows the filesystem at the
-// next attach (init, online, before the entrypoint runs). Data is never
-// touched. NeedsRestart reports a volume a running machine mounts: it sees
-// the new size when it next starts.
+// next attach (init, online, before the entrypoint runs), or at once when
+// the machine running with it can (internal/machine GrowVolume). Data is
+// never touched. NeedsRestart reports a volume a running machine mounts:
+// unless that machine grows it now, it sees the new size when it next
+// starts.
 func (s *Store) Extend(ctx context.Context, app, ref string, size int64) (v Volume, needsRestart bool, err error) {
 	size, err = CheckSize(size)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -107,6 +108,12 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 		} else {
 			opt += ",discard=unmap"
 		}
+		if dr.Resizable {
+			// block_resize re-takes the image's byte-range locks, which
+			// fails on a file QEMU got as an fd set; one writer per volume
+			// is ferry's own rule (internal/volume).
+			opt += ",file.locking=off"
+		}
 		a = append(a, add...)
 		a = append(a, "-drive", opt, "-device", "virtio-blk-device,drive="+dr.ID)
 	}
@@ -127,6 +134,10 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 		if err := d.planShares(spec, p, &a, fd); err != nil {
 			return nil, err
 		}
+	}
+	if slices.ContainsFunc(spec.Drives, func(d vmm.Drive) bool { return d.Resizable }) {
+		a = append(a, "-chardev", "socket,id=qmp,fd="+fd(vmm.ExtraFile{Name: "qmp", Path: QMPPath(spec.Dir), Listen: true})+",server=on,wait=off",
+			"-mon", "chardev=qmp,mode=control")
 	}
 	a = append(a,
 		"-device", "virtio-serial-device",
