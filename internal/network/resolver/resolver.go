@@ -25,10 +25,16 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/netutil"
 )
 
 // Domain is the zone machines are named in: NAME.APP.internal.
 const Domain = "internal"
+
+// MaxTCPConns bounds the TCP connections a server serves at once (more
+// wait in the listen backlog), so a guest opening connections cannot take
+// the daemon's file descriptors; UDP questions are not held up by them.
+const MaxTCPConns = 64
 
 // TTL of every answer about a machine, in seconds: short, so a machine that
 // stopped or moved is forgotten within seconds even by caching clients.
@@ -164,7 +170,7 @@ func (s *Server) Serve(pcs []net.PacketConn, ls []net.Listener) {
 		go s.run(srv)
 	}
 	for _, l := range ls {
-		srv := &dns.Server{Listener: l, Handler: s}
+		srv := &dns.Server{Listener: netutil.LimitListener(l, MaxTCPConns), Handler: s}
 		s.servers = append(s.servers, srv)
 		go s.run(srv)
 	}

@@ -325,3 +325,27 @@ func TestResolverViews(t *testing.T) {
 		t.Errorf("db after the view went: %s", dns.RcodeToString[rc])
 	}
 }
+
+// TestResolverTCPBounded: a guest holding many idle TCP connections gets
+// at most MaxTCPConns served (goroutines, descriptors); UDP still answers.
+func TestResolverTCPBounded(t *testing.T) {
+	s := New(Config{Upstreams: []string{upstream(t)}})
+	addr := serve(t, s)
+	s.SetRecords([]Record{{Name: "web", App: "a", IPv4: netip.MustParseAddr("10.60.0.2")}})
+	base := runtime.NumGoroutine()
+	const n = 3 * MaxTCPConns
+	for range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	time.Sleep(300 * time.Millisecond) // let the server accept what it will
+	if g := runtime.NumGoroutine(); g > base+MaxTCPConns+20 {
+		t.Errorf("%d goroutines with %d idle TCP connections (%d before): not bounded", g, n, base)
+	}
+	if r := query(t, addr, "udp", "web", dns.TypeA); len(addrs(r)) != 1 {
+		t.Errorf("web over UDP while TCP is full: %v", addrs(r))
+	}
+}
