@@ -44,6 +44,7 @@ func (m *Manager) Create(ctx context.Context, app string, req types.CreateReques
 		return nil, err
 	}
 	withImageVolumes(&cfg, img.Volumes)
+	bindsNeedQEMU(&cfg)
 	if err := m.checkBinds(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -567,6 +568,7 @@ func (m *Manager) Update(ctx context.Context, app, ref string, cfg types.Config)
 	if err := m.keepAnonymousVolumes(ctx, mc, &cfg); err != nil {
 		return nil, err
 	}
+	bindsNeedQEMU(&cfg)
 	if err := m.checkBinds(ctx, cfg); err != nil {
 		return nil, err
 	}

@@ -140,6 +140,14 @@ func withImageVolumes(c *types.Config, paths []string) {
 	}
 }
 
+// bindsNeedQEMU picks QEMU for a config with bind mounts that names no
+// VMM: Firecracker, the default where KVM works, has no file sharing.
+func bindsNeedQEMU(c *types.Config) {
+	if c.VMM == "" && slices.ContainsFunc(c.Mounts, func(mt types.Mount) bool { return mt.Kind() == types.MountBind }) {
+		c.VMM = "qemu"
+	}
+}
+
 // checkBinds refuses bind mounts the caller may not make, whose source is
 // not a directory, or that the machine's VMM cannot serve.
 func (m *Manager) checkBinds(ctx context.Context, c types.Config) error {

@@ -194,6 +194,12 @@ func TestBindMountsChecked(t *testing.T) {
 	if err := bind(ctx, other, "firecracker"); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("bind under firecracker: %v, want invalid argument", err)
 	}
+	// No VMM named: QEMU, whatever the default.
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox",
+		Mounts: []types.Mount{{Type: types.MountBind, Source: other, Path: "/b"}}}})
+	if err != nil || mc.Config.VMM != "qemu" {
+		t.Errorf("bind mount with no VMM named: vmm %q, %v; want qemu", mc.Config.VMM, err)
+	}
 }
 
 func TestValidateMounts(t *testing.T) {
