@@ -322,6 +322,34 @@ func hostile(t *testing.T, w *world) {
 		t.Error("a2's own ARP and ping fail")
 	}
 
+	// Duplicate address detection as a weapon: a2 claims, from "::", an
+	// address a1 is still testing, so a1 would give it up.
+	dadFails := func(last byte) bool {
+		b := w.ip6("a1").As16()
+		b[15] = last
+		x := netip.AddrFrom16(b)
+		ipCmd(t, "-n", a1.name, "addr", "add", netip.PrefixFrom(x, 64).String(), "dev", "eth0")
+		for range 5 {
+			sendFrames(t, a2.ns, "eth0", dadSolicit(a2MAC, x))
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(1500 * time.Millisecond) // past a1's DAD
+		out, err := inNS(a1.ns, "ip", "-6", "addr", "show", "dev", "eth0").CombinedOutput()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, x.String()+"/") {
+				return strings.Contains(l, "dadfailed")
+			}
+		}
+		t.Fatalf("a1 lost %s:\n%s", x, out)
+		return false
+	}
+	if dadFails(0x7e) {
+		t.Error("a2's duplicate address detection for a1's new address made a1 give it up")
+	}
+
 	// A rogue router: a2 advertises itself as a default router; a1 (which
 	// accepts router advertisements, as a guest's kernel does) must not
 	// route through it.
@@ -365,6 +393,9 @@ func hostile(t *testing.T, w *world) {
 		}
 		if _, err := dial(a2.ns, "tcp", "127.0.0.1:2323"); err != nil {
 			t.Errorf("without the rules the loopback attack fails too (%v): the test proves nothing", err)
+		}
+		if !dadFails(0x7d) {
+			t.Errorf("without the rules a1 ignores a2's DAD probe: the test proves nothing")
 		}
 		if !rogue() {
 			t.Errorf("without the rules a1 ignores a2's router advertisement: the test proves nothing")

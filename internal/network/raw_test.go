@@ -94,6 +94,18 @@ func neighborAdvert(srcMAC net.HardwareAddr, src, target netip.Addr, hw net.Hard
 	return ip6Frame(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, srcMAC, src, dst, unix.IPPROTO_ICMPV6, na, 2)
 }
 
+// dadSolicit is the neighbour solicitation of duplicate address detection
+// for target (from "::", to its solicited-node group).
+func dadSolicit(srcMAC net.HardwareAddr, target netip.Addr) []byte {
+	ns := make([]byte, 24)
+	ns[0] = 135
+	t16 := target.As16()
+	copy(ns[8:], t16[:])
+	group := netip.AddrFrom16([16]byte{0xff, 0x02, 11: 1, 12: 0xff, 13: t16[13], 14: t16[14], 15: t16[15]})
+	dstMAC := net.HardwareAddr{0x33, 0x33, 0xff, t16[13], t16[14], t16[15]}
+	return ip6Frame(dstMAC, srcMAC, netip.IPv6Unspecified(), group, unix.IPPROTO_ICMPV6, ns, 2)
+}
+
 // routerAdvert announces srcMAC's link-local src as a default router
 // (lifetime 1800 s), to the all-nodes group.
 func routerAdvert(srcMAC net.HardwareAddr, src netip.Addr) []byte {

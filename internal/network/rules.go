@@ -37,7 +37,7 @@ import (
 // a TAP in @taps: IPv4 and IPv6 must come from the TAP's own MAC and
 // addresses (@tap_ip4, @tap_ip6: TAP . MAC . address, its ULA and EUI-64
 // link-local ones; one lookup accepts the common frame; "::" only for
-// duplicate address detection), ARP must speak for the TAP's own MAC and
+// duplicate address detection of its own addresses), ARP must speak for the TAP's own MAC and
 // IPv4 address, neighbour advertisements only for its own addresses (@tap_nd),
 // no router advertisements or redirects;
 // nothing else (another source MAC, VLAN tags, other ethertypes) leaves a
@@ -335,7 +335,8 @@ func (r Rules) Script() string {
 		icmpv6 type { nd-router-advert, nd-redirect } drop comment "no rogue router: the gateway is the only one"
 		icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @tap_nd drop comment "spoofed neighbour advertisement"
 		iifname . ether saddr . ip6 saddr @tap_ip6 accept
-		ip6 saddr :: icmpv6 type { nd-neighbor-solicit, mld2-listener-report } accept comment "duplicate address detection"
+		ip6 saddr :: icmpv6 type nd-neighbor-solicit iifname . @th,64,128 @tap_nd accept comment "duplicate address detection, of its own addresses only"
+		ip6 saddr :: icmpv6 type mld2-listener-report accept
 		drop comment "spoofed IPv6"
 	}
 }
