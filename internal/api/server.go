@@ -89,6 +89,12 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, token string) error 
 
 type remoteKey struct{}
 
+// WithRemote marks ctx as a remote client's (RemoteClient), for servers of
+// other APIs on TCP listeners (the Docker Engine API).
+func WithRemote(ctx context.Context) context.Context {
+	return context.WithValue(ctx, remoteKey{}, true)
+}
+
 // RemoteClient reports whether the request behind ctx came over a TCP
 // listener (a token-authenticated client, possibly on another host) rather
 // than the local unix socket: host privileges such as bind mounts are for

@@ -139,6 +139,44 @@ func TestDockerCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("volume and network create and use; bind mounts", func(t *testing.T) {
+		prereq.Tool(t, "cryptsetup") // volumes are LUKS2 by default
+		if out := e.ok("volume", "create", "data1"); strings.TrimSpace(out) != "data1" {
+			t.Fatalf("volume create printed %q", out)
+		}
+		e.ok("run", "--rm", "-v", "data1:/data", "busybox:vm", "sh", "-c", "echo persisted > /data/f")
+		if r := e.run(nil, "run", "--rm", "-v", "data1:/data:ro", "busybox:vm", "cat", "/data/f"); r.code != 0 || r.stdout != "persisted\n" {
+			t.Fatalf("second container reads %+v", r)
+		}
+		if out := e.ok("volume", "ls", "--format", "{{.Name}} {{.Driver}}"); !strings.Contains(out, "data1 local") {
+			t.Fatalf("volume ls = %q", out)
+		}
+		e.ok("volume", "rm", "data1")
+
+		host := t.TempDir()
+		if err := os.WriteFile(filepath.Join(host, "f"), []byte("from the host\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.run(nil, "run", "--rm", "-v", host+":/host", "busybox:vm", "cat", "/host/f"); r.code != 0 || r.stdout != "from the host\n" {
+			t.Fatalf("bind mount reads %+v", r)
+		}
+
+		e.ok("network", "create", "net1")
+		e.ok("run", "-d", "--name", "srv", "--network", "net1", "busybox:vm", "httpd", "-f", "-p", "80", "-h", "/etc")
+		eventually(t, "a container reaches another by name on a user network", func() error {
+			r := e.run(nil, "run", "--rm", "--network", "net1", "busybox:vm", "wget", "-qO-", "http://srv/passwd")
+			if r.code != 0 || !strings.Contains(r.stdout, "root:x:0:0") {
+				return fmt.Errorf("%+v", r)
+			}
+			return nil
+		})
+		if out := e.ok("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", "net1"); !strings.Contains(out, "srv") {
+			t.Fatalf("network inspect containers = %q", out)
+		}
+		e.ok("rm", "-f", "srv")
+		e.ok("network", "rm", "net1")
+	})
+
 	t.Run("logs -f follows to the exit", func(t *testing.T) {
 		e.ok("run", "-d", "--name", "counter", "busybox:vm", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 1; done")
 		out := e.ok("logs", "-f", "counter")

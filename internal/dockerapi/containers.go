@@ -226,7 +226,7 @@ func (s *Server) removeContainer(w http.ResponseWriter, r *http.Request) error {
 	if !force && dockerState(m) == container.StateRunning {
 		return conflict("cannot remove container %q: container is running: stop the container before removing or force remove", "/"+m.Name)
 	}
-	if err := s.cfg.Machines.Destroy(r.Context(), "", m.ID, force); err != nil {
+	if err := s.cfg.Machines.DestroyWithVolumes(r.Context(), "", m.ID, force, boolParam(r, "v")); err != nil {
 		return containerErr(ref, err)
 	}
 	w.WriteHeader(http.StatusNoContent)

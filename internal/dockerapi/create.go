@@ -46,7 +46,9 @@ var refusals = []struct {
 	{func(h *container.HostConfig) bool { return len(h.SecurityOpt) > 0 },
 		"--security-opt: seccomp, AppArmor and SELinux profiles are not applied in the guest; the VM is the isolation boundary"},
 	{func(h *container.HostConfig) bool { return len(h.VolumesFrom) > 0 },
-		"--volumes-from: use named volumes instead"},
+		"--volumes-from: use named volumes instead (-v NAME:/path on both)"},
+	{func(h *container.HostConfig) bool { return h.VolumeDriver != "" && h.VolumeDriver != "local" },
+		"--volume-driver: ferry's volumes are its own block volumes (driver local)"},
 	{func(h *container.HostConfig) bool { return len(h.Sysctls) > 0 },
 		"--sysctl: not applied in the guest yet"},
 	{func(h *container.HostConfig) bool { return h.ReadonlyRootfs },
@@ -117,7 +119,7 @@ func machineRequest(name string, req container.CreateRequest) (types.CreateReque
 	if cfg.Services, err = services(c.ExposedPorts, h.PortBindings, h.PublishAllPorts); err != nil {
 		return types.CreateRequest{}, err
 	}
-	if cfg.Mounts, err = mounts(h); err != nil {
+	if cfg.Mounts, err = mounts(c, h); err != nil {
 		return types.CreateRequest{}, err
 	}
 	for _, d := range h.DNS {
@@ -213,35 +215,105 @@ func services(exposed network.PortSet, bindings network.PortMap, all bool) ([]ty
 	return out, nil
 }
 
-// mounts takes tmpfs mounts; binds and volumes wait for ferry's volumes.
-func mounts(h *container.HostConfig) ([]types.Mount, error) {
+// mounts are the container's binds (-v SRC:DST[:ro]), --mount entries,
+// --tmpfs and anonymous volumes (-v /path: Config.Volumes) as machine
+// mounts: a SRC that is an absolute path is a bind mount (virtio-fs), any
+// other a named volume created on first use.
+func mounts(c *container.Config, h *container.HostConfig) ([]types.Mount, error) {
 	var out []types.Mount
-	if len(h.Binds) > 0 {
-		return nil, invalid("-v %s: bind mounts and volumes are not served by ferry's Docker API yet; copy files in with docker cp or use --tmpfs", h.Binds[0])
+	seen := map[string]bool{}
+	add := func(m types.Mount) {
+		m.Path = path.Clean(m.Path)
+		seen[m.Path] = true
+		out = append(out, m)
 	}
-	for p, opts := range h.Tmpfs {
-		m, err := tmpfs(p, opts)
+	for _, b := range h.Binds {
+		m, err := bind(b)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, m)
+		add(m)
 	}
 	for _, m := range h.Mounts {
-		if m.Type != mount.TypeTmpfs {
-			return nil, invalid("--mount type=%s,target=%s: only tmpfs mounts are served by ferry's Docker API yet", m.Type, m.Target)
+		if !path.IsAbs(m.Target) {
+			return nil, invalid("--mount target %q: must be an absolute path", m.Target)
 		}
-		tm := types.Mount{Type: "tmpfs", Path: m.Target}
-		if m.TmpfsOptions != nil && m.TmpfsOptions.SizeBytes > 0 {
-			tm.SizeMB = int((m.TmpfsOptions.SizeBytes + 1<<20 - 1) >> 20)
+		switch m.Type {
+		case mount.TypeBind:
+			if m.BindOptions != nil && m.BindOptions.Propagation != "" && m.BindOptions.Propagation != mount.PropagationRPrivate && m.BindOptions.Propagation != mount.PropagationPrivate {
+				return nil, invalid("--mount bind-propagation=%s: mounts do not propagate between the host and a micro-VM", m.BindOptions.Propagation)
+			}
+			add(types.Mount{Type: types.MountBind, Source: m.Source, Path: m.Target, ReadOnly: m.ReadOnly})
+		case mount.TypeVolume:
+			if o := m.VolumeOptions; o != nil && (o.DriverConfig != nil && o.DriverConfig.Name != "" && o.DriverConfig.Name != "local" || o.Subpath != "") {
+				return nil, invalid("--mount type=volume,target=%s: volume drivers and subpaths are not served; ferry's volumes are its own block volumes", m.Target)
+			}
+			add(types.Mount{Type: types.MountVolume, Volume: m.Source, Path: m.Target, ReadOnly: m.ReadOnly})
+		case mount.TypeTmpfs:
+			tm := types.Mount{Type: types.MountTmpfs, Path: m.Target}
+			if m.TmpfsOptions != nil && m.TmpfsOptions.SizeBytes > 0 {
+				tm.SizeMB = int((m.TmpfsOptions.SizeBytes + 1<<20 - 1) >> 20)
+			}
+			add(tm)
+		default:
+			return nil, invalid("--mount type=%s,target=%s: ferry mounts binds, volumes and tmpfs", m.Type, m.Target)
 		}
-		out = append(out, tm)
+	}
+	for _, p := range sortedKeys(h.Tmpfs) {
+		m, err := tmpfs(p, h.Tmpfs[p])
+		if err != nil {
+			return nil, err
+		}
+		add(m)
+	}
+	if c != nil {
+		ps := make([]string, 0, len(c.Volumes))
+		for p := range c.Volumes {
+			ps = append(ps, p)
+		}
+		sortStrings(ps)
+		for _, p := range ps {
+			if !seen[path.Clean(p)] {
+				add(types.Mount{Type: types.MountVolume, Path: p})
+			}
+		}
 	}
 	return out, nil
 }
 
+// bind reads -v SRC:DST[:OPTS].
+func bind(spec string) (types.Mount, error) {
+	parts := strings.Split(spec, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return types.Mount{}, invalid("invalid volume specification: '%s'", spec)
+	}
+	m := types.Mount{Path: parts[1]}
+	if path.IsAbs(parts[0]) {
+		m.Type, m.Source = types.MountBind, parts[0]
+	} else {
+		m.Type, m.Volume = types.MountVolume, parts[0]
+	}
+	if !path.IsAbs(m.Path) {
+		return m, invalid("invalid volume specification: '%s': the destination must be an absolute path", spec)
+	}
+	if len(parts) == 3 {
+		for _, o := range strings.Split(parts[2], ",") {
+			switch o {
+			case "ro":
+				m.ReadOnly = true
+			case "rw", "z", "Z", "nocopy", "rprivate", "private", "":
+				// z/Z relabel for SELinux, which no guest applies; a volume starts empty.
+			default:
+				return m, invalid("-v %s: option %q: mounts do not propagate between the host and a micro-VM", spec, o)
+			}
+		}
+	}
+	return m, nil
+}
+
 // tmpfs reads --tmpfs PATH:size=64m,... (other options are Linux's defaults).
 func tmpfs(p, opts string) (types.Mount, error) {
-	m := types.Mount{Type: "tmpfs", Path: path.Clean(p)}
+	m := types.Mount{Type: types.MountTmpfs, Path: path.Clean(p)}
 	for _, o := range strings.Split(opts, ",") {
 		k, v, _ := strings.Cut(o, "=")
 		if k != "size" {

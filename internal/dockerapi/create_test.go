@@ -18,12 +18,13 @@ func TestMachineRequestCarriesDockerOptions(t *testing.T) {
 	req := container.CreateRequest{
 		Config: &container.Config{Image: "busybox", Cmd: []string{"httpd", "-f"}, Env: []string{"A=1", "B=x=y"},
 			Labels: map[string]string{"com.example": "v"}, Tty: true, OpenStdin: true, AttachStdin: true,
-			User: "1000", WorkingDir: "/tmp", Hostname: "h1", ExposedPorts: network.PortSet{network.MustParsePort("53/udp"): {}}},
+			User: "1000", WorkingDir: "/tmp", Hostname: "h1", Volumes: map[string]struct{}{"/anon": {}}, ExposedPorts: network.PortSet{network.MustParsePort("53/udp"): {}}},
 		HostConfig: &container.HostConfig{AutoRemove: true, PublishAllPorts: true,
 			PortBindings:  network.PortMap{p: {{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: "8080"}}},
 			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 3},
 			Resources:     container.Resources{Memory: 300 << 20, NanoCPUs: 1_500_000_000},
 			Tmpfs:         map[string]string{"/run": "size=16m"}, ExtraHosts: []string{"db:10.0.0.2"},
+			Binds:         []string{"/srv/data:/data:ro", "vol1:/v"},
 			DNS: []netip.Addr{netip.MustParseAddr("1.1.1.1")}, NetworkMode: "appnet"},
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 			"appnet": {Aliases: []string{"web"}}, "other": {}}},
@@ -49,7 +50,10 @@ func TestMachineRequestCarriesDockerOptions(t *testing.T) {
 		{"restart", c.Restart == types.Restart{Policy: types.RestartOnFailure, MaxRetries: 3}},
 		{"memory", c.Guest.MemoryMB == 300},
 		{"cpus rounded up", c.Guest.CPUs == 2},
-		{"tmpfs", len(c.Mounts) == 1 && c.Mounts[0] == types.Mount{Type: "tmpfs", Path: "/run", SizeMB: 16}},
+		{"mounts", len(c.Mounts) == 4 && c.Mounts[0] == types.Mount{Type: types.MountBind, Source: "/srv/data", Path: "/data", ReadOnly: true} &&
+			c.Mounts[1] == types.Mount{Type: types.MountVolume, Volume: "vol1", Path: "/v"} &&
+			c.Mounts[2] == types.Mount{Type: types.MountTmpfs, Path: "/run", SizeMB: 16} &&
+			c.Mounts[3] == types.Mount{Type: types.MountVolume, Path: "/anon"}},
 		{"dns and hosts", len(c.DNS) == 1 && c.DNS[0] == "1.1.1.1" && c.ExtraHosts[0] == "db:10.0.0.2"},
 		{"ports", len(c.Services) == 2 && c.Services[0].InternalPort == 53 && c.Services[0].Protocol == "udp" &&
 			c.Services[1].InternalPort == 80 && c.Services[1].Ports[0] == types.Port{Port: 8080, HostIP: "127.0.0.1"}},
@@ -78,7 +82,8 @@ func TestMachineRequestRefusesWhatAVMCannotHonour(t *testing.T) {
 		{"network none", container.HostConfig{NetworkMode: "none"}, "--network none"},
 		{"userns host", container.HostConfig{UsernsMode: "host"}, "--userns host"},
 		{"security-opt", container.HostConfig{SecurityOpt: []string{"seccomp=unconfined"}}, "--security-opt"},
-		{"bind mount", container.HostConfig{Binds: []string{"/etc:/x"}}, "bind mounts"},
+		{"bind propagation", container.HostConfig{Binds: []string{"/etc:/x:rshared"}}, "do not propagate"},
+		{"volume driver", container.HostConfig{VolumeDriver: "nfs"}, "--volume-driver"},
 		{"log driver", container.HostConfig{LogConfig: container.LogConfig{Type: "syslog"}}, "--log-driver"},
 	}
 	for _, tc := range cases {

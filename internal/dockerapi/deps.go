@@ -23,6 +23,7 @@ type Machines interface {
 	Restart(ctx context.Context, app, ref string, opt machine.StopOptions) (*types.Machine, error)
 	Signal(ctx context.Context, app, ref string, sig syscall.Signal) error
 	Destroy(ctx context.Context, app, ref string, force bool) error
+	DestroyWithVolumes(ctx context.Context, app, ref string, force, anonymous bool) error
 	Rename(ctx context.Context, app, ref, name string) (*types.Machine, error)
 	Exec(ctx context.Context, app, ref string, req types.ExecRequest, stdio guest.ExecIO) (int, error)
 	Logs(ctx context.Context, app, ref string, opt machine.LogOptions, fn func([]byte) error) error

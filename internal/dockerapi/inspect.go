@@ -10,6 +10,7 @@ import (
 
 	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
 
 	"github.com/ferryvm/ferry/internal/api/types"
@@ -185,6 +186,16 @@ func hostConfig(m *types.Machine) *container.HostConfig {
 		}
 	}
 	for _, mt := range c.Mounts {
+		switch mt.Kind() {
+		case types.MountBind:
+			h.Binds = append(h.Binds, bindSpec(mt.Source, mt))
+			continue
+		case types.MountVolume:
+			if mt.Volume != "" {
+				h.Binds = append(h.Binds, bindSpec(mt.Volume, mt))
+			}
+			continue
+		}
 		if h.Tmpfs == nil {
 			h.Tmpfs = map[string]string{}
 		}
@@ -195,6 +206,33 @@ func hostConfig(m *types.Machine) *container.HostConfig {
 		h.Tmpfs[mt.Path] = opt
 	}
 	return h
+}
+
+func bindSpec(src string, mt types.Mount) string {
+	s := src + ":" + mt.Path
+	if mt.ReadOnly {
+		s += ":ro"
+	}
+	return s
+}
+
+// mountPoints are the machine's volumes and bind mounts as docker inspect
+// shows them.
+func mountPoints(m *types.Machine) []container.MountPoint {
+	out := []container.MountPoint{}
+	for _, mt := range m.Config.Mounts {
+		p := container.MountPoint{Destination: mt.Path, RW: !mt.ReadOnly, Propagation: mount.PropagationRPrivate}
+		switch mt.Kind() {
+		case types.MountBind:
+			p.Type, p.Source = mount.TypeBind, mt.Source
+		case types.MountVolume:
+			p.Type, p.Name, p.Driver = mount.TypeVolume, mt.Volume, "local"
+		default:
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 func containerConfig(m *types.Machine) *container.Config {
@@ -244,7 +282,7 @@ func inspect(m *types.Machine) container.InspectResponse {
 	}
 	r := container.InspectResponse{ID: containerID(m.ID), Created: dockerTime(m.CreatedAt), State: st,
 		Image: imageID(m), Name: "/" + m.Name, RestartCount: m.Restarts, Driver: "ferry", Platform: "linux",
-		HostConfig: hostConfig(m), Config: containerConfig(m), Mounts: []container.MountPoint{},
+		HostConfig: hostConfig(m), Config: containerConfig(m), Mounts: mountPoints(m),
 		NetworkSettings: &container.NetworkSettings{Ports: livePorts(m), Networks: endpoints(m)},
 		LogPath:         "", ExecIDs: nil}
 	if len(av) > 0 {
@@ -258,7 +296,7 @@ func summary(m *types.Machine) container.Summary {
 	s := container.Summary{ID: containerID(m.ID), Names: []string{"/" + m.Name}, Image: m.Config.Image,
 		ImageID: imageID(m), Command: strings.Join(argv(m), " "), Created: m.CreatedAt.Unix(),
 		Labels: labels(m), State: dockerState(m), Status: statusText(m), Ports: []container.PortSummary{},
-		NetworkSettings: &container.NetworkSettingsSummary{Networks: endpoints(m)}, Mounts: []container.MountPoint{}}
+		NetworkSettings: &container.NetworkSettingsSummary{Networks: endpoints(m)}, Mounts: mountPoints(m)}
 	s.HostConfig.NetworkMode = networkMode(m)
 	for k, bs := range livePorts(m) {
 		if len(bs) == 0 {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
@@ -139,6 +140,12 @@ func at(s []string, i int) string {
 // certificates required by the caller's config).
 func (s *Server) Serve(ctx context.Context, l net.Listener, token string, tlsCfg *tls.Config) error {
 	var h http.Handler = s
+	base := ctx
+	if token != "" || tlsCfg != nil {
+		// A remote client: host privileges (bind mounts) follow the
+		// daemon's policy for them, as on ferry's TCP API.
+		base = api.WithRemote(ctx)
+	}
 	if token != "" {
 		want := []byte("Bearer " + token)
 		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -153,7 +160,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, token string, tlsCfg
 		l = tls.NewListener(l, tlsCfg)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return ctx }}
+		BaseContext: func(net.Listener) context.Context { return base }}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
