@@ -24,8 +24,8 @@ func TestMachineRequestCarriesDockerOptions(t *testing.T) {
 			RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyOnFailure, MaximumRetryCount: 3},
 			Resources:     container.Resources{Memory: 300 << 20, NanoCPUs: 1_500_000_000},
 			Tmpfs:         map[string]string{"/run": "size=16m"}, ExtraHosts: []string{"db:10.0.0.2"},
-			Binds:         []string{"/srv/data:/data:ro", "vol1:/v"},
-			DNS: []netip.Addr{netip.MustParseAddr("1.1.1.1")}, NetworkMode: "appnet"},
+			Binds: []string{"/srv/data:/data:ro", "vol1:/v"},
+			DNS:   []netip.Addr{netip.MustParseAddr("1.1.1.1")}, NetworkMode: "appnet"},
 		NetworkingConfig: &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 			"appnet": {Aliases: []string{"web"}}, "other": {}}},
 	}
