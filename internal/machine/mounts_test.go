@@ -256,3 +256,33 @@ func TestUpdateMounts(t *testing.T) {
 		}
 	}
 }
+
+// After a crash: attachments of machines that no longer exist are dropped,
+// and holds of machines that no longer run are let go.
+func TestReconcileVolumes(t *testing.T) {
+	w := newWorld()
+	m, vs := newVolumeManager(t, w)
+	if _, err := vs.Create(ctx, volume.CreateRequest{App: "default", Name: "v", Encrypted: plain}); err != nil {
+		t.Fatal(err)
+	}
+	mc, err := m.Create(ctx, "", types.CreateRequest{Name: "stopped", SkipLaunch: true, Config: types.Config{Image: "busybox",
+		Mounts: []types.Mount{{Volume: "v", Path: "/v"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The records a killed daemon left: a hold by the machine, which is
+	// not running, and a reference by a machine that was never recorded.
+	if _, err := vs.Attach(ctx, "default", "v", mc.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := vs.Reference(ctx, "default", "v", "ghost", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	v, err := vs.Get(ctx, "default", "v")
+	if err != nil || len(v.Attachments) != 1 || v.Attachments[0].Machine != mc.ID || v.Attachments[0].Active {
+		t.Fatalf("after reconcile: %+v, %v; want only %s's reference", v.Attachments, err, mc.ID)
+	}
+}
