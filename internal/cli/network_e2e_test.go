@@ -121,6 +121,22 @@ func TestNetworksEndToEnd(t *testing.T) {
 		t.Errorf("cli (on front only) resolves other on back: %s", lastLookup)
 	}
 
+	// A daemon restart (SIGKILL: no chance to tidy) keeps the networks,
+	// addresses, rules and resolvers of the machines that outlived it.
+	apiIP := m.Network.Endpoints[0].IPv4.Addr().String()
+	e.killDaemon()
+	e.startDaemon()
+	if after := e.inspect("api"); after.Network == nil || after.Network.Endpoints[0].IPv4.Addr().String() != apiIP {
+		t.Errorf("api's address after the daemon restart: %+v, want %s", after.Network, apiIP)
+	}
+	e.eventually("cli resolves api after the daemon restart", time.Minute, func() bool { return resolves("cli", "api", apiIP) })
+	e.eventually("cli reaches api after the daemon restart", time.Minute, func() bool {
+		return e.run(nil, "exec", "cli", "timeout", "5", "wget", "-qO-", "http://"+apiIP+"/").stdout == "served\n"
+	})
+	if r := e.run(nil, "exec", "other", "timeout", "5", "wget", "-qO-", "http://"+apiIP+"/"); r.code == 0 {
+		t.Errorf("after the daemon restart a machine on another network reached api's front address: %s", r)
+	}
+
 	for _, n := range []string{"api", "cli", "other"} {
 		e.ok("rm", "-f", n)
 	}
