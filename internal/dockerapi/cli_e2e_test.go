@@ -116,6 +116,13 @@ func TestDockerCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("top", func(t *testing.T) {
+		out := e.ok("top", "web")
+		if !strings.Contains(out, "UID") || !strings.Contains(out, "httpd -f -p 80 -h /etc") {
+			t.Fatalf("docker top = %q, want the entrypoint listed", out)
+		}
+	})
+
 	t.Run("cp both ways", func(t *testing.T) {
 		dir := t.TempDir()
 		src := filepath.Join(dir, "in.txt")

@@ -15,12 +15,15 @@ const composeFile = `services:
     image: busybox:vm
     command: ["httpd", "-f", "-p", "80", "-h", "/etc"]
     ports: ["18082:80"]
+    volumes: ["www:/www"]
     labels:
       tier: front
   client:
     image: busybox:vm
     command: ["sh", "-c", "while true; do wget -qO- http://web/hostname && echo fetched; sleep 1; done"]
     depends_on: [web]
+volumes:
+  www: {}
 `
 
 // TestDockerCompose brings a two-service project up and down with docker
@@ -30,6 +33,7 @@ func TestDockerCompose(t *testing.T) {
 	e := newDockerEnv(t)
 	plugin := prereq.Tool(t, "docker-compose")
 	prereq.Tool(t, "curl")
+	prereq.Tool(t, "cryptsetup") // the project's volume is LUKS2 by default
 	cfgDir := strings.TrimPrefix(e.env[1], "DOCKER_CONFIG=")
 	if err := os.MkdirAll(filepath.Join(cfgDir, "cli-plugins"), 0o755); err != nil {
 		t.Fatal(err)
@@ -60,7 +64,7 @@ func TestDockerCompose(t *testing.T) {
 		}
 		return nil
 	})
-	if out := compose("exec", "-T", "web", "sh", "-c", "echo exec-ok"); strings.TrimSpace(out) != "exec-ok" {
+	if out := compose("exec", "-T", "web", "sh", "-c", "echo exec-ok > /www/f && cat /www/f"); strings.TrimSpace(out) != "exec-ok" {
 		t.Fatalf("compose exec = %q", out)
 	}
 	if out := e.ok("ps", "--filter", "label=com.docker.compose.project=proj", "--format", "{{.Names}}"); !strings.Contains(out, "proj-web-1") {
@@ -73,11 +77,17 @@ func TestDockerCompose(t *testing.T) {
 		}
 		return nil
 	})
+	if out := e.ok("volume", "ls", "-q"); !strings.Contains(out, "proj_www") {
+		t.Fatalf("project volume not listed: %q", out)
+	}
 	compose("down", "-v")
 	if out := e.ok("ps", "-aq"); out != "" {
 		t.Fatalf("containers left after down: %q", out)
 	}
 	if out := e.ok("network", "ls", "--format", "{{.Name}}"); strings.Contains(out, "proj_default") {
 		t.Fatalf("project network left after down: %q", out)
+	}
+	if out := e.ok("volume", "ls", "-q"); strings.Contains(out, "proj_www") {
+		t.Fatalf("project volume left after down -v: %q", out)
 	}
 }

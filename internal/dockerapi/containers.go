@@ -320,12 +320,32 @@ func (s *Server) statsContainer(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-// GET /containers/{id}/top: ferry reads no guest process table yet.
+// GET /containers/{id}/top?ps_args=: the guest's processes (ferry-init's
+// process lister), in the columns of ps -ef.
 func (s *Server) topContainer(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.container(r.PathValue("id")); err != nil {
+	ref := r.PathValue("id")
+	m, err := s.container(ref)
+	if err != nil {
 		return err
 	}
-	return errNotImplemented{"docker top: ferry does not read the guest's process table yet; use docker exec ID ps"}
+	if a := r.URL.Query().Get("ps_args"); a != "" && a != "-ef" && a != "-e" && a != "aux" {
+		return invalid("docker top %s: ps arguments are not passed to the guest; ferry lists every process in ps -ef's columns", a)
+	}
+	if m.State != types.StateStarted {
+		return conflict("container %s is not running", containerID(m.ID))
+	}
+	ps, err := s.cfg.Machines.Processes(r.Context(), "", m.ID)
+	if err != nil {
+		return containerErr(ref, err)
+	}
+	resp := container.TopResponse{Titles: []string{"UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"}, Processes: [][]string{}}
+	for _, p := range ps {
+		started := m.StartedAt.Add(time.Duration(p.StartTicks) * time.Second / 100)
+		cpu := time.Duration(p.CPUTicks) * time.Second / 100
+		resp.Processes = append(resp.Processes, []string{strconv.Itoa(p.UID), strconv.Itoa(p.PID), strconv.Itoa(p.PPID), "0",
+			started.Local().Format("15:04"), "?", fmt.Sprintf("%02d:%02d:%02d", int(cpu.Hours()), int(cpu.Minutes())%60, int(cpu.Seconds())%60), p.Cmd})
+	}
+	return writeJSON(w, http.StatusOK, resp)
 }
 
 // POST /containers/{id}/resize?h=&w=: to the attached terminal, if any.

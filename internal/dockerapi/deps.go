@@ -34,6 +34,7 @@ type Machines interface {
 	StatPath(ctx context.Context, app, ref, p string) (guest.PathStat, error)
 	CopyFrom(ctx context.Context, app, ref, p string, w io.Writer) error
 	CopyTo(ctx context.Context, app, ref, dir string, r io.Reader) error
+	Processes(ctx context.Context, app, ref string) ([]guest.ProcessInfo, error)
 }
 
 // Networks is ferry's network service (a *network.Service).

@@ -46,6 +46,9 @@ func Main() {
 	if len(os.Args) > 1 && os.Args[1] == guest.ArchiveHelperArg && os.Getpid() != 1 {
 		os.Exit(ArchiveMain(os.Args[2:])) // re-executed for docker cp: see archive.go
 	}
+	if len(os.Args) > 1 && os.Args[1] == guest.ProcessesHelperArg && os.Getpid() != 1 {
+		os.Exit(ProcessesMain()) // re-executed for docker top: see processes.go
+	}
 	if len(os.Args) > 1 && os.Args[1] == guest.GrowHelperArg && os.Getpid() != 1 {
 		os.Exit(GrowMain(os.Args[2:])) // re-executed to grow a volume online: see grow.go
 	}

@@ -87,3 +87,22 @@ func (m *Manager) CopyTo(ctx context.Context, app, ref, dir string, r io.Reader)
 	pr.CloseWithError(io.ErrClosedPipe)
 	return err
 }
+
+// Processes lists a started machine's processes (docker top) through
+// ferry-init's process lister (guest.ProcessesHelperArg).
+func (m *Manager) Processes(ctx context.Context, app, ref string) ([]guest.ProcessInfo, error) {
+	var out, stderr bytes.Buffer
+	req := types.ExecRequest{Cmd: []string{guest.BuildHelper, guest.ProcessesHelperArg}, User: "0"}
+	code, err := m.Exec(ctx, app, ref, req, guest.ExecIO{Stdout: &out, Stderr: &stderr})
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return nil, fmt.Errorf("list processes: %s (exit %d)", strings.TrimSpace(stderr.String()), code)
+	}
+	var ps []guest.ProcessInfo
+	if err := json.Unmarshal(out.Bytes(), &ps); err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	return ps, nil
+}

@@ -75,3 +75,25 @@ func TestCopyThroughTheArchiveHelper(t *testing.T) {
 		t.Fatalf("helper calls %q, want %q first", got, want)
 	}
 }
+
+func TestProcessesThroughTheLister(t *testing.T) {
+	w := newWorld()
+	w.hold = true
+	w.run = func(req guest.ExecRequest, stdio guest.ExecIO) guest.ExitStatus {
+		if strings.Join(req.Argv, " ") != "/proc/1/exe ferry-ps" || req.User != "0" {
+			fmt.Fprint(stdio.Stderr, "unexpected argv")
+			return guest.ExitStatus{Code: 1}
+		}
+		fmt.Fprint(stdio.Stdout, `[{"pid":1,"ppid":0,"cmd":"/init"},{"pid":7,"ppid":1,"uid":1000,"cmd":"httpd -f"}]`)
+		return guest.ExitStatus{}
+	}
+	m := newManager(t, w, t.TempDir())
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := m.Processes(ctx, "", mc.ID)
+	if err != nil || len(ps) != 2 || ps[1].Cmd != "httpd -f" || ps[1].UID != 1000 {
+		t.Fatalf("processes = %+v, %v", ps, err)
+	}
+}
