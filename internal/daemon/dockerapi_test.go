@@ -56,3 +56,34 @@ func TestDockerSocketFlag(t *testing.T) {
 		t.Fatalf("--docker-addr without a token: %v, want an invalid argument", err)
 	}
 }
+
+func TestDockerAddrNeedsTheToken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	startDaemon(t, Config{DockerAddr: addr, APIToken: "s3cret"})
+	get := func(token string) int {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v1.44/containers/json", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := get(""); c != http.StatusUnauthorized {
+		t.Fatalf("without the token: %d, want 401", c)
+	}
+	if c := get("wrong"); c != http.StatusUnauthorized {
+		t.Fatalf("with a wrong token: %d, want 401", c)
+	}
+	if c := get("s3cret"); c != http.StatusOK {
+		t.Fatalf("with the token: %d, want 200", c)
+	}
+}

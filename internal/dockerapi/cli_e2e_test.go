@@ -184,6 +184,31 @@ func TestDockerCLI(t *testing.T) {
 		e.ok("network", "rm", "net1")
 	})
 
+	t.Run("run -i and run -it attach the entrypoint", func(t *testing.T) {
+		if r := e.run(strings.NewReader("piped\n"), "run", "--rm", "-i", "busybox:vm", "sh", "-c", "cat; exit 4"); r.code != 4 || r.stdout != "piped\n" {
+			t.Fatalf("run -i: %+v", r)
+		}
+		prereq.PTY(t)
+		c := e.cmd("run", "--rm", "-it", "busybox:vm", "sh")
+		f, err := pty.Start(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var out bytes.Buffer
+		read := make(chan struct{})
+		go func() { _, _ = io.Copy(&out, f); close(read) }()
+		_, _ = io.WriteString(f, "tty; exit 5\n")
+		if err := c.Wait(); err == nil || c.ProcessState.ExitCode() != 5 {
+			t.Fatalf("run -it exit: %v, want 5; output %q", err, out.String())
+		}
+		f.Close()
+		<-read
+		if !strings.Contains(out.String(), "/dev/pts/") {
+			t.Fatalf("run -it output %q: want the entrypoint on a guest pty", out.String())
+		}
+	})
+
 	t.Run("logs -f follows to the exit", func(t *testing.T) {
 		e.ok("run", "-d", "--name", "counter", "busybox:vm", "sh", "-c", "for i in 1 2 3; do echo line$i; sleep 1; done")
 		out := e.ok("logs", "-f", "counter")
