@@ -16,6 +16,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,10 +52,13 @@ type Config struct {
 	// docker.sock beside Socket; "none": not served).
 	DockerSocket string
 	// DockerAddr is an optional TCP address of the Docker Engine API; it
-	// requires APIToken like APIAddr.
+	// requires APIToken, or TLS with client certificates (DockerTLS).
 	DockerAddr string
-	NetNS      string // named network namespace the network side runs in ("" = current)
-	Subnet     string // machine subnet CIDR ("" = internal/network's default)
+	// DockerTLS serves DockerAddr over TLS, requiring client certificates
+	// signed by its CA (dockerd's --tlsverify).
+	DockerTLS TLSFiles
+	NetNS     string // named network namespace the network side runs in ("" = current)
+	Subnet    string // machine subnet CIDR ("" = internal/network's default)
 	// AllowLinkLocal lets guests reach 169.254.0.0/16 (a cloud's metadata
 	// service) through the host.
 	AllowLinkLocal bool
@@ -153,8 +157,11 @@ func (c *Config) validate() error {
 	case "none":
 		c.DockerSocket = ""
 	}
-	if c.DockerAddr != "" && c.APIToken == "" {
-		return fmt.Errorf("--docker-addr %s needs --api-token (the TCP Docker API is never served without a token): %w", c.DockerAddr, errdefs.ErrInvalidArgument)
+	if err := c.DockerTLS.validate(); err != nil {
+		return err
+	}
+	if c.DockerAddr != "" && c.APIToken == "" && !c.DockerTLS.set() {
+		return fmt.Errorf("--docker-addr %s needs --api-token or --docker-tlscacert/--docker-tlscert/--docker-tlskey (the TCP Docker API is never served unauthenticated): %w", c.DockerAddr, errdefs.ErrInvalidArgument)
 	}
 	if c.APIAddr != "" && c.APIToken == "" {
 		return fmt.Errorf("--api-addr %s needs --api-token (the TCP API is never served without a token): %w", c.APIAddr, errdefs.ErrInvalidArgument)
@@ -171,7 +178,7 @@ func (d *daemon) serve(ctx context.Context, ls []listener) error {
 	for i, l := range ls {
 		wg.Go(func() {
 			if l.docker {
-				errs[i] = d.docker.Serve(ctx, l.Listener, l.token, nil)
+				errs[i] = d.docker.Serve(ctx, l.Listener, l.token, l.tls)
 			} else {
 				errs[i] = d.api.Serve(ctx, l.Listener, l.token)
 			}
@@ -189,9 +196,10 @@ func (d *daemon) serve(ctx context.Context, ls []listener) error {
 }
 
 // listener is one API endpoint with the token it requires ("" = none);
-// docker marks the Docker Engine API's.
+// docker marks the Docker Engine API's, tls its TLS (nil: plain).
 type listener struct {
 	net.Listener
 	token  string
 	docker bool
+	tls    *tls.Config
 }

@@ -65,7 +65,15 @@ func (d *daemon) listen() ([]listener, error) {
 			closeAll()
 			return nil, fmt.Errorf("listen on --docker-addr %s: %w", d.cfg.DockerAddr, err)
 		}
-		ls = append(ls, listener{Listener: tl, token: d.cfg.APIToken, docker: true})
+		l := listener{Listener: tl, token: d.cfg.APIToken, docker: true}
+		if d.cfg.DockerTLS.set() {
+			if l.tls, err = d.cfg.DockerTLS.config(); err != nil {
+				_ = tl.Close()
+				closeAll()
+				return nil, err
+			}
+		}
+		ls = append(ls, l)
 	}
 	return ls, nil
 }

@@ -80,6 +80,16 @@ func machineRequest(name string, req container.CreateRequest) (types.CreateReque
 			return types.CreateRequest{}, invalid("%s", r.msg)
 		}
 	}
+	switch {
+	case c.StopSignal != "" && strings.TrimPrefix(strings.ToUpper(c.StopSignal), "SIG") != "TERM" && c.StopSignal != "15":
+		return types.CreateRequest{}, invalid("--stop-signal %s: ferry stops machines with SIGTERM (docker stop --signal and docker kill --signal send others)", c.StopSignal)
+	case c.StopTimeout != nil:
+		return types.CreateRequest{}, invalid("--stop-timeout: not kept per container by ferry; pass docker stop -t (the default is 10 s)")
+	case c.NetworkDisabled:
+		return types.CreateRequest{}, invalid("network disabled: every micro-VM gets a NIC on a network; use an internal network to cut it off instead")
+	case c.Domainname != "":
+		return types.CreateRequest{}, invalid("--domainname: not set in the guest; put the domain in the network's DNS search instead")
+	}
 	if c.Healthcheck != nil && len(c.Healthcheck.Test) > 0 && c.Healthcheck.Test[0] != "NONE" {
 		return types.CreateRequest{}, invalid("health checks are not served by ferry's Docker API yet; drop the healthcheck or run it with docker exec")
 	}

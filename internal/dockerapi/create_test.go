@@ -95,6 +95,15 @@ func TestMachineRequestRefusesWhatAVMCannotHonour(t *testing.T) {
 			}
 		})
 	}
+	for name, c := range map[string]container.Config{
+		"stop signal":  {Image: "busybox", StopSignal: "SIGQUIT"},
+		"stop timeout": {Image: "busybox", StopTimeout: new(int)},
+		"domainname":   {Image: "busybox", Domainname: "example.com"},
+	} {
+		if _, err := machineRequest("", container.CreateRequest{Config: &c}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want a refusal", name, err)
+		}
+	}
 	// Docker's defaults (what the CLI and compose send) are accepted.
 	def := container.HostConfig{NetworkMode: "bridge", IpcMode: "private", CgroupnsMode: "private", LogConfig: container.LogConfig{Type: "json-file"}}
 	if _, err := machineRequest("", container.CreateRequest{Config: &container.Config{Image: "busybox"}, HostConfig: &def}); err != nil {
