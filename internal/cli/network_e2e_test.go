@@ -39,6 +39,9 @@ func TestNetworksEndToEnd(t *testing.T) {
 	if out := e.ok("ps", "-a", "-q"); out != "" {
 		t.Fatalf("refused runs left machines: %q", out)
 	}
+	if out := e.ok("run", "--rm", "--network", "none", "busybox:vm", "ls", "/sys/class/net"); out != "lo\n" {
+		t.Errorf("--network none: interfaces %q, want lo alone", out)
+	}
 
 	e.ok("run", "-d", "--name", "web", "--network", "front", "--network-alias", "www", "-p", "127.0.0.1:18086:80", "busybox:vm",
 		"sh", "-c", "mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 80 -h /www")

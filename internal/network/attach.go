@@ -75,6 +75,15 @@ func (s *Service) Attach(ctx context.Context, req AttachRequest) (*Attachment, e
 }
 
 func (s *Service) attach(ctx context.Context, req AttachRequest) (*Attachment, error) {
+	if none, err := noNetwork(req); err != nil || none {
+		if err != nil {
+			return nil, err
+		}
+		if err := s.releaseID(ctx, req.MachineID); err != nil {
+			return nil, err
+		}
+		return &Attachment{MachineID: req.MachineID, NetNS: s.cfg.NetNS}, nil
+	}
 	nets, err := s.resolveNets(ctx, req)
 	if err != nil {
 		return nil, err
@@ -108,6 +117,35 @@ func (s *Service) attach(ctx context.Context, req AttachRequest) (*Attachment, e
 		return nil, err
 	}
 	return att, nil
+}
+
+// noNetwork reports whether req asks for --network none, and refuses
+// none with anything else.
+func noNetwork(req AttachRequest) (bool, error) {
+	i := slices.IndexFunc(req.Networks, func(e EndpointRequest) bool { return e.Network == NoNetwork })
+	switch {
+	case i < 0:
+		return false, nil
+	case len(req.Networks) > 1:
+		return false, fmt.Errorf("network none is no network at all: it cannot be joined with others (drop --network none): %w", errdefs.ErrInvalidArgument)
+	case len(req.Ports) > 0:
+		return false, fmt.Errorf("network none has no published ports (drop -p, or pick a network): %w", errdefs.ErrInvalidArgument)
+	case len(req.Networks[0].Aliases) > 0 || req.Networks[0].IPv4.IsValid() || req.Networks[0].IPv6.IsValid():
+		return false, fmt.Errorf("network none has no names or addresses (drop --network-alias, --ip, --ip6): %w", errdefs.ErrInvalidArgument)
+	}
+	return true, nil
+}
+
+// releaseID releases the machine's recorded endpoints, if any.
+func (s *Service) releaseID(ctx context.Context, machineID string) error {
+	var rec *machineRecord
+	if err := s.db.View(func(tx *bbolt.Tx) (err error) {
+		rec, err = getMachine(tx, machineID)
+		return err
+	}); err != nil || rec == nil {
+		return err
+	}
+	return s.release(ctx, rec)
 }
 
 // resolveNets finds (or, for the app's default, creates) the networks of
@@ -359,17 +397,7 @@ func (s *Service) guestDNS(rec *machineRecord) (nameservers, search []string) {
 func (s *Service) Release(ctx context.Context, machineID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var rec *machineRecord
-	if err := s.db.View(func(tx *bbolt.Tx) (err error) {
-		rec, err = getMachine(tx, machineID)
-		return err
-	}); err != nil {
-		return fmt.Errorf("network release %s: %w", machineID, err)
-	}
-	if rec == nil {
-		return nil
-	}
-	if err := s.release(ctx, rec); err != nil {
+	if err := s.releaseID(ctx, machineID); err != nil {
 		return fmt.Errorf("network release %s: %w", machineID, err)
 	}
 	return nil

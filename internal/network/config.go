@@ -25,6 +25,9 @@ const (
 	DefaultTable = "ferry"
 	// DefaultNetwork is the default app's network (bridge ferry0).
 	DefaultNetwork = "default"
+	// NoNetwork is Docker's --network none: a machine on it has no NIC
+	// (its loopback only), no address and no name in any resolver.
+	NoNetwork = "none"
 )
 
 // FallbackDNS are the resolver's upstreams when the host's resolv.conf

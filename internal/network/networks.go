@@ -34,6 +34,9 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (*Network, erro
 		return nil, fmt.Errorf("name %q is not a DNS label (letters, digits, '-' and '_', at most 63, starting and ending with a letter or digit): %w",
 			req.Name, errdefs.ErrInvalidArgument)
 	}
+	if req.Name == NoNetwork || req.Name == "host" {
+		return nil, fmt.Errorf("name %q is reserved (Docker's --network %s): pick another: %w", req.Name, req.Name, errdefs.ErrInvalidArgument)
+	}
 	for k := range req.Labels {
 		if k == "" {
 			return nil, fmt.Errorf("empty label key: %w", errdefs.ErrInvalidArgument)

@@ -424,3 +424,60 @@ func TestMultiHomedDNS(t *testing.T) {
 	rc, got = lookup(t, apiG.ns, front.Gateway, "db", dns.TypeA)
 	wantAddrs(t, "api asks for db once db stopped", rc, got)
 }
+
+// TestNoNetwork: --network none gives a machine no NIC, address, name or
+// rule (the namespace is as before), takes a machine that had networks off
+// them, refuses what needs a network, and "none" and "host" cannot name a
+// network.
+func TestNoNetwork(t *testing.T) {
+	s := newTestService(t, Config{})
+	ctx := context.Background()
+	if _, err := s.Create(ctx, CreateRequest{Name: "front"}); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, s)
+	none := []EndpointRequest{{Network: NoNetwork}}
+	att, err := s.Attach(ctx, AttachRequest{MachineID: "m1", Name: "solo", App: "shop", Networks: none})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(att.Endpoints) != 0 || len(att.DNS) != 0 || att.IP().IsValid() {
+		t.Errorf("attachment on none: %+v", att)
+	}
+	if after := snapshot(t, s); !after.equal(before) {
+		t.Errorf("--network none changed the namespace:\n%s", before.diff(after))
+	}
+	// A machine that was on front, restarted on none, leaves front.
+	att, err = s.Attach(ctx, AttachRequest{MachineID: "m2", Name: "web", App: "shop", Networks: []EndpointRequest{{Network: "front"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	att.Close()
+	if _, err := s.Attach(ctx, AttachRequest{MachineID: "m2", Name: "web", App: "shop", Networks: none}); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ := s.Inspect(ctx, "front"); len(info.Endpoints) != 0 {
+		t.Errorf("front still has %+v", info.Endpoints)
+	}
+	if after := snapshot(t, s); !after.equal(before) {
+		t.Errorf("a machine moved to none left things behind:\n%s", before.diff(after))
+	}
+	for _, tc := range []struct {
+		req  AttachRequest
+		want string
+	}{
+		{AttachRequest{Networks: append(slices.Clone(none), EndpointRequest{Network: "front"})}, "cannot be joined with others"},
+		{AttachRequest{Networks: none, Ports: []Port{{Protocol: "tcp", HostPort: 18099, GuestPort: 80}}}, "no published ports"},
+		{AttachRequest{Networks: []EndpointRequest{{Network: NoNetwork, Aliases: []string{"x"}}}}, "no names or addresses"},
+	} {
+		tc.req.MachineID, tc.req.Name = "m3", "bad"
+		if _, err := s.Attach(ctx, tc.req); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("attach %+v: %v; want %q", tc.req.Networks, err, tc.want)
+		}
+	}
+	for _, name := range []string{"none", "host"} {
+		if _, err := s.Create(ctx, CreateRequest{Name: name}); !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "reserved") {
+			t.Errorf("create %s: %v", name, err)
+		}
+	}
+}
