@@ -219,6 +219,13 @@ func TestNetworksIsolation(t *testing.T) {
 		unreach(t, i1.ns, "tcp", hostPort(w.a.Gateway, 8080), "internal network to a published port")
 		rc, got := lookup(t, i1.ns, w.in.Gateway, "i1", dns.TypeA)
 		wantAddrs(t, "internal network's own DNS", rc, got, w.ip("i1"))
+		// No question leaves an internal network either (a DNS tunnel):
+		// its resolver forwards nothing; another network's does.
+		if rc, got := lookup(t, i1.ns, w.in.Gateway, "example.com", dns.TypeA); rc != dns.RcodeRefused || len(got) != 0 {
+			t.Errorf("internal network's resolver on example.com: %s %v; want REFUSED", dns.RcodeToString[rc], got)
+		}
+		rc, got = lookup(t, a2.ns, w.a.Gateway, "example.com", dns.TypeA)
+		wantAddrs(t, "network a's resolver forwards example.com", rc, got, netip.MustParseAddr("192.0.2.53"))
 	})
 	t.Run("host services out of reach", func(t *testing.T) {
 		for _, addr := range []netip.Addr{w.hostAddr, w.a.Gateway, w.b.Gateway, w.a.Gateway6} {

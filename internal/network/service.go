@@ -206,7 +206,7 @@ func (s *Service) startResolver(n *Network) error {
 		closeAll()
 		return fmt.Errorf("dns on %v: %w", gws, err)
 	}
-	srv := resolver.New(resolver.Config{Upstreams: slices.Clone(s.upstreams), Logger: s.log.With("network", n.Name)})
+	srv := resolver.New(resolver.Config{Upstreams: slices.Clone(s.upstreams), NoForward: n.Internal, Logger: s.log.With("network", n.Name)})
 	s.resolvers[n.ID] = srv
 	if err := s.refreshDNS(n.ID); err != nil {
 		closeAll()

@@ -57,6 +57,10 @@ type Config struct {
 	Logger    *slog.Logger
 	// Timeout per upstream exchange; default 2 s.
 	Timeout time.Duration
+	// NoForward answers names that are not machines' with REFUSED instead
+	// of asking the upstreams: an --internal network's resolver, so no
+	// question (a DNS tunnel) leaves the network either.
+	NoForward bool
 	// MaxForwards bounds the questions being forwarded at once (each holds
 	// a goroutine and a socket for up to two timeouts); past it a question
 	// gets SERVFAIL at once, so a guest flooding names it cannot have
@@ -279,6 +283,12 @@ func (s *Server) Close() {
 // ServeDNS answers one query.
 func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	if m := s.local(req, clientAddr(w.RemoteAddr())); m != nil {
+		_ = w.WriteMsg(m)
+		return
+	}
+	if s.cfg.NoForward {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeRefused)
 		_ = w.WriteMsg(m)
 		return
 	}
