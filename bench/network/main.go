@@ -51,7 +51,10 @@ var (
 	scale = flag.String("scale", "10,100,500", "machine counts for the flatness run (on 50 networks)")
 )
 
-var created []string // namespaces to delete
+var (
+	created []string // namespaces to delete
+	dirs    []string // temporary directories to remove
+)
 
 func main() {
 	flag.Parse()
@@ -139,6 +142,9 @@ func cleanup() {
 	for _, n := range created {
 		_ = exec.Command("ip", "netns", "del", n).Run()
 	}
+	for _, d := range dirs {
+		_ = os.RemoveAll(d)
+	}
 	created = nil
 }
 
@@ -181,6 +187,7 @@ func service(tag string) (*network.Service, nsName) {
 	host := newNS(tag)
 	dir, err := os.MkdirTemp("", "bench-network-")
 	check(err)
+	dirs = append(dirs, dir)
 	db, err := bbolt.Open(filepath.Join(dir, "meta.db"), 0o600, nil)
 	check(err)
 	up := fakeUpstream()
