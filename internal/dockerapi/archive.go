@@ -30,6 +30,9 @@ func (s *Server) archiveContainer(w http.ResponseWriter, r *http.Request) error 
 		return conflict("docker cp: container %s is %s; ferry copies through the running guest: start it first", ref, dockerState(m))
 	}
 	ctx := r.Context()
+	if err := s.cfg.Machines.WaitBooted(ctx, "", m.ID); err != nil {
+		return containerErr(ref, err)
+	}
 	if r.Method == http.MethodPut {
 		if err := s.cfg.Machines.CopyTo(ctx, "", m.ID, p, r.Body); err != nil {
 			return copyErr(p, ref, err)

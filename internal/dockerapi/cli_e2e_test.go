@@ -116,6 +116,22 @@ func TestDockerCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("stats, restart, rename", func(t *testing.T) {
+		out := e.ok("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", "web")
+		if !strings.HasPrefix(out, "web ") || !strings.Contains(out, "/ 256MiB") {
+			t.Fatalf("docker stats = %q, want the VMM's memory against the guest's 256 MiB", out)
+		}
+		e.ok("restart", "-t", "1", "web")
+		if out := e.ok("inspect", "-f", "{{.State.Status}}", "web"); out != "running\n" {
+			t.Fatalf("after restart: %q", out)
+		}
+		e.ok("rename", "web", "web2")
+		e.ok("rename", "web2", "web")
+		if out := e.ok("ps", "--format", "{{.Names}}", "--filter", "name=web"); strings.TrimSpace(out) != "web" {
+			t.Fatalf("after renames: %q", out)
+		}
+	})
+
 	t.Run("top", func(t *testing.T) {
 		out := e.ok("top", "web")
 		if !strings.Contains(out, "UID") || !strings.Contains(out, "httpd -f -p 80 -h /etc") {

@@ -289,34 +289,50 @@ func (s *Server) statsContainer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	stream := r.URL.Query().Get("stream") == "" || boolParam(r, "stream")
-	w.Header().Set("Content-Type", "application/json")
-	var prev container.CPUStats
-	var prevAt time.Time
-	for first := true; ; first = false {
+	// sample reads the VMM's CPU time and memory (a stopped machine has
+	// none: zeros, as Docker shows).
+	sample := func() (container.StatsResponse, error) {
 		now := time.Now()
-		st := container.StatsResponse{ID: containerID(m.ID), Name: "/" + m.Name, OSType: "linux", Read: now,
-			PreRead: prevAt, PreCPUStats: prev}
-		if ms, err := s.cfg.Machines.Stats("", m.ID, 0); err == nil {
-			cpus := uint32(max(m.Config.Guest.CPUs, 1))
-			st.CPUStats = container.CPUStats{CPUUsage: container.CPUUsage{TotalUsage: uint64(ms.CPUSeconds * 1e9)},
-				SystemUsage: uint64(now.UnixNano()) * uint64(cpus), OnlineCPUs: cpus}
-			st.MemoryStats = container.MemoryStats{Usage: uint64(ms.MemoryRSS), Limit: uint64(ms.MemoryMB) << 20}
-			st.NumProcs = 1
-		} else if first && !errors.Is(err, errdefs.ErrConflict) {
-			return containerErr(ref, err)
+		st := container.StatsResponse{ID: containerID(m.ID), Name: "/" + m.Name, OSType: "linux", Read: now}
+		ms, err := s.cfg.Machines.Stats("", m.ID, 0)
+		if errors.Is(err, errdefs.ErrConflict) {
+			return st, nil
 		}
-		if err := writeJSONLine(w, st); err != nil {
-			return nil
+		if err != nil {
+			return st, containerErr(ref, err)
 		}
-		if !stream {
-			return nil
-		}
-		prev, prevAt = st.CPUStats, now
-		select {
+		// SystemUsage advances by the guest's CPUs per second, so the CLI's
+		// percentage is of one core, as Docker's.
+		cpus := uint32(max(m.Config.Guest.CPUs, 1))
+		st.CPUStats = container.CPUStats{CPUUsage: container.CPUUsage{TotalUsage: uint64(ms.CPUSeconds * 1e9)},
+			SystemUsage: uint64(now.UnixNano()) * uint64(cpus), OnlineCPUs: cpus}
+		st.MemoryStats = container.MemoryStats{Usage: uint64(ms.MemoryRSS), Limit: uint64(ms.MemoryMB) << 20}
+		st.NumProcs = 1
+		return st, nil
+	}
+	prev, err := sample()
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !stream && boolParam(r, "one-shot") {
+		return writeJSONLine(w, prev)
+	}
+	for {
+		select { // Docker's interval; a single answer, too, carries the previous sample
 		case <-r.Context().Done():
 			return nil
 		case <-time.After(time.Second):
 		}
+		st, err := sample()
+		if err != nil {
+			return err
+		}
+		st.PreCPUStats, st.PreRead = prev.CPUStats, prev.Read
+		if err := writeJSONLine(w, st); err != nil || !stream {
+			return nil
+		}
+		prev = st
 	}
 }
 
@@ -333,6 +349,9 @@ func (s *Server) topContainer(w http.ResponseWriter, r *http.Request) error {
 	}
 	if m.State != types.StateStarted {
 		return conflict("container %s is not running", containerID(m.ID))
+	}
+	if err := s.cfg.Machines.WaitBooted(r.Context(), "", m.ID); err != nil {
+		return containerErr(ref, err)
 	}
 	ps, err := s.cfg.Machines.Processes(r.Context(), "", m.ID)
 	if err != nil {

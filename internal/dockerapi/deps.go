@@ -35,6 +35,7 @@ type Machines interface {
 	CopyFrom(ctx context.Context, app, ref, p string, w io.Writer) error
 	CopyTo(ctx context.Context, app, ref, dir string, r io.Reader) error
 	Processes(ctx context.Context, app, ref string) ([]guest.ProcessInfo, error)
+	WaitBooted(ctx context.Context, app, ref string) error
 }
 
 // Networks is ferry's network service (a *network.Service).

@@ -159,6 +159,14 @@ func (s *Server) startExec(w http.ResponseWriter, r *http.Request) error {
 	}
 	x.running = true
 	s.execs.mu.Unlock()
+	// A container that started takes execs at once in Docker; a guest
+	// still booting refuses them, so wait for it.
+	if err := s.cfg.Machines.WaitBooted(r.Context(), "", x.machine); err != nil {
+		s.execs.mu.Lock()
+		x.running = false
+		s.execs.mu.Unlock()
+		return containerErr(x.machine, err)
+	}
 	c := x.req
 	er := types.ExecRequest{Cmd: c.Cmd, Env: c.Env, User: c.User, WorkingDir: c.WorkingDir, TTY: c.Tty, Stdin: c.AttachStdin}
 	if c.ConsoleSize != nil {
