@@ -76,5 +76,14 @@ if [ ! -x "$gobin/docker-compose" ]; then
   go mod download github.com/docker/compose/v5@v5.6.0
   (cd "$(go env GOMODCACHE)/github.com/docker/compose/v5@v5.6.0" && GOFLAGS=-mod=mod go build -o "$gobin/docker-compose" ./cmd)
 fi
+# SeaweedFS (Apache-2.0), the S3-compatible server the registry's replica tests run
+# against (weed mini: master, volume, filer and S3 gateway in one process). Its go.mod
+# has replace directives, so `go install` refuses it: build it from its module
+# directory, niced (a large build: 12 min niced with -p 1 on 2 shared cores, downloads included).
+weed_version=v0.0.0-20261109003541-7506e5f91cd6
+if [ ! -x "$gobin/weed" ]; then
+  go mod download github.com/seaweedfs/seaweedfs@$weed_version
+  (cd "$(go env GOMODCACHE)/github.com/seaweedfs/seaweedfs@$weed_version" && GOFLAGS=-mod=mod nice -n 19 go build -o "$gobin/weed" ./weed)
+fi
 # The docker CLI itself (API 1.44 or later: docker 25+) is not packaged by Debian 12
 # (docker.io is 20.10); the tests use the one on PATH.

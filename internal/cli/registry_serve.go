@@ -2,6 +2,7 @@ package cli
 
 import (
 	"os"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -12,6 +13,8 @@ import (
 func newRegistryServeCmd(g *globals, rf *registryFlags) *cobra.Command {
 	var addr, cert, key, realm, metricsAddr string
 	var lim registry.Limits
+	var blobRedirect bool
+	var gcInterval time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the registry (OCI distribution API, token endpoint, /healthz, /metrics)",
@@ -34,6 +37,12 @@ func newRegistryServeCmd(g *globals, rf *registryFlags) *cobra.Command {
 				cfg.MetricsAddr = metricsAddr
 			}
 			f := cmd.Flags()
+			if f.Changed("blob-redirect") {
+				cfg.BlobRedirect = blobRedirect
+			}
+			if f.Changed("gc-interval") {
+				cfg.GCInterval = gcInterval
+			}
 			if f.Changed("org-quota") {
 				cfg.Limits.OrgStorage = lim.OrgStorage
 			}
@@ -73,6 +82,8 @@ func newRegistryServeCmd(g *globals, rf *registryFlags) *cobra.Command {
 	f.StringVar(&key, "tls-key", "", "private key of --tls-cert (PEM)")
 	f.StringVar(&realm, "realm", "", "token endpoint URL for challenges (default: the address the client connected to, + /token)")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve /metrics unauthenticated on this address only (e.g. 127.0.0.1:5001)")
+	f.BoolVar(&blobRedirect, "blob-redirect", false, "answer blob GETs with a redirect to a presigned storage (S3) URL instead of serving the bytes")
+	f.DurationVar(&gcInterval, "gc-interval", 0, "run gc in the server this often; replicas on one Postgres take turns (default: never)")
 	f.Var(&lim.OrgStorage, "org-quota", "default storage quota per org, e.g. 100GiB or unlimited (default 100GiB)")
 	f.IntVar(&lim.UploadSessions, "max-upload-sessions", 0, "open upload sessions per org, -1 for no cap (default 64)")
 	f.Var(&lim.BodyMinRate, "body-min-rate", "slowest average rate a request body or response may move, per second, after 10s; unlimited turns it off (default 1KiB)")

@@ -19,7 +19,9 @@ import (
 // repositories of deleted orgs. Each org's links are judged by that org's
 // manifests and activity alone. It then records what each repository holds
 // (the orgs' usage, for quotas) and forgets what it deleted. It may run
-// while a server is serving.
+// while servers are serving; one run at a time across every replica
+// sharing st (store.TryGCLock): when another holds the lock it returns at
+// once with an error wrapping errdefs.ErrConflict.
 func GC(ctx context.Context, cfg Config, st *store.Store, opts gc.Options) (gc.Report, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -28,6 +30,11 @@ func GC(ctx context.Context, cfg Config, st *store.Store, opts gc.Options) (gc.R
 	if opts.Grace == 0 {
 		opts.Grace = cfg.GCGrace
 	}
+	unlock, err := st.TryGCLock(ctx)
+	if err != nil {
+		return gc.Report{}, err
+	}
+	defer unlock()
 	start := time.Now()
 	sc := cfg.distributionStorage()
 	drv, err := factory.Create(ctx, sc.Type(), sc.Parameters())

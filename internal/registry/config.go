@@ -27,6 +27,16 @@ type Config struct {
 	// Storage is distribution's storage section, verbatim (e.g. an "s3"
 	// driver with its parameters). Empty: filesystem under Root/storage.
 	Storage configuration.Storage `yaml:"storage,omitempty"`
+	// BlobRedirect answers blob GETs and HEADs with a 307 to a presigned
+	// URL of the storage (S3: valid 20 minutes) instead of serving the
+	// bytes through the registry. Clients must reach the storage endpoint.
+	// Ignored by drivers that cannot presign (filesystem); a "redirect"
+	// key in Storage, when present, wins.
+	BlobRedirect bool `yaml:"blob_redirect,omitempty"`
+	// GCInterval runs gc in the server this often (0: never; run `ferry
+	// registry gc` instead). Replicas sharing a Postgres take turns: a run
+	// holds an advisory lock, and a replica finding it held skips that run.
+	GCInterval time.Duration `yaml:"gc_interval,omitempty"`
 	// TLS serves HTTPS with this certificate and key (PEM files).
 	TLS TLSConfig `yaml:"tls,omitempty"`
 	// Secret is the HTTP secret that signs upload state and keys the
@@ -115,6 +125,9 @@ func (c Config) distributionStorage() configuration.Storage {
 	}
 	if st.Type() == "" {
 		st["filesystem"] = configuration.Parameters{"rootdirectory": filepath.Join(c.Root, "storage")}
+	}
+	if _, ok := st["redirect"]; !ok {
+		st["redirect"] = configuration.Parameters{"disable": !c.BlobRedirect}
 	}
 	if _, ok := st["delete"]; !ok {
 		st["delete"] = configuration.Parameters{"enabled": true}

@@ -44,6 +44,8 @@ type Server struct {
 	tokens  *tokenCache
 	claims  *claimsCache
 	handler http.Handler
+	gcStop  context.CancelFunc // stops gcLoop (Config.GCInterval)
+	gcDone  chan struct{}
 	closeMu sync.Once
 }
 
@@ -111,6 +113,12 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Server, error) {
 	s.tokens = newTokenCache(tokenCacheTTL)
 	s.claims = newClaimsCache()
 	s.handler = s.routes()
+	if cfg.GCInterval > 0 {
+		var gctx context.Context
+		gctx, s.gcStop = context.WithCancel(context.WithoutCancel(ctx))
+		s.gcDone = make(chan struct{})
+		go s.gcLoop(gctx, s.gcDone)
+	}
 	return s, nil
 }
 
@@ -172,6 +180,10 @@ func (s *Server) Config() Config { return s.cfg }
 func (s *Server) Close() error {
 	var err error
 	s.closeMu.Do(func() {
+		if s.gcStop != nil {
+			s.gcStop()
+			<-s.gcDone
+		}
 		s.touches.close()
 		err = s.appDown()
 		s.closeDB()

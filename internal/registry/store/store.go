@@ -19,6 +19,7 @@ import (
 type Store struct {
 	db       *sql.DB
 	postgres bool
+	dsn      string
 	now      func() time.Time
 }
 
@@ -36,7 +37,7 @@ func IsPostgres(dsn string) bool {
 // Open opens (creating if needed) the database named by dsn and applies any
 // pending migrations. dsn is a postgres:// URL or a SQLite file path.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
-	s := &Store{now: time.Now, postgres: IsPostgres(dsn)}
+	s := &Store{now: time.Now, postgres: IsPostgres(dsn), dsn: dsn}
 	for _, o := range opts {
 		o(s)
 	}

@@ -258,6 +258,7 @@ var sources = map[string]source{
 	"runc":               {deb: "runc"},
 	"docker":             {manual: "install a docker CLI 25 or later (Engine API 1.44+; Debian 12's docker.io 20.10 is too old), e.g. Docker's static client binary at /usr/local/bin/docker"},
 	"docker-compose":     {manual: "run scripts/deps.sh (it builds docker compose v5.6.0 into " + ToolsDir + ")"},
+	"weed":               {manual: "run scripts/deps.sh (it builds SeaweedFS's weed, the S3 server of the registry's replica tests, into " + ToolsDir + ")"},
 	"cryptsetup":         {deb: "cryptsetup-bin"},
 	"fio":                {deb: "fio"},
 	"bash":               {manual: "install bash (Debian package bash, essential)"},
