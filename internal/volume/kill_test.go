@@ -17,9 +17,7 @@ import (
 // $FERRY_KILL_STEP.
 func TestKilledChild(t *testing.T) {
 	root, op, step := os.Getenv("FERRY_KILL_ROOT"), os.Getenv("FERRY_KILL_OP"), os.Getenv("FERRY_KILL_STEP")
-	if root == "" {
-		t.Skip("child of TestKilled only")
-	}
+	prereq.OptIn(t, "FERRY_KILL_ROOT", "the child process of TestKilled (TestKilled sets it)")
 	e := newEnv(t, root)
 	e.s.hook = func(s string) {
 		if s == step {
