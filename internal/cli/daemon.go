@@ -45,6 +45,8 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 	f.StringVar(&cfg.VMM, "vmm", "", "VMM driver: qemu or firecracker (default: the best available)")
 	f.StringVar(&cfg.VolumeKeyFile, "volume-key-file", "", "wrap the keys of new volumes with this secret file (0600; e.g. head -c 32 /dev/urandom)")
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to reach over plain HTTP (repeatable)")
+	f.StringVar(&cfg.Join, "join", "", "join the control plane at this URL (register capacity, renew a lease; needs --api-addr; docs/scale-out.md)")
+	f.StringVar(&cfg.JoinToken, "join-token", os.Getenv("FERRY_CONTROLPLANE_TOKEN"), "the control plane's token; env FERRY_CONTROLPLANE_TOKEN")
 	f.BoolVar(&jsonLogs, "log-json", false, "write logs as JSON lines")
 	layerLimitFlags(f, &cfg.LayerLimits)
 	return cmd

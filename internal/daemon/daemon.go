@@ -74,6 +74,11 @@ type Config struct {
 	// HTTP, in addition to loopback ones.
 	InsecureRegistries []string
 
+	// Join is the control plane's URL (`--join`): the host registers
+	// there and renews its lease (internal/controlplane). JoinToken is
+	// the control plane's bearer token.
+	Join, JoinToken string
+
 	// LayerLimits bound what an image's layers may cost a base build
 	// (zero fields: apply's defaults).
 	LayerLimits apply.Limits
@@ -114,6 +119,7 @@ var services = []func(ctx context.Context, d *daemon) error{
 	wireMachines,
 	wireBuild,
 	wireDockerAPI,
+	wireJoin,
 }
 
 // Run starts the daemon and blocks until ctx ends (SIGTERM/SIGINT in `ferry
