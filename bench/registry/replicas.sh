@@ -25,6 +25,7 @@ cleanup() {
   [ -n "${pg_started:-}" ] && runuser -u postgres -- "$pgbin/pg_ctl" -D "$W/pg/data" -m immediate stop >/dev/null 2>&1 || true
   wait 2>/dev/null || true
   [ -n "${KEEP:-}" ] || rm -rf "$W"
+  rm -f /tmp/seaweedfs-*-grpc-531[0-9].sock   # weed mini's local gRPC sockets, named by port
 }
 trap cleanup EXIT
 
@@ -43,10 +44,11 @@ dsn="postgres:///ferry?host=$W/pg/sock&user=postgres&sslmode=disable"
 # S3: SeaweedFS, one process, loopback only.
 mkdir -p "$W/s3"
 AWS_ACCESS_KEY_ID=benchaccess AWS_SECRET_ACCESS_KEY=benchsecret0123456789 S3_BUCKET=ferry \
-  weed mini -dir="$W/s3" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port=5310 -s3.port.grpc=5311 \
+  weed -logtostderr mini -dir="$W/s3" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port=5310 -s3.port.grpc=5311 \
   -master.port=5312 -master.port.grpc=5313 -volume.port=5314 -volume.port.grpc=5315 \
   -filer.port=5316 -filer.port.grpc=5317 -admin.port=5318 -admin.port.grpc=5319 -admin.port.legacy=0 \
   -admin.ui=false -webdav=false -s3.port.iceberg=0 -s3.port.lance=0 -master.telemetry=false \
+  -filer.localSocket="$W/s3/filer.sock" -s3.localSocket="$W/s3/s3.sock" \
   >"$W/weed.log" 2>&1 & pids+=($!)
 for i in $(seq 300); do
   code=$(curl -s -o /dev/null -w '%{http_code}' -I 127.0.0.1:5310/ferry || true)

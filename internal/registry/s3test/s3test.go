@@ -66,7 +66,8 @@ func Start(t testing.TB) *Server {
 		Endpoint: "http://127.0.0.1:" + strconv.Itoa(ports[0]),
 		exited:   make(chan struct{}),
 	}
-	args := []string{"mini", "-dir=" + dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+	// -logtostderr: glog would otherwise write its files into /tmp.
+	args := []string{"-logtostderr", "mini", "-dir=" + dir, "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
 		"-s3.port=" + strconv.Itoa(ports[0]), "-s3.port.grpc=" + strconv.Itoa(ports[1]),
 		"-master.port=" + strconv.Itoa(ports[2]), "-master.port.grpc=" + strconv.Itoa(ports[3]),
 		"-volume.port=" + strconv.Itoa(ports[4]), "-volume.port.grpc=" + strconv.Itoa(ports[5]),
@@ -74,6 +75,7 @@ func Start(t testing.TB) *Server {
 		"-admin.port=" + strconv.Itoa(ports[8]), "-admin.port.grpc=" + strconv.Itoa(ports[9]), "-admin.port.legacy=0",
 		"-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
 		"-master.telemetry=false", "-master.volumeSizeLimitMB=64",
+		"-filer.localSocket=" + filepath.Join(dir, "filer.sock"), "-s3.localSocket=" + filepath.Join(dir, "s3.sock"),
 	}
 	cmd := exec.Command(weed, args...)
 	cmd.Dir = dir
@@ -91,7 +93,15 @@ func Start(t testing.TB) *Server {
 	}
 	s.cmd = cmd
 	go func() { _ = cmd.Wait(); _ = logf.Close(); close(s.exited) }()
-	t.Cleanup(s.stop)
+	t.Cleanup(func() {
+		s.stop()
+		// weed mini puts its local gRPC sockets in /tmp, named by port.
+		for _, p := range ports {
+			for _, svc := range []string{"master", "volume", "filer", "s3", "admin"} {
+				_ = os.Remove(fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", svc, p))
+			}
+		}
+	})
 	if err := s.waitBucket(60 * time.Second); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "weed.log"))
 		t.Fatalf("s3test: %v\nweed log:\n%s", err, tail(log, 4000))
