@@ -147,9 +147,11 @@ func TestDamagedTemplates(t *testing.T) {
 				t.Fatal(err)
 			}
 		},
-		"truncated":       func(t *testing.T, tp *Template) { must(t, os.Truncate(tp.State, 10)) },
-		"state missing":   func(t *testing.T, tp *Template) { must(t, os.Remove(tp.State)) },
-		"manifest broken": func(t *testing.T, tp *Template) { must(t, os.WriteFile(filepath.Join(tp.Dir, manifestName), []byte("{"), 0o600)) },
+		"truncated":     func(t *testing.T, tp *Template) { must(t, os.Truncate(tp.State, 10)) },
+		"state missing": func(t *testing.T, tp *Template) { must(t, os.Remove(tp.State)) },
+		"manifest broken": func(t *testing.T, tp *Template) {
+			must(t, os.WriteFile(filepath.Join(tp.Dir, manifestName), []byte("{"), 0o600))
+		},
 		"other version": func(t *testing.T, tp *Template) {
 			b, _ := os.ReadFile(filepath.Join(tp.Dir, manifestName))
 			b = bytes.Replace(b, []byte(`"version": 1`), []byte(`"version": 99`), 1)
