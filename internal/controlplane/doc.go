@@ -8,6 +8,10 @@
 // renewal names the generation it holds, so a host whose lease expired, or
 // was taken over by a newer registration, learns it has lost the lease
 // instead of silently extending it (the fencing the design rests on).
-// Placement, desired state and cross-host networking are designed in
-// docs/scale-out.md and not built yet.
+//
+// Placement (place.go) records a machine's desired state and chooses its
+// host in one transaction over the locked live hosts: a machine with a
+// volume goes to the volume's home, others to the host with the most
+// memory free. Hosts do not yet converge to what is placed on them, and
+// cross-host networking is designed in docs/scale-out.md, not built.
 package controlplane

@@ -41,6 +41,8 @@ const DefaultLeaseTTL = 10 * time.Second
 //	POST /v1/hosts              register (body: Host) → Lease, a new generation
 //	POST /v1/hosts/{id}/lease   renew (body: RenewRequest) → Lease; 409 when lost
 //	GET  /v1/hosts              → []HostStatus
+//	POST /v1/apps/{app}/volumes   create a volume (body: {name, size_mb}) → Placement, its home
+//	POST /v1/apps/{app}/machines  place a machine (body: MachineSpec) → Placement
 //
 // Every request needs "Authorization: Bearer <token>".
 type Server struct {
@@ -79,6 +81,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/hosts", s.register)
 	mux.HandleFunc("POST /v1/hosts/{id}/lease", s.renew)
 	mux.HandleFunc("GET /v1/hosts", s.hosts)
+	mux.HandleFunc("POST /v1/apps/{app}/volumes", s.createVolume)
+	mux.HandleFunc("POST /v1/apps/{app}/machines", s.placeMachine)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {
@@ -138,10 +142,47 @@ func (s *Server) hosts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, hs)
 }
 
-func (s *Server) fail(w http.ResponseWriter, err error) {
-	if errors.Is(err, errdefs.ErrConflict) {
-		writeError(w, http.StatusConflict, err.Error())
+func (s *Server) createVolume(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Name   string `json:"name"`
+		SizeMB int64  `json:"size_mb"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "create volume: body is not {name, size_mb}: "+err.Error())
 		return
+	}
+	p, err := s.store.CreateVolume(r.Context(), r.PathValue("app"), req.Name, req.SizeMB)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, p)
+}
+
+func (s *Server) placeMachine(w http.ResponseWriter, r *http.Request) {
+	var m MachineSpec
+	if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
+		writeError(w, http.StatusBadRequest, "place machine: body is not a machine: "+err.Error())
+		return
+	}
+	m.App = r.PathValue("app")
+	p, err := s.store.PlaceMachine(r.Context(), m)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.log.Info("machine placed", "app", m.App, "machine", m.Name, "host", p.HostID, "generation", p.Generation)
+	writeJSON(w, http.StatusCreated, p)
+}
+
+// fail answers err with the status of its errdefs kind; anything else is
+// the database's failure.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	for _, kind := range []error{errdefs.ErrConflict, errdefs.ErrInvalidArgument, errdefs.ErrNotFound, errdefs.ErrAlreadyExists, errdefs.ErrUnavailable} {
+		if errors.Is(err, kind) {
+			writeError(w, errdefs.HTTPStatus(err), err.Error())
+			return
+		}
 	}
 	s.log.Warn("controlplane request failed", "err", err)
 	writeError(w, http.StatusServiceUnavailable, "control plane database: "+err.Error())

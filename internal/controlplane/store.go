@@ -90,6 +90,32 @@ var migrations = []string{
 		expires_at TIMESTAMPTZ NOT NULL,
 		renewed_at TIMESTAMPTZ NOT NULL
 	);`,
+	`CREATE TABLE apps (
+		id   TEXT PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE
+	);
+	CREATE TABLE volumes (
+		id           TEXT PRIMARY KEY,
+		app_id       TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+		name         TEXT NOT NULL,
+		size_mb      BIGINT NOT NULL,
+		home_host_id TEXT NOT NULL REFERENCES hosts(id),
+		UNIQUE (app_id, name)
+	);
+	CREATE TABLE machines (
+		id                TEXT PRIMARY KEY,
+		app_id            TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+		name              TEXT NOT NULL,
+		cpus              INTEGER NOT NULL,
+		memory_mb         BIGINT NOT NULL,
+		volume_id         TEXT REFERENCES volumes(id),
+		desired           TEXT NOT NULL DEFAULT 'started',
+		host_id           TEXT REFERENCES hosts(id),
+		placed_generation BIGINT,
+		created_at        TIMESTAMPTZ NOT NULL DEFAULT now(),
+		UNIQUE (app_id, name)
+	);
+	CREATE INDEX machines_host ON machines(host_id, app_id);`,
 }
 
 // migrate applies pending migrations in one transaction under an advisory

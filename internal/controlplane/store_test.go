@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +82,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = st.Close() })
-		srv, err := NewServer(st, "cp-token", time.Minute, quiet())
+		srv, err := NewServer(st, "cp-token", 3*time.Second, quiet())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +110,7 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		t.Fatalf("bad host: %d %v", code, out)
 	}
 	code, out := post(urls[0]+"/v1/hosts", "cp-token", hostA)
-	if code != http.StatusOK || out["generation"] != float64(1) || out["ttl"] != "1m0s" {
+	if code != http.StatusOK || out["generation"] != float64(1) || out["ttl"] != "3s" {
 		t.Fatalf("register through replica 0: %d %v", code, out)
 	}
 	if code, out := post(urls[1]+"/v1/hosts/host-a/lease", "cp-token", RenewRequest{Generation: 1, Free: hostA.Free}); code != http.StatusOK {
@@ -116,6 +118,20 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	}
 	if code, out := post(urls[1]+"/v1/hosts/host-a/lease", "cp-token", RenewRequest{Generation: 7}); code != http.StatusConflict {
 		t.Fatalf("renew with a wrong generation: %d %v", code, out)
+	}
+	// Placement through the API: a volume's home, a machine on it, one
+	// that fits nowhere.
+	if code, out := post(urls[0]+"/v1/apps/web/volumes", "cp-token", map[string]any{"name": "data", "size_mb": 10}); code != http.StatusCreated || out["host_id"] != "host-a" {
+		t.Fatalf("create volume: %d %v", code, out)
+	}
+	if code, out := post(urls[1]+"/v1/apps/web/machines", "cp-token", MachineSpec{Name: "m1", CPUs: 1, MemoryMB: 256, Volume: "data"}); code != http.StatusCreated || out["host_id"] != "host-a" || out["host_addr"] != hostA.Addr {
+		t.Fatalf("place machine: %d %v", code, out)
+	}
+	if code, out := post(urls[1]+"/v1/apps/web/machines", "cp-token", MachineSpec{Name: "m2", CPUs: 64, MemoryMB: 256}); code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(out["error"]), "no live host has 64 CPUs") {
+		t.Fatalf("place a machine no host fits: %d %v", code, out)
+	}
+	if code, _ := post(urls[1]+"/v1/apps/web/machines", "cp-token", MachineSpec{Name: "m1", CPUs: 1, MemoryMB: 1}); code != http.StatusConflict {
+		t.Fatalf("place m1 twice: %d", code)
 	}
 	// The agent registers, renews, and registers again when its lease is
 	// taken over (here: another registration of its id).
