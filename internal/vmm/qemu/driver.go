@@ -147,6 +147,11 @@ func (d *Driver) Emulated() bool {
 
 // Start runs the machine: plan, then vmm.Run.
 func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (*vmm.Process, error) {
+	return d.start(ctx, spec, d.Plan)
+}
+
+// start checks what a start needs, plans spec with plan and runs it.
+func (d *Driver) start(ctx context.Context, spec vmm.Spec, plan func(vmm.Spec) (*vmm.Plan, error)) (*vmm.Process, error) {
 	if err := d.Available(); err != nil {
 		return nil, err
 	}
@@ -159,11 +164,11 @@ func (d *Driver) Start(ctx context.Context, spec vmm.Spec) (*vmm.Process, error)
 			spec.Kernel, st.Mode().Perm(), errdefs.ErrInvalidArgument)
 	}
 	_, _ = d.probe(ctx, spec)
-	plan, err := d.Plan(spec)
+	p, err := plan(spec)
 	if err != nil {
 		return nil, err
 	}
-	return vmm.Run(ctx, plan)
+	return vmm.Run(ctx, p)
 }
 
 // kvmGroup is the group owning /dev/kvm.
