@@ -1,0 +1,71 @@
+package guest
+
+import (
+	"crypto/rand"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Warm starts (docs/warm-starts.md): a machine restored from a template
+// finds a ferry-init that was saved waiting, before it read any run config;
+// the host then sends a WarmConfig over the control channel. Everything a
+// template's restores would otherwise share is in it: fresh entropy for
+// the kernel's pool, the wall-clock time, a boot id.
+
+// WarmCmdline is on the kernel command line of a template guest: its
+// ferry-init waits for a WarmConfig instead of reading ConfigPath.
+const WarmCmdline = "ferry.warm=1"
+
+// WarmEntropyBytes is how many fresh host bytes a WarmConfig carries (and
+// at least what init accepts): 512 bits, credited in full, initialise the
+// guest's random pool at once however little it had when saved.
+const WarmEntropyBytes = 64
+
+// WarmConfig is what a restored machine receives before it runs anything.
+type WarmConfig struct {
+	// Config is the machine's run config, as a cold boot reads it from
+	// the initramfs.
+	Config RunConfig `json:"config"`
+	// Entropy is fresh random bytes from the host, added to the guest's
+	// pool (credited) before anything else runs.
+	Entropy []byte `json:"entropy"`
+	// TimeUnixNano is the host's wall clock when it sent the config: the
+	// restored guest's clock is the template's until set.
+	TimeUnixNano int64 `json:"time_unix_nano"`
+	// BootID replaces the template's /proc/sys/kernel/random/boot_id for
+	// the machine's processes (a UUID, lower-case, with dashes).
+	BootID string `json:"boot_id"`
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// NewWarmConfig is cfg with fresh entropy, the time now and a new boot id.
+func NewWarmConfig(cfg RunConfig, now time.Time) (*WarmConfig, error) {
+	w := &WarmConfig{Config: cfg, Entropy: make([]byte, WarmEntropyBytes), TimeUnixNano: now.UnixNano()}
+	if _, err := rand.Read(w.Entropy); err != nil {
+		return nil, fmt.Errorf("warm config: entropy: %w", err)
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return nil, fmt.Errorf("warm config: boot id: %w", err)
+	}
+	id[6] = id[6]&0x0f | 0x40 // version 4
+	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+	w.BootID = fmt.Sprintf("%x-%x-%x-%x-%x", id[0:4], id[4:6], id[6:8], id[8:10], id[10:16])
+	return w, w.Validate()
+}
+
+// Validate says what makes w unusable. A restored guest refuses a config
+// without enough entropy rather than run with its template's random state.
+func (w *WarmConfig) Validate() error {
+	switch {
+	case len(w.Entropy) < WarmEntropyBytes:
+		return fmt.Errorf("warm config: %d bytes of entropy, at least %d are needed: %w", len(w.Entropy), WarmEntropyBytes, ErrInvalidConfig)
+	case w.TimeUnixNano <= 0:
+		return fmt.Errorf("warm config: no time: %w", ErrInvalidConfig)
+	case !uuidRE.MatchString(w.BootID):
+		return fmt.Errorf("warm config: boot id %q is not a lower-case UUID: %w", w.BootID, ErrInvalidConfig)
+	}
+	return w.Config.Validate()
+}

@@ -1,0 +1,57 @@
+package guest
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+)
+
+func warmRunConfig() RunConfig {
+	return RunConfig{
+		Version: ConfigVersion,
+		Image:   Image{Cmd: []string{"/bin/true"}},
+		Root:    Root{Mode: RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"},
+	}
+}
+
+// Two warm configs never share entropy or a boot id; each validates.
+func TestNewWarmConfigIsFresh(t *testing.T) {
+	now := time.Now()
+	a, err := NewWarmConfig(warmRunConfig(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewWarmConfig(warmRunConfig(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Equal(a.Entropy, b.Entropy) || a.BootID == b.BootID {
+		t.Errorf("two warm configs share entropy or boot id: %x %s / %x %s", a.Entropy, a.BootID, b.Entropy, b.BootID)
+	}
+	if a.TimeUnixNano != now.UnixNano() || len(a.Entropy) != WarmEntropyBytes {
+		t.Errorf("warm config = %+v", a)
+	}
+	if a.BootID[14] != '4' {
+		t.Errorf("boot id %s is not a version 4 UUID", a.BootID)
+	}
+}
+
+func TestWarmConfigValidate(t *testing.T) {
+	for name, mut := range map[string]func(*WarmConfig){
+		"short entropy": func(w *WarmConfig) { w.Entropy = w.Entropy[:8] },
+		"no time":       func(w *WarmConfig) { w.TimeUnixNano = 0 },
+		"bad boot id":   func(w *WarmConfig) { w.BootID = "not-a-uuid" },
+		"upper boot id": func(w *WarmConfig) { w.BootID = "ABCDEF01-2345-4678-89AB-CDEF01234567" },
+		"bad config":    func(w *WarmConfig) { w.Config.Version = 99 },
+	} {
+		w, err := NewWarmConfig(warmRunConfig(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mut(w)
+		if err := w.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%s: Validate = %v, want ErrInvalidConfig", name, err)
+		}
+	}
+}
