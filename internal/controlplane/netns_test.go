@@ -65,11 +65,13 @@ func ipIn(t *testing.T, ns string, args ...string) {
 // replicas and two `ferry daemon --join` hosts, each in its own network
 // namespace, connected by veth pairs to a bridge in a fifth one, on one
 // Postgres. Each host registers through a different replica with its
-// capacity and API address and keeps its lease live; a host whose daemon
-// is SIGKILLed loses its lease while the other keeps its own, and on
-// restart registers again as the same host with a new generation; a host
-// whose link is cut loses its lease and, when the link returns, takes a
-// newer generation by itself.
+// capacity and API address and keeps its lease live. A machine is placed
+// on one; that host's daemon is SIGKILLed: its lease expires while the
+// other keeps its own, the replicas' reaper places the machine on the
+// survivor, and the victim, restarted, registers again as the same host
+// with generation 2 and an empty desired set. Then the survivor's link is
+// cut: its lease expires, the machine moves back, and when the link returns
+// the survivor takes a newer generation by itself with nothing to run.
 func TestDaemonsJoinFromNetworkNamespaces(t *testing.T) {
 	prereq.Short(t, "daemons in network namespaces")
 	prereq.Tool(t, "ip")
@@ -101,7 +103,7 @@ func TestDaemonsJoinFromNetworkNamespaces(t *testing.T) {
 			"--api-addr", addrs[ns]+":7070", "--api-token", "api-token",
 			"--join", "http://"+addrs[cp]+":7080", "--join-token", token)
 	}
-	d1, d2 := daemon(h1, cp1), daemon(h2, cp2)
+	procs := map[string]*proc{h1: daemon(h1, cp1), h2: daemon(h2, cp2)}
 
 	ctx := context.Background()
 	st, err := Open(ctx, dsn)
@@ -109,58 +111,91 @@ func TestDaemonsJoinFromNetworkNamespaces(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = st.Close() }()
-	byAddr := func() map[string]HostStatus {
+	apiAddr := func(ns string) string { return "http://" + addrs[ns] + ":7070" }
+	byNS := func() map[string]HostStatus {
 		hs, err := st.Hosts(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		out := map[string]HostStatus{}
 		for _, h := range hs {
-			out[h.Addr] = h
+			for _, ns := range []string{h1, h2} {
+				if h.Addr == apiAddr(ns) {
+					out[ns] = h
+				}
+			}
 		}
 		return out
 	}
-	a1, a2 := "http://"+addrs[h1]+":7070", "http://"+addrs[h2]+":7070"
 	wait := func(what string, ok func(map[string]HostStatus) bool) map[string]HostStatus {
 		t.Helper()
 		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			hs := byAddr()
+			hs := byNS()
 			if ok(hs) {
 				return hs
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s: hosts %+v\nhost 1:\n%s\nhost 2:\n%s", what, hs, d1.out, d2.out)
+				t.Fatalf("timed out waiting for %s: hosts %+v\nhost 1:\n%s\nhost 2:\n%s", what, hs, procs[h1].out, procs[h2].out)
 			}
 		}
 	}
-	hs := wait("both hosts to join", func(hs map[string]HostStatus) bool { return hs[a1].Live && hs[a2].Live })
-	first := hs[a1]
-	if first.ID == hs[a2].ID || first.Generation != 1 || first.Size.CPUs <= 0 || first.Size.MemoryMB <= 0 || first.Size.DiskMB <= 0 {
-		t.Fatalf("registrations: %+v %+v", first, hs[a2])
+	desired := func(hostID string) map[string]int64 {
+		ms, err := st.HostMachines(ctx, hostID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int64{}
+		for _, m := range ms {
+			out[m.Name] = m.PlacedGeneration
+		}
+		return out
+	}
+	hs := wait("both hosts to join", func(hs map[string]HostStatus) bool { return hs[h1].Live && hs[h2].Live })
+	first := hs[h1]
+	if first.ID == hs[h2].ID || first.Generation != 1 || first.Size.CPUs <= 0 || first.Size.MemoryMB <= 0 || first.Size.DiskMB <= 0 {
+		t.Fatalf("registrations: %+v %+v", first, hs[h2])
 	}
 	// Leases are renewed: after several TTLs both are still live.
 	time.Sleep(5 * time.Second)
-	if hs := byAddr(); !hs[a1].Live || !hs[a2].Live || !hs[a1].Renewed.After(first.Renewed) {
+	if hs := byNS(); !hs[h1].Live || !hs[h2].Live || !hs[h1].Renewed.After(first.Renewed) {
 		t.Fatalf("leases not renewed: %+v", hs)
 	}
 
-	// SIGKILL host 1's daemon: its lease expires, host 2's does not.
-	d1.kill()
-	wait("host 1's lease to expire", func(hs map[string]HostStatus) bool { return !hs[a1].Live && hs[a2].Live })
-	d1 = daemon(h1, cp2) // back, through the other replica this time
-	hs = wait("host 1 to register again", func(hs map[string]HostStatus) bool { return hs[a1].Live })
-	if hs[a1].ID != first.ID || hs[a1].Generation != 2 {
-		t.Fatalf("host 1 after restart: %+v, want id %s generation 2", hs[a1], first.ID)
+	// A machine placed on one host (the victim); SIGKILL the victim's
+	// daemon: its lease expires, the survivor's does not, and the control
+	// plane places the machine again on the survivor.
+	p, err := st.PlaceMachine(ctx, MachineSpec{App: "web", Name: "w1", CPUs: 1, MemoryMB: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, survivor := h1, h2
+	if p.HostID == hs[h2].ID {
+		victim, survivor = h2, h1
+	}
+	vid, sid := hs[victim].ID, hs[survivor].ID
+	procs[victim].kill()
+	wait("the victim's lease to expire", func(hs map[string]HostStatus) bool { return !hs[victim].Live && hs[survivor].Live })
+	wait("the machine to be placed on the survivor", func(map[string]HostStatus) bool { _, ok := desired(sid)["w1"]; return ok })
+	procs[victim] = daemon(victim, cp2) // back, through the other replica this time
+	hs = wait("the victim to register again", func(hs map[string]HostStatus) bool { return hs[victim].Live })
+	if hs[victim].ID != vid || hs[victim].Generation != 2 {
+		t.Fatalf("victim after restart: %+v, want id %s generation 2", hs[victim], vid)
+	}
+	if d := desired(vid); len(d) != 0 {
+		t.Fatalf("the returning host's desired set: %v, want empty (w1 runs elsewhere)", d)
 	}
 
-	// Cut host 2's link: its lease expires; restored, it registers again.
-	before := hs[a2].Generation
-	ipIn(t, h2, "link", "set", "eth0", "down")
-	wait("host 2's lease to expire with its link cut", func(hs map[string]HostStatus) bool { return !hs[a2].Live && hs[a1].Live })
-	ipIn(t, h2, "link", "set", "eth0", "up")
-	hs = wait("host 2 to take a new lease", func(hs map[string]HostStatus) bool { return hs[a2].Live })
-	if hs[a2].Generation != before+1 {
-		t.Fatalf("host 2 after its link returned: generation %d, want %d", hs[a2].Generation, before+1)
+	// Cut the survivor's link: its lease expires and w1 moves back under
+	// the victim's new generation; restored, the survivor takes a new
+	// generation by itself and w1 is no longer its to run.
+	before := hs[survivor].Generation
+	ipIn(t, survivor, "link", "set", "eth0", "down")
+	wait("the survivor's lease to expire with its link cut", func(hs map[string]HostStatus) bool { return !hs[survivor].Live && hs[victim].Live })
+	wait("the machine to move back", func(map[string]HostStatus) bool { return desired(vid)["w1"] == 2 })
+	ipIn(t, survivor, "link", "set", "eth0", "up")
+	hs = wait("the survivor to take a new lease", func(hs map[string]HostStatus) bool { return hs[survivor].Live })
+	if hs[survivor].Generation != before+1 || len(desired(sid)) != 0 {
+		t.Fatalf("survivor after its link returned: generation %d (want %d), desired %v (want none)", hs[survivor].Generation, before+1, desired(sid))
 	}
 	if _, err := os.Stat(filepath.Join(roots[h1], "host-id")); err != nil {
 		t.Fatal(err)

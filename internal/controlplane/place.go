@@ -162,16 +162,7 @@ func (s *Store) PlaceMachine(ctx context.Context, m MachineSpec) (Placement, err
 					m.Volume, home, chosen.cpus, chosen.memoryMB, m.CPUs, m.MemoryMB, errdefs.ErrUnavailable)
 			}
 		} else {
-			for i := range hosts {
-				c := &hosts[i]
-				if !fits(*c) {
-					continue
-				}
-				if chosen == nil || c.memoryMB > chosen.memoryMB || (c.memoryMB == chosen.memoryMB && c.appMachines < chosen.appMachines) {
-					chosen = c
-				}
-			}
-			if chosen == nil {
+			if chosen = best(hosts, m.CPUs, m.MemoryMB); chosen == nil {
 				return Placement{}, fmt.Errorf("no live host has %d CPUs and %d MiB of memory free (%d live hosts): %w", m.CPUs, m.MemoryMB, len(hosts), errdefs.ErrUnavailable)
 			}
 		}
@@ -183,6 +174,23 @@ func (s *Store) PlaceMachine(ctx context.Context, m MachineSpec) (Placement, err
 		_, err = tx.ExecContext(ctx, `UPDATE hosts SET free_cpus = free_cpus - $2, free_memory_mb = free_memory_mb - $3 WHERE id = $1`, chosen.id, m.CPUs, m.MemoryMB)
 		return p, err
 	})
+}
+
+// best is the host a machine of cpus and memMB goes to: among those it
+// fits, the one with the most memory free, ties to the one running fewest
+// machines of the app; nil when it fits none.
+func best(hosts []candidate, cpus int, memMB int64) *candidate {
+	var chosen *candidate
+	for i := range hosts {
+		c := &hosts[i]
+		if c.cpus < cpus || c.memoryMB < memMB {
+			continue
+		}
+		if chosen == nil || c.memoryMB > chosen.memoryMB || (c.memoryMB == chosen.memoryMB && c.appMachines < chosen.appMachines) {
+			chosen = c
+		}
+	}
+	return chosen
 }
 
 // inTx runs fn in a transaction and commits when it succeeds.

@@ -15,8 +15,17 @@ import (
 
 func placementStore(t *testing.T, hosts ...Host) *Store {
 	t.Helper()
+	st, _ := placementDB(t, hosts...)
+	return st
+}
+
+// placementDB is a store on a fresh database with hosts registered, and
+// the database's DSN.
+func placementDB(t *testing.T, hosts ...Host) (*Store, string) {
+	t.Helper()
 	ctx := context.Background()
-	st, err := Open(ctx, pgtest.DSN(t))
+	dsn := pgtest.DSN(t)
+	st, err := Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +35,7 @@ func placementStore(t *testing.T, hosts ...Host) *Store {
 			t.Fatal(err)
 		}
 	}
-	return st
+	return st, dsn
 }
 
 func host(id string, cpus int, memMB, diskMB int64) Host {

@@ -41,6 +41,7 @@ const DefaultLeaseTTL = 10 * time.Second
 //	POST /v1/hosts              register (body: Host) → Lease, a new generation
 //	POST /v1/hosts/{id}/lease   renew (body: RenewRequest) → Lease; 409 when lost
 //	GET  /v1/hosts              → []HostStatus
+//	GET  /v1/hosts/{id}/machines  the host's desired set → []Machine
 //	POST /v1/apps/{app}/volumes   create a volume (body: {name, size_mb}) → Placement, its home
 //	POST /v1/apps/{app}/machines  place a machine (body: MachineSpec) → Placement
 //
@@ -81,6 +82,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/hosts", s.register)
 	mux.HandleFunc("POST /v1/hosts/{id}/lease", s.renew)
 	mux.HandleFunc("GET /v1/hosts", s.hosts)
+	mux.HandleFunc("GET /v1/hosts/{id}/machines", s.hostMachines)
 	mux.HandleFunc("POST /v1/apps/{app}/volumes", s.createVolume)
 	mux.HandleFunc("POST /v1/apps/{app}/machines", s.placeMachine)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -140,6 +142,15 @@ func (s *Server) hosts(w http.ResponseWriter, r *http.Request) {
 		hs = []HostStatus{}
 	}
 	writeJSON(w, http.StatusOK, hs)
+}
+
+func (s *Server) hostMachines(w http.ResponseWriter, r *http.Request) {
+	ms, err := s.store.HostMachines(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ms)
 }
 
 func (s *Server) createVolume(w http.ResponseWriter, r *http.Request) {
@@ -203,6 +214,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	// Every replica reaps; SKIP LOCKED splits the lost hosts among them.
+	rctx, stopReap := context.WithCancel(ctx)
+	defer stopReap()
+	go s.reapLoop(rctx, max(s.ttl/4, 100*time.Millisecond))
 	s.log.Info("controlplane serving", "addr", ln.Addr().String(), "lease_ttl", s.ttl)
 	select {
 	case err := <-errc:

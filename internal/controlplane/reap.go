@@ -1,0 +1,141 @@
+package controlplane
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Machine is a machine's desired state and placement.
+type Machine struct {
+	ID               string `json:"id"`
+	App              string `json:"app"`
+	Name             string `json:"name"`
+	CPUs             int    `json:"cpus"`
+	MemoryMB         int64  `json:"memory_mb"`
+	Volume           string `json:"volume,omitempty"`
+	Desired          string `json:"desired"`
+	HostID           string `json:"host_id"`
+	PlacedGeneration int64  `json:"placed_generation"`
+}
+
+// HostMachines is the desired set of host id: the machines placed on it.
+// A host returning after losing its lease finds the machines moved away
+// missing here and stops its copies.
+func (s *Store) HostMachines(ctx context.Context, id string) ([]Machine, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT m.id, a.name, m.name, m.cpus, m.memory_mb, COALESCE(v.name, ''), m.desired, m.host_id, m.placed_generation
+		FROM machines m JOIN apps a ON a.id = m.app_id LEFT JOIN volumes v ON v.id = m.volume_id
+		WHERE m.host_id = $1 ORDER BY a.name, m.name`, id)
+	if err != nil {
+		return nil, fmt.Errorf("machines of host %s: %w", id, err)
+	}
+	defer func() { _ = rows.Close() }()
+	out := []Machine{}
+	for rows.Next() {
+		var m Machine
+		if err := rows.Scan(&m.ID, &m.App, &m.Name, &m.CPUs, &m.MemoryMB, &m.Volume, &m.Desired, &m.HostID, &m.PlacedGeneration); err != nil {
+			return nil, fmt.Errorf("machines of host %s: %w", id, err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Reap places again, on hosts with live leases, the started machines of
+// hosts whose lease has expired, each with the new host's generation, and
+// returns the new placements. Machines that mount a volume stay: their
+// data is on the lost host, they wait for it. A machine no live host fits
+// stays where it is until a later Reap. Replicas may reap at once: each
+// lost host is handled by one (SKIP LOCKED).
+func (s *Store) Reap(ctx context.Context) ([]Placement, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("reap: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	lost, err := stringsOf(tx.QueryContext(ctx, `SELECT host_id FROM host_leases WHERE expires_at <= now() ORDER BY host_id FOR UPDATE SKIP LOCKED`))
+	if err != nil {
+		return nil, fmt.Errorf("reap: %w", err)
+	}
+	var moved []Placement
+	for _, hid := range lost {
+		type orphan struct {
+			id, app string
+			cpus    int
+			mem     int64
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id, app_id, cpus, memory_mb FROM machines
+			WHERE host_id = $1 AND volume_id IS NULL AND desired = 'started' ORDER BY id FOR UPDATE`, hid)
+		if err != nil {
+			return nil, fmt.Errorf("reap %s: %w", hid, err)
+		}
+		var orphans []orphan
+		for rows.Next() {
+			var o orphan
+			if err := rows.Scan(&o.id, &o.app, &o.cpus, &o.mem); err != nil {
+				_ = rows.Close()
+				return nil, fmt.Errorf("reap %s: %w", hid, err)
+			}
+			orphans = append(orphans, o)
+		}
+		_ = rows.Close()
+		for _, o := range orphans {
+			hosts, err := liveHosts(ctx, tx, o.app)
+			if err != nil {
+				return nil, fmt.Errorf("reap %s: %w", hid, err)
+			}
+			chosen := best(hosts, o.cpus, o.mem)
+			if chosen == nil {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE machines SET host_id = $2, placed_generation = $3 WHERE id = $1`, o.id, chosen.id, chosen.gen); err != nil {
+				return nil, fmt.Errorf("reap %s: %w", hid, err)
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE hosts SET free_cpus = free_cpus - $2, free_memory_mb = free_memory_mb - $3 WHERE id = $1`, chosen.id, o.cpus, o.mem); err != nil {
+				return nil, fmt.Errorf("reap %s: %w", hid, err)
+			}
+			moved = append(moved, Placement{ID: o.id, HostID: chosen.id, HostAddr: chosen.addr, Generation: chosen.gen})
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("reap: %w", err)
+	}
+	return moved, nil
+}
+
+func stringsOf(rows *sql.Rows, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = rows.Close() }()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// reapLoop reaps every interval until ctx ends.
+func (s *Server) reapLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		moved, err := s.store.Reap(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("controlplane reap failed", "err", err)
+		}
+		for _, p := range moved {
+			s.log.Info("machine placed again after its host's lease expired", "machine", p.ID, "host", p.HostID, "generation", p.Generation)
+		}
+	}
+}
