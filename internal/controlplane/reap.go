@@ -24,18 +24,27 @@ type Machine struct {
 // A host returning after losing its lease finds the machines moved away
 // missing here and stops its copies.
 func (s *Store) HostMachines(ctx context.Context, id string) ([]Machine, error) {
+	return s.machines(ctx, `WHERE m.host_id = $1`, id)
+}
+
+// Machines lists every machine with its placement, by app and name.
+func (s *Store) Machines(ctx context.Context) ([]Machine, error) {
+	return s.machines(ctx, ``)
+}
+
+func (s *Store) machines(ctx context.Context, where string, args ...any) ([]Machine, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT m.id, a.name, m.name, m.cpus, m.memory_mb, COALESCE(v.name, ''), m.desired, m.host_id, m.placed_generation
 		FROM machines m JOIN apps a ON a.id = m.app_id LEFT JOIN volumes v ON v.id = m.volume_id
-		WHERE m.host_id = $1 ORDER BY a.name, m.name`, id)
+		`+where+` ORDER BY a.name, m.name`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("machines of host %s: %w", id, err)
+		return nil, fmt.Errorf("list machines: %w", err)
 	}
 	defer func() { _ = rows.Close() }()
 	out := []Machine{}
 	for rows.Next() {
 		var m Machine
 		if err := rows.Scan(&m.ID, &m.App, &m.Name, &m.CPUs, &m.MemoryMB, &m.Volume, &m.Desired, &m.HostID, &m.PlacedGeneration); err != nil {
-			return nil, fmt.Errorf("machines of host %s: %w", id, err)
+			return nil, fmt.Errorf("list machines: %w", err)
 		}
 		out = append(out, m)
 	}
