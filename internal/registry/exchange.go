@@ -167,6 +167,14 @@ func (x *exchange) answer(status int, h http.Header) *errReply {
 			"request body arrived slower than %s/s (after %s) or stalled for %s; resume the upload", x.s.cfg.Limits.BodyMinRate, x.s.cfg.Limits.BodyGrace, x.s.cfg.Limits.BodyStall))}
 	}
 	canon := h.Get("Docker-Content-Digest")
+	if canon == "" && status == http.StatusTemporaryRedirect && x.rt.name == routeBlob {
+		// A redirect to the storage (blob_redirect) names no digest: it is
+		// the one distribution was asked for.
+		canon = strings.TrimPrefix(x.rt.rest, "/blobs/")
+		if x.rw.sent != "" {
+			canon = x.rw.sent
+		}
+	}
 	switch {
 	case x.rt.name == routeUpload && x.method == http.MethodPost:
 		switch status {
@@ -191,10 +199,11 @@ func (x *exchange) answer(status int, h http.Header) *errReply {
 		case status >= 400:
 			progress()
 		}
-	case x.rt.name == routeBlob && status == http.StatusOK && (x.method == http.MethodGet || x.method == http.MethodHead):
-		// The org holds this blob (it answered 200 in the org's own
-		// repository): a client that finds one skips uploading it and will
-		// reference it soon, so keep gc's hands off the org's link.
+	case x.rt.name == routeBlob && (status == http.StatusOK || status == http.StatusTemporaryRedirect) && (x.method == http.MethodGet || x.method == http.MethodHead):
+		// The org holds this blob (it answered 200, or with blob_redirect
+		// 307 to the storage, in the org's own repository): a client that
+		// finds one skips uploading it and will reference it soon, so keep
+		// gc's hands off the org's link.
 		x.s.touches.touch(x.org(), canon)
 	}
 	return nil

@@ -192,6 +192,27 @@ func TestReplicasBlobRedirect(t *testing.T) {
 	if _, status := fetch(t, bad); status != http.StatusForbidden {
 		t.Fatalf("presigned URL with a forged signature: %d, want 403", status)
 	}
+	// A HEAD redirects too, and counts as the org finding the blob (gc's
+	// grace window keeps it), as a 200 does.
+	org := mustOrg(t, r, "acme")
+	time.Sleep(1100 * time.Millisecond) // activity is recorded to the second
+	since := time.Now()
+	head, _ := http.NewRequest("HEAD", "http://"+r.host+"/v2/web/blobs/"+d.String(), nil)
+	head.Header.Set("Authorization", auth)
+	if resp, err := noFollow.Do(head); err != nil || resp.StatusCode != http.StatusTemporaryRedirect {
+		t.Fatalf("blob HEAD with blob_redirect: %v %v", resp, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if ok, err := r.Store().BlobTouchedSince(context.Background(), org.ID, d.String(), since.Truncate(time.Second)); err != nil || ok {
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a redirected HEAD did not record the org's use of the blob")
+		}
+	}
 	// Another org's token gets no redirect (nor the bytes).
 	other := bearer(r.org(t, "other", store.ScopePush))
 	req, _ := http.NewRequest("GET", "http://"+r.host+"/v2/web/blobs/"+d.String(), nil)
