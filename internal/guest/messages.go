@@ -93,9 +93,10 @@ func (r *ExecRequest) Validate() error {
 }
 
 type request struct {
-	Op     string       `json:"op"` // status, wait, ack, signal, exec
+	Op     string       `json:"op"` // status, wait, ack, signal, exec, warm
 	Signal int          `json:"signal,omitempty"`
 	Exec   *ExecRequest `json:"exec,omitempty"`
+	Warm   *WarmConfig  `json:"warm,omitempty"`
 }
 
 type reply struct {

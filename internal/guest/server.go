@@ -184,6 +184,8 @@ func serveStream(ctx context.Context, m *mux, s *stream, payload []byte, h Handl
 		}
 		serveExec(ctx, m, s, *req.Exec, h)
 		return
+	case "warm":
+		r.Error = serveWarm(req.Warm, h)
 	default:
 		r.Error = &RemoteError{Message: fmt.Sprintf("unknown op %q", req.Op)}
 	}

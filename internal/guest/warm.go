@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"regexp"
@@ -68,4 +69,43 @@ func (w *WarmConfig) Validate() error {
 		return fmt.Errorf("warm config: boot id %q is not a lower-case UUID: %w", w.BootID, ErrInvalidConfig)
 	}
 	return w.Config.Validate()
+}
+
+// StateWaiting is the state of a ferry-init booted with WarmCmdline until
+// it has received its WarmConfig: the point where a template is saved.
+const StateWaiting = "waiting"
+
+// WarmHandler is a Handler that can be configured by the host (ferry-init
+// waiting in a restored template).
+type WarmHandler interface {
+	// Warm hands w to init; it fails when init is not waiting for one.
+	Warm(w *WarmConfig) error
+}
+
+func serveWarm(w *WarmConfig, h Handler) *RemoteError {
+	wh, ok := h.(WarmHandler)
+	if !ok {
+		return &RemoteError{Message: "warm: this init takes no warm config"}
+	}
+	if w == nil {
+		return &RemoteError{Reason: ReasonConfig, Message: "warm: no config"}
+	}
+	if err := w.Validate(); err != nil {
+		return &RemoteError{Reason: ReasonConfig, Message: err.Error()}
+	}
+	if err := wh.Warm(w); err != nil {
+		return remoteError(err)
+	}
+	return nil
+}
+
+// Warm sends a restored machine's WarmConfig; init answers once it has
+// taken it (the boot then goes on as a cold boot's after reading its
+// config).
+func (c *Client) Warm(ctx context.Context, w *WarmConfig) error {
+	if err := w.Validate(); err != nil {
+		return err
+	}
+	_, err := c.call(ctx, request{Op: "warm", Warm: w})
+	return err
 }

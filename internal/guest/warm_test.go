@@ -2,7 +2,9 @@ package guest
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -53,5 +55,52 @@ func TestWarmConfigValidate(t *testing.T) {
 		if err := w.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%s: Validate = %v, want ErrInvalidConfig", name, err)
 		}
+	}
+}
+
+type warmHandler struct {
+	*fakeHandler
+	got []*WarmConfig
+}
+
+func (h *warmHandler) Warm(w *WarmConfig) error {
+	if len(h.got) > 0 {
+		return &Failure{Reason: ReasonInit, Message: "already configured"}
+	}
+	h.got = append(h.got, w)
+	return nil
+}
+
+// The warm config crosses the control channel whole; a second one, or one
+// to an init that takes none, is refused with the reason.
+func TestWarmOverControl(t *testing.T) {
+	ctx := context.Background()
+	h := &warmHandler{fakeHandler: &fakeHandler{exited: make(chan struct{})}}
+	c := startPair(t, h)
+	w, err := NewWarmConfig(warmRunConfig(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Warm(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.got) != 1 || h.got[0].BootID != w.BootID || !bytes.Equal(h.got[0].Entropy, w.Entropy) ||
+		h.got[0].Config.Image.Cmd[0] != "/bin/true" || h.got[0].TimeUnixNano != w.TimeUnixNano {
+		t.Fatalf("init got %+v, want %+v", h.got, w)
+	}
+	err = c.Warm(ctx, w)
+	var re *RemoteError
+	if !errors.As(err, &re) || !strings.Contains(re.Message, "already configured") {
+		t.Errorf("second warm config: %v", err)
+	}
+	short := *w
+	short.Entropy = nil
+	if err := c.Warm(ctx, &short); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("warm config without entropy: %v", err)
+	}
+
+	cold := startPair(t, &fakeHandler{exited: make(chan struct{})})
+	if err := cold.Warm(ctx, w); err == nil || !strings.Contains(err.Error(), "takes no warm config") {
+		t.Errorf("warm config to a cold init: %v", err)
 	}
 }
