@@ -71,6 +71,9 @@ func (in *Init) mountEarly() error {
 }
 
 func (in *Init) loadConfig() error {
+	if cmdline, _ := os.ReadFile("/proc/cmdline"); warmBoot(string(cmdline)) {
+		return in.awaitWarm()
+	}
 	t0 := time.Now()
 	b, err := os.ReadFile(guest.ConfigPath)
 	if err != nil {

@@ -1,0 +1,178 @@
+package initd
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferryvm/ferry/internal/guest"
+)
+
+// Warm starts (docs/warm-starts.md): booted with guest.WarmCmdline,
+// ferry-init serves the control channel and waits in the config step —
+// before it mounts any disk or configures any network — until the host
+// sends a guest.WarmConfig. That is where a template is saved; every
+// machine restored from it receives its own config, and init first makes
+// the guest its own: fresh entropy, the clock, a boot id, no cached block
+// of the template's disks.
+
+// bootIDPath is where init keeps the machine's boot id; it is bind-mounted
+// over the kernel's, which is read-only and fixed at the template's boot.
+const (
+	bootIDPath       = stageDir + "/boot_id"
+	kernelBootIDPath = "/proc/sys/kernel/random/boot_id"
+)
+
+// warmBoot reports whether cmdline asks init to wait for a warm config.
+func warmBoot(cmdline string) bool {
+	return slices.Contains(cmdlineArgs(cmdline), guest.WarmCmdline)
+}
+
+// Warm implements guest.WarmHandler: it hands w to the waiting config
+// step, once.
+func (s *supervisor) Warm(w *guest.WarmConfig) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != guest.StateWaiting || s.warmTaken {
+		return &guest.Failure{Reason: guest.ReasonConfig, Message: "init is not waiting for a warm config (state " + s.state + ")"}
+	}
+	s.warmTaken = true
+	s.state = guest.StateBooting
+	s.warmCh <- w // buffered (1): taken once
+	return nil
+}
+
+// awaitWarm is the config step of a warm boot: it reports StateWaiting,
+// waits (without limit: a template waits until it is restored) for the
+// host's config, then applies it before anything else runs.
+func (in *Init) awaitWarm() error {
+	in.sup.mu.Lock()
+	in.sup.state = guest.StateWaiting
+	in.sup.mu.Unlock()
+	in.log.Noticef("waiting for a warm config")
+	w := <-in.sup.warmCh
+	t := time.Now()
+	if err := applyWarm(w, realWarmSystem{}); err != nil {
+		return err
+	}
+	cfg := w.Config
+	in.cfg = &cfg
+	in.log.Debug = in.log.Debug || cfg.Debug
+	in.log.Infof("warm config applied in %v", time.Since(t))
+	return nil
+}
+
+// warmSystem is what applying a warm config changes in the guest.
+type warmSystem interface {
+	AddEntropy(b []byte) error
+	SetClock(t time.Time) error
+	FlushDisks() error
+	SetBootID(id string) error
+}
+
+// applyWarm makes a restored guest its own machine, entropy first (before
+// anything could read the template's random state).
+func applyWarm(w *guest.WarmConfig, sys warmSystem) error {
+	if err := w.Validate(); err != nil {
+		return err
+	}
+	if err := sys.AddEntropy(w.Entropy); err != nil {
+		return fmt.Errorf("warm: entropy: %w", err)
+	}
+	if err := sys.SetClock(time.Unix(0, w.TimeUnixNano)); err != nil {
+		return fmt.Errorf("warm: clock: %w", err)
+	}
+	if err := sys.FlushDisks(); err != nil {
+		return fmt.Errorf("warm: disks: %w", err)
+	}
+	if err := sys.SetBootID(w.BootID); err != nil {
+		return fmt.Errorf("warm: boot id: %w", err)
+	}
+	return nil
+}
+
+type realWarmSystem struct{}
+
+func (realWarmSystem) AddEntropy(b []byte) error { return addEntropy("/dev/urandom", b) }
+
+func (realWarmSystem) SetClock(t time.Time) error {
+	ts := unix.NsecToTimespec(t.UnixNano())
+	return unix.ClockSettime(unix.CLOCK_REALTIME, &ts)
+}
+
+func (realWarmSystem) FlushDisks() error { return flushDisks("/sys/block", "/dev") }
+
+func (realWarmSystem) SetBootID(id string) error {
+	return bindBootID(bootIDPath, kernelBootIDPath, id)
+}
+
+// addEntropy mixes b into the kernel's pool through dev (/dev/urandom)
+// and credits all of it (RNDADDENTROPY, root only): the pool counts as
+// initialised at once, as it must before a restored guest runs anything.
+func addEntropy(dev string, b []byte) error {
+	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	// struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
+	info := make([]byte, 8+len(b)+3) // room to round buf up to __u32s
+	binary.NativeEndian.PutUint32(info[0:], uint32(len(b)*8))
+	binary.NativeEndian.PutUint32(info[4:], uint32(len(b)))
+	copy(info[8:], b)
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&info[0]))); errno != 0 {
+		return fmt.Errorf("RNDADDENTROPY on %s: %w", dev, errno)
+	}
+	return nil
+}
+
+// flushDisks drops every virtio disk's cached blocks (BLKFLSBUF): the
+// template's kernel read its placeholder disks' first blocks when it
+// probed them, and those must not be taken for the restored machine's.
+func flushDisks(sysBlock, dev string) error {
+	ents, err := os.ReadDir(sysBlock)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), "vd") {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(dev, e.Name()), os.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		err = unix.IoctlSetInt(int(f.Fd()), unix.BLKFLSBUF, 0)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("BLKFLSBUF %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+// bindBootID writes id to file and bind-mounts it over target (the
+// kernel's boot id). The mount moves with /proc into the new root.
+func bindBootID(file, target, id string) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, []byte(id+"\n"), 0o444); err != nil {
+		return err
+	}
+	if err := unix.Mount(file, target, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", target, err)
+	}
+	// Read-only, like the kernel's own.
+	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", target, err)
+	}
+	return nil
+}

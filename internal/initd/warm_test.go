@@ -1,0 +1,160 @@
+package initd
+
+import (
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
+)
+
+func TestWarmBoot(t *testing.T) {
+	for cmdline, want := range map[string]bool{
+		"console=ttyS0 ferry.warm=1 quiet":     true,
+		"console=ttyS0 quiet":                  false,
+		"ferry.warm=0":                         false,
+		`x="ferry.warm=1 y"`:                   false,
+		"console=ttyS0 ferry.warm=1":           true,
+		"console=ttyS0 ferry.warmer=1 ferry.w": false,
+	} {
+		if got := warmBoot(cmdline); got != want {
+			t.Errorf("warmBoot(%q) = %v, want %v", cmdline, got, want)
+		}
+	}
+}
+
+type fakeWarm struct{ calls []string }
+
+func (f *fakeWarm) AddEntropy(b []byte) error {
+	f.calls = append(f.calls, "entropy")
+	return nil
+}
+func (f *fakeWarm) SetClock(t time.Time) error {
+	f.calls = append(f.calls, "clock:"+t.UTC().Format(time.RFC3339))
+	return nil
+}
+func (f *fakeWarm) FlushDisks() error         { f.calls = append(f.calls, "disks"); return nil }
+func (f *fakeWarm) SetBootID(id string) error { f.calls = append(f.calls, "bootid:"+id); return nil }
+
+func warmConfig(t *testing.T) *guest.WarmConfig {
+	w, err := guest.NewWarmConfig(guest.RunConfig{
+		Version: guest.ConfigVersion,
+		Image:   guest.Image{Cmd: []string{"/bin/true"}},
+		Root:    guest.Root{Mode: guest.RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"},
+	}, time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// Entropy goes in first, then the clock, the disks' caches and the boot
+// id; a config without entropy changes nothing.
+func TestApplyWarm(t *testing.T) {
+	w := warmConfig(t)
+	f := &fakeWarm{}
+	if err := applyWarm(w, f); err != nil {
+		t.Fatal(err)
+	}
+	want := "entropy clock:2030-01-02T03:04:05Z disks bootid:" + w.BootID
+	if got := strings.Join(f.calls, " "); got != want {
+		t.Errorf("calls = %s, want %s", got, want)
+	}
+	w.Entropy = w.Entropy[:4]
+	f = &fakeWarm{}
+	if err := applyWarm(w, f); !errors.Is(err, guest.ErrInvalidConfig) || len(f.calls) != 0 {
+		t.Errorf("short entropy: %v, calls %v", err, f.calls)
+	}
+}
+
+// The supervisor takes one warm config, and only while init waits.
+func TestSupervisorWarm(t *testing.T) {
+	s := newSupervisor(&Init{})
+	w := warmConfig(t)
+	if err := s.Warm(w); err == nil {
+		t.Error("a booting init took a warm config")
+	}
+	s.state = guest.StateWaiting
+	if st := s.Status(); st.State != guest.StateWaiting {
+		t.Errorf("status = %s", st.State)
+	}
+	if err := s.Warm(w); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-s.warmCh; got != w {
+		t.Error("the config step got another config")
+	}
+	s.state = guest.StateWaiting
+	if err := s.Warm(w); err == nil {
+		t.Error("a second warm config was taken")
+	}
+}
+
+// RNDADDENTROPY needs root and a random device: a regular file is refused.
+func TestAddEntropy(t *testing.T) {
+	prereq.Root(t, "RNDADDENTROPY needs root")
+	b := make([]byte, guest.WarmEntropyBytes)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	// Fresh random bytes credited to this host's pool: harmless.
+	if err := addEntropy("/dev/urandom", b); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := addEntropy(f, b); err == nil {
+		t.Error("RNDADDENTROPY on a regular file succeeded")
+	}
+}
+
+// The boot id file is bind-mounted read-only over the kernel's (here a
+// file in a private mount namespace).
+func TestBindBootID(t *testing.T) {
+	prereq.Root(t, "bind-mounts in a mount namespace of its own")
+	dir := t.TempDir()
+	target := filepath.Join(dir, "proc-boot_id")
+	if err := os.WriteFile(target, []byte("template-id\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() {
+		runtime.LockOSThread() // the thread ends with its namespace
+		done <- func() error {
+			if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+				return err
+			}
+			if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+				return err
+			}
+			const id = "0b5f6a52-2f36-4c4a-9d33-4a8e3c1f2b7d"
+			if err := bindBootID(filepath.Join(dir, "ferry", "boot_id"), target, id); err != nil {
+				return err
+			}
+			b, err := os.ReadFile(target)
+			if err != nil || string(b) != id+"\n" {
+				return errors.New("boot id reads " + string(b))
+			}
+			if err := os.WriteFile(target, []byte("x"), 0); err == nil {
+				return errors.New("the boot id is writable")
+			}
+			return nil
+		}()
+	}()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "template-id\n" {
+		t.Errorf("the bind mount leaked out of its namespace: %q", b)
+	}
+}
