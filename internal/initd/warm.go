@@ -114,8 +114,10 @@ func (realWarmSystem) SetBootID(id string) error {
 }
 
 // addEntropy mixes b into the kernel's pool through dev (/dev/urandom)
-// and credits all of it (RNDADDENTROPY, root only): the pool counts as
-// initialised at once, as it must before a restored guest runs anything.
+// and credits all of it (RNDADDENTROPY, root only), then reseeds the
+// kernel's generator from it (RNDRESEEDCRNG): the pool counts as
+// initialised at once and the generator's state is no longer the
+// template's, as it must be before a restored guest runs anything.
 func addEntropy(dev string, b []byte) error {
 	f, err := os.OpenFile(dev, os.O_WRONLY, 0)
 	if err != nil {
@@ -129,6 +131,12 @@ func addEntropy(dev string, b []byte) error {
 	copy(info[8:], b)
 	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&info[0]))); errno != 0 {
 		return fmt.Errorf("RNDADDENTROPY on %s: %w", dev, errno)
+	}
+	// A pool that was initialised when the template was saved is not
+	// reseeded by new entropy until its reseed interval passes (Linux 6.1):
+	// force it, so the next read already differs from every other restore.
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.RNDRESEEDCRNG, 0); errno != 0 {
+		return fmt.Errorf("RNDRESEEDCRNG on %s: %w", dev, errno)
 	}
 	return nil
 }
