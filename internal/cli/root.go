@@ -141,6 +141,7 @@ func newRoot(g *globals) *cobra.Command {
 		newNetworkCmd(g),
 		newVolumeCmd(g),
 		newSystemCmd(g),
+		newComposeCmd(g),
 	)
 	usageErrors(root)
 	return root

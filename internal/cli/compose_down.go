@@ -1,0 +1,34 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/ferryvm/ferry/internal/compose"
+)
+
+func newComposeDownCmd(g *globals, f *composeFlags) *cobra.Command {
+	var o compose.DownOptions
+	cmd := &cobra.Command{
+		Use:   "down [flags]",
+		Short: "Stop and remove the project's machines and networks (-v: and its named volumes)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			proj, err := f.load(cmd.Context())
+			if err != nil {
+				return err
+			}
+			plan, err := compose.NewPlan(proj, nil)
+			if err != nil {
+				return err
+			}
+			c, err := g.apiClient()
+			if err != nil {
+				return err
+			}
+			return compose.Down(cmd.Context(), c, plan.Project, plan, o)
+		},
+	}
+	cmd.Flags().BoolVarP(&o.Volumes, "volumes", "v", false, "also remove the project's named volumes")
+	cmd.Flags().BoolVar(&o.RemoveOrphans, "remove-orphans", false, "also remove machines of services not in the file")
+	return cmd
+}

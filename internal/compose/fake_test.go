@@ -1,0 +1,141 @@
+package compose
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/network"
+)
+
+// fakeClient is an in-memory daemon recording the order of creates.
+type fakeClient struct {
+	mu             sync.Mutex
+	seq            int
+	machines       map[string]*types.Machine // by ID
+	nets           map[string]*network.Network
+	created        []string // machine names in create order
+	removed        []string
+	volumesRemoved []string
+	delay          time.Duration
+	gate           chan struct{} // when set, creates block until it closes
+	inFlight       atomic.Int32
+}
+
+func newFake() *fakeClient {
+	return &fakeClient{machines: map[string]*types.Machine{}, nets: map[string]*network.Network{}}
+}
+
+func (f *fakeClient) CreateMachine(ctx context.Context, app string, req types.CreateRequest) (*types.Machine, error) {
+	time.Sleep(f.delay)
+	if f.gate != nil {
+		f.inFlight.Add(1)
+		select {
+		case <-f.gate:
+		case <-time.After(10 * time.Second):
+			return nil, fmt.Errorf("creates were not concurrent: %w", errdefs.ErrUnavailable)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.machines {
+		if m.App == app && m.Name == req.Name {
+			return nil, fmt.Errorf("name %s: %w", req.Name, errdefs.ErrAlreadyExists)
+		}
+	}
+	f.seq++
+	m := &types.Machine{ID: fmt.Sprint("m", f.seq), Name: req.Name, App: app, State: types.StateStarted, Config: req.Config}
+	f.machines[m.ID] = m
+	f.created = append(f.created, req.Name)
+	return m, nil
+}
+
+func (f *fakeClient) ListMachines(ctx context.Context, app string, all bool) ([]*types.Machine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*types.Machine
+	for _, m := range f.machines {
+		if m.App == app {
+			c := *m
+			out = append(out, &c)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeClient) StartMachine(ctx context.Context, app, id string) (*types.Machine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.machines[id].State = types.StateStarted
+	return f.machines[id], nil
+}
+
+func (f *fakeClient) StopMachine(ctx context.Context, app, id string, req types.StopRequest) (*types.Machine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.machines[id].State = types.StateStopped
+	return f.machines[id], nil
+}
+
+func (f *fakeClient) WaitMachine(ctx context.Context, app, id string, state types.State, timeout time.Duration) (*types.Machine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.machines {
+		if m.ID == id || m.Name == id {
+			m.State = state
+			m.LastExit = &types.Exit{}
+			return m, nil
+		}
+	}
+	return nil, errdefs.ErrNotFound
+}
+
+func (f *fakeClient) DestroyMachineWithVolumes(ctx context.Context, app, id string, force, anonymous bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.machines[id]
+	if !ok {
+		return errdefs.ErrNotFound
+	}
+	f.removed = append(f.removed, m.Name)
+	delete(f.machines, id)
+	return nil
+}
+
+func (f *fakeClient) CreateNetwork(ctx context.Context, req network.CreateRequest) (*network.Network, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := &network.Network{ID: "n" + req.Name, Name: req.Name, Labels: req.Labels}
+	f.nets[n.ID] = n
+	return n, nil
+}
+
+func (f *fakeClient) ListNetworks(ctx context.Context, o network.ListOptions) ([]*network.Network, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*network.Network
+	for _, n := range f.nets {
+		if n.Labels[LabelProject] == o.Labels[LabelProject] {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeClient) RemoveNetwork(ctx context.Context, ref string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.nets, ref)
+	return nil
+}
+
+func (f *fakeClient) RemoveVolume(ctx context.Context, app, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.volumesRemoved = append(f.volumesRemoved, id)
+	return nil
+}
