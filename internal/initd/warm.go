@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -20,8 +21,8 @@ import (
 // before it mounts any disk or configures any network — until the host
 // sends a guest.WarmConfig. That is where a template is saved; every
 // machine restored from it receives its own config, and init first makes
-// the guest its own: fresh entropy, the clock, a boot id, no cached block
-// of the template's disks.
+// the guest its own: fresh entropy, the clock, a boot id, disks probed
+// again (their real sizes, no cached block of the template's placeholders).
 
 // bootIDPath is where init keeps the machine's boot id; it is bind-mounted
 // over the kernel's, which is read-only and fixed at the template's boot.
@@ -73,7 +74,7 @@ func (in *Init) awaitWarm() error {
 type warmSystem interface {
 	AddEntropy(b []byte) error
 	SetClock(t time.Time) error
-	FlushDisks() error
+	ReprobeDisks() error
 	SetBootID(id string) error
 }
 
@@ -89,7 +90,7 @@ func applyWarm(w *guest.WarmConfig, sys warmSystem) error {
 	if err := sys.SetClock(time.Unix(0, w.TimeUnixNano)); err != nil {
 		return fmt.Errorf("warm: clock: %w", err)
 	}
-	if err := sys.FlushDisks(); err != nil {
+	if err := sys.ReprobeDisks(); err != nil {
 		return fmt.Errorf("warm: disks: %w", err)
 	}
 	if err := sys.SetBootID(w.BootID); err != nil {
@@ -107,7 +108,7 @@ func (realWarmSystem) SetClock(t time.Time) error {
 	return unix.ClockSettime(unix.CLOCK_REALTIME, &ts)
 }
 
-func (realWarmSystem) FlushDisks() error { return flushDisks("/sys/block", "/dev") }
+func (realWarmSystem) ReprobeDisks() error { return rebindDisks(virtioBlkDriver, sysfsWrite) }
 
 func (realWarmSystem) SetBootID(id string) error {
 	return bindBootID(bootIDPath, kernelBootIDPath, id)
@@ -141,30 +142,68 @@ func addEntropy(dev string, b []byte) error {
 	return nil
 }
 
-// flushDisks drops every virtio disk's cached blocks (BLKFLSBUF): the
-// template's kernel read its placeholder disks' first blocks when it
-// probed them, and those must not be taken for the restored machine's.
-func flushDisks(sysBlock, dev string) error {
-	ents, err := os.ReadDir(sysBlock)
+// virtioBlkDriver is virtio_blk's directory in sysfs.
+const virtioBlkDriver = "/sys/bus/virtio/drivers/virtio_blk"
+
+// rebindDisks re-probes every virtio disk (unbind all, then bind in
+// order): the template's kernel probed placeholder disks, so it holds their
+// sizes — the restored machine's base image may be larger than its
+// placeholder, and QEMU cannot resize a read-only drive — and their first
+// blocks, read by the partition scan, in its cache. A fresh probe reads
+// the real sizes into a fresh block device. Disks keep their names: the
+// kernel gives each probe the lowest free vdX, and the order is checked.
+func rebindDisks(drv string, write func(path, data string) error) error {
+	before, err := virtioDisks(drv)
 	if err != nil {
 		return err
 	}
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), "vd") {
-			continue
+	devs := make([]string, 0, len(before))
+	for d := range before {
+		devs = append(devs, d)
+	}
+	slices.SortFunc(devs, func(a, b string) int { return virtioIndex(a) - virtioIndex(b) })
+	for _, d := range devs {
+		if err := write(filepath.Join(drv, "unbind"), d); err != nil {
+			return fmt.Errorf("unbind %s (%s): %w", d, before[d], err)
 		}
-		f, err := os.OpenFile(filepath.Join(dev, e.Name()), os.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
+	}
+	for _, d := range devs {
+		if err := write(filepath.Join(drv, "bind"), d); err != nil {
+			return fmt.Errorf("bind %s (%s): %w", d, before[d], err)
 		}
-		err = unix.IoctlSetInt(int(f.Fd()), unix.BLKFLSBUF, 0)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("BLKFLSBUF %s: %w", e.Name(), err)
+	}
+	after, err := virtioDisks(drv)
+	if err != nil {
+		return err
+	}
+	for _, d := range devs {
+		if after[d] != before[d] {
+			return fmt.Errorf("%s was %s and is %q after its re-probe", d, before[d], after[d])
 		}
 	}
 	return nil
 }
+
+// virtioDisks maps each virtio device bound to virtio_blk (virtio0, ...)
+// to its disk's name (vda, ...).
+func virtioDisks(drv string) (map[string]string, error) {
+	m, err := filepath.Glob(filepath.Join(drv, "virtio*", "block", "*"))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, p := range m {
+		out[filepath.Base(filepath.Dir(filepath.Dir(p)))] = filepath.Base(p)
+	}
+	return out, nil
+}
+
+func virtioIndex(dev string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(dev, "virtio"))
+	return n
+}
+
+func sysfsWrite(path, data string) error { return os.WriteFile(path, []byte(data), 0) }
 
 // bindBootID writes id to file and bind-mounts it over target (the
 // kernel's boot id). The mount moves with /proc into the new root.

@@ -41,7 +41,7 @@ func (f *fakeWarm) SetClock(t time.Time) error {
 	f.calls = append(f.calls, "clock:"+t.UTC().Format(time.RFC3339))
 	return nil
 }
-func (f *fakeWarm) FlushDisks() error         { f.calls = append(f.calls, "disks"); return nil }
+func (f *fakeWarm) ReprobeDisks() error       { f.calls = append(f.calls, "disks"); return nil }
 func (f *fakeWarm) SetBootID(id string) error { f.calls = append(f.calls, "bootid:"+id); return nil }
 
 func warmConfig(t *testing.T) *guest.WarmConfig {
@@ -156,5 +156,39 @@ func TestBindBootID(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(target); string(b) != "template-id\n" {
 		t.Errorf("the bind mount leaked out of its namespace: %q", b)
+	}
+}
+
+// Every virtio disk is unbound, then bound again in virtio order, and
+// must come back under its name.
+func TestRebindDisks(t *testing.T) {
+	drv := t.TempDir()
+	disks := map[string]string{"virtio10": "vdc", "virtio2": "vda", "virtio3": "vdb"}
+	for dev, disk := range disks {
+		if err := os.MkdirAll(filepath.Join(drv, dev, "block", disk), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var calls []string
+	write := func(path, data string) error {
+		calls = append(calls, filepath.Base(path)+" "+data)
+		return nil
+	}
+	if err := rebindDisks(drv, write); err != nil {
+		t.Fatal(err)
+	}
+	want := "unbind virtio2,unbind virtio3,unbind virtio10,bind virtio2,bind virtio3,bind virtio10"
+	if got := strings.Join(calls, ","); got != want {
+		t.Errorf("writes = %s, want %s", got, want)
+	}
+	// A disk that comes back under another name is an error.
+	renamed := func(path, data string) error {
+		if filepath.Base(path) == "bind" && data == "virtio3" {
+			return os.Rename(filepath.Join(drv, "virtio3", "block", "vdb"), filepath.Join(drv, "virtio3", "block", "vdd"))
+		}
+		return nil
+	}
+	if err := rebindDisks(drv, renamed); err == nil || !strings.Contains(err.Error(), "virtio3 was vdb") {
+		t.Errorf("renamed disk: %v", err)
 	}
 }

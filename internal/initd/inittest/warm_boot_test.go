@@ -17,7 +17,8 @@ import (
 // TestWarmRestore saves a ferry-init booted with guest.WarmCmdline while
 // it waits for its config (placeholder disks, nothing mounted), restores
 // it twice with real disks of its own, and hands each its warm config over
-// the control channel: each runs its entrypoint on its own root, and the
+// the control channel: each runs its entrypoint on its own root (larger
+// than the template's placeholder disks: init re-probes them), and the
 // two read different random bytes, have the boot id and the clock (an hour
 // ahead, to be seen) they were given, not the template's.
 func TestWarmRestore(t *testing.T) {
@@ -30,7 +31,9 @@ func TestWarmRestore(t *testing.T) {
 		if err := os.WriteFile(p, nil, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Truncate(p, 64<<20); err != nil {
+		// Smaller than the real disks: the restored kernel must re-probe
+		// them to mount them (a read-only drive cannot be resized by QEMU).
+		if err := os.Truncate(p, 16<<20); err != nil {
 			t.Fatal(err)
 		}
 		return p
@@ -129,19 +132,22 @@ func TestWarmRestore(t *testing.T) {
 		}
 		var out bytes.Buffer
 		ex, err := c.Run(ctx, guest.ExecRequest{Argv: []string{"sh", "-c",
-			"cat /marker; echo; cat /proc/sys/kernel/random/boot_id; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; date +%s"}},
+			"cat /marker; echo; cat /proc/sys/kernel/random/boot_id; head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \\n'; echo; date +%s; cat /sys/block/vda/size /sys/block/vdb/size"}},
 			guest.ExecIO{Stdout: &out, Stderr: &out})
 		c.Close()
 		if err != nil || ex.Code != 0 {
 			t.Fatalf("probe: %v %+v: %s", err, ex, out.String())
 		}
 		f := strings.Fields(out.String())
-		if len(f) != 4 {
+		if len(f) != 6 {
 			t.Fatalf("probe printed %q", out.String())
 		}
 		at, _ := strconv.ParseInt(f[3], 10, 64)
 		if ahead := at - time.Now().Unix(); ahead < 3500 || ahead > 3700 {
 			t.Errorf("machine %d: guest clock is %ds ahead of the host, want about 3600 (the time sent)", i, ahead)
+		}
+		if f[4] != "65536" || f[5] != "131072" {
+			t.Errorf("machine %d sees disks of %s and %s sectors, want its own 65536 and 131072 (not the template's 32768)", i, f[4], f[5])
 		}
 		got = append(got, seen{f[0], f[1], f[2]})
 		t.Logf("machine %d: %s", i, strings.Join(f, " "))
