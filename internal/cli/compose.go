@@ -2,11 +2,19 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
 
 	ctypes "github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 
+	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/compose"
+	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
 // composeFlags are `ferry compose`'s global flags (docker compose's).
@@ -37,6 +45,13 @@ project, as PROJECT-SERVICE-N.`,
 		newComposeDownCmd(g, f),
 		newComposePsCmd(g, f),
 		newComposeConfigCmd(g, f),
+		newComposeLogsCmd(g, f),
+		newComposeExecCmd(g, f),
+		newComposeStartCmd(g, f),
+		newComposeStopCmd(g, f),
+		newComposeRestartCmd(g, f),
+		newComposeKillCmd(g, f),
+		newComposeRmCmd(g, f),
 	)
 	return cmd
 }
@@ -44,4 +59,72 @@ project, as PROJECT-SERVICE-N.`,
 // load reads the project.
 func (f *composeFlags) load(ctx context.Context) (*ctypes.Project, error) {
 	return compose.Load(ctx, f.opts)
+}
+
+// machines loads the project and returns the daemon client, the project's
+// name and its machines (of services, when named), sorted by name.
+func (f *composeFlags) machines(ctx context.Context, g *globals, services []string) (*api.Client, string, []*types.Machine, error) {
+	proj, err := f.load(ctx)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	for _, s := range services {
+		if _, ok := proj.Services[s]; !ok {
+			return nil, "", nil, fmt.Errorf("no such service: %s: %w", s, errdefs.ErrNotFound)
+		}
+	}
+	c, err := g.apiClient()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ms, err := compose.Machines(ctx, c, proj.Name)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if len(services) > 0 {
+		ms = slices.DeleteFunc(ms, func(m *types.Machine) bool {
+			return !slices.Contains(services, m.Config.Metadata[compose.LabelService])
+		})
+	}
+	slices.SortFunc(ms, func(a, b *types.Machine) int { return strings.Compare(a.Name, b.Name) })
+	return c, proj.Name, ms, nil
+}
+
+// forProject runs fn on every machine at once and joins the errors.
+func forProject(ms []*types.Machine, fn func(*types.Machine) error) error {
+	errs := make([]error, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(m); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", m.Name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// composeVerb is a verb that acts on the project's machines
+// (start, stop, restart, kill, rm).
+func composeVerb(g *globals, f *composeFlags, use, short string, fn func(ctx context.Context, c *api.Client, app string, m *types.Machine) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use + " [SERVICE...]",
+		Short: short,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, app, ms, err := f.machines(cmd.Context(), g, args)
+			if err != nil {
+				return err
+			}
+			return forProject(ms, func(m *types.Machine) error {
+				if err := fn(cmd.Context(), c, app, m); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.err, m.Name)
+				return nil
+			})
+		},
+	}
 }
