@@ -54,6 +54,10 @@ type Config struct {
 	// DockerAddr is an optional TCP address of the Docker Engine API; it
 	// requires APIToken, or TLS with client certificates (DockerTLS).
 	DockerAddr string
+	// MirrorAddr is the TCP address of the host-local registry mirror
+	// (internal/mirror; "" = not served). Its port is also served on
+	// each network's gateway.
+	MirrorAddr string
 	// DockerTLS serves DockerAddr over TLS, requiring client certificates
 	// signed by its CA (dockerd's --tlsverify).
 	DockerTLS TLSFiles
@@ -118,6 +122,7 @@ var services = []func(ctx context.Context, d *daemon) error{
 	wireVolumes,
 	wireMachines,
 	wireBuild,
+	wireMirror,
 	wireDockerAPI,
 	wireJoin,
 }

@@ -16,6 +16,9 @@ import (
 // (set once the machine manager exists).
 func openNetwork(ctx context.Context, d *daemon, users *network.Users) (*network.Service, error) {
 	cfg := network.Config{NetNS: d.cfg.NetNS, AllowLinkLocal: d.cfg.AllowLinkLocal}
+	if port := mirrorPort(d.cfg.MirrorAddr); port != 0 {
+		cfg.Served = append(cfg.Served, network.Port{Protocol: "tcp", HostPort: port})
+	}
 	if d.cfg.Subnet != "" {
 		p, err := netip.ParsePrefix(d.cfg.Subnet)
 		if err != nil {

@@ -1,0 +1,234 @@
+package mirror
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/image"
+)
+
+var (
+	component = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+	tagRe     = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+)
+
+func validRepo(repo string) bool {
+	if repo == "" || len(repo) > 255 {
+		return false
+	}
+	for _, c := range strings.Split(repo, "/") {
+		if !component.MatchString(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// imageName is the name an image pushed to repo is known by in the store:
+// ns/repo under containerd's ?ns= convention, else repo itself (whose
+// first component may already be a registry host: registry.example.com/app).
+func imageName(r *http.Request, repo string) string {
+	if ns := r.URL.Query().Get("ns"); ns != "" {
+		return ns + "/" + repo
+	}
+	return repo
+}
+
+func (s *Server) manifest(w http.ResponseWriter, r *http.Request, repo, ref string) {
+	if !validRepo(repo) {
+		writeErr(w, http.StatusBadRequest, "NAME_INVALID", "invalid repository name "+strconv.Quote(repo))
+		return
+	}
+	byDigest := strings.Contains(ref, ":")
+	if !byDigest && !tagRe.MatchString(ref) {
+		writeErr(w, http.StatusBadRequest, "TAG_INVALID", "invalid tag "+strconv.Quote(ref))
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		s.getManifest(w, r, repo, ref, byDigest)
+	case http.MethodPut:
+		s.putManifest(w, r, repo, ref, byDigest)
+	case http.MethodDelete:
+		writeErr(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "the mirror does not delete manifests: use ferry image rm")
+	default:
+		writeErr(w, http.StatusMethodNotAllowed, "UNSUPPORTED", "method not allowed")
+	}
+}
+
+func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo, ref string, byDigest bool) {
+	var raw []byte
+	if byDigest {
+		d, err := v1.NewHash(ref)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, "DIGEST_INVALID", "invalid digest "+strconv.Quote(ref))
+			return
+		}
+		if raw, err = s.img.Content().ReadAll(d); err != nil {
+			writeErr(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "manifest unknown to the mirror: "+ref)
+			return
+		}
+	} else {
+		img, _, err := s.img.Image(r.Context(), imageName(r, repo)+":"+ref)
+		if err == nil {
+			raw, err = img.RawManifest()
+		}
+		if err != nil {
+			writeErr(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "manifest unknown to the mirror: "+repo+":"+ref)
+			return
+		}
+	}
+	mt, err := image.Sniff(raw)
+	if err != nil {
+		writeErr(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "not a manifest: "+ref)
+		return
+	}
+	w.Header().Set("Content-Type", string(mt))
+	w.Header().Set("Docker-Content-Digest", digestOf(raw).String())
+	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(raw)
+	}
+}
+
+// putManifest stores a pushed manifest: an image manifest whose config and
+// layers are all in the store becomes an image under its tag; an index (or
+// another artifact manifest) is stored as a blob, retrievable by digest.
+func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref string, byDigest bool) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, MaxManifest+1))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "MANIFEST_INVALID", "reading the manifest: "+err.Error())
+		return
+	}
+	if len(raw) > MaxManifest {
+		writeErr(w, http.StatusRequestEntityTooLarge, "SIZE_INVALID", "manifest over 4 MiB")
+		return
+	}
+	d := digestOf(raw)
+	if byDigest && ref != d.String() {
+		writeErr(w, http.StatusBadRequest, "DIGEST_INVALID", "manifest hashes to "+d.String()+", not "+ref)
+		return
+	}
+	var refs struct {
+		Config    *v1.Descriptor  `json:"config"`
+		Layers    []v1.Descriptor `json:"layers"`
+		Manifests []v1.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &refs); err != nil {
+		writeErr(w, http.StatusBadRequest, "MANIFEST_INVALID", "manifest is not JSON: "+err.Error())
+		return
+	}
+	cs := s.img.Content()
+	var missing []string
+	for _, l := range refs.Layers {
+		if !cs.Has(l.Digest) {
+			missing = append(missing, l.Digest.String())
+		}
+	}
+	if refs.Config != nil && !cs.Has(refs.Config.Digest) {
+		missing = append(missing, refs.Config.Digest.String())
+	}
+	if len(missing) > 0 {
+		sort.Strings(missing)
+		writeErr(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "manifest names blobs the mirror does not have (push them first): "+strings.Join(missing, ", "))
+		return
+	}
+	name := imageName(r, repo)
+	if m, _, perr := image.ParseManifest(raw); perr == nil && refs.Config != nil {
+		config, err := cs.ReadAll(m.Config.Digest)
+		if err != nil {
+			writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+			return
+		}
+		var names []string
+		if !byDigest {
+			names = []string{name + ":" + ref}
+		}
+		if _, err := s.img.PutImage(r.Context(), raw, config, names); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, errdefs.ErrInvalidArgument) {
+				code = http.StatusBadRequest
+			}
+			writeErr(w, code, "MANIFEST_INVALID", err.Error())
+			return
+		}
+		s.log.Info("mirror: image pushed", "name", name, "ref", ref, "digest", d)
+	} else if err := cs.Ingest(r.Context(), d, int64(len(raw)), bytes.NewReader(raw)); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+		writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+		return
+	}
+	w.Header().Set("Location", "/v2/"+repo+"/manifests/"+d.String())
+	w.Header().Set("Docker-Content-Digest", d.String())
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}
+
+// tags lists the tags the store holds under repo's image name.
+func (s *Server) tags(w http.ResponseWriter, r *http.Request, repo string) {
+	if !validRepo(repo) {
+		writeErr(w, http.StatusBadRequest, "NAME_INVALID", "invalid repository name "+strconv.Quote(repo))
+		return
+	}
+	canon, err := image.CanonicalString(imageName(r, repo) + ":x")
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, "NAME_INVALID", err.Error())
+		return
+	}
+	prefix := strings.TrimSuffix(canon, "x")
+	list, err := s.img.List(r.Context())
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+		return
+	}
+	tags := []string{}
+	for _, im := range list {
+		for _, t := range im.RepoTags {
+			if tag, ok := strings.CutPrefix(t, prefix); ok {
+				tags = append(tags, tag)
+			}
+		}
+	}
+	if len(tags) == 0 {
+		writeErr(w, http.StatusNotFound, "NAME_UNKNOWN", "repository unknown to the mirror: "+repo)
+		return
+	}
+	sort.Strings(tags)
+	if n, err := strconv.Atoi(r.URL.Query().Get("n")); err == nil && n >= 0 {
+		last := r.URL.Query().Get("last")
+		i := sort.SearchStrings(tags, last)
+		if last != "" && i < len(tags) && tags[i] == last {
+			i++
+		}
+		tags = tags[i:]
+		if n < len(tags) {
+			tags = tags[:n]
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"name": repo, "tags": tags})
+}
+
+func digestOf(b []byte) v1.Hash {
+	h := sha256.Sum256(b)
+	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h[:])}
+}
+
+// writeErr writes a distribution-spec error body.
+func writeErr(w http.ResponseWriter, code int, kind, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": kind, "message": msg}}})
+}
