@@ -68,7 +68,8 @@ func (e *ferryEnv) command(env []string, args ...string) *exec.Cmd {
 func (e *ferryEnv) startDaemon() {
 	t := e.t
 	t.Helper()
-	args := append([]string{"daemon", "--debug", "--root", e.root, "--socket", e.sock}, e.extra...)
+	// The mirror is off unless a test asks (its default port is shared).
+	args := append([]string{"daemon", "--debug", "--root", e.root, "--socket", e.sock, "--mirror-addr="}, e.extra...)
 	cmd := e.command([]string{"DOCKER_CONFIG=" + e.daemonCfg}, args...)
 	e.daemonLog = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = e.daemonLog, e.daemonLog
