@@ -206,16 +206,11 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, repo string) {
 		return
 	}
 	sort.Strings(tags)
-	if n, err := strconv.Atoi(r.URL.Query().Get("n")); err == nil && n >= 0 {
-		last := r.URL.Query().Get("last")
-		i := sort.SearchStrings(tags, last)
-		if last != "" && i < len(tags) && tags[i] == last {
-			i++
-		}
-		tags = tags[i:]
-		if n < len(tags) {
-			tags = tags[:n]
-		}
+	if last := r.URL.Query().Get("last"); last != "" {
+		tags = tags[sort.Search(len(tags), func(i int) bool { return tags[i] > last }):]
+	}
+	if n, err := strconv.Atoi(r.URL.Query().Get("n")); err == nil && n >= 0 && n < len(tags) {
+		tags = tags[:n]
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"name": repo, "tags": tags})
