@@ -42,7 +42,7 @@ func TestOCIConformance(t *testing.T) {
 		"OCI_API_PUSH=true",
 		"OCI_API_TAGS_LIST=true",
 		"OCI_API_REFERRER=false", // no referrers API yet
-		"OCI_DATA_SHA512=false", // the content store holds sha256 blobs only
+		"OCI_DATA_SHA512=false",  // the content store holds sha256 blobs only
 		// Indexes and artifacts are stored by digest but not yet tagged
 		// (the image store tags runnable images only): docs/mirror.md.
 		"OCI_DATA_INDEX=false", "OCI_DATA_INDEX_LIST=false", "OCI_DATA_ARTIFACT=false",
