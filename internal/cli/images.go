@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -99,7 +101,7 @@ func canonicalRepoOf(ref string) string {
 }
 
 // imageRow is one line of `ferry images`.
-type imageRow struct{ repo, tag, digest, id, created, size string }
+type imageRow struct{ repo, tag, digest, id, created, size, upstream string }
 
 func imageRows(list []image.Summary, noTrunc bool) []imageRow {
 	var rows []imageRow
@@ -121,6 +123,9 @@ func imageRows(list []image.Summary, noTrunc bool) []imageRow {
 			if dg, ok := digests[r.repo]; ok {
 				r.digest = dg
 			}
+			if u, ok := s.Upstream[t]; ok {
+				r.upstream = u.String()
+			}
 			tagged[r.repo] = true
 			rows = append(rows, r)
 		}
@@ -138,19 +143,32 @@ func imageRows(list []image.Summary, noTrunc bool) []imageRow {
 	return rows
 }
 
+// printImageTable prints `ferry images`; an UPSTREAM column (the mirror's
+// write-back state) appears when some image has one.
 func printImageTable(w io.Writer, list []image.Summary, noTrunc, digests bool) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	if digests {
-		fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE")
-	} else {
-		fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE")
+	rows := imageRows(list, noTrunc)
+	upstream := false
+	for _, r := range rows {
+		upstream = upstream || r.upstream != ""
 	}
-	for _, r := range imageRows(list, noTrunc) {
+	cols := []string{"REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"}
+	if digests {
+		cols = slices.Insert(cols, 2, "DIGEST")
+	}
+	if upstream {
+		cols = append(cols, "UPSTREAM")
+	}
+	fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	for _, r := range rows {
+		vals := []string{r.repo, r.tag, r.id, r.created, r.size}
 		if digests {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, r.digest, r.id, r.created, r.size)
-		} else {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.repo, r.tag, r.id, r.created, r.size)
+			vals = slices.Insert(vals, 2, r.digest)
 		}
+		if upstream {
+			vals = append(vals, cmp.Or(r.upstream, "-"))
+		}
+		fmt.Fprintln(tw, strings.Join(vals, "\t"))
 	}
 	return tw.Flush()
 }

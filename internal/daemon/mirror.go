@@ -14,7 +14,7 @@ import (
 
 // wireMirror serves the host-local registry mirror (internal/mirror) over
 // the image store on Config.MirrorAddr and on each network's gateway at the
-// same port, so builders inside machines can push.
+// same port, so builders inside machines can push, and runs its write-back.
 func wireMirror(ctx context.Context, d *daemon) error {
 	if d.cfg.MirrorAddr == "" {
 		return nil
@@ -23,6 +23,8 @@ func wireMirror(ctx context.Context, d *daemon) error {
 	if err != nil {
 		return err
 	}
+	wb := mirror.NewWriteBack(d.images, mirror.DefaultBackoff, d.log.With("svc", "mirror-writeback"))
+	m.WithWriteBack(wb)
 	l, err := net.Listen("tcp", d.cfg.MirrorAddr)
 	if err != nil {
 		return fmt.Errorf("listen on --mirror-addr %s: %w", d.cfg.MirrorAddr, err)
@@ -37,6 +39,7 @@ func wireMirror(ctx context.Context, d *daemon) error {
 		})
 	}
 	serve(l)
+	wg.Go(func() { wb.Run(ctx) }) // resumes pushes a previous daemon left pending
 	d.closers = append(d.closers, func() error { cancel(); wg.Wait(); return nil })
 	if d.network == nil {
 		return nil

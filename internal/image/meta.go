@@ -84,7 +84,7 @@ func summaryOf(tx *bbolt.Tx, d v1.Hash, r *record) Summary {
 	return Summary{
 		ID: d, RepoTags: tags, RepoDigests: digests, MediaType: r.MediaType,
 		Platform: r.Platform, Size: r.Size, Created: r.Created, Pulled: r.Pulled,
-		Leases: leaseCount(tx, d),
+		Leases: leaseCount(tx, d), Upstream: upstreamsOf(tx, tags),
 	}
 }
 

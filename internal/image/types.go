@@ -29,6 +29,9 @@ type Summary struct {
 	Pulled time.Time `json:"pulled"`
 	// Leases is how many leases hold the image.
 	Leases int `json:"leases"`
+	// Upstream is the write-back state of tags pushed to the host-local
+	// mirror under an upstream name (internal/mirror), by tag.
+	Upstream map[string]UpstreamState `json:"upstream,omitempty"`
 }
 
 // Dangling reports whether no tag names the image (as Docker: digest

@@ -166,6 +166,12 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 			return
 		}
 		s.log.Info("mirror: image pushed", "name", name, "ref", ref, "digest", d)
+		if s.writeBack != nil && len(names) > 0 && r.URL.Query().Get("ns") != "" {
+			if err := s.writeBack.Enqueue(r.Context(), names[0], names[0]); err != nil {
+				writeErr(w, http.StatusInternalServerError, "UNKNOWN", "queueing the upstream push: "+err.Error())
+				return
+			}
+		}
 	} else if err := cs.Ingest(r.Context(), d, int64(len(raw)), bytes.NewReader(raw)); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
 		writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
 		return

@@ -25,6 +25,12 @@ import (
 
 func newMirror(t *testing.T) (*image.Store, string) {
 	t.Helper()
+	st, host, _ := newMirrorServer(t)
+	return st, host
+}
+
+func newMirrorServer(t *testing.T) (*image.Store, string, *Server) {
+	t.Helper()
 	dir := t.TempDir()
 	db, err := bbolt.Open(filepath.Join(dir, "meta.db"), 0o600, &bbolt.Options{NoSync: true})
 	if err != nil {
@@ -41,7 +47,7 @@ func newMirror(t *testing.T) (*image.Store, string) {
 	}
 	srv := httptest.NewServer(m)
 	t.Cleanup(srv.Close)
-	return st, strings.TrimPrefix(srv.URL, "http://")
+	return st, strings.TrimPrefix(srv.URL, "http://"), m
 }
 
 func listed(t *testing.T, st *image.Store, tag string) v1.Hash {
@@ -209,3 +215,35 @@ func put(t *testing.T, url, method string, body []byte, want int) string {
 func emptyIdx() v1.ImageIndex { return emptyIndex }
 
 var emptyIndex = empty.Index
+
+// pushNS pushes img to the mirror as repo:tag under ?ns=ns, as containerd
+// and BuildKit mirrors do.
+func pushNS(t *testing.T, host, ns, repoTag string, img v1.Image) {
+	t.Helper()
+	repo, tag, _ := strings.Cut(repoTag, ":")
+	base := "http://" + host + "/v2/" + repo
+	cfg, _ := img.RawConfigFile()
+	cd, _ := img.ConfigName()
+	put(t, base+"/blobs/uploads/?ns="+ns+"&digest="+cd.String(), http.MethodPost, cfg, http.StatusCreated)
+	ls, _ := img.Layers()
+	for _, l := range ls {
+		rc, _ := l.Compressed()
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(rc)
+		rc.Close()
+		d, _ := l.Digest()
+		put(t, base+"/blobs/uploads/?ns="+ns+"&digest="+d.String(), http.MethodPost, buf.Bytes(), http.StatusCreated)
+	}
+	raw, _ := img.RawManifest()
+	mt, _ := img.MediaType()
+	req, _ := http.NewRequest(http.MethodPut, base+"/manifests/"+tag+"?ns="+ns, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", string(mt))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("put manifest under ns=%s: %d", ns, resp.StatusCode)
+	}
+}

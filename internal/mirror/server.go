@@ -27,7 +27,13 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+
+	writeBack *WriteBack // nil: images pushed under ?ns= stay local
 }
+
+// WithWriteBack makes images pushed under an upstream name (?ns=) be
+// pushed upstream by wb.
+func (s *Server) WithWriteBack(wb *WriteBack) *Server { s.writeBack = wb; return s }
 
 // New returns a mirror over img whose chunked uploads live in uploadDir
 // (on the content store's filesystem; emptied here: sessions do not

@@ -1,0 +1,119 @@
+package mirror
+
+import (
+	"context"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/ferryvm/ferry/internal/image"
+)
+
+// waitUpstream polls the store until tag's upstream state satisfies ok.
+func waitUpstream(t *testing.T, st *image.Store, tag string, ok func(image.UpstreamState) bool) image.UpstreamState {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last image.UpstreamState
+	for time.Now().Before(deadline) {
+		list, err := st.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, im := range list {
+			if u, found := im.Upstream[tag]; found {
+				last = u
+				if ok(u) {
+					return u
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("upstream state of %s never got there; last %+v", tag, last)
+	return last
+}
+
+// An image pushed with ?ns= stays local while its upstream is down (its
+// state says failed and why), and reaches the upstream once it is back.
+func TestWriteBackAcrossOutage(t *testing.T) {
+	st, host, m := newMirrorServer(t)
+	wb := NewWriteBack(st, Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond}, nil)
+	m.WithWriteBack(wb)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go wb.Run(ctx)
+
+	// Reserve the upstream's address, with nothing listening there yet.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := l.Addr().String()
+	l.Close()
+
+	img, _ := random.Image(256<<10, 2)
+	pushNS(t, host, up, "team/app:v1", img)
+	tag := up + "/team/app:v1"
+	// Local at once, whatever the upstream does.
+	listed(t, st, tag)
+	u := waitUpstream(t, st, tag, func(u image.UpstreamState) bool { return u.State == image.UpstreamFailed })
+	if !strings.Contains(u.Error, "connection refused") {
+		t.Fatalf("failed state should say why: %+v", u)
+	}
+	if !strings.HasPrefix(u.String(), "failed: ") {
+		t.Fatalf("state string %q", u.String())
+	}
+
+	// The upstream comes back: the next retry pushes it.
+	l, err = net.Listen("tcp", up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	waitUpstream(t, st, tag, func(u image.UpstreamState) bool { return u.State == image.UpstreamDone })
+	ref, _ := name.ParseReference(tag, name.Insecure)
+	got, err := remote.Image(ref)
+	if err != nil {
+		t.Fatalf("upstream lacks the image after write-back: %v", err)
+	}
+	if gd, _ := got.Digest(); true {
+		if wd, _ := img.Digest(); gd != wd {
+			t.Fatalf("upstream has %s, pushed %s", gd, wd)
+		}
+	}
+}
+
+// A write-back queued before a restart is pushed by the next daemon's worker.
+func TestWriteBackResumes(t *testing.T) {
+	st, host, m := newMirrorServer(t)
+	first := NewWriteBack(st, DefaultBackoff, nil) // never run: the daemon died
+	m.WithWriteBack(first)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	up := l.Addr().String()
+	img, _ := random.Image(1024, 1)
+	pushNS(t, host, up, "app:v1", img)
+	tag := up + "/app:v1"
+	waitUpstream(t, st, tag, func(u image.UpstreamState) bool { return u.State == image.UpstreamPending })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go NewWriteBack(st, DefaultBackoff, nil).Run(ctx)
+	waitUpstream(t, st, tag, func(u image.UpstreamState) bool { return u.State == image.UpstreamDone })
+}
