@@ -121,8 +121,8 @@ type Puller interface {
 }
 
 // Pusher pushes a cached image by reference, with auth (nil: the
-// daemon's keychain). Today FromStore's image.Store.Push; the host-local
-// mirror plugs in here.
+// daemon's keychain): FromStore's image.Store.Push, or the host-local
+// mirror's write-back (mirror.WriteBack) when the daemon serves one.
 type Pusher interface {
 	Push(ctx context.Context, ref string, auth authn.Authenticator, progress func(image.Progress)) (v1.Hash, error)
 }

@@ -19,6 +19,9 @@ import (
 func wireBuild(ctx context.Context, d *daemon) error {
 	log := d.log.With("svc", "build")
 	ims, puller, pusher := build.FromStore(d.images)
+	if d.writeBack != nil {
+		pusher = d.writeBack // --push through the host-local mirror (runnable now, upstream soon)
+	}
 	cs, err := cache.Open(d.db, ims, d.images.Content())
 	if err != nil {
 		return err

@@ -32,6 +32,7 @@ import (
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image"
 	"github.com/ferryvm/ferry/internal/machine"
+	"github.com/ferryvm/ferry/internal/mirror"
 	"github.com/ferryvm/ferry/internal/network"
 	"github.com/ferryvm/ferry/internal/paths"
 	"github.com/ferryvm/ferry/internal/rootfs"
@@ -110,6 +111,7 @@ type daemon struct {
 	machines  *machine.Manager  // set by wireMachines
 	network   *network.Service  // set by wireMachines
 	builder   *build.Builder    // set by wireBuild
+	writeBack *mirror.WriteBack // set by wireMirror (nil: no mirror)
 	imageSvc  *imageAPI         // set by wireImages
 	docker    *dockerapi.Server // set by wireDockerAPI (nil: not served)
 
@@ -121,8 +123,8 @@ var services = []func(ctx context.Context, d *daemon) error{
 	wireImages,
 	wireVolumes,
 	wireMachines,
-	wireBuild,
 	wireMirror,
+	wireBuild,
 	wireDockerAPI,
 	wireJoin,
 }

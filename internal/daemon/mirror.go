@@ -25,6 +25,7 @@ func wireMirror(ctx context.Context, d *daemon) error {
 	}
 	wb := mirror.NewWriteBack(d.images, mirror.DefaultBackoff, d.log.With("svc", "mirror-writeback"))
 	m.WithWriteBack(wb)
+	d.writeBack = wb
 	l, err := net.Listen("tcp", d.cfg.MirrorAddr)
 	if err != nil {
 		return fmt.Errorf("listen on --mirror-addr %s: %w", d.cfg.MirrorAddr, err)

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferryvm/ferry/internal/image"
@@ -135,4 +136,26 @@ func (w *WriteBack) push(ctx context.Context, name string, u image.UpstreamState
 		return fmt.Errorf("write-back %s: %w", name, serr)
 	}
 	return err
+}
+
+// Push is `ferry build --push` through the mirror (build.Pusher): the
+// built image is already in the store, so it is runnable now; its push
+// to ref's registry is queued for the write-back. With explicit auth
+// (credentials the daemon must not keep) it is pushed at once instead.
+func (w *WriteBack) Push(ctx context.Context, ref string, auth authn.Authenticator, progress func(image.Progress)) (v1.Hash, error) {
+	if auth != nil {
+		opts := []image.PushOption{image.PushAuth(auth)}
+		if progress != nil {
+			opts = append(opts, image.PushProgress(progress))
+		}
+		return w.img.Push(ctx, ref, "", opts...)
+	}
+	_, d, err := w.img.Image(ctx, ref)
+	if err != nil {
+		return v1.Hash{}, fmt.Errorf("push %s: %w", ref, err)
+	}
+	if err := w.Enqueue(ctx, ref, ref); err != nil {
+		return v1.Hash{}, fmt.Errorf("push %s: %w", ref, err)
+	}
+	return d, nil
 }

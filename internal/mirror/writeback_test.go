@@ -117,3 +117,44 @@ func TestWriteBackResumes(t *testing.T) {
 	go NewWriteBack(st, DefaultBackoff, nil).Run(ctx)
 	waitUpstream(t, st, tag, func(u image.UpstreamState) bool { return u.State == image.UpstreamDone })
 }
+
+// build --push through the mirror: Push returns at once with the image's
+// digest and the write-back delivers it upstream.
+func TestWriteBackAsPusher(t *testing.T) {
+	st, host, _ := newMirrorServer(t) // no write-back on the server: the build's image is just local
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	up := l.Addr().String()
+	img, _ := random.Image(1024, 1)
+	pushNS(t, host, up, "built:v1", img)
+	tag := up + "/built:v1"
+	if _, err := remote.Image(mustRef(t, tag)); err == nil {
+		t.Fatal("upstream has the image before any push")
+	}
+	wb := NewWriteBack(st, Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond}, nil)
+	d, err := wb.Push(context.Background(), tag, nil, nil)
+	if want, _ := img.Digest(); err != nil || d != want {
+		t.Fatalf("Push: %s %v, want %s", d, err, want)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go wb.Run(ctx)
+	waitUpstream(t, st, tag, func(u image.UpstreamState) bool { return u.State == image.UpstreamDone })
+	if _, err := remote.Image(mustRef(t, tag)); err != nil {
+		t.Fatalf("upstream lacks the built image: %v", err)
+	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
