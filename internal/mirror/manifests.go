@@ -82,6 +82,15 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 		}
 	} else {
 		img, _, err := s.img.Image(r.Context(), imageName(r, repo)+":"+ref)
+		if err != nil && r.URL.Query().Get("ns") != "" {
+			// Pull-through: an upstream image the store lacks is pulled
+			// into it, then served from it.
+			if _, perr := s.img.Pull(r.Context(), imageName(r, repo)+":"+ref); perr != nil {
+				writeErr(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "not in the mirror, and pulling it from upstream failed: "+perr.Error())
+				return
+			}
+			img, _, err = s.img.Image(r.Context(), imageName(r, repo)+":"+ref)
+		}
 		if err == nil {
 			raw, err = img.RawManifest()
 		}

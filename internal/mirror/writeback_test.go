@@ -158,3 +158,34 @@ func mustRef(t *testing.T, s string) name.Reference {
 	}
 	return r
 }
+
+// A pull through the mirror (?ns=) of an image only the upstream has
+// caches it in the store and serves it.
+func TestPullThrough(t *testing.T) {
+	st, host, _ := newMirrorServer(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	up := l.Addr().String()
+	img, _ := random.Image(4096, 2)
+	if err := remote.Write(mustRef(t, up+"/lib/base:1"), img); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+host+"/v2/lib/base/manifests/1?ns="+up, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want, _ := img.Digest()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Docker-Content-Digest") != want.String() {
+		t.Fatalf("pull through: %d %s, want %s", resp.StatusCode, resp.Header.Get("Docker-Content-Digest"), want)
+	}
+	if got := listed(t, st, up+"/lib/base:1"); got != want {
+		t.Fatalf("cached %s, want %s", got, want)
+	}
+}
