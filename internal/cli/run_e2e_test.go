@@ -27,8 +27,9 @@ import (
 var forceTCG sync.Once
 
 // vmEnv is a daemon whose network side lives in a fresh network namespace,
-// with the busybox test image loaded as busybox:vm.
-func vmEnv(t *testing.T) *vmFerry {
+// with the busybox test image loaded as busybox:vm; extra are more daemon
+// flags.
+func vmEnv(t *testing.T, extra ...string) *vmFerry {
 	t.Helper()
 	vmprereq.Require(t) // and the daemons boot this tree's ferry-init
 	forceTCG.Do(func() {
@@ -37,7 +38,7 @@ func vmEnv(t *testing.T) *vmFerry {
 		}
 	})
 	ns := prereq.NetNS(t)
-	e := &vmFerry{ferryEnv: newFerryEnv(t, "--netns", ns), netns: ns}
+	e := &vmFerry{ferryEnv: newFerryEnv(t, append([]string{"--netns", ns}, extra...)...), netns: ns}
 	// Machines outlive their daemon by design: destroy them before the
 	// daemon stops (cleanups run last-registered first), and kill any VMM
 	// still running from this test's root.
