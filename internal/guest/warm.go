@@ -3,6 +3,7 @@ package guest
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"time"
@@ -25,9 +26,10 @@ const WarmEntropyBytes = 64
 
 // WarmConfig is what a restored machine receives before it runs anything.
 type WarmConfig struct {
-	// Config is the machine's run config, as a cold boot reads it from
-	// the initramfs.
-	Config RunConfig `json:"config"`
+	// Config is the machine's run config, encoded as a cold boot reads it
+	// from the initramfs, and decoded by init the same way (ParseConfig:
+	// unknown fields are errors).
+	Config json.RawMessage `json:"config"`
 	// Entropy is fresh random bytes from the host, added to the guest's
 	// pool (credited) before anything else runs.
 	Entropy []byte `json:"entropy"`
@@ -43,7 +45,11 @@ var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
 
 // NewWarmConfig is cfg with fresh entropy, the time now and a new boot id.
 func NewWarmConfig(cfg RunConfig, now time.Time) (*WarmConfig, error) {
-	w := &WarmConfig{Config: cfg, Entropy: make([]byte, WarmEntropyBytes), TimeUnixNano: now.UnixNano()}
+	raw, err := cfg.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	w := &WarmConfig{Config: raw, Entropy: make([]byte, WarmEntropyBytes), TimeUnixNano: now.UnixNano()}
 	if _, err := rand.Read(w.Entropy); err != nil {
 		return nil, fmt.Errorf("warm config: entropy: %w", err)
 	}
@@ -68,7 +74,16 @@ func (w *WarmConfig) Validate() error {
 	case !uuidRE.MatchString(w.BootID):
 		return fmt.Errorf("warm config: boot id %q is not a lower-case UUID: %w", w.BootID, ErrInvalidConfig)
 	}
-	return w.Config.Validate()
+	_, err := w.RunConfig()
+	return err
+}
+
+// RunConfig decodes and validates w's run config.
+func (w *WarmConfig) RunConfig() (*RunConfig, error) {
+	if len(w.Config) == 0 {
+		return nil, fmt.Errorf("warm config: no run config: %w", ErrInvalidConfig)
+	}
+	return ParseConfig(w.Config)
 }
 
 // StateWaiting is the state of a ferry-init booted with WarmCmdline until

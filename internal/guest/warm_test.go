@@ -45,7 +45,11 @@ func TestWarmConfigValidate(t *testing.T) {
 		"no time":       func(w *WarmConfig) { w.TimeUnixNano = 0 },
 		"bad boot id":   func(w *WarmConfig) { w.BootID = "not-a-uuid" },
 		"upper boot id": func(w *WarmConfig) { w.BootID = "ABCDEF01-2345-4678-89AB-CDEF01234567" },
-		"bad config":    func(w *WarmConfig) { w.Config.Version = 99 },
+		"bad config":    func(w *WarmConfig) { w.Config = []byte(`{"version":99}`) },
+		"no config":     func(w *WarmConfig) { w.Config = nil },
+		"unknown field": func(w *WarmConfig) {
+			w.Config = append(w.Config[:len(w.Config)-1:len(w.Config)-1], []byte(`,"from_the_future":1}`)...)
+		},
 	} {
 		w, err := NewWarmConfig(warmRunConfig(), time.Now())
 		if err != nil {
@@ -84,9 +88,11 @@ func TestWarmOverControl(t *testing.T) {
 	if err := c.Warm(ctx, w); err != nil {
 		t.Fatal(err)
 	}
-	if len(h.got) != 1 || h.got[0].BootID != w.BootID || !bytes.Equal(h.got[0].Entropy, w.Entropy) ||
-		h.got[0].Config.Image.Cmd[0] != "/bin/true" || h.got[0].TimeUnixNano != w.TimeUnixNano {
+	if len(h.got) != 1 || h.got[0].BootID != w.BootID || !bytes.Equal(h.got[0].Entropy, w.Entropy) || h.got[0].TimeUnixNano != w.TimeUnixNano {
 		t.Fatalf("init got %+v, want %+v", h.got, w)
+	}
+	if cfg, err := h.got[0].RunConfig(); err != nil || cfg.Image.Cmd[0] != "/bin/true" {
+		t.Errorf("run config received: %+v, %v", cfg, err)
 	}
 	err = c.Warm(ctx, w)
 	var re *RemoteError

@@ -63,8 +63,11 @@ func (in *Init) awaitWarm() error {
 	if err := applyWarm(w, realWarmSystem{}); err != nil {
 		return err
 	}
-	cfg := w.Config
-	in.cfg = &cfg
+	cfg, err := w.RunConfig()
+	if err != nil {
+		return err
+	}
+	in.cfg = cfg
 	in.log.Debug = in.log.Debug || cfg.Debug
 	in.log.Infof("warm config applied in %v", time.Since(t))
 	return nil

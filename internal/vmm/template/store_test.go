@@ -10,7 +10,10 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 func testKey() Key {
@@ -243,5 +246,35 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// On a file system that really fills up, a save that runs out of space
+// leaves neither a template nor its temporary directory, and the store
+// works again once there is room.
+func TestFullDisk(t *testing.T) {
+	prereq.Root(t, "mounts a small tmpfs")
+	dir := t.TempDir()
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=256k,mode=0700"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Put(context.Background(), testKey(), writer(bytes.Repeat([]byte{1}, 1<<20)))
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Put of 1 MiB into 256 KiB = %v, want ENOSPC", err)
+	}
+	assertNoTemps(t, s)
+	if _, err := s.Get(testKey()); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("Get after a full disk = %v, want not found", err)
+	}
+	if _, err := s.Put(context.Background(), testKey(), writer(bytes.Repeat([]byte{1}, 64<<10))); err != nil {
+		t.Fatalf("Put with room again: %v", err)
+	}
+	if _, err := s.Get(testKey()); err != nil {
+		t.Error(err)
 	}
 }
