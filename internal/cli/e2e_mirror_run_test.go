@@ -67,3 +67,21 @@ func TestMirrorCranePushThenRun(t *testing.T) {
 		t.Fatalf("crane digest from the mirror: %v %q, want %s", err, out, pushed)
 	}
 }
+
+// A machine reaches the mirror on its network's gateway at the port of
+// --mirror-addr (the daemon serves it there and lets that port in).
+func TestMirrorOnGateway(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	e := vmEnv(t, "--mirror-addr", addr)
+	script := `gw=$(ip route | awk '/^default/ {print $3}'); wget -q -S -O /dev/null "http://$gw:` + port + `/v2/" 2>&1 | grep -i 'Docker-Distribution-Api-Version' && echo reached`
+	r := e.run(nil, "run", "--rm", "busybox:vm", "sh", "-c", script)
+	if r.code != 0 || !strings.Contains(r.stdout, "reached") {
+		t.Fatalf("the mirror on the gateway from a machine: %s\ndaemon:\n%s", r, e.daemonLog)
+	}
+}
