@@ -132,6 +132,9 @@ func ValidateConfig(c *types.Config) error {
 			return bad(fmt.Sprintf("networks[%d].ipv6", i), "%s is not an IPv6 address", n.IPv6)
 		}
 	}
+	if err := c.Healthcheck.Validate(); err != nil {
+		return bad("healthcheck", "%v", err)
+	}
 	for i, h := range c.ExtraHosts {
 		if _, _, err := parseExtraHost(h); err != nil {
 			return bad(fmt.Sprintf("extra_hosts[%d]", i), "%q: %v", h, err)
@@ -169,6 +172,7 @@ func cloneConfig(c types.Config) types.Config {
 		out.Networks[i].Aliases = cloneSlice(c.Networks[i].Aliases)
 	}
 	out.ExtraHosts = cloneSlice(c.ExtraHosts)
+	out.Healthcheck = cloneHealthcheck(c.Healthcheck)
 	return out
 }
 

@@ -29,7 +29,7 @@ func imageOf(ref string, img v1.Image, d v1.Hash) (*Image, error) {
 	}
 	c := cf.Config
 	out := &Image{Ref: ref, Digest: d.String(), Config: guest.Image{
-		Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, User: c.User, WorkingDir: c.WorkingDir}}
+		Entrypoint: c.Entrypoint, Cmd: c.Cmd, Env: c.Env, User: c.User, WorkingDir: c.WorkingDir}, Healthcheck: healthcheckOf(c.Healthcheck)}
 	for p := range c.Volumes {
 		out.Volumes = append(out.Volumes, p)
 	}

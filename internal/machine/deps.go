@@ -37,6 +37,8 @@ type Image struct {
 	Config guest.Image
 	// Volumes are the image's VOLUME paths (anonymous volumes).
 	Volumes []string
+	// Healthcheck is the image's HEALTHCHECK.
+	Healthcheck *types.Healthcheck
 }
 
 // Rootfs gives a machine its disks (a *rootfs.Manager).

@@ -57,6 +57,9 @@ func (w *world) Ensure(_ context.Context, ref string, _ ...image.PullOption) (v1
 	if ref == "with-volume" { // VOLUME /state
 		c.Volumes = map[string]struct{}{"/state": {}}
 	}
+	if ref == "with-health" { // HEALTHCHECK --interval=10ms --retries=1 CMD check
+		c.Healthcheck = &v1.HealthConfig{Test: []string{"CMD", "check"}, Interval: 10 * time.Millisecond, Retries: 1}
+	}
 	img, err := mutate.Config(empty.Image, c)
 	if err != nil {
 		return nil, v1.Hash{}, err
@@ -274,9 +277,16 @@ func (c *fakeCtl) SignalEntrypoint(_ context.Context, s syscall.Signal) error {
 	}
 	return nil
 }
-func (c *fakeCtl) Run(_ context.Context, req guest.ExecRequest, io guest.ExecIO) (guest.ExitStatus, error) {
+func (c *fakeCtl) Run(ctx context.Context, req guest.ExecRequest, io guest.ExecIO) (guest.ExitStatus, error) {
 	if c.run != nil {
-		return c.run(req, io), nil
+		done := make(chan guest.ExitStatus, 1)
+		go func() { done <- c.run(req, io) }()
+		select {
+		case st := <-done:
+			return st, nil
+		case <-ctx.Done():
+			return guest.ExitStatus{}, ctx.Err()
+		}
 	}
 	fmt.Fprintln(io.Stdout, req.Argv)
 	return guest.ExitStatus{Code: 7}, nil

@@ -51,6 +51,7 @@ func (m *Manager) Create(ctx context.Context, app string, req types.CreateReques
 	now := time.Now().UTC()
 	mc := &types.Machine{ID: newID(), Name: req.Name, App: app, State: types.StateCreated, Config: cfg, Version: 1,
 		ImageRef: types.ImageRef{Ref: img.Ref, Digest: img.Digest}, ImageConfig: imageConfigView(img.Config), CreatedAt: now}
+	mc.ImageConfig.Healthcheck = cloneHealthcheck(img.Healthcheck)
 
 	// Reserve ID and name in memory, busy, before anything is written.
 	m.mu.Lock()
@@ -242,6 +243,7 @@ func (m *Manager) track(id string, proc Process, vm VM) *run {
 	m.mu.Unlock()
 	m.wg.Add(1)
 	go m.supervise(ctx, id, r)
+	m.startHealth(ctx, id, r)
 	return r
 }
 

@@ -19,8 +19,7 @@ const maxEvents = 20
 func cloneMachine(m *types.Machine) *types.Machine {
 	out := *m
 	out.Config = cloneConfig(m.Config)
-	out.ImageConfig = types.ImageConfig{Entrypoint: cloneSlice(m.ImageConfig.Entrypoint), Cmd: cloneSlice(m.ImageConfig.Cmd),
-		Env: cloneSlice(m.ImageConfig.Env), User: m.ImageConfig.User, WorkingDir: m.ImageConfig.WorkingDir}
+	out.ImageConfig = cloneImageConfig(m.ImageConfig)
 	if m.Network != nil {
 		n := *m.Network
 		n.Endpoints, n.DNS, n.Search, n.Ports = cloneSlice(n.Endpoints), cloneSlice(n.DNS), cloneSlice(n.Search), cloneSlice(n.Ports)

@@ -197,7 +197,7 @@ func (m *Manager) Get(app, ref string) (*types.Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cloneMachine(mc), nil
+	return m.withHealth(cloneMachine(mc)), nil
 }
 
 // lookup resolves ref; m.mu held.
@@ -255,7 +255,7 @@ func (m *Manager) List(app string, all bool) []*types.Machine {
 		if !all && (mc.State == types.StateStopped || mc.State == types.StateFailed || mc.State == types.StateCreated) {
 			continue
 		}
-		out = append(out, cloneMachine(mc))
+		out = append(out, m.withHealth(cloneMachine(mc)))
 	}
 	m.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool {

@@ -58,6 +58,8 @@ type imageConfigRecord struct {
 	Env        []string `json:"env,omitempty"`
 	User       string   `json:"user,omitempty"`
 	WorkingDir string   `json:"working_dir,omitempty"`
+	// Healthcheck is kept in its API shape, as Config is.
+	Healthcheck *types.Healthcheck `json:"healthcheck,omitempty"`
 }
 
 // networkRecord is a machine's network as recorded: its endpoints, or,
@@ -198,7 +200,8 @@ func fromExitRecord(r *exitRecord) *types.Exit {
 }
 
 func cloneImageConfig(c types.ImageConfig) types.ImageConfig {
-	return types.ImageConfig{Entrypoint: cloneSlice(c.Entrypoint), Cmd: cloneSlice(c.Cmd), Env: cloneSlice(c.Env), User: c.User, WorkingDir: c.WorkingDir}
+	return types.ImageConfig{Entrypoint: cloneSlice(c.Entrypoint), Cmd: cloneSlice(c.Cmd), Env: cloneSlice(c.Env), User: c.User, WorkingDir: c.WorkingDir,
+		Healthcheck: cloneHealthcheck(c.Healthcheck)}
 }
 
 func encodeRecord(m *types.Machine) ([]byte, error) { return json.Marshal(toRecord(m)) }

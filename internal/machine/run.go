@@ -23,6 +23,7 @@ type run struct {
 	guestExit *types.Exit   // what the control channel reported
 	failure   string        // why init could not start the entrypoint (a mount, the user, ...)
 	waitDone  chan struct{} // closed when the control Wait returned
+	health    *health       // the health checker's state; nil: no check
 
 	done chan struct{} // closed when the VMM has exited; exit is then set
 	exit *types.Exit

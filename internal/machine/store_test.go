@@ -104,6 +104,7 @@ func loadFixture(t *testing.T, path string) *types.Machine {
 func TestRecordCarriesEveryField(t *testing.T) {
 	var m types.Machine
 	fillDeep(t, reflect.ValueOf(&m).Elem(), "Machine")
+	m.Health = nil // the live run's, never recorded (health.go)
 	back := fromRecord(toRecord(&m))
 	if !reflect.DeepEqual(back, &m) {
 		t.Errorf("a full machine does not survive its record:\n got %+v\nwant %+v", back, &m)

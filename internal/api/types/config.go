@@ -32,6 +32,8 @@ type Config struct {
 	Networks []EndpointRequest `json:"networks,omitempty"`
 	// ExtraHosts are extra /etc/hosts entries, Docker's --add-host NAME:IP.
 	ExtraHosts []string `json:"extra_hosts,omitempty"`
+	// Healthcheck overrides the image's HEALTHCHECK (test ["NONE"] turns it off).
+	Healthcheck *Healthcheck `json:"healthcheck,omitempty"`
 }
 
 // EndpointRequest asks for a machine's place on one network.

@@ -56,6 +56,8 @@ type Machine struct {
 	Network   *Network  `json:"network,omitempty"`
 	Emulated  bool      `json:"emulated,omitempty"` // the VMM runs under TCG
 	Driver    string    `json:"driver,omitempty"`   // the VMM driver of the current/last run
+	// Health is the started machine's health, when it has a health check.
+	Health *Health `json:"health,omitempty"`
 
 	// Restarts counts restarts by policy since the last explicit start.
 	Restarts int `json:"restarts"`
@@ -91,6 +93,8 @@ type ImageConfig struct {
 	Env        []string `json:"env,omitempty"`
 	User       string   `json:"user,omitempty"`
 	WorkingDir string   `json:"working_dir,omitempty"`
+	// Healthcheck is the image's HEALTHCHECK.
+	Healthcheck *Healthcheck `json:"healthcheck,omitempty"`
 }
 
 // Network is a started machine's network: its NICs in guest order (eth0
