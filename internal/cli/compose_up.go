@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +17,7 @@ func newComposeUpCmd(g *globals, f *composeFlags) *cobra.Command {
 	var o compose.UpOptions
 	var scale []string
 	var detach bool
+	var waitTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "up [flags] [SERVICE...]",
 		Short: "Create and start the project's machines (recreating services whose config changed)",
@@ -39,7 +42,13 @@ func newComposeUpCmd(g *globals, f *composeFlags) *cobra.Command {
 				return err
 			}
 			o.Services = args
-			return compose.Up(cmd.Context(), c, plan, o)
+			ctx := cmd.Context()
+			if waitTimeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeoutCause(ctx, waitTimeout, fmt.Errorf("--wait-timeout %s passed: %w", waitTimeout, errdefs.ErrTimeout))
+				defer cancel()
+			}
+			return compose.Up(ctx, c, plan, o)
 		},
 	}
 	fl := cmd.Flags()
@@ -47,6 +56,8 @@ func newComposeUpCmd(g *globals, f *composeFlags) *cobra.Command {
 	fl.StringArrayVar(&scale, "scale", nil, "SERVICE=N replicas (overrides deploy.replicas)")
 	fl.BoolVar(&o.NoDeps, "no-deps", false, "do not start the services the named ones depend on")
 	fl.BoolVar(&o.ForceRecreate, "force-recreate", false, "recreate machines even if their config is unchanged")
+	fl.BoolVar(&o.Wait, "wait", false, "wait for every replica to be started and healthy (those with a healthcheck)")
+	fl.DurationVar(&waitTimeout, "wait-timeout", 0, "give up on up after this long (0: no limit)")
 	fl.BoolVar(&o.RemoveOrphans, "remove-orphans", false, "remove machines of services not in the file")
 	return cmd
 }

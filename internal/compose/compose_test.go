@@ -118,7 +118,9 @@ func TestBadInput(t *testing.T) {
 		"cycle":              "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n",
 		"yaml":               "services:\n  a:\n    image: [\n",
 		"no image":           "services:\n  a:\n    command: [true]\n",
-		"service_healthy":    "services:\n  a:\n    image: x\n    depends_on: {b: {condition: service_healthy}}\n  b:\n    image: x\n    healthcheck: {test: [CMD, true]}\n",
+		"secret in /":        "services:\n  a:\n    image: x\n    configs: [c]\nconfigs:\n  c: {content: hi}\n",
+		"secret undeclared":  "services:\n  a:\n    image: x\n    secrets: [s]\n",
+		"healthcheck test":   "services:\n  a:\n    image: x\n    healthcheck: {test: [BOGUS, x]}\n",
 		"port range":         "services:\n  a:\n    image: x\n    ports: [\"8000-8001:80\"]\n",
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
@@ -28,10 +30,12 @@ func Down(ctx context.Context, c Client, project string, p *Plan, o DownOptions)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(ms))
+	kept := false
 	for i, m := range ms {
 		if p != nil && !o.RemoveOrphans {
 			if _, ok := p.Services[m.Config.Metadata[LabelService]]; !ok && m.Config.Metadata[LabelOneOff] != "True" {
 				slog.Warn("orphan machine left running (--remove-orphans removes it)", "machine", m.Name)
+				kept = true
 				continue
 			}
 		}
@@ -47,6 +51,11 @@ func Down(ctx context.Context, c Client, project string, p *Plan, o DownOptions)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return err
+	}
+	if !kept {
+		if err := os.RemoveAll(filepath.Join(StageDir(), project)); err != nil {
+			return fmt.Errorf("remove the staged secrets of project %s: %w", project, err)
+		}
 	}
 	nets, err := c.ListNetworks(ctx, network.ListOptions{Labels: map[string]string{LabelProject: project}})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 type Client interface {
 	CreateMachine(ctx context.Context, app string, req types.CreateRequest) (*types.Machine, error)
 	ListMachines(ctx context.Context, app string, all bool) ([]*types.Machine, error)
+	GetMachine(ctx context.Context, app, id string) (*types.Machine, error)
 	StartMachine(ctx context.Context, app, id string) (*types.Machine, error)
 	StopMachine(ctx context.Context, app, id string, req types.StopRequest) (*types.Machine, error)
 	WaitMachine(ctx context.Context, app, id string, state types.State, timeout time.Duration) (*types.Machine, error)

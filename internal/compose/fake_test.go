@@ -24,6 +24,29 @@ type fakeClient struct {
 	delay          time.Duration
 	gate           chan struct{} // when set, creates block until it closes
 	inFlight       atomic.Int32
+	// health, when set, is the health a machine named by the key reports
+	// on its n-th GetMachine (n from 1).
+	health func(name string, n int) *types.Health
+	gets   map[string]int
+}
+
+func (f *fakeClient) GetMachine(ctx context.Context, app, id string) (*types.Machine, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.machines {
+		if m.App == app && (m.ID == id || m.Name == id) {
+			c := *m
+			if f.health != nil {
+				if f.gets == nil {
+					f.gets = map[string]int{}
+				}
+				f.gets[m.Name]++
+				c.Health = f.health(m.Name, f.gets[m.Name])
+			}
+			return &c, nil
+		}
+	}
+	return nil, fmt.Errorf("machine %s: %w", id, errdefs.ErrNotFound)
 }
 
 func newFake() *fakeClient {

@@ -44,6 +44,7 @@ type Service struct {
 	Scale        int
 	ExplicitName string // container_name
 	DependsOn    ctypes.DependsOnConfig
+	files        []stagedDir // secrets and configs, staged before a create
 }
 
 // MachineName is replica n's machine name, PROJECT-SERVICE-N.
@@ -123,18 +124,22 @@ func newService(proj *ctypes.Project, sc ctypes.ServiceConfig) (*Service, error)
 		if _, ok := proj.Services[dep]; !ok && d.Required {
 			return nil, fmt.Errorf("depends_on %s: no such service: %w", dep, errdefs.ErrInvalidArgument)
 		}
-		if d.Condition == ctypes.ServiceConditionHealthy {
-			return nil, fmt.Errorf("depends_on %s: condition service_healthy needs machine health checks, which this ferry does not have yet: %w", dep, errdefs.ErrInvalidArgument)
-		}
 	}
 	cfg, err := machineConfig(proj, sc)
 	if err != nil {
 		return nil, err
 	}
+	if s.files, err = secretFiles(proj, sc); err != nil {
+		return nil, err
+	}
+	cfg.Mounts = append(cfg.Mounts, stagedMounts(s.files)...)
 	s.Config = cfg
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if len(s.files) > 0 {
+		b = append(b, digest(s.files)...) // a changed secret recreates too
 	}
 	sum := sha256.Sum256(b)
 	s.Hash = hex.EncodeToString(sum[:])
@@ -201,8 +206,8 @@ func machineConfig(proj *ctypes.Project, sc ctypes.ServiceConfig) (types.Config,
 		}
 		cfg.Networks = append(cfg.Networks, ep)
 	}
-	if len(sc.Secrets) > 0 || len(sc.Configs) > 0 {
-		return cfg, fmt.Errorf("secrets and configs are not supported yet: %w", errdefs.ErrInvalidArgument)
+	if cfg.Healthcheck, err = healthcheck(sc.HealthCheck); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }

@@ -20,6 +20,9 @@ type UpOptions struct {
 	NoDeps        bool
 	ForceRecreate bool
 	RemoveOrphans bool
+	// Wait waits, after everything is up, for every replica to be started
+	// and, when it has a health check, healthy (up --wait).
+	Wait bool
 }
 
 // Up converges the daemon to p: networks first, then every service at once,
@@ -90,7 +93,32 @@ func Up(ctx context.Context, c Client, p *Plan, o UpOptions) error {
 	if len(errs) > 0 {
 		return errs[0]
 	}
+	if o.Wait {
+		return waitAll(ctx, c, p, selected)
+	}
 	return nil
+}
+
+// waitAll waits for the selected services to be healthy, all at once.
+func waitAll(ctx context.Context, c Client, p *Plan, selected map[string]bool) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, name := range slices.Sorted(mapKeys(selected)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := waitHealthy(ctx, c, p, p.Services[name], false); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("service %s: %w", name, err))
+				mu.Unlock()
+				return
+			}
+			slog.Info("healthy", "service", name)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // selection is the set of services to bring up.
@@ -152,7 +180,9 @@ func waitDeps(ctx context.Context, c Client, p *Plan, s *Service, done map[strin
 				return err
 			}
 		case ctypes.ServiceConditionHealthy:
-			return fmt.Errorf("depends_on %s: condition service_healthy: machine health checks are not available in this ferry yet: %w", dep, errdefs.ErrInvalidArgument)
+			if err := waitHealthy(ctx, c, p, p.Services[dep], true); err != nil {
+				return fmt.Errorf("dependency %s: %w", dep, err)
+			}
 		default:
 			return fmt.Errorf("depends_on %s: unknown condition %q: %w", dep, cond, errdefs.ErrInvalidArgument)
 		}
@@ -223,6 +253,9 @@ func replica(ctx context.Context, c Client, p *Plan, s *Service, n int, m *types
 			return err
 		}
 		slog.Info("recreating", "machine", m.Name)
+	}
+	if err := stage(s.files); err != nil {
+		return err
 	}
 	req := p.Request(s, n)
 	if _, err := c.CreateMachine(ctx, p.Project, req); err != nil {
