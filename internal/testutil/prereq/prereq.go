@@ -23,6 +23,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -160,18 +163,47 @@ func PTY(t testing.TB) {
 // NetNSPrefix starts the name of every network namespace NetNS creates.
 const NetNSPrefix = "ferry-test-"
 
-var netnsSeq atomic.Int64
+var (
+	netnsSeq   atomic.Int64
+	netnsSweep sync.Once
+)
+
+// sweepNetNS deletes the namespaces NetNS made in test binaries that are
+// gone (killed by a timeout or a signal before their cleanups ran), so
+// they do not pile up across runs. A namespace of a live process is kept.
+func sweepNetNS(ip string) {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), NetNSPrefix)
+		if !ok {
+			continue
+		}
+		pid, _, _ := strings.Cut(rest, "-")
+		if _, err := strconv.Atoi(pid); err != nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + pid); err == nil {
+			continue
+		}
+		exec.Command(ip, "netns", "del", e.Name()).Run()
+	}
+}
 
 // NetNS creates a fresh named network namespace with lo up, deleted when
 // the test ends (which removes every link and nft table inside it), and
 // returns its name: NetNSPrefix, the test binary's PID and a sequence
-// number, so it collides with nothing a user or another test made. It
+// number, so it collides with nothing a user or another test made. The
+// first call also deletes namespaces left by test binaries that died. It
 // skips t without root or ip, and fails it when the namespace cannot be
 // made.
 func NetNS(t testing.TB) string {
 	t.Helper()
 	Root(t, "to create network namespaces")
 	ip := Tool(t, "ip")
+	netnsSweep.Do(func() { sweepNetNS(ip) })
 	name := fmt.Sprintf("%s%d-%d", NetNSPrefix, os.Getpid(), netnsSeq.Add(1))
 	if out, err := exec.Command(ip, "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)

@@ -3,6 +3,7 @@ package prereq
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -129,5 +130,28 @@ func TestNetNS(t *testing.T) {
 	})
 	if _, err := os.Stat("/run/netns/" + name); err == nil {
 		t.Errorf("netns %s still there after its test ended", name)
+	}
+}
+
+// TestSweepNetNS: a namespace named for a test binary that is gone is
+// deleted; one named for a live process (this one) is kept.
+func TestSweepNetNS(t *testing.T) {
+	Root(t, "to create network namespaces")
+	ip := Tool(t, "ip")
+	// A PID above the kernel's pid_max cannot be running.
+	dead := fmt.Sprintf("%s%d-1", NetNSPrefix, 1<<23)
+	live := fmt.Sprintf("%s%d-sweep", NetNSPrefix, os.Getpid())
+	for _, n := range []string{dead, live} {
+		if out, err := exec.Command(ip, "netns", "add", n).CombinedOutput(); err != nil {
+			t.Fatalf("ip netns add %s: %v: %s", n, err, out)
+		}
+		t.Cleanup(func() { exec.Command(ip, "netns", "del", n).Run() })
+	}
+	sweepNetNS(ip)
+	if _, err := os.Stat("/run/netns/" + dead); err == nil {
+		t.Errorf("netns %s of a dead test binary is still there", dead)
+	}
+	if _, err := os.Stat("/run/netns/" + live); err != nil {
+		t.Errorf("netns %s of a live process was deleted: %v", live, err)
 	}
 }
