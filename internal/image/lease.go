@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.etcd.io/bbolt"
@@ -39,6 +40,42 @@ func (s *Store) RemoveLease(ctx context.Context, id string) error {
 		err := tx.Bucket(bucketLeases).DeleteBucket([]byte(id))
 		if err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return fmt.Errorf("remove lease %s: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// ReleaseBlobs takes ds out of every lease whose id starts with prefix,
+// dropping leases left empty: what those leases kept for a while (blobs
+// pushed ahead of their manifest) is now held by an image record.
+func (s *Store) ReleaseBlobs(ctx context.Context, prefix string, ds ...v1.Hash) error {
+	if prefix == "" || len(ds) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bbolt.Tx) error {
+		lb := tx.Bucket(bucketLeases)
+		var ids, empty [][]byte
+		_ = lb.ForEachBucket(func(id []byte) error {
+			if strings.HasPrefix(string(id), prefix) {
+				ids = append(ids, append([]byte(nil), id...))
+			}
+			return nil
+		})
+		for _, id := range ids {
+			b := lb.Bucket(id)
+			for _, d := range ds {
+				if err := b.Delete([]byte(d.String())); err != nil {
+					return fmt.Errorf("release blobs: %w", err)
+				}
+			}
+			if k, _ := b.Cursor().First(); k == nil {
+				empty = append(empty, id)
+			}
+		}
+		for _, id := range empty {
+			if err := lb.DeleteBucket(id); err != nil {
+				return fmt.Errorf("release blobs: %w", err)
+			}
 		}
 		return nil
 	})

@@ -94,3 +94,26 @@ func (s *Store) PutImage(ctx context.Context, manifest, config []byte, names []s
 	s.syncIndex()
 	return sum, nil
 }
+
+// IngestBlob stores r as blob d (size < 0: unknown), verifying it, and
+// holds it with lease id, both while GC is held off, so a blob pushed
+// ahead of the manifest that will reference it is never collected in
+// between. A blob already present is just leased; r is then not read.
+func (s *Store) IngestBlob(ctx context.Context, lease string, d v1.Hash, size int64, r io.Reader) error {
+	if lease == "" {
+		return fmt.Errorf("ingest blob: empty lease id: %w", errdefs.ErrInvalidArgument)
+	}
+	s.gc.RLock()
+	defer s.gc.RUnlock()
+	if r == nil {
+		if !s.content.Has(d) {
+			return fmt.Errorf("blob %s: %w", d, errdefs.ErrNotFound)
+		}
+	} else if err := s.content.Ingest(ctx, d, size, r); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+		return err
+	}
+	if err := s.AddLease(ctx, lease, d); err != nil {
+		return fmt.Errorf("ingest blob: %w", err)
+	}
+	return nil
+}

@@ -16,7 +16,6 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image/content"
 )
 
@@ -119,7 +118,7 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 	q := r.URL.Query()
 	cs := s.img.Content()
 	if m := q.Get("mount"); m != "" {
-		if d, err := v1.NewHash(m); err == nil && cs.Has(d) {
+		if d, err := v1.NewHash(m); err == nil && cs.Has(d) && s.commitBlob(r.Context(), d, 0, nil) == nil {
 			blobCreated(w, repo, d)
 			return
 		}
@@ -130,7 +129,7 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 			writeErr(w, http.StatusBadRequest, "DIGEST_INVALID", "invalid digest "+strconv.Quote(dg))
 			return
 		}
-		if err := cs.Ingest(r.Context(), d, r.ContentLength, r.Body); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+		if err := s.commitBlob(r.Context(), d, r.ContentLength, r.Body); err != nil {
 			blobErr(w, d, err)
 			return
 		}
@@ -190,7 +189,7 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, repo, id s
 		writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
 		return
 	}
-	if err := s.img.Content().Ingest(r.Context(), d, ss.n, ss.f); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+	if err := s.commitBlob(r.Context(), d, ss.n, ss.f); err != nil {
 		blobErr(w, d, err)
 		return
 	}

@@ -174,6 +174,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 			writeErr(w, code, "MANIFEST_INVALID", err.Error())
 			return
 		}
+		s.releaseBlobs(r.Context(), append(layerDigests(refs.Layers), refs.Config.Digest))
 		s.log.Info("mirror: image pushed", "name", name, "ref", ref, "digest", d)
 		if s.writeBack != nil && len(names) > 0 && r.URL.Query().Get("ns") != "" {
 			if err := s.writeBack.Enqueue(r.Context(), names[0], names[0]); err != nil {
@@ -229,6 +230,14 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, repo string) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"name": repo, "tags": tags})
+}
+
+func layerDigests(ds []v1.Descriptor) []v1.Hash {
+	out := make([]v1.Hash, 0, len(ds)+1)
+	for _, d := range ds {
+		out = append(out, d.Digest)
+	}
+	return out
 }
 
 func digestOf(b []byte) v1.Hash {

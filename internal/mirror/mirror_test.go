@@ -32,22 +32,42 @@ func newMirror(t *testing.T) (*image.Store, string) {
 func newMirrorServer(t *testing.T) (*image.Store, string, *Server) {
 	t.Helper()
 	dir := t.TempDir()
+	st := openStore(t, dir, openDB(t, dir))
+	host, m := serveMirror(t, st, dir)
+	return st, host, m
+}
+
+func openDB(t *testing.T, dir string) *bbolt.DB {
+	t.Helper()
 	db, err := bbolt.Open(filepath.Join(dir, "meta.db"), 0o600, &bbolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// openStore opens (or, as a restarted daemon does, reopens) the image
+// store under dir.
+func openStore(t *testing.T, dir string, db *bbolt.DB) *image.Store {
+	t.Helper()
 	st, err := image.Open(context.Background(), paths.Root(dir), db, image.WithoutFsync())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// serveMirror serves a mirror over st with its uploads under dir.
+func serveMirror(t *testing.T, st *image.Store, dir string) (string, *Server) {
+	t.Helper()
 	m, err := New(st, filepath.Join(dir, "mirror-uploads"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(m)
 	t.Cleanup(srv.Close)
-	return st, strings.TrimPrefix(srv.URL, "http://"), m
+	return strings.TrimPrefix(srv.URL, "http://"), m
 }
 
 func listed(t *testing.T, st *image.Store, tag string) v1.Hash {
@@ -222,18 +242,7 @@ func pushNS(t *testing.T, host, ns, repoTag string, img v1.Image) {
 	t.Helper()
 	repo, tag, _ := strings.Cut(repoTag, ":")
 	base := "http://" + host + "/v2/" + repo
-	cfg, _ := img.RawConfigFile()
-	cd, _ := img.ConfigName()
-	put(t, base+"/blobs/uploads/?ns="+ns+"&digest="+cd.String(), http.MethodPost, cfg, http.StatusCreated)
-	ls, _ := img.Layers()
-	for _, l := range ls {
-		rc, _ := l.Compressed()
-		var buf bytes.Buffer
-		_, _ = buf.ReadFrom(rc)
-		rc.Close()
-		d, _ := l.Digest()
-		put(t, base+"/blobs/uploads/?ns="+ns+"&digest="+d.String(), http.MethodPost, buf.Bytes(), http.StatusCreated)
-	}
+	pushBlobs(t, host, repo+"/blobs/uploads/?ns="+ns+"&", img)
 	raw, _ := img.RawManifest()
 	mt, _ := img.MediaType()
 	req, _ := http.NewRequest(http.MethodPut, base+"/manifests/"+tag+"?ns="+ns, bytes.NewReader(raw))

@@ -25,8 +25,10 @@ type Server struct {
 	log     *slog.Logger
 	uploads string // directory of chunked upload sessions
 
-	mu       sync.Mutex
-	sessions map[string]*session
+	mu        sync.Mutex
+	sessions  map[string]*session
+	swept     time.Time     // last sweep of expired upload leases
+	uploadTTL time.Duration // how long a pushed blob waits for its manifest
 
 	writeBack *WriteBack // nil: images pushed under ?ns= stay local
 }
@@ -34,6 +36,10 @@ type Server struct {
 // WithWriteBack makes images pushed under an upstream name (?ns=) be
 // pushed upstream by wb.
 func (s *Server) WithWriteBack(wb *WriteBack) *Server { s.writeBack = wb; return s }
+
+// WithUploadTTL sets how long a pushed blob is kept waiting for a
+// manifest that references it (DefaultUploadTTL).
+func (s *Server) WithUploadTTL(d time.Duration) *Server { s.uploadTTL = d; return s }
 
 // New returns a mirror over img whose chunked uploads live in uploadDir
 // (on the content store's filesystem; emptied here: sessions do not
@@ -48,7 +54,7 @@ func New(img *image.Store, uploadDir string, log *slog.Logger) (*Server, error) 
 	if err := os.MkdirAll(uploadDir, 0o700); err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
-	return &Server{img: img, log: log, uploads: uploadDir, sessions: map[string]*session{}}, nil
+	return &Server{img: img, log: log, uploads: uploadDir, sessions: map[string]*session{}, uploadTTL: DefaultUploadTTL}, nil
 }
 
 // Serve serves the mirror on l until ctx ends.
