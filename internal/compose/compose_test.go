@@ -220,3 +220,26 @@ func TestUpParallel(t *testing.T) {
 		t.Fatal(f.created)
 	}
 }
+
+// TestUpWaitsForBootDownStopsFirst: up returns once each replica's init
+// takes exec requests (so `up -d; exec` works), and down stops a machine
+// (its guest flushes its volumes) before destroying it.
+func TestUpWaitsForBootDownStopsFirst(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "compose.yaml", "services:\n  a: {image: x}\n")
+	f := newFake()
+	f.booting = 3
+	p := load(t, dir, Options{ProjectName: "boot"})
+	if err := Up(context.Background(), f, p, UpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if f.execs["boot-a-1"] != 4 || !slices.Equal(f.events, []string{"booted boot-a-1"}) {
+		t.Fatalf("up returned before boot: execs %v events %v", f.execs, f.events)
+	}
+	if err := Down(context.Background(), f, "boot", p, DownOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(f.events[1:], []string{"stop boot-a-1", "destroy boot-a-1"}) {
+		t.Fatalf("down: %v, want a stop before the destroy", f.events[1:])
+	}
+}

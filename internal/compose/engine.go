@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/network"
 )
 
@@ -25,6 +26,7 @@ type Client interface {
 	ListNetworks(ctx context.Context, o network.ListOptions) ([]*network.Network, error)
 	RemoveNetwork(ctx context.Context, ref string) error
 	RemoveVolume(ctx context.Context, app, id string) error
+	ExecMachine(ctx context.Context, app, id string, req types.ExecRequest, stdio guest.ExecIO) (int, error)
 }
 
 var _ Client = (*api.Client)(nil)

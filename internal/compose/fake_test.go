@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/network"
 )
 
@@ -28,6 +29,11 @@ type fakeClient struct {
 	// on its n-th GetMachine (n from 1).
 	health func(name string, n int) *types.Health
 	gets   map[string]int
+	// booting, when set, is how many exec requests a new machine refuses
+	// as not booted yet.
+	booting int
+	execs   map[string]int
+	events  []string // "stop NAME", "destroy NAME", "booted NAME" in order
 }
 
 func (f *fakeClient) GetMachine(ctx context.Context, app, id string) (*types.Machine, error) {
@@ -101,6 +107,7 @@ func (f *fakeClient) StopMachine(ctx context.Context, app, id string, req types.
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.machines[id].State = types.StateStopped
+	f.events = append(f.events, "stop "+f.machines[id].Name)
 	return f.machines[id], nil
 }
 
@@ -125,6 +132,7 @@ func (f *fakeClient) DestroyMachineWithVolumes(ctx context.Context, app, id stri
 		return errdefs.ErrNotFound
 	}
 	f.removed = append(f.removed, m.Name)
+	f.events = append(f.events, "destroy "+m.Name)
 	delete(f.machines, id)
 	return nil
 }
@@ -161,4 +169,18 @@ func (f *fakeClient) RemoveVolume(ctx context.Context, app, id string) error {
 	defer f.mu.Unlock()
 	f.volumesRemoved = append(f.volumesRemoved, id)
 	return nil
+}
+
+func (f *fakeClient) ExecMachine(ctx context.Context, app, id string, req types.ExecRequest, stdio guest.ExecIO) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.execs == nil {
+		f.execs = map[string]int{}
+	}
+	f.execs[id]++
+	if f.execs[id] <= f.booting {
+		return 0, fmt.Errorf("guest: init_failed: exec: the machine has not finished booting: %w", errdefs.ErrConflict)
+	}
+	f.events = append(f.events, "booted "+id)
+	return 0, nil
 }

@@ -245,6 +245,9 @@ func replica(ctx context.Context, c Client, p *Plan, s *Service, n int, m *types
 		if _, err := c.StartMachine(ctx, p.Project, m.ID); err != nil {
 			return fmt.Errorf("start %s: %w", m.Name, err)
 		}
+		if err := waitBooted(ctx, c, p.Project, m.Name); err != nil {
+			return err
+		}
 		slog.Info("started", "machine", m.Name)
 		return nil
 	}
@@ -261,12 +264,22 @@ func replica(ctx context.Context, c Client, p *Plan, s *Service, n int, m *types
 	if _, err := c.CreateMachine(ctx, p.Project, req); err != nil {
 		return fmt.Errorf("create %s: %w", req.Name, err)
 	}
+	if err := waitBooted(ctx, c, p.Project, req.Name); err != nil {
+		return err
+	}
 	slog.Info("started", "machine", req.Name)
 	return nil
 }
 
-// remove stops and destroys m with its anonymous volumes.
+// remove stops m as docker compose does (SIGTERM, a kill after the
+// machine's stop timeout), so its guest flushes what it wrote to its
+// volumes, then destroys it with its anonymous volumes.
 func remove(ctx context.Context, c Client, app string, m *types.Machine) error {
+	if m.State == types.StateStarted || m.State == types.StateStarting {
+		if _, err := c.StopMachine(ctx, app, m.ID, types.StopRequest{}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			slog.Warn("stop failed; killing", "machine", m.Name, "err", err)
+		}
+	}
 	if err := c.DestroyMachineWithVolumes(ctx, app, m.ID, true, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return fmt.Errorf("remove %s: %w", m.Name, err)
 	}
