@@ -1,33 +1,18 @@
 package mirror
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/ferryvm/ferry/internal/image/content"
 )
-
-// session is one chunked upload: a file under the upload directory and
-// the running hash of what it holds.
-type session struct {
-	mu   sync.Mutex
-	repo string
-	f    *os.File
-	h    hash.Hash
-	n    int64
-}
 
 func (s *Server) blob(w http.ResponseWriter, r *http.Request, repo, dgst string) {
 	if !validRepo(repo) {
@@ -80,11 +65,13 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request, repo, id string)
 		s.startUpload(w, r, repo)
 		return
 	}
-	s.mu.Lock()
-	ss := s.sessions[id]
-	s.mu.Unlock()
-	if ss == nil || ss.repo != repo {
-		writeErr(w, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", "upload session unknown (it may have been closed, or the daemon restarted)")
+	ss, err := s.lookupSession(id, repo)
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+		return
+	}
+	if ss == nil {
+		writeErr(w, http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", "upload session unknown (closed, expired, or of another repository): start the upload again")
 		return
 	}
 	ss.mu.Lock()
@@ -136,18 +123,11 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 		blobCreated(w, repo, d)
 		return
 	}
-	var rnd [16]byte
-	_, _ = rand.Read(rnd[:])
-	id := hex.EncodeToString(rnd[:])
-	f, err := os.OpenFile(s.sessionPath(id), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	id, _, err := s.newSession(repo)
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, "UNKNOWN", "upload session: "+content.DiskError(err).Error())
+		writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
 		return
 	}
-	ss := &session{repo: repo, f: f, h: sha256.New()}
-	s.mu.Lock()
-	s.sessions[id] = ss
-	s.mu.Unlock()
 	uploadStatus(w, "/v2/"+repo+"/blobs/uploads/"+id, id, 0, http.StatusAccepted)
 }
 
@@ -194,14 +174,6 @@ func (s *Server) finishUpload(w http.ResponseWriter, r *http.Request, repo, id s
 		return
 	}
 	blobCreated(w, repo, d)
-}
-
-func (s *Server) dropSession(id string, ss *session) {
-	s.mu.Lock()
-	delete(s.sessions, id)
-	s.mu.Unlock()
-	_ = ss.f.Close()
-	_ = os.Remove(s.sessionPath(id))
 }
 
 func blobErr(w http.ResponseWriter, d v1.Hash, err error) {

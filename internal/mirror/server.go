@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -42,19 +41,21 @@ func (s *Server) WithWriteBack(wb *WriteBack) *Server { s.writeBack = wb; return
 func (s *Server) WithUploadTTL(d time.Duration) *Server { s.uploadTTL = d; return s }
 
 // New returns a mirror over img whose chunked uploads live in uploadDir
-// (on the content store's filesystem; emptied here: sessions do not
-// outlive the daemon).
+// (on the content store's filesystem). Sessions a previous daemon left
+// there are resumed when their clients come back; those older than the
+// upload TTL are removed here.
 func New(img *image.Store, uploadDir string, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if err := os.RemoveAll(uploadDir); err != nil {
-		return nil, fmt.Errorf("mirror: %w", err)
-	}
 	if err := os.MkdirAll(uploadDir, 0o700); err != nil {
 		return nil, fmt.Errorf("mirror: %w", err)
 	}
-	return &Server{img: img, log: log, uploads: uploadDir, sessions: map[string]*session{}, uploadTTL: DefaultUploadTTL}, nil
+	s := &Server{img: img, log: log, uploads: uploadDir, sessions: map[string]*session{}, uploadTTL: DefaultUploadTTL}
+	if err := s.cleanUploads(); err != nil {
+		return nil, fmt.Errorf("mirror: %w", err)
+	}
+	return s, nil
 }
 
 // Serve serves the mirror on l until ctx ends.
@@ -109,4 +110,3 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	writeErr(w, http.StatusNotFound, "NOT_FOUND", "unknown registry path")
 }
 
-func (s *Server) sessionPath(id string) string { return filepath.Join(s.uploads, id) }
