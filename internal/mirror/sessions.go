@@ -108,7 +108,7 @@ func (s *Server) dropSession(id string, ss *session) {
 	_ = os.Remove(s.sessionPath(id) + ".json")
 }
 
-// cleanUploads removes upload sessions older than the upload TTL and
+// cleanUploads removes upload sessions idle longer than the upload TTL and
 // files that are no session's, keeping the rest for their clients.
 func (s *Server) cleanUploads() error {
 	ents, err := os.ReadDir(s.uploads)
@@ -117,9 +117,9 @@ func (s *Server) cleanUploads() error {
 	}
 	for _, e := range ents {
 		id := strings.TrimSuffix(e.Name(), ".json")
-		info, ierr := os.Stat(s.sessionPath(id) + ".json")
-		_, derr := os.Stat(s.sessionPath(id))
-		if !sessionID.MatchString(id) || ierr != nil || derr != nil || time.Since(info.ModTime()) > s.uploadTTL {
+		_, merr := os.Stat(s.sessionPath(id) + ".json")
+		data, derr := os.Stat(s.sessionPath(id)) // written by every chunk
+		if !sessionID.MatchString(id) || merr != nil || derr != nil || time.Since(data.ModTime()) > s.uploadTTL {
 			if err := os.RemoveAll(filepath.Join(s.uploads, e.Name())); err != nil {
 				return err
 			}

@@ -93,9 +93,9 @@ func TestUploadUnknown(t *testing.T) {
 	} {
 		req(t, http.MethodGet, "http://"+host+u, "", nil, http.StatusNotFound)
 	}
-	// A session older than the upload TTL is dropped by the next daemon.
+	// A session idle longer than the upload TTL is dropped by the next daemon.
 	old := time.Now().Add(-DefaultUploadTTL - time.Hour)
-	if err := os.Chtimes(filepath.Join(dir, "mirror-uploads", id+".json"), old, old); err != nil {
+	if err := os.Chtimes(filepath.Join(dir, "mirror-uploads", id), old, old); err != nil {
 		t.Fatal(err)
 	}
 	host2, _ := serveMirror(t, openStore(t, dir, db), dir)
