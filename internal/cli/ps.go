@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,14 +15,19 @@ import (
 
 func newPsCmd(g *globals) *cobra.Command {
 	var app, format string
+	var filters []string
 	var all, quiet, allApps bool
 	cmd := &cobra.Command{
-		Use:   "ps [-a] [--format json]",
+		Use:   "ps [-a] [--filter health=STATUS]... [--format json]",
 		Short: "List machines (running ones; -a for all)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "" && format != "table" && format != "json" {
 				return fmt.Errorf("--format %q: want table or json: %w", format, errdefs.ErrInvalidArgument)
+			}
+			keep, err := parsePsFilters(filters)
+			if err != nil {
+				return err
 			}
 			c, err := g.apiClient()
 			if err != nil {
@@ -34,6 +40,7 @@ func newPsCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			list = slices.DeleteFunc(list, func(m *types.Machine) bool { return !keep(m) })
 			switch {
 			case format == "json":
 				return writeJSON(g.out, list)
@@ -52,7 +59,40 @@ func newPsCmd(g *globals) *cobra.Command {
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only machine IDs")
 	f.BoolVar(&allApps, "all-apps", false, "list the machines of every app")
 	f.StringVar(&format, "format", "", "output format: table or json")
+	f.StringArrayVarP(&filters, "filter", "f", nil, "show only machines matching KEY=VALUE (repeatable; health=starting|healthy|unhealthy|none)")
 	return cmd
+}
+
+// healthValues are what --filter health= takes, docker ps's.
+var healthValues = []string{types.HealthStarting, types.HealthHealthy, types.HealthUnhealthy, "none"}
+
+// parsePsFilters turns --filter KEY=VALUE flags into a predicate: values
+// of one key are alternatives, different keys must all match.
+func parsePsFilters(filters []string) (func(*types.Machine) bool, error) {
+	var health []string
+	for _, f := range filters {
+		k, v, ok := strings.Cut(f, "=")
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("--filter %q: want KEY=VALUE: %w", f, errdefs.ErrInvalidArgument)
+		case k != "health":
+			return nil, fmt.Errorf("--filter %q: unknown key %q (ferry ps filters on health): %w", f, k, errdefs.ErrInvalidArgument)
+		case !slices.Contains(healthValues, v):
+			return nil, fmt.Errorf("--filter %q: want health=%s: %w", f, strings.Join(healthValues, "|"), errdefs.ErrInvalidArgument)
+		}
+		health = append(health, v)
+	}
+	return func(m *types.Machine) bool {
+		return len(health) == 0 || slices.Contains(health, healthOf(m))
+	}, nil
+}
+
+// healthOf is a machine's health status, "none" without a running check.
+func healthOf(m *types.Machine) string {
+	if m.Health == nil {
+		return "none"
+	}
+	return m.Health.Status
 }
 
 func printMachines(g *globals, list []*types.Machine) error {

@@ -137,7 +137,7 @@ func newRoot(g *globals) *cobra.Command {
 		newControlPlaneCmd(g),
 		newBuildCmd(g), newBuilderCmd(g), newPullCmd(g), newPushCmd(g), newImagesCmd(g), newImageCmd(g), newTagCmd(g), newRmiCmd(g),
 		newLoadCmd(g), newSaveCmd(g), newLoginCmd(g), newLogoutCmd(g),
-		newRunCmd(g), newPsCmd(g), newStopCmd(g), newStartCmd(g), newRestartCmd(g), newKillCmd(g), newRmCmd(g), newLogsCmd(g), newExecCmd(g), newAttachCmd(g), newInspectCmd(g), newWaitCmd(g), newRenameCmd(g), newStatsCmd(g), newMachineCmd(g), newScaleCmd(g), newPortCmd(g),
+		newRunCmd(g), newCreateCmd(g), newPsCmd(g), newStopCmd(g), newStartCmd(g), newRestartCmd(g), newKillCmd(g), newRmCmd(g), newLogsCmd(g), newExecCmd(g), newAttachCmd(g), newInspectCmd(g), newWaitCmd(g), newEventsCmd(g), newRenameCmd(g), newStatsCmd(g), newMachineCmd(g), newScaleCmd(g), newPortCmd(g),
 		newNetworkCmd(g),
 		newVolumeCmd(g),
 		newSystemCmd(g),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/api/types"
@@ -28,6 +29,7 @@ type runFlags struct {
 	stopTimeout                                                                                  time.Duration
 	net                                                                                          runNetFlags
 	mounts                                                                                       runMountFlags
+	health                                                                                       runHealthFlags
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -56,11 +58,19 @@ it); -i alone streams stdin to it.`,
 		},
 	}
 	fl := cmd.Flags()
+	f.add(fl)
+	fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the machine ID")
+	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open (with -t: an interactive terminal)")
+	fl.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "on Ctrl-C, time between SIGTERM and the kill")
+	return cmd
+}
+
+// add registers the flags run and create share.
+func (f *runFlags) add(fl *pflag.FlagSet) {
 	fl.SetInterspersed(false) // flags after IMAGE belong to CMD
 	fl.StringVar(&f.app, "app", "default", "app the machine belongs to")
 	fl.StringVar(&f.name, "name", "", "machine name (unique in the app; default: generated)")
 	fl.BoolVar(&f.rm, "rm", false, "destroy the machine when it exits")
-	fl.BoolVarP(&f.detach, "detach", "d", false, "run in the background and print the machine ID")
 	fl.StringArrayVarP(&f.env, "env", "e", nil, "set an environment variable (KEY=VALUE, or KEY to pass the local value)")
 	fl.StringVar(&f.envFile, "env-file", "", "read KEY=VALUE lines from a file")
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "publish a port: [IP:]HOST:GUEST[/tcp|udp], or GUEST for a random host port")
@@ -73,13 +83,11 @@ it); -i alone streams stdin to it.`,
 	fl.StringArrayVar(&f.dns, "dns", nil, "nameserver for the guest (repeatable)")
 	f.net.add(fl)
 	f.mounts.add(fl)
-	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin open (with -t: an interactive terminal)")
+	f.health.add(fl)
 	fl.BoolVarP(&f.tty, "tty", "t", false, "give the entrypoint a terminal")
 	fl.StringVar(&f.cgroupVersion, "cgroup-version", "", "cgroup layout in the guest: v2 (default), hybrid or v1 (for images that expect v1 hierarchies)")
 	fl.StringVar(&f.vmm, "vmm", "", "VMM driver: qemu or firecracker (default: the daemon's)")
 	fl.StringVar(&f.restart, "restart", "", "restart policy: no, always, on-failure[:max-retries]")
-	fl.DurationVar(&f.stopTimeout, "stop-timeout", 10*time.Second, "on Ctrl-C, time between SIGTERM and the kill")
-	return cmd
 }
 
 // createRequest turns flags and arguments into the API request.
@@ -109,6 +117,9 @@ func (f *runFlags) createRequest(args []string) (types.CreateRequest, error) {
 		return types.CreateRequest{}, err
 	}
 	cfg.Env = env
+	if cfg.Healthcheck, err = f.health.config(); err != nil {
+		return types.CreateRequest{}, err
+	}
 	if f.cpus < 0 {
 		return types.CreateRequest{}, fmt.Errorf("--cpus %v: must be positive: %w", f.cpus, errdefs.ErrInvalidArgument)
 	}

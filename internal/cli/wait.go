@@ -14,13 +14,20 @@ func newWaitCmd(g *globals) *cobra.Command {
 	var app, state string
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "wait [--state STATE] MACHINE...",
-		Short: "Wait until machines stop (or reach --state) and print their exit codes",
-		Args:  cobra.MinimumNArgs(1),
+		Use:   "wait [--state STATE|healthy] MACHINE...",
+		Short: "Wait until machines stop (or reach --state, or are healthy) and print their exit codes",
+		Long: `Wait until each machine stops and print its exit code, or until it
+reaches --state (started, stopped, failed, destroyed) and print the state.
+--state healthy waits for the machine's health check to pass and fails,
+naming the last check's output, when the machine turns unhealthy or stops.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if state == types.HealthHealthy {
+				return waitHealthy(cmd.Context(), g, app, args, timeout)
+			}
 			st, ok := types.ParseState(state)
 			if !ok {
-				return fmt.Errorf("--state %q: want started, stopped, failed or destroyed: %w", state, errdefs.ErrInvalidArgument)
+				return fmt.Errorf("--state %q: want started, stopped, failed, destroyed or healthy: %w", state, errdefs.ErrInvalidArgument)
 			}
 			c, err := g.apiClient()
 			if err != nil {
@@ -49,7 +56,7 @@ func newWaitCmd(g *globals) *cobra.Command {
 		},
 	}
 	appFlag(cmd, &app)
-	cmd.Flags().StringVar(&state, "state", "stopped", "state to wait for")
+	cmd.Flags().StringVar(&state, "state", "stopped", "state to wait for, or healthy")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: never)")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,10 +132,13 @@ func (m *Manager) startHealth(ctx context.Context, id string, r *run) {
 func (m *Manager) checkHealth(ctx context.Context, id string, r *run, h *health, hc types.Healthcheck) {
 	defer m.wg.Done()
 	started := time.Now()
-	passed := false
+	passed, booted := false, false
 	for {
 		wait := hc.Interval
-		if !passed && time.Since(started) < hc.StartPeriod {
+		switch {
+		case !booted:
+			wait = min(hc.StartInterval, hc.Interval, time.Second)
+		case !passed && time.Since(started) < hc.StartPeriod:
 			wait = min(hc.StartInterval, hc.Interval)
 		}
 		select {
@@ -144,9 +148,18 @@ func (m *Manager) checkHealth(ctx context.Context, id string, r *run, h *health,
 			return
 		case <-time.After(wait):
 		}
-		res := m.probe(ctx, r, hc)
+		res, refused := m.probe(ctx, r, hc)
 		if ctx.Err() != nil {
 			return
+		}
+		if refused {
+			// The guest has not started the entrypoint yet (booting, or
+			// waiting for an attach): not a check. The start period
+			// counts from the first check the guest runs.
+			continue
+		}
+		if !booted {
+			booted, started = true, res.Start
 		}
 		inStart := !passed && res.Start.Sub(started) < hc.StartPeriod
 		h.mu.Lock()
@@ -175,9 +188,10 @@ func (m *Manager) checkHealth(ctx context.Context, id string, r *run, h *health,
 	}
 }
 
-// probe runs one check through the guest's exec.
-func (m *Manager) probe(ctx context.Context, r *run, hc types.Healthcheck) types.HealthResult {
-	res := types.HealthResult{Start: time.Now().UTC(), ExitCode: -1}
+// probe runs one check through the guest's exec; refused says the guest
+// would not run it because it has not finished booting.
+func (m *Manager) probe(ctx context.Context, r *run, hc types.Healthcheck) (res types.HealthResult, refused bool) {
+	res = types.HealthResult{Start: time.Now().UTC(), ExitCode: -1}
 	cctx, cancel := context.WithTimeout(ctx, hc.Timeout)
 	defer cancel()
 	out := &limitedBuffer{max: maxHealthOutput}
@@ -197,10 +211,12 @@ func (m *Manager) probe(ctx context.Context, r *run, hc types.Healthcheck) types
 	switch {
 	case cctx.Err() == context.DeadlineExceeded:
 		res.ExitCode, res.Output = -1, fmt.Sprintf("Health check exceeded timeout (%s)", hc.Timeout)
+	case err != nil && strings.Contains(err.Error(), "has not finished booting"):
+		return res, true
 	case err != nil:
 		res.ExitCode, res.Output = -1, err.Error()
 	}
-	return res
+	return res, false
 }
 
 // healthEvent tells subscribers machine id's health changed. Like

@@ -247,3 +247,32 @@ func TestEffectiveHealthcheck(t *testing.T) {
 		}
 	}
 }
+
+// A check the guest refuses because it has not started the entrypoint yet
+// (still booting) is not a failure: it is neither logged nor counted.
+func TestHealthWaitsForBoot(t *testing.T) {
+	w := newWorld()
+	w.hold = true
+	var mu sync.Mutex
+	calls := 0
+	w.run = func(req guest.ExecRequest, io guest.ExecIO) guest.ExitStatus {
+		mu.Lock()
+		defer mu.Unlock()
+		if calls++; calls <= 3 {
+			return guest.ExitStatus{Failure: &guest.Failure{Reason: guest.ReasonInit, Message: "exec: the machine has not finished booting"}}
+		}
+		fmt.Fprint(io.Stdout, "up")
+		return guest.ExitStatus{Code: 0}
+	}
+	m := newManager(t, w, t.TempDir())
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox", Healthcheck: &types.Healthcheck{
+		Test: []string{"CMD", "check"}, Interval: time.Millisecond, Retries: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h types.Health
+	eventually(t, "a check after boot", func() bool { h = healthOf(t, m, mc.ID); return len(h.Log) > 0 })
+	if h.Status != types.HealthHealthy || h.Log[0].ExitCode != 0 || h.Log[0].Output != "up" {
+		t.Fatalf("health after refused checks: %+v", h)
+	}
+}
