@@ -93,10 +93,13 @@ func (r *ExecRequest) Validate() error {
 }
 
 type request struct {
-	Op     string       `json:"op"` // status, wait, ack, signal, exec, warm
+	Op     string       `json:"op"` // status, wait, ack, signal, exec, warm, warm-part
 	Signal int          `json:"signal,omitempty"`
 	Exec   *ExecRequest `json:"exec,omitempty"`
 	Warm   *WarmConfig  `json:"warm,omitempty"`
+	// Part is a piece of a warm config's run config too large for one
+	// frame (warm-part); the warm request that follows has no Config.
+	Part []byte `json:"part,omitempty"`
 }
 
 type reply struct {

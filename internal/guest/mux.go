@@ -28,6 +28,7 @@ type mux struct {
 	done       chan struct{}
 	onOpen     func(s *stream, payload []byte)
 	violations int
+	warmParts  []byte // a warm config's run config received in parts (warm.go)
 
 	// buffered is what the connection holds for its readers: received
 	// stdio bytes not yet read and queued control frames. The receive-side

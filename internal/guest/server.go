@@ -185,7 +185,9 @@ func serveStream(ctx context.Context, m *mux, s *stream, payload []byte, h Handl
 		serveExec(ctx, m, s, *req.Exec, h)
 		return
 	case "warm":
-		r.Error = serveWarm(req.Warm, h)
+		r.Error = serveWarm(req.Warm, m.takeWarmParts(), h)
+	case "warm-part":
+		r.Error = m.addWarmPart(req.Part)
 	default:
 		r.Error = &RemoteError{Message: fmt.Sprintf("unknown op %q", req.Op)}
 	}

@@ -29,7 +29,7 @@ type WarmConfig struct {
 	// Config is the machine's run config, encoded as a cold boot reads it
 	// from the initramfs, and decoded by init the same way (ParseConfig:
 	// unknown fields are errors).
-	Config json.RawMessage `json:"config"`
+	Config json.RawMessage `json:"config,omitempty"`
 	// Entropy is fresh random bytes from the host, added to the guest's
 	// pool (credited) before anything else runs.
 	Entropy []byte `json:"entropy"`
@@ -97,13 +97,21 @@ type WarmHandler interface {
 	Warm(w *WarmConfig) error
 }
 
-func serveWarm(w *WarmConfig, h Handler) *RemoteError {
+func serveWarm(w *WarmConfig, parts []byte, h Handler) *RemoteError {
 	wh, ok := h.(WarmHandler)
 	if !ok {
 		return &RemoteError{Message: "warm: this init takes no warm config"}
 	}
 	if w == nil {
 		return &RemoteError{Reason: ReasonConfig, Message: "warm: no config"}
+	}
+	if len(parts) > 0 {
+		if len(w.Config) > 0 {
+			return &RemoteError{Reason: ReasonConfig, Message: "warm: a run config both in parts and in the request"}
+		}
+		c := *w
+		c.Config = parts
+		w = &c
 	}
 	if err := w.Validate(); err != nil {
 		return &RemoteError{Reason: ReasonConfig, Message: err.Error()}
@@ -114,13 +122,65 @@ func serveWarm(w *WarmConfig, h Handler) *RemoteError {
 	return nil
 }
 
+// warmPartSize is how much of a run config one warm-part request carries:
+// base64 in JSON, it stays well inside a frame (MaxPayload).
+const warmPartSize = 32 << 10
+
+// addWarmPart appends b to the run config a warm request will carry; the
+// whole stays within MaxConfigSize.
+func (m *mux) addWarmPart(b []byte) *RemoteError {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(b) == 0 || len(b) > warmPartSize {
+		return &RemoteError{Reason: ReasonConfig, Message: fmt.Sprintf("warm: a part of %d bytes (1 to %d)", len(b), warmPartSize)}
+	}
+	if len(m.warmParts)+len(b) > MaxConfigSize {
+		m.warmParts = nil
+		return &RemoteError{Reason: ReasonConfig, Message: fmt.Sprintf("warm: run config exceeds %d bytes", MaxConfigSize)}
+	}
+	m.warmParts = append(m.warmParts, b...)
+	return nil
+}
+
+// takeWarmParts returns and forgets the parts received so far.
+func (m *mux) takeWarmParts() []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.warmParts
+	m.warmParts = nil
+	return p
+}
+
 // Warm sends a restored machine's WarmConfig; init answers once it has
 // taken it (the boot then goes on as a cold boot's after reading its
-// config).
+// config). A run config too large for one frame (up to MaxConfigSize)
+// goes first in warm-part requests, in order, on this connection.
 func (c *Client) Warm(ctx context.Context, w *WarmConfig) error {
 	if err := w.Validate(); err != nil {
 		return err
 	}
-	_, err := c.call(ctx, request{Op: "warm", Warm: w})
+	req := request{Op: "warm", Warm: w}
+	if b, err := json.Marshal(req); err != nil {
+		return fmt.Errorf("warm config: %w", err)
+	} else if len(b) > MaxPayload {
+		for rest := []byte(w.Config); len(rest) > 0; {
+			n := min(len(rest), warmPartSize)
+			if _, err := c.call(ctx, request{Op: "warm-part", Part: rest[:n]}); err != nil {
+				return err
+			}
+			rest = rest[n:]
+		}
+		short := *w
+		short.Config = nil
+		req.Warm = &short
+	}
+	_, err := c.call(ctx, req)
 	return err
 }
+
+// TemplateMAC is the MAC of a template's i-th NIC. A restored guest's
+// virtio-net driver keeps the MAC it read when the template booted, so a
+// warm init gives the NIC that has TemplateMAC(i) the run config's i-th
+// interface's MAC before it configures the network (and QEMU follows:
+// virtio-net's ctrl_mac_addr). Locally administered, never a machine's.
+func TemplateMAC(i int) string { return fmt.Sprintf("02:fe:77:00:00:%02x", i&0xff) }

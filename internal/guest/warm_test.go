@@ -110,3 +110,42 @@ func TestWarmOverControl(t *testing.T) {
 		t.Errorf("warm config to a cold init: %v", err)
 	}
 }
+
+// A run config larger than a frame (up to MaxConfigSize) crosses in parts
+// and arrives whole; parts beyond MaxConfigSize are refused by init.
+func TestWarmLargeConfig(t *testing.T) {
+	ctx := context.Background()
+	h := &warmHandler{fakeHandler: &fakeHandler{exited: make(chan struct{})}}
+	c := startPair(t, h)
+	rc := warmRunConfig()
+	rc.Image.Env = []string{"BIG=" + strings.Repeat("x", 600<<10)}
+	w, err := NewWarmConfig(rc, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Config) <= MaxPayload {
+		t.Fatalf("test config is %d bytes: not larger than a frame", len(w.Config))
+	}
+	if err := c.Warm(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.got) != 1 || !bytes.Equal(h.got[0].Config, w.Config) {
+		t.Fatalf("init got %d configs; the run config arrived changed", len(h.got))
+	}
+	got, err := h.got[0].RunConfig()
+	if err != nil || len(got.Image.Env) != 1 || len(got.Image.Env[0]) != len(rc.Image.Env[0]) {
+		t.Fatalf("run config received: %v", err)
+	}
+
+	c2 := startPair(t, &warmHandler{fakeHandler: &fakeHandler{exited: make(chan struct{})}})
+	part := bytes.Repeat([]byte("y"), warmPartSize)
+	var perr error
+	for range MaxConfigSize/warmPartSize + 1 {
+		if _, perr = c2.call(ctx, request{Op: "warm-part", Part: part}); perr != nil {
+			break
+		}
+	}
+	if perr == nil || !strings.Contains(perr.Error(), "exceeds") {
+		t.Errorf("parts beyond MaxConfigSize: %v", perr)
+	}
+}

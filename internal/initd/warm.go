@@ -3,6 +3,7 @@ package initd
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/ferryvm/ferry/internal/guest"
@@ -69,6 +71,9 @@ func (in *Init) awaitWarm() error {
 	}
 	in.cfg = cfg
 	in.log.Debug = in.log.Debug || cfg.Debug
+	if err := setWarmMACs(cfg.Network, netlinkMACs{}); err != nil {
+		return &guest.Failure{Reason: guest.ReasonNetwork, Message: "warm: " + err.Error()}
+	}
 	in.log.Infof("warm config applied in %v", time.Since(t))
 	return nil
 }
@@ -100,6 +105,75 @@ func applyWarm(w *guest.WarmConfig, sys warmSystem) error {
 		return fmt.Errorf("warm: boot id: %w", err)
 	}
 	return nil
+}
+
+// macLinks is what setWarmMACs changes: the guest's links by MAC.
+type macLinks interface {
+	// MACs maps each link's MAC (lower case) to its name.
+	MACs() (map[string]string, error)
+	SetMAC(link, mac string) error
+}
+
+// setWarmMACs gives the NIC the template booted with as its i-th
+// (guest.TemplateMAC(i)) the MAC of the run config's i-th interface: a
+// restored guest's NICs all have the template's MACs, and cold or warm a
+// machine's NIC must have its own (configureNetwork finds it by MAC).
+func setWarmMACs(ifs []guest.Interface, links macLinks) error {
+	if len(ifs) == 0 {
+		return nil
+	}
+	have, err := links.MACs()
+	if err != nil {
+		return err
+	}
+	for i, ifc := range ifs {
+		if ifc.MAC == "" {
+			continue
+		}
+		want, err := net.ParseMAC(ifc.MAC)
+		if err != nil {
+			return fmt.Errorf("interface %d: MAC %q: %w", i, ifc.MAC, err)
+		}
+		name, ok := have[guest.TemplateMAC(i)]
+		if !ok {
+			if _, already := have[want.String()]; already {
+				continue // a template without this NIC's placeholder: nothing to change
+			}
+			return fmt.Errorf("no NIC with the template's MAC %s for interface %d (%s)", guest.TemplateMAC(i), i, ifc.MAC)
+		}
+		if err := links.SetMAC(name, want.String()); err != nil {
+			return fmt.Errorf("%s: set MAC %s: %w", name, want, err)
+		}
+	}
+	return nil
+}
+
+type netlinkMACs struct{}
+
+func (netlinkMACs) MACs() (map[string]string, error) {
+	ls, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	out := map[string]string{}
+	for _, l := range ls {
+		if a := l.Attrs(); len(a.HardwareAddr) > 0 {
+			out[strings.ToLower(a.HardwareAddr.String())] = a.Name
+		}
+	}
+	return out, nil
+}
+
+func (netlinkMACs) SetMAC(name, mac string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	hw, err := net.ParseMAC(mac)
+	if err != nil {
+		return err
+	}
+	return netlink.LinkSetHardwareAddr(l, hw)
 }
 
 type realWarmSystem struct{}

@@ -192,3 +192,36 @@ func TestRebindDisks(t *testing.T) {
 		t.Errorf("renamed disk: %v", err)
 	}
 }
+
+type fakeMACs struct {
+	links map[string]string // MAC → name
+	set   map[string]string // name → MAC set
+}
+
+func (f *fakeMACs) MACs() (map[string]string, error) { return f.links, nil }
+func (f *fakeMACs) SetMAC(name, mac string) error {
+	f.set[name] = mac
+	return nil
+}
+
+// A restored guest's NICs carry the template's MACs; each takes its run
+// config interface's MAC, by position, before the network is configured.
+func TestSetWarmMACs(t *testing.T) {
+	f := &fakeMACs{links: map[string]string{guest.TemplateMAC(0): "eth0", guest.TemplateMAC(1): "eth1", "00:00:00:00:00:00": "lo"}, set: map[string]string{}}
+	ifs := []guest.Interface{{Name: "eth0", MAC: "52:54:00:AA:00:01"}, {Name: "eth1", MAC: "52:54:00:aa:00:02"}}
+	if err := setWarmMACs(ifs, f); err != nil {
+		t.Fatal(err)
+	}
+	if f.set["eth0"] != "52:54:00:aa:00:01" || f.set["eth1"] != "52:54:00:aa:00:02" || len(f.set) != 2 {
+		t.Errorf("MACs set: %v", f.set)
+	}
+	// More interfaces than the template had NICs: said, not guessed.
+	f.set = map[string]string{}
+	err := setWarmMACs(append(ifs, guest.Interface{MAC: "52:54:00:aa:00:03"}), f)
+	if err == nil || !strings.Contains(err.Error(), guest.TemplateMAC(2)) {
+		t.Errorf("a third interface without a template NIC: %v", err)
+	}
+	if err := setWarmMACs([]guest.Interface{{MAC: "not a mac"}}, f); err == nil {
+		t.Error("a bad MAC was accepted")
+	}
+}
