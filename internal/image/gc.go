@@ -8,7 +8,8 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// GC deletes every blob that no image record and no lease references. It
+// GC deletes every blob that no image record, no tagged manifest
+// (PutManifest) and no lease references. It
 // waits for in-flight pulls, loads and pushes to finish first, and holds
 // them off while it runs.
 func (s *Store) GC(ctx context.Context) (*GCReport, error) {
@@ -24,30 +25,40 @@ func (s *Store) GC(ctx context.Context) (*GCReport, error) {
 // fetching them again while the cache itself is left as before.
 func (s *Store) gcLocked(ctx context.Context, only map[v1.Hash]bool, demote bool) (*GCReport, error) {
 	roots := map[v1.Hash]bool{}
+	add := func(s []byte) error {
+		if d, err := v1.NewHash(string(s)); err == nil {
+			roots[d] = true
+		}
+		return nil
+	}
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		if err := tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
-			if d, err := v1.NewHash(string(k)); err == nil {
-				roots[d] = true
-			}
-			return nil
-		}); err != nil {
+		if err := tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error { return add(k) }); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketManifests).ForEach(func(_, v []byte) error { return add(v) }); err != nil {
 			return err
 		}
 		lb := tx.Bucket(bucketLeases)
 		return lb.ForEachBucket(func(id []byte) error {
-			return lb.Bucket(id).ForEach(func(k, _ []byte) error {
-				if d, err := v1.NewHash(string(k)); err == nil {
-					roots[d] = true
-				}
-				return nil
-			})
+			return lb.Bucket(id).ForEach(func(k, _ []byte) error { return add(k) })
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("gc: %w", err)
 	}
+	// Each root is kept, and a root that is a manifest keeps its config
+	// and layers; an index keeps its manifests, expanded in turn.
 	live := map[v1.Hash]bool{}
+	work := make([]v1.Hash, 0, len(roots))
 	for d := range roots {
+		work = append(work, d)
+	}
+	for len(work) > 0 {
+		d := work[len(work)-1]
+		work = work[:len(work)-1]
+		if live[d] {
+			continue
+		}
 		live[d] = true
 		if size, err := s.content.Info(d); err != nil || size > MaxManifestSize {
 			continue // a leased layer (a build's), not a manifest: nothing more to keep
@@ -56,13 +67,18 @@ func (s *Store) gcLocked(ctx context.Context, only map[v1.Hash]bool, demote bool
 		if err != nil {
 			continue // a record without its manifest: nothing more to keep
 		}
-		m, _, err := ParseManifest(raw)
-		if err != nil {
+		refs, ok := referencesOf(raw)
+		if !ok {
 			continue
 		}
-		live[m.Config.Digest] = true
-		for _, l := range m.Layers {
+		if refs.Config != nil {
+			live[refs.Config.Digest] = true
+		}
+		for _, l := range refs.Layers {
 			live[l.Digest] = true
+		}
+		for _, m := range refs.Manifests {
+			work = append(work, m.Digest)
 		}
 	}
 	rep := &GCReport{}

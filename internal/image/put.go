@@ -84,6 +84,9 @@ func (s *Store) PutImage(ctx context.Context, manifest, config []byte, names []s
 			if err := tx.Bucket(bucketNames).Put([]byte(n), []byte(d.String())); err != nil {
 				return err
 			}
+			if err := tx.Bucket(bucketManifests).Delete([]byte(n)); err != nil {
+				return err
+			}
 		}
 		sum = summaryOf(tx, d, rec)
 		return nil

@@ -46,7 +46,7 @@ func Open(ctx context.Context, root paths.Root, db *bbolt.DB, opts ...Option) (*
 		return nil, err
 	}
 	if err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketImages, bucketNames, bucketLeases} {
+		for _, b := range [][]byte{bucketImages, bucketNames, bucketLeases, bucketManifests} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -105,6 +105,10 @@ func (s *Store) Tag(ctx context.Context, src, dst string) error {
 func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveReport, error) {
 	rep := &RemoveReport{}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if d, n, ok := untagManifest(tx, ref); ok {
+			rep.Untagged, rep.Deleted = []string{n}, []v1.Hash{d}
+			return nil
+		}
 		d, name, err := resolve(tx, ref)
 		if err != nil {
 			return err

@@ -76,35 +76,40 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 			writeErr(w, http.StatusBadRequest, "DIGEST_INVALID", "invalid digest "+strconv.Quote(ref))
 			return
 		}
-		if raw, err = s.img.Content().ReadAll(d); err != nil {
+		// Only what could be a manifest is read into memory.
+		if size, ierr := s.img.Content().Info(d); ierr != nil || size > MaxManifest {
+			err = errdefs.ErrNotFound
+		} else {
+			raw, err = s.img.Content().ReadAll(d)
+		}
+		if err != nil {
 			writeErr(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "manifest unknown to the mirror: "+ref)
 			return
 		}
 	} else {
-		img, _, err := s.img.Image(r.Context(), imageName(r, repo)+":"+ref)
+		tag := imageName(r, repo) + ":" + ref
+		var err error
+		raw, _, err = s.img.TaggedManifest(r.Context(), tag)
 		if err != nil && r.URL.Query().Get("ns") != "" {
 			// Pull-through: an upstream image the store lacks is pulled
 			// into it, then served from it.
-			if _, perr := s.img.Pull(r.Context(), imageName(r, repo)+":"+ref); perr != nil {
+			if _, perr := s.img.Pull(r.Context(), tag); perr != nil {
 				writeErr(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "not in the mirror, and pulling it from upstream failed: "+perr.Error())
 				return
 			}
-			img, _, err = s.img.Image(r.Context(), imageName(r, repo)+":"+ref)
-		}
-		if err == nil {
-			raw, err = img.RawManifest()
+			raw, _, err = s.img.TaggedManifest(r.Context(), tag)
 		}
 		if err != nil {
 			writeErr(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "manifest unknown to the mirror: "+repo+":"+ref)
 			return
 		}
 	}
-	mt, err := image.Sniff(raw)
-	if err != nil {
+	mt, ok := mediaTypeOf(raw)
+	if !ok {
 		writeErr(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "not a manifest: "+ref)
 		return
 	}
-	w.Header().Set("Content-Type", string(mt))
+	w.Header().Set("Content-Type", mt)
 	w.Header().Set("Docker-Content-Digest", digestOf(raw).String())
 	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
 	w.WriteHeader(http.StatusOK)
@@ -156,15 +161,19 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 		return
 	}
 	name := imageName(r, repo)
-	if m, _, perr := image.ParseManifest(raw); perr == nil && refs.Config != nil {
+	var names []string
+	if !byDigest {
+		names = []string{name + ":" + ref}
+	}
+	held := append(layerDigests(refs.Layers), layerDigests(refs.Manifests)...)
+	if refs.Config != nil {
+		held = append(held, refs.Config.Digest)
+	}
+	if m, _, perr := image.ParseManifest(raw); perr == nil {
 		config, err := cs.ReadAll(m.Config.Digest)
 		if err != nil {
 			writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
 			return
-		}
-		var names []string
-		if !byDigest {
-			names = []string{name + ":" + ref}
 		}
 		if _, err := s.img.PutImage(r.Context(), raw, config, names); err != nil {
 			code := http.StatusInternalServerError
@@ -174,7 +183,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 			writeErr(w, code, "MANIFEST_INVALID", err.Error())
 			return
 		}
-		s.releaseBlobs(r.Context(), append(layerDigests(refs.Layers), refs.Config.Digest))
+		s.releaseBlobs(r.Context(), held)
 		s.log.Info("mirror: image pushed", "name", name, "ref", ref, "digest", d)
 		if s.writeBack != nil && len(names) > 0 && r.URL.Query().Get("ns") != "" {
 			if err := s.writeBack.Enqueue(r.Context(), names[0], names[0]); err != nil {
@@ -182,9 +191,25 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 				return
 			}
 		}
-	} else if err := cs.Ingest(r.Context(), d, int64(len(raw)), bytes.NewReader(raw)); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
-		writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
-		return
+	} else if byDigest {
+		// An index's child or an untagged artifact: leased like a blob
+		// until a tagged manifest references it.
+		if err := s.commitBlob(r.Context(), d, int64(len(raw)), bytes.NewReader(raw)); err != nil {
+			writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+			return
+		}
+	} else {
+		// An index or an artifact under a tag: kept, with what it references.
+		if _, err := s.img.PutManifest(r.Context(), raw, names); err != nil {
+			code := http.StatusInternalServerError
+			if errors.Is(err, errdefs.ErrInvalidArgument) {
+				code = http.StatusBadRequest
+			}
+			writeErr(w, code, "MANIFEST_INVALID", err.Error())
+			return
+		}
+		s.releaseBlobs(r.Context(), append(held, d))
+		s.log.Info("mirror: manifest pushed", "name", name, "ref", ref, "digest", d)
 	}
 	w.Header().Set("Location", "/v2/"+repo+"/manifests/"+d.String())
 	w.Header().Set("Docker-Content-Digest", d.String())
@@ -209,12 +234,18 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, repo string) {
 		writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
 		return
 	}
-	tags := []string{}
+	others, err := s.img.ManifestTags(r.Context())
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
+		return
+	}
 	for _, im := range list {
-		for _, t := range im.RepoTags {
-			if tag, ok := strings.CutPrefix(t, prefix); ok {
-				tags = append(tags, tag)
-			}
+		others = append(others, im.RepoTags...)
+	}
+	tags := []string{}
+	for _, t := range others {
+		if tag, ok := strings.CutPrefix(t, prefix); ok {
+			tags = append(tags, tag)
 		}
 	}
 	if len(tags) == 0 {
@@ -230,6 +261,22 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, repo string) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]any{"name": repo, "tags": tags})
+}
+
+// mediaTypeOf is the media type a stored manifest is served with: its
+// own mediaType field, else what its shape says (OCI allows no field).
+func mediaTypeOf(raw []byte) (string, bool) {
+	var p struct {
+		MediaType string `json:"mediaType"`
+	}
+	if json.Unmarshal(raw, &p) != nil {
+		return "", false
+	}
+	if p.MediaType != "" {
+		return p.MediaType, true
+	}
+	mt, err := image.Sniff(raw)
+	return string(mt), err == nil
 }
 
 func layerDigests(ds []v1.Descriptor) []v1.Hash {

@@ -2,6 +2,8 @@ package mirror
 
 import (
 	"bytes"
+	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,12 +14,12 @@ import (
 )
 
 // An artifact oras pushes to the mirror (not an image: an OCI manifest
-// with a custom artifact type) is pulled back by oras, by the digest the
-// push printed, byte for byte into a fresh directory. (The mirror keeps
-// no tag for a manifest that is not an image: docs/mirror.md, Limits.)
+// with a custom artifact type) keeps its tag, which names the digest the
+// push printed, through an image gc, and oras pulls it back by that tag
+// byte for byte into a fresh directory.
 func TestOrasPushPull(t *testing.T) {
 	oras := prereq.Tool(t, "oras")
-	_, host := newMirror(t)
+	st, host := newMirror(t)
 	src := t.TempDir()
 	want := bytes.Repeat([]byte("mirror2 artifact\n"), 1<<16) // ~1 MiB: several chunks
 	if err := os.WriteFile(filepath.Join(src, "notes.txt"), want, 0o644); err != nil {
@@ -34,8 +36,19 @@ func TestOrasPushPull(t *testing.T) {
 	if m == nil {
 		t.Fatalf("oras push printed no digest:\n%s", out)
 	}
+	if _, err := st.GC(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Head("http://" + host + "/v2/registry.example.com/artifacts/notes/manifests/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Docker-Content-Digest"); resp.StatusCode != http.StatusOK || got != string(m[1]) {
+		t.Fatalf("tag v1 after gc: %d %s, want %s", resp.StatusCode, got, m[1])
+	}
 	dst := t.TempDir()
-	pull := exec.Command(oras, "pull", "--plain-http", host+"/registry.example.com/artifacts/notes@"+string(m[1]))
+	pull := exec.Command(oras, "pull", "--plain-http", ref)
 	pull.Dir = dst
 	if out, err := pull.CombinedOutput(); err != nil {
 		t.Fatalf("oras pull from the mirror: %v\n%s", err, out)
