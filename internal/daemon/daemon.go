@@ -59,6 +59,10 @@ type Config struct {
 	// (internal/mirror; "" = not served). Its port is also served on
 	// each network's gateway.
 	MirrorAddr string
+	// MirrorUpstreams are the mirror's name mappings, PREFIX=UPSTREAM
+	// (mirror.ParseUpstream): pushes under PREFIX are written back to
+	// UPSTREAM.
+	MirrorUpstreams []string
 	// DockerTLS serves DockerAddr over TLS, requiring client certificates
 	// signed by its CA (dockerd's --tlsverify).
 	DockerTLS TLSFiles

@@ -19,10 +19,19 @@ func wireMirror(ctx context.Context, d *daemon) error {
 	if d.cfg.MirrorAddr == "" {
 		return nil
 	}
+	var ups []mirror.Upstream
+	for _, s := range d.cfg.MirrorUpstreams {
+		u, err := mirror.ParseUpstream(s)
+		if err != nil {
+			return fmt.Errorf("--mirror-upstream: %w", err)
+		}
+		ups = append(ups, u)
+	}
 	m, err := mirror.New(d.images, filepath.Join(string(d.root), "mirror-uploads"), d.log.With("svc", "mirror"))
 	if err != nil {
 		return err
 	}
+	m.WithUpstreams(ups...)
 	wb := mirror.NewWriteBack(d.images, mirror.DefaultBackoff, d.log.With("svc", "mirror-writeback"))
 	m.WithWriteBack(wb)
 	d.writeBack = wb

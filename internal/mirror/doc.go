@@ -12,6 +12,10 @@
 // with DIGEST_INVALID and never enters the store.
 //
 // A manifest PUT records the image in the image store (image.Store.PutImage)
-// under the name the client pushed: the repository path, or ns/path when the
-// client passes containerd's ?ns= convention.
+// under the name the client pushed: the repository path, ns/path when the
+// client passes containerd's ?ns= convention, or the upstream a configured
+// mapping (Upstream) names; images under an upstream's name are pushed
+// there by the write-back (WriteBack). Indexes and artifact manifests are
+// kept under their tags too (image.Store.PutManifest), and blobs are
+// leased from their upload until a manifest references them.
 package mirror

@@ -36,16 +36,6 @@ func validRepo(repo string) bool {
 	return true
 }
 
-// imageName is the name an image pushed to repo is known by in the store:
-// ns/repo under containerd's ?ns= convention, else repo itself (whose
-// first component may already be a registry host: registry.example.com/app).
-func imageName(r *http.Request, repo string) string {
-	if ns := r.URL.Query().Get("ns"); ns != "" {
-		return ns + "/" + repo
-	}
-	return repo
-}
-
 func (s *Server) manifest(w http.ResponseWriter, r *http.Request, repo, ref string) {
 	if !validRepo(repo) {
 		writeErr(w, http.StatusBadRequest, "NAME_INVALID", "invalid repository name "+strconv.Quote(repo))
@@ -87,10 +77,11 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 			return
 		}
 	} else {
-		tag := imageName(r, repo) + ":" + ref
+		name, upstream := s.imageName(r, repo)
+		tag := name + ":" + ref
 		var err error
 		raw, _, err = s.img.TaggedManifest(r.Context(), tag)
-		if err != nil && r.URL.Query().Get("ns") != "" {
+		if err != nil && upstream {
 			// Pull-through: an upstream image the store lacks is pulled
 			// into it, then served from it.
 			if _, perr := s.img.Pull(r.Context(), tag); perr != nil {
@@ -160,7 +151,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 		writeErr(w, http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", "manifest names blobs the mirror does not have (push them first): "+strings.Join(missing, ", "))
 		return
 	}
-	name := imageName(r, repo)
+	name, upstream := s.imageName(r, repo)
 	var names []string
 	if !byDigest {
 		names = []string{name + ":" + ref}
@@ -185,7 +176,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 		}
 		s.releaseBlobs(r.Context(), held)
 		s.log.Info("mirror: image pushed", "name", name, "ref", ref, "digest", d)
-		if s.writeBack != nil && len(names) > 0 && r.URL.Query().Get("ns") != "" {
+		if s.writeBack != nil && len(names) > 0 && upstream {
 			if err := s.writeBack.Enqueue(r.Context(), names[0], names[0]); err != nil {
 				writeErr(w, http.StatusInternalServerError, "UNKNOWN", "queueing the upstream push: "+err.Error())
 				return
@@ -223,7 +214,8 @@ func (s *Server) tags(w http.ResponseWriter, r *http.Request, repo string) {
 		writeErr(w, http.StatusBadRequest, "NAME_INVALID", "invalid repository name "+strconv.Quote(repo))
 		return
 	}
-	canon, err := image.CanonicalString(imageName(r, repo) + ":x")
+	name, _ := s.imageName(r, repo)
+	canon, err := image.CanonicalString(name + ":x")
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, "NAME_INVALID", err.Error())
 		return

@@ -30,10 +30,11 @@ type Server struct {
 	uploadTTL time.Duration // how long a pushed blob waits for its manifest
 
 	writeBack *WriteBack // nil: images pushed under ?ns= stay local
+	upstreams []Upstream // configured name mappings
 }
 
-// WithWriteBack makes images pushed under an upstream name (?ns=) be
-// pushed upstream by wb.
+// WithWriteBack makes images pushed under an upstream name (?ns=, or a
+// configured mapping) be pushed upstream by wb.
 func (s *Server) WithWriteBack(wb *WriteBack) *Server { s.writeBack = wb; return s }
 
 // WithUploadTTL sets how long a pushed blob is kept waiting for a
@@ -109,4 +110,3 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	writeErr(w, http.StatusNotFound, "NOT_FOUND", "unknown registry path")
 }
-

@@ -99,14 +99,7 @@ func TestWriteBackResumes(t *testing.T) {
 	st, host, m := newMirrorServer(t)
 	first := NewWriteBack(st, DefaultBackoff, nil) // never run: the daemon died
 	m.WithWriteBack(first)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
-	up := l.Addr().String()
+	up := upstreamRegistry(t)
 	img, _ := random.Image(1024, 1)
 	pushNS(t, host, up, "app:v1", img)
 	tag := up + "/app:v1"
@@ -122,14 +115,7 @@ func TestWriteBackResumes(t *testing.T) {
 // digest and the write-back delivers it upstream.
 func TestWriteBackAsPusher(t *testing.T) {
 	st, host, _ := newMirrorServer(t) // no write-back on the server: the build's image is just local
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
-	up := l.Addr().String()
+	up := upstreamRegistry(t)
 	img, _ := random.Image(1024, 1)
 	pushNS(t, host, up, "built:v1", img)
 	tag := up + "/built:v1"
@@ -163,14 +149,7 @@ func mustRef(t *testing.T, s string) name.Reference {
 // caches it in the store and serves it.
 func TestPullThrough(t *testing.T) {
 	st, host, _ := newMirrorServer(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: registry.New(registry.Logger(log.New(io.Discard, "", 0)))}
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
-	up := l.Addr().String()
+	up := upstreamRegistry(t)
 	img, _ := random.Image(4096, 2)
 	if err := remote.Write(mustRef(t, up+"/lib/base:1"), img); err != nil {
 		t.Fatal(err)
