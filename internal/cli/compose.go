@@ -52,6 +52,10 @@ project, as PROJECT-SERVICE-N.`,
 		newComposeRestartCmd(g, f),
 		newComposeKillCmd(g, f),
 		newComposeRmCmd(g, f),
+		newComposeBuildCmd(g, f),
+		newComposePullCmd(g, f),
+		newComposePushCmd(g, f),
+		newComposeRunCmd(g, f),
 	)
 	return cmd
 }

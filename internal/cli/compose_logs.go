@@ -2,8 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/spf13/cobra"
@@ -17,29 +19,15 @@ func newComposeLogsCmd(g *globals, f *composeFlags) *cobra.Command {
 	var noColor, noPrefix bool
 	cmd := &cobra.Command{
 		Use:   "logs [-f] [--tail N] [SERVICE...]",
-		Short: "Show the output of the project's machines, each line prefixed with its machine",
+		Short: "Show the output of the project's machines, each line prefixed with its service and replica",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, app, ms, err := f.machines(cmd.Context(), g, args)
 			if err != nil {
 				return err
 			}
-			width := 0
-			for _, m := range ms {
-				width = max(width, len(m.Name))
-			}
-			colour := !noColor && isTerminal(g.out)
-			var mu sync.Mutex
+			lp := newLogPrinter(g.out, app, ms, !noColor && isTerminal(g.out), !noPrefix)
 			return forProject(ms, func(m *types.Machine) error {
-				prefix := ""
-				if !noPrefix {
-					prefix = fmt.Sprintf("%-*s | ", width, m.Name)
-					if colour {
-						prefix = fmt.Sprintf("\x1b[%dm%s\x1b[0m", logColours[slicesIndex(ms, m)%len(logColours)], prefix)
-					}
-				}
-				w := &prefixWriter{mu: &mu, out: g.out, prefix: prefix}
-				err := c.MachineLogs(cmd.Context(), app, m.ID, o, w)
-				w.flush()
+				err := lp.stream(cmd.Context(), c, app, m, o)
 				if err != nil && cmd.Context().Err() != nil {
 					return nil
 				}
@@ -59,13 +47,56 @@ func newComposeLogsCmd(g *globals, f *composeFlags) *cobra.Command {
 // logColours are docker compose's prefix colours (ANSI foregrounds).
 var logColours = []int{36, 33, 32, 35, 34, 96, 93, 92, 95, 94}
 
-func slicesIndex(ms []*types.Machine, m *types.Machine) int {
-	for i := range ms {
-		if ms[i] == m {
-			return i
-		}
+// logPrinter writes the output of a project's machines as docker compose
+// does: each line after "SERVICE-N  | ", padded to the widest, coloured per
+// machine on a terminal.
+type logPrinter struct {
+	mu       sync.Mutex
+	out      io.Writer
+	prefixes map[string]string // by machine ID
+}
+
+func newLogPrinter(out io.Writer, project string, ms []*types.Machine, colour, prefix bool) *logPrinter {
+	lp := &logPrinter{out: out, prefixes: map[string]string{}}
+	if !prefix {
+		return lp
 	}
-	return 0
+	width := 0
+	for _, m := range ms {
+		width = max(width, len(logName(project, m)))
+	}
+	for i, m := range ms {
+		p := fmt.Sprintf("%-*s | ", width, logName(project, m))
+		if colour {
+			p = fmt.Sprintf("\x1b[%dm%s\x1b[0m", logColours[i%len(logColours)], p)
+		}
+		lp.prefixes[m.ID] = p
+	}
+	return lp
+}
+
+// logName is the name docker compose prints for a machine: its name
+// without the "PROJECT-" in front (web-1), a container_name as it is.
+func logName(project string, m *types.Machine) string {
+	return strings.TrimPrefix(m.Name, project+"-")
+}
+
+// stream copies m's output (with o) until it ends.
+func (lp *logPrinter) stream(ctx context.Context, c *api.Client, app string, m *types.Machine, o api.LogsOptions) error {
+	w := lp.writer(m)
+	err := c.MachineLogs(ctx, app, m.ID, o, w)
+	w.flush()
+	return err
+}
+
+// line writes one line of m's (a status line such as "web-1 exited").
+func (lp *logPrinter) line(m *types.Machine, s string) {
+	w := lp.writer(m)
+	_, _ = io.WriteString(w, s+"\n")
+}
+
+func (lp *logPrinter) writer(m *types.Machine) *prefixWriter {
+	return &prefixWriter{mu: &lp.mu, out: lp.out, prefix: lp.prefixes[m.ID]}
 }
 
 // prefixWriter writes whole lines to out, each after prefix, holding mu so

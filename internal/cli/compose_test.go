@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ferryvm/ferry/internal/api/types"
 )
 
 func TestComposeLogPrefix(t *testing.T) {
@@ -31,5 +33,27 @@ func TestComposeScaleFlag(t *testing.T) {
 		if _, err := parseScale([]string{bad}); err == nil || !strings.Contains(err.Error(), "SERVICE=N") {
 			t.Errorf("--scale %s: %v", bad, err)
 		}
+	}
+}
+
+func TestComposeLogPrinter(t *testing.T) {
+	ms := []*types.Machine{
+		{ID: "a", Name: "shop-db-1"},
+		{ID: "b", Name: "shop-web-12"},
+		{ID: "c", Name: "custom"}, // container_name
+	}
+	var out bytes.Buffer
+	lp := newLogPrinter(&out, "shop", ms, true, true)
+	for _, m := range ms {
+		lp.line(m, "hi")
+	}
+	want := "\x1b[36mdb-1   | \x1b[0mhi\n\x1b[33mweb-12 | \x1b[0mhi\n\x1b[32mcustom | \x1b[0mhi\n"
+	if out.String() != want {
+		t.Errorf("coloured prefixes:\n%q\nwant\n%q", out.String(), want)
+	}
+	out.Reset()
+	newLogPrinter(&out, "shop", ms, false, false).line(ms[0], "plain")
+	if out.String() != "plain\n" {
+		t.Errorf("--no-log-prefix: %q", out.String())
 	}
 }

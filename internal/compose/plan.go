@@ -44,6 +44,8 @@ type Service struct {
 	Scale        int
 	ExplicitName string // container_name
 	DependsOn    ctypes.DependsOnConfig
+	Build        *Build      // nil: the image is pulled
+	Pull         string      // pull_policy
 	files        []stagedDir // secrets and configs, staged before a create
 }
 
@@ -129,6 +131,10 @@ func newService(proj *ctypes.Project, sc ctypes.ServiceConfig) (*Service, error)
 	if err != nil {
 		return nil, err
 	}
+	if s.Build, err = newBuild(proj, sc, cfg.Image); err != nil {
+		return nil, err
+	}
+	s.Pull = sc.PullPolicy
 	if s.files, err = secretFiles(proj, sc); err != nil {
 		return nil, err
 	}

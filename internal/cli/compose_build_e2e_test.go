@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+)
+
+// The issue's test app from locally built images: db's image has a
+// HEALTHCHECK that passes only after a while, web (built with a build
+// arg) fetches from db by name once, at its start: it can only print db's
+// page if compose waited for db to be healthy.
+var builtApp = map[string]string{
+	"compose.yaml": `
+name: built
+services:
+  db:
+    build: ./db
+  web:
+    build:
+      context: ./web
+      args: {GREETING: built-arg}
+    depends_on:
+      db: {condition: service_healthy}
+`,
+	"db/Dockerfile": `FROM busybox:vm
+COPY index.html /www/index.html
+HEALTHCHECK --interval=1s --retries=30 CMD test -f /tmp/ready
+CMD ["sh", "-c", "sleep 3; touch /tmp/ready; exec httpd -f -p 80 -h /www"]
+`,
+	"db/index.html": "db-ready\n",
+	"web/Dockerfile": `FROM busybox:vm
+ARG GREETING
+ENV GREETING=$GREETING
+CMD ["sh", "-c", "wget -qO- http://db/ || echo db-unreachable; echo web-$GREETING-done; exec sleep 1000"]
+`,
+}
+
+// TestComposeBuildAttachedRun: an attached `up` builds the missing
+// images (named PROJECT-SERVICE), starts web only once db is healthy,
+// shows both machines' output prefixed with SERVICE-N, `run --rm` runs a
+// one-off of web that reaches db and leaves nothing, and Ctrl-C stops the
+// project's machines with status 130.
+func TestComposeBuildAttachedRun(t *testing.T) {
+	e := vmEnv(t)
+	t.Parallel()
+	dir := t.TempDir()
+	writeFiles(t, dir, builtApp)
+	file := filepath.Join(dir, "compose.yaml")
+	t.Cleanup(func() { e.run(nil, "compose", "-f", file, "down", "-v") })
+
+	up := e.command(nil, "compose", "-f", file, "up")
+	var out, errOut syncBuffer
+	up.Stdout, up.Stderr = &out, &errOut
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- up.Wait() }()
+	t.Cleanup(func() { _ = up.Process.Kill() })
+	e.eventually("attached up shows web's output", 5*time.Minute, func() bool {
+		select {
+		case err := <-exited:
+			t.Fatalf("attached up exited early: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errOut)
+		default:
+		}
+		return strings.Contains(out.String(), "web-1 | web-built-arg-done\n")
+	})
+	o := out.String()
+	if !strings.Contains(o, "Attaching to db-1, web-1\n") || !strings.Contains(o, "web-1 | db-ready\n") {
+		t.Errorf("attached output (web must start after db is healthy, lines prefixed SERVICE-N):\n%s\nstderr:\n%s", o, &errOut)
+	}
+	if imgs := e.ok("images"); !strings.Contains(imgs, "built-db") || !strings.Contains(imgs, "built-web") {
+		t.Errorf("built images are not named PROJECT-SERVICE:\n%s", imgs)
+	}
+
+	r := e.run(nil, "compose", "-f", file, "run", "--rm", "web", "wget", "-qO-", "http://db/")
+	if r.code != 0 || r.stdout != "db-ready\n" {
+		t.Errorf("compose run --rm web wget http://db/: %s", r)
+	}
+	if r := e.run(nil, "compose", "-f", file, "run", "--rm", "web", "sh", "-c", "exit 4"); r.code != 4 {
+		t.Errorf("compose run exit status: %s", r)
+	}
+	var ms []*types.Machine
+	if err := json.Unmarshal([]byte(e.ok("compose", "-f", file, "ps", "-a", "--format", "json")), &ms); err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 {
+		t.Errorf("after run --rm: %d machines, want db-1 and web-1", len(ms))
+	}
+
+	if err := up.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if up.ProcessState.ExitCode() != 130 {
+			t.Errorf("attached up after Ctrl-C: %v (want exit 130)\nstderr:\n%s", err, &errOut)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("attached up did not stop after Ctrl-C\nstderr:\n%s", &errOut)
+	}
+	if err := json.Unmarshal([]byte(e.ok("compose", "-f", file, "ps", "-a", "--format", "json")), &ms); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.State != types.StateStopped {
+			t.Errorf("after Ctrl-C %s is %s, want stopped", m.Name, m.State)
+		}
+	}
+}
