@@ -41,6 +41,16 @@ func hostCount(p netip.Prefix) int { return 1<<(32-p.Bits()) - 3 }
 func allocate(tx *bbolt.Tx, n *Network) (netip.Addr, error) {
 	ips, meta := bkt(tx, bucketIPs), bkt(tx, bucketMeta)
 	first, last := firstHost(n.Subnet), lastHost(n.Subnet)
+	pool := n.Subnet
+	if r := n.IPRange; r.IsValid() {
+		pool = r
+		if a := r.Masked().Addr().Next(); first.Less(a) {
+			first = a
+		}
+		if a := lastAddr(r); a.Less(last) {
+			last = a
+		}
+	}
 	start := first
 	if b := meta.Get(nextKey(n.ID)); b != nil {
 		if a, err := netip.ParseAddr(string(b)); err == nil && n.Subnet.Contains(a) && !a.Less(first) && !last.Less(a) {
@@ -58,6 +68,10 @@ func allocate(tx *bbolt.Tx, n *Network) (netip.Addr, error) {
 			return a, meta.Put(nextKey(n.ID), []byte(wrap(a.Next()).String()))
 		}
 		if a = wrap(a.Next()); a == start {
+			if pool != n.Subnet {
+				return netip.Addr{}, fmt.Errorf("network %s: this host's ip range %s of subnet %s exhausted: %w",
+					n.Name, pool, n.Subnet, errdefs.ErrUnavailable)
+			}
 			return netip.Addr{}, fmt.Errorf("network %s: subnet %s exhausted: all %d machine addresses are allocated: %w",
 				n.Name, n.Subnet, hostCount(n.Subnet), errdefs.ErrUnavailable)
 		}

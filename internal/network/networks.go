@@ -108,6 +108,12 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (*Network, erro
 				return fmt.Errorf("gateway %s is not a host address of subnet %s %s: %w", g, n.Subnet, n.Subnet6, errdefs.ErrInvalidArgument)
 			}
 		}
+		if r := req.IPRange; r.IsValid() {
+			if !r.Addr().Is4() || !n.Subnet.Contains(r.Masked().Addr()) || r.Bits() < n.Subnet.Bits() {
+				return fmt.Errorf("ip range %s is not inside IPv4 subnet %s: %w", r, n.Subnet, errdefs.ErrInvalidArgument)
+			}
+			n.IPRange = r.Masked()
+		}
 		var id [32]byte
 		_, _ = rand.Read(id[:])
 		n.ID = hex.EncodeToString(id[:])

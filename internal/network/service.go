@@ -33,6 +33,7 @@ type Service struct {
 	resolvers map[string]*resolver.Server
 	proxies   map[proxyKey]*proxy
 	watches   []*gatewayWatch
+	remote    map[string][]resolver.Record // overlay machines on other hosts, by network ID (overlay.go)
 }
 
 // Open opens the networks recorded in db and makes the kernel match them
@@ -248,6 +249,9 @@ func (s *Service) refreshDNS(netIDs ...string) error {
 			recs[e.NetworkID] = append(recs[e.NetworkID], resolver.Record{
 				Name: e.Name, App: e.App, Aliases: e.Aliases, IPv4: e.IPv4.Addr(), IPv6: e.IPv6.Addr()})
 		}
+	}
+	for id, rr := range s.remote {
+		recs[id] = append(recs[id], rr...)
 	}
 	views := map[string]map[netip.Addr][]resolver.Record{}
 	for _, m := range ms {

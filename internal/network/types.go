@@ -12,15 +12,19 @@ import (
 // IPv6 off) an IPv6 ULA /64, an embedded DNS resolver on the gateways, and
 // the kernel rules that keep it apart from every other network.
 type Network struct {
-	ID       string            `json:"id"`   // 64 hex digits
-	Name     string            `json:"name"` // a DNS label
-	Bridge   string            `json:"bridge"`
-	Subnet   netip.Prefix      `json:"subnet"`
-	Gateway  netip.Addr        `json:"gateway"`
-	Subnet6  netip.Prefix      `json:"subnet6,omitzero"`
-	Gateway6 netip.Addr        `json:"gateway6,omitzero"`
-	Internal bool              `json:"internal,omitempty"` // no egress, no published ports
-	Labels   map[string]string `json:"labels,omitempty"`
+	ID       string       `json:"id"`   // 64 hex digits
+	Name     string       `json:"name"` // a DNS label
+	Bridge   string       `json:"bridge"`
+	Subnet   netip.Prefix `json:"subnet"`
+	Gateway  netip.Addr   `json:"gateway"`
+	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"`
+	Internal bool         `json:"internal,omitempty"` // no egress, no published ports
+	// IPRange, when set, is the part of Subnet this host allocates machine
+	// addresses from (Docker's --ip-range): a network spanning hosts gives
+	// each host its own range (overlay.go).
+	IPRange netip.Prefix      `json:"ip_range,omitzero"`
+	Labels  map[string]string `json:"labels,omitempty"`
 	// App is set on an app's default network, created on the app's first
 	// machine.
 	App     string    `json:"app,omitempty"`
@@ -51,6 +55,8 @@ type CreateRequest struct {
 	// subnet's first address.
 	Gateways []netip.Addr `json:"gateways,omitempty"`
 	Internal bool         `json:"internal,omitempty"`
+	// IPRange: allocate IPv4 addresses from this part of the subnet only.
+	IPRange netip.Prefix `json:"ip_range,omitzero"`
 	// IPv6 off (false) makes an IPv4-only network; nil is on.
 	IPv6   *bool             `json:"ipv6,omitempty"`
 	Labels map[string]string `json:"labels,omitempty"`
