@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/vishvananda/netlink"
+	"go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
@@ -39,11 +40,20 @@ const vxlanOverhead = 50
 const overlayPrefix = "fx-"
 
 // Overlay is one network's cross-host part on this host, as the control
-// plane gives it.
+// plane gives it. With Subnet set, SetOverlays creates the local network
+// when it is missing (named Network, for App, with both subnets, this
+// host's gateways and IPRange) and refuses one that exists with other
+// subnets; without, the network must exist.
 type Overlay struct {
-	Network string `json:"network"` // the local network's name or ID
-	VNI     uint32 `json:"vni"`
-	Peers   []Peer `json:"peers,omitempty"`
+	Network  string       `json:"network"` // the local network's name (or ID)
+	App      string       `json:"app,omitempty"`
+	VNI      uint32       `json:"vni"`
+	Subnet   netip.Prefix `json:"subnet,omitzero"`
+	Subnet6  netip.Prefix `json:"subnet6,omitzero"`
+	Gateway  netip.Addr   `json:"gateway,omitzero"`  // this host's
+	Gateway6 netip.Addr   `json:"gateway6,omitzero"` // this host's
+	IPRange  netip.Prefix `json:"ip_range,omitzero"` // this host's part of Subnet
+	Peers    []Peer       `json:"peers,omitempty"`
 }
 
 // Peer is another host on an overlay network: where its VXLAN endpoint is
@@ -96,7 +106,7 @@ func (s *Service) SetOverlays(ctx context.Context, local netip.Addr, ovs []Overl
 			return fmt.Errorf("overlay: VNI %d given to both %s and %s: %w", ov.VNI, other, ov.Network, errdefs.ErrInvalidArgument)
 		}
 		vnis[ov.VNI] = ov.Network
-		n, err := s.lookup(ov.Network)
+		n, err := s.overlayNetwork(ctx, ov)
 		if err != nil {
 			return fmt.Errorf("overlay %s: %w", ov.Network, err)
 		}
@@ -170,18 +180,41 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 
 func (s *Service) overlayTable() string { return s.cfg.Table + "_overlay" }
 
-// lookup finds a network by name or ID.
-func (s *Service) lookup(ref string) (*Network, error) {
+// overlayNetwork finds ov's local network, creating it when ov says how.
+func (s *Service) overlayNetwork(ctx context.Context, ov Overlay) (*Network, error) {
 	nets, err := s.networks()
 	if err != nil {
 		return nil, err
 	}
 	for _, n := range nets {
-		if n.Name == ref || n.ID == ref {
-			return n, nil
+		if n.Name != ov.Network && n.ID != ov.Network {
+			continue
 		}
+		if ov.Subnet.IsValid() && (n.Subnet != ov.Subnet.Masked() || n.Subnet6 != ov.Subnet6.Masked() || n.IPRange != ov.IPRange.Masked()) {
+			return nil, fmt.Errorf("network %s exists on this host with subnets %s %s and range %s, not the control plane's %s %s and %s: "+
+				"remove it (ferry network rm %s) so the host can join the overlay: %w",
+				n.Name, n.Subnet, n.Subnet6, n.IPRange, ov.Subnet, ov.Subnet6, ov.IPRange, n.Name, errdefs.ErrConflict)
+		}
+		return n, nil
 	}
-	return nil, notFound(ref)
+	if !ov.Subnet.IsValid() {
+		return nil, notFound(ov.Network)
+	}
+	req := CreateRequest{Name: ov.Network, App: ov.App, Subnets: []netip.Prefix{ov.Subnet}, IPRange: ov.IPRange,
+		Labels: map[string]string{"ferry.overlay.vni": fmt.Sprint(ov.VNI)}}
+	if ov.Gateway.IsValid() {
+		req.Gateways = append(req.Gateways, ov.Gateway)
+	}
+	if ov.Subnet6.IsValid() {
+		req.Subnets = append(req.Subnets, ov.Subnet6)
+		if ov.Gateway6.IsValid() {
+			req.Gateways = append(req.Gateways, ov.Gateway6)
+		}
+	} else {
+		off := false
+		req.IPv6 = &off
+	}
+	return s.create(ctx, req)
 }
 
 // underlayMTU is the MTU a VXLAN device over local can carry: the MTU of
@@ -379,4 +412,35 @@ func (r OverlayRules) Script() string {
 }
 `, VXLANPort)
 	return b.String()
+}
+
+// OverlayMachines are this host's machines on the given networks (by
+// name), as the other hosts of an overlay need them: what it reports to
+// the control plane.
+func (s *Service) OverlayMachines(ctx context.Context, networks []string) (map[string][]RemoteMachine, error) {
+	want := map[string]bool{}
+	for _, n := range networks {
+		want[n] = true
+	}
+	var ms []*machineRecord
+	if err := s.db.View(func(tx *bbolt.Tx) (err error) {
+		ms, err = allMachines(tx)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	out := map[string][]RemoteMachine{}
+	for _, m := range ms {
+		for _, e := range m.endpoints() {
+			if !want[e.Network] {
+				continue
+			}
+			out[e.Network] = append(out[e.Network], RemoteMachine{Name: e.Name, App: e.App, Aliases: slices.Clone(e.Aliases),
+				MAC: e.MAC, IPv4: e.IPv4.Addr(), IPv6: e.IPv6.Addr()})
+		}
+	}
+	for _, rs := range out {
+		slices.SortFunc(rs, func(a, b RemoteMachine) int { return cmp.Compare(a.Name, b.Name) })
+	}
+	return out, nil
 }
