@@ -83,7 +83,7 @@ func (e silentError) Unwrap() error { return e.err }
 func machineStatus(m *types.Machine, now time.Time) string {
 	switch m.State {
 	case types.StateStarted:
-		return "Up " + ago(now.Sub(m.StartedAt)) + healthSuffix(m.Health)
+		return "Up " + ago(now.Sub(m.StartedAt)) + m.Health.Note()
 	case types.StateStopped:
 		if m.LastExit != nil {
 			return fmt.Sprintf("Exited (%d) %s ago", m.LastExit.ExitCode, ago(now.Sub(m.LastExit.ExitedAt)))
@@ -96,17 +96,6 @@ func machineStatus(m *types.Machine, now time.Time) string {
 	}
 	s := string(m.State)
 	return strings.ToUpper(s[:1]) + s[1:]
-}
-
-// healthSuffix is docker ps's note on a running container's health.
-func healthSuffix(h *types.Health) string {
-	switch {
-	case h == nil:
-		return ""
-	case h.Status == types.HealthStarting:
-		return " (health: starting)"
-	}
-	return " (" + h.Status + ")"
 }
 
 // ago is Docker's human duration ("3 seconds", "5 minutes").

@@ -67,6 +67,11 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	for _, v := range f["health"] {
+		if err := container.ValidateHealthStatus(container.HealthStatus(v)); err != nil {
+			return invalid("%v", err)
+		}
+	}
 	all := boolParam(r, "all")
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
 	if limit > 0 {
@@ -107,7 +112,7 @@ func keep(f filters, m *types.Machine, st container.ContainerState) bool {
 				strings.TrimPrefix(m.ImageRef.Digest, "sha256:") == v || m.Config.Image == v+":latest"
 		}) &&
 		f.match("network", func(v string) bool { _, ok := endpoints(m)[v]; return ok }) &&
-		f.match("health", func(v string) bool { return v == string(container.NoHealthcheck) })
+		f.match("health", func(v string) bool { return v == string(healthStatus(m)) })
 }
 
 // POST /containers/{id}/start

@@ -90,10 +90,11 @@ func machineRequest(name string, req container.CreateRequest) (types.CreateReque
 	case c.Domainname != "":
 		return types.CreateRequest{}, invalid("--domainname: not set in the guest; put the domain in the network's DNS search instead")
 	}
-	if c.Healthcheck != nil && len(c.Healthcheck.Test) > 0 && c.Healthcheck.Test[0] != "NONE" {
-		return types.CreateRequest{}, invalid("health checks are not served by ferry's Docker API yet; drop the healthcheck or run it with docker exec")
-	}
 	cfg := types.Config{Image: c.Image, Hostname: c.Hostname, AutoDestroy: h.AutoRemove}
+	var err error
+	if cfg.Healthcheck, err = healthcheck(c.Healthcheck); err != nil {
+		return types.CreateRequest{}, err
+	}
 	cfg.Init = types.Init{Cmd: c.Cmd, User: c.User, WorkingDir: c.WorkingDir, TTY: c.Tty,
 		Attach: c.OpenStdin && c.AttachStdin}
 	if c.Entrypoint != nil {
@@ -119,7 +120,6 @@ func machineRequest(name string, req container.CreateRequest) (types.CreateReque
 			cfg.Metadata[k] = v
 		}
 	}
-	var err error
 	if cfg.Guest, err = guestSize(h.Resources); err != nil {
 		return types.CreateRequest{}, err
 	}

@@ -42,6 +42,8 @@ func dockerActions(e types.Event) []events.Action {
 		return []events.Action{events.ActionRename}
 	case "update":
 		return []events.Action{events.ActionUpdate}
+	case "health_status":
+		return []events.Action{healthAction(e)}
 	}
 	return nil
 }

@@ -255,6 +255,7 @@ func containerConfig(m *types.Machine) *container.Config {
 	if c.Init.Cmd == nil && c.Init.Entrypoint == nil {
 		cfg.Cmd = m.ImageConfig.Cmd
 	}
+	cfg.Healthcheck = healthConfigView(m)
 	cfg.Env = append(cfg.Env, m.ImageConfig.Env...)
 	for _, k := range sortedKeys(c.Env) {
 		cfg.Env = append(cfg.Env, k+"="+c.Env[k])
@@ -274,6 +275,7 @@ func inspect(m *types.Machine) container.InspectResponse {
 	st := &container.State{Status: dockerState(m), Pid: m.PID, Error: m.Error, StartedAt: dockerTime(m.StartedAt),
 		FinishedAt: dockerTime(time.Time{})}
 	st.Running = st.Status == container.StateRunning
+	st.Health = healthView(m.Health)
 	if e := m.LastExit; e != nil {
 		st.ExitCode, st.OOMKilled, st.FinishedAt = exitCode(e), e.OOMKilled, dockerTime(e.ExitedAt)
 	}
@@ -296,7 +298,8 @@ func summary(m *types.Machine) container.Summary {
 	s := container.Summary{ID: containerID(m.ID), Names: []string{"/" + m.Name}, Image: m.Config.Image,
 		ImageID: imageID(m), Command: strings.Join(argv(m), " "), Created: m.CreatedAt.Unix(),
 		Labels: labels(m), State: dockerState(m), Status: statusText(m), Ports: []container.PortSummary{},
-		NetworkSettings: &container.NetworkSettingsSummary{Networks: endpoints(m)}, Mounts: mountPoints(m)}
+		NetworkSettings: &container.NetworkSettingsSummary{Networks: endpoints(m)}, Mounts: mountPoints(m),
+		Health: healthSummary(m.Health)}
 	s.HostConfig.NetworkMode = networkMode(m)
 	for k, bs := range livePorts(m) {
 		if len(bs) == 0 {
@@ -315,7 +318,7 @@ func statusText(m *types.Machine) string {
 	now := time.Now()
 	switch dockerState(m) {
 	case container.StateRunning:
-		return "Up " + units.HumanDuration(now.Sub(m.StartedAt))
+		return "Up " + units.HumanDuration(now.Sub(m.StartedAt)) + m.Health.Note()
 	case container.StateCreated:
 		return "Created"
 	case container.StateRemoving:

@@ -80,3 +80,15 @@ type HealthResult struct {
 	ExitCode int       `json:"exit_code"`
 	Output   string    `json:"output"`
 }
+
+// Note is what docker ps adds to a running container's "Up …" status:
+// " (healthy)", " (unhealthy)", " (health: starting)"; "" without a check.
+func (h *Health) Note() string {
+	switch {
+	case h == nil:
+		return ""
+	case h.Status == HealthStarting:
+		return " (health: starting)"
+	}
+	return " (" + h.Status + ")"
+}
