@@ -20,7 +20,9 @@ type DownOptions struct {
 }
 
 // Down removes the project's machines (in parallel, with their anonymous
-// volumes), then its networks and, with Volumes, its named volumes. p may
+// volumes), then its networks and, with Volumes, its named volumes.
+// Without RemoveOrphans, machines of services no longer in p stay, and so
+// do the networks they are on. p may
 // be nil when no compose file is at hand: then every machine labelled with
 // project goes, and no named volume.
 func Down(ctx context.Context, c Client, project string, p *Plan, o DownOptions) error {
@@ -52,10 +54,13 @@ func Down(ctx context.Context, c Client, project string, p *Plan, o DownOptions)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	if !kept {
-		if err := os.RemoveAll(filepath.Join(StageDir(), project)); err != nil {
-			return fmt.Errorf("remove the staged secrets of project %s: %w", project, err)
-		}
+	if kept {
+		// The orphans are still on the project's networks and may use
+		// its staged files: both stay until they go.
+		return nil
+	}
+	if err := os.RemoveAll(filepath.Join(StageDir(), project)); err != nil {
+		return fmt.Errorf("remove the staged secrets of project %s: %w", project, err)
 	}
 	nets, err := c.ListNetworks(ctx, network.ListOptions{Labels: map[string]string{LabelProject: project}})
 	if err != nil {

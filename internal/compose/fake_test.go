@@ -33,7 +33,11 @@ type fakeClient struct {
 	// as not booted yet.
 	booting int
 	execs   map[string]int
-	events  []string // "stop NAME", "destroy NAME", "booted NAME" in order
+	events  []string // "stop NAME", "start NAME", "destroy NAME", "booted NAME" in order
+	// exitCodes are the exit statuses machines stop with (by name).
+	exitCodes map[string]int
+	// failCreate makes the create of these machines fail.
+	failCreate map[string]bool
 }
 
 func (f *fakeClient) GetMachine(ctx context.Context, app, id string) (*types.Machine, error) {
@@ -71,6 +75,9 @@ func (f *fakeClient) CreateMachine(ctx context.Context, app string, req types.Cr
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failCreate[req.Name] {
+		return nil, fmt.Errorf("create %s: port 8080 is in use: %w", req.Name, errdefs.ErrConflict)
+	}
 	for _, m := range f.machines {
 		if m.App == app && m.Name == req.Name {
 			return nil, fmt.Errorf("name %s: %w", req.Name, errdefs.ErrAlreadyExists)
@@ -96,32 +103,50 @@ func (f *fakeClient) ListMachines(ctx context.Context, app string, all bool) ([]
 	return out, nil
 }
 
+// find is the machine id names (by ID or name); f.mu held.
+func (f *fakeClient) find(id string) (*types.Machine, error) {
+	for _, m := range f.machines {
+		if m.ID == id || m.Name == id {
+			return m, nil
+		}
+	}
+	return nil, fmt.Errorf("machine %s: %w", id, errdefs.ErrNotFound)
+}
+
 func (f *fakeClient) StartMachine(ctx context.Context, app, id string) (*types.Machine, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.machines[id].State = types.StateStarted
-	return f.machines[id], nil
+	m, err := f.find(id)
+	if err != nil {
+		return nil, err
+	}
+	m.State = types.StateStarted
+	f.events = append(f.events, "start "+m.Name)
+	return m, nil
 }
 
 func (f *fakeClient) StopMachine(ctx context.Context, app, id string, req types.StopRequest) (*types.Machine, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.machines[id].State = types.StateStopped
-	f.events = append(f.events, "stop "+f.machines[id].Name)
-	return f.machines[id], nil
+	m, err := f.find(id)
+	if err != nil {
+		return nil, err
+	}
+	m.State = types.StateStopped
+	f.events = append(f.events, "stop "+m.Name)
+	return m, nil
 }
 
 func (f *fakeClient) WaitMachine(ctx context.Context, app, id string, state types.State, timeout time.Duration) (*types.Machine, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, m := range f.machines {
-		if m.ID == id || m.Name == id {
-			m.State = state
-			m.LastExit = &types.Exit{}
-			return m, nil
-		}
+	m, err := f.find(id)
+	if err != nil {
+		return nil, err
 	}
-	return nil, errdefs.ErrNotFound
+	m.State = state
+	m.LastExit = &types.Exit{ExitCode: f.exitCodes[m.Name]}
+	return m, nil
 }
 
 func (f *fakeClient) DestroyMachineWithVolumes(ctx context.Context, app, id string, force, anonymous bool) error {

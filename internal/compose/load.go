@@ -3,6 +3,8 @@ package compose
 import (
 	"context"
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	ctypes "github.com/compose-spec/compose-go/v2/types"
@@ -44,7 +46,20 @@ func Load(ctx context.Context, o Options) (*ctypes.Project, error) {
 	}
 	p, err := po.LoadProject(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("compose: %v: %w", err, errdefs.ErrInvalidArgument)
+		msg := err.Error()
+		if files := strings.Join(po.ConfigPaths, ", "); files != "" && !mentionsFile(msg, po.ConfigPaths) {
+			msg = files + ": " + msg // a YAML error names only the line
+		}
+		return nil, fmt.Errorf("compose: %s: %w", msg, errdefs.ErrInvalidArgument)
 	}
 	return p, nil
+}
+
+func mentionsFile(msg string, files []string) bool {
+	for _, f := range files {
+		if strings.Contains(msg, f) || strings.Contains(msg, filepath.Base(f)) {
+			return true
+		}
+	}
+	return false
 }

@@ -62,30 +62,48 @@ func Up(ctx context.Context, c Client, p *Plan, o UpOptions) error {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	done := map[string]chan struct{}{}
+	done := map[string]chan struct{}{}   // closed once the service is up
+	failed := map[string]chan struct{}{} // closed when it failed
 	for name := range selected {
-		done[name] = make(chan struct{})
+		done[name], failed[name] = make(chan struct{}), make(chan struct{})
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var errs []error
+	recreated := map[string]bool{}
 	for name := range selected {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s := p.Services[name]
-			err := waitDeps(ctx, c, p, s, done)
+			restart, err := waitDeps(ctx, c, p, s, done, failed, func(dep string) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return recreated[dep]
+			})
+			var changed bool
 			if err == nil {
-				err = converge(ctx, c, p, s, byService[name], o.ForceRecreate)
+				changed, err = converge(ctx, c, p, s, byService[name], o.ForceRecreate)
+			}
+			if err == nil && restart && !changed {
+				err = restartService(ctx, c, p, s)
 			}
 			if err != nil {
 				err = fmt.Errorf("service %s: %w", name, err)
+				close(failed[name])
+				if p.optionalFor(name, selected) {
+					slog.Warn("service failed; what depends on it starts anyway (depends_on required: false)", "service", name, "err", err)
+					return
+				}
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
 				cancel(err)
 				return
 			}
+			mu.Lock()
+			recreated[name] = changed
+			mu.Unlock()
 			close(done[name])
 		}()
 	}
@@ -161,31 +179,83 @@ func (p *Plan) selection(names []string, noDeps bool) (map[string]bool, error) {
 }
 
 // waitDeps waits until every dependency of s that is being brought up has
-// reached its depends_on condition.
-func waitDeps(ctx context.Context, c Client, p *Plan, s *Service, done map[string]chan struct{}) error {
+// reached its depends_on condition. A dependency that failed fails s
+// unless it is not required (then s starts anyway). restart reports that
+// a dependency with depends_on restart: true was (re)created, so s must
+// restart if it is not recreated itself.
+func waitDeps(ctx context.Context, c Client, p *Plan, s *Service, done, failed map[string]chan struct{}, recreated func(string) bool) (restart bool, err error) {
 	for _, dep := range slices.Sorted(mapKeys(s.DependsOn)) {
 		ch, ok := done[dep]
 		if !ok {
 			continue // not selected (--no-deps) or absent and optional
 		}
+		d := s.DependsOn[dep]
 		select {
 		case <-ch:
+		case <-failed[dep]:
+			if d.Required {
+				return false, fmt.Errorf("dependency %s failed to start: %w", dep, errdefs.ErrConflict)
+			}
+			slog.Warn("dependency failed; starting anyway (depends_on required: false)", "service", s.Name, "dependency", dep)
+			continue
 		case <-ctx.Done():
-			return context.Cause(ctx)
+			return false, context.Cause(ctx)
 		}
-		switch cond := s.DependsOn[dep].Condition; cond {
-		case "", ctypes.ServiceConditionStarted:
-		case ctypes.ServiceConditionCompletedSuccessfully:
-			if err := waitCompleted(ctx, c, p, p.Services[dep]); err != nil {
-				return err
+		if err := waitCondition(ctx, c, p, dep, d.Condition); err != nil {
+			if !d.Required {
+				slog.Warn("dependency did not reach its condition; starting anyway (depends_on required: false)", "service", s.Name, "dependency", dep, "err", err)
+				continue
 			}
-		case ctypes.ServiceConditionHealthy:
-			if err := waitHealthy(ctx, c, p, p.Services[dep], true); err != nil {
-				return fmt.Errorf("dependency %s: %w", dep, err)
-			}
-		default:
-			return fmt.Errorf("depends_on %s: unknown condition %q: %w", dep, cond, errdefs.ErrInvalidArgument)
+			return false, err
 		}
+		restart = restart || (d.Restart && recreated(dep))
+	}
+	return restart, nil
+}
+
+// waitCondition waits for dep to reach a depends_on condition.
+func waitCondition(ctx context.Context, c Client, p *Plan, dep, cond string) error {
+	switch cond {
+	case "", ctypes.ServiceConditionStarted:
+		return nil
+	case ctypes.ServiceConditionCompletedSuccessfully:
+		return waitCompleted(ctx, c, p, p.Services[dep])
+	case ctypes.ServiceConditionHealthy:
+		if err := waitHealthy(ctx, c, p, p.Services[dep], true); err != nil {
+			return fmt.Errorf("dependency %s: %w", dep, err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("depends_on %s: unknown condition %q: %w", dep, cond, errdefs.ErrInvalidArgument)
+	}
+}
+
+// optionalFor reports whether a selected service depends on name with
+// required: false, so that name failing is only a warning.
+func (p *Plan) optionalFor(name string, selected map[string]bool) bool {
+	for n := range selected {
+		if d, ok := p.Services[n].DependsOn[name]; ok && !d.Required {
+			return true
+		}
+	}
+	return false
+}
+
+// restartService restarts s's replicas (stop, start, wait for boot): a
+// dependency with depends_on restart: true was recreated.
+func restartService(ctx context.Context, c Client, p *Plan, s *Service) error {
+	for n := 1; n <= s.Scale; n++ {
+		name := p.MachineName(s, n)
+		if _, err := c.StopMachine(ctx, p.Project, name, types.StopRequest{}); err != nil {
+			return fmt.Errorf("restart %s: %w", name, err)
+		}
+		if _, err := c.StartMachine(ctx, p.Project, name); err != nil {
+			return fmt.Errorf("restart %s: %w", name, err)
+		}
+		if err := waitBooted(ctx, c, p.Project, name); err != nil {
+			return err
+		}
+		slog.Info("restarted", "machine", name, "reason", "a dependency was recreated")
 	}
 	return nil
 }
@@ -210,14 +280,15 @@ func waitCompleted(ctx context.Context, c Client, p *Plan, dep *Service) error {
 }
 
 // converge brings s's replicas to its plan: same hash, started; otherwise
-// recreated; replicas beyond the scale removed. Replicas start in parallel.
-func converge(ctx context.Context, c Client, p *Plan, s *Service, have []*types.Machine, force bool) error {
+// recreated; replicas beyond the scale removed. Replicas start in
+// parallel. changed reports that a replica was created or recreated.
+func converge(ctx context.Context, c Client, p *Plan, s *Service, have []*types.Machine, force bool) (changed bool, err error) {
 	byNum := map[int]*types.Machine{}
 	for _, m := range have {
 		n := number(m)
 		if n < 1 || n > s.Scale || byNum[n] != nil {
 			if err := remove(ctx, c, p.Project, m); err != nil {
-				return err
+				return false, err
 			}
 			continue
 		}
@@ -225,50 +296,52 @@ func converge(ctx context.Context, c Client, p *Plan, s *Service, have []*types.
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, s.Scale+1)
+	created := make([]bool, s.Scale+1)
 	for n := 1; n <= s.Scale; n++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[n] = replica(ctx, c, p, s, n, byNum[n], force)
+			created[n], errs[n] = replica(ctx, c, p, s, n, byNum[n], force)
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return slices.Contains(created, true), errors.Join(errs...)
 }
 
-func replica(ctx context.Context, c Client, p *Plan, s *Service, n int, m *types.Machine, force bool) error {
+// replica converges replica n of s; created reports a new machine.
+func replica(ctx context.Context, c Client, p *Plan, s *Service, n int, m *types.Machine, force bool) (created bool, err error) {
 	if m != nil && !force && m.Config.Metadata[LabelConfigHash] == s.Hash {
 		if m.State == types.StateStarted || m.State == types.StateStarting {
 			slog.Info("running", "machine", m.Name)
-			return nil
+			return false, nil
 		}
 		if _, err := c.StartMachine(ctx, p.Project, m.ID); err != nil {
-			return fmt.Errorf("start %s: %w", m.Name, err)
+			return false, fmt.Errorf("start %s: %w", m.Name, err)
 		}
 		if err := waitBooted(ctx, c, p.Project, m.Name); err != nil {
-			return err
+			return false, err
 		}
 		slog.Info("started", "machine", m.Name)
-		return nil
+		return false, nil
 	}
 	if m != nil {
 		if err := remove(ctx, c, p.Project, m); err != nil {
-			return err
+			return false, err
 		}
 		slog.Info("recreating", "machine", m.Name)
 	}
 	if err := stage(s.files); err != nil {
-		return err
+		return false, err
 	}
 	req := p.Request(s, n)
 	if _, err := c.CreateMachine(ctx, p.Project, req); err != nil {
-		return fmt.Errorf("create %s: %w", req.Name, err)
+		return false, fmt.Errorf("create %s: %w", req.Name, err)
 	}
 	if err := waitBooted(ctx, c, p.Project, req.Name); err != nil {
-		return err
+		return true, err
 	}
 	slog.Info("started", "machine", req.Name)
-	return nil
+	return true, nil
 }
 
 // remove stops m as docker compose does (SIGTERM, a kill after the
