@@ -25,7 +25,7 @@ type runFlags struct {
 	app, name, envFile, memory, user, workdir, entrypoint, hostname, vmm, restart, cgroupVersion string
 	env, publish, dns                                                                            []string
 	cpus                                                                                         float64
-	rm, detach, interactive, tty                                                                 bool
+	rm, detach, interactive, tty, cold                                                           bool
 	stopTimeout                                                                                  time.Duration
 	net                                                                                          runNetFlags
 	mounts                                                                                       runMountFlags
@@ -87,6 +87,7 @@ func (f *runFlags) add(fl *pflag.FlagSet) {
 	fl.BoolVarP(&f.tty, "tty", "t", false, "give the entrypoint a terminal")
 	fl.StringVar(&f.cgroupVersion, "cgroup-version", "", "cgroup layout in the guest: v2 (default), hybrid or v1 (for images that expect v1 hierarchies)")
 	fl.StringVar(&f.vmm, "vmm", "", "VMM driver: qemu or firecracker (default: the daemon's)")
+	fl.BoolVar(&f.cold, "cold", false, "boot the machine even when the daemon restores machines from warm-start templates")
 	fl.StringVar(&f.restart, "restart", "", "restart policy: no, always, on-failure[:max-retries]")
 }
 
@@ -123,7 +124,7 @@ func (f *runFlags) createRequest(args []string) (types.CreateRequest, error) {
 	if f.cpus < 0 {
 		return types.CreateRequest{}, fmt.Errorf("--cpus %v: must be positive: %w", f.cpus, errdefs.ErrInvalidArgument)
 	}
-	cfg.Guest.CPUs = int(math.Ceil(f.cpus))
+	cfg.Guest.CPUs, cfg.Guest.Cold = int(math.Ceil(f.cpus)), f.cold
 	if f.memory != "" {
 		if cfg.Guest.MemoryMB, err = parseMemoryMB(f.memory); err != nil {
 			return types.CreateRequest{}, err

@@ -72,6 +72,9 @@ type Config struct {
 	// service) through the host.
 	AllowLinkLocal bool
 	VMM            string // VMM driver name ("qemu", "firecracker"; "" = default)
+	// WarmStarts restores machines from warm-start templates instead of
+	// booting them (docs/warm-starts.md).
+	WarmStarts bool
 	// VolumeKeyFile, when set, wraps the keys of new volumes (and unwraps
 	// the keys it wrapped): volume.WrapKeyFromFile.
 	VolumeKeyFile string

@@ -30,7 +30,8 @@ func wireMachines(ctx context.Context, d *daemon) error {
 	if os.Geteuid() == 0 {
 		fc = append(fc, firecracker.WithJailer(firecracker.Jailer{ChrootBase: d.root.Jail(), CgroupParent: "ferry"}))
 	}
-	drivers := vmm.NewDrivers(d.cfg.VMM, firecracker.New(fc...), qemu.New(qemu.WithAccel(qemuAccel())))
+	q := qemu.New(qemu.WithAccel(qemuAccel()))
+	drivers := vmm.NewDrivers(d.cfg.VMM, firecracker.New(fc...), q)
 	hv := &hypervisor{drivers: drivers, machines: d.root.Machines(), rotator: &vmm.Rotator{Logger: log}, log: log}
 	deps := machine.Deps{
 		Images:     d.images,
@@ -40,8 +41,12 @@ func wireMachines(ctx context.Context, d *daemon) error {
 		Hypervisor: hv,
 		Volumes:    d.volumes,
 	}
-	m, err := machine.New(d.db, deps, machine.Options{MachinesDir: d.root.Machines(), DefaultVMM: d.cfg.VMM, Logger: log,
-		BindAllowed: machine.RemoteBindPolicy(api.RemoteClient, d.cfg.RemoteBindPaths)})
+	opts := machine.Options{MachinesDir: d.root.Machines(), DefaultVMM: d.cfg.VMM, Logger: log,
+		BindAllowed: machine.RemoteBindPolicy(api.RemoteClient, d.cfg.RemoteBindPaths)}
+	if d.cfg.WarmStarts {
+		deps.Warm, opts.TemplatesDir = &warmVMM{h: hv, q: q}, d.root.WarmTemplates()
+	}
+	m, err := machine.New(d.db, deps, opts)
 	if err != nil {
 		return err
 	}

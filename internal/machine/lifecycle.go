@@ -211,6 +211,30 @@ func (m *Manager) startLocked(ctx context.Context, mc *types.Machine, ev string)
 	if err := rc.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
 	}
+	var ctl Control
+	if proc, ctl, vm = m.startWarm(ctx, mc, vm, rc); proc == nil {
+		if err := m.bootFiles(ctx, &vm.Spec, rc); err != nil {
+			return err
+		}
+		if proc, err = m.deps.Hypervisor.Start(ctx, vm); err != nil {
+			return fmt.Errorf("start vmm: %w", err)
+		}
+	}
+	vm.Driver = proc.Driver() // the one that ran, for Connect and later adopts
+	mc.State, mc.PID, mc.StartedAt, mc.Emulated, mc.Driver = types.StateStarted, proc.PID(), time.Now().UTC(), proc.Emulated(), proc.Driver()
+	mc.Warm = ctl != nil
+	if err := m.save(mc, "started", ""); err != nil {
+		if ctl != nil {
+			_ = ctl.Close()
+		}
+		return err
+	}
+	m.trackWith(mc.ID, proc, vm, ctl)
+	return nil
+}
+
+// bootFiles gives a cold boot its kernel and initramfs (with rc in it).
+func (m *Manager) bootFiles(ctx context.Context, spec *vmm.Spec, rc *guest.RunConfig) error {
 	data, err := rc.Marshal()
 	if err != nil {
 		return fmt.Errorf("run config: %w: %w", err, errdefs.ErrInvalidArgument)
@@ -220,22 +244,17 @@ func (m *Manager) startLocked(ctx context.Context, mc *types.Machine, ev string)
 		return err
 	}
 	spec.Kernel, spec.Initrd, spec.ACPI = boot.Kernel, boot.Initrd, boot.ACPI
-	proc, err = m.deps.Hypervisor.Start(ctx, vm)
-	if err != nil {
-		return fmt.Errorf("start vmm: %w", err)
-	}
-	vm.Driver = proc.Driver() // the one that ran, for Connect and later adopts
-	mc.State, mc.PID, mc.StartedAt, mc.Emulated, mc.Driver = types.StateStarted, proc.PID(), time.Now().UTC(), proc.Emulated(), proc.Driver()
-	if err := m.save(mc, "started", ""); err != nil {
-		return err
-	}
-	m.track(mc.ID, proc, vm)
 	return nil
 }
 
 // track starts supervising a live VMM.
-func (m *Manager) track(id string, proc Process, vm VM) *run {
+func (m *Manager) track(id string, proc Process, vm VM) *run { return m.trackWith(id, proc, vm, nil) }
+
+// trackWith is track for a VMM whose control channel is connected
+// already (a warm start's).
+func (m *Manager) trackWith(id string, proc Process, vm VM, ctl Control) *run {
 	r := newRun(proc, vm)
+	r.pre = ctl
 	ctx, cancel := context.WithCancel(m.ctx)
 	r.cancel = cancel
 	m.mu.Lock()

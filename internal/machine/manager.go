@@ -26,6 +26,7 @@ type Deps struct {
 	Boot       Boot
 	Hypervisor Hypervisor
 	Volumes    Volumes // nil: machines mount no volumes
+	Warm       Warm    // nil: every machine boots cold (warm.go)
 }
 
 // Options tune a Manager.
@@ -44,7 +45,13 @@ type Options struct {
 	// BindAllowed, when set, vets each bind mount's host directory for the
 	// caller behind ctx (a bind mount is a host privilege).
 	BindAllowed BindPolicy
-	Logger      *slog.Logger
+	// TemplatesDir keeps warm-start templates (needed with Deps.Warm).
+	TemplatesDir string
+	// RestoreTimeout bounds a warm start from the VMM's launch to the
+	// guest taking its run config; past it the machine boots cold
+	// (default 30 s).
+	RestoreTimeout time.Duration
+	Logger         *slog.Logger
 }
 
 // Manager owns every machine of a daemon.
@@ -54,6 +61,7 @@ type Manager struct {
 	opt  Options
 	log  *slog.Logger
 	bus  *bus
+	warm *warmStarts // nil: warm starts off
 
 	ctx    context.Context // daemon lifetime: supervisors and policy restarts
 	cancel context.CancelFunc
@@ -81,11 +89,18 @@ func New(db *bolt.DB, deps Deps, opt Options) (*Manager, error) {
 	if opt.StopTimeout == 0 {
 		opt.StopTimeout = 10 * time.Second
 	}
+	if opt.RestoreTimeout == 0 {
+		opt.RestoreTimeout = 30 * time.Second
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	warm, err := openWarm(deps, opt)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &Manager{st: st, deps: deps, opt: opt, log: opt.Logger, bus: newBus(), ctx: ctx, cancel: cancel,
+	m := &Manager{st: st, deps: deps, opt: opt, log: opt.Logger, bus: newBus(), warm: warm, ctx: ctx, cancel: cancel,
 		machines: map[string]*types.Machine{}, busy: map[string]string{}, runs: map[string]*run{}}
 	m.idle = sync.NewCond(&m.mu)
 	all, err := st.all()

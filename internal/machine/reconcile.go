@@ -64,6 +64,14 @@ func (m *Manager) reconcileOne(ctx context.Context, mc *types.Machine) (func(), 
 	if aerr != nil && !errors.Is(aerr, errdefs.ErrNotFound) {
 		m.log.Warn("adopt vmm", "machine", mc.ID, "err", aerr)
 	}
+	if interruptedRestore(vm.Spec.Dir) && alive {
+		// A warm start cut off before its guest took its run config: the
+		// VMM waits for one nobody will send. End it; the machine starts
+		// again as one whose boot was cut off.
+		m.log.Info("ending a restore a daemon restart interrupted", "machine", mc.ID, "pid", proc.PID())
+		endProcess(ctx, proc)
+		alive = false
+	}
 	switch mc.State {
 	case types.StateStarting, types.StateStarted:
 		if alive {

@@ -38,6 +38,7 @@ type record struct {
 	Network       *networkRecord    `json:"network,omitempty"`
 	Emulated      bool              `json:"emulated,omitempty"`
 	Driver        string            `json:"driver,omitempty"`
+	Warm          bool              `json:"warm,omitempty"`
 	Restarts      int               `json:"restarts"`
 	StopRequested bool              `json:"stop_requested,omitempty"`
 	LastExit      *exitRecord       `json:"last_exit,omitempty"`
@@ -126,7 +127,7 @@ type eventRecord struct {
 func toRecord(m *types.Machine) *record {
 	r := &record{V: recordVersion, ID: m.ID, Name: m.Name, App: m.App, State: string(m.State), Config: cloneConfig(m.Config),
 		Version: m.Version, ImageRef: imageRefRecord(m.ImageRef), ImageConfig: imageConfigRecord(cloneImageConfig(m.ImageConfig)),
-		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, PID: m.PID, StartedAt: m.StartedAt, Emulated: m.Emulated,
+		CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt, PID: m.PID, StartedAt: m.StartedAt, Emulated: m.Emulated, Warm: m.Warm,
 		Driver: m.Driver, Restarts: m.Restarts, StopRequested: m.StopRequested, LastExit: toExitRecord(m.LastExit), Error: m.Error}
 	if n := m.Network; n != nil {
 		r.Network = &networkRecord{DNS: cloneSlice(n.DNS), Search: cloneSlice(n.Search), NetNS: n.NetNS}
@@ -149,7 +150,7 @@ func toRecord(m *types.Machine) *record {
 func fromRecord(r *record) *types.Machine {
 	m := &types.Machine{ID: r.ID, Name: r.Name, App: r.App, State: types.State(r.State), Config: cloneConfig(r.Config),
 		Version: r.Version, ImageRef: types.ImageRef(r.ImageRef), ImageConfig: cloneImageConfig(types.ImageConfig(r.ImageConfig)),
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, PID: r.PID, StartedAt: r.StartedAt, Emulated: r.Emulated,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, PID: r.PID, StartedAt: r.StartedAt, Emulated: r.Emulated, Warm: r.Warm,
 		Driver: r.Driver, Restarts: r.Restarts, StopRequested: r.StopRequested, LastExit: fromExitRecord(r.LastExit), Error: r.Error}
 	if n := r.Network; n != nil {
 		m.Network = &types.Network{DNS: cloneSlice(n.DNS), Search: cloneSlice(n.Search), NetNS: n.NetNS}

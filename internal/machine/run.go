@@ -19,6 +19,7 @@ type run struct {
 
 	mu        sync.Mutex
 	ctl       Control
+	pre       Control       // connected before the run began (a warm start); taken by connect
 	ctlReady  chan struct{} // closed once ctl is connected or given up on
 	guestExit *types.Exit   // what the control channel reported
 	failure   string        // why init could not start the entrypoint (a mount, the user, ...)
@@ -120,7 +121,12 @@ func (m *Manager) connect(ctx context.Context, id string, r *run) {
 	}()
 	deadline := time.Now().Add(m.opt.BootTimeout)
 	for {
-		ctl, err := m.deps.Hypervisor.Connect(ctx, r.vm)
+		ctl, err := r.pre, error(nil)
+		if r.pre != nil {
+			r.pre = nil
+		} else {
+			ctl, err = m.deps.Hypervisor.Connect(ctx, r.vm)
+		}
 		if err == nil {
 			r.mu.Lock()
 			r.ctl = ctl

@@ -88,3 +88,7 @@ func (r Root) Build() string { return filepath.Join(string(r), "build") }
 
 // Volumes is the directory of volumes and their snapshots.
 func (r Root) Volumes() string { return filepath.Join(string(r), "volumes") }
+
+// WarmTemplates is the directory of warm-start templates (saved guests
+// that machines are restored from).
+func (r Root) WarmTemplates() string { return filepath.Join(string(r), "templates") }

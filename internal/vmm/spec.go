@@ -97,6 +97,9 @@ type NIC struct {
 	// passed to the VMM as an inherited descriptor and is not serialised.
 	File *os.File `json:"-"`
 	MAC  string   `json:"mac"`
+	// Socket says File is a datagram socket, not a TAP: the placeholder
+	// NIC of a warm-start template, which reaches no network (QEMU only).
+	Socket bool `json:"socket,omitempty"`
 }
 
 // Control is the host end of the control channel: a unix socket the VMM

@@ -66,6 +66,9 @@ type Init struct {
 type Guest struct {
 	CPUs     int `json:"cpus,omitempty"`      // default 1
 	MemoryMB int `json:"memory_mb,omitempty"` // default 256
+	// Cold boots the machine even when the daemon restores machines from
+	// warm-start templates (`ferry run --cold`; docs/warm-starts.md).
+	Cold bool `json:"cold,omitempty"`
 }
 
 // Service publishes a guest port on the host (Docker's -p).

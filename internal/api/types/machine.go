@@ -56,6 +56,9 @@ type Machine struct {
 	Network   *Network  `json:"network,omitempty"`
 	Emulated  bool      `json:"emulated,omitempty"` // the VMM runs under TCG
 	Driver    string    `json:"driver,omitempty"`   // the VMM driver of the current/last run
+	// Warm says the current/last run was restored from a warm-start
+	// template instead of booted (docs/warm-starts.md).
+	Warm bool `json:"warm,omitempty"`
 	// Health is the started machine's health, when it has a health check.
 	Health *Health `json:"health,omitempty"`
 

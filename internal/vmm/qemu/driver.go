@@ -45,6 +45,9 @@ type Driver struct {
 	probeMu sync.Mutex
 	probed  bool
 
+	versionMu sync.Mutex
+	version   [2]string // binary identity, its --version (Version)
+
 	sandbox     *sandboxOptions // nil: QEMU runs as the caller
 	consoleMax  int64
 	consoleKeep int

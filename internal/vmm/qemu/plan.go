@@ -120,6 +120,8 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 	for _, n := range spec.NICs {
 		var nd string
 		switch {
+		case n.File != nil && n.Socket:
+			nd = "socket,id=" + n.ID + ",fd=" + fd(vmm.ExtraFile{Name: "socket:" + n.ID, File: n.File})
 		case n.File != nil:
 			nd = "tap,id=" + n.ID + ",fd=" + fd(vmm.ExtraFile{Name: "tap:" + n.Tap, File: n.File})
 		case d.sandbox != nil:

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
@@ -162,4 +164,34 @@ func Resume(ctx context.Context, dir string, drives []vmm.Drive) error {
 		return fmt.Errorf("resume %s: %w", dir, err)
 	}
 	return nil
+}
+
+// Version is the first line of the QEMU binary's --version: part of a
+// template's key, since a migration stream is read back only by the build
+// that wrote it. It is read again when the binary changes.
+func (d *Driver) Version(ctx context.Context) (string, error) {
+	path, err := exec.LookPath(d.binary)
+	if err != nil {
+		return "", fmt.Errorf("qemu version: %w: %w", err, errdefs.ErrNotFound)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("qemu version: %w", err)
+	}
+	id := fmt.Sprintf("%s:%d:%d", path, fi.Size(), fi.ModTime().UnixNano())
+	d.versionMu.Lock()
+	defer d.versionMu.Unlock()
+	if d.version[0] == id {
+		return d.version[1], nil
+	}
+	out, err := exec.CommandContext(ctx, path, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("qemu version: %s --version: %w", path, err)
+	}
+	v, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if v == "" {
+		return "", fmt.Errorf("qemu version: %s --version printed nothing: %w", path, errdefs.ErrUnavailable)
+	}
+	d.version = [2]string{id, v}
+	return v, nil
 }

@@ -1,0 +1,370 @@
+package machine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/vmm"
+	"github.com/ferryvm/ferry/internal/vmm/template"
+)
+
+// Warm starts (docs/warm-starts.md): with Deps.Warm set, a machine is
+// started by restoring a template of its shape — a guest saved while
+// ferry-init waited for its run config — with its own disks, TAPs and
+// control socket, and its run config sent over the control channel; then
+// everything goes on as after a cold boot. Templates are built on demand,
+// one per key, and a start that cannot restore boots cold, saying why once.
+
+// Warm is what warm starts need of the VMM (internal/daemon's adapter over
+// the QEMU driver).
+type Warm interface {
+	// Key is the template key of machines started as vm; an error wrapping
+	// errors.ErrUnsupported means vm's shape cannot be restored.
+	Key(ctx context.Context, vm VM) (template.Key, error)
+	// StartTemplate boots a template machine (with a monitor to save it).
+	StartTemplate(ctx context.Context, vm VM) (Process, error)
+	// Save pauses the template machine vm and writes its state into f.
+	Save(ctx context.Context, vm VM, f *os.File) error
+	// StartRestore starts vm paused, loading the saved state at state;
+	// Resume sizes its drives and runs it.
+	StartRestore(ctx context.Context, vm VM, state string) (Process, error)
+	Resume(ctx context.Context, vm VM) error
+}
+
+// warmControl is the part of a guest control client the warm path uses.
+type warmControl interface {
+	Status(ctx context.Context) (guest.Status, error)
+	Warm(ctx context.Context, w *guest.WarmConfig) error
+}
+
+var _ warmControl = (*guest.Client)(nil)
+
+// Placeholders of a template machine: drives are sparse files (the
+// restored guest re-probes its disks), NICs datagram sockets.
+const (
+	placeholderSize = 16 << 20
+	templatePrefix  = "tmpl-"
+	// restoringName marks a machine directory while its VMM restores a
+	// template and has not taken its run config: a daemon that finds it
+	// after a crash ends that VMM and starts the machine again.
+	restoringName = "restoring"
+)
+
+type warmStarts struct {
+	store  *template.Store
+	mu     sync.Mutex
+	builds map[string]*templateBuild // key ID → build in flight
+}
+
+type templateBuild struct {
+	done chan struct{}
+	t    *template.Template
+	err  error
+}
+
+func openWarm(deps Deps, opt Options) (*warmStarts, error) {
+	if deps.Warm == nil {
+		return nil, nil
+	}
+	if opt.TemplatesDir == "" {
+		return nil, fmt.Errorf("machine manager: warm starts need a templates dir: %w", errdefs.ErrInvalidArgument)
+	}
+	st, err := template.Open(opt.TemplatesDir)
+	if err != nil {
+		return nil, err
+	}
+	return &warmStarts{store: st, builds: map[string]*templateBuild{}}, nil
+}
+
+// startWarm starts vm by restoring its template and hands the machine its
+// run config. It returns a nil Process when the machine is to boot cold
+// (warm starts off, asked cold, a shape that cannot be restored, or a
+// restore that failed: said once in the log and the machine's events).
+func (m *Manager) startWarm(ctx context.Context, mc *types.Machine, vm VM, rc *guest.RunConfig) (Process, Control, VM) {
+	if m.warm == nil || mc.Config.Guest.Cold {
+		return nil, nil, vm
+	}
+	cold := vm
+	spec := &vm.Spec
+	boot, err := m.deps.Boot.Prepare(ctx, spec.Dir, nil)
+	if err != nil {
+		m.bootCold(mc, fmt.Errorf("boot files: %w", err))
+		return nil, nil, cold
+	}
+	spec.Kernel, spec.Initrd, spec.ACPI = boot.Kernel, boot.Initrd, boot.ACPI
+	spec.Cmdline = strings.TrimSpace(spec.Cmdline + " " + guest.WarmCmdline)
+	key, err := m.deps.Warm.Key(ctx, vm)
+	if errors.Is(err, errors.ErrUnsupported) {
+		m.log.Debug("booting cold", "machine", mc.ID, "why", err)
+		return nil, nil, cold
+	}
+	if err != nil {
+		m.bootCold(mc, err)
+		return nil, nil, cold
+	}
+	t, err := m.template(ctx, key, vm)
+	if err != nil {
+		m.bootCold(mc, err)
+		return nil, nil, cold
+	}
+	proc, ctl, err := m.restore(ctx, &vm, t, rc)
+	if err != nil {
+		if errors.Is(err, errBadTemplate) {
+			// Rebuilt at the next start: a template whose state does not
+			// load (checksummed, so not corrupt on disk) is not tried again.
+			_ = m.warm.store.Remove(key)
+		}
+		m.bootCold(mc, err)
+		return nil, nil, cold
+	}
+	return proc, ctl, vm
+}
+
+// bootCold says, once per start, why a machine boots cold.
+func (m *Manager) bootCold(mc *types.Machine, why error) {
+	m.log.Warn("warm start failed; booting cold", "machine", mc.ID, "err", why)
+	if err := m.save(mc, "cold_boot", "warm start failed: "+why.Error()); err != nil {
+		m.log.Warn("record cold boot", "machine", mc.ID, "err", err)
+	}
+}
+
+var errBadTemplate = errors.New("the template's state did not load")
+
+// restore starts vm from t, runs it and hands it its run config.
+func (m *Manager) restore(ctx context.Context, vm *VM, t *template.Template, rc *guest.RunConfig) (_ Process, _ Control, err error) {
+	marker := filepath.Join(vm.Spec.Dir, restoringName)
+	if err := os.WriteFile(marker, []byte(t.ID+"\n"), 0o600); err != nil {
+		return nil, nil, err
+	}
+	proc, err := m.deps.Warm.StartRestore(ctx, *vm, t.State)
+	if err != nil {
+		_ = os.Remove(marker)
+		return nil, nil, fmt.Errorf("restore: %w", err)
+	}
+	vm.Driver = proc.Driver()
+	defer func() {
+		if err != nil {
+			endProcess(ctx, proc)
+			_ = os.Remove(marker)
+		}
+	}()
+	rctx, cancel := context.WithTimeout(ctx, m.opt.RestoreTimeout)
+	defer cancel()
+	if err := m.deps.Warm.Resume(rctx, *vm); err != nil {
+		return nil, nil, fmt.Errorf("resume: %w: %w", err, errBadTemplate)
+	}
+	ctl, err := m.connectUntil(rctx, *vm)
+	if err != nil {
+		return nil, nil, fmt.Errorf("restored guest: %w", err)
+	}
+	w, err := guest.NewWarmConfig(*rc, time.Now())
+	if err == nil {
+		err = ctl.(warmControl).Warm(rctx, w)
+	}
+	if err != nil {
+		_ = ctl.Close()
+		return nil, nil, fmt.Errorf("restored guest: warm config: %w", err)
+	}
+	_ = os.Remove(marker)
+	return proc, ctl, nil
+}
+
+// connectUntil dials vm's control channel until the guest answers or ctx
+// ends; the client must take warm configs.
+func (m *Manager) connectUntil(ctx context.Context, vm VM) (Control, error) {
+	for {
+		ctl, err := m.deps.Hypervisor.Connect(ctx, vm)
+		if err == nil {
+			if _, ok := ctl.(warmControl); !ok {
+				_ = ctl.Close()
+				return nil, fmt.Errorf("the control client takes no warm config: %w", errors.ErrUnsupported)
+			}
+			return ctl, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("ferry-init did not answer: %w: %w", err, errdefs.ErrTimeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// endProcess kills p and waits a little for it to go.
+func endProcess(ctx context.Context, p Process) {
+	_ = p.Kill()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	_ = p.Wait(wctx)
+	cancel()
+}
+
+// template returns key's template, building it when it is missing or
+// unusable (the store removes a corrupt or truncated one); one build per
+// key runs at a time and concurrent starts wait for it.
+func (m *Manager) template(ctx context.Context, key template.Key, vm VM) (*template.Template, error) {
+	t, err := m.warm.store.Get(key)
+	if err == nil {
+		return t, nil
+	}
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		return nil, err
+	}
+	if strings.Contains(err.Error(), "unusable") {
+		m.log.Warn("warm-start template unusable; rebuilding it", "err", err)
+	}
+	id := key.ID()
+	m.warm.mu.Lock()
+	b := m.warm.builds[id]
+	if b == nil {
+		b = &templateBuild{done: make(chan struct{})}
+		m.warm.builds[id] = b
+		go func() {
+			// Not the caller's context: other starts may wait for it.
+			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opt.BootTimeout+time.Minute)
+			b.t, b.err = m.buildTemplate(bctx, key, vm)
+			cancel()
+			m.warm.mu.Lock()
+			delete(m.warm.builds, id)
+			m.warm.mu.Unlock()
+			close(b.done)
+		}()
+	}
+	m.warm.mu.Unlock()
+	select {
+	case <-b.done:
+		return b.t, b.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// templateVM is the template machine for machines started as vm: the
+// same kernel, initramfs, command line, vCPUs, memory and device layout,
+// with placeholder drives and NICs, in a directory of its own under the
+// machines directory (so a daemon restart reaps a build it cut off).
+func (m *Manager) templateVM(key template.Key, vm VM) (VM, func(), error) {
+	name := templatePrefix + key.ID()[:16]
+	dir := filepath.Join(m.opt.MachinesDir, name)
+	if err := os.RemoveAll(dir); err != nil {
+		return VM{}, nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return VM{}, nil, err
+	}
+	var files []*os.File
+	cleanup := func() {
+		for _, f := range files {
+			_ = f.Close()
+		}
+		_ = os.RemoveAll(dir)
+	}
+	s := vm.Spec
+	spec := vmm.Spec{ID: name, Dir: dir, Kernel: s.Kernel, Initrd: s.Initrd, Cmdline: s.Cmdline, ACPI: s.ACPI,
+		VCPUs: s.VCPUs, MemoryMiB: s.MemoryMiB, Control: vmm.MachineControl(dir), ConsoleLog: filepath.Join(dir, "console.log")}
+	for i, d := range s.Drives {
+		p := filepath.Join(dir, fmt.Sprintf("drive%d.img", i))
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			cleanup()
+			return VM{}, nil, err
+		}
+		if err := os.Truncate(p, placeholderSize); err != nil {
+			cleanup()
+			return VM{}, nil, err
+		}
+		spec.Drives = append(spec.Drives, vmm.Drive{ID: d.ID, Path: p, ReadOnly: d.ReadOnly})
+	}
+	for i, n := range s.NICs {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			cleanup()
+			return VM{}, nil, fmt.Errorf("placeholder nic: %w", err)
+		}
+		a, b := os.NewFile(uintptr(fds[0]), "nic"), os.NewFile(uintptr(fds[1]), "nic-peer")
+		files = append(files, a, b)
+		spec.NICs = append(spec.NICs, vmm.NIC{ID: n.ID, Tap: "placeholder", File: a, Socket: true, MAC: guest.TemplateMAC(i)})
+	}
+	return VM{Driver: vm.Driver, Spec: spec}, cleanup, nil
+}
+
+// buildTemplate boots key's template machine, waits until its ferry-init
+// waits for a warm config, and saves it.
+func (m *Manager) buildTemplate(ctx context.Context, key template.Key, vm VM) (*template.Template, error) {
+	start := time.Now()
+	tvm, cleanup, err := m.templateVM(key, vm)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", key.ID(), err)
+	}
+	defer cleanup()
+	// Its own initramfs (the shared archive, no run config): the VMM runs
+	// as a uid of its own that is given the file.
+	boot, err := m.deps.Boot.Prepare(ctx, tvm.Spec.Dir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", key.ID(), err)
+	}
+	tvm.Spec.Kernel, tvm.Spec.Initrd, tvm.Spec.ACPI = boot.Kernel, boot.Initrd, boot.ACPI
+	if k, err := m.deps.Warm.Key(ctx, tvm); err != nil || k.ID() != key.ID() {
+		return nil, fmt.Errorf("template %s: the kernel or ferry-init changed while it was built (%v): %w", key.ID(), err, errdefs.ErrConflict)
+	}
+	proc, err := m.deps.Warm.StartTemplate(ctx, tvm)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: start: %w", key.ID(), err)
+	}
+	defer endProcess(ctx, proc)
+	tvm.Driver = proc.Driver()
+	wctx, cancel := context.WithTimeout(ctx, m.opt.BootTimeout)
+	defer cancel()
+	if err := m.awaitWaiting(wctx, tvm); err != nil {
+		return nil, fmt.Errorf("template %s: %w", key.ID(), err)
+	}
+	t, err := m.warm.store.Put(ctx, key, func(ctx context.Context, f *os.File) error { return m.deps.Warm.Save(ctx, tvm, f) })
+	if err != nil {
+		return nil, err
+	}
+	m.log.Info("warm-start template built", "template", t.ID, "took", time.Since(start).Round(time.Millisecond), "bytes", t.Size,
+		"vcpus", key.VCPUs, "memory_mib", key.MemoryMiB, "drives", len(key.Layout.Drives), "nics", key.Layout.NICs)
+	return t, nil
+}
+
+// awaitWaiting polls the template machine's init until it waits for its
+// warm config, and disconnects.
+func (m *Manager) awaitWaiting(ctx context.Context, tvm VM) error {
+	ctl, err := m.connectUntil(ctx, tvm)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	for {
+		st, err := ctl.(warmControl).Status(ctx)
+		if err != nil {
+			return fmt.Errorf("template init: %w", err)
+		}
+		switch st.State {
+		case guest.StateWaiting:
+			return nil
+		case guest.StateBooting:
+		default:
+			return fmt.Errorf("template init is %s, not waiting for a warm config", st.State)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("template init never waited for a warm config: %w", errdefs.ErrTimeout)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// interruptedRestore reports (and forgets) that a crash cut off a restore
+// in dir: the VMM has no run config and must not be adopted.
+func interruptedRestore(dir string) bool {
+	err := os.Remove(filepath.Join(dir, restoringName))
+	return err == nil
+}
