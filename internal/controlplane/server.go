@@ -85,6 +85,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/hosts/{id}/machines", s.hostMachines)
 	mux.HandleFunc("POST /v1/apps/{app}/volumes", s.createVolume)
 	mux.HandleFunc("POST /v1/apps/{app}/machines", s.placeMachine)
+	s.overlayRoutes(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.token)) != 1 {

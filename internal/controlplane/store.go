@@ -116,6 +116,7 @@ var migrations = []string{
 		UNIQUE (app_id, name)
 	);
 	CREATE INDEX machines_host ON machines(host_id, app_id);`,
+	migrationOverlay, // overlay.go
 }
 
 // migrate applies pending migrations in one transaction under an advisory

@@ -134,6 +134,7 @@ var services = []func(ctx context.Context, d *daemon) error{
 	wireBuild,
 	wireDockerAPI,
 	wireJoin,
+	wireOverlay, // overlay.go
 }
 
 // Run starts the daemon and blocks until ctx ends (SIGTERM/SIGINT in `ferry

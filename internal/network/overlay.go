@@ -90,32 +90,38 @@ func (s *Service) SetOverlays(ctx context.Context, local netip.Addr, ovs []Overl
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(ovs) > 0 && !local.IsValid() {
-		return fmt.Errorf("overlay: this host's underlay address is not set (ferry daemon --underlay IP): %w", errdefs.ErrInvalidArgument)
+		return fmt.Errorf("overlay: this host's underlay address (VXLAN's source) is not set: %w", errdefs.ErrInvalidArgument)
 	}
 	type plan struct {
 		ov  Overlay
 		net *Network
 	}
 	var plans []plan
+	var errs []error // one overlay's failure leaves the others working
 	vnis := map[uint32]string{}
+overlays:
 	for _, ov := range ovs {
 		if ov.VNI == 0 || ov.VNI >= 1<<24 {
-			return fmt.Errorf("overlay %s: VNI %d is not in 1-16777215: %w", ov.Network, ov.VNI, errdefs.ErrInvalidArgument)
+			errs = append(errs, fmt.Errorf("overlay %s: VNI %d is not in 1-16777215: %w", ov.Network, ov.VNI, errdefs.ErrInvalidArgument))
+			continue
 		}
 		if other, ok := vnis[ov.VNI]; ok {
-			return fmt.Errorf("overlay: VNI %d given to both %s and %s: %w", ov.VNI, other, ov.Network, errdefs.ErrInvalidArgument)
-		}
-		vnis[ov.VNI] = ov.Network
-		n, err := s.overlayNetwork(ctx, ov)
-		if err != nil {
-			return fmt.Errorf("overlay %s: %w", ov.Network, err)
+			errs = append(errs, fmt.Errorf("overlay: VNI %d given to both %s and %s: %w", ov.VNI, other, ov.Network, errdefs.ErrInvalidArgument))
+			continue
 		}
 		for _, p := range ov.Peers {
 			if !p.Underlay.IsValid() || p.Underlay.Is4() != local.Is4() {
-				return fmt.Errorf("overlay %s: peer %s has underlay address %v, not one of this host's family (%s): %w",
-					ov.Network, p.Host, p.Underlay, local, errdefs.ErrInvalidArgument)
+				errs = append(errs, fmt.Errorf("overlay %s: peer %s has underlay address %v, not one of this host's family (%s): %w",
+					ov.Network, p.Host, p.Underlay, local, errdefs.ErrInvalidArgument))
+				continue overlays
 			}
 		}
+		n, err := s.overlayNetwork(ctx, ov)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("overlay %s: %w", ov.Network, err))
+			continue
+		}
+		vnis[ov.VNI] = ov.Network
 		plans = append(plans, plan{ov, n})
 	}
 	h, err := s.ns.handle()
@@ -130,11 +136,12 @@ func (s *Service) SetOverlays(ctx context.Context, local netip.Addr, ovs []Overl
 		dev := OverlayDevice(p.ov.VNI)
 		keep[dev] = true
 		vx, err := s.ensureVXLAN(h, dev, p.ov.VNI, local, mtu, p.net.Bridge)
-		if err != nil {
-			return fmt.Errorf("overlay %s: %w", p.net.Name, err)
+		if err == nil {
+			err = syncOverlayEntries(h, vx, p.ov.Peers)
 		}
-		if err := syncOverlayEntries(h, vx, p.ov.Peers); err != nil {
-			return fmt.Errorf("overlay %s: %w", p.net.Name, err)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("overlay %s: %w", p.net.Name, err))
+			continue
 		}
 		for _, peer := range p.ov.Peers {
 			for _, m := range peer.Machines {
@@ -165,7 +172,7 @@ func (s *Service) SetOverlays(ctx context.Context, local netip.Addr, ovs []Overl
 		return fmt.Errorf("overlay nftables: %w", err)
 	}
 	s.remote = remote
-	return s.refreshDNS()
+	return errors.Join(append(errs, s.refreshDNS())...)
 }
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
@@ -202,6 +209,9 @@ func (s *Service) overlayNetwork(ctx context.Context, ov Overlay) (*Network, err
 	}
 	req := CreateRequest{Name: ov.Network, App: ov.App, Subnets: []netip.Prefix{ov.Subnet}, IPRange: ov.IPRange,
 		Labels: map[string]string{"ferry.overlay.vni": fmt.Sprint(ov.VNI)}}
+	if ov.App != "" {
+		req.Labels["ferry.app"] = ov.App
+	}
 	if ov.Gateway.IsValid() {
 		req.Gateways = append(req.Gateways, ov.Gateway)
 	}
@@ -443,4 +453,25 @@ func (s *Service) OverlayMachines(ctx context.Context, networks []string) (map[s
 		slices.SortFunc(rs, func(a, b RemoteMachine) int { return cmp.Compare(a.Name, b.Name) })
 	}
 	return out, nil
+}
+
+// UnderlayFor is the address this host's network namespace sends from
+// toward dst (the kernel's route choice): the host's underlay address when
+// dst is the control plane.
+func (s *Service) UnderlayFor(dst netip.Addr) (netip.Addr, error) {
+	h, err := s.ns.handle()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	defer h.Close()
+	routes, err := h.RouteGet(net.IP(dst.AsSlice()))
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("route to %s: %w", dst, err)
+	}
+	for _, r := range routes {
+		if a, ok := netip.AddrFromSlice(r.Src); ok && a.IsValid() && !a.IsUnspecified() {
+			return a.Unmap(), nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("no source address toward %s: %w", dst, errdefs.ErrUnavailable)
 }
