@@ -90,6 +90,10 @@ type Config struct {
 	// there and renews its lease (internal/controlplane). JoinToken is
 	// the control plane's bearer token.
 	Join, JoinToken string
+	// Underlay is the host's address other hosts reach its cross-host
+	// networks' VXLAN at ("" = the one its network namespace reaches the
+	// control plane from).
+	Underlay string
 
 	// LayerLimits bound what an image's layers may cost a base build
 	// (zero fields: apply's defaults).

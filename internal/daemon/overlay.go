@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 
 	"github.com/ferryvm/ferry/internal/controlplane"
+	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
 // wireOverlay runs the overlay agent when --join is set: the host's
@@ -17,17 +19,14 @@ func wireOverlay(ctx context.Context, d *daemon) error {
 	if d.cfg.Join == "" || d.network == nil {
 		return nil
 	}
-	u, err := url.Parse(d.cfg.Join)
+	underlay, err := underlayAddr(ctx, d)
 	if err != nil {
-		return fmt.Errorf("--join %s: %w", d.cfg.Join, err)
-	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
-	if err != nil || len(ips) == 0 {
-		return fmt.Errorf("--join %s: resolve %s: %w", d.cfg.Join, u.Hostname(), err)
-	}
-	underlay, err := d.network.UnderlayFor(ips[0].Unmap())
-	if err != nil {
-		return fmt.Errorf("overlay: the underlay address toward %s: %w", u.Hostname(), err)
+		if d.cfg.Underlay != "" {
+			return err
+		}
+		// The host still joins; only its networks stay on it.
+		d.log.Warn("cross-host networks off", "err", err)
+		return nil
 	}
 	id, err := controlplane.HostID(d.cfg.Root)
 	if err != nil {
@@ -43,4 +42,31 @@ func wireOverlay(ctx context.Context, d *daemon) error {
 	d.onClose(func() error { cancel(); <-done; return nil })
 	d.log.Info("overlay networks follow the control plane", "underlay", underlay)
 	return nil
+}
+
+func underlayAddr(ctx context.Context, d *daemon) (netip.Addr, error) {
+	if d.cfg.Underlay != "" {
+		a, err := netip.ParseAddr(d.cfg.Underlay)
+		if err != nil {
+			return netip.Addr{}, fmt.Errorf("--underlay %q: want this host's IP address: %w", d.cfg.Underlay, errdefs.ErrInvalidArgument)
+		}
+		return a, nil
+	}
+	u, err := url.Parse(d.cfg.Join)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("--join %s: %w: %w", d.cfg.Join, err, errdefs.ErrInvalidArgument)
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", u.Hostname())
+	if err != nil || len(ips) == 0 {
+		return netip.Addr{}, fmt.Errorf("--join %s: resolve %s (or give --underlay): %w", d.cfg.Join, u.Hostname(), err)
+	}
+	a, err := d.network.UnderlayFor(ips[0].Unmap())
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("overlay: the underlay address toward %s (give --underlay): %w", u.Hostname(), err)
+	}
+	if a.IsLoopback() {
+		return netip.Addr{}, fmt.Errorf("overlay: the control plane %s is reached over loopback, which other hosts cannot use for VXLAN: give --underlay: %w",
+			u.Hostname(), errdefs.ErrInvalidArgument)
+	}
+	return a, nil
 }
