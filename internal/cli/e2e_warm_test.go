@@ -1,6 +1,10 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
+
+	"github.com/ferryvm/ferry/internal/api/types"
 	"strings"
 	"testing"
 	"time"
@@ -87,4 +91,104 @@ func TestWarmStarts(t *testing.T) {
 	}
 	e.ok("volume", "rm", "vol-warm", "vol-cold")
 	assertNoLeaks(t, e)
+}
+
+// TestWarmTemplateRecovery: a template corrupted or truncated on disk is
+// detected and rebuilt (the machine is still restored, never from the
+// broken state), and a daemon killed -9 in the middle of a restore is
+// recovered as a mid-boot kill: the cut-off restore ends and the machine
+// starts again and runs.
+func TestWarmTemplateRecovery(t *testing.T) {
+	e := vmEnv(t, "--warm-starts")
+	t.Parallel()
+	if r := e.run(nil, "run", "--rm", "busybox:vm", "true"); r.code != 0 {
+		t.Fatalf("first warm run: %s\n%s", r, e.daemonLog)
+	}
+	states, _ := filepath.Glob(filepath.Join(e.root, "templates", "*", "state"))
+	if len(states) != 1 {
+		t.Fatalf("templates after one run: %v", states)
+	}
+	state := states[0]
+	damage := map[string]func(){
+		"truncated": func() {
+			if err := os.Truncate(state, 4096); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"corrupt": func() {
+			f, err := os.OpenFile(state, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt([]byte("not a migration stream"), 1<<20); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		},
+	}
+	for _, what := range []string{"truncated", "corrupt"} {
+		damage[what]()
+		name := "after-" + what
+		if r := e.run(nil, "run", "-d", "--name", name, "busybox:vm", "sleep", "1000"); r.code != 0 {
+			t.Fatalf("%s template: run: %s\n%s", what, r, e.daemonLog)
+		}
+		if m := e.inspect(name); !m.Warm {
+			t.Errorf("%s template: the machine was not restored from a rebuilt template: %+v", what, m.Events)
+		}
+		e.eventually(name+" answers exec", 3*time.Minute, func() bool {
+			r := e.run(nil, "exec", name, "echo", "ok")
+			return r.code == 0 && r.stdout == "ok\n"
+		})
+		e.ok("rm", "-f", name)
+		if !strings.Contains(e.daemonLog.String(), "unusable") {
+			t.Errorf("%s template: the daemon did not say it rebuilt it:\n%s", what, e.daemonLog)
+		}
+	}
+
+	// kill -9 while a machine is being restored.
+	done := make(chan result, 1)
+	go func() { done <- e.run(nil, "run", "-d", "--name", "cut", "busybox:vm", "sleep", "1000") }()
+	// Wait until the restoring VMM runs and has not taken its run config
+	// yet (the machine's restoring mark is still there).
+	deadline := time.Now().Add(2 * time.Minute)
+	for !restoringVMM(e.root) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no restore seen in progress\n%s", e.daemonLog)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	e.killDaemon()
+	<-done
+	e.startDaemon()
+	e.eventually("the cut-off machine started and answering", 3*time.Minute, func() bool {
+		r := e.run(nil, "exec", "cut", "echo", "up")
+		return r.code == 0 && r.stdout == "up\n"
+	})
+	if m := e.inspect("cut"); m.State != types.StateStarted {
+		t.Fatalf("cut-off machine is %s", m.State)
+	}
+	if !strings.Contains(e.daemonLog.String(), "ending a restore a daemon restart interrupted") {
+		t.Errorf("the restarted daemon did not end the interrupted restore:\n%s", e.daemonLog)
+	}
+	e.ok("rm", "-f", "cut")
+	assertNoLeaks(t, e)
+}
+
+// restoringVMM reports whether a machine under root has its restoring mark
+// and a running VMM.
+func restoringVMM(root string) bool {
+	marks, _ := filepath.Glob(filepath.Join(root, "machines", "*", "restoring"))
+	if len(marks) == 0 {
+		return false
+	}
+	dir := filepath.Dir(marks[0])
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, _ := os.ReadFile(p)
+		if strings.Contains(string(b), dir+"/") && strings.Contains(string(b), "-incoming") {
+			_, err := os.Stat(marks[0])
+			return err == nil
+		}
+	}
+	return false
 }

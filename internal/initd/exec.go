@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -167,41 +168,97 @@ func (s *supervisor) start(ctx context.Context, sp procSpec, stdio guest.ExecIO)
 
 // execProc is a running exec.
 type execProc struct {
-	pid    int
-	master *os.File
-	copies sync.WaitGroup
-	status guest.ExitStatus
-	done   chan struct{}
+	pid     int
+	master  *os.File
+	copies  sync.WaitGroup
+	copiers []*copier
+	status  guest.ExitStatus
+	done    chan struct{}
 }
+
+// copier is one output stream's copy loop. idle is when it began waiting
+// for more output with the pipe empty (UnixNano), 0 while it moves output
+// to the host, -1 once it has ended.
+type copier struct{ idle atomic.Int64 }
 
 func (p *execProc) PID() int { return p.pid }
 
 // copy streams r to w until EOF (or, for a pty, EIO once the last holder of
 // the slave closes it).
 func (p *execProc) copy(r *os.File, w io.Writer) {
+	c := &copier{}
+	p.copiers = append(p.copiers, c)
 	p.copies.Add(1)
 	go func() {
 		defer p.copies.Done()
-		_, _ = io.Copy(w, r)
+		defer c.idle.Store(-1)
+		buf := make([]byte, 32<<10)
+		for {
+			c.idle.Store(time.Now().UnixNano())
+			n, err := r.Read(buf)
+			c.idle.Store(0)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
 		if r != p.master {
 			r.Close()
 		}
 	}()
 }
 
-// finish waits (briefly: a background child may hold the pipe) for the
-// output to drain after the process exited.
+// drainGrace is how long an exited process's output streams may stay open
+// with nothing to read (a background child holds the pipe) before the exit
+// is reported without waiting for them.
+const drainGrace = 500 * time.Millisecond
+
+// finish waits for the output to drain after the process exited: all of
+// what it wrote is delivered however slowly the host reads it, and a
+// stream a background child keeps open with nothing in it is given up
+// after drainGrace.
 func (p *execProc) finish() {
 	drained := make(chan struct{})
 	go func() { p.copies.Wait(); close(drained) }()
-	select {
-	case <-drained:
-	case <-time.After(500 * time.Millisecond):
+	tick := time.NewTicker(drainGrace / 10)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-drained:
+			break wait
+		case <-tick.C:
+			if p.idleFor() >= drainGrace {
+				break wait
+			}
+		}
 	}
 	if p.master != nil {
 		p.master.Close()
 	}
 	close(p.done)
+}
+
+// idleFor is how long every stream still copying has been waiting on an
+// empty pipe (0 while one moves output).
+func (p *execProc) idleFor() time.Duration {
+	least := time.Duration(-1)
+	now := time.Now().UnixNano()
+	for _, c := range p.copiers {
+		switch since := c.idle.Load(); {
+		case since == 0:
+			return 0
+		case since > 0:
+			if d := time.Duration(now - since); least < 0 || d < least {
+				least = d
+			}
+		}
+	}
+	return max(least, 0)
 }
 
 func (p *execProc) Wait() guest.ExitStatus {
