@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 
@@ -191,4 +192,76 @@ func restoringVMM(root string) bool {
 		}
 	}
 	return false
+}
+
+// TestWarmStartsBeyondRun: with --warm-starts, policy restarts, `ferry
+// restart`, compose services and the builder's RUN VMs are restored from
+// templates too, and work as they do booted.
+func TestWarmStartsBeyondRun(t *testing.T) {
+	e := vmEnv(t, "--warm-starts")
+	t.Parallel()
+	inspectApp := func(app, ref string) *types.Machine {
+		t.Helper()
+		var ms []*types.Machine
+		if err := json.Unmarshal([]byte(e.ok("inspect", "--app", app, ref)), &ms); err != nil || len(ms) != 1 {
+			t.Fatalf("inspect %s/%s: %v", app, ref, err)
+		}
+		return ms[0]
+	}
+	// A policy restart.
+	e.ok("run", "-d", "--name", "pol", "--restart", "on-failure:1", "busybox:vm", "sh", "-c", "sleep 1; exit 1")
+	e.eventually("pol restarted once and stopped", 3*time.Minute, func() bool {
+		m := e.inspect("pol")
+		return m.Restarts == 1 && m.State == types.StateStopped
+	})
+	if m := e.inspect("pol"); !m.Warm || m.LastExit == nil || m.LastExit.ExitCode != 1 {
+		t.Errorf("policy restart: warm %v, exit %+v", m.Warm, m.LastExit)
+	}
+	// ferry restart.
+	e.ok("run", "-d", "--name", "rs", "busybox:vm", "sleep", "1000")
+	e.eventually("rs answers exec", 3*time.Minute, func() bool { return e.run(nil, "exec", "rs", "true").code == 0 })
+	before := e.ok("exec", "rs", "cat", "/proc/sys/kernel/random/boot_id")
+	e.ok("restart", "rs")
+	e.eventually("rs answers exec after its restart", 3*time.Minute, func() bool { return e.run(nil, "exec", "rs", "true").code == 0 })
+	if after := e.ok("exec", "rs", "cat", "/proc/sys/kernel/random/boot_id"); after == before {
+		t.Errorf("ferry restart kept the boot id %s", before)
+	}
+	if m := e.inspect("rs"); !m.Warm {
+		t.Errorf("ferry restart booted cold: %+v", m.Events)
+	}
+	// A compose service.
+	dir := t.TempDir()
+	file := filepath.Join(dir, "compose.yaml")
+	writeFiles(t, dir, map[string]string{"compose.yaml": "name: warmapp\nservices:\n  svc:\n    image: busybox:vm\n    command: [sleep, \"1000\"]\n"})
+	t.Cleanup(func() { e.run(nil, "compose", "-f", file, "down", "-v") })
+	e.ok("compose", "-f", file, "up", "-d")
+	if m := inspectApp("warmapp", "warmapp-svc-1"); !m.Warm {
+		t.Errorf("compose service booted cold: %+v", m.Events)
+	}
+	e.ok("compose", "-f", file, "down", "-v")
+	// A build's RUN VM (2 vCPUs, 1 GiB: a template of its own).
+	ctxDir := t.TempDir()
+	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM busybox:vm\nRUN echo built-warm > /built\n"})
+	if r := e.run(nil, "build", "-t", "warmbuilt:1", ctxDir); r.code != 0 {
+		t.Fatalf("build: %s\n%s", r, e.daemonLog)
+	}
+	if out := e.ok("run", "--rm", "warmbuilt:1", "cat", "/built"); out != "built-warm\n" {
+		t.Errorf("built image: %q", out)
+	}
+	manifests, _ := filepath.Glob(filepath.Join(e.root, "templates", "*", "manifest.json"))
+	builder := false
+	for _, p := range manifests {
+		b, _ := os.ReadFile(p)
+		builder = builder || strings.Contains(string(b), `"memory_mib": 1024`)
+	}
+	if !builder {
+		t.Errorf("no template of the builder VM's shape: its RUN VM was not restored (%v)", manifests)
+	}
+	if log := e.daemonLog.String(); strings.Contains(log, "booting cold") {
+		t.Errorf("a start fell back to a cold boot:\n%s", log)
+	}
+	for _, n := range []string{"pol", "rs"} {
+		e.ok("rm", "-f", n)
+	}
+	assertNoLeaks(t, e)
 }
