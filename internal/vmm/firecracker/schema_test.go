@@ -20,6 +20,8 @@ var (
 	schemaOnce sync.Once
 	fullVM     *jsonschema.Schema
 	schemaErr  error
+	compilerMu sync.Mutex
+	compiler   *jsonschema.Compiler
 )
 
 func fullVMSchema(t *testing.T) *jsonschema.Schema {
@@ -56,6 +58,7 @@ func fullVMSchema(t *testing.T) *jsonschema.Schema {
 			schemaErr = err
 			return
 		}
+		compiler = c
 		fullVM, schemaErr = c.Compile("firecracker.json#/definitions/FullVmConfiguration")
 	})
 	if schemaErr != nil {
@@ -96,4 +99,22 @@ func validate(t *testing.T, doc []byte) error {
 		t.Fatalf("config is not JSON: %v", err)
 	}
 	return fullVMSchema(t).Validate(v)
+}
+
+// validateAs checks an API request body against the swagger definition
+// name (closed objects, as Firecracker reads them).
+func validateAs(t *testing.T, name string, doc []byte) error {
+	t.Helper()
+	fullVMSchema(t)
+	compilerMu.Lock()
+	sch, err := compiler.Compile("firecracker.json#/definitions/" + name)
+	compilerMu.Unlock()
+	if err != nil {
+		t.Fatalf("compile %s: %v", name, err)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(doc))
+	if err != nil {
+		t.Fatalf("request is not JSON: %v", err)
+	}
+	return sch.Validate(v)
 }
