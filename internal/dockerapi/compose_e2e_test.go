@@ -18,17 +18,26 @@ const composeFile = `services:
     volumes: ["www:/www"]
     labels:
       tier: front
+    healthcheck:
+      test: ["CMD-SHELL", "wget -qO- http://127.0.0.1/hostname"]
+      interval: 1s
+      start_period: 5m
+      start_interval: 1s
   client:
     image: busybox:vm
     command: ["sh", "-c", "while true; do wget -qO- http://web/hostname && echo fetched; sleep 1; done"]
-    depends_on: [web]
+    depends_on:
+      web:
+        condition: service_healthy
 volumes:
   www: {}
 `
 
 // TestDockerCompose brings a two-service project up and down with docker
 // compose v2 (built from github.com/docker/compose/v5 by scripts/deps.sh):
-// a project network with service DNS names, published ports, logs, exec.
+// a project network with service DNS names, published ports, logs, exec,
+// and a healthcheck that client's depends_on service_healthy and up --wait
+// wait for (through inspect's State.Health).
 func TestDockerCompose(t *testing.T) {
 	e := newDockerEnv(t)
 	plugin := prereq.Tool(t, "docker-compose")
@@ -52,10 +61,10 @@ func TestDockerCompose(t *testing.T) {
 		t.Helper()
 		return e.ok(append([]string{"compose", "--project-directory", dir, "-p", "proj"}, args...)...)
 	}
-	compose("up", "-d")
-	ps := compose("ps", "--format", "{{.Service}} {{.State}}")
-	if !strings.Contains(ps, "web running") || !strings.Contains(ps, "client running") {
-		t.Fatalf("compose ps = %q, want both services running", ps)
+	compose("up", "-d", "--wait")
+	ps := compose("ps", "--format", "{{.Service}} {{.State}} {{.Health}}")
+	if !strings.Contains(ps, "web running healthy") || !strings.Contains(ps, "client running") {
+		t.Fatalf("compose ps = %q, want both services running, web healthy", ps)
 	}
 	// The client reaches web by its service name on the project network.
 	eventually(t, "client fetches from web by name", func() error {
