@@ -234,15 +234,25 @@ func (m *Manager) healthEvent(id, status string) {
 	}
 }
 
-// withHealth sets out's Health from its live run; m.mu held.
+// withHealth sets out's Health from its live run; m.mu held. A started
+// machine with a check whose checker is not up yet (a run is recorded
+// started just before it is tracked) is starting: Docker shows a
+// container's health from its start.
 func (m *Manager) withHealth(out *types.Machine) *types.Machine {
-	if r := m.runs[out.ID]; r != nil && out.State == types.StateStarted {
+	if out.State != types.StateStarted {
+		return out
+	}
+	var h *health
+	if r := m.runs[out.ID]; r != nil {
 		r.mu.Lock()
-		h := r.health
+		h = r.health
 		r.mu.Unlock()
-		if h != nil {
-			out.Health = h.view()
-		}
+	}
+	switch {
+	case h != nil:
+		out.Health = h.view()
+	case effectiveHealthcheck(out.Config.Healthcheck, out.ImageConfig.Healthcheck) != nil:
+		out.Health = &types.Health{Status: types.HealthStarting}
 	}
 	return out
 }

@@ -276,3 +276,27 @@ func TestHealthWaitsForBoot(t *testing.T) {
 		t.Fatalf("health after refused checks: %+v", h)
 	}
 }
+
+// A machine recorded started before its run is tracked already shows its
+// check as starting (never no health, then health).
+func TestHealthStartingBeforeTracked(t *testing.T) {
+	m := newManager(t, newWorld(), t.TempDir())
+	hc := &types.Healthcheck{Test: []string{"CMD", "check"}}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h := m.withHealth(&types.Machine{ID: "untracked", State: types.StateStarted, Config: types.Config{Healthcheck: hc}}).Health; h == nil || h.Status != types.HealthStarting {
+		t.Fatalf("untracked started machine with a check: health %+v", h)
+	}
+	if h := m.withHealth(&types.Machine{ID: "untracked", State: types.StateStarted, ImageConfig: types.ImageConfig{Healthcheck: hc}}).Health; h == nil {
+		t.Fatal("untracked started machine with the image's check: no health")
+	}
+	for _, mc := range []*types.Machine{
+		{ID: "untracked", State: types.StateStarted},
+		{ID: "untracked", State: types.StateStopped, Config: types.Config{Healthcheck: hc}},
+		{ID: "untracked", State: types.StateStarted, Config: types.Config{Healthcheck: &types.Healthcheck{Test: []string{"NONE"}}}, ImageConfig: types.ImageConfig{Healthcheck: hc}},
+	} {
+		if h := m.withHealth(mc).Health; h != nil {
+			t.Errorf("%s machine, config %+v: health %+v, want none", mc.State, mc.Config.Healthcheck, h)
+		}
+	}
+}
