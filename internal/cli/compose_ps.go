@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -44,7 +45,8 @@ func newComposePsCmd(g *globals, f *composeFlags) *cobra.Command {
 				return json.NewEncoder(out).Encode(ms)
 			}
 			tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tSERVICE\tSTATE\tIMAGE\tPORTS")
+			fmt.Fprintln(tw, "NAME\tSERVICE\tSTATE\tSTATUS\tIMAGE\tPORTS")
+			now := time.Now()
 			for _, m := range ms {
 				var ports []string
 				if m.Network != nil {
@@ -52,7 +54,8 @@ func newComposePsCmd(g *globals, f *composeFlags) *cobra.Command {
 						ports = append(ports, fmt.Sprintf("%s:%d->%d/%s", p.HostIP, p.HostPort, p.GuestPort, p.Protocol))
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", m.Name, m.Config.Metadata[compose.LabelService], m.State, m.Config.Image, strings.Join(ports, ", "))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Name, m.Config.Metadata[compose.LabelService], m.State, machineStatus(m, now),
+					m.Config.Image, strings.Join(ports, ", "))
 			}
 			return tw.Flush()
 		},
