@@ -17,6 +17,7 @@
 // host's path.
 //
 //	go run ./bench/network [-t 3s] [-rr 20000] [-dns 5000] [-scale 10,100,500]
+//	go run ./bench/network -overlay   # across two hosts: VXLAN against the underlay
 package main
 
 import (
@@ -68,6 +69,10 @@ func main() {
 		}
 	}
 	defer cleanup()
+	if *overlay {
+		runOverlay()
+		return
+	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("load average at start: %s", load)
 
