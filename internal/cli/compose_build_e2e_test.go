@@ -75,6 +75,9 @@ func TestComposeBuildAttachedRun(t *testing.T) {
 	if !strings.Contains(o, "Attaching to db-1, web-1\n") || !strings.Contains(o, "web-1 | db-ready\n") {
 		t.Errorf("attached output (web must start after db is healthy, lines prefixed SERVICE-N):\n%s\nstderr:\n%s", o, &errOut)
 	}
+	if logs := e.ok("compose", "-f", file, "logs", "--tail", "1", "web"); logs != "web-1 | web-built-arg-done\n" {
+		t.Errorf("compose logs --tail 1 web: %q", logs)
+	}
 	if imgs := e.ok("images"); !strings.Contains(imgs, "built-db") || !strings.Contains(imgs, "built-web") {
 		t.Errorf("built images are not named PROJECT-SERVICE:\n%s", imgs)
 	}
