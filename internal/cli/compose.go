@@ -34,8 +34,9 @@ in a parent directory); .env, --env-file, profiles and several -f files work
 as there. The project's machines live in the ferry app named after the
 project, as PROJECT-SERVICE-N.`,
 	}
+	// -f is compose's own (before the verb): logs -f is follow.
+	cmd.Flags().StringArrayVarP(&f.opts.Files, "file", "f", nil, "compose file (repeatable; later files override earlier ones)")
 	pf := cmd.PersistentFlags()
-	pf.StringArrayVarP(&f.opts.Files, "file", "f", nil, "compose file (repeatable; later files override earlier ones)")
 	pf.StringVarP(&f.opts.ProjectName, "project-name", "p", "", "project name (default: COMPOSE_PROJECT_NAME, the file's name:, the directory)")
 	pf.StringArrayVar(&f.opts.Profiles, "profile", nil, "enable a profile (repeatable)")
 	pf.StringArrayVar(&f.opts.EnvFiles, "env-file", nil, "environment file for interpolation (default: .env)")

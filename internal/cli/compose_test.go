@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,5 +56,26 @@ func TestComposeLogPrinter(t *testing.T) {
 	newLogPrinter(&out, "shop", ms, false, false).line(ms[0], "plain")
 	if out.String() != "plain\n" {
 		t.Errorf("--no-log-prefix: %q", out.String())
+	}
+}
+
+// TestComposeFileAndFollowFlags: compose's -f (before the verb) is the
+// file, logs' -f is follow, as in docker compose.
+func TestComposeFileAndFollowFlags(t *testing.T) {
+	root := newRoot(&globals{out: &bytes.Buffer{}, err: &bytes.Buffer{}})
+	cmd, args, err := root.Traverse([]string{"compose", "-f", "a.yaml", "-f", "b.yaml", "logs", "-f", "--tail", "3", "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Name() != "logs" {
+		t.Fatalf("found %s", cmd.Name())
+	}
+	if err := cmd.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := cmd.Parent().Flags().GetStringArray("file")
+	follow, _ := cmd.Flags().GetBool("follow")
+	if !slices.Equal(files, []string{"a.yaml", "b.yaml"}) || !follow || !slices.Equal(cmd.Flags().Args(), []string{"web"}) {
+		t.Errorf("files %v follow %v args %v", files, follow, cmd.Flags().Args())
 	}
 }

@@ -110,6 +110,10 @@ func newRoot(g *globals) *cobra.Command {
 		Short:         "Run OCI/Docker images as hardware-isolated micro-VMs",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Each command parses the flags written before its subcommand
+		// (`ferry compose -f FILE logs -f`: compose's -f is the file,
+		// logs' is follow, as in docker compose).
+		TraverseChildren: true,
 		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
 			level := slog.LevelInfo
 			if g.debug {
