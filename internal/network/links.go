@@ -104,6 +104,11 @@ func (s *Service) ensureBridge(n *Network) error {
 			return fmt.Errorf("bridge %s address %s: %w", n.Bridge, p, err)
 		}
 	}
+	if n.MTU != 0 && link.Attrs().MTU != n.MTU {
+		if err := h.LinkSetMTU(link, n.MTU); err != nil {
+			return fmt.Errorf("bridge %s MTU %d: %w", n.Bridge, n.MTU, err)
+		}
+	}
 	return h.LinkSetUp(link)
 }
 

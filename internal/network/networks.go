@@ -42,7 +42,10 @@ func (s *Service) create(ctx context.Context, req CreateRequest) (*Network, erro
 			return nil, fmt.Errorf("empty label key: %w", errdefs.ErrInvalidArgument)
 		}
 	}
-	n := &Network{Name: req.Name, Internal: req.Internal, App: req.App, Labels: req.Labels, Created: time.Now().UTC()}
+	n := &Network{Name: req.Name, Internal: req.Internal, App: req.App, Labels: req.Labels, MTU: req.MTU, Created: time.Now().UTC()}
+	if req.MTU != 0 && (req.MTU < 1280 || req.MTU > 65535) {
+		return nil, fmt.Errorf("MTU %d: want 1280-65535 (IPv6's least): %w", req.MTU, errdefs.ErrInvalidArgument)
+	}
 	var sub6 netip.Prefix
 	for _, p := range req.Subnets {
 		switch {

@@ -92,6 +92,12 @@ func (s *Service) SetOverlays(ctx context.Context, local netip.Addr, ovs []Overl
 	if len(ovs) > 0 && !local.IsValid() {
 		return fmt.Errorf("overlay: this host's underlay address (VXLAN's source) is not set: %w", errdefs.ErrInvalidArgument)
 	}
+	h, err := s.ns.handle()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	mtu := underlayMTU(h, local)
 	type plan struct {
 		ov  Overlay
 		net *Network
@@ -116,7 +122,7 @@ overlays:
 				continue overlays
 			}
 		}
-		n, err := s.overlayNetwork(ctx, ov)
+		n, err := s.overlayNetwork(ctx, ov, mtu)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("overlay %s: %w", ov.Network, err))
 			continue
@@ -124,12 +130,6 @@ overlays:
 		vnis[ov.VNI] = ov.Network
 		plans = append(plans, plan{ov, n})
 	}
-	h, err := s.ns.handle()
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	mtu := underlayMTU(h, local)
 	keep := map[string]bool{}
 	remote := map[string][]resolver.Record{}
 	for _, p := range plans {
@@ -188,7 +188,7 @@ func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 func (s *Service) overlayTable() string { return s.cfg.Table + "_overlay" }
 
 // overlayNetwork finds ov's local network, creating it when ov says how.
-func (s *Service) overlayNetwork(ctx context.Context, ov Overlay) (*Network, error) {
+func (s *Service) overlayNetwork(ctx context.Context, ov Overlay, mtu int) (*Network, error) {
 	nets, err := s.networks()
 	if err != nil {
 		return nil, err
@@ -207,7 +207,7 @@ func (s *Service) overlayNetwork(ctx context.Context, ov Overlay) (*Network, err
 	if !ov.Subnet.IsValid() {
 		return nil, notFound(ov.Network)
 	}
-	req := CreateRequest{Name: ov.Network, App: ov.App, Subnets: []netip.Prefix{ov.Subnet}, IPRange: ov.IPRange,
+	req := CreateRequest{Name: ov.Network, App: ov.App, Subnets: []netip.Prefix{ov.Subnet}, IPRange: ov.IPRange, MTU: mtu,
 		Labels: map[string]string{"ferry.overlay.vni": fmt.Sprint(ov.VNI)}}
 	if ov.App != "" {
 		req.Labels["ferry.app"] = ov.App

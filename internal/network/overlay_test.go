@@ -217,10 +217,11 @@ func TestOverlayAcrossHosts(t *testing.T) {
 			t.Fatal(err)
 		}
 		go func() {
-			defer pc.Close()
 			buf := make([]byte, 512)
 			_ = pc.SetReadDeadline(time.Now().Add(2 * time.Second))
-			if n, _, err := pc.ReadFrom(buf); err == nil {
+			n, _, err := pc.ReadFrom(buf)
+			pc.Close() // before the test listens again
+			if err == nil {
 				b3got <- string(buf[:n])
 			}
 			close(b3got)
@@ -365,4 +366,73 @@ func readAll(n ns, addr string) (int64, error) {
 		return err
 	})
 	return got, err
+}
+
+// TestOverlayCreatesItsNetwork: an overlay with subnets creates its missing
+// network (this host's gateways, range and the overlay's MTU, which the
+// bridge keeps after a reboot, before any VXLAN port is back); one that
+// exists locally with other subnets is refused with one line saying what
+// to do, and the other overlays still apply.
+func TestOverlayCreatesItsNetwork(t *testing.T) {
+	requireNetAdmin(t)
+	ctx := context.Background()
+	s := newTestService(t, Config{})
+	ipCmd(t, "-n", s.cfg.NetNS, "link", "add", "under0", "type", "veth", "peer", "name", "under1")
+	ipCmd(t, "-n", s.cfg.NetNS, "addr", "add", "10.99.0.1/24", "dev", "under0")
+	ipCmd(t, "-n", s.cfg.NetNS, "link", "set", "under0", "up")
+	local := netip.MustParseAddr("10.99.0.1")
+	if _, err := s.Create(ctx, CreateRequest{Name: "clash", Subnets: []netip.Prefix{netip.MustParsePrefix("10.50.0.0/24")}}); err != nil {
+		t.Fatal(err)
+	}
+	shop := Overlay{Network: "shop", App: "shop", VNI: 5, Subnet: netip.MustParsePrefix("10.128.0.0/16"), Subnet6: netip.MustParsePrefix("fdcc:0:0:5::/64"),
+		Gateway: netip.MustParseAddr("10.128.3.1"), Gateway6: netip.MustParseAddr("fdcc:0:0:5::301"), IPRange: netip.MustParsePrefix("10.128.3.0/24")}
+	clash := Overlay{Network: "clash", VNI: 6, Subnet: netip.MustParsePrefix("10.129.0.0/16"), IPRange: netip.MustParsePrefix("10.129.3.0/24")}
+	err := s.SetOverlays(ctx, local, []Overlay{clash, shop})
+	if err == nil || !strings.Contains(err.Error(), "ferry network rm clash") || strings.Count(err.Error(), "\n") > 0 {
+		t.Fatalf("overlay over a local network with other subnets: %v, want one line saying to remove it", err)
+	}
+	info, err := s.Inspect(ctx, "shop")
+	if err != nil {
+		t.Fatalf("the shop overlay was not applied beside the refused one: %v", err)
+	}
+	if info.Subnet != shop.Subnet || info.Subnet6 != shop.Subnet6 || info.Gateway != shop.Gateway || info.Gateway6 != shop.Gateway6 ||
+		info.IPRange != shop.IPRange || info.MTU != 1450 || info.App != "shop" {
+		t.Fatalf("network shop %+v, want the overlay's subnets, this host's gateways and range, MTU 1450", info.Network)
+	}
+	links, err := s.linkNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slicesContains(links, OverlayDevice(5)) || slicesContains(links, OverlayDevice(6)) {
+		t.Errorf("links %v: want %s and not %s", links, OverlayDevice(5), OverlayDevice(6))
+	}
+	// A reboot: the bridge comes back from the records without its VXLAN
+	// port, and still has the overlay's MTU for machines attached before
+	// the first sync.
+	s.Close()
+	for _, l := range []string{info.Bridge, OverlayDevice(5)} {
+		ipCmd(t, "-n", s.cfg.NetNS, "link", "del", l)
+	}
+	s2, err := Open(ctx, s.db, s.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	att, err := s2.Attach(ctx, AttachRequest{MachineID: "m1", Name: "m1", App: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	att.Close()
+	if e := att.Endpoints[0]; e.Network != "shop" || e.MTU != 1450 || !shop.IPRange.Contains(e.IPv4.Addr()) || e.IPv4.Addr() == shop.Gateway {
+		t.Errorf("app shop's machine after a reboot: %+v, want network shop, MTU 1450, an address of this host's range", e)
+	}
+}
+
+func slicesContains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

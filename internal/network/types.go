@@ -23,8 +23,11 @@ type Network struct {
 	// IPRange, when set, is the part of Subnet this host allocates machine
 	// addresses from (Docker's --ip-range): a network spanning hosts gives
 	// each host its own range (overlay.go).
-	IPRange netip.Prefix      `json:"ip_range,omitzero"`
-	Labels  map[string]string `json:"labels,omitempty"`
+	IPRange netip.Prefix `json:"ip_range,omitzero"`
+	// MTU, when set, is the bridge's (and so its guests') MTU, kept across
+	// restarts: a network spanning hosts carries VXLAN's overhead.
+	MTU    int               `json:"mtu,omitempty"`
+	Labels map[string]string `json:"labels,omitempty"`
 	// App is set on an app's default network, created on the app's first
 	// machine.
 	App     string    `json:"app,omitempty"`
@@ -57,6 +60,8 @@ type CreateRequest struct {
 	Internal bool         `json:"internal,omitempty"`
 	// IPRange: allocate IPv4 addresses from this part of the subnet only.
 	IPRange netip.Prefix `json:"ip_range,omitzero"`
+	// MTU of the bridge and its guests; 0: the kernel's (the ports' least).
+	MTU int `json:"mtu,omitempty"`
 	// IPv6 off (false) makes an IPv4-only network; nil is on.
 	IPv6   *bool             `json:"ipv6,omitempty"`
 	Labels map[string]string `json:"labels,omitempty"`
