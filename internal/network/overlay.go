@@ -3,12 +3,14 @@ package network
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"go.etcd.io/bbolt"
@@ -89,6 +91,14 @@ func OverlayDevice(vni uint32) string { return fmt.Sprintf("%s%06x", overlayPref
 func (s *Service) SetOverlays(ctx context.Context, local netip.Addr, ovs []Overlay) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	key, _ := json.Marshal(struct {
+		L netip.Addr
+		O []Overlay
+	}{local, ovs})
+	if string(key) == s.overlayKey && time.Since(s.overlayAt) < overlayRefresh {
+		return nil // what the kernel has; checked again every overlayRefresh
+	}
+	s.overlayKey = ""
 	if len(ovs) > 0 && !local.IsValid() {
 		return fmt.Errorf("overlay: this host's underlay address (VXLAN's source) is not set: %w", errdefs.ErrInvalidArgument)
 	}
@@ -172,8 +182,17 @@ overlays:
 		return fmt.Errorf("overlay nftables: %w", err)
 	}
 	s.remote = remote
-	return errors.Join(append(errs, s.refreshDNS())...)
+	err = errors.Join(append(errs, s.refreshDNS())...)
+	if err == nil {
+		s.overlayKey, s.overlayAt = string(key), time.Now()
+	}
+	return err
 }
+
+// overlayRefresh is how long SetOverlays trusts the kernel to hold lists it
+// applied: the same lists again within it cost nothing, after it they are
+// applied again (a table or device deleted by hand comes back).
+const overlayRefresh = 30 * time.Second
 
 func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
 	return func(yield func(K) bool) {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -34,6 +35,9 @@ type Service struct {
 	proxies   map[proxyKey]*proxy
 	watches   []*gatewayWatch
 	remote    map[string][]resolver.Record // overlay machines on other hosts, by network ID (overlay.go)
+	// overlayKey and overlayAt are the overlays last applied, and when.
+	overlayKey string
+	overlayAt  time.Time
 }
 
 // Open opens the networks recorded in db and makes the kernel match them
