@@ -18,6 +18,7 @@ func newControlPlaneCmd(g *globals) *cobra.Command {
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&dsn, "db", os.Getenv("FERRY_CONTROLPLANE_DB"), "Postgres URL of the control plane's database; env FERRY_CONTROLPLANE_DB")
 	pf.StringVar(&token, "token", os.Getenv("FERRY_CONTROLPLANE_TOKEN"), "bearer token hosts and clients present; env FERRY_CONTROLPLANE_TOKEN")
-	cmd.AddCommand(newControlPlaneServeCmd(g, &dsn, &token), newControlPlaneHostsCmd(g, &dsn), newControlPlaneMachinesCmd(g, &dsn))
+	cmd.AddCommand(newControlPlaneServeCmd(g, &dsn, &token), newControlPlaneHostsCmd(g, &dsn), newControlPlaneMachinesCmd(g, &dsn),
+		newControlPlaneNetworksCmd(g, &dsn))
 	return cmd
 }
