@@ -69,13 +69,13 @@ func TestComposeBuildAttachedRun(t *testing.T) {
 			t.Fatalf("attached up exited early: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errOut)
 		default:
 		}
-		return strings.Contains(out.String(), "web-1 | web-built-arg-done\n")
+		return strings.Contains(out.String(), "web-1  | web-built-arg-done\n")
 	})
 	o := out.String()
-	if !strings.Contains(o, "Attaching to db-1, web-1\n") || !strings.Contains(o, "web-1 | db-ready\n") {
+	if !strings.Contains(o, "Attaching to db-1, web-1\n") || !strings.Contains(o, "web-1  | db-ready\n") {
 		t.Errorf("attached output (web must start after db is healthy, lines prefixed SERVICE-N):\n%s\nstderr:\n%s", o, &errOut)
 	}
-	if logs := e.ok("compose", "-f", file, "logs", "--tail", "1", "web"); logs != "web-1 | web-built-arg-done\n" {
+	if logs := e.ok("compose", "-f", file, "logs", "--tail", "1", "web"); logs != "web-1  | web-built-arg-done\n" {
 		t.Errorf("compose logs --tail 1 web: %q", logs)
 	}
 	if imgs := e.ok("images"); !strings.Contains(imgs, "built-db") || !strings.Contains(imgs, "built-web") {

@@ -48,8 +48,8 @@ func newComposeLogsCmd(g *globals, f *composeFlags) *cobra.Command {
 var logColours = []int{36, 33, 32, 35, 34, 96, 93, 92, 95, 94}
 
 // logPrinter writes the output of a project's machines as docker compose
-// does: each line after "SERVICE-N  | ", padded to the widest, coloured per
-// machine on a terminal.
+// does: each line after "SERVICE-N  | ", the name padded to one more than
+// the widest, coloured per machine on a terminal.
 type logPrinter struct {
 	mu       sync.Mutex
 	out      io.Writer
@@ -63,7 +63,7 @@ func newLogPrinter(out io.Writer, project string, ms []*types.Machine, colour, p
 	}
 	width := 0
 	for _, m := range ms {
-		width = max(width, len(logName(project, m)))
+		width = max(width, len(logName(project, m))+1)
 	}
 	for i, m := range ms {
 		p := fmt.Sprintf("%-*s | ", width, logName(project, m))
@@ -89,10 +89,18 @@ func (lp *logPrinter) stream(ctx context.Context, c *api.Client, app string, m *
 	return err
 }
 
-// line writes one line of m's (a status line such as "web-1 exited").
+// line writes one line of m's output.
 func (lp *logPrinter) line(m *types.Machine, s string) {
 	w := lp.writer(m)
 	_, _ = io.WriteString(w, s+"\n")
+}
+
+// status writes a status line ("web-1 exited with code 0"), unprefixed
+// as docker compose writes it.
+func (lp *logPrinter) status(s string) {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	_, _ = io.WriteString(lp.out, s+"\n")
 }
 
 func (lp *logPrinter) writer(m *types.Machine) *prefixWriter {

@@ -48,7 +48,7 @@ func TestComposeLogPrinter(t *testing.T) {
 	for _, m := range ms {
 		lp.line(m, "hi")
 	}
-	want := "\x1b[36mdb-1   | \x1b[0mhi\n\x1b[33mweb-12 | \x1b[0mhi\n\x1b[32mcustom | \x1b[0mhi\n"
+	want := "\x1b[36mdb-1    | \x1b[0mhi\n\x1b[33mweb-12  | \x1b[0mhi\n\x1b[32mcustom  | \x1b[0mhi\n"
 	if out.String() != want {
 		t.Errorf("coloured prefixes:\n%q\nwant\n%q", out.String(), want)
 	}
@@ -56,6 +56,11 @@ func TestComposeLogPrinter(t *testing.T) {
 	newLogPrinter(&out, "shop", ms, false, false).line(ms[0], "plain")
 	if out.String() != "plain\n" {
 		t.Errorf("--no-log-prefix: %q", out.String())
+	}
+	out.Reset()
+	lp.status("web-12 exited with code 3")
+	if out.String() != "web-12 exited with code 3\n" {
+		t.Errorf("status line: %q", out.String())
 	}
 }
 

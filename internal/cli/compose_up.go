@@ -113,7 +113,7 @@ func upAttached(ctx context.Context, g *globals, c *api.Client, plan *compose.Pl
 		}
 		w, err := c.WaitMachine(ctx, plan.Project, m.ID, types.StateStopped, 0)
 		if err == nil && w.LastExit != nil {
-			lp.line(m, fmt.Sprintf("%s exited with code %d", logName(plan.Project, m), w.LastExit.ExitCode))
+			lp.status(fmt.Sprintf("%s exited with code %d", logName(plan.Project, m), w.LastExit.ExitCode))
 		}
 		return nil
 	})
