@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 
+	ctypes "github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 
 	"github.com/ferryvm/ferry/internal/api"
@@ -70,7 +71,7 @@ func composeBuild(ctx context.Context, g *globals, c *api.Client, plan *compose.
 	errs := make([]error, len(builds))
 	var wg sync.WaitGroup
 	for i, b := range builds {
-		if o.onlyMissing {
+		if o.onlyMissing && plan.Services[b.Service].Pull != ctypes.PullPolicyBuild {
 			if _, err := c.InspectImage(ctx, b.Image); err == nil {
 				continue
 			}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	ctypes "github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
 
 	"github.com/ferryvm/ferry/internal/api"
@@ -55,6 +56,9 @@ exit; Ctrl-C stops them (a second Ctrl-C kills them).`,
 				if err := composeBuild(ctx, g, c, plan, composeBuildOptions{services: args, onlyMissing: !build, deps: !o.NoDeps}); err != nil {
 					return err
 				}
+			}
+			if err := pullAlways(ctx, g, c, plan, args); err != nil {
+				return err
 			}
 			if waitTimeout > 0 {
 				var cancel context.CancelFunc
@@ -172,6 +176,29 @@ func stopAttached(g *globals, c *api.Client, plan *compose.Plan, services []stri
 		return err
 	}
 	return exitError{code: 130}
+}
+
+// pullAlways pulls the images of the services whose pull_policy is
+// always (or refresh) before up creates their machines; the others are
+// pulled by the daemon when missing.
+func pullAlways(ctx context.Context, g *globals, c *api.Client, plan *compose.Plan, services []string) error {
+	refs, err := plan.Images(services, func(s *compose.Service) bool {
+		return s.Build == nil && (s.Pull == ctypes.PullPolicyAlways || s.Pull == ctypes.PullPolicyRefresh)
+	})
+	if err != nil {
+		return err
+	}
+	for _, ref := range refs {
+		req := api.PullRequest{Ref: ref}
+		if req.Auth, err = callerAuth(ref); err != nil {
+			return err
+		}
+		if _, err := c.Pull(ctx, req, nil); err != nil {
+			return fmt.Errorf("pull %s (pull_policy: always): %w", ref, err)
+		}
+		fmt.Fprintf(g.err, "%s Pulled\n", ref)
+	}
+	return nil
 }
 
 func parseScale(in []string) (map[string]int, error) {

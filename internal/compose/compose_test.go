@@ -122,6 +122,8 @@ func TestBadInput(t *testing.T) {
 		"secret undeclared":  "services:\n  a:\n    image: x\n    secrets: [s]\n",
 		"healthcheck test":   "services:\n  a:\n    image: x\n    healthcheck: {test: [BOGUS, x]}\n",
 		"port range":         "services:\n  a:\n    image: x\n    ports: [\"8000-8001:80\"]\n",
+		"stop signal":        "services:\n  a:\n    image: x\n    stop_signal: SIGFOO\n",
+		"pull policy":        "services:\n  a:\n    image: x\n    pull_policy: daily\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

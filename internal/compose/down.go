@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/network"
 )
@@ -44,7 +45,11 @@ func Down(ctx context.Context, c Client, project string, p *Plan, o DownOptions)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = remove(ctx, c, project, m)
+			var stop types.StopRequest
+			if p != nil && p.Services[m.Config.Metadata[LabelService]] != nil {
+				stop = p.Services[m.Config.Metadata[LabelService]].Stop
+			}
+			errs[i] = remove(ctx, c, project, m, stop)
 			if errs[i] == nil {
 				slog.Info("removed", "machine", m.Name)
 			}

@@ -36,6 +36,7 @@ type fakeClient struct {
 	events  []string // "stop NAME", "start NAME", "destroy NAME", "booted NAME" in order
 	// exitCodes are the exit statuses machines stop with (by name).
 	exitCodes map[string]int
+	stops     map[string]types.StopRequest // the last stop request by machine
 	// failCreate makes the create of these machines fail.
 	failCreate map[string]bool
 }
@@ -134,6 +135,10 @@ func (f *fakeClient) StopMachine(ctx context.Context, app, id string, req types.
 	}
 	m.State = types.StateStopped
 	f.events = append(f.events, "stop "+m.Name)
+	if f.stops == nil {
+		f.stops = map[string]types.StopRequest{}
+	}
+	f.stops[m.Name] = req
 	return m, nil
 }
 

@@ -207,3 +207,22 @@ func TestBadInputNamesFileAndLine(t *testing.T) {
 		}
 	}
 }
+
+func TestStopSignalAndGracePeriod(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "compose.yaml", "services:\n  db: {image: x, stop_signal: SIGINT, stop_grace_period: 1m30s}\n  web: {image: x}\n")
+	f := newFake()
+	p := load(t, dir, Options{ProjectName: "st"})
+	if err := Up(context.Background(), f, p, UpOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Down(context.Background(), f, "st", p, DownOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.stops["st-db-1"]; got.Signal != "SIGINT" || got.Timeout != "1m30s" {
+		t.Errorf("db stopped with %+v, want SIGINT and 1m30s", got)
+	}
+	if got := f.stops["st-web-1"]; got.Signal != "" || got.Timeout != "" {
+		t.Errorf("web stopped with %+v, want the machine's defaults", got)
+	}
+}

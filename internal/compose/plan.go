@@ -8,9 +8,11 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	ctypes "github.com/compose-spec/compose-go/v2/types"
 
+	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/network"
@@ -44,9 +46,10 @@ type Service struct {
 	Scale        int
 	ExplicitName string // container_name
 	DependsOn    ctypes.DependsOnConfig
-	Build        *Build      // nil: the image is pulled
-	Pull         string      // pull_policy
-	files        []stagedDir // secrets and configs, staged before a create
+	Build        *Build            // nil: the image is pulled
+	Pull         string            // pull_policy
+	Stop         types.StopRequest // stop_signal, stop_grace_period: how down and a recreate stop it
+	files        []stagedDir       // secrets and configs, staged before a create
 }
 
 // MachineName is replica n's machine name, PROJECT-SERVICE-N.
@@ -135,6 +138,19 @@ func newService(proj *ctypes.Project, sc ctypes.ServiceConfig) (*Service, error)
 		return nil, err
 	}
 	s.Pull = sc.PullPolicy
+	if s.Stop.Signal = sc.StopSignal; s.Stop.Signal != "" {
+		if _, err := api.ParseSignal(s.Stop.Signal); err != nil {
+			return nil, fmt.Errorf("stop_signal: %w", err)
+		}
+	}
+	switch s.Pull {
+	case "", ctypes.PullPolicyMissing, ctypes.PullPolicyIfNotPresent, ctypes.PullPolicyAlways, ctypes.PullPolicyNever, ctypes.PullPolicyBuild, ctypes.PullPolicyRefresh:
+	default:
+		return nil, fmt.Errorf("pull_policy %s: want always, missing, never, build or refresh: %w", s.Pull, errdefs.ErrInvalidArgument)
+	}
+	if sc.StopGracePeriod != nil {
+		s.Stop.Timeout = time.Duration(*sc.StopGracePeriod).String()
+	}
 	if s.files, err = secretFiles(proj, sc); err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ func Up(ctx context.Context, c Client, p *Plan, o UpOptions) error {
 		}
 		if _, ok := p.Services[svc]; !ok {
 			if o.RemoveOrphans {
-				if err := remove(ctx, c, p.Project, m); err != nil {
+				if err := remove(ctx, c, p.Project, m, types.StopRequest{}); err != nil {
 					return err
 				}
 				continue
@@ -246,7 +246,7 @@ func (p *Plan) optionalFor(name string, selected map[string]bool) bool {
 func restartService(ctx context.Context, c Client, p *Plan, s *Service) error {
 	for n := 1; n <= s.Scale; n++ {
 		name := p.MachineName(s, n)
-		if _, err := c.StopMachine(ctx, p.Project, name, types.StopRequest{}); err != nil {
+		if _, err := c.StopMachine(ctx, p.Project, name, s.Stop); err != nil {
 			return fmt.Errorf("restart %s: %w", name, err)
 		}
 		if _, err := c.StartMachine(ctx, p.Project, name); err != nil {
@@ -287,7 +287,7 @@ func converge(ctx context.Context, c Client, p *Plan, s *Service, have []*types.
 	for _, m := range have {
 		n := number(m)
 		if n < 1 || n > s.Scale || byNum[n] != nil {
-			if err := remove(ctx, c, p.Project, m); err != nil {
+			if err := remove(ctx, c, p.Project, m, s.Stop); err != nil {
 				return false, err
 			}
 			continue
@@ -325,7 +325,7 @@ func replica(ctx context.Context, c Client, p *Plan, s *Service, n int, m *types
 		return false, nil
 	}
 	if m != nil {
-		if err := remove(ctx, c, p.Project, m); err != nil {
+		if err := remove(ctx, c, p.Project, m, s.Stop); err != nil {
 			return false, err
 		}
 		slog.Info("recreating", "machine", m.Name)
@@ -344,12 +344,13 @@ func replica(ctx context.Context, c Client, p *Plan, s *Service, n int, m *types
 	return true, nil
 }
 
-// remove stops m as docker compose does (SIGTERM, a kill after the
+// remove stops m as docker compose does (the service's stop_signal,
+// default SIGTERM, then a kill after its stop_grace_period, default the
 // machine's stop timeout), so its guest flushes what it wrote to its
 // volumes, then destroys it with its anonymous volumes.
-func remove(ctx context.Context, c Client, app string, m *types.Machine) error {
+func remove(ctx context.Context, c Client, app string, m *types.Machine, stop types.StopRequest) error {
 	if m.State == types.StateStarted || m.State == types.StateStarting {
-		if _, err := c.StopMachine(ctx, app, m.ID, types.StopRequest{}); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := c.StopMachine(ctx, app, m.ID, stop); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			slog.Warn("stop failed; killing", "machine", m.Name, "err", err)
 		}
 	}
