@@ -3,8 +3,10 @@
 // IPv6 ULA gateways), IPAM persisted in the daemon's bbolt database, a TAP
 // per machine and network, isolation, anti-spoofing, egress NAT and
 // published ports in ferry's own nftables tables, a DNS resolver per
-// network (package resolver), and the gateways other daemon services
-// serve guests on.
+// network (package resolver), the gateways other daemon services
+// serve guests on, and networks spanning hosts (overlay.go: a VXLAN port
+// per network with static FDB and neighbour entries, the lists given by
+// the control plane).
 //
 // All of it can live inside a named network namespace (Config.NetNS, the
 // daemon's --netns): netlink goes through a handle in that namespace, nft

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -172,7 +173,7 @@ overlays:
 			}
 		}
 	}
-	rules := OverlayRules{Table: s.overlayTable(), Devices: slices.Sorted(mapKeys(keep))}
+	rules := OverlayRules{Table: s.overlayTable(), Devices: slices.Sorted(maps.Keys(keep))}
 	for _, p := range plans {
 		for _, peer := range p.ov.Peers {
 			rules.Peers = append(rules.Peers, peer.Underlay)
@@ -193,16 +194,6 @@ overlays:
 // applied: the same lists again within it cost nothing, after it they are
 // applied again (a table or device deleted by hand comes back).
 const overlayRefresh = 30 * time.Second
-
-func mapKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
 
 func (s *Service) overlayTable() string { return s.cfg.Table + "_overlay" }
 
