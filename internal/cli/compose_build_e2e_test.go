@@ -12,21 +12,30 @@ import (
 )
 
 // The issue's test app from locally built images: db's image has a
-// HEALTHCHECK that passes only after a while, web (built with a build
-// arg) fetches from db by name once, at its start: it can only print db's
-// page if compose waited for db to be healthy.
+// HEALTHCHECK that passes only after a while, cache's Dockerfile is inline
+// (its RUN in a builder VM), web (built with a build arg) fetches from db
+// and cache by name once, at its start: it can only print db's page if
+// compose waited for db to be healthy.
 var builtApp = map[string]string{
 	"compose.yaml": `
 name: built
 services:
   db:
     build: ./db
+  cache:
+    build:
+      context: .
+      dockerfile_inline: |
+        FROM busybox:vm
+        RUN mkdir -p /www && echo cache-hit > /www/index.html
+        CMD ["httpd", "-f", "-p", "80", "-h", "/www"]
   web:
     build:
       context: ./web
       args: {GREETING: built-arg}
     depends_on:
       db: {condition: service_healthy}
+      cache: {condition: service_started}
 `,
 	"db/Dockerfile": `FROM busybox:vm
 COPY index.html /www/index.html
@@ -37,7 +46,7 @@ CMD ["sh", "-c", "sleep 3; touch /tmp/ready; exec httpd -f -p 80 -h /www"]
 	"web/Dockerfile": `FROM busybox:vm
 ARG GREETING
 ENV GREETING=$GREETING
-CMD ["sh", "-c", "wget -qO- http://db/ || echo db-unreachable; echo web-$GREETING-done; exec sleep 1000"]
+CMD ["sh", "-c", "wget -qO- http://db/ || echo db-unreachable; wget -qO- http://cache/ || echo cache-unreachable; echo web-$GREETING-done; exec sleep 1000"]
 `,
 }
 
@@ -69,16 +78,16 @@ func TestComposeBuildAttachedRun(t *testing.T) {
 			t.Fatalf("attached up exited early: %v\nstdout:\n%s\nstderr:\n%s", err, &out, &errOut)
 		default:
 		}
-		return strings.Contains(out.String(), "web-1  | web-built-arg-done\n")
+		return strings.Contains(out.String(), "web-1    | web-built-arg-done\n")
 	})
 	o := out.String()
-	if !strings.Contains(o, "Attaching to db-1, web-1\n") || !strings.Contains(o, "web-1  | db-ready\n") {
+	if !strings.Contains(o, "Attaching to cache-1, db-1, web-1\n") || !strings.Contains(o, "web-1    | db-ready\n") || !strings.Contains(o, "web-1    | cache-hit\n") {
 		t.Errorf("attached output (web must start after db is healthy, lines prefixed SERVICE-N):\n%s\nstderr:\n%s", o, &errOut)
 	}
 	if logs := e.ok("compose", "-f", file, "logs", "--tail", "1", "web"); logs != "web-1  | web-built-arg-done\n" {
 		t.Errorf("compose logs --tail 1 web: %q", logs)
 	}
-	if imgs := e.ok("images"); !strings.Contains(imgs, "built-db") || !strings.Contains(imgs, "built-web") {
+	if imgs := e.ok("images"); !strings.Contains(imgs, "built-db") || !strings.Contains(imgs, "built-web") || !strings.Contains(imgs, "built-cache") {
 		t.Errorf("built images are not named PROJECT-SERVICE:\n%s", imgs)
 	}
 
@@ -93,8 +102,8 @@ func TestComposeBuildAttachedRun(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.ok("compose", "-f", file, "ps", "-a", "--format", "json")), &ms); err != nil {
 		t.Fatal(err)
 	}
-	if len(ms) != 2 {
-		t.Errorf("after run --rm: %d machines, want db-1 and web-1", len(ms))
+	if len(ms) != 3 {
+		t.Errorf("after run --rm: %d machines, want cache-1, db-1 and web-1", len(ms))
 	}
 
 	if err := up.Process.Signal(syscall.SIGINT); err != nil {
