@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/network"
@@ -249,10 +250,7 @@ func syncOverlay(ctx context.Context, tx *sql.Tx, id string, rep OverlayReport) 
 		err := tx.QueryRowContext(ctx, `UPDATE overlay_hosts SET underlay = $3 WHERE network = $1 AND host_id = $2 RETURNING block`,
 			n.Name, id, rep.Underlay.String()).Scan(&block)
 		if err == sql.ErrNoRows {
-			err = tx.QueryRowContext(ctx, `INSERT INTO overlay_hosts (network, host_id, block, underlay)
-				SELECT $1, $2, min(b), $3 FROM generate_series(1, 254) b
-				WHERE b NOT IN (SELECT block FROM overlay_hosts WHERE network = $1) RETURNING block`,
-				n.Name, id, rep.Underlay.String()).Scan(&block)
+			block, err = newBlock(ctx, tx, n.Name, id, rep.Underlay)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("network %s: a range for the host: %w", n.Name, err)
@@ -279,6 +277,36 @@ func syncOverlay(ctx context.Context, tx *sql.Tx, id string, rep OverlayReport) 
 		out = append(out, ov)
 	}
 	return out, nil
+}
+
+// OverlayReclaimAfter is how long a host's lease must have been expired
+// before a network that has no /24 left gives that host's to another one
+// (the host, should it return, then finds its network's range changed and
+// is told to remove it).
+var OverlayReclaimAfter = time.Hour
+
+// newBlock gives host id the lowest free /24 of network, reclaiming those
+// of hosts whose leases expired OverlayReclaimAfter ago when none is free.
+func newBlock(ctx context.Context, tx *sql.Tx, network, id string, underlay netip.Addr) (int, error) {
+	for reclaimed := false; ; reclaimed = true {
+		var block int
+		err := tx.QueryRowContext(ctx, `INSERT INTO overlay_hosts (network, host_id, block, underlay)
+			SELECT $1, $2, b, $3 FROM generate_series(1, 254) b
+			WHERE b NOT IN (SELECT block FROM overlay_hosts WHERE network = $1) ORDER BY b LIMIT 1 RETURNING block`,
+			network, id, underlay.String()).Scan(&block)
+		if err != sql.ErrNoRows || reclaimed {
+			if err == sql.ErrNoRows {
+				return 0, fmt.Errorf("all 254 host ranges are taken by hosts whose leases expired less than %s ago or are live: %w",
+					OverlayReclaimAfter, errdefs.ErrUnavailable)
+			}
+			return block, err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM overlay_hosts o USING host_leases l
+			WHERE o.network = $1 AND l.host_id = o.host_id AND l.expires_at < now() - $2 * interval '1 millisecond'`,
+			network, OverlayReclaimAfter.Milliseconds()); err != nil {
+			return 0, err
+		}
+	}
 }
 
 // overlayPeers are the hosts on network other than self with live leases,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,5 +160,56 @@ func TestSyncOverlay(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestOverlayRangesReclaimed: a network holds 254 host ranges; the 255th
+// host is refused with one line, until a host's lease has been expired for
+// OverlayReclaimAfter: then its range goes to the newcomer.
+func TestOverlayRangesReclaimed(t *testing.T) {
+	ctx := context.Background()
+	st, err := Open(ctx, pgtest.DSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = st.Close() }()
+	if _, err := st.CreateNetwork(ctx, "wide", ""); err != nil {
+		t.Fatal(err)
+	}
+	rep := OverlayReport{Underlay: netip.MustParseAddr("192.168.52.1")}
+	join := func(i int) ([]network.Overlay, error) {
+		h := hostA
+		h.ID = fmt.Sprintf("wide-%d", i)
+		if _, err := st.Register(ctx, h, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		return st.SyncOverlay(ctx, h.ID, rep)
+	}
+	var first netip.Prefix
+	for i := 0; i < 254; i++ {
+		ovs, err := join(i)
+		if err != nil {
+			t.Fatalf("host %d: %v", i, err)
+		}
+		if i == 0 {
+			first = ovs[0].IPRange
+		}
+	}
+	_, err = join(254)
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "all 254 host ranges are taken") {
+		t.Fatalf("the 255th host: %v, want unavailable", err)
+	}
+	if _, err := st.Renew(ctx, "wide-0", 1, hostA.Free, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if _, err := join(254); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("with host 0 expired for less than an hour: %v, want still unavailable", err)
+	}
+	defer func(d time.Duration) { OverlayReclaimAfter = d }(OverlayReclaimAfter)
+	OverlayReclaimAfter = 10 * time.Millisecond
+	ovs, err := join(254)
+	if err != nil || ovs[0].IPRange != first {
+		t.Fatalf("the 255th host once host 0 expired long enough: %+v %v, want host 0's range %s", ovs, err, first)
 	}
 }
