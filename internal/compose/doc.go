@@ -7,8 +7,12 @@
 // turns it into what the daemon is asked for: per service the machine
 // create requests of its replicas (PROJECT-SERVICE-N), labelled with the
 // project, service, replica number and a hash of the service's
-// configuration, and the project's networks. Up and Down converge the
-// daemon to a plan through ferry's typed API client: independent services
-// start in parallel, a service waits only for what its depends_on names,
-// and a second Up recreates only services whose hash changed.
+// configuration, its image build (Build, for ferry's builder; the image
+// PROJECT-SERVICE unless image: names it), and the project's networks. Up
+// and Down converge the daemon to a plan through ferry's typed API client:
+// independent services start in parallel, a service waits only for what
+// its depends_on names (started, healthy, completed successfully; required
+// and restart honoured), a replica counts as started once its init takes
+// exec requests, and a second Up recreates only services whose hash
+// changed. PrepareRun makes the one-off machine of compose run.
 package compose
