@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/ferryvm/ferry/internal/network"
@@ -85,6 +87,9 @@ type OverlayAgent struct {
 	Networks OverlayHost
 	Interval time.Duration // default 2 s
 	Log      *slog.Logger
+
+	mu    sync.Mutex
+	names []string // the overlays of the last sync
 }
 
 // Run syncs until ctx ends.
@@ -98,15 +103,10 @@ func (o *OverlayAgent) Run(ctx context.Context) {
 	if o.Agent.Client == nil {
 		o.Agent.Client = &http.Client{Timeout: 5 * time.Second}
 	}
-	var names []string
 	var lastErr string
 	for ctx.Err() == nil {
-		ovs, err := o.sync(ctx, names)
+		ovs, err := o.sync(ctx)
 		if err == nil {
-			names = names[:0]
-			for _, ov := range ovs {
-				names = append(names, ov.Network)
-			}
 			err = o.Networks.SetOverlays(ctx, o.Underlay, ovs)
 		}
 		if err != nil && ctx.Err() == nil && err.Error() != lastErr {
@@ -124,12 +124,42 @@ func (o *OverlayAgent) Run(ctx context.Context) {
 	}
 }
 
-func (o *OverlayAgent) sync(ctx context.Context, names []string) ([]network.Overlay, error) {
+// sync reports the host's machines on the overlays of the last sync and
+// returns the overlays now.
+func (o *OverlayAgent) sync(ctx context.Context) ([]network.Overlay, error) {
+	o.mu.Lock()
+	names := slices.Clone(o.names)
+	o.mu.Unlock()
 	ms, err := o.Networks.OverlayMachines(ctx, names)
 	if err != nil {
 		return nil, err
 	}
 	var ovs []network.Overlay
-	err = o.Agent.call(ctx, "/v1/hosts/"+o.Agent.Host.ID+"/overlay", OverlayReport{Underlay: o.Underlay, Machines: ms}, &ovs)
-	return ovs, err
+	if err := o.Agent.call(ctx, "/v1/hosts/"+o.Agent.Host.ID+"/overlay", OverlayReport{Underlay: o.Underlay, Machines: ms}, &ovs); err != nil {
+		return nil, err
+	}
+	names = names[:0]
+	for _, ov := range ovs {
+		names = append(names, ov.Network)
+	}
+	o.mu.Lock()
+	o.names = names
+	o.mu.Unlock()
+	return ovs, nil
+}
+
+// AppOverlay syncs now and returns app's overlay, nil when the control
+// plane has none for it (network.AppOverlay): an app network made before
+// the loop's first sync gets the control plane's subnets.
+func (o *OverlayAgent) AppOverlay(ctx context.Context, app string) (*network.Overlay, error) {
+	ovs, err := o.sync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, ov := range ovs {
+		if ov.App == app && ov.Network == network.AppNetworkName(app) {
+			return &ov, nil
+		}
+	}
+	return nil, nil
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"net/url"
+	"time"
 
 	"github.com/ferryvm/ferry/internal/controlplane"
 	"github.com/ferryvm/ferry/internal/errdefs"
@@ -36,6 +38,10 @@ func wireOverlay(ctx context.Context, d *daemon) error {
 		Agent:    &controlplane.Agent{URL: d.cfg.Join, Token: d.cfg.JoinToken, Host: controlplane.Host{ID: id}},
 		Underlay: underlay, Networks: d.network, Log: d.log.With("svc", "overlay"),
 	}
+	if o.Agent.Client == nil {
+		o.Agent.Client = &http.Client{Timeout: 5 * time.Second}
+	}
+	d.network.SetAppOverlay(o.AppOverlay)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); o.Run(ctx) }()

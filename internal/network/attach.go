@@ -42,6 +42,9 @@ func (s *Service) appNetwork(ctx context.Context, app string) (*Network, error) 
 	}); err != nil || n != nil {
 		return n, err
 	}
+	if n, err := s.appOverlayNetwork(ctx, app); err != nil || n != nil {
+		return n, err
+	}
 	a := app
 	if name == DefaultNetwork {
 		a = DefaultNetwork

@@ -99,7 +99,7 @@ func (s *Service) SetOverlays(ctx context.Context, local netip.Addr, ovs []Overl
 	if string(key) == s.overlayKey && time.Since(s.overlayAt) < overlayRefresh {
 		return nil // what the kernel has; checked again every overlayRefresh
 	}
-	s.overlayKey = ""
+	s.overlayKey, s.underlay = "", local
 	if len(ovs) > 0 && !local.IsValid() {
 		return fmt.Errorf("overlay: this host's underlay address (VXLAN's source) is not set: %w", errdefs.ErrInvalidArgument)
 	}
@@ -484,4 +484,44 @@ func (s *Service) UnderlayFor(dst netip.Addr) (netip.Addr, error) {
 		}
 	}
 	return netip.Addr{}, fmt.Errorf("no source address toward %s: %w", dst, errdefs.ErrUnavailable)
+}
+
+// AppOverlay tells the creation of an app's default network the app's
+// cross-host network, or nil when the app has none (its network is then
+// this host's alone).
+type AppOverlay func(ctx context.Context, app string) (*Overlay, error)
+
+// SetAppOverlay makes app networks ask f first: a machine of an app that
+// spans hosts, started before the overlays' first sync, gets the control
+// plane's subnets and this host's range at once, not a network of this
+// host's that the overlay would then refuse.
+func (s *Service) SetAppOverlay(f AppOverlay) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appOverlay = f
+}
+
+// appOverlayNetwork creates app's network from its overlay, or returns nil
+// when there is none.
+func (s *Service) appOverlayNetwork(ctx context.Context, app string) (*Network, error) {
+	if s.appOverlay == nil || AppNetworkName(app) == DefaultNetwork {
+		return nil, nil
+	}
+	ov, err := s.appOverlay(ctx, app)
+	if err != nil {
+		return nil, fmt.Errorf("app %s's cross-host network: %w", app, err)
+	}
+	if ov == nil {
+		return nil, nil
+	}
+	mtu := 0
+	if s.underlay.IsValid() {
+		h, err := s.ns.handle()
+		if err != nil {
+			return nil, err
+		}
+		mtu = underlayMTU(h, s.underlay)
+		h.Close()
+	}
+	return s.overlayNetwork(ctx, *ov, mtu)
 }

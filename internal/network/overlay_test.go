@@ -426,6 +426,48 @@ func TestOverlayCreatesItsNetwork(t *testing.T) {
 	if e := att.Endpoints[0]; e.Network != "shop" || e.MTU != 1450 || !shop.IPRange.Contains(e.IPv4.Addr()) || e.IPv4.Addr() == shop.Gateway {
 		t.Errorf("app shop's machine after a reboot: %+v, want network shop, MTU 1450, an address of this host's range", e)
 	}
+
+	// An app's first machine, before the overlays' first sync, takes its
+	// network from the control plane (SetAppOverlay); an app the control
+	// plane does not know gets a network of this host's; one it cannot ask
+	// about fails with the reason.
+	if err := s2.SetOverlays(ctx, local, nil); err != nil {
+		t.Fatal(err)
+	}
+	cart := Overlay{Network: "cart", App: "cart", VNI: 9, Subnet: netip.MustParsePrefix("10.130.0.0/16"),
+		Gateway: netip.MustParseAddr("10.130.4.1"), IPRange: netip.MustParsePrefix("10.130.4.0/24")}
+	s2.SetAppOverlay(func(_ context.Context, app string) (*Overlay, error) {
+		switch app {
+		case "cart":
+			return &cart, nil
+		case "down":
+			return nil, fmt.Errorf("control plane unreachable")
+		}
+		return nil, nil
+	})
+	for _, c := range []struct {
+		app     string
+		subnet  netip.Prefix
+		mtu     int
+		failure string
+	}{{app: "cart", subnet: cart.Subnet, mtu: 1450}, {app: "local", mtu: 1500}, {app: "down", failure: "control plane unreachable"}} {
+		att, err := s2.Attach(ctx, AttachRequest{MachineID: c.app + "-1", Name: "m", App: c.app})
+		if c.failure != "" {
+			if err == nil || !strings.Contains(err.Error(), c.failure) {
+				t.Errorf("app %s: %v, want the control plane's failure", c.app, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		att.Close()
+		e := att.Endpoints[0]
+		if e.Network != c.app || e.MTU != c.mtu || (c.subnet.IsValid() && !cart.IPRange.Contains(e.IPv4.Addr())) ||
+			(!c.subnet.IsValid() && cart.Subnet.Contains(e.IPv4.Addr())) {
+			t.Errorf("app %s's first machine: %+v", c.app, e)
+		}
+	}
 }
 
 func slicesContains(ss []string, s string) bool {

@@ -38,6 +38,10 @@ type Service struct {
 	// overlayKey and overlayAt are the overlays last applied, and when.
 	overlayKey string
 	overlayAt  time.Time
+	// appOverlay and underlay: an app network made before the first sync
+	// takes the control plane's subnets (overlay.go).
+	appOverlay AppOverlay
+	underlay   netip.Addr
 }
 
 // Open opens the networks recorded in db and makes the kernel match them
