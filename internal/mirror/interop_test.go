@@ -50,7 +50,9 @@ func TestBuildahPush(t *testing.T) {
 		return strings.TrimSpace(string(out))
 	}
 	id := bah("pull", "-q", "oci:"+dir)
-	t.Cleanup(func() { _ = exec.Command(buildah, "--root", filepath.Join(tmp, "root"), "--runroot", filepath.Join(tmp, "run"), "--storage-driver", "vfs", "rmi", "-a", "-f").Run() })
+	t.Cleanup(func() {
+		_ = exec.Command(buildah, "--root", filepath.Join(tmp, "root"), "--runroot", filepath.Join(tmp, "run"), "--storage-driver", "vfs", "rmi", "-a", "-f").Run()
+	})
 	bah("push", "-q", "--tls-verify=false", id, "docker://"+host+"/registry.example.com/bah:1")
 	d := listed(t, st, "registry.example.com/bah:1")
 	got, err := st.ImageByDigest(context.Background(), d)
