@@ -87,6 +87,23 @@ func TestComposeBuildAttachedRun(t *testing.T) {
 	if logs := e.ok("compose", "-f", file, "logs", "--tail", "1", "web"); logs != "web-1  | web-built-arg-done\n" {
 		t.Errorf("compose logs --tail 1 web: %q", logs)
 	}
+	// logs -f follows: it prints the last line and keeps running.
+	follow := e.command(nil, "compose", "-f", file, "logs", "-f", "--tail", "1", "web")
+	var fout syncBuffer
+	follow.Stdout, follow.Stderr = &fout, &fout
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	followDone := make(chan struct{})
+	go func() { _ = follow.Wait(); close(followDone) }()
+	e.eventually("logs -f prints web's last line", time.Minute, func() bool { return fout.String() == "web-1  | web-built-arg-done\n" })
+	select {
+	case <-followDone:
+		t.Errorf("logs -f exited while web runs: %s", &fout)
+	case <-time.After(2 * time.Second):
+	}
+	_ = follow.Process.Kill()
+	<-followDone
 	if imgs := e.ok("images"); !strings.Contains(imgs, "built-db") || !strings.Contains(imgs, "built-web") || !strings.Contains(imgs, "built-cache") {
 		t.Errorf("built images are not named PROJECT-SERVICE:\n%s", imgs)
 	}
