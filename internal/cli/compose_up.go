@@ -93,7 +93,7 @@ exit; Ctrl-C stops them (a second Ctrl-C kills them).`,
 func upAttached(ctx context.Context, g *globals, c *api.Client, plan *compose.Plan, o compose.UpOptions, colour, prefix bool) error {
 	upErr := compose.Up(ctx, c, plan, o)
 	if ctx.Err() != nil {
-		return stopAttached(g, c, plan, o.Services)
+		return stopAttached(g, c, plan, o)
 	}
 	if upErr != nil {
 		return upErr
@@ -122,7 +122,7 @@ func upAttached(ctx context.Context, g *globals, c *api.Client, plan *compose.Pl
 		return nil
 	})
 	if ctx.Err() != nil {
-		return stopAttached(g, c, plan, o.Services)
+		return stopAttached(g, c, plan, o)
 	}
 	return nil
 }
@@ -142,14 +142,19 @@ func attachedMachines(ctx context.Context, c *api.Client, plan *compose.Plan, se
 	return ms, nil
 }
 
-// stopAttached stops the project's machines after a Ctrl-C; a second
-// Ctrl-C kills them. It returns exit status 130, as docker compose does.
-func stopAttached(g *globals, c *api.Client, plan *compose.Plan, services []string) error {
+// stopAttached stops the machines of the services up brought up (those
+// named and what they depend on) after a Ctrl-C; a second Ctrl-C kills
+// them. It returns exit status 130, as docker compose does.
+func stopAttached(g *globals, c *api.Client, plan *compose.Plan, o compose.UpOptions) error {
 	fmt.Fprintln(g.err, "Gracefully stopping... (press Ctrl+C again to force)")
 	ctx := context.Background()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt)
 	defer signal.Stop(sigs)
+	services, err := plan.Selected(o.Services, o.NoDeps)
+	if err != nil {
+		return err
+	}
 	ms, err := attachedMachines(ctx, c, plan, services)
 	if err != nil {
 		return err

@@ -359,3 +359,13 @@ func remove(ctx context.Context, c Client, app string, m *types.Machine, stop ty
 	}
 	return nil
 }
+
+// Selected are the services up brings up for names (all when none is
+// named): with their dependencies unless noDeps, sorted.
+func (p *Plan) Selected(names []string, noDeps bool) ([]string, error) {
+	sel, err := p.selection(names, noDeps)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(mapKeys(sel)), nil
+}
