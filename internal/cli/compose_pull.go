@@ -52,7 +52,7 @@ func newComposePullCmd(g *globals, f *composeFlags) *cobra.Command {
 					mu.Lock()
 					defer mu.Unlock()
 					if err != nil {
-						errs = append(errs, fmt.Errorf("pull %s: %w", ref, err))
+						errs = append(errs, err) // the daemon's error names the pull
 						if !quiet {
 							fmt.Fprintf(g.err, "%s Error\n", ref)
 						}
