@@ -3,6 +3,7 @@ package machine
 import (
 	"bytes"
 	"errors"
+	"sync"
 	"testing"
 
 	"github.com/ferryvm/ferry/internal/api/types"
@@ -38,5 +39,35 @@ func TestAttachConfigAndExec(t *testing.T) {
 	}
 	if _, err := m.Exec(ctx, "", got.ID, types.ExecRequest{}, guest.ExecIO{Stdout: &out}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("exec without cmd: %v", err)
+	}
+}
+
+// TestStartedMeansExecable: whoever sees a machine's "started" event (the
+// Docker API attaches to the entrypoint on it, before the start call has
+// returned) can exec in it at once. The check runs inside the publish, so
+// it sees exactly the state the event announces.
+func TestStartedMeansExecable(t *testing.T) {
+	w := newWorld()
+	w.hold = true
+	m := newManager(t, w, t.TempDir())
+	var mu sync.Mutex
+	var seen []error
+	_, cancel := m.bus.subscribe(func(e types.Event) bool {
+		if e.Type == "started" {
+			_, _, err := m.running("", e.MachineID)
+			mu.Lock()
+			seen = append(seen, err)
+			mu.Unlock()
+		}
+		return false
+	})
+	defer cancel()
+	if _, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox", Init: types.Init{Attach: true}}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[0] != nil {
+		t.Fatalf("exec lookup at the started event: %v, want one that finds the run", seen)
 	}
 }

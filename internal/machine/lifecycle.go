@@ -223,13 +223,15 @@ func (m *Manager) startLocked(ctx context.Context, mc *types.Machine, ev string)
 	vm.Driver = proc.Driver() // the one that ran, for Connect and later adopts
 	mc.State, mc.PID, mc.StartedAt, mc.Emulated, mc.Driver = types.StateStarted, proc.PID(), time.Now().UTC(), proc.Emulated(), proc.Driver()
 	mc.Warm = ctl != nil
+	r, rctx := m.register(mc.ID, proc, vm, ctl)
 	if err := m.save(mc, "started", ""); err != nil {
+		m.unregister(mc.ID, r)
 		if ctl != nil {
 			_ = ctl.Close()
 		}
 		return err
 	}
-	m.trackWith(mc.ID, proc, vm, ctl)
+	m.watch(rctx, mc.ID, r)
 	return nil
 }
 
@@ -247,12 +249,12 @@ func (m *Manager) bootFiles(ctx context.Context, spec *vmm.Spec, rc *guest.RunCo
 	return nil
 }
 
-// track starts supervising a live VMM.
-func (m *Manager) track(id string, proc Process, vm VM) *run { return m.trackWith(id, proc, vm, nil) }
-
-// trackWith is track for a VMM whose control channel is connected
-// already (a warm start's).
-func (m *Manager) trackWith(id string, proc Process, vm VM, ctl Control) *run {
+// register records a live VMM's run, with the context its supervision
+// will run under, before the save that publishes the machine as started:
+// whoever sees "started" (an event, a Get) can exec in it at once (the
+// Docker API attaches to the entrypoint on that event). ctl is the
+// control channel a warm start has connected already, or nil.
+func (m *Manager) register(id string, proc Process, vm VM, ctl Control) (*run, context.Context) {
 	r := newRun(proc, vm)
 	r.pre = ctl
 	ctx, cancel := context.WithCancel(m.ctx)
@@ -260,10 +262,25 @@ func (m *Manager) trackWith(id string, proc Process, vm VM, ctl Control) *run {
 	m.mu.Lock()
 	m.runs[id] = r
 	m.mu.Unlock()
+	return r, ctx
+}
+
+// unregister forgets r when the start it was registered for failed.
+func (m *Manager) unregister(id string, r *run) {
+	m.mu.Lock()
+	if m.runs[id] == r {
+		delete(m.runs, id)
+	}
+	m.mu.Unlock()
+	r.cancel()
+}
+
+// watch starts supervising a registered run: its VMM, control channel and
+// health checks.
+func (m *Manager) watch(ctx context.Context, id string, r *run) {
 	m.wg.Add(1)
 	go m.supervise(ctx, id, r)
 	m.startHealth(ctx, id, r)
-	return r
 }
 
 // releaseNetwork gives back what only a running machine holds: its NICs,

@@ -79,11 +79,13 @@ func (m *Manager) reconcileOne(ctx context.Context, mc *types.Machine) (func(), 
 			if mc.StartedAt.IsZero() {
 				mc.StartedAt = time.Now().UTC()
 			}
+			vm.Driver = proc.Driver()
+			r, rctx := m.register(mc.ID, proc, vm, nil)
 			if err := m.save(mc, "adopt", fmt.Sprintf("re-adopted vmm pid %d", proc.PID())); err != nil {
+				m.unregister(mc.ID, r)
 				return nil, err
 			}
-			vm.Driver = proc.Driver()
-			m.track(mc.ID, proc, vm)
+			m.watch(rctx, mc.ID, r)
 			return nil, nil
 		}
 		wasStarting := mc.State == types.StateStarting
