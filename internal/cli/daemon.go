@@ -37,6 +37,7 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 	f.StringVar(&cfg.DockerSocket, "docker-socket", "", "unix socket of the Docker Engine API (default: docker.sock beside --socket; none: off)")
 	f.StringVar(&cfg.MirrorAddr, "mirror-addr", "127.0.0.1:5055", "serve the host-local registry mirror (pushes land in the image cache) on this TCP address and its port on each network's gateway (\"\": off)")
 	f.StringArrayVar(&cfg.MirrorUpstreams, "mirror-upstream", nil, "mirror name mapping PREFIX=UPSTREAM (repeatable): an image pushed to the mirror as PREFIX/rest:tag is stored as UPSTREAM/rest:tag and pushed there in the background; HOST alone means HOST=HOST")
+	f.BoolVar(&cfg.MirrorPrepare, "mirror-prepare", true, "build the root filesystem of each image pushed to the mirror in the background, so its first machine only boots")
 	f.StringVar(&cfg.DockerAddr, "docker-addr", "", "also serve the Docker Engine API on this TCP address (needs --api-token or the --docker-tls* files)")
 	f.StringVar(&cfg.DockerTLS.CA, "docker-tlscacert", "", "--docker-addr over TLS: CA that signs the clients' certificates (PEM)")
 	f.StringVar(&cfg.DockerTLS.Cert, "docker-tlscert", "", "--docker-addr over TLS: the server's certificate (PEM)")

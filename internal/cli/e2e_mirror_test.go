@@ -6,10 +6,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/ferryvm/ferry/internal/testimage"
+	"github.com/ferryvm/ferry/internal/testutil/prereq"
 )
 
 // An image skopeo pushes to `ferry daemon --mirror-addr` is listed by
@@ -49,5 +55,40 @@ func TestMirrorPushListed(t *testing.T) {
 	}
 	if got := e.ok("image", "inspect", "registry.example.com/pushed:v1"); !strings.Contains(got, d.Hex[:12]) {
 		t.Fatalf("ferry image inspect after a mirror push (want %s):\n%s", d, got)
+	}
+}
+
+// An image crane pushes to the mirror gets its root filesystem built in
+// the background (--mirror-prepare, on by default): `ferry image inspect`
+// reports the base built with no run and no `ferry image rootfs`, so its
+// first machine only boots.
+func TestMirrorPushBuildsRootfs(t *testing.T) {
+	crane := prereq.Tool(t, "crane")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	e := newFerryEnv(t, "--mirror-addr", addr)
+	img, err := testimage.Busybox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const ref = "registry.example.com/mirror2/prepared:v1"
+	tag, _ := name.NewTag(ref)
+	tb := filepath.Join(t.TempDir(), "busybox.tar")
+	if err := tarball.WriteToFile(tb, tag, img); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(crane, "push", "--insecure", tb, addr+"/"+ref).CombinedOutput(); err != nil {
+		t.Fatalf("crane push to the mirror: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(e.ok("image", "inspect", ref), `"built": true`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pushed image's rootfs base was never built:\n%s\ndaemon:\n%s", e.ok("image", "inspect", ref), e.daemonLog)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -63,6 +63,9 @@ type Config struct {
 	// (mirror.ParseUpstream): pushes under PREFIX are written back to
 	// UPSTREAM.
 	MirrorUpstreams []string
+	// MirrorPrepare builds the rootfs base of each image pushed to the
+	// mirror in the background, so its first machine only boots.
+	MirrorPrepare bool
 	// DockerTLS serves DockerAddr over TLS, requiring client certificates
 	// signed by its CA (dockerd's --tlsverify).
 	DockerTLS TLSFiles

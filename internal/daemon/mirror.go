@@ -8,13 +8,16 @@ import (
 	"strconv"
 	"sync"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/ferryvm/ferry/internal/mirror"
 	"github.com/ferryvm/ferry/internal/network"
 )
 
 // wireMirror serves the host-local registry mirror (internal/mirror) over
 // the image store on Config.MirrorAddr and on each network's gateway at the
-// same port, so builders inside machines can push, and runs its write-back.
+// same port, so builders inside machines can push, runs its write-back, and
+// (Config.MirrorPrepare) builds each pushed image's rootfs base.
 func wireMirror(ctx context.Context, d *daemon) error {
 	if d.cfg.MirrorAddr == "" {
 		return nil
@@ -32,14 +35,25 @@ func wireMirror(ctx context.Context, d *daemon) error {
 		return err
 	}
 	m.WithUpstreams(ups...)
+	ctx, cancel := context.WithCancel(ctx)
+	if d.cfg.MirrorPrepare {
+		m.WithPrepare(ctx, func(ctx context.Context, h v1.Hash) error {
+			img, err := d.images.ImageByDigest(ctx, h)
+			if err != nil {
+				return err
+			}
+			_, err = d.rootfs.EnsureBase(ctx, h, img)
+			return err
+		})
+	}
 	wb := mirror.NewWriteBack(d.images, mirror.DefaultBackoff, d.log.With("svc", "mirror-writeback"))
 	m.WithWriteBack(wb)
 	d.writeBack = wb
 	l, err := net.Listen("tcp", d.cfg.MirrorAddr)
 	if err != nil {
+		cancel()
 		return fmt.Errorf("listen on --mirror-addr %s: %w", d.cfg.MirrorAddr, err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	serve := func(l net.Listener) {
 		wg.Go(func() {

@@ -166,7 +166,8 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 			writeErr(w, http.StatusInternalServerError, "UNKNOWN", err.Error())
 			return
 		}
-		if _, err := s.img.PutImage(r.Context(), raw, config, names); err != nil {
+		sum, err := s.img.PutImage(r.Context(), raw, config, names)
+		if err != nil {
 			code := http.StatusInternalServerError
 			if errors.Is(err, errdefs.ErrInvalidArgument) {
 				code = http.StatusBadRequest
@@ -176,6 +177,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo, ref s
 		}
 		s.releaseBlobs(r.Context(), held)
 		s.log.Info("mirror: image pushed", "name", name, "ref", ref, "digest", d)
+		s.queuePrepare(sum)
 		if s.writeBack != nil && len(names) > 0 && upstream {
 			if err := s.writeBack.Enqueue(r.Context(), names[0], names[0]); err != nil {
 				writeErr(w, http.StatusInternalServerError, "UNKNOWN", "queueing the upstream push: "+err.Error())

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/ferryvm/ferry/internal/image"
 )
 
@@ -29,8 +31,9 @@ type Server struct {
 	swept     time.Time     // last sweep of expired upload leases
 	uploadTTL time.Duration // how long a pushed blob waits for its manifest
 
-	writeBack *WriteBack // nil: images pushed under ?ns= stay local
-	upstreams []Upstream // configured name mappings
+	writeBack *WriteBack   // nil: images pushed under ?ns= stay local
+	upstreams []Upstream   // configured name mappings
+	prepare   chan v1.Hash // pushed images to get ready to run (nil: none)
 }
 
 // WithWriteBack makes images pushed under an upstream name (?ns=, or a
