@@ -34,7 +34,7 @@ func TestControlPlaneListVerbs(t *testing.T) {
 		t.Fatalf("controlplane hosts: %d\n%s", code, out)
 	}
 	code, out = runRegistryCLI(t, "controlplane", "--db", dsn, "machines")
-	if code != 0 || !strings.Contains(out, "HOST") || !regexp.MustCompile(`(?m)^web\s+w1\s+m-\S+\s+one\s+live\s+1\s+256 MiB\s+-\s+1\s*$`).MatchString(out) {
+	if code != 0 || !strings.Contains(out, "HOST") || !regexp.MustCompile(`(?m)^web\s+w1\s+[0-9a-f]{14}\s+one\s+live\s+1\s+256 MiB\s+-\s+1\s*$`).MatchString(out) {
 		t.Fatalf("controlplane machines: %d\n%s", code, out)
 	}
 	if code, out := runRegistryCLI(t, "controlplane", "--db", "/tmp/x.db", "hosts"); code == 0 || !strings.Contains(out, "must be a postgres:// URL") {

@@ -50,6 +50,7 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 	f.StringVar(&cfg.VolumeKeyFile, "volume-key-file", "", "wrap the keys of new volumes with this secret file (0600; e.g. head -c 32 /dev/urandom)")
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to reach over plain HTTP (repeatable)")
 	f.StringVar(&cfg.Join, "join", "", "join the control plane at this URL (register capacity, renew a lease; needs --api-addr; docs/scale-out.md)")
+	f.StringVar(&cfg.JoinName, "join-name", "", "this host's name at the control plane (its HOST in `ferry ps`; default: the hostname)")
 	f.StringVar(&cfg.JoinToken, "join-token", os.Getenv("FERRY_CONTROLPLANE_TOKEN"), "the control plane's token; env FERRY_CONTROLPLANE_TOKEN")
 	f.StringVar(&cfg.Underlay, "underlay", "", "with --join: this host's address for cross-host networks (VXLAN); default the address it reaches the control plane from")
 	f.BoolVar(&jsonLogs, "log-json", false, "write logs as JSON lines")

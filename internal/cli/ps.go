@@ -97,7 +97,19 @@ func healthOf(m *types.Machine) string {
 
 func printMachines(g *globals, list []*types.Machine) error {
 	tw := tabwriter.NewWriter(g.out, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "MACHINE ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tIP\tPORTS\tNETWORKS\tNAME")
+	// Through a control plane every machine has its host: a HOST column.
+	hosts := slices.ContainsFunc(list, func(m *types.Machine) bool { return m.Host != "" })
+	hostCol := func(m *types.Machine) string {
+		if !hosts {
+			return ""
+		}
+		return "\t" + m.Host
+	}
+	if hosts {
+		fmt.Fprintln(tw, "MACHINE ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tIP\tPORTS\tNETWORKS\tNAME\tHOST")
+	} else {
+		fmt.Fprintln(tw, "MACHINE ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tIP\tPORTS\tNETWORKS\tNAME")
+	}
 	now := time.Now()
 	for _, m := range list {
 		cmd := strings.Join(append(append([]string{}, m.ImageConfig.Entrypoint...), m.ImageConfig.Cmd...), " ")
@@ -118,8 +130,8 @@ func printMachines(g *globals, list []*types.Machine) error {
 		if len(cmd) > 22 {
 			cmd = cmd[:21] + "…"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%q\t%s ago\t%s\t%s\t%s\t%s\t%s\n", m.ID, m.Config.Image, cmd, ago(now.Sub(m.CreatedAt)),
-			machineStatus(m, now), m.IP(), portsColumn(m), networksColumn(m), m.Name)
+		fmt.Fprintf(tw, "%s\t%s\t%q\t%s ago\t%s\t%s\t%s\t%s\t%s%s\n", m.ID, m.Config.Image, cmd, ago(now.Sub(m.CreatedAt)),
+			machineStatus(m, now), m.IP(), portsColumn(m), networksColumn(m), m.Name, hostCol(m))
 	}
 	return tw.Flush()
 }

@@ -18,9 +18,11 @@ import (
 
 // Agent is a host's side of the control plane: it registers the host,
 // renews its lease every third of the lease's TTL, and registers again
-// (a new generation) when it learns the lease was lost. While the control
-// plane is unreachable it retries; the host's machines are not its
-// business and keep running.
+// (a new generation) when it learns the lease was lost. After each
+// registration and renewal it converges the host's machines to the
+// desired set the control plane gives it (converge.go). While the control
+// plane is unreachable it retries, and the host's machines keep running
+// as they are (their restart policies still apply, on the host).
 type Agent struct {
 	URL   string // the control plane's base URL
 	Token string
@@ -30,9 +32,23 @@ type Agent struct {
 	Free   func() Capacity
 	Client *http.Client
 	Log    *slog.Logger
+	// Machines is the host's machine manager the agent converges (nil:
+	// it only registers and renews).
+	Machines LocalMachines
 
 	mu    sync.Mutex
 	lease Lease
+	// until is when the lease expires by this host's clock: the TTL
+	// counted from when the request that obtained it was sent.
+	until time.Time
+}
+
+// leaseLive reports whether the agent's lease has not expired by its own
+// clock; a host starts nothing without one.
+func (a *Agent) leaseLive() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return time.Now().Before(a.until)
 }
 
 // Lease is the lease the agent holds now (zero before the first
@@ -51,11 +67,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.Log == nil {
 		a.Log = slog.Default()
 	}
+	kick := make(chan struct{}, 1)
+	if a.Machines != nil {
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); a.convergeLoop(cctx, kick) }()
+		defer func() { cancel(); <-done }()
+	}
 	backoff := 200 * time.Millisecond
 	registered := false
 	for ctx.Err() == nil {
 		var err error
 		var l Lease
+		sent := time.Now()
 		if !registered {
 			err = a.call(ctx, "/v1/hosts", a.Host, &l)
 			if err == nil {
@@ -82,8 +106,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			backoff = min(2*backoff, 5*time.Second)
 		} else {
 			a.mu.Lock()
-			a.lease = l
+			a.lease, a.until = l, sent.Add(time.Duration(l.TTL))
 			a.mu.Unlock()
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
 			backoff = 200 * time.Millisecond
 			wait = max(time.Duration(l.TTL)/3, 100*time.Millisecond)
 		}
@@ -100,7 +128,15 @@ func (a *Agent) call(ctx context.Context, path string, in, out any) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, "POST", strings.TrimSuffix(a.URL, "/")+path, bytes.NewReader(b))
+	return a.do(ctx, "POST", path, bytes.NewReader(b), out)
+}
+
+func (a *Agent) get(ctx context.Context, path string, out any) error {
+	return a.do(ctx, "GET", path, nil, out)
+}
+
+func (a *Agent) do(ctx context.Context, method, path string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(a.URL, "/")+path, body)
 	if err != nil {
 		return err
 	}
@@ -111,12 +147,12 @@ func (a *Agent) call(ctx context.Context, path string, in, out any) error {
 		return fmt.Errorf("control plane %s: %w: %w", path, err, errdefs.ErrUnavailable)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	switch {
 	case resp.StatusCode == http.StatusConflict:
-		return fmt.Errorf("control plane %s: %s: %w", path, strings.TrimSpace(string(body)), errdefs.ErrConflict)
+		return fmt.Errorf("control plane %s: %s: %w", path, strings.TrimSpace(string(reply)), errdefs.ErrConflict)
 	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("control plane %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("control plane %s: %s: %s", path, resp.Status, strings.TrimSpace(string(reply)))
 	}
-	return json.Unmarshal(body, out)
+	return json.Unmarshal(reply, out)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
@@ -22,6 +24,13 @@ type MachineSpec struct {
 	CPUs     int    `json:"cpus"`
 	MemoryMB int64  `json:"memory_mb"`
 	Volume   string `json:"volume,omitempty"` // a volume of the app it mounts: it runs where the volume is
+	// Restart is the machine's restart policy (no, always, on-failure):
+	// only machines with one other than "no" are placed again when their
+	// host is lost ("" counts as one: a bare placement record).
+	Restart string `json:"restart,omitempty"`
+	// Config is what the host creates the machine with (nil: a
+	// placement record only, nothing for a host to boot).
+	Config *types.Config `json:"config,omitempty"`
 }
 
 // Placement is where a machine (or a volume) was placed: the host, its
@@ -66,6 +75,14 @@ func liveHosts(ctx context.Context, tx *sql.Tx, appID string) ([]candidate, erro
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// machineID is a new machine's ID, in the shape a host's machine IDs have
+// (machine.ValidID): the machine keeps it on whichever host runs it.
+func machineID() string {
+	b := make([]byte, 7)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func newID(prefix string) string {
@@ -166,9 +183,15 @@ func (s *Store) PlaceMachine(ctx context.Context, m MachineSpec) (Placement, err
 				return Placement{}, fmt.Errorf("no live host has %d CPUs and %d MiB of memory free (%d live hosts): %w", m.CPUs, m.MemoryMB, len(hosts), errdefs.ErrUnavailable)
 			}
 		}
-		p := Placement{ID: newID("m-"), HostID: chosen.id, HostAddr: chosen.addr, Generation: chosen.gen}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO machines (id, app_id, name, cpus, memory_mb, volume_id, host_id, placed_generation)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, p.ID, aid, m.Name, m.CPUs, m.MemoryMB, volumeID, chosen.id, chosen.gen); err != nil {
+		p := Placement{ID: machineID(), HostID: chosen.id, HostAddr: chosen.addr, Generation: chosen.gen}
+		var cfg []byte
+		if m.Config != nil {
+			if cfg, err = json.Marshal(m.Config); err != nil {
+				return Placement{}, err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO machines (id, app_id, name, cpus, memory_mb, volume_id, host_id, placed_generation, config, restart_policy)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, p.ID, aid, m.Name, m.CPUs, m.MemoryMB, volumeID, chosen.id, chosen.gen, cfg, m.Restart); err != nil {
 			return Placement{}, alreadyExists(err, "machine "+m.App+"/"+m.Name)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE hosts SET free_cpus = free_cpus - $2, free_memory_mb = free_memory_mb - $3 WHERE id = $1`, chosen.id, m.CPUs, m.MemoryMB)

@@ -3,8 +3,13 @@ package controlplane
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
 // Machine is a machine's desired state and placement.
@@ -18,6 +23,10 @@ type Machine struct {
 	Desired          string `json:"desired"`
 	HostID           string `json:"host_id"`
 	PlacedGeneration int64  `json:"placed_generation"`
+	Restart          string `json:"restart,omitempty"`
+	// Config is what the host creates the machine with (nil: a bare
+	// placement record, nothing to boot).
+	Config *types.Config `json:"config,omitempty"`
 }
 
 // HostMachines is the desired set of host id: the machines placed on it.
@@ -33,7 +42,8 @@ func (s *Store) Machines(ctx context.Context) ([]Machine, error) {
 }
 
 func (s *Store) machines(ctx context.Context, where string, args ...any) ([]Machine, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT m.id, a.name, m.name, m.cpus, m.memory_mb, COALESCE(v.name, ''), m.desired, m.host_id, m.placed_generation
+	rows, err := s.db.QueryContext(ctx, `SELECT m.id, a.name, m.name, m.cpus, m.memory_mb, COALESCE(v.name, ''), m.desired, m.host_id, m.placed_generation,
+			m.restart_policy, m.config
 		FROM machines m JOIN apps a ON a.id = m.app_id LEFT JOIN volumes v ON v.id = m.volume_id
 		`+where+` ORDER BY a.name, m.name`, args...)
 	if err != nil {
@@ -43,16 +53,23 @@ func (s *Store) machines(ctx context.Context, where string, args ...any) ([]Mach
 	out := []Machine{}
 	for rows.Next() {
 		var m Machine
-		if err := rows.Scan(&m.ID, &m.App, &m.Name, &m.CPUs, &m.MemoryMB, &m.Volume, &m.Desired, &m.HostID, &m.PlacedGeneration); err != nil {
+		var cfg []byte
+		if err := rows.Scan(&m.ID, &m.App, &m.Name, &m.CPUs, &m.MemoryMB, &m.Volume, &m.Desired, &m.HostID, &m.PlacedGeneration, &m.Restart, &cfg); err != nil {
 			return nil, fmt.Errorf("list machines: %w", err)
+		}
+		if cfg != nil {
+			m.Config = new(types.Config)
+			if err := json.Unmarshal(cfg, m.Config); err != nil {
+				return nil, fmt.Errorf("machine %s: stored config: %w", m.ID, err)
+			}
 		}
 		out = append(out, m)
 	}
 	return out, rows.Err()
 }
 
-// Reap places again, on hosts with live leases, the started machines of
-// hosts whose lease has expired, each with the new host's generation, and
+// Reap places again, on hosts with live leases, the started machines
+// with a restart policy (other than "no") of hosts whose lease has expired, each with the new host's generation, and
 // returns the new placements. Machines that mount a volume stay: their
 // data is on the lost host, they wait for it. A machine no live host fits
 // stays where it is until a later Reap. Replicas may reap at once: each
@@ -75,7 +92,7 @@ func (s *Store) Reap(ctx context.Context) ([]Placement, error) {
 			mem     int64
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT id, app_id, cpus, memory_mb FROM machines
-			WHERE host_id = $1 AND volume_id IS NULL AND desired = 'started' ORDER BY id FOR UPDATE`, hid)
+			WHERE host_id = $1 AND volume_id IS NULL AND desired = 'started' AND restart_policy <> 'no' ORDER BY id FOR UPDATE`, hid)
 		if err != nil {
 			return nil, fmt.Errorf("reap %s: %w", hid, err)
 		}
@@ -145,6 +162,79 @@ func (s *Server) reapLoop(ctx context.Context, every time.Duration) {
 		}
 		for _, p := range moved {
 			s.log.Info("machine placed again after its host's lease expired", "machine", p.ID, "host", p.HostID, "generation", p.Generation)
+			// Boot it on its new host now rather than at that host's
+			// next convergence (which remains the fallback).
+			go func() {
+				bctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+				defer cancel()
+				m, err := s.store.machineByID(bctx, p.ID)
+				if err != nil || m.Config == nil {
+					return
+				}
+				if _, err := s.boot(bctx, m); err != nil && ctx.Err() == nil {
+					s.log.Warn("boot a machine placed again; its host will on converging", "machine", p.ID, "host", p.HostID, "err", err)
+				}
+			}()
 		}
 	}
+}
+
+// Machine is app's machine ref (its ID or name).
+func (s *Store) Machine(ctx context.Context, app, ref string) (Machine, error) {
+	ms, err := s.machines(ctx, `WHERE a.name = $1 AND (m.id = $2 OR m.name = $2)`, app, ref)
+	if err != nil {
+		return Machine{}, err
+	}
+	if len(ms) == 0 {
+		return Machine{}, fmt.Errorf("app %s has no machine %s: %w", app, ref, errdefs.ErrNotFound)
+	}
+	return ms[0], nil
+}
+
+// AppMachines lists the machines of app ("" for every app).
+func (s *Store) AppMachines(ctx context.Context, app string) ([]Machine, error) {
+	if app == "" {
+		return s.Machines(ctx)
+	}
+	return s.machines(ctx, `WHERE a.name = $1`, app)
+}
+
+func (s *Store) machineByID(ctx context.Context, id string) (Machine, error) {
+	ms, err := s.machines(ctx, `WHERE m.id = $1`, id)
+	if err != nil {
+		return Machine{}, err
+	}
+	if len(ms) == 0 {
+		return Machine{}, fmt.Errorf("no machine %s: %w", id, errdefs.ErrNotFound)
+	}
+	return ms[0], nil
+}
+
+// SetDesired records machine id's desired state (started or stopped).
+func (s *Store) SetDesired(ctx context.Context, id, desired string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE machines SET desired = $2 WHERE id = $1`, id, desired); err != nil {
+		return fmt.Errorf("machine %s desired %s: %w", id, desired, err)
+	}
+	return nil
+}
+
+// RemoveMachine deletes machine id's record and gives its host back the
+// capacity it reserved; the host destroys its copy when it next
+// converges, if it still has one.
+func (s *Store) RemoveMachine(ctx context.Context, id string) error {
+	_, err := s.inTx(ctx, "remove machine "+id, func(tx *sql.Tx) (Placement, error) {
+		var host string
+		var cpus int
+		var mem int64
+		err := tx.QueryRowContext(ctx, `DELETE FROM machines WHERE id = $1 RETURNING host_id, cpus, memory_mb`, id).Scan(&host, &cpus, &mem)
+		if errors.Is(err, sql.ErrNoRows) {
+			return Placement{}, nil
+		}
+		if err != nil {
+			return Placement{}, err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE hosts SET free_cpus = free_cpus + $2, free_memory_mb = free_memory_mb + $3 WHERE id = $1`, host, cpus, mem)
+		return Placement{}, err
+	})
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
@@ -43,7 +44,7 @@ const DefaultLeaseTTL = 10 * time.Second
 //	GET  /v1/hosts              → []HostStatus
 //	GET  /v1/hosts/{id}/machines  the host's desired set → []Machine
 //	POST /v1/apps/{app}/volumes   create a volume (body: {name, size_mb}) → Placement, its home
-//	POST /v1/apps/{app}/machines  place a machine (body: MachineSpec) → Placement
+//	/v1/apps/{app}/machines…      the Machines API across hosts (machines_api.go)
 //
 // Every request needs "Authorization: Bearer <token>".
 type Server struct {
@@ -51,6 +52,8 @@ type Server struct {
 	token string
 	ttl   time.Duration
 	log   *slog.Logger
+	// clients are API clients of the hosts, by address and token.
+	clients sync.Map
 }
 
 // NewServer serves st; token is the bearer token hosts and clients must
@@ -84,7 +87,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/hosts", s.hosts)
 	mux.HandleFunc("GET /v1/hosts/{id}/machines", s.hostMachines)
 	mux.HandleFunc("POST /v1/apps/{app}/volumes", s.createVolume)
-	mux.HandleFunc("POST /v1/apps/{app}/machines", s.placeMachine)
+	s.registerMachines(mux)
 	s.overlayRoutes(mux)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -92,7 +95,7 @@ func (s *Server) Handler() http.Handler {
 			writeError(w, http.StatusUnauthorized, "the control plane needs Authorization: Bearer <its token> (ferry daemon --join-token)")
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
 		mux.ServeHTTP(w, r)
 	})
 }
@@ -168,22 +171,6 @@ func (s *Server) createVolume(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, p)
-}
-
-func (s *Server) placeMachine(w http.ResponseWriter, r *http.Request) {
-	var m MachineSpec
-	if err := json.NewDecoder(r.Body).Decode(&m); err != nil {
-		writeError(w, http.StatusBadRequest, "place machine: body is not a machine: "+err.Error())
-		return
-	}
-	m.App = r.PathValue("app")
-	p, err := s.store.PlaceMachine(r.Context(), m)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	s.log.Info("machine placed", "app", m.App, "machine", m.Name, "host", p.HostID, "generation", p.Generation)
 	writeJSON(w, http.StatusCreated, p)
 }
 

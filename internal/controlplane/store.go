@@ -29,11 +29,18 @@ type Capacity struct {
 // Host is a host as it registers: its identity, its API address and its
 // total and free capacity.
 type Host struct {
-	ID   string   `json:"id"`
-	Name string   `json:"name"`
-	Addr string   `json:"addr"` // the host's API URL, as the control plane reaches it
-	Size Capacity `json:"capacity"`
-	Free Capacity `json:"free"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Addr string `json:"addr"` // the host's API URL, as the control plane reaches it
+	// UnderlayIP is the address other hosts reach this one on (cross-host
+	// networking tunnels to it); empty: the host of Addr.
+	UnderlayIP string   `json:"underlay_ip,omitempty"`
+	Size       Capacity `json:"capacity"`
+	Free       Capacity `json:"free"`
+	// APIToken is the bearer token of the host's API, sent at
+	// registration so the control plane can create machines there and
+	// route machine verbs to it; never listed back.
+	APIToken string `json:"api_token,omitempty"`
 }
 
 // Lease is a host's lease: valid until Expires, for Generation only.
@@ -117,6 +124,10 @@ var migrations = []string{
 	);
 	CREATE INDEX machines_host ON machines(host_id, app_id);`,
 	migrationOverlay, // overlay.go
+	`ALTER TABLE hosts ADD COLUMN api_token TEXT NOT NULL DEFAULT '',
+		ADD COLUMN underlay_ip TEXT NOT NULL DEFAULT '';
+	ALTER TABLE machines ADD COLUMN config JSONB,
+		ADD COLUMN restart_policy TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate applies pending migrations in one transaction under an advisory
@@ -157,11 +168,11 @@ func (s *Store) Register(ctx context.Context, h Host, ttl time.Duration) (Lease,
 		return Lease{}, fmt.Errorf("register host %s: %w", h.ID, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	_, err = tx.ExecContext(ctx, `INSERT INTO hosts (id, name, addr, cpus, memory_mb, disk_mb, free_cpus, free_memory_mb, free_disk_mb)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+	_, err = tx.ExecContext(ctx, `INSERT INTO hosts (id, name, addr, cpus, memory_mb, disk_mb, free_cpus, free_memory_mb, free_disk_mb, api_token, underlay_ip)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (id) DO UPDATE SET name = $2, addr = $3, cpus = $4, memory_mb = $5, disk_mb = $6,
-			free_cpus = $7, free_memory_mb = $8, free_disk_mb = $9`,
-		h.ID, h.Name, h.Addr, h.Size.CPUs, h.Size.MemoryMB, h.Size.DiskMB, h.Free.CPUs, h.Free.MemoryMB, h.Free.DiskMB)
+			free_cpus = $7, free_memory_mb = $8, free_disk_mb = $9, api_token = $10, underlay_ip = $11`,
+		h.ID, h.Name, h.Addr, h.Size.CPUs, h.Size.MemoryMB, h.Size.DiskMB, h.Free.CPUs, h.Free.MemoryMB, h.Free.DiskMB, h.APIToken, h.UnderlayIP)
 	if err != nil {
 		return Lease{}, fmt.Errorf("register host %s: %w", h.ID, err)
 	}
@@ -211,7 +222,7 @@ func (s *Store) Renew(ctx context.Context, id string, gen int64, free Capacity, 
 
 // Hosts lists every host with its lease, by name.
 func (s *Store) Hosts(ctx context.Context) ([]HostStatus, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT h.id, h.name, h.addr, h.cpus, h.memory_mb, h.disk_mb, h.free_cpus, h.free_memory_mb, h.free_disk_mb,
+	rows, err := s.db.QueryContext(ctx, `SELECT h.id, h.name, h.addr, h.underlay_ip, h.cpus, h.memory_mb, h.disk_mb, h.free_cpus, h.free_memory_mb, h.free_disk_mb,
 			l.generation, l.expires_at, l.renewed_at, l.expires_at > now()
 		FROM hosts h JOIN host_leases l ON l.host_id = h.id ORDER BY h.name, h.id`)
 	if err != nil {
@@ -221,11 +232,31 @@ func (s *Store) Hosts(ctx context.Context) ([]HostStatus, error) {
 	var out []HostStatus
 	for rows.Next() {
 		var h HostStatus
-		if err := rows.Scan(&h.ID, &h.Name, &h.Addr, &h.Size.CPUs, &h.Size.MemoryMB, &h.Size.DiskMB, &h.Free.CPUs, &h.Free.MemoryMB, &h.Free.DiskMB,
+		if err := rows.Scan(&h.ID, &h.Name, &h.Addr, &h.UnderlayIP, &h.Size.CPUs, &h.Size.MemoryMB, &h.Size.DiskMB, &h.Free.CPUs, &h.Free.MemoryMB, &h.Free.DiskMB,
 			&h.Generation, &h.Expires, &h.Renewed, &h.Live); err != nil {
 			return nil, fmt.Errorf("list hosts: %w", err)
 		}
 		out = append(out, h)
 	}
 	return out, rows.Err()
+}
+
+// hostAPI is how the control plane reaches host id's API: its address,
+// its API token and whether its lease is live.
+type hostAPI struct {
+	ID, Name, Addr, Token string
+	Live                  bool
+}
+
+func (s *Store) hostAPI(ctx context.Context, id string) (hostAPI, error) {
+	h := hostAPI{ID: id}
+	err := s.db.QueryRowContext(ctx, `SELECT h.name, h.addr, h.api_token, l.expires_at > now()
+		FROM hosts h JOIN host_leases l ON l.host_id = h.id WHERE h.id = $1`, id).Scan(&h.Name, &h.Addr, &h.Token, &h.Live)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, fmt.Errorf("host %s is not registered: %w", id, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return h, fmt.Errorf("host %s: %w", id, err)
+	}
+	return h, nil
 }

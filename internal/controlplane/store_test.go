@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -119,19 +117,9 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	if code, out := post(urls[1]+"/v1/hosts/host-a/lease", "cp-token", RenewRequest{Generation: 7}); code != http.StatusConflict {
 		t.Fatalf("renew with a wrong generation: %d %v", code, out)
 	}
-	// Placement through the API: a volume's home, a machine on it, one
-	// that fits nowhere.
+	// A volume's home through the API (machines: TestMachinesAPIAcrossHosts).
 	if code, out := post(urls[0]+"/v1/apps/web/volumes", "cp-token", map[string]any{"name": "data", "size_mb": 10}); code != http.StatusCreated || out["host_id"] != "host-a" {
 		t.Fatalf("create volume: %d %v", code, out)
-	}
-	if code, out := post(urls[1]+"/v1/apps/web/machines", "cp-token", MachineSpec{Name: "m1", CPUs: 1, MemoryMB: 256, Volume: "data"}); code != http.StatusCreated || out["host_id"] != "host-a" || out["host_addr"] != hostA.Addr {
-		t.Fatalf("place machine: %d %v", code, out)
-	}
-	if code, out := post(urls[1]+"/v1/apps/web/machines", "cp-token", MachineSpec{Name: "m2", CPUs: 64, MemoryMB: 256}); code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(out["error"]), "no live host has 64 CPUs") {
-		t.Fatalf("place a machine no host fits: %d %v", code, out)
-	}
-	if code, _ := post(urls[1]+"/v1/apps/web/machines", "cp-token", MachineSpec{Name: "m1", CPUs: 1, MemoryMB: 1}); code != http.StatusConflict {
-		t.Fatalf("place m1 twice: %d", code)
 	}
 	// The agent registers, renews, and registers again when its lease is
 	// taken over (here: another registration of its id).

@@ -97,6 +97,8 @@ type Config struct {
 	// networks' VXLAN at ("" = the one its network namespace reaches the
 	// control plane from).
 	Underlay string
+	// JoinName is the host's name at the control plane ("": the hostname).
+	JoinName string
 
 	// LayerLimits bound what an image's layers may cost a base build
 	// (zero fields: apply's defaults).

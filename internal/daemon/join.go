@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 
 	"github.com/ferryvm/ferry/internal/controlplane"
@@ -10,7 +11,9 @@ import (
 )
 
 // wireJoin runs the control plane agent when --join is set: the host
-// registers its capacity and renews its lease until the daemon stops.
+// registers its capacity, API address and token, renews its lease until
+// the daemon stops, and converges its machines (through its own machine
+// manager) to the desired set the control plane gives it.
 func wireJoin(ctx context.Context, d *daemon) error {
 	if d.cfg.Join == "" {
 		return nil
@@ -26,10 +29,18 @@ func wireJoin(ctx context.Context, d *daemon) error {
 	if err != nil {
 		return err
 	}
-	name, _ := os.Hostname()
+	name := d.cfg.JoinName
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	underlay, _, err := net.SplitHostPort(d.cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("--api-addr %s: %v: %w", d.cfg.APIAddr, err, errdefs.ErrInvalidArgument)
+	}
 	a := &controlplane.Agent{
-		URL: d.cfg.Join, Token: d.cfg.JoinToken, Log: d.log,
-		Host: controlplane.Host{ID: id, Name: name, Addr: "http://" + d.cfg.APIAddr, Size: size, Free: free},
+		URL: d.cfg.Join, Token: d.cfg.JoinToken, Log: d.log.With("svc", "join"), Machines: d.machines,
+		Host: controlplane.Host{ID: id, Name: name, Addr: "http://" + d.cfg.APIAddr, UnderlayIP: underlay,
+			APIToken: d.cfg.APIToken, Size: size, Free: free},
 		Free: func() controlplane.Capacity {
 			_, f, err := controlplane.HostCapacity(d.cfg.Root)
 			if err != nil {

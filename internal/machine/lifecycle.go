@@ -32,6 +32,13 @@ func (m *Manager) Create(ctx context.Context, app string, req types.CreateReques
 	if req.Name != "" && !ValidName(req.Name) {
 		return nil, fmt.Errorf("name %q: use letters, digits, '.', '_' and '-': %w", req.Name, errdefs.ErrInvalidArgument)
 	}
+	id := newID()
+	if req.ID != "" {
+		if !ValidID(req.ID) {
+			return nil, fmt.Errorf("machine id %q: want 14 lowercase hex digits: %w", req.ID, errdefs.ErrInvalidArgument)
+		}
+		id = req.ID
+	}
 	cfg := cloneConfig(req.Config)
 	if err := ValidateConfig(&cfg); err != nil {
 		return nil, err
@@ -49,12 +56,16 @@ func (m *Manager) Create(ctx context.Context, app string, req types.CreateReques
 		return nil, err
 	}
 	now := time.Now().UTC()
-	mc := &types.Machine{ID: newID(), Name: req.Name, App: app, State: types.StateCreated, Config: cfg, Version: 1,
+	mc := &types.Machine{ID: id, Name: req.Name, App: app, State: types.StateCreated, Config: cfg, Version: 1,
 		ImageRef: types.ImageRef{Ref: img.Ref, Digest: img.Digest}, ImageConfig: imageConfigView(img.Config), CreatedAt: now}
 	mc.ImageConfig.Healthcheck = cloneHealthcheck(img.Healthcheck)
 
 	// Reserve ID and name in memory, busy, before anything is written.
 	m.mu.Lock()
+	if _, taken := m.machines[mc.ID]; taken {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("machine id %s is already used: %w", mc.ID, errdefs.ErrAlreadyExists)
+	}
 	for mc.Name == "" || m.nameTaken(app, mc.Name) {
 		if req.Name != "" {
 			m.mu.Unlock()

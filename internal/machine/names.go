@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"math/big"
+	"strings"
 )
 
 // newID returns a 14-hex-digit machine ID (Fly's shape).
@@ -11,6 +12,15 @@ func newID() string {
 	var b [7]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// ValidID reports whether s has the shape of a machine ID (newID's).
+func ValidID(s string) bool {
+	if len(s) != 14 {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil && strings.ToLower(s) == s
 }
 
 var (

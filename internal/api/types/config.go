@@ -175,6 +175,10 @@ func (r Restart) String() string {
 
 // CreateRequest is POST /v1/apps/{app}/machines.
 type CreateRequest struct {
+	// ID is the machine's ID when the caller chooses it (the control
+	// plane does, so a machine keeps one ID on whichever host runs it):
+	// 14 lowercase hex digits, unused on this host. Empty: a new one.
+	ID         string `json:"id,omitempty"`
 	Name       string `json:"name,omitempty"`
 	Config     Config `json:"config"`
 	SkipLaunch bool   `json:"skip_launch,omitempty"` // create only; start later

@@ -38,9 +38,12 @@ func ParseState(s string) (State, bool) {
 
 // Machine is a machine as the API returns it.
 type Machine struct {
-	ID       string   `json:"id"`
-	Name     string   `json:"name"`
-	App      string   `json:"app"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	App  string `json:"app"`
+	// Host is the host that runs the machine, set by the control plane
+	// (`ferry -H tcp://CONTROLPLANE ps`); empty from a host's own API.
+	Host     string   `json:"host,omitempty"`
 	State    State    `json:"state"`
 	Config   Config   `json:"config"`
 	Version  int      `json:"version"` // config version, 1 on create, +1 per update
