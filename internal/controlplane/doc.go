@@ -16,5 +16,6 @@
 // memory free. The control plane also serves the Machines API across hosts
 // (machines_api.go): creates are placed then created on their host, lists
 // gather every host's, and other verbs are proxied to the owning host.
-// Cross-host networking is designed in docs/scale-out.md, not built here.
+// Cross-host networks (overlay.go) give each network a VNI and each host
+// a range of its subnet, and hand every host its peers (VXLAN, 6PN).
 package controlplane
