@@ -66,6 +66,24 @@ func (f *composeFlags) load(ctx context.Context) (*ctypes.Project, error) {
 	return compose.Load(ctx, f.opts)
 }
 
+// plan loads the project, plans it (no --scale) and returns the plan with
+// the daemon client.
+func (f *composeFlags) plan(ctx context.Context, g *globals) (*compose.Plan, *api.Client, error) {
+	proj, err := f.load(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	plan, err := compose.NewPlan(proj, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := g.apiClient()
+	if err != nil {
+		return nil, nil, err
+	}
+	return plan, c, nil
+}
+
 // machines loads the project and returns the daemon client, the project's
 // name and its machines (of services, when named), sorted by name.
 func (f *composeFlags) machines(ctx context.Context, g *globals, services []string) (*api.Client, string, []*types.Machine, error) {

@@ -13,15 +13,7 @@ func newComposeDownCmd(g *globals, f *composeFlags) *cobra.Command {
 		Short: "Stop and remove the project's machines and networks (-v: and its named volumes)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			proj, err := f.load(cmd.Context())
-			if err != nil {
-				return err
-			}
-			plan, err := compose.NewPlan(proj, nil)
-			if err != nil {
-				return err
-			}
-			c, err := g.apiClient()
+			plan, c, err := f.plan(cmd.Context(), g)
 			if err != nil {
 				return err
 			}

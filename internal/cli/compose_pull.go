@@ -17,15 +17,7 @@ func newComposePullCmd(g *globals, f *composeFlags) *cobra.Command {
 		Use:   "pull [flags] [SERVICE...]",
 		Short: "Pull the services' images (all at once)",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			proj, err := f.load(cmd.Context())
-			if err != nil {
-				return err
-			}
-			plan, err := compose.NewPlan(proj, nil)
-			if err != nil {
-				return err
-			}
-			c, err := g.apiClient()
+			plan, c, err := f.plan(cmd.Context(), g)
 			if err != nil {
 				return err
 			}

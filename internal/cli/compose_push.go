@@ -16,15 +16,7 @@ func newComposePushCmd(g *globals, f *composeFlags) *cobra.Command {
 		Use:   "push [flags] [SERVICE...]",
 		Short: "Push the images of the services that build one",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			proj, err := f.load(cmd.Context())
-			if err != nil {
-				return err
-			}
-			plan, err := compose.NewPlan(proj, nil)
-			if err != nil {
-				return err
-			}
-			c, err := g.apiClient()
+			plan, c, err := f.plan(cmd.Context(), g)
 			if err != nil {
 				return err
 			}

@@ -27,15 +27,7 @@ command's status; --rm removes the machine afterwards.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			proj, err := f.load(ctx)
-			if err != nil {
-				return err
-			}
-			plan, err := compose.NewPlan(proj, nil)
-			if err != nil {
-				return err
-			}
-			c, err := g.apiClient()
+			plan, c, err := f.plan(ctx, g)
 			if err != nil {
 				return err
 			}
