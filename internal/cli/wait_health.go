@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/ferryvm/ferry/internal/api/types"
@@ -62,7 +61,7 @@ func healthWaitDone(n string, m *types.Machine) (bool, error) {
 	case m.State == types.StateCreated || m.State == types.StateStarting:
 		return false, nil
 	case m.State != types.StateStarted:
-		return false, fmt.Errorf("%s is %s, not running: it cannot become healthy%s: %w", n, m.State, lastHealthOutput(m.Health), errdefs.ErrConflict)
+		return false, fmt.Errorf("%s is %s, not running: it cannot become healthy%s: %w", n, m.State, m.Health.LastCheck(), errdefs.ErrConflict)
 	case !hasHealthcheck(m):
 		return false, fmt.Errorf("%s has no health check: create it with --health-cmd or from an image with a HEALTHCHECK: %w", n, errdefs.ErrInvalidArgument)
 	case m.Health == nil: // the checker is not up yet
@@ -70,7 +69,7 @@ func healthWaitDone(n string, m *types.Machine) (bool, error) {
 	case m.Health.Status == types.HealthHealthy:
 		return true, nil
 	case m.Health.Status == types.HealthUnhealthy:
-		return false, fmt.Errorf("%s is unhealthy%s: %w", n, lastHealthOutput(m.Health), errdefs.ErrConflict)
+		return false, fmt.Errorf("%s is unhealthy%s: %w", n, m.Health.LastCheck(), errdefs.ErrConflict)
 	}
 	return false, nil
 }
@@ -85,13 +84,4 @@ func hasHealthcheck(m *types.Machine) bool {
 		return false
 	}
 	return (cfg != nil && len(cfg.Test) > 0) || (img != nil && len(img.Test) > 0 && !img.Disabled())
-}
-
-// lastHealthOutput names h's last check, for an error.
-func lastHealthOutput(h *types.Health) string {
-	if h == nil || len(h.Log) == 0 {
-		return ""
-	}
-	r := h.Log[len(h.Log)-1]
-	return fmt.Sprintf(" (last check: exit %d: %q)", r.ExitCode, strings.TrimSpace(r.Output))
 }

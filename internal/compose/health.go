@@ -3,7 +3,6 @@ package compose
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	ctypes "github.com/compose-spec/compose-go/v2/types"
@@ -73,7 +72,7 @@ func waitReplicaHealthy(ctx context.Context, c Client, app, name string, need bo
 		case m.Health == nil, m.Health.Status == types.HealthHealthy:
 			return nil
 		case m.Health.Status == types.HealthUnhealthy:
-			return fmt.Errorf("%s is unhealthy%s: %w", name, lastOutput(m.Health), errdefs.ErrConflict)
+			return fmt.Errorf("%s is unhealthy%s: %w", name, m.Health.LastCheck(), errdefs.ErrConflict)
 		}
 		select {
 		case <-ctx.Done():
@@ -88,12 +87,4 @@ func exitNote(m *types.Machine) string {
 		return ""
 	}
 	return fmt.Sprintf(" (exit %d)", m.LastExit.ExitCode)
-}
-
-func lastOutput(h *types.Health) string {
-	if len(h.Log) == 0 {
-		return ""
-	}
-	r := h.Log[len(h.Log)-1]
-	return fmt.Sprintf(" (last check: exit %d: %q)", r.ExitCode, strings.TrimSpace(r.Output))
 }

@@ -2,6 +2,7 @@ package types
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -70,6 +71,16 @@ type Health struct {
 	Status        string         `json:"status"`
 	FailingStreak int            `json:"failing_streak"`
 	Log           []HealthResult `json:"log,omitempty"`
+}
+
+// LastCheck names h's last check for an error message,
+// ` (last check: exit N: "output")`, or "" when there is none.
+func (h *Health) LastCheck() string {
+	if h == nil || len(h.Log) == 0 {
+		return ""
+	}
+	r := h.Log[len(h.Log)-1]
+	return fmt.Sprintf(" (last check: exit %d: %q)", r.ExitCode, strings.TrimSpace(r.Output))
 }
 
 // HealthResult is one check: when it ran, its exit code (-1 when it could
