@@ -59,6 +59,11 @@ func (a *Agent) Lease() Lease {
 	return a.lease
 }
 
+// RetryMax is the longest an agent waits between two attempts to reach
+// the control plane: a host whose control plane returns renews (or
+// registers again) within it.
+const RetryMax = 5 * time.Second
+
 // Run registers and renews until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
 	if a.Client == nil {
@@ -103,7 +108,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			if ctx.Err() == nil {
 				a.Log.Warn("control plane unreachable; retrying", "url", a.URL, "err", err)
 			}
-			backoff = min(2*backoff, 5*time.Second)
+			backoff = min(2*backoff, RetryMax)
 		} else {
 			a.mu.Lock()
 			a.lease, a.until = l, sent.Add(time.Duration(l.TTL))

@@ -146,19 +146,33 @@ func stringsOf(rows *sql.Rows, err error) ([]string, error) {
 	return out, rows.Err()
 }
 
-// reapLoop reaps every interval until ctx ends.
+// reapLoop reaps every interval until ctx ends, once the database has
+// answered this replica for ReapGrace: after the control plane (or its
+// database) was away for longer than a lease, every lease has expired
+// although the hosts are fine, and each host needs a moment to renew (it
+// retries at most RetryMax apart) before a lease still expired means a
+// host lost; reaping at once would move the machines of every host that
+// happened to come back later than the first.
 func (s *Server) reapLoop(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	answering := time.Now() // since when the database has answered
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		if time.Since(answering) < s.ReapGrace {
+			if err := s.store.db.PingContext(ctx); err != nil {
+				answering = time.Now()
+			}
+			continue
+		}
 		moved, err := s.store.Reap(ctx)
 		if err != nil && ctx.Err() == nil {
-			s.log.Warn("controlplane reap failed", "err", err)
+			s.log.Warn("controlplane reap failed; reaping again once the database has answered for the grace period", "err", err, "grace", s.ReapGrace)
+			answering = time.Now()
 		}
 		for _, p := range moved {
 			s.log.Info("machine placed again after its host's lease expired", "machine", p.ID, "host", p.HostID, "generation", p.Generation)

@@ -2,6 +2,9 @@ package controlplane
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -80,5 +83,61 @@ func TestReapMovesMachinesOfLostHosts(t *testing.T) {
 	}
 	if moved, err := st.Reap(ctx); err != nil || len(moved) != 0 {
 		t.Fatalf("a second reap: %v %v", moved, err)
+	}
+}
+
+// TestReaperWaitsForHostsAfterStart: a replica starting while every lease
+// has expired (the control plane was away longer than a lease) leaves the
+// machines where they are for its grace period, so hosts that come back a
+// little later than the first keep theirs; a host still expired after it
+// is lost, and its machine moves to the one that renewed.
+func TestReaperWaitsForHostsAfterStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st := placementStore(t, host("h1", 8, 16384, 1000), host("h2", 8, 4096, 1000))
+	p, err := st.PlaceMachine(ctx, MachineSpec{App: "web", Name: "w1", CPUs: 1, MemoryMB: 256, Restart: "always"})
+	if err != nil || p.HostID != "h1" {
+		t.Fatalf("placement: %+v %v (h1 has the most memory)", p, err)
+	}
+	for _, id := range []string{"h1", "h2"} { // both expire: the control plane was away
+		if _, err := st.Register(ctx, host(id, 8, 4096, 1000), time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	srv, err := NewServer(st, "t", 200*time.Millisecond, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.ReapGrace = 2 * time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+	start := time.Now()
+	// h2 is back first; h1 is slower (or lost: only the grace tells).
+	if _, err := st.Register(ctx, host("h2", 8, 4096, 1000), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	where := func() string {
+		ms, err := st.AppMachines(ctx, "web")
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("machines: %+v %v", ms, err)
+		}
+		return ms[0].HostID
+	}
+	for time.Since(start) < srv.ReapGrace*3/4 {
+		if h := where(); h != "h1" {
+			t.Fatalf("w1 moved to %s %s after the replica started, within its grace of %s", h, time.Since(start), srv.ReapGrace)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(30 * time.Second); where() != "h2"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("w1 still on h1 long after the grace; h1's lease has expired")
+		}
 	}
 }

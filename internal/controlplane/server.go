@@ -52,6 +52,11 @@ type Server struct {
 	token string
 	ttl   time.Duration
 	log   *slog.Logger
+	// ReapGrace is how long the database must have answered this replica
+	// before it places the machines of hosts whose leases expired
+	// (NewServer: the lease TTL plus RetryMax, time for every host to
+	// renew after the control plane was away).
+	ReapGrace time.Duration
 	// clients are API clients of the hosts, by address and token.
 	clients sync.Map
 }
@@ -68,7 +73,7 @@ func NewServer(st *Store, token string, ttl time.Duration, log *slog.Logger) (*S
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{store: st, token: token, ttl: ttl, log: log}, nil
+	return &Server{store: st, token: token, ttl: ttl, log: log, ReapGrace: ttl + RetryMax}, nil
 }
 
 // RenewRequest is the body of a lease renewal.
