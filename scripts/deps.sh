@@ -6,6 +6,9 @@
 #                          kernel, and the peers and servers the tests use
 #   scripts/deps.sh demo   running machines and building the guest kernel
 #                          only (scripts/demo.sh: a first micro-VM sooner)
+#   scripts/deps.sh docker a docker CLI 25 or later only, built into
+#                          $FERRY_TOOLS_DIR (default /usr/local/lib/ferry/tools)
+#                          unless one is on PATH
 set -euo pipefail
 mode=${1:-all}
 
@@ -31,7 +34,8 @@ test_pkgs=(
 case "$mode" in
   all) pkgs+=("${test_pkgs[@]}") ;;
   demo) ;;
-  *) echo "usage: $0 [demo]" >&2; exit 2 ;;
+  docker) pkgs=(ca-certificates) ;;  # the module proxy's TLS; Go is checked below
+  *) echo "usage: $0 [demo|docker]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
@@ -47,7 +51,7 @@ fi
 # virtiofsd serves bind mounts (virtio-fs): Debian 12's is /usr/lib/qemu/virtiofsd
 # (qemu-system-common, installed with qemu-system-x86); Debian 13 ships the Rust
 # one as its own package, /usr/libexec/virtiofsd.
-if [ ! -x /usr/libexec/virtiofsd ] && [ ! -x /usr/lib/qemu/virtiofsd ] && apt-cache show virtiofsd >/dev/null 2>&1; then
+if [ "$mode" != docker ] && [ ! -x /usr/libexec/virtiofsd ] && [ ! -x /usr/lib/qemu/virtiofsd ] && apt-cache show virtiofsd >/dev/null 2>&1; then
   echo "deps: installing virtiofsd"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends virtiofsd >/dev/null
 fi
@@ -59,10 +63,55 @@ if ! command -v go >/dev/null; then
   exit 1
 fi
 
-[ "$mode" = all ] || exit 0
+# Go-based peers used as test oracles and in bench/ (FERRY_TOOLS_DIR: elsewhere).
+gobin=${FERRY_TOOLS_DIR:-/usr/local/lib/ferry/tools}
 
-# Go-based peers used as test oracles and in bench/.
-gobin=/usr/local/lib/ferry/tools
+# The docker CLI of the Docker API tests (internal/dockerapi, bench/dockerapi)
+# must speak Engine API 1.44 or later: docker 25+. Debian 12's docker.io is 20.10
+# (API 1.41) and Docker's downloads are not reachable from every host, so when no
+# docker 25+ is on PATH (or in $gobin), build github.com/docker/cli from the Go
+# module proxy. It has no go.mod (CalVer: vendor.mod) and its module zip carries no
+# vendor/, so build a copy with vendor.mod as go.mod. Static, CGO off; ~3 min
+# niced on 2 shared cores, seconds from Go's build cache.
+docker_cli_version=28.5.2
+docker_major() { "$1" --version 2>/dev/null | sed -n 's/^Docker version \([0-9][0-9]*\)\..*/\1/p'; }
+docker_cli_ok() {
+  local d m
+  for d in $(type -ap docker) "$gobin/docker"; do
+    [ -x "$d" ] || continue
+    m=$(docker_major "$d")
+    [ -n "$m" ] && [ "$m" -ge 25 ] && return 0
+  done
+  return 1
+}
+install_docker_cli() (
+  set -euo pipefail
+  docker_cli_ok && exit 0
+  echo "deps: building the docker CLI $docker_cli_version into $gobin (no docker 25 or later on PATH)"
+  mod=github.com/docker/cli@v$docker_cli_version+incompatible
+  go mod download "$mod"
+  tmp=$(mktemp -d /tmp/ferry-docker-cli.XXXXXX)
+  trap 'rm -rf "$tmp"' EXIT
+  cp -r "$(go env GOMODCACHE)/$mod/." "$tmp/"
+  chmod -R u+w "$tmp"
+  rm -rf "$tmp/vendor"
+  mv "$tmp/vendor.mod" "$tmp/go.mod"
+  mv "$tmp/vendor.sum" "$tmp/go.sum"
+  mkdir -p "$gobin"
+  cd "$tmp"
+  CGO_ENABLED=0 GOFLAGS=-mod=mod nice -n 19 go build -trimpath -o "$gobin/docker.new" \
+    -ldflags "-s -w -X github.com/docker/cli/cli/version.Version=$docker_cli_version -X github.com/docker/cli/cli/version.GitCommit=v$docker_cli_version" \
+    ./cmd/docker
+  mv "$gobin/docker.new" "$gobin/docker"
+  [ "$(docker_major "$gobin/docker")" = "${docker_cli_version%%.*}" ] || { echo "deps: $gobin/docker does not report docker $docker_cli_version" >&2; exit 1; }
+)
+
+case "$mode" in
+  docker) install_docker_cli; exit 0 ;;
+  all) ;;
+  *) exit 0 ;;
+esac
+
 mkdir -p "$gobin"
 if [ ! -x "$gobin/crane" ]; then
   GOBIN=$gobin go install github.com/google/go-containerregistry/cmd/crane@v0.22.1
@@ -76,6 +125,7 @@ if [ ! -x "$gobin/docker-compose" ]; then
   go mod download github.com/docker/compose/v5@v5.6.0
   (cd "$(go env GOMODCACHE)/github.com/docker/compose/v5@v5.6.0" && GOFLAGS=-mod=mod go build -o "$gobin/docker-compose" ./cmd)
 fi
+install_docker_cli
 # SeaweedFS (Apache-2.0), the S3-compatible server the registry's replica tests run
 # against (weed mini: master, volume, filer and S3 gateway in one process). Its go.mod
 # has replace directives, so `go install` refuses it: build it from its module
@@ -85,5 +135,3 @@ if [ ! -x "$gobin/weed" ]; then
   go mod download github.com/seaweedfs/seaweedfs@$weed_version
   (cd "$(go env GOMODCACHE)/github.com/seaweedfs/seaweedfs@$weed_version" && GOFLAGS=-mod=mod nice -n 19 go build -o "$gobin/weed" ./weed)
 fi
-# The docker CLI itself (API 1.44 or later: docker 25+) is not packaged by Debian 12
-# (docker.io is 20.10); the tests use the one on PATH.

@@ -18,6 +18,7 @@
 package prereq
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -91,11 +92,17 @@ func File(t testing.TB, path, remedy string) {
 
 // Tool returns the path of program name, or skips t naming the package
 // that provides it. It looks on PATH, then in ToolsDir, then (PostgreSQL's
-// server programs) in /usr/lib/postgresql/<version>/bin.
+// server programs) in /usr/lib/postgresql/<version>/bin. A program tests
+// need at a least version (the docker CLI: 25, Engine API 1.44) is found
+// only at that version or later; the skip line names the older ones seen.
 func Tool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := LookTool(name)
 	if err != nil {
+		var old *TooOldError
+		if errors.As(err, &old) {
+			Missing(t, old.Error(), Remedy(name))
+		}
 		Missing(t, name+" (not on PATH or in "+ToolsDir+")", Remedy(name))
 	}
 	return p
@@ -115,12 +122,21 @@ func QEMU(t testing.TB) string {
 	return Tool(t, "qemu-system-x86_64")
 }
 
-// LookTool finds program name as Tool does, without a test.
+// toolsDir is ToolsDir; tests point it elsewhere.
+var toolsDir = ToolsDir
+
+// LookTool finds program name as Tool does, without a test. For a program
+// with a least version it returns the first copy, on PATH then in
+// ToolsDir, at that version or later, and a *TooOldError when every copy
+// found is older.
 func LookTool(name string) (string, error) {
+	if m, ok := minimums[name]; ok {
+		return lookVersioned(name, m)
+	}
 	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
-	if p := filepath.Join(ToolsDir, name); isExecutable(p) {
+	if p := filepath.Join(toolsDir, name); isExecutable(p) {
 		return p, nil
 	}
 	if pg, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name); len(pg) > 0 {
@@ -229,10 +245,13 @@ func Remedy(name string) string {
 
 // source is where a program comes from.
 type source struct {
-	deb    string // Debian package scripts/deps.sh installs
-	apt    string // Debian package scripts/deps.sh does not install yet
-	goPkg  string // go install path scripts/deps.sh installs into ToolsDir
-	manual string // anything else
+	deb   string // Debian package scripts/deps.sh installs
+	apt   string // Debian package scripts/deps.sh does not install yet
+	goPkg string // go install path scripts/deps.sh installs into ToolsDir
+	// goBuild is a module scripts/deps.sh builds from its source into
+	// ToolsDir (go install refuses it); manual then says what is needed.
+	goBuild string
+	manual  string // anything else
 }
 
 func (s source) remedy() string {
@@ -243,6 +262,8 @@ func (s source) remedy() string {
 		return "apt-get install " + s.apt + " (and add it to scripts/deps.sh with the test that needs it)"
 	case s.goPkg != "":
 		return "run scripts/deps.sh (go install " + s.goPkg + " into " + ToolsDir + ")"
+	case s.goBuild != "":
+		return "run scripts/deps.sh (it builds " + s.manual + " from " + s.goBuild + " into " + ToolsDir + ")"
 	}
 	return s.manual
 }
@@ -288,9 +309,9 @@ var sources = map[string]source{
 	"oras":               {goPkg: "oras.land/oras/cmd/oras"},
 	"buildah":            {deb: "buildah"},
 	"runc":               {deb: "runc"},
-	"docker":             {manual: "install a docker CLI 25 or later (Engine API 1.44+; Debian 12's docker.io 20.10 is too old), e.g. Docker's static client binary at /usr/local/bin/docker"},
-	"docker-compose":     {manual: "run scripts/deps.sh (it builds docker compose v5.6.0 into " + ToolsDir + ")"},
-	"weed":               {manual: "run scripts/deps.sh (it builds SeaweedFS's weed, the S3 server of the registry's replica tests, into " + ToolsDir + ")"},
+	"docker":             {goBuild: "github.com/docker/cli", manual: "a docker CLI 25 or later (Engine API 1.44+; Debian 12's docker.io 20.10 is too old)"},
+	"docker-compose":     {goBuild: "github.com/docker/compose/v5", manual: "docker compose v5.6.0"},
+	"weed":               {goBuild: "github.com/seaweedfs/seaweedfs", manual: "SeaweedFS's weed, the S3 server of the registry's replica tests,"},
 	"cryptsetup":         {deb: "cryptsetup-bin"},
 	"fio":                {deb: "fio"},
 	"bash":               {manual: "install bash (Debian package bash, essential)"},
@@ -317,12 +338,16 @@ func packages() []string {
 	return out
 }
 
-// goPackages returns the go install paths the sources table names.
+// goPackages returns the go install paths and the built modules the
+// sources table names.
 func goPackages() []string {
 	var out []string
 	for _, s := range sources {
 		if s.goPkg != "" {
 			out = append(out, s.goPkg)
+		}
+		if s.goBuild != "" {
+			out = append(out, s.goBuild)
 		}
 	}
 	sort.Strings(out)

@@ -155,3 +155,61 @@ func TestSweepNetNS(t *testing.T) {
 		t.Errorf("netns %s of a live process was deleted: %v", live, err)
 	}
 }
+
+// fakeDocker writes a docker in a new directory that prints what Debian's
+// or Docker's docker --version prints for version v, and returns the
+// directory.
+func fakeDocker(t *testing.T, v string) string {
+	t.Helper()
+	dir := t.TempDir()
+	script := "#!/bin/sh\n[ \"$1\" = --version ] || exit 3\necho 'Docker version " + v + ", build 297e128'\n"
+	if err := os.WriteFile(filepath.Join(dir, "docker"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestToolVersion: a docker CLI older than 25 (Debian 12's docker.io) is
+// not found, and the skip line names it; a newer one later on PATH or in
+// ToolsDir is.
+func TestToolVersion(t *testing.T) {
+	old, newer := fakeDocker(t, "20.10.24+dfsg1"), fakeDocker(t, "28.5.2")
+	empty := t.TempDir()
+	for _, tc := range []struct {
+		name, path, tools string
+		want              string // the path found; "" when it skips
+		skip              string // in the skip line
+	}{
+		{name: "old only", path: old, tools: empty,
+			skip: "docker 25 or later (Engine API 1.44); found " + filepath.Join(old, "docker") + " 20.10.24+dfsg1: run scripts/deps.sh (it builds a docker CLI 25 or later"},
+		{name: "new on PATH", path: newer, tools: empty, want: filepath.Join(newer, "docker")},
+		{name: "new after old on PATH", path: old + ":" + newer, tools: empty, want: filepath.Join(newer, "docker")},
+		{name: "new in ToolsDir", path: old, tools: newer, want: filepath.Join(newer, "docker")},
+		{name: "none", path: empty, tools: empty, skip: "docker (not on PATH or in " + ToolsDir + ")"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("PATH", tc.path)
+			defer func(d string) { toolsDir = d }(toolsDir)
+			toolsDir = tc.tools
+			var got string
+			line := skipOf(func(tb testing.TB) { got = Tool(tb, "docker") })
+			if tc.want != "" && (got != tc.want || line != "") {
+				t.Errorf("Tool(docker) = %q, skip %q; want %s", got, line, tc.want)
+			}
+			if tc.skip != "" && !strings.Contains(line, MissingPrefix+tc.skip) {
+				t.Errorf("Tool(docker) = %q, skip %q; want a skip with %q", got, line, tc.skip)
+			}
+		})
+	}
+}
+
+// TestDockerOnThisHost: the docker CLI the tests would use here reads as
+// 25 or later (on a fresh Debian 12, scripts/deps.sh builds it).
+func TestDockerOnThisHost(t *testing.T) {
+	p := Tool(t, "docker")
+	v, major, err := version(p, minimums["docker"])
+	if err != nil || major < 25 {
+		t.Fatalf("%s: version %q (major %d), %v", p, v, major, err)
+	}
+	t.Logf("%s: docker %s", p, v)
+}
