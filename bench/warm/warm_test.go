@@ -78,7 +78,7 @@ func startDaemon(t *testing.T) (*api.Client, *syncBuf) {
 	ready, done := make(chan struct{}), make(chan error, 1)
 	go func() {
 		done <- daemon.Run(ctx, daemon.Config{Root: filepath.Join(dir, "root"), Socket: sock, NetNS: ns, WarmStarts: true,
-			MirrorAddr: "", Logger: slog.New(slog.NewTextHandler(logs, nil)), Ready: func() { close(ready) }})
+			MirrorAddr: "", Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Ready: func() { close(ready) }})
 	}()
 	select {
 	case <-ready:
@@ -282,7 +282,7 @@ func TestWarmVsCold(t *testing.T) {
 	// the first cold one warms the base image and page cache.
 	first := runTrue(t, c, false)
 	runTrue(t, c, true)
-	if m := regexp.MustCompile(`warm-start template built .*took=(\S+) bytes=(\d+)`).FindStringSubmatch(logs.String()); m != nil {
+	if m := regexp.MustCompile(`warm-start template built.*took=(\S+) bytes=(\d+)`).FindStringSubmatch(logs.String()); m != nil {
 		t.Logf("template build: %s, state %s bytes (first warm run --rm true, build included: %v)", m[1], m[2], first.Round(time.Millisecond))
 	}
 	var warm, cold []time.Duration

@@ -94,8 +94,8 @@ func TestWarmStarts(t *testing.T) {
 	assertNoLeaks(t, e)
 }
 
-// TestWarmTemplateRecovery: a template corrupted or truncated on disk is
-// detected and rebuilt (the machine is still restored, never from the
+// TestWarmTemplateRecovery: a template whose state or memory file is
+// corrupted or truncated on disk is detected and rebuilt (the machine is still restored, never from the
 // broken state), and a daemon killed -9 in the middle of a restore is
 // recovered as a mid-boot kill: the cut-off restore ends and the machine
 // starts again and runs.
@@ -110,7 +110,24 @@ func TestWarmTemplateRecovery(t *testing.T) {
 		t.Fatalf("templates after one run: %v", states)
 	}
 	state := states[0]
+	memory := filepath.Join(filepath.Dir(state), "memory")
 	damage := map[string]func(){
+		"memory truncated": func() {
+			if err := os.Truncate(memory, 1<<20); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"memory corrupt": func() {
+			f, err := os.OpenFile(memory, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Anywhere: a byte in a hole is a page the template never had.
+			if _, err := f.WriteAt([]byte("not the template's RAM"), 100<<20); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		},
 		"truncated": func() {
 			if err := os.Truncate(state, 4096); err != nil {
 				t.Fatal(err)
@@ -127,9 +144,9 @@ func TestWarmTemplateRecovery(t *testing.T) {
 			f.Close()
 		},
 	}
-	for _, what := range []string{"truncated", "corrupt"} {
+	for i, what := range []string{"truncated", "corrupt", "memory truncated", "memory corrupt"} {
 		damage[what]()
-		name := "after-" + what
+		name := "after-" + strings.ReplaceAll(what, " ", "-")
 		if r := e.run(nil, "run", "-d", "--name", name, "busybox:vm", "sleep", "1000"); r.code != 0 {
 			t.Fatalf("%s template: run: %s\n%s", what, r, e.daemonLog)
 		}
@@ -141,7 +158,7 @@ func TestWarmTemplateRecovery(t *testing.T) {
 			return r.code == 0 && r.stdout == "ok\n"
 		})
 		e.ok("rm", "-f", name)
-		if !strings.Contains(e.daemonLog.String(), "unusable") {
+		if strings.Count(e.daemonLog.String(), "template unusable; rebuilding") <= i {
 			t.Errorf("%s template: the daemon did not say it rebuilt it:\n%s", what, e.daemonLog)
 		}
 	}

@@ -42,16 +42,16 @@ func (w *warmVMM) Key(ctx context.Context, vm machine.VM) (template.Key, error) 
 	return template.SpecKey(vm.Spec, template.VMMInfo{Name: w.q.Name(), Version: v, Accel: accel, Control: "serial"}, &w.hasher)
 }
 
-func (w *warmVMM) StartTemplate(ctx context.Context, vm machine.VM) (machine.Process, error) {
-	return w.start(ctx, vm, func() (*vmm.Process, error) { return w.q.StartTemplate(ctx, vm.Spec) })
+func (w *warmVMM) StartTemplate(ctx context.Context, vm machine.VM, mem *os.File) (machine.Process, error) {
+	return w.start(ctx, vm, func() (*vmm.Process, error) { return w.q.StartTemplate(ctx, vm.Spec, mem) })
 }
 
 func (w *warmVMM) Save(ctx context.Context, vm machine.VM, f *os.File) error {
 	return qemu.Save(ctx, vm.Spec.Dir, f)
 }
 
-func (w *warmVMM) StartRestore(ctx context.Context, vm machine.VM, state string) (machine.Process, error) {
-	p, err := w.start(ctx, vm, func() (*vmm.Process, error) { return w.q.StartRestore(ctx, vm.Spec, state) })
+func (w *warmVMM) StartRestore(ctx context.Context, vm machine.VM, state string, mem *os.File) (machine.Process, error) {
+	p, err := w.start(ctx, vm, func() (*vmm.Process, error) { return w.q.StartRestore(ctx, vm.Spec, state, mem) })
 	if err == nil {
 		w.h.rotator.Add(vm.Spec.ConsoleLog)
 	}

@@ -31,13 +31,16 @@ type Warm interface {
 	// Key is the template key of machines started as vm; an error wrapping
 	// errors.ErrUnsupported means vm's shape cannot be restored.
 	Key(ctx context.Context, vm VM) (template.Key, error)
-	// StartTemplate boots a template machine (with a monitor to save it).
-	StartTemplate(ctx context.Context, vm VM) (Process, error)
-	// Save pauses the template machine vm and writes its state into f.
+	// StartTemplate boots a template machine (with a monitor to save it)
+	// whose guest RAM is mem (template.NewMemory), mapped shared.
+	StartTemplate(ctx context.Context, vm VM, mem *os.File) (Process, error)
+	// Save pauses the template machine vm and writes its state, without
+	// the RAM in mem, into f.
 	Save(ctx context.Context, vm VM, f *os.File) error
-	// StartRestore starts vm paused, loading the saved state at state;
-	// Resume sizes its drives and runs it.
-	StartRestore(ctx context.Context, vm VM, state string) (Process, error)
+	// StartRestore starts vm paused, loading the saved state at state,
+	// its RAM a private (copy-on-write) mapping of the template's sealed
+	// mem; Resume sizes its drives and runs it.
+	StartRestore(ctx context.Context, vm VM, state string, mem *os.File) (Process, error)
 	Resume(ctx context.Context, vm VM) error
 }
 
@@ -142,11 +145,12 @@ var errBadTemplate = errors.New("the template's state did not load")
 
 // restore starts vm from t, runs it and hands it its run config.
 func (m *Manager) restore(ctx context.Context, vm *VM, t *template.Template, rc *guest.RunConfig) (_ Process, _ Control, err error) {
+	t0 := time.Now()
 	marker := filepath.Join(vm.Spec.Dir, restoringName)
 	if err := os.WriteFile(marker, []byte(t.ID+"\n"), 0o600); err != nil {
 		return nil, nil, err
 	}
-	proc, err := m.deps.Warm.StartRestore(ctx, *vm, t.State)
+	proc, err := m.deps.Warm.StartRestore(ctx, *vm, t.State, t.RAM)
 	if err != nil {
 		_ = os.Remove(marker)
 		return nil, nil, fmt.Errorf("restore: %w", err)
@@ -160,9 +164,11 @@ func (m *Manager) restore(ctx context.Context, vm *VM, t *template.Template, rc 
 	}()
 	rctx, cancel := context.WithTimeout(ctx, m.opt.RestoreTimeout)
 	defer cancel()
+	t1 := time.Now()
 	if err := m.deps.Warm.Resume(rctx, *vm); err != nil {
 		return nil, nil, fmt.Errorf("resume: %w: %w", err, errBadTemplate)
 	}
+	t2 := time.Now()
 	ctl, err := m.connectUntil(rctx, *vm)
 	if err != nil {
 		return nil, nil, fmt.Errorf("restored guest: %w", err)
@@ -176,6 +182,8 @@ func (m *Manager) restore(ctx context.Context, vm *VM, t *template.Template, rc 
 		return nil, nil, fmt.Errorf("restored guest: warm config: %w", err)
 	}
 	_ = os.Remove(marker)
+	m.log.Debug("restored", "machine", vm.Spec.ID, "template", t.ID, "launch", t1.Sub(t0), "resume", t2.Sub(t1),
+		"config", time.Since(t2), "total", time.Since(t0))
 	return proc, ctl, nil
 }
 
@@ -314,7 +322,14 @@ func (m *Manager) buildTemplate(ctx context.Context, key template.Key, vm VM) (*
 	if k, err := m.deps.Warm.Key(ctx, tvm); err != nil || k.ID() != key.ID() {
 		return nil, fmt.Errorf("template %s: the kernel or ferry-init changed while it was built (%v): %w", key.ID(), err, errdefs.ErrConflict)
 	}
-	proc, err := m.deps.Warm.StartTemplate(ctx, tvm)
+	// The guest RAM: a memfd the template VMM maps shared, so the state
+	// holds device state only and restores map the RAM privately.
+	mem, err := template.NewMemory(key.ID()[:16], int64(tvm.Spec.MemoryMiB)<<20)
+	if err != nil {
+		return nil, fmt.Errorf("template %s: %w", key.ID(), err)
+	}
+	defer mem.Close()
+	proc, err := m.deps.Warm.StartTemplate(ctx, tvm, mem)
 	if err != nil {
 		return nil, fmt.Errorf("template %s: start: %w", key.ID(), err)
 	}
@@ -325,11 +340,29 @@ func (m *Manager) buildTemplate(ctx context.Context, key template.Key, vm VM) (*
 	if err := m.awaitWaiting(wctx, tvm); err != nil {
 		return nil, fmt.Errorf("template %s: %w", key.ID(), err)
 	}
-	t, err := m.warm.store.Put(ctx, key, func(ctx context.Context, f *os.File) error { return m.deps.Warm.Save(ctx, tvm, f) })
+	t, err := m.warm.store.Put(ctx, key, func(ctx context.Context, f *os.File) error {
+		if err := m.deps.Warm.Save(ctx, tvm, f); err != nil {
+			return err
+		}
+		// Nothing may write the memory once it is saved.
+		if err := proc.Kill(); err != nil {
+			return fmt.Errorf("end the template VMM: %w", err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := proc.Wait(wctx); err != nil {
+			return fmt.Errorf("the template VMM did not end: %w", err)
+		}
+		return nil
+	}, mem)
 	if err != nil {
 		return nil, err
 	}
-	m.log.Info("warm-start template built", "template", t.ID, "took", time.Since(start).Round(time.Millisecond), "bytes", t.Size,
+	var ram int64
+	if t.Memory != nil {
+		ram = t.Memory.Data
+	}
+	m.log.Info("warm-start template built", "template", t.ID, "took", time.Since(start).Round(time.Millisecond), "bytes", t.Size, "memory_bytes", ram,
 		"vcpus", key.VCPUs, "memory_mib", key.MemoryMiB, "drives", len(key.Layout.Drives), "nics", key.Layout.NICs)
 	return t, nil
 }

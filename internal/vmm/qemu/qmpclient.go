@@ -89,6 +89,14 @@ func (q *qmpClient) do(cmd string, args any, f *os.File) (json.RawMessage, error
 	}
 }
 
+// ignoreShared turns on the x-ignore-shared migration capability.
+func (q *qmpClient) ignoreShared() error {
+	_, err := q.do("migrate-set-capabilities", map[string]any{
+		"capabilities": []map[string]any{{"capability": ignoreShared, "state": true}},
+	}, nil)
+	return err
+}
+
 // status is query-status's run state ("running", "paused", "inmigrate",
 // "postmigrate", ...).
 func (q *qmpClient) status() (string, error) {

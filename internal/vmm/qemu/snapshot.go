@@ -26,10 +26,18 @@ import (
 // statePassName is the name QMP getfd gives the descriptor Save migrates to.
 const statePassName = "ferry-template"
 
+// ignoreShared is the migration capability that leaves RAM blocks mapped
+// shared out of the stream: a template's RAM is a memfd it maps shared,
+// saved apart (template.Store), so its state holds device state only. The
+// incoming side must set it too (it changes the stream's block list).
+const ignoreShared = "x-ignore-shared"
+
 // PlanTemplate is Plan with a QMP monitor (QMPPath(spec.Dir)) whether or
 // not a drive is resizable: saving and resuming go through it, and a
-// template and its restores must have the same devices.
-func (d *Driver) PlanTemplate(spec vmm.Spec) (*vmm.Plan, error) {
+// template and its restores must have the same devices. With mem (a
+// memfd of spec's memory size, template.NewMemory) the guest RAM is mem,
+// mapped shared: what the guest writes is in mem once QEMU ends.
+func (d *Driver) PlanTemplate(spec vmm.Spec, mem *os.File) (*vmm.Plan, error) {
 	p, err := d.Plan(spec)
 	if err != nil {
 		return nil, err
@@ -39,26 +47,72 @@ func (d *Driver) PlanTemplate(spec vmm.Spec) (*vmm.Plan, error) {
 		p.Args = append(p.Args, "-chardev", "socket,id=qmp,fd="+fd+",server=on,wait=off",
 			"-mon", "chardev=qmp,mode=control")
 	}
+	if mem != nil {
+		if err := memoryFile(p, spec, mem, true); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
+// memoryFile makes mem spec's guest RAM: a file backend QEMU opens through
+// /proc/self/fd (a memfd is mode 0777, so the sandbox uid may; a sealed
+// one cannot be written however it is opened), mapped shared or private.
+func memoryFile(p *vmm.Plan, spec vmm.Spec, mem *os.File, share bool) error {
+	if len(spec.Shares) > 0 {
+		return fmt.Errorf("qemu: %s: a machine with bind mounts has its own shared memory and no template memory: %w", spec.ID, errdefs.ErrInvalidArgument)
+	}
+	i := slices.Index(p.Args, "-M")
+	if i < 0 || i+1 >= len(p.Args) {
+		return fmt.Errorf("qemu: %s: no -M in the plan: %w", spec.ID, errdefs.ErrInvalidArgument)
+	}
+	p.Args[i+1] += ",memory-backend=mem"
+	opt := "memory-backend-file,id=mem,mem-path=/proc/self/fd/" + addExtra(p, vmm.ExtraFile{Name: "memory", File: mem}) +
+		",size=" + strconv.Itoa(spec.MemoryMiB) + "M,share="
+	if share {
+		opt += "on"
+	} else {
+		opt += "off"
+	}
+	p.Args = append(p.Args, "-object", opt)
+	return nil
+}
+
 // PlanRestore is PlanTemplate for a machine restored from the saved state
-// at state (a template's, made by Save from a machine of the same layout):
-// QEMU reads it from an inherited read-only descriptor (-incoming fd:N)
-// and stays paused until Resume. The spec's own drives, TAPs, control
-// socket and console are the restored machine's: migration carries device
-// state, not backends.
-func (d *Driver) PlanRestore(spec vmm.Spec, state string) (*vmm.Plan, error) {
+// at state (a template's, made by Save from a machine of the same layout)
+// and, with mem, the template's guest RAM (a sealed memfd), mapped
+// private: pages the guest does not write stay shared with every other
+// machine of the template. QEMU waits for its incoming migration
+// (-incoming defer: StartRestore starts it from an inherited read-only
+// descriptor of state once x-ignore-shared is set) and stays paused until
+// Resume. The spec's own drives, TAPs, control socket and console are the
+// restored machine's: migration carries device state, not backends.
+func (d *Driver) PlanRestore(spec vmm.Spec, state string, mem *os.File) (*vmm.Plan, error) {
 	if state == "" {
 		return nil, fmt.Errorf("qemu: restore %s: no template state: %w", spec.ID, errdefs.ErrInvalidArgument)
 	}
-	p, err := d.PlanTemplate(spec)
+	p, err := d.PlanTemplate(spec, nil)
 	if err != nil {
 		return nil, err
 	}
-	fd := addExtra(p, vmm.ExtraFile{Name: "template", Path: state})
-	p.Args = append(p.Args, "-incoming", "fd:"+fd)
+	if mem != nil {
+		if err := memoryFile(p, spec, mem, false); err != nil {
+			return nil, err
+		}
+	}
+	addExtra(p, vmm.ExtraFile{Name: "template", Path: state})
+	p.Args = append(p.Args, "-incoming", "defer")
 	return p, nil
+}
+
+// incomingFD is the descriptor PlanRestore passes the state as.
+func incomingFD(p *vmm.Plan) (int, error) {
+	for _, x := range p.Extra {
+		if x.Name == "template" {
+			return x.FD, nil
+		}
+	}
+	return 0, fmt.Errorf("qemu: restore plan has no state descriptor: %w", errdefs.ErrInvalidArgument)
 }
 
 // addExtra appends x to p's inherited descriptors and returns its number.
@@ -69,18 +123,54 @@ func addExtra(p *vmm.Plan, x vmm.ExtraFile) string {
 }
 
 // StartTemplate starts a template machine (PlanTemplate).
-func (d *Driver) StartTemplate(ctx context.Context, spec vmm.Spec) (*vmm.Process, error) {
-	return d.start(ctx, spec, d.PlanTemplate)
+func (d *Driver) StartTemplate(ctx context.Context, spec vmm.Spec, mem *os.File) (*vmm.Process, error) {
+	return d.start(ctx, spec, func(s vmm.Spec) (*vmm.Plan, error) { return d.PlanTemplate(s, mem) })
 }
 
-// StartRestore starts a machine restored from state (PlanRestore); it runs
-// no guest code until Resume.
-func (d *Driver) StartRestore(ctx context.Context, spec vmm.Spec, state string) (*vmm.Process, error) {
-	return d.start(ctx, spec, func(s vmm.Spec) (*vmm.Plan, error) { return d.PlanRestore(s, state) })
+// StartRestore starts a machine restored from state and mem (PlanRestore)
+// and starts loading the state; it runs no guest code until Resume.
+func (d *Driver) StartRestore(ctx context.Context, spec vmm.Spec, state string, mem *os.File) (*vmm.Process, error) {
+	var plan *vmm.Plan
+	p, err := d.start(ctx, spec, func(s vmm.Spec) (*vmm.Plan, error) {
+		var err error
+		plan, err = d.PlanRestore(s, state, mem)
+		return plan, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := incoming(ctx, spec.Dir, plan); err != nil {
+		_ = p.Kill()
+		<-p.Done()
+		return nil, err
+	}
+	return p, nil
 }
 
-// Save pauses the template machine in dir and writes its whole state into
-// f (QMP stop, getfd, migrate fd:), returning once the migration has
+// incoming sets the restored machine's migration capabilities and starts
+// loading its state from the inherited descriptor.
+func incoming(ctx context.Context, dir string, plan *vmm.Plan) error {
+	fd, err := incomingFD(plan)
+	if err != nil {
+		return err
+	}
+	q, err := dialQMP(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", dir, err)
+	}
+	defer q.Close()
+	if err := q.ignoreShared(); err != nil {
+		return fmt.Errorf("restore %s: %w", dir, err)
+	}
+	if _, err := q.do("migrate-incoming", map[string]any{"uri": "fd:" + strconv.Itoa(fd)}, nil); err != nil {
+		return fmt.Errorf("restore %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Save pauses the template machine in dir and writes its state into f
+// (QMP stop, getfd, migrate fd:) with x-ignore-shared: RAM mapped shared
+// (PlanTemplate's mem) is left out. It returns once the migration has
 // completed. The machine stays paused; the caller ends it.
 func Save(ctx context.Context, dir string, f *os.File) error {
 	q, err := dialQMP(ctx, dir)
@@ -89,6 +179,9 @@ func Save(ctx context.Context, dir string, f *os.File) error {
 	}
 	defer q.Close()
 	if _, err := q.do("stop", nil, nil); err != nil {
+		return fmt.Errorf("save %s: %w", dir, err)
+	}
+	if err := q.ignoreShared(); err != nil {
 		return fmt.Errorf("save %s: %w", dir, err)
 	}
 	if _, err := q.do("getfd", map[string]any{"fdname": statePassName}, f); err != nil {

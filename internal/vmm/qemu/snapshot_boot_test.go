@@ -50,7 +50,10 @@ done
 // store and restores it twice, each time under the sandbox with its own
 // drive files, control socket and console: the restored guest answers on
 // its own socket, reads its own scratch disk, and sees that disk's real
-// size (block_resize on resume), not the template's.
+// size (block_resize on resume), not the template's. The template's RAM is
+// a memfd apart from its state (x-ignore-shared): the state holds no RAM,
+// and both restored QEMUs map the template's sealed memory privately, so
+// the pages neither guest wrote are shared between them (RssShmem, Pss).
 func TestWarmRestore(t *testing.T) {
 	gk, bb := requireQEMUBoot(t)
 	prereq.Root(t, "runs QEMU as a uid of its own in a cgroup")
@@ -110,7 +113,12 @@ func TestWarmRestore(t *testing.T) {
 
 	// The template: booted, waiting, saved into the store.
 	tspec := machine("template", "TEMPLATE-DISK---", 1<<20)
-	tproc, err := d.StartTemplate(ctx, tspec)
+	mem, err := template.NewMemory("test", int64(tspec.MemoryMiB)<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	tproc, err := d.StartTemplate(ctx, tspec, mem)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,29 +137,45 @@ func TestWarmRestore(t *testing.T) {
 	key := template.Key{VMM: "qemu", VMMVersion: "test", Kernel: "k", Init: "i", VCPUs: 1, MemoryMiB: 128,
 		Layout: template.Layout{Drives: []template.DriveShape{{ReadOnly: true}, {}}, Control: "serial", QMP: true}}
 	saved := time.Now()
-	tmpl, err := store.Put(ctx, key, func(ctx context.Context, f *os.File) error { return qemu.Save(ctx, tspec.Dir, f) })
+	tmpl, err := store.Put(ctx, key, func(ctx context.Context, f *os.File) error {
+		if err := qemu.Save(ctx, tspec.Dir, f); err != nil {
+			return err
+		}
+		// The template VMM must be gone before its memory is saved.
+		tconn.Close()
+		tproc.Kill()
+		<-tproc.Done()
+		return nil
+	}, mem)
 	if err != nil {
 		t.Fatalf("save: %v\nvmm log:\n%s", err, readFile(tspec.VMMLogPath()))
 	}
-	t.Logf("template saved in %v: %d bytes", time.Since(saved).Round(time.Millisecond), tmpl.Size)
-	tconn.Close()
-	tproc.Kill()
-	<-tproc.Done()
+	t.Logf("template saved in %v: state %d bytes, memory %d bytes in use of %d", time.Since(saved).Round(time.Millisecond), tmpl.Size, tmpl.Memory.Data, tmpl.Memory.Size)
+	// The guest's RAM (it ran a kernel and a shell: megabytes) is not in
+	// the state: device state only.
+	if tmpl.Size > 1<<20 {
+		t.Errorf("the state is %d bytes: it holds guest RAM (x-ignore-shared not in effect)", tmpl.Size)
+	}
+	if tmpl.Memory == nil || tmpl.Memory.Data < 4<<20 {
+		t.Errorf("memory manifest %+v: the guest's RAM is not in the memory file", tmpl.Memory)
+	}
 
 	got, err := store.Get(key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rnds := map[string]string{}
+	var pids []int
 	for i, size := range []int64{2 << 20, 4 << 20} {
 		id := fmt.Sprintf("restored%d", i)
 		tag := fmt.Sprintf("RESTORED-DISK-%02d", i)
 		spec := machine(id, tag, size)
 		start := time.Now()
-		proc, err := d.StartRestore(ctx, spec, got.State)
+		proc, err := d.StartRestore(ctx, spec, got.State, got.RAM)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("restore %s: %v\nvmm log:\n%s", id, err, readFile(spec.VMMLogPath()))
 		}
+		pids = append(pids, proc.Pid)
 		t.Cleanup(func() { proc.Kill(); <-proc.Done() })
 		if err := qemu.Resume(ctx, spec.Dir, spec.Drives); err != nil {
 			t.Fatalf("resume %s: %v\nvmm log:\n%s", id, err, readFile(spec.VMMLogPath()))
@@ -179,9 +203,39 @@ func TestWarmRestore(t *testing.T) {
 			rnds[id] = rnd
 		}
 	}
+	// Both guests ran (a shell, the kernel): the template pages they did
+	// not write are the sealed memfd's, mapped by both.
+	for i, pid := range pids {
+		shmem, pss, rss := procKB(t, pid, "status", "RssShmem:"), procKB(t, pid, "smaps_rollup", "Pss:"), procKB(t, pid, "smaps_rollup", "Rss:")
+		t.Logf("restored%d (pid %d): Rss %d KiB, Pss %d KiB, RssShmem %d KiB", i, pid, rss, pss, shmem)
+		if shmem < 4<<10 {
+			t.Errorf("restored%d maps %d KiB of the template's memory: its RAM is not the template's shared pages", i, shmem)
+		}
+		if pss > rss-shmem/4 {
+			t.Errorf("restored%d: Pss %d KiB of Rss %d KiB: the template pages are not shared", i, pss, rss)
+		}
+	}
 	if rnds["restored0"] == rnds["restored1"] {
 		// Not an error here: the VMM restores the kernel's random state
 		// as saved; ferry-init reseeds it from host bytes (initd).
 		t.Logf("both restored guests read the same random bytes (%s): the pool must be reseeded", rnds["restored0"])
 	}
+}
+
+// procKB reads the kB value of field from /proc/pid/file.
+func procKB(t *testing.T, pid int, file, field string) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
+			var n int
+			fmt.Sscan(f[1], &n)
+			return n
+		}
+	}
+	t.Fatalf("/proc/%d/%s has no %s", pid, file, field)
+	return 0
 }

@@ -22,8 +22,9 @@ import (
 )
 
 // FormatVersion is the version of the on-disk layout and of the key's
-// meaning. Bumping it invalidates every template.
-const FormatVersion = 1
+// meaning. Bumping it invalidates every template. 2: guest RAM in a
+// memory file beside the state (saved with x-ignore-shared).
+const FormatVersion = 2
 
 // Key is everything a saved guest depends on. Two machines may restore the
 // same template only when their keys are equal.

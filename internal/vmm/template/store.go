@@ -27,19 +27,34 @@ const (
 
 // Manifest describes one template on disk.
 type Manifest struct {
-	Version int       `json:"version"`
-	ID      string    `json:"id"`
-	Key     Key       `json:"key"`
-	Size    int64     `json:"size"`   // of the state file
-	SHA256  string    `json:"sha256"` // of the state file
-	Created time.Time `json:"created"`
+	Version int    `json:"version"`
+	ID      string `json:"id"`
+	Key     Key    `json:"key"`
+	Size    int64  `json:"size"`   // of the state file
+	SHA256  string `json:"sha256"` // of the state file
+	// Memory is the guest RAM file, when the VMM saved RAM apart from
+	// the state.
+	Memory  *MemoryManifest `json:"memory,omitempty"`
+	Created time.Time       `json:"created"`
 }
 
-// Template is a checked template: its saved state is at State.
+// MemoryManifest describes a template's guest RAM file: sparse, Size
+// bytes long, Data bytes of it in non-zero pages, SHA256 over those pages
+// and their offsets.
+type MemoryManifest struct {
+	Size   int64  `json:"size"`
+	Data   int64  `json:"data"`
+	SHA256 string `json:"sha256"`
+}
+
+// Template is a checked template: its saved state is at State; with a
+// Manifest.Memory, RAM is its guest RAM, loaded into a sealed memfd (the
+// store's: a VMM maps it privately; nothing can write it).
 type Template struct {
 	Manifest
 	Dir   string
 	State string
+	RAM   *os.File
 }
 
 // Store keeps templates in one directory, one subdirectory per key ID.
@@ -51,6 +66,15 @@ type Store struct {
 	// checked, by identity, so a restore does not re-read the whole state
 	// every time; any rewrite of the file changes its identity.
 	verified map[string]fileID
+	// memories are the sealed memfds of templates' memory files, by
+	// template directory, with the identity of the file they were loaded
+	// from: loaded (and checked) once per process.
+	memories map[string]loadedMemory
+}
+
+type loadedMemory struct {
+	id fileID
+	f  *os.File
 }
 
 type fileID struct {
@@ -75,7 +99,7 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("template store: %w", err)
 	}
-	s := &Store{dir: dir, verified: map[string]fileID{}}
+	s := &Store{dir: dir, verified: map[string]fileID{}, memories: map[string]loadedMemory{}}
 	if err := s.clean(); err != nil {
 		return nil, err
 	}
@@ -101,11 +125,14 @@ func (s *Store) clean() error {
 }
 
 // Put saves a template for k: save writes the state into f (an empty file
-// in the store, opened read-write; a VMM can be handed its descriptor).
+// in the store, opened read-write; a VMM can be handed its descriptor);
+// mem, when not nil, is the guest RAM the VMM left out of the state (a
+// NewMemory memfd, its VMM ended: nothing may write it any more), saved
+// as the template's sparse memory file.
 // The state is synced and checksummed and the template appears at once, in
 // whole, replacing an older one of the same key; when save or any step
 // fails (a full disk) nothing of it remains.
-func (s *Store) Put(ctx context.Context, k Key, save func(ctx context.Context, f *os.File) error) (_ *Template, err error) {
+func (s *Store) Put(ctx context.Context, k Key, save func(ctx context.Context, f *os.File) error, mem *os.File) (_ *Template, err error) {
 	if err := k.Validate(); err != nil {
 		return nil, err
 	}
@@ -138,6 +165,11 @@ func (s *Store) Put(ctx context.Context, k Key, save func(ctx context.Context, f
 		return nil, fmt.Errorf("template %s: the VMM saved an empty state: %w", id, errdefs.ErrInvalidArgument)
 	}
 	m := Manifest{Version: FormatVersion, ID: id, Key: k, Size: size, SHA256: sum, Created: time.Now().UTC()}
+	if mem != nil {
+		if m.Memory, err = writeMemory(filepath.Join(tmp, memoryName), mem); err != nil {
+			return nil, fmt.Errorf("template %s: %w", id, err)
+		}
+	}
 	if err := writeSynced(filepath.Join(tmp, manifestName), m); err != nil {
 		return nil, fmt.Errorf("template %s: %w", id, err)
 	}
@@ -167,7 +199,77 @@ func (s *Store) Put(ctx context.Context, k Key, save func(ctx context.Context, f
 	if fi, err := os.Stat(t.State); err == nil {
 		s.remember(t.State, fi)
 	}
+	s.forget(final)
+	if m.Memory != nil {
+		if t.RAM, err = s.memory(final, m); err != nil {
+			return nil, fmt.Errorf("template %s: %w", id, err)
+		}
+	}
 	return t, nil
+}
+
+// writeMemory saves the memfd mem into a new sparse file at path, synced.
+func writeMemory(path string, mem *os.File) (*MemoryManifest, error) {
+	fi, err := mem.Stat()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	sum, data, err := copyMemory(f, mem, fi.Size())
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		return nil, fmt.Errorf("sync memory: %w", err)
+	}
+	return &MemoryManifest{Size: fi.Size(), Data: data, SHA256: sum}, nil
+}
+
+// memory returns the sealed memfd of the memory file in dir, loading and
+// checking it when this process has not, or the file changed since.
+func (s *Store) memory(dir string, m Manifest) (*os.File, error) {
+	path := filepath.Join(dir, memoryName)
+	fi, err := os.Stat(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, errors.New("memory file missing")
+		}
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.memories[dir]; ok {
+		if l.id == identity(fi) {
+			return l.f, nil
+		}
+		_ = l.f.Close()
+		delete(s.memories, dir)
+	}
+	f, sum, err := sealedMemory(path, m.ID[:min(16, len(m.ID))], m.Memory.Size)
+	if err != nil {
+		return nil, err
+	}
+	if sum != m.Memory.SHA256 {
+		f.Close()
+		return nil, errors.New("memory checksum mismatch (corrupt)")
+	}
+	s.memories[dir] = loadedMemory{id: identity(fi), f: f}
+	return f, nil
+}
+
+// forget closes the store's memfd of dir's template, if loaded: VMMs that
+// map it keep their own descriptor and mapping.
+func (s *Store) forget(dir string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, ok := s.memories[dir]; ok {
+		_ = l.f.Close()
+		delete(s.memories, dir)
+	}
 }
 
 // Get returns k's template after checking it. A template that is missing
@@ -231,7 +333,13 @@ func (s *Store) check(k Key, dir string) (*Template, error) {
 		}
 		s.remember(state, fi)
 	}
-	return &Template{Manifest: m, Dir: dir, State: state}, nil
+	t := &Template{Manifest: m, Dir: dir, State: state}
+	if m.Memory != nil {
+		if t.RAM, err = s.memory(dir, m); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
 }
 
 // Remove deletes k's template, if any.
@@ -240,6 +348,7 @@ func (s *Store) Remove(k Key) error {
 	s.mu.Lock()
 	delete(s.verified, filepath.Join(dir, stateName))
 	s.mu.Unlock()
+	s.forget(dir)
 	// Rename first, so no reader sees it half removed.
 	old, err := os.MkdirTemp(s.dir, tmpPrefix+"rm-")
 	if err != nil {

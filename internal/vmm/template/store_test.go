@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,7 +86,7 @@ func TestKeyValidate(t *testing.T) {
 		if err := k.Validate(); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("%s: Validate = %v", name, err)
 		}
-		if _, err := open(t).Put(context.Background(), k, writer([]byte("x"))); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		if _, err := open(t).Put(context.Background(), k, writer([]byte("x")), nil); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("%s: Put = %v", name, err)
 		}
 	}
@@ -98,7 +99,7 @@ func TestPutGet(t *testing.T) {
 		t.Fatalf("Get before Put = %v, want not found", err)
 	}
 	state := bytes.Repeat([]byte("guest memory "), 1000)
-	put, err := s.Put(context.Background(), k, writer(state))
+	put, err := s.Put(context.Background(), k, writer(state), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestPutGet(t *testing.T) {
 		t.Errorf("Get of a new kernel's key = %v, want not found", err)
 	}
 	// A rebuild replaces the old one.
-	if _, err := s.Put(context.Background(), k, writer([]byte("rebuilt"))); err != nil {
+	if _, err := s.Put(context.Background(), k, writer([]byte("rebuilt")), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Get(k); err != nil || got.Size != int64(len("rebuilt")) {
@@ -157,9 +158,31 @@ func TestDamagedTemplates(t *testing.T) {
 		},
 		"other version": func(t *testing.T, tp *Template) {
 			b, _ := os.ReadFile(filepath.Join(tp.Dir, manifestName))
-			b = bytes.Replace(b, []byte(`"version": 1`), []byte(`"version": 99`), 1)
+			b = bytes.Replace(b, []byte(fmt.Sprintf(`"version": %d`, FormatVersion)), []byte(`"version": 99`), 1)
 			must(t, os.WriteFile(filepath.Join(tp.Dir, manifestName), b, 0o600))
 		},
+		"memory flipped byte": func(t *testing.T, tp *Template) {
+			f, err := os.OpenFile(filepath.Join(tp.Dir, memoryName), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte("X"), 3*pageSize+100); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"memory page written in a hole": func(t *testing.T, tp *Template) {
+			f, err := os.OpenFile(filepath.Join(tp.Dir, memoryName), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.WriteAt([]byte("X"), 100*pageSize); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"memory truncated": func(t *testing.T, tp *Template) { must(t, os.Truncate(filepath.Join(tp.Dir, memoryName), 4*pageSize)) },
+		"memory missing":   func(t *testing.T, tp *Template) { must(t, os.Remove(filepath.Join(tp.Dir, memoryName))) },
 		"other key": func(t *testing.T, tp *Template) {
 			b, _ := os.ReadFile(filepath.Join(tp.Dir, manifestName))
 			b = bytes.Replace(b, []byte(`"kernel": "k1"`), []byte(`"kernel": "k9"`), 1)
@@ -169,7 +192,7 @@ func TestDamagedTemplates(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := open(t)
 			k := testKey()
-			tp, err := s.Put(context.Background(), k, writer(bytes.Repeat([]byte{7}, 4096)))
+			tp, err := s.Put(context.Background(), k, writer(bytes.Repeat([]byte{7}, 4096)), testMemory(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -193,7 +216,7 @@ func TestDamagedTemplates(t *testing.T) {
 func TestFailedSaveLeavesNothing(t *testing.T) {
 	s := open(t)
 	k := testKey()
-	if _, err := s.Put(context.Background(), k, writer([]byte("good old state"))); err != nil {
+	if _, err := s.Put(context.Background(), k, writer([]byte("good old state")), nil); err != nil {
 		t.Fatal(err)
 	}
 	_, err := s.Put(context.Background(), k, func(_ context.Context, f *os.File) error {
@@ -201,7 +224,7 @@ func TestFailedSaveLeavesNothing(t *testing.T) {
 			return err
 		}
 		return &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
-	})
+	}, nil)
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Put = %v, want ENOSPC", err)
 	}
@@ -213,7 +236,7 @@ func TestFailedSaveLeavesNothing(t *testing.T) {
 	// An empty save is refused too.
 	k2 := testKey()
 	k2.VCPUs = 4
-	if _, err := s.Put(context.Background(), k2, writer(nil)); err == nil {
+	if _, err := s.Put(context.Background(), k2, writer(nil), nil); err == nil {
 		t.Error("an empty state was accepted")
 	}
 	assertNoTemps(t, s)
@@ -263,15 +286,29 @@ func TestFullDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Put(context.Background(), testKey(), writer(bytes.Repeat([]byte{1}, 1<<20)))
+	_, err = s.Put(context.Background(), testKey(), writer(bytes.Repeat([]byte{1}, 1<<20)), nil)
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Put of 1 MiB into 256 KiB = %v, want ENOSPC", err)
+	}
+	assertNoTemps(t, s)
+	// The state fits, the memory (1 MiB of pages) does not.
+	mem, err := NewMemory("full", 4<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	if _, err := mem.WriteAt(bytes.Repeat([]byte{2}, 1<<20), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Put(context.Background(), testKey(), writer([]byte("small state")), mem)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Put of 1 MiB of memory into 256 KiB = %v, want ENOSPC", err)
 	}
 	assertNoTemps(t, s)
 	if _, err := s.Get(testKey()); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Get after a full disk = %v, want not found", err)
 	}
-	if _, err := s.Put(context.Background(), testKey(), writer(bytes.Repeat([]byte{1}, 64<<10))); err != nil {
+	if _, err := s.Put(context.Background(), testKey(), writer(bytes.Repeat([]byte{1}, 64<<10)), nil); err != nil {
 		t.Fatalf("Put with room again: %v", err)
 	}
 	if _, err := s.Get(testKey()); err != nil {
