@@ -49,7 +49,8 @@ var resourceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 type candidate struct {
 	id, addr         string
 	gen              int64
-	cpus             int
+	cpus             int // free machine CPUs (overcommitted)
+	hostCPUs         int // the host's own: no machine gets more
 	memoryMB, diskMB int64
 	appMachines      int
 }
@@ -58,7 +59,7 @@ type candidate struct {
 // concurrent placements queue instead of deadlocking) and returns them
 // with how many machines of app each runs.
 func liveHosts(ctx context.Context, tx *sql.Tx, appID string) ([]candidate, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT h.id, h.addr, l.generation, h.free_cpus, h.free_memory_mb, h.free_disk_mb,
+	rows, err := tx.QueryContext(ctx, `SELECT h.id, h.addr, l.generation, h.free_cpus, h.cpus, h.free_memory_mb, h.free_disk_mb,
 			(SELECT count(*) FROM machines m WHERE m.host_id = h.id AND m.app_id = $1)
 		FROM hosts h JOIN host_leases l ON l.host_id = h.id
 		WHERE l.expires_at > now() ORDER BY h.id FOR UPDATE OF h`, appID)
@@ -69,7 +70,7 @@ func liveHosts(ctx context.Context, tx *sql.Tx, appID string) ([]candidate, erro
 	var out []candidate
 	for rows.Next() {
 		var c candidate
-		if err := rows.Scan(&c.id, &c.addr, &c.gen, &c.cpus, &c.memoryMB, &c.diskMB, &c.appMachines); err != nil {
+		if err := rows.Scan(&c.id, &c.addr, &c.gen, &c.cpus, &c.hostCPUs, &c.memoryMB, &c.diskMB, &c.appMachines); err != nil {
 			return nil, err
 		}
 		out = append(out, c)
@@ -154,7 +155,7 @@ func (s *Store) PlaceMachine(ctx context.Context, m MachineSpec) (Placement, err
 		if err != nil {
 			return Placement{}, err
 		}
-		fits := func(c candidate) bool { return c.cpus >= m.CPUs && c.memoryMB >= m.MemoryMB }
+		fits := func(c candidate) bool { return c.fits(m.CPUs, m.MemoryMB) }
 		var chosen *candidate
 		var volumeID sql.NullString
 		if m.Volume != "" {
@@ -199,6 +200,12 @@ func (s *Store) PlaceMachine(ctx context.Context, m MachineSpec) (Placement, err
 	})
 }
 
+// fits reports whether a machine of cpus and memMB fits on c: the CPUs
+// and memory are free, and c has at least cpus CPUs of its own.
+func (c candidate) fits(cpus int, memMB int64) bool {
+	return c.cpus >= cpus && c.hostCPUs >= cpus && c.memoryMB >= memMB
+}
+
 // best is the host a machine of cpus and memMB goes to: among those it
 // fits, the one with the most memory free, ties to the one running fewest
 // machines of the app; nil when it fits none.
@@ -206,7 +213,7 @@ func best(hosts []candidate, cpus int, memMB int64) *candidate {
 	var chosen *candidate
 	for i := range hosts {
 		c := &hosts[i]
-		if c.cpus < cpus || c.memoryMB < memMB {
+		if !c.fits(cpus, memMB) {
 			continue
 		}
 		if chosen == nil || c.memoryMB > chosen.memoryMB || (c.memoryMB == chosen.memoryMB && c.appMachines < chosen.appMachines) {

@@ -74,7 +74,7 @@ func TestPlacementSpreadsByFreeCapacity(t *testing.T) {
 	}
 	hs, _ := st.Hosts(ctx)
 	for _, h := range hs {
-		if h.Free.MemoryMB != free[h.ID] || h.Free.CPUs != 8-count[h.ID] {
+		if h.Free.MemoryMB != free[h.ID] || h.Free.CPUs != 8*DefaultCPUOvercommit-count[h.ID] {
 			t.Fatalf("host %s free after placement: %+v, want %d MiB", h.ID, h.Free, free[h.ID])
 		}
 	}
@@ -166,8 +166,53 @@ func TestPlacementNeverOverbooks(t *testing.T) {
 	}
 	hs, _ := st.Hosts(ctx)
 	for _, h := range hs {
-		if h.Free.MemoryMB != 0 || h.Free.CPUs != 0 {
+		if h.Free.MemoryMB != 0 || h.Free.CPUs != 4*DefaultCPUOvercommit-4 {
 			t.Fatalf("host %s free after filling: %+v", h.ID, h.Free)
 		}
 	}
+}
+
+// TestPlacementCPUsOvercommitted: a host offers its CPUs times the
+// overcommit to machines; what its placed machines take stays taken
+// across its renewals (which report all its CPUs free, as HostCapacity
+// does), and a machine beyond is refused with one line.
+func TestPlacementCPUsOvercommitted(t *testing.T) {
+	ctx := context.Background()
+	st := placementStore(t)
+	st.CPUOvercommit = 2
+	h := host("h1", 2, 65536, 1000)
+	l, err := st.Register(ctx, h, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		if _, err := st.PlaceMachine(ctx, MachineSpec{App: "web", Name: fmt.Sprintf("m%d", i), CPUs: 1, MemoryMB: 64}); err != nil {
+			t.Fatalf("machine %d of 4 on 2 CPUs at 2x: %v", i, err)
+		}
+	}
+	if _, err := st.Renew(ctx, "h1", l.Generation, h.Free, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.PlaceMachine(ctx, MachineSpec{App: "web", Name: "m4", CPUs: 1, MemoryMB: 64})
+	if !errors.Is(err, errdefs.ErrUnavailable) || !strings.Contains(err.Error(), "CPUs") {
+		t.Fatalf("a fifth machine after a renewal: %v, want refused for CPUs", err)
+	}
+	if hs, _ := st.Hosts(ctx); len(hs) != 1 || hs[0].Free.CPUs != 0 {
+		t.Fatalf("hosts: %+v, want 0 CPUs free", hs)
+	}
+	if err := st.RemoveMachine(ctx, mustMachine(t, st, "m0")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PlaceMachine(ctx, MachineSpec{App: "web", Name: "m4", CPUs: 1, MemoryMB: 64}); err != nil {
+		t.Fatalf("after a removal: %v", err)
+	}
+}
+
+func mustMachine(t *testing.T, st *Store, name string) string {
+	t.Helper()
+	m, err := st.Machine(context.Background(), "web", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.ID
 }

@@ -17,7 +17,26 @@ import (
 // also by several processes (replicas) on one database.
 type Store struct {
 	db *sql.DB
+	// CPUOvercommit is how many machine CPUs (vCPUs) a host CPU takes
+	// (0: DefaultCPUOvercommit): a host's free CPUs are its CPUs times
+	// this less those of the machines placed on it, whatever it reports.
+	CPUOvercommit int
 }
+
+// DefaultCPUOvercommit is a host CPU's share of machine CPUs: guests
+// that mostly wait share cores, as Fly's shared CPUs do (1/16 each).
+const DefaultCPUOvercommit = 16
+
+func (s *Store) overcommit() int {
+	if s.CPUOvercommit > 0 {
+		return s.CPUOvercommit
+	}
+	return DefaultCPUOvercommit
+}
+
+// freeCPUs is the SQL for the free CPUs of host $1 at overcommit $2:
+// what the machines placed on it leave.
+const freeCPUs = `cpus * $2 - (SELECT COALESCE(SUM(cpus), 0) FROM machines WHERE host_id = $1)`
 
 // Capacity is what a host offers machines.
 type Capacity struct {
@@ -169,11 +188,14 @@ func (s *Store) Register(ctx context.Context, h Host, ttl time.Duration) (Lease,
 	}
 	defer func() { _ = tx.Rollback() }()
 	_, err = tx.ExecContext(ctx, `INSERT INTO hosts (id, name, addr, cpus, memory_mb, disk_mb, free_cpus, free_memory_mb, free_disk_mb, api_token, underlay_ip)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+		VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10)
 		ON CONFLICT (id) DO UPDATE SET name = $2, addr = $3, cpus = $4, memory_mb = $5, disk_mb = $6,
-			free_cpus = $7, free_memory_mb = $8, free_disk_mb = $9, api_token = $10, underlay_ip = $11`,
-		h.ID, h.Name, h.Addr, h.Size.CPUs, h.Size.MemoryMB, h.Size.DiskMB, h.Free.CPUs, h.Free.MemoryMB, h.Free.DiskMB, h.APIToken, h.UnderlayIP)
+			free_memory_mb = $7, free_disk_mb = $8, api_token = $9, underlay_ip = $10`,
+		h.ID, h.Name, h.Addr, h.Size.CPUs, h.Size.MemoryMB, h.Size.DiskMB, h.Free.MemoryMB, h.Free.DiskMB, h.APIToken, h.UnderlayIP)
 	if err != nil {
+		return Lease{}, fmt.Errorf("register host %s: %w", h.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE hosts SET free_cpus = `+freeCPUs+` WHERE id = $1`, h.ID, s.overcommit()); err != nil {
 		return Lease{}, fmt.Errorf("register host %s: %w", h.ID, err)
 	}
 	l := Lease{TTL: Duration(ttl)}
@@ -196,7 +218,8 @@ func (s *Store) Register(ctx context.Context, h Host, ttl time.Duration) (Lease,
 var ErrLeaseLost = fmt.Errorf("lease lost: %w", errdefs.ErrConflict)
 
 // Renew extends host id's lease of generation gen by ttl and records its
-// free capacity. It fails with ErrLeaseLost once the lease has expired or
+// free memory and disk (its free CPUs are what its placed machines leave,
+// at CPUOvercommit). It fails with ErrLeaseLost once the lease has expired or
 // gen is not the current generation.
 func (s *Store) Renew(ctx context.Context, id string, gen int64, free Capacity, ttl time.Duration) (Lease, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
@@ -213,8 +236,7 @@ func (s *Store) Renew(ctx context.Context, id string, gen int64, free Capacity, 
 	if err != nil {
 		return Lease{}, fmt.Errorf("renew lease of %s: %w", id, err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE hosts SET free_cpus = $2, free_memory_mb = $3, free_disk_mb = $4 WHERE id = $1`,
-		id, free.CPUs, free.MemoryMB, free.DiskMB); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE hosts SET free_cpus = `+freeCPUs+`, free_memory_mb = $3, free_disk_mb = $4 WHERE id = $1`, id, s.overcommit(), free.MemoryMB, free.DiskMB); err != nil {
 		return Lease{}, fmt.Errorf("renew lease of %s: %w", id, err)
 	}
 	return l, tx.Commit()
