@@ -184,7 +184,7 @@ func hostPart(n OverlayNetwork, block int) (rng netip.Prefix, gw, gw6 netip.Addr
 	return rng, gw, netip.AddrFrom16(u)
 }
 
-// SyncOverlay records host id's underlay address and machines on the
+// SyncOverlay records host id's underlay address (hosts.underlay_ip) and machines on the
 // overlays (replacing what it reported before), gives it a range of every
 // overlay it has none of yet (every app's network is made on the way), and
 // returns every overlay with the host's part and its live peers — the
@@ -244,13 +244,15 @@ func syncOverlay(ctx context.Context, tx *sql.Tx, id string, rep OverlayReport) 
 	if _, err := tx.ExecContext(ctx, `DELETE FROM overlay_machines WHERE host_id = $1`, id); err != nil {
 		return nil, err
 	}
+	if _, err := tx.ExecContext(ctx, `UPDATE hosts SET underlay_ip = $2 WHERE id = $1`, id, rep.Underlay.String()); err != nil {
+		return nil, err
+	}
 	var out []network.Overlay
 	for _, n := range nets {
 		var block int
-		err := tx.QueryRowContext(ctx, `UPDATE overlay_hosts SET underlay = $3 WHERE network = $1 AND host_id = $2 RETURNING block`,
-			n.Name, id, rep.Underlay.String()).Scan(&block)
+		err := tx.QueryRowContext(ctx, `SELECT block FROM overlay_hosts WHERE network = $1 AND host_id = $2`, n.Name, id).Scan(&block)
 		if err == sql.ErrNoRows {
-			block, err = newBlock(ctx, tx, n.Name, id, rep.Underlay)
+			block, err = newBlock(ctx, tx, n.Name, id)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("network %s: a range for the host: %w", n.Name, err)
@@ -287,13 +289,13 @@ var OverlayReclaimAfter = time.Hour
 
 // newBlock gives host id the lowest free /24 of network, reclaiming those
 // of hosts whose leases expired OverlayReclaimAfter ago when none is free.
-func newBlock(ctx context.Context, tx *sql.Tx, network, id string, underlay netip.Addr) (int, error) {
+func newBlock(ctx context.Context, tx *sql.Tx, network, id string) (int, error) {
 	for reclaimed := false; ; reclaimed = true {
 		var block int
-		err := tx.QueryRowContext(ctx, `INSERT INTO overlay_hosts (network, host_id, block, underlay)
-			SELECT $1, $2, b, $3 FROM generate_series(1, 254) b
+		err := tx.QueryRowContext(ctx, `INSERT INTO overlay_hosts (network, host_id, block)
+			SELECT $1, $2, b FROM generate_series(1, 254) b
 			WHERE b NOT IN (SELECT block FROM overlay_hosts WHERE network = $1) ORDER BY b LIMIT 1 RETURNING block`,
-			network, id, underlay.String()).Scan(&block)
+			network, id).Scan(&block)
 		if err != sql.ErrNoRows || reclaimed {
 			if err == sql.ErrNoRows {
 				return 0, fmt.Errorf("all 254 host ranges are taken by hosts whose leases expired less than %s ago or are live: %w",
@@ -312,8 +314,8 @@ func newBlock(ctx context.Context, tx *sql.Tx, network, id string, underlay neti
 // overlayPeers are the hosts on network other than self with live leases,
 // with their machines there.
 func overlayPeers(ctx context.Context, tx *sql.Tx, name, self string) ([]network.Peer, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT o.host_id, o.underlay, m.machine
-		FROM overlay_hosts o JOIN host_leases l ON l.host_id = o.host_id
+	rows, err := tx.QueryContext(ctx, `SELECT o.host_id, h.underlay_ip, m.machine
+		FROM overlay_hosts o JOIN host_leases l ON l.host_id = o.host_id JOIN hosts h ON h.id = o.host_id
 		LEFT JOIN overlay_machines m ON m.network = o.network AND m.host_id = o.host_id
 		WHERE o.network = $1 AND o.host_id <> $2 AND l.expires_at > now()
 		ORDER BY o.host_id, m.name`, name, self)

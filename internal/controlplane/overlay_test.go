@@ -108,6 +108,20 @@ func TestSyncOverlay(t *testing.T) {
 		peers[0].Machines[0].Name != "web" || peers[0].Machines[0].Aliases[0] != "www" || peers[1].Host != hosts[2].ID || len(peers[1].Machines) != 0 {
 		t.Fatalf("host 0's peers on shop: %+v, want host 1 with web (not stray) and host 2 with nothing", peers)
 	}
+	// The underlay address is the host's (hosts.underlay_ip): a
+	// registration without one keeps what the overlay sync reported.
+	if _, err := st.Register(ctx, hosts[1], time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := st.Hosts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range hs {
+		if h.ID == hosts[1].ID && h.UnderlayIP != under(1).String() {
+			t.Fatalf("host 1's underlay after it registered again: %q, want %s", h.UnderlayIP, under(1))
+		}
+	}
 	for _, p := range syncHost(st, 1, map[string][]network.RemoteMachine{"shop": {mine}})["shop"].Peers {
 		if p.Host == hosts[1].ID {
 			t.Fatal("host 1 is its own peer")

@@ -52,7 +52,9 @@ type Host struct {
 	Name string `json:"name"`
 	Addr string `json:"addr"` // the host's API URL, as the control plane reaches it
 	// UnderlayIP is the address other hosts reach this one on (cross-host
-	// networking tunnels to it); empty: the host of Addr.
+	// networks tunnel to it, VXLAN's source): the one its overlay agent
+	// last reported (--underlay, or its route to the control plane); a
+	// registration without one keeps it.
 	UnderlayIP string   `json:"underlay_ip,omitempty"`
 	Size       Capacity `json:"capacity"`
 	Free       Capacity `json:"free"`
@@ -147,6 +149,10 @@ var migrations = []string{
 		ADD COLUMN underlay_ip TEXT NOT NULL DEFAULT '';
 	ALTER TABLE machines ADD COLUMN config JSONB,
 		ADD COLUMN restart_policy TEXT NOT NULL DEFAULT '';`,
+	// A host's underlay address is one fact: hosts.underlay_ip, which the
+	// overlay sync writes (it was also kept per network, in overlay_hosts).
+	`UPDATE hosts h SET underlay_ip = o.underlay FROM overlay_hosts o WHERE o.host_id = h.id;
+	ALTER TABLE overlay_hosts DROP COLUMN underlay;`,
 }
 
 // migrate applies pending migrations in one transaction under an advisory
@@ -190,7 +196,7 @@ func (s *Store) Register(ctx context.Context, h Host, ttl time.Duration) (Lease,
 	_, err = tx.ExecContext(ctx, `INSERT INTO hosts (id, name, addr, cpus, memory_mb, disk_mb, free_cpus, free_memory_mb, free_disk_mb, api_token, underlay_ip)
 		VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $9, $10)
 		ON CONFLICT (id) DO UPDATE SET name = $2, addr = $3, cpus = $4, memory_mb = $5, disk_mb = $6,
-			free_memory_mb = $7, free_disk_mb = $8, api_token = $9, underlay_ip = $10`,
+			free_memory_mb = $7, free_disk_mb = $8, api_token = $9, underlay_ip = COALESCE(NULLIF($10, ''), hosts.underlay_ip)`,
 		h.ID, h.Name, h.Addr, h.Size.CPUs, h.Size.MemoryMB, h.Size.DiskMB, h.Free.MemoryMB, h.Free.DiskMB, h.APIToken, h.UnderlayIP)
 	if err != nil {
 		return Lease{}, fmt.Errorf("register host %s: %w", h.ID, err)

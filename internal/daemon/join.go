@@ -33,13 +33,12 @@ func wireJoin(ctx context.Context, d *daemon) error {
 	if name == "" {
 		name, _ = os.Hostname()
 	}
-	underlay, _, err := net.SplitHostPort(d.cfg.APIAddr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(d.cfg.APIAddr); err != nil {
 		return fmt.Errorf("--api-addr %s: %v: %w", d.cfg.APIAddr, err, errdefs.ErrInvalidArgument)
 	}
 	a := &controlplane.Agent{
 		URL: d.cfg.Join, Token: d.cfg.JoinToken, Log: d.log.With("svc", "join"), Machines: d.machines,
-		Host: controlplane.Host{ID: id, Name: name, Addr: "http://" + d.cfg.APIAddr, UnderlayIP: underlay,
+		Host: controlplane.Host{ID: id, Name: name, Addr: "http://" + d.cfg.APIAddr, UnderlayIP: d.cfg.Underlay,
 			APIToken: d.cfg.APIToken, Size: size, Free: free},
 		Free: func() controlplane.Capacity {
 			_, f, err := controlplane.HostCapacity(d.cfg.Root)
