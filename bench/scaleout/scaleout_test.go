@@ -22,6 +22,7 @@ package scaleout
 import (
 	"context"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +53,18 @@ func load() string {
 	return strings.Join(f[:3], " ")
 }
 
+// memAvailable is this machine's MemAvailable in MiB.
+func memAvailable() int64 {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(v, " kB")), 10, 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
@@ -62,7 +75,10 @@ func TestScaleOut(t *testing.T) {
 	prereq.OptIn(t, "FERRY_BENCH", "the scale-out benchmark")
 	vmprereq.Require(t)
 	rounds, many := envInt("FERRY_BENCH_N", 7), envInt("FERRY_BENCH_MACHINES", 100)
-	c := cptest.New(t, cptest.Options{Hosts: 3})
+	// CPUs for every machine (1 each) on any one host, as the hosts are
+	// all this machine: the bench measures placement and boots, not the
+	// overcommit (whose default, 16, fits 32 per host on 2 CPUs).
+	c := cptest.New(t, cptest.Options{Hosts: 3, CPUOvercommit: many/max(runtime.NumCPU(), 1) + 1})
 	ctx := context.Background()
 	st, err := controlplane.Open(ctx, c.DSN)
 	if err != nil {
@@ -129,7 +145,7 @@ func TestScaleOut(t *testing.T) {
 		float64(median(viaCP))/float64(median(onHost)))
 
 	// Many machines through the control plane, 8 at once.
-	t.Logf("placing %d machines (load %s)", many, load())
+	t.Logf("placing %d machines (load %s, %d MiB available)", many, load(), memAvailable())
 	start := time.Now()
 	var mu sync.Mutex
 	var failed []string
@@ -173,8 +189,8 @@ func TestScaleOut(t *testing.T) {
 	for _, h := range c.Hosts {
 		vmms += len(h.VMMs())
 	}
-	t.Logf("%d machines: %d started in %s (%d failed), spread %v, %d VMMs running (load %s)",
-		many, many-len(failed), placedIn.Round(100*time.Millisecond), len(failed), spread, vmms, load())
+	t.Logf("%d machines: %d started in %s (%d failed), spread %v, %d VMMs running (load %s, %d MiB available)",
+		many, many-len(failed), placedIn.Round(100*time.Millisecond), len(failed), spread, vmms, load(), memAvailable())
 	if len(failed) > 0 {
 		t.Logf("first failure: %s", failed[0])
 	}
@@ -217,6 +233,6 @@ func TestScaleOut(t *testing.T) {
 			t.Fatalf("after 10 minutes %d of %d machines run on the survivors\n%s", running, many-len(failed), c.CPLog())
 		}
 	}
-	t.Logf("host loss of %s with %d of its machines: placed again after %s, all running on the survivors after %s, spread %v (load %s)",
-		victim.Name, orphans, placedAgain.Round(100*time.Millisecond), time.Since(lost).Round(100*time.Millisecond), perHost(), load())
+	t.Logf("host loss of %s with %d of its machines: placed again after %s, all running on the survivors after %s, spread %v (load %s, %d MiB available)",
+		victim.Name, orphans, placedAgain.Round(100*time.Millisecond), time.Since(lost).Round(100*time.Millisecond), perHost(), load(), memAvailable())
 }

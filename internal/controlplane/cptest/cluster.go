@@ -42,6 +42,9 @@ const Image = "busybox:cptest"
 type Options struct {
 	Hosts    int           // how many hosts (not started: Host.Start)
 	LeaseTTL time.Duration // the control plane's --lease-ttl (0: its default)
+	// CPUOvercommit is the control plane's --cpu-overcommit (0: its
+	// default).
+	CPUOvercommit int
 }
 
 // Cluster is a control plane and its hosts.
@@ -52,6 +55,7 @@ type Cluster struct {
 	CPAddr string // host:port the control plane listens on, in its namespace
 	cpNS   string
 	ttl    time.Duration
+	over   int
 	cp     *Proc
 	Hosts  []*Host
 	tar    string // the test image as a tarball
@@ -115,7 +119,7 @@ func New(t testing.TB, o Options) *Cluster {
 	prereq.Root(t, "network namespaces and VMs")
 	prereq.Tools(t, "ip", "nsenter")
 	goBin := prereq.Tool(t, "go")
-	c := &Cluster{t: t, ttl: o.LeaseTTL, DSN: pgtest.DSN(t)}
+	c := &Cluster{t: t, ttl: o.LeaseTTL, over: o.CPUOvercommit, DSN: pgtest.DSN(t)}
 	c.Bin = filepath.Join(t.TempDir(), "ferry")
 	build := exec.Command(goBin, "build", "-o", c.Bin, "github.com/ferryvm/ferry/cmd/ferry")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -212,6 +216,9 @@ func (c *Cluster) StartCP() {
 	args := []string{"controlplane", "serve", "--db", c.DSN, "--token", Token, "--addr", c.CPAddr}
 	if c.ttl > 0 {
 		args = append(args, "--lease-ttl", c.ttl.String())
+	}
+	if c.over > 0 {
+		args = append(args, "--cpu-overcommit", strconv.Itoa(c.over))
 	}
 	c.cp = c.start(c.cpNS, args...)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
