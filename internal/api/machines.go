@@ -27,7 +27,7 @@ import (
 //	POST   /v1/apps/{app}/machines/{id}/stop        types.StopRequest → types.Machine
 //	POST   /v1/apps/{app}/machines/{id}/restart     types.StopRequest → types.Machine
 //	POST   /v1/apps/{app}/machines/{id}/signal      types.SignalRequest
-//	GET    /v1/apps/{app}/machines/{id}/wait?state=stopped&timeout=60 → types.Machine
+//	GET    /v1/apps/{app}/machines/{id}/wait?state=stopped|booted&timeout=60 → types.Machine
 //	DELETE /v1/apps/{app}/machines/{id}[?force=true][&volumes=true]  (volumes: its anonymous ones too)
 //	POST   /v1/apps/{app}/machines/{id}/rename      types.RenameRequest → types.Machine
 //	GET    /v1/apps/{app}/machines/{id}/versions    → []types.Config
@@ -207,8 +207,8 @@ func (h machineHandlers) wait(w http.ResponseWriter, r *http.Request) error {
 	state := types.StateStarted
 	if s := q.Get("state"); s != "" {
 		var ok bool
-		if state, ok = types.ParseState(s); !ok {
-			return fmt.Errorf("state %q: want created, started, stopped, failed or destroyed: %w", s, errdefs.ErrInvalidArgument)
+		if state, ok = types.ParseWait(s); !ok {
+			return fmt.Errorf("state %q: want created, started, stopped, failed, destroyed or booted: %w", s, errdefs.ErrInvalidArgument)
 		}
 	}
 	timeout := 60 * time.Second

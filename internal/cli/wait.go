@@ -14,10 +14,13 @@ func newWaitCmd(g *globals) *cobra.Command {
 	var app, state string
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "wait [--state STATE|healthy] MACHINE...",
-		Short: "Wait until machines stop (or reach --state, or are healthy) and print their exit codes",
+		Use:   "wait [--state STATE|booted|healthy] MACHINE...",
+		Short: "Wait until machines stop (or reach --state, boot, or are healthy) and print their exit codes",
 		Long: `Wait until each machine stops and print its exit code, or until it
 reaches --state (started, stopped, failed, destroyed) and print the state.
+--state booted waits until a started machine's init takes exec requests (it
+has started the entrypoint: ferry exec works) and prints its state; a
+machine that is not starting or started returns at once.
 --state healthy waits for the machine's health check to pass and fails,
 naming the last check's output, when the machine turns unhealthy or stops.`,
 		Args: cobra.MinimumNArgs(1),
@@ -25,9 +28,9 @@ naming the last check's output, when the machine turns unhealthy or stops.`,
 			if state == types.HealthHealthy {
 				return waitHealthy(cmd.Context(), g, app, args, timeout)
 			}
-			st, ok := types.ParseState(state)
+			st, ok := types.ParseWait(state)
 			if !ok {
-				return fmt.Errorf("--state %q: want started, stopped, failed, destroyed or healthy: %w", state, errdefs.ErrInvalidArgument)
+				return fmt.Errorf("--state %q: want started, stopped, failed, destroyed, booted or healthy: %w", state, errdefs.ErrInvalidArgument)
 			}
 			c, err := g.apiClient()
 			if err != nil {
@@ -56,7 +59,7 @@ naming the last check's output, when the machine turns unhealthy or stops.`,
 		},
 	}
 	appFlag(cmd, &app)
-	cmd.Flags().StringVar(&state, "state", "stopped", "state to wait for, or healthy")
+	cmd.Flags().StringVar(&state, "state", "stopped", "state to wait for, or booted or healthy")
 	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (0: never)")
 	return cmd
 }

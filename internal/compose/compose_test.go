@@ -230,18 +230,31 @@ func TestUpWaitsForBootDownStopsFirst(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "compose.yaml", "services:\n  a: {image: x}\n")
 	f := newFake()
-	f.booting = 3
 	p := load(t, dir, Options{ProjectName: "boot"})
 	if err := Up(context.Background(), f, p, UpOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if f.execs["boot-a-1"] != 4 || !slices.Equal(f.events, []string{"booted boot-a-1"}) {
-		t.Fatalf("up returned before boot: execs %v events %v", f.execs, f.events)
+	if len(f.execs) != 0 || !slices.Equal(f.events, []string{"booted boot-a-1"}) {
+		t.Fatalf("up did not wait for boot through the daemon: execs %v events %v", f.execs, f.events)
 	}
 	if err := Down(context.Background(), f, "boot", p, DownOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(f.events[1:], []string{"stop boot-a-1", "destroy boot-a-1"}) {
 		t.Fatalf("down: %v, want a stop before the destroy", f.events[1:])
+	}
+}
+
+// TestUpBootTimeout: a replica whose init never takes exec requests fails
+// up with a timeout naming it.
+func TestUpBootTimeout(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, "compose.yaml", "services:\n  a: {image: x}\n")
+	f := newFake()
+	f.neverBoots = map[string]bool{"slow-a-1": true}
+	p := load(t, dir, Options{ProjectName: "slow"})
+	err := Up(context.Background(), f, p, UpOptions{})
+	if !errors.Is(err, errdefs.ErrTimeout) || !strings.Contains(err.Error(), "slow-a-1: not booted after") {
+		t.Fatalf("up of a replica that never boots: %v, want a timeout naming slow-a-1", err)
 	}
 }

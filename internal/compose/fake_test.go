@@ -29,11 +29,13 @@ type fakeClient struct {
 	// on its n-th GetMachine (n from 1).
 	health func(name string, n int) *types.Health
 	gets   map[string]int
-	// booting, when set, is how many exec requests a new machine refuses
-	// as not booted yet.
-	booting int
-	execs   map[string]int
-	events  []string // "stop NAME", "start NAME", "destroy NAME", "booted NAME" in order
+	// A machine refuses exec requests (errdefs.ErrNotBooted) until a
+	// booted wait returned it; one in neverBoots never boots (the wait
+	// times out).
+	booted     map[string]bool
+	neverBoots map[string]bool
+	execs      map[string]int
+	events     []string // "stop NAME", "start NAME", "destroy NAME", "booted NAME" in order
 	// exitCodes are the exit statuses machines stop with (by name).
 	exitCodes map[string]int
 	stops     map[string]types.StopRequest // the last stop request by machine
@@ -149,6 +151,18 @@ func (f *fakeClient) WaitMachine(ctx context.Context, app, id string, state type
 	if err != nil {
 		return nil, err
 	}
+	if state == types.WaitBooted {
+		if f.neverBoots[m.Name] {
+			return nil, fmt.Errorf("machine %s has not finished booting within %s: %w", m.ID, timeout, errdefs.ErrTimeout)
+		}
+		if f.booted == nil {
+			f.booted = map[string]bool{}
+		}
+		f.booted[m.Name] = true
+		f.events = append(f.events, "booted "+m.Name)
+		c := *m
+		return &c, nil
+	}
 	m.State = state
 	m.LastExit = &types.Exit{ExitCode: f.exitCodes[m.Name]}
 	return m, nil
@@ -208,9 +222,8 @@ func (f *fakeClient) ExecMachine(ctx context.Context, app, id string, req types.
 		f.execs = map[string]int{}
 	}
 	f.execs[id]++
-	if f.execs[id] <= f.booting {
-		return 0, fmt.Errorf("guest: init_failed: exec: the machine has not finished booting: %w", errdefs.ErrConflict)
+	if !f.booted[id] {
+		return 0, fmt.Errorf("exec: %w", errdefs.ErrNotBooted)
 	}
-	f.events = append(f.events, "booted "+id)
 	return 0, nil
 }

@@ -1,6 +1,6 @@
 // Package errdefs defines the handful of error kinds ferry uses everywhere
 // (not found, already exists, invalid argument, conflict, unavailable,
-// unauthorized, timeout) and maps them to HTTP status codes and CLI exit codes at the
+// unauthorized, timeout, not booted) and maps them to HTTP status codes and CLI exit codes at the
 // edges. Packages wrap these with context:
 //
 //	return fmt.Errorf("pull %s: %w", ref, errdefs.ErrNotFound)
@@ -24,6 +24,9 @@ var (
 	// ErrTimeout: a bounded wait ended before what it waited for happened
 	// (nothing failed: ask again).
 	ErrTimeout = errors.New("timed out")
+	// ErrNotBooted: the machine's init refused an exec because it has not
+	// started the entrypoint yet (still booting: ask again).
+	ErrNotBooted = errors.New("not booted")
 )
 
 // kinds lists every kind with its stable API code and HTTP status.
@@ -39,6 +42,7 @@ var kinds = []struct {
 	{ErrUnavailable, "unavailable", http.StatusServiceUnavailable},
 	{ErrUnauthorized, "unauthorized", http.StatusUnauthorized},
 	{ErrTimeout, "timeout", http.StatusRequestTimeout},
+	{ErrNotBooted, "not_booted", http.StatusConflict},
 }
 
 // Code returns the stable API code for err ("internal" when err is of no

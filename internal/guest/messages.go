@@ -25,6 +25,7 @@ const (
 	ReasonScratchCorrupt = "scratch_corrupt"
 	ReasonMount          = "mount_failed"
 	ReasonNetwork        = "network_failed"
+	ReasonNotBooted      = "not_booted"  // an exec before the entrypoint started: ask again
 	ReasonInit           = "init_failed" // anything else
 )
 

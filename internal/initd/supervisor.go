@@ -134,7 +134,7 @@ func (s *supervisor) defaults() (execDefaults, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.readyEnv.ready {
-		return execDefaults{}, &guest.Failure{Reason: guest.ReasonInit, Message: "exec: the machine has not finished booting"}
+		return execDefaults{}, &guest.Failure{Reason: guest.ReasonNotBooted, Message: "exec: the machine has not finished booting"}
 	}
 	return s.readyEnv, nil
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
@@ -106,24 +105,4 @@ func (m *Manager) Processes(ctx context.Context, app, ref string) ([]guest.Proce
 		return nil, fmt.Errorf("list processes: %w", err)
 	}
 	return ps, nil
-}
-
-// WaitBooted returns once a started machine's init takes exec requests
-// (it refuses them until it has started the entrypoint), bounded by ctx and
-// the boot timeout: what Docker clients expect of a container that started.
-func (m *Manager) WaitBooted(ctx context.Context, app, ref string) error {
-	ctx, cancel := context.WithTimeout(ctx, m.opt.BootTimeout)
-	defer cancel()
-	req := types.ExecRequest{Cmd: guest.BuildOp{Op: guest.BuildReady}.Argv(), User: "0"}
-	for {
-		_, err := m.Exec(ctx, app, ref, req, guest.ExecIO{Stdout: io.Discard, Stderr: io.Discard})
-		if err == nil || !strings.Contains(err.Error(), "has not finished booting") {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("machine %s: not booted after %v: %w", ref, m.opt.BootTimeout, errdefs.ErrUnavailable)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }

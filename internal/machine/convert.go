@@ -63,6 +63,9 @@ func execError(what string, err error) error {
 
 // failureError is the error of an exec whose process init could not start.
 func failureError(what string, f *guest.Failure) error {
+	if notBooted(f) {
+		return fmt.Errorf("exec %s: %s: %w", what, f.Message, errdefs.ErrNotBooted)
+	}
 	return fmt.Errorf("exec %s: %s: %w", what, f.Message, reasonKind(f.Reason))
 }
 

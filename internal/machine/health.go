@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -200,6 +199,9 @@ func (m *Manager) probe(ctx context.Context, r *run, hc types.Healthcheck) (res 
 		var st guest.ExitStatus
 		st, err = c.Run(cctx, guest.ExecRequest{Argv: healthArgv(hc.Test)}, guest.ExecIO{Stdout: out, Stderr: out})
 		if err == nil && st.Failure != nil {
+			if notBooted(st.Failure) {
+				return res, true
+			}
 			err = fmt.Errorf("%s", st.Failure.Message)
 		}
 		if err == nil {
@@ -211,8 +213,6 @@ func (m *Manager) probe(ctx context.Context, r *run, hc types.Healthcheck) (res 
 	switch {
 	case cctx.Err() == context.DeadlineExceeded:
 		res.ExitCode, res.Output = -1, fmt.Sprintf("Health check exceeded timeout (%s)", hc.Timeout)
-	case err != nil && strings.Contains(err.Error(), "has not finished booting"):
-		return res, true
 	case err != nil:
 		res.ExitCode, res.Output = -1, err.Error()
 	}

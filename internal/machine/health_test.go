@@ -259,7 +259,7 @@ func TestHealthWaitsForBoot(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if calls++; calls <= 3 {
-			return guest.ExitStatus{Failure: &guest.Failure{Reason: guest.ReasonInit, Message: "exec: the machine has not finished booting"}}
+			return guest.ExitStatus{Failure: &guest.Failure{Reason: guest.ReasonNotBooted, Message: "exec: the machine has not finished booting"}}
 		}
 		fmt.Fprint(io.Stdout, "up")
 		return guest.ExitStatus{Code: 0}

@@ -656,11 +656,19 @@ func (m *Manager) Update(ctx context.Context, app, ref string, cfg types.Config)
 }
 
 // Wait returns once the machine reaches state (or has been destroyed, for
-// state destroyed), or fails with ErrTimeout after timeout.
+// state destroyed), or fails with ErrTimeout after timeout. State
+// types.WaitBooted waits for a started machine's init to take exec
+// requests (see waitBooted).
 func (m *Manager) Wait(ctx context.Context, app, ref string, state types.State, timeout time.Duration) (*types.Machine, error) {
 	id, err := m.resolve(app, ref)
 	if err != nil {
 		return nil, err
+	}
+	if timeout <= 0 {
+		timeout = 60 * time.Second
+	}
+	if state == types.WaitBooted {
+		return m.waitBooted(ctx, id, timeout)
 	}
 	events, cancel := m.Subscribe("", id)
 	defer cancel()
@@ -670,9 +678,6 @@ func (m *Manager) Wait(ctx context.Context, app, ref string, state types.State, 
 	}
 	if last.State == state {
 		return last, nil
-	}
-	if timeout <= 0 {
-		timeout = 60 * time.Second
 	}
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()

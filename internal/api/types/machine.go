@@ -22,8 +22,22 @@ const (
 	StateFailed     State = "failed"
 )
 
-// ParseState checks s names a state (as /wait?state= takes it). "running" is
-// accepted as started, "exited" as stopped.
+// WaitBooted is what /wait?state= takes, beside the states, to wait until a
+// started machine's init takes exec requests (it has started the
+// entrypoint). No machine is ever in it.
+const WaitBooted State = "booted"
+
+// ParseWait checks s names what /wait?state= waits for: a state
+// (ParseState) or WaitBooted.
+func ParseWait(s string) (State, bool) {
+	if State(s) == WaitBooted {
+		return WaitBooted, true
+	}
+	return ParseState(s)
+}
+
+// ParseState checks s names a state. "running" is accepted as started,
+// "exited" as stopped.
 func ParseState(s string) (State, bool) {
 	switch State(s) {
 	case StateCreated, StateStarting, StateStarted, StateStopping, StateStopped, StateDestroying, StateDestroyed, StateFailed:
