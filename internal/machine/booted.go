@@ -22,13 +22,30 @@ import (
 // bootPoll is how often a booted wait asks init again.
 const bootPoll = 50 * time.Millisecond
 
-// notBooted reports f is init refusing an exec because it has not started
-// the entrypoint yet. Inits from before guest.ReasonNotBooted said so with
-// ReasonInit and this message; a machine started by an older ferry keeps
-// running its init across a host upgrade.
-func notBooted(f *guest.Failure) bool {
-	return f.Reason == guest.ReasonNotBooted ||
-		(f.Reason == guest.ReasonInit && strings.HasSuffix(f.Message, "has not finished booting"))
+// exitSettle is how long a booted wait keeps asking when an exec fails
+// otherwise while the machine still reads as started: a VMM that just
+// exited is recorded stopped after its control channel has had up to a
+// second to report the exit (supervise).
+const exitSettle = 3 * time.Second
+
+// notBooted reports a guest failure (a guest.Failure's or a
+// guest.RemoteError's reason and message) is init refusing an exec because
+// it has not started the entrypoint yet. Inits from before
+// guest.ReasonNotBooted said so with ReasonInit and this message; a machine
+// started by an older ferry keeps running its init across a host upgrade.
+func notBooted(reason, message string) bool {
+	return reason == guest.ReasonNotBooted ||
+		(reason == guest.ReasonInit && strings.HasSuffix(message, "has not finished booting"))
+}
+
+// refusedNotBooted reports a guest exec's outcome is init refusing it as
+// not booted (as an error reply or as a failure).
+func refusedNotBooted(st guest.ExitStatus, err error) bool {
+	var re *guest.RemoteError
+	if errors.As(err, &re) {
+		return notBooted(re.Reason, re.Message)
+	}
+	return err == nil && st.Failure != nil && notBooted(st.Failure.Reason, st.Failure.Message)
 }
 
 // bootReady asks init of started machine id whether it takes exec requests.
@@ -62,10 +79,12 @@ func (m *Manager) WaitBooted(ctx context.Context, app, ref string) error {
 // takes exec requests, or at once when the machine is neither starting nor
 // started (created, stopped, failed: the state it returns says which; a
 // machine whose entrypoint exited has booted). It fails with ErrTimeout
-// after timeout, and with the exec's error when init fails otherwise.
+// after timeout, and with the exec's error when exec keeps failing
+// otherwise (exitSettle) while the machine stays started.
 func (m *Manager) waitBooted(ctx context.Context, id string, timeout time.Duration) (*types.Machine, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var failing time.Time // since when exec fails otherwise, the machine started
 	for {
 		mc, err := m.Get("", id)
 		if err != nil {
@@ -74,25 +93,27 @@ func (m *Manager) waitBooted(ctx context.Context, id string, timeout time.Durati
 		switch mc.State {
 		case types.StateStarting:
 		case types.StateStarted:
-			err := m.bootReady(ctx, "", id)
+			err := m.bootReady(wctx, "", id)
 			if err == nil {
 				return m.Get("", id)
 			}
-			if !errors.Is(err, errdefs.ErrNotBooted) {
-				// Refused because the machine stopped meanwhile: it is done.
-				if now, gerr := m.Get("", id); gerr == nil && now.State != types.StateStarted {
-					return now, nil
-				}
+			switch {
+			case errors.Is(err, errdefs.ErrNotBooted):
+				failing = time.Time{}
+			case failing.IsZero():
+				failing = time.Now()
+			case time.Since(failing) > exitSettle:
 				return nil, fmt.Errorf("wait for machine %s to boot: %w", id, err)
 			}
 		default:
 			return mc, nil
 		}
 		select {
-		case <-deadline.C:
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			return nil, fmt.Errorf("machine %s has not finished booting within %s: %w", id, timeout, errdefs.ErrTimeout)
-		case <-ctx.Done():
-			return nil, ctx.Err()
 		case <-time.After(bootPoll):
 		}
 	}

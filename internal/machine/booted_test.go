@@ -3,6 +3,8 @@ package machine
 import (
 	"context"
 	"errors"
+	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,32 +14,49 @@ import (
 	"github.com/ferryvm/ferry/internal/guest"
 )
 
-// refusing returns a guest exec handler that refuses the first n requests
-// as init does before it has started the entrypoint (with reason), and
-// the number of requests it saw.
-func refusing(n int, reason string) (func(guest.ExecRequest, guest.ExecIO) guest.ExitStatus, func() int) {
+// refusing returns what init replies to the first n exec requests (all
+// when n < 0) before it has started the entrypoint, as an error reply
+// (what ferry-init sends) with reason, and the number of requests seen.
+func refusing(n int, reason string) (func() error, func() int) {
 	var mu sync.Mutex
 	calls := 0
-	run := func(guest.ExecRequest, guest.ExecIO) guest.ExitStatus {
+	refuse := func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if calls++; n < 0 || calls <= n {
-			return guest.ExitStatus{Code: 125, Failure: &guest.Failure{Reason: reason, Message: "exec: the machine has not finished booting"}}
+			return &guest.RemoteError{Reason: reason, Message: "exec: the machine has not finished booting"}
 		}
-		return guest.ExitStatus{}
+		return nil
 	}
-	return run, func() int { mu.Lock(); defer mu.Unlock(); return calls }
+	return refuse, func() int { mu.Lock(); defer mu.Unlock(); return calls }
 }
 
 // TestExecNotBooted: an exec init refuses as not booted fails with
-// errdefs.ErrNotBooted (not a conflict), from inits that say so with
-// ReasonNotBooted and from older ones that said it with ReasonInit.
+// errdefs.ErrNotBooted (not a conflict), whether init replies with an
+// error or a failure, with ReasonNotBooted or, as inits before it did,
+// ReasonInit and the message.
 func TestExecNotBooted(t *testing.T) {
-	for _, reason := range []string{guest.ReasonNotBooted, guest.ReasonInit} {
-		t.Run(reason, func(t *testing.T) {
+	failure := func(reason string) func(guest.ExecRequest, guest.ExecIO) guest.ExitStatus {
+		return func(guest.ExecRequest, guest.ExecIO) guest.ExitStatus {
+			return guest.ExitStatus{Code: 125, Failure: &guest.Failure{Reason: reason, Message: "exec: the machine has not finished booting"}}
+		}
+	}
+	refuseNew, _ := refusing(-1, guest.ReasonNotBooted)
+	refuseOld, _ := refusing(-1, guest.ReasonInit)
+	for _, tc := range []struct {
+		name   string
+		refuse func() error
+		run    func(guest.ExecRequest, guest.ExecIO) guest.ExitStatus
+	}{
+		{name: "error reply", refuse: refuseNew},
+		{name: "error reply of an older init", refuse: refuseOld},
+		{name: "failure", run: failure(guest.ReasonNotBooted)},
+		{name: "failure of an older init", run: failure(guest.ReasonInit)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld()
 			w.hold = true
-			w.run, _ = refusing(-1, reason)
+			w.refuse, w.run = tc.refuse, tc.run
 			m := newManager(t, w, t.TempDir())
 			mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
 			if err != nil {
@@ -57,8 +76,8 @@ func TestExecNotBooted(t *testing.T) {
 func TestWaitBooted(t *testing.T) {
 	w := newWorld()
 	w.hold = true
-	run, calls := refusing(3, guest.ReasonNotBooted)
-	w.run = run
+	refuse, calls := refusing(3, guest.ReasonNotBooted)
+	w.refuse = refuse
 	m := newManager(t, w, t.TempDir())
 	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
 	if err != nil {
@@ -68,7 +87,7 @@ func TestWaitBooted(t *testing.T) {
 	if err != nil || got.State != types.StateStarted || calls() != 4 {
 		t.Fatalf("wait booted: %+v, %v after %d execs; want started after the 4th", got, err, calls())
 	}
-	if _, err := m.Exec(ctx, "", mc.ID, types.ExecRequest{Cmd: []string{"true"}}, guest.ExecIO{}); err != nil {
+	if _, err := m.Exec(ctx, "", mc.ID, types.ExecRequest{Cmd: []string{"true"}}, guest.ExecIO{Stdout: io.Discard, Stderr: io.Discard}); err != nil {
 		t.Fatalf("exec after the booted wait: %v", err)
 	}
 
@@ -80,7 +99,7 @@ func TestWaitBooted(t *testing.T) {
 		t.Fatalf("wait booted on a stopped machine: %+v, %v (%d execs); want it at once", got, err, calls()-n)
 	}
 
-	w.run, _ = refusing(-1, guest.ReasonNotBooted)
+	w.refuse, _ = refusing(-1, guest.ReasonNotBooted)
 	never, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
 	if err != nil {
 		t.Fatal(err)
@@ -92,5 +111,23 @@ func TestWaitBooted(t *testing.T) {
 	defer cancel()
 	if err := m.WaitBooted(short, "", never.ID); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Fatalf("WaitBooted on a machine that never boots: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestWaitBootedExecFails: an exec that keeps failing otherwise while the
+// machine stays started (its control channel is gone) fails the booted
+// wait with that error, not a timeout.
+func TestWaitBootedExecFails(t *testing.T) {
+	w := newWorld()
+	w.hold = true
+	w.refuse = func() error { return &guest.RemoteError{Message: "the control channel broke"} }
+	m := newManager(t, w, t.TempDir())
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = m.Wait(ctx, "", mc.ID, types.WaitBooted, time.Minute)
+	if err == nil || errors.Is(err, errdefs.ErrTimeout) || !strings.Contains(err.Error(), "the control channel broke") {
+		t.Fatalf("wait booted with exec failing: %v, want the exec's error", err)
 	}
 }

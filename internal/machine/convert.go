@@ -56,20 +56,21 @@ func guestExec(r types.ExecRequest) guest.ExecRequest {
 func execError(what string, err error) error {
 	var re *guest.RemoteError
 	if errors.As(err, &re) {
-		return fmt.Errorf("exec %s: %w: %w", what, err, reasonKind(re.Reason))
+		return fmt.Errorf("exec %s: %w: %w", what, err, reasonKind(re.Reason, re.Message))
 	}
 	return fmt.Errorf("exec %s: %w: %w", what, err, errdefs.ErrUnavailable)
 }
 
 // failureError is the error of an exec whose process init could not start.
 func failureError(what string, f *guest.Failure) error {
-	if notBooted(f) {
-		return fmt.Errorf("exec %s: %s: %w", what, f.Message, errdefs.ErrNotBooted)
-	}
-	return fmt.Errorf("exec %s: %s: %w", what, f.Message, reasonKind(f.Reason))
+	return fmt.Errorf("exec %s: %s: %w", what, f.Message, reasonKind(f.Reason, f.Message))
 }
 
-func reasonKind(reason string) error {
+// reasonKind is the errdefs kind of a guest failure's reason (and message).
+func reasonKind(reason, message string) error {
+	if notBooted(reason, message) {
+		return errdefs.ErrNotBooted
+	}
 	switch reason {
 	case guest.ReasonNotFound:
 		return errdefs.ErrNotFound

@@ -34,7 +34,9 @@ type world struct {
 	procs map[string]*fakeProc // live VMMs by machine id
 	last  map[string]*fakeProc // latest VMM by machine id, live or not
 	exits []int                // exit codes the next guests return, in order
-	// run, when set, answers exec requests (default: print argv, exit 7).
+	// run, when set, answers exec requests (default: print argv, exit 7);
+	// refuse, when set, is asked before it (see fakeCtl).
+	refuse   func() error
 	run      func(req guest.ExecRequest, io guest.ExecIO) guest.ExitStatus
 	hold     bool // guests run until signalled
 	failVMM  error
@@ -233,7 +235,7 @@ func (w *world) Connect(_ context.Context, vm VM) (Control, error) {
 	if !ok {
 		return nil, fmt.Errorf("no vmm: %w", errdefs.ErrUnavailable)
 	}
-	return &fakeCtl{p: p, run: w.run}, nil
+	return &fakeCtl{p: p, run: w.run, refuse: w.refuse}, nil
 }
 
 func (w *world) Reap(_ context.Context, keep []string) ([]string, error) {
@@ -257,6 +259,9 @@ func (w *world) Reap(_ context.Context, keep []string) ([]string, error) {
 type fakeCtl struct {
 	p   *fakeProc
 	run func(req guest.ExecRequest, io guest.ExecIO) guest.ExitStatus
+	// refuse, when set, is asked first: an error it returns is init's
+	// reply to the exec (a *guest.RemoteError).
+	refuse func() error
 }
 
 func (c *fakeCtl) Wait(ctx context.Context) (guest.ExitStatus, error) {
@@ -278,6 +283,11 @@ func (c *fakeCtl) SignalEntrypoint(_ context.Context, s syscall.Signal) error {
 	return nil
 }
 func (c *fakeCtl) Run(ctx context.Context, req guest.ExecRequest, io guest.ExecIO) (guest.ExitStatus, error) {
+	if c.refuse != nil {
+		if err := c.refuse(); err != nil {
+			return guest.ExitStatus{}, err
+		}
+	}
 	if c.run != nil {
 		done := make(chan guest.ExitStatus, 1)
 		go func() { done <- c.run(req, io) }()

@@ -198,10 +198,10 @@ func (m *Manager) probe(ctx context.Context, r *run, hc types.Healthcheck) (res 
 	if err == nil {
 		var st guest.ExitStatus
 		st, err = c.Run(cctx, guest.ExecRequest{Argv: healthArgv(hc.Test)}, guest.ExecIO{Stdout: out, Stderr: out})
+		if refusedNotBooted(st, err) {
+			return res, true
+		}
 		if err == nil && st.Failure != nil {
-			if notBooted(st.Failure) {
-				return res, true
-			}
 			err = fmt.Errorf("%s", st.Failure.Message)
 		}
 		if err == nil {

@@ -253,6 +253,7 @@ func TestEffectiveHealthcheck(t *testing.T) {
 func TestHealthWaitsForBoot(t *testing.T) {
 	w := newWorld()
 	w.hold = true
+	w.refuse, _ = refusing(2, guest.ReasonNotBooted) // then the failures below
 	var mu sync.Mutex
 	calls := 0
 	w.run = func(req guest.ExecRequest, io guest.ExecIO) guest.ExitStatus {
