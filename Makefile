@@ -27,7 +27,8 @@ kernel: ## build (or reuse, cached by config hash) the guest kernel; install in 
 	FERRY_LIB_DIR=$(PREFIX)/lib/ferry ./scripts/kernel.sh
 
 lint: ## gofmt, go vet, go mod tidy (and golangci-lint when installed)
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@files=$$(git ls-files '*.go') && [ -n "$$files" ] || { echo 'lint: git ls-files lists no Go files: run it in a git checkout (if git refuses one owned by another user: git config --global --add safe.directory $(CURDIR))'; exit 1; }; \
+	  bad=$$(gofmt -l $$files) && [ -z "$$bad" ] || { echo "lint: not gofmt-ed (run gofmt -w): $$bad"; exit 1; }
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff || { echo 'lint: go.mod/go.sum are not tidy: run go mod tidy'; exit 1; }
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; fi

@@ -62,6 +62,14 @@ if ! command -v go >/dev/null; then
   echo "deps: no Go toolchain; install Go (1.21 or later) at /usr/local/go (https://go.dev/dl) and re-run" >&2
   exit 1
 fi
+# Go 1.21 and later fetch the toolchain go.mod names; Debian 12's golang-go is
+# 1.19, which cannot.
+gov=$(GOTOOLCHAIN=local go env GOVERSION 2>/dev/null || true)
+gominor=$(echo "$gov" | sed -n 's/^go1\.\([0-9][0-9]*\).*/\1/p')
+if [ -z "$gominor" ] || [ "$gominor" -lt 21 ]; then
+  echo "deps: $(command -v go) is ${gov:-of unknown version}; install Go 1.21 or later at /usr/local/go (https://go.dev/dl) and re-run (Debian 12's golang-go is 1.19)" >&2
+  exit 1
+fi
 
 # Go-based peers used as test oracles and in bench/ (FERRY_TOOLS_DIR: elsewhere).
 gobin=${FERRY_TOOLS_DIR:-/usr/local/lib/ferry/tools}

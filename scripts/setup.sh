@@ -24,6 +24,13 @@ step() { local s=$(($(date +%s) - t0)); printf 'setup: [%d:%02d] %s\n' $((s / 60
 
 step "packages (scripts/deps.sh $mode)"
 ./scripts/deps.sh "$mode"
+# go build stamps a checkout with its git state and make lint lists its files:
+# git must read it, and it refuses a checkout another user owns (cloned as
+# yourself, set up here as root): go build then fails "error obtaining VCS status".
+if [ -e .git ] && ! err=$(git rev-parse --is-inside-work-tree 2>&1 >/dev/null); then
+  echo "setup: git cannot read $PWD (${err%%$'\n'*}); if another user owns it: git config --global --add safe.directory $PWD" >&2
+  exit 1
+fi
 if [ "$mode" = demo ]; then
   # Started first: niced, it takes the CPU only when the steps below leave
   # it idle.
