@@ -41,10 +41,27 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+# apt_update waits for another apt holding the lists lock (a fresh cloud
+# machine runs apt-daily and unattended-upgrades soon after its first boot);
+# DPkg::Lock::Timeout covers only the install's dpkg lock.
+apt_update() {
+  local i out
+  for i in $(seq 60); do
+    out=$(apt-get update -qq 2>&1) && return 0
+    case "$out" in
+      *"Could not get lock"*) [ "$i" = 1 ] && echo "deps: another apt holds its lock (apt-daily, unattended-upgrades?); waiting up to 10 min" >&2
+        sleep 10 ;;
+      *) break ;;
+    esac
+  done
+  echo "$out" >&2
+  return 1
+}
 if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "deps: installing ${missing[*]} needs root: run as root" >&2; exit 1; }
   echo "deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  apt_update
   apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
