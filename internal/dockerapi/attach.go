@@ -2,7 +2,10 @@ package dockerapi
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -79,9 +82,13 @@ func (s *Server) attachEntrypoint(ctx context.Context, m *types.Machine, in io.R
 	}()
 	_, err = s.cfg.Machines.Exec(ctx, "", m.ID, types.ExecRequest{Entrypoint: true, TTY: m.Config.Init.TTY, Stdin: true},
 		guest.ExecIO{Stdin: pr, Stdout: stdout, Stderr: stderr, Events: resize})
-	if err != nil {
-		s.log.Debug("attach to entrypoint", "machine", m.ID, "err", err)
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, net.ErrClosed) {
+		return
 	}
+	// The client sees why its stdio ended, on stderr as a failed exec
+	// start says it; the exit code still comes from the container's wait.
+	s.log.Warn("attach to entrypoint", "machine", m.ID, "err", err)
+	_, _ = fmt.Fprintf(stderr, "attach to container %s: %v\n", containerID(m.ID), err)
 }
 
 // waitStarted returns the machine once it has left "created" (started, or
