@@ -41,6 +41,7 @@ const Image = "busybox:cptest"
 // Options shape a Cluster.
 type Options struct {
 	Hosts    int           // how many hosts (not started: Host.Start)
+	Replicas int           // how many control plane replicas (0: one), all started
 	LeaseTTL time.Duration // the control plane's --lease-ttl (0: its default)
 	// CPUOvercommit is the control plane's --cpu-overcommit (0: its
 	// default).
@@ -52,25 +53,34 @@ type Cluster struct {
 	t      testing.TB
 	Bin    string // the ferry binary
 	DSN    string
-	CPAddr string // host:port the control plane listens on, in its namespace
-	cpNS   string
+	CPAddr string // host:port the first replica listens on, in its namespace
 	ttl    time.Duration
 	over   int
-	cp     *Proc
-	Hosts  []*Host
-	tar    string // the test image as a tarball
+	// Replicas are the control plane's, each in its own namespace.
+	Replicas []*Replica
+	Hosts    []*Host
+	tar      string // the test image as a tarball
 }
 
 // Host is one host of a Cluster.
 type Host struct {
 	c      *Cluster
 	Name   string // its --join-name
+	Via    int    // the replica it joins through (an index of Replicas)
 	NS     string // its network namespace
 	IP     string
 	Root   string
 	Sock   string
 	Daemon *Proc // the running daemon (nil before Start)
 	API    *api.Client
+}
+
+// Replica is one `ferry controlplane serve` of a Cluster.
+type Replica struct {
+	c    *Cluster
+	NS   string
+	Addr string // host:port it listens on, in its namespace
+	proc *Proc
 }
 
 // Proc is a process started by a Cluster.
@@ -140,9 +150,12 @@ func New(t testing.TB, o Options) *Cluster {
 	lan := prereq.NetNS(t)
 	c.ip(lan, "link", "add", "br0", "type", "bridge")
 	c.ip(lan, "link", "set", "br0", "up")
-	c.cpNS = prereq.NetNS(t)
-	c.plug(lan, c.cpNS, 0, "10.99.0.1")
-	c.CPAddr = "10.99.0.1:7080"
+	for i := range max(o.Replicas, 1) {
+		r := &Replica{c: c, NS: prereq.NetNS(t), Addr: fmt.Sprintf("10.99.0.%d:7080", i+1)}
+		c.plug(lan, r.NS, i, fmt.Sprintf("10.99.0.%d", i+1))
+		c.Replicas = append(c.Replicas, r)
+	}
+	c.CPAddr = c.Replicas[0].Addr
 	for i := range o.Hosts {
 		ns := prereq.NetNS(t)
 		h := &Host{c: c, Name: fmt.Sprintf("host%c", 'a'+i), NS: ns, IP: fmt.Sprintf("10.99.0.%d", 11+i)}
@@ -155,16 +168,22 @@ func New(t testing.TB, o Options) *Cluster {
 		if h.API, err = api.NewClient("unix://"+h.Sock, ""); err != nil {
 			t.Fatal(err)
 		}
-		c.plug(lan, ns, i+1, h.IP)
+		c.plug(lan, ns, len(c.Replicas)+i, h.IP)
 		c.Hosts = append(c.Hosts, h)
 		t.Cleanup(h.cleanup)
 	}
-	c.StartCP()
+	// The replicas stop first, so no host converges back what its
+	// cleanup destroys.
 	t.Cleanup(func() {
-		if c.cp != nil {
-			c.cp.stop()
+		for _, r := range c.Replicas {
+			if r.proc != nil {
+				r.proc.stop()
+			}
 		}
 	})
+	for _, r := range c.Replicas {
+		r.Start()
+	}
 	return c
 }
 
@@ -209,40 +228,56 @@ func (c *Cluster) command(ns string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// StartCP starts `ferry controlplane serve` (after KillCP: again, on the
-// same database) and waits until it answers.
-func (c *Cluster) StartCP() {
+// Start starts r (after Kill: again, on the same database) and waits
+// until it answers.
+func (r *Replica) Start() {
+	c := r.c
 	c.t.Helper()
-	args := []string{"controlplane", "serve", "--db", c.DSN, "--token", Token, "--addr", c.CPAddr}
+	args := []string{"controlplane", "serve", "--db", c.DSN, "--token", Token, "--addr", r.Addr}
 	if c.ttl > 0 {
 		args = append(args, "--lease-ttl", c.ttl.String())
 	}
 	if c.over > 0 {
 		args = append(args, "--cpu-overcommit", strconv.Itoa(c.over))
 	}
-	c.cp = c.start(c.cpNS, args...)
+	r.proc = c.start(r.NS, args...)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, _, err := c.Ferry("ps", "-q"); err == nil {
+		if _, _, err := r.Ferry("ps", "-q"); err == nil {
 			return
 		}
-		if c.cp.Exited() || time.Now().After(deadline) {
-			c.t.Fatalf("the control plane does not answer:\n%s", c.cp.Log())
+		if r.proc.Exited() || time.Now().After(deadline) {
+			c.t.Fatalf("control plane replica %s does not answer:\n%s", r.Addr, r.proc.Log())
 		}
 	}
 }
 
-// KillCP SIGKILLs the control plane.
-func (c *Cluster) KillCP() { c.cp.Kill() }
+// Kill SIGKILLs r.
+func (r *Replica) Kill() { r.proc.Kill() }
 
-// CPLog is the control plane's output.
-func (c *Cluster) CPLog() string { return c.cp.Log() }
-
-// Ferry runs `ferry -H tcp://CP --token T args…` in the control plane's
-// namespace (the client needs only its address) and returns its stdout,
-// stderr and error.
-func (c *Cluster) Ferry(args ...string) (string, string, error) {
-	return run(c.command(c.cpNS, append([]string{"-H", "tcp://" + c.CPAddr, "--token", Token}, args...)...))
+// Ferry runs `ferry -H tcp://REPLICA --token T args…` in r's namespace
+// (the client needs only its address) and returns its stdout, stderr and
+// error.
+func (r *Replica) Ferry(args ...string) (string, string, error) {
+	return run(r.c.command(r.NS, append([]string{"-H", "tcp://" + r.Addr, "--token", Token}, args...)...))
 }
+
+// StartCP starts the first replica again (after KillCP).
+func (c *Cluster) StartCP() { c.Replicas[0].Start() }
+
+// KillCP SIGKILLs the first replica.
+func (c *Cluster) KillCP() { c.Replicas[0].Kill() }
+
+// CPLog is the replicas' output.
+func (c *Cluster) CPLog() string {
+	var sb strings.Builder
+	for _, r := range c.Replicas {
+		fmt.Fprintf(&sb, "--- replica %s:\n%s\n", r.Addr, r.proc.Log())
+	}
+	return sb.String()
+}
+
+// Ferry runs `ferry -H tcp://CP …` through the first replica.
+func (c *Cluster) Ferry(args ...string) (string, string, error) { return c.Replicas[0].Ferry(args...) }
 
 func run(cmd *exec.Cmd) (string, string, error) {
 	var out, errb strings.Builder
@@ -259,7 +294,7 @@ func (h *Host) Start() {
 	first := h.Daemon == nil
 	h.Daemon = h.c.start(h.NS, "daemon", "--root", h.Root, "--socket", h.Sock, "--docker-socket", "none", "--mirror-addr=",
 		"--api-addr", h.IP+":7070", "--api-token", "cptest-api",
-		"--join", "http://"+h.c.CPAddr, "--join-token", Token, "--join-name", h.Name)
+		"--join", "http://"+h.c.Replicas[h.Via].Addr, "--join-token", Token, "--join-name", h.Name)
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := h.API.Do(ctx, "GET", "/v1/_ping", nil, nil)
