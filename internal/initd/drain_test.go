@@ -66,3 +66,30 @@ func TestExecOutputDrains(t *testing.T) {
 		t.Fatal("an idle pipe held by a background child held the exit back")
 	}
 }
+
+// An exec whose stream waited on an empty pipe longer than drainGrace
+// while it ran (a slow first exec after a restore: TCG translating
+// everything anew) and whose copy loop has not run yet when it exits
+// (woken, not scheduled) still has all its output delivered before its
+// exit is reported: neither the time waited while it ran nor unread
+// output in the pipe counts as idle.
+func TestExecOutputOvertaken(t *testing.T) {
+	p := &execProc{done: make(chan struct{})}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := &slowWriter{}
+	c := p.copier(r)
+	time.Sleep(2 * drainGrace) // the process runs, its stream waits on an empty pipe
+	want := "written just before the exit\n"
+	if _, err := w.WriteString(want); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // the process exited
+	time.AfterFunc(3*drainGrace, func() { p.copyLoop(c, host) })
+	p.finish()
+	if got := host.String(); got != want {
+		t.Fatalf("the exit overtook the output: the host got %q, want %q", got, want)
+	}
+}

@@ -177,39 +177,58 @@ type execProc struct {
 }
 
 // copier is one output stream's copy loop. idle is when it began waiting
-// for more output with the pipe empty (UnixNano), 0 while it moves output
-// to the host, -1 once it has ended.
-type copier struct{ idle atomic.Int64 }
+// for more output (monotonic, monoNow), 0 while it moves output to the
+// host, -1 once it has ended; r is the stream it reads.
+type copier struct {
+	idle atomic.Int64
+	r    *os.File
+}
+
+// monoStart anchors monoNow: the monotonic clock, not the wall clock,
+// which a warm start sets (ferry-init sets the restored guest's time).
+var monoStart = time.Now()
+
+// monoNow is nanoseconds since monoStart, at least 1.
+func monoNow() int64 { return int64(time.Since(monoStart)) + 1 }
 
 func (p *execProc) PID() int { return p.pid }
 
 // copy streams r to w until EOF (or, for a pty, EIO once the last holder of
 // the slave closes it).
 func (p *execProc) copy(r *os.File, w io.Writer) {
-	c := &copier{}
+	c := p.copier(r)
+	go p.copyLoop(c, w)
+}
+
+// copier registers a copy loop over r (copyLoop runs it).
+func (p *execProc) copier(r *os.File) *copier {
+	c := &copier{r: r}
+	c.idle.Store(monoNow())
 	p.copiers = append(p.copiers, c)
 	p.copies.Add(1)
-	go func() {
-		defer p.copies.Done()
-		defer c.idle.Store(-1)
-		buf := make([]byte, 32<<10)
-		for {
-			c.idle.Store(time.Now().UnixNano())
-			n, err := r.Read(buf)
-			c.idle.Store(0)
-			if n > 0 {
-				if _, werr := w.Write(buf[:n]); werr != nil {
-					break
-				}
-			}
-			if err != nil {
+	return c
+}
+
+func (p *execProc) copyLoop(c *copier, w io.Writer) {
+	defer p.copies.Done()
+	defer c.idle.Store(-1)
+	buf := make([]byte, 32<<10)
+	for {
+		c.idle.Store(monoNow())
+		n, err := c.r.Read(buf)
+		c.idle.Store(0)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
 				break
 			}
 		}
-		if r != p.master {
-			r.Close()
+		if err != nil {
+			break
 		}
-	}()
+	}
+	if c.r != p.master {
+		c.r.Close()
+	}
 }
 
 // drainGrace is how long an exited process's output streams may stay open
@@ -220,8 +239,9 @@ const drainGrace = 500 * time.Millisecond
 // finish waits for the output to drain after the process exited: all of
 // what it wrote is delivered however slowly the host reads it, and a
 // stream a background child keeps open with nothing in it is given up
-// after drainGrace.
+// after drainGrace, counted from the exit.
 func (p *execProc) finish() {
+	exited := monoNow()
 	drained := make(chan struct{})
 	go func() { p.copies.Wait(); close(drained) }()
 	tick := time.NewTicker(drainGrace / 10)
@@ -232,7 +252,7 @@ wait:
 		case <-drained:
 			break wait
 		case <-tick.C:
-			if p.idleFor() >= drainGrace {
+			if p.idleFor(exited) >= drainGrace {
 				break wait
 			}
 		}
@@ -244,21 +264,40 @@ wait:
 }
 
 // idleFor is how long every stream still copying has been waiting on an
-// empty pipe (0 while one moves output).
-func (p *execProc) idleFor() time.Duration {
+// empty pipe since the process exited (at exited): 0 while one moves
+// output or has output in its pipe that its loop has not read yet (woken,
+// not yet scheduled: a restored guest's first exec, under load, once had
+// its whole output overtaken by its exit that way). A stream that waited
+// while the process ran is idle from the exit on only.
+func (p *execProc) idleFor(exited int64) time.Duration {
 	least := time.Duration(-1)
-	now := time.Now().UnixNano()
+	now := monoNow()
 	for _, c := range p.copiers {
 		switch since := c.idle.Load(); {
 		case since == 0:
 			return 0
 		case since > 0:
-			if d := time.Duration(now - since); least < 0 || d < least {
+			if pending(c.r) {
+				return 0
+			}
+			if d := time.Duration(now - max(since, exited)); least < 0 || d < least {
 				least = d
 			}
 		}
 	}
 	return max(least, 0)
+}
+
+// pending reports whether f (a pipe or a pty master) has bytes to read
+// (FIONREAD, which Linux names TIOCINQ).
+func pending(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.TIOCINQ) })
+	return n > 0
 }
 
 func (p *execProc) Wait() guest.ExitStatus {
