@@ -11,15 +11,18 @@ import (
 
 // vmmsRunning counts processes whose command line names a path under
 // root's machines (the VMMs of its machines).
-func vmmsRunning(root string) int {
-	n := 0
+func vmmsRunning(root string) int { return len(vmmProcs(root)) }
+
+// vmmProcs lists the command lines of the processes vmmsRunning counts.
+func vmmProcs(root string) []string {
+	var found []string
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		if b, _ := os.ReadFile(p); strings.Contains(string(b), filepath.Join(root, "machines")) {
-			n++
+			found = append(found, p+": "+strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}
-	return n
+	return found
 }
 
 // TestBuildInterrupted: Ctrl-C of `ferry build`, and a SIGKILL of the
@@ -28,6 +31,11 @@ func vmmsRunning(root string) int {
 // left).
 func TestBuildInterrupted(t *testing.T) {
 	e := vmEnv(t)
+	t.Cleanup(func() { // before vmEnv's cleanups stop what is left
+		if t.Failed() {
+			t.Logf("processes naming %s/machines: %q", e.root, vmmProcs(e.root))
+		}
+	})
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"Dockerfile": "FROM busybox:vm\nRUN echo step-$((40+2)) && sleep 600\n"})
 	start := func() (*syncBuffer, func() error, func(os.Signal)) {
@@ -41,7 +49,8 @@ func TestBuildInterrupted(t *testing.T) {
 		return out, cmd.Wait, func(s os.Signal) { _ = cmd.Process.Signal(s) }
 	}
 	gone := func(what string) {
-		e.eventually(what, time.Minute, func() bool {
+		// A minute is enough alone; CI's full suite at load 7 took longer once.
+		e.eventually(what, 3*time.Minute, func() bool {
 			return vmmsRunning(e.root) == 0 && !strings.Contains(e.ok("ps", "-a", "--all-apps"), "build-")
 		})
 		if r := e.run(nil, "image", "inspect", "interrupted:1"); r.code == 0 {
