@@ -184,9 +184,14 @@ func toEntrypoint(t *testing.T, c *api.Client, cold bool) time.Duration {
 	return out.at.Sub(start)
 }
 
+// mem is a VMM's memory in KiB: resident, proportional (shared pages
+// divided between the processes mapping them), and of it the shared
+// memory it maps (a restored VMM's template RAM).
+type mem struct{ rss, pss, shmem int64 }
+
 // concurrent creates n idle machines at once and returns the time until
-// all answer exec and their VMMs' mean RSS once idle; it destroys them.
-func concurrent(t *testing.T, c *api.Client, n int, cold bool) (time.Duration, int64) {
+// all answer exec and their VMMs' mean memory once idle; it destroys them.
+func concurrent(t *testing.T, c *api.Client, n int, cold bool) (time.Duration, mem) {
 	ctx := context.Background()
 	start := time.Now()
 	ids := make([]string, n)
@@ -222,7 +227,7 @@ func concurrent(t *testing.T, c *api.Client, n int, cold bool) (time.Duration, i
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Second) // idle
-	var rss int64
+	var sum mem
 	for _, id := range ids {
 		m, err := c.GetMachine(ctx, "bench", id)
 		if err != nil {
@@ -231,25 +236,28 @@ func concurrent(t *testing.T, c *api.Client, n int, cold bool) (time.Duration, i
 		if m.Warm == cold {
 			t.Fatalf("machine %s: warm %v, cold asked %v", id, m.Warm, cold)
 		}
-		rss += vmRSS(t, m.PID)
+		sum.rss += procKB(t, m.PID, "status", "VmRSS")
+		sum.shmem += procKB(t, m.PID, "status", "RssShmem")
+		sum.pss += procKB(t, m.PID, "smaps_rollup", "Pss")
 	}
 	for _, id := range ids {
 		if err := c.DestroyMachine(ctx, "bench", id, true); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return d, rss / int64(n)
+	k := int64(n)
+	return d, mem{sum.rss / k, sum.pss / k, sum.shmem / k}
 }
 
-// vmRSS is a process's resident set in KiB.
-func vmRSS(t *testing.T, pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+// procKB is the kB value of field in /proc/pid/file.
+func procKB(t *testing.T, pid int, file, field string) int64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/" + file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	m := regexp.MustCompile(`(?m)^` + field + `:\s+(\d+) kB`).FindSubmatch(b)
 	if m == nil {
-		t.Fatalf("no VmRSS for pid %d", pid)
+		t.Fatalf("no %s in /proc/%d/%s", field, pid, file)
 	}
 	n, _ := strconv.ParseInt(string(m[1]), 10, 64)
 	return n
@@ -282,8 +290,8 @@ func TestWarmVsCold(t *testing.T) {
 	// the first cold one warms the base image and page cache.
 	first := runTrue(t, c, false)
 	runTrue(t, c, true)
-	if m := regexp.MustCompile(`warm-start template built.*took=(\S+) bytes=(\d+)`).FindStringSubmatch(logs.String()); m != nil {
-		t.Logf("template build: %s, state %s bytes (first warm run --rm true, build included: %v)", m[1], m[2], first.Round(time.Millisecond))
+	if m := regexp.MustCompile(`warm-start template built.*took=(\S+) bytes=(\d+) memory_bytes=(\d+)`).FindStringSubmatch(logs.String()); m != nil {
+		t.Logf("template build: %s, state %s bytes, memory %s bytes of data (first warm run --rm true, build included: %v)", m[1], m[2], m[3], first.Round(time.Millisecond))
 	}
 	var warm, cold []time.Duration
 	for range n {
@@ -305,11 +313,26 @@ func TestWarmVsCold(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("FERRY_BENCH_CONCURRENT")); err == nil && v > 0 {
 		k = v
 	}
-	wd, wrss := concurrent(t, c, k, false)
-	t.Logf("%d concurrent warm: all answer exec after %v; idle RSS per VMM %d MiB; load %s", k, wd.Round(time.Millisecond), wrss>>10, loadavg())
-	cd, crss := concurrent(t, c, k, true)
-	t.Logf("%d concurrent cold: all answer exec after %v; idle RSS per VMM %d MiB; load %s", k, cd.Round(time.Millisecond), crss>>10, loadavg())
-	t.Logf("%d concurrent: ratio %.2f; RSS warm/cold %.2f", k, float64(wd)/float64(cd), float64(wrss)/float64(crss))
+	wd, wm := concurrent(t, c, k, false)
+	t.Logf("%d concurrent warm: all answer exec after %v; idle per VMM Rss %d MiB, Pss %d MiB, RssShmem %d MiB; load %s", k, wd.Round(time.Millisecond), wm.rss>>10, wm.pss>>10, wm.shmem>>10, loadavg())
+	cd, cm := concurrent(t, c, k, true)
+	t.Logf("%d concurrent cold: all answer exec after %v; idle per VMM Rss %d MiB, Pss %d MiB, RssShmem %d MiB; load %s", k, cd.Round(time.Millisecond), cm.rss>>10, cm.pss>>10, cm.shmem>>10, loadavg())
+	t.Logf("%d concurrent: ratio %.2f; Rss warm/cold %.2f, Pss warm/cold %.2f", k, float64(wd)/float64(cd), float64(wm.rss)/float64(cm.rss), float64(wm.pss)/float64(cm.pss))
+	// The warm path's phases (the machine manager's debug line per
+	// restore): QEMU launched and loading, resumed, config taken.
+	phases := map[string][]time.Duration{}
+	for _, m := range regexp.MustCompile(`msg=restored .*launch=(\S+) resume=(\S+) config=(\S+) total=(\S+)`).FindAllStringSubmatch(logs.String(), -1) {
+		for i, name := range []string{"launch", "resume", "config", "total"} {
+			if d, err := time.ParseDuration(m[i+1]); err == nil {
+				phases[name] = append(phases[name], d)
+			}
+		}
+	}
+	if len(phases["total"]) > 0 {
+		t.Logf("restore phases over %d restores, medians: launch %v, load+resume %v, config %v, total %v", len(phases["total"]),
+			median(phases["launch"]).Round(time.Millisecond), median(phases["resume"]).Round(time.Millisecond),
+			median(phases["config"]).Round(time.Millisecond), median(phases["total"]).Round(time.Millisecond))
+	}
 	if strings.Contains(logs.String(), "booting cold") {
 		t.Errorf("a warm start fell back to a cold boot:\n%s", logs)
 	}

@@ -26,6 +26,11 @@ import (
 // tests check behaviour, not speed.
 var forceTCG sync.Once
 
+// warmTestsEnv, "true" or "false", runs every VM test's daemon with that
+// --warm-starts (docs/warm-starts.md: the warm path against the whole
+// suite); unset, the daemon's default.
+const warmTestsEnv = "FERRY_TEST_WARM_STARTS"
+
 // vmEnv is a daemon whose network side lives in a fresh network namespace,
 // with the busybox test image loaded as busybox:vm; extra are more daemon
 // flags.
@@ -38,7 +43,12 @@ func vmEnv(t *testing.T, extra ...string) *vmFerry {
 		}
 	})
 	ns := prereq.NetNS(t)
-	e := &vmFerry{ferryEnv: newFerryEnv(t, append([]string{"--netns", ns}, extra...)...), netns: ns}
+	pre := []string{"--netns", ns}
+	if v := os.Getenv(warmTestsEnv); v != "" {
+		// Before the test's own flags, which win.
+		pre = append(pre, "--warm-starts="+v)
+	}
+	e := &vmFerry{ferryEnv: newFerryEnv(t, append(pre, extra...)...), netns: ns}
 	// Machines outlive their daemon by design: destroy them before the
 	// daemon stops (cleanups run last-registered first), and kill any VMM
 	// still running from this test's root.

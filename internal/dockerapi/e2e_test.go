@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -65,6 +66,11 @@ func newDockerEnv(t *testing.T) *dockerEnv {
 		sock: filepath.Join(dir, "run", "docker.sock")}
 	cfg := daemon.Config{Root: filepath.Join(dir, "root"), Socket: filepath.Join(dir, "run", "ferry.sock"), NetNS: ns,
 		Logger: slog.New(slog.NewTextHandler(e.log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	// FERRY_TEST_WARM_STARTS=true|false: warm starts on or off (as
+	// internal/cli's VM tests); unset, the daemon's default.
+	if v, err := strconv.ParseBool(os.Getenv("FERRY_TEST_WARM_STARTS")); err == nil {
+		cfg.WarmStarts = v
+	}
 	ready := make(chan struct{})
 	cfg.Ready = func() { close(ready) }
 	ctx, cancel := context.WithCancel(context.Background())
