@@ -43,6 +43,11 @@ type ImageService interface {
 	Load(ctx context.Context, r io.Reader) ([]image.Loaded, error)
 	Save(ctx context.Context, w io.Writer, refs []string) error
 	Verify(ctx context.Context) (image.CheckReport, error)
+	// Subscribe delivers the image cache's events from now on (the
+	// channel closes when the returned function is called).
+	Subscribe() (<-chan image.Event, func())
+	// RecentEvents returns the retained events at or after since.
+	RecentEvents(since time.Time) []image.Event
 }
 
 // RegistryAuth is a caller's credentials for one registry. Its String and

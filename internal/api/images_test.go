@@ -107,6 +107,13 @@ func (f *fakeImages) Verify(ctx context.Context) (image.CheckReport, error) {
 	return image.CheckReport{Blobs: 3, Corrupt: []image.BlobProblem{{Digest: digestA.String(), Reason: "digest mismatch"}}}, nil
 }
 
+func (f *fakeImages) Subscribe() (<-chan image.Event, func()) {
+	ch := make(chan image.Event)
+	return ch, func() { close(ch) }
+}
+
+func (f *fakeImages) RecentEvents(time.Time) []image.Event { return nil }
+
 func imageClient(t *testing.T) (*Client, *fakeImages) {
 	f := &fakeImages{loadSeen: make(chan []byte, 1)}
 	s := NewServer(nil)

@@ -136,6 +136,10 @@ func (a *imageAPI) Save(ctx context.Context, w io.Writer, refs []string) error {
 
 func (a *imageAPI) Verify(ctx context.Context) (image.CheckReport, error) { return a.st.Check(ctx) }
 
+func (a *imageAPI) Subscribe() (<-chan image.Event, func()) { return a.st.Subscribe() }
+
+func (a *imageAPI) RecentEvents(since time.Time) []image.Event { return a.st.Recent(since) }
+
 // authenticator turns credentials sent by a client into an authenticator
 // (nil: none sent; the store's own keychain is used).
 func authenticator(a *api.RegistryAuth) authn.Authenticator {

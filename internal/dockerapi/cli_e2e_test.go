@@ -1,7 +1,6 @@
 package dockerapi_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -256,40 +255,11 @@ func TestDockerCLI(t *testing.T) {
 	})
 
 	t.Run("events during a run", func(t *testing.T) {
-		c := e.cmd("events", "--filter", "container=evt", "--format", "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}")
-		stdout, err := c.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = c.Process.Kill(); _ = c.Wait() }()
-		lines := make(chan string, 16)
-		go func() {
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				lines <- sc.Text()
-			}
-			close(lines)
-		}()
-		time.Sleep(500 * time.Millisecond) // the stream is open before the run
+		lines := e.stream(t, "events", "--filter", "container=evt", "--format", "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}")
 		if r := e.run(nil, "run", "--name", "evt", "busybox:vm", "sh", "-c", "exit 2"); r.code != 2 {
 			t.Fatalf("run: %+v", r)
 		}
-		var seen []string
-		timeout := time.After(30 * time.Second)
-		for !contains(seen, "die evt 2") {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("events ended; saw %q", seen)
-				}
-				seen = append(seen, l)
-			case <-timeout:
-				t.Fatalf("no die event with exitCode 2; saw %q", seen)
-			}
-		}
+		seen := until(t, lines, "die evt 2")
 		if !strings.HasPrefix(seen[0], "create evt ") || !strings.HasPrefix(seen[1], "start evt ") {
 			t.Fatalf("events %q: want create, start, die", seen)
 		}
@@ -315,6 +285,31 @@ func TestDockerCLI(t *testing.T) {
 		}
 		if r := e.run(nil, "image", "inspect", "mine:v1"); r.code == 0 {
 			t.Fatalf("mine:v1 still there: %+v", r)
+		}
+	})
+
+	t.Run("events --filter type=image: pull, tag, untag, delete", func(t *testing.T) {
+		reg := testimage.Registry(t)
+		img, err := testimage.Random(8, 1, 4096)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := testimage.Push(t, reg, "test/evimg:1", img)
+		lines := e.stream(t, "events", "--filter", "type=image", "--format", "{{.Type}} {{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}")
+		e.ok("pull", ref)
+		id := strings.TrimSpace(e.ok("image", "inspect", "--format", "{{.Id}}", ref))
+		e.ok("tag", ref, "evimg:v2")
+		e.ok("rmi", "evimg:v2")
+		e.ok("rmi", ref)
+		want := []string{
+			"image pull " + ref + " " + reg + "/test/evimg",
+			"image tag " + id + " evimg:v2",
+			"image untag " + id + " " + id, // evimg:v2
+			"image untag " + id + " " + id, // ref
+		}
+		seen := until(t, lines, "image delete "+id+" "+id)
+		if len(seen) < len(want) || fmt.Sprint(seen[:len(want)]) != fmt.Sprint(want) {
+			t.Fatalf("image events:\n%s\nwant first:\n%s", strings.Join(seen, "\n"), strings.Join(want, "\n"))
 		}
 	})
 
@@ -353,6 +348,26 @@ func TestDockerCLI(t *testing.T) {
 			}
 		}
 	})
+}
+
+// until reads lines until one is last and returns them all, failing when
+// the stream ends or 30 seconds pass first.
+func until(t *testing.T, lines <-chan string, last string) []string {
+	t.Helper()
+	var seen []string
+	timeout := time.After(30 * time.Second)
+	for !contains(seen, last) {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("the stream ended before %q; saw %q", last, seen)
+			}
+			seen = append(seen, l)
+		case <-timeout:
+			t.Fatalf("no %q within 30s; saw %q", last, seen)
+		}
+	}
+	return seen
 }
 
 func contains(s []string, v string) bool {

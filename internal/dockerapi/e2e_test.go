@@ -1,6 +1,7 @@
 package dockerapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -161,6 +162,31 @@ func (e *dockerEnv) ok(args ...string) string {
 		e.t.Fatalf("docker %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
 	}
 	return r.stdout
+}
+
+// stream starts a docker command that runs until killed (events) and
+// returns its stdout lines; the command ends with the test.
+func (e *dockerEnv) stream(t *testing.T, args ...string) <-chan string {
+	t.Helper()
+	c := e.cmd(args...)
+	stdout, err := c.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	time.Sleep(500 * time.Millisecond) // the stream is open before what follows
+	return lines
 }
 
 // inNetns runs a program in the daemon's network namespace (where

@@ -1,7 +1,11 @@
 package dockerapi
 
 import (
+	"cmp"
+	"context"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -9,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 
 	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/image"
 )
 
 // Container events are the machine manager's events in Docker's words:
@@ -71,7 +76,8 @@ func actor(m *types.Machine, e types.Event, a events.Action) events.Actor {
 	return events.Actor{ID: containerID(e.MachineID), Attributes: attrs}
 }
 
-// GET /events?since=&until=&filters=
+// GET /events?since=&until=&filters=: machine events as container events
+// and the image cache's as image events, merged in time order.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	f, err := parseFilters(r, "type", "container", "event", "label", "image", "scope")
 	if err != nil {
@@ -91,6 +97,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	ch, cancel := s.cfg.Machines.Subscribe("", "")
 	defer cancel()
+	imgs, cancelImgs := s.cfg.Images.Subscribe()
+	defer cancelImgs()
 	// Known machines, so that events of removed ones still carry a name.
 	known := map[string]*types.Machine{}
 	var history []types.Event
@@ -108,14 +116,20 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 	w.WriteHeader(http.StatusOK)
 	flush(w)
 	sortEvents(history)
-	emit := func(e types.Event) error {
+	containerMessages := func(e types.Event) []events.Message {
 		m := known[e.MachineID]
 		if cur, err := s.cfg.Machines.Get("", e.MachineID); err == nil {
 			m, known[e.MachineID] = cur, cur
 		}
+		var out []events.Message
 		for _, a := range dockerActions(e) {
-			msg := events.Message{Type: events.ContainerEventType, Action: a, Actor: actor(m, e, a), Scope: "local",
-				Time: e.Time.Unix(), TimeNano: e.Time.UnixNano()}
+			out = append(out, events.Message{Type: events.ContainerEventType, Action: a, Actor: actor(m, e, a), Scope: "local",
+				Time: e.Time.Unix(), TimeNano: e.Time.UnixNano()})
+		}
+		return out
+	}
+	emit := func(msgs ...events.Message) error {
+		for _, msg := range msgs {
 			if !eventMatches(f, msg) {
 				continue
 			}
@@ -125,10 +139,20 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		}
 		return nil
 	}
+	var past []events.Message
 	for _, e := range history {
-		if err := emit(e); err != nil {
-			return nil
+		past = append(past, containerMessages(e)...)
+	}
+	if !since.IsZero() {
+		for _, e := range s.cfg.Images.RecentEvents(since) {
+			if until.IsZero() || e.Time.Before(until) {
+				past = append(past, s.imageMessage(r.Context(), e))
+			}
 		}
+	}
+	slices.SortStableFunc(past, func(a, b events.Message) int { return cmp.Compare(a.TimeNano, b.TimeNano) })
+	if err := emit(past...); err != nil {
+		return nil
 	}
 	var deadline <-chan time.Time
 	if !until.IsZero() {
@@ -137,6 +161,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		deadline = t.C
 	}
 	for {
+		var err error
 		select {
 		case <-r.Context().Done():
 			return nil
@@ -146,18 +171,74 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 			if !ok {
 				return nil
 			}
-			if err := emit(e); err != nil {
+			err = emit(containerMessages(e)...)
+		case e, ok := <-imgs:
+			if !ok {
 				return nil
 			}
+			err = emit(s.imageMessage(r.Context(), e))
+		}
+		if err != nil {
+			return nil
 		}
 	}
 }
 
+// imageMessage is an image cache event as dockerd logs it: pull and push
+// are about a reference (Actor.ID the reference, name its repository), tag
+// about the image (ID the image ID, name the new reference), and untag,
+// delete, load and save about the image alone (both the image ID). The
+// image's labels are attributes too, while it exists.
+func (s *Server) imageMessage(ctx context.Context, e image.Event) events.Message {
+	id, name := e.ID.String(), e.ID.String()
+	switch e.Action {
+	case image.EventPull, image.EventPush:
+		id, name = familiar(e.Ref), familiarRepo(e.Ref)
+	case image.EventTag:
+		name = familiar(e.Ref)
+	}
+	attrs := map[string]string{}
+	if e.Action != image.EventDelete && e.Action != image.EventUntag {
+		if d, err := s.cfg.Images.Inspect(ctx, e.ID.String()); err == nil && d.Config != nil {
+			maps.Copy(attrs, d.Config.Config.Labels)
+		}
+	}
+	attrs["name"] = name
+	return events.Message{Type: events.ImageEventType, Action: events.Action(e.Action), Actor: events.Actor{ID: id, Attributes: attrs},
+		Scope: "local", Time: e.Time.Unix(), TimeNano: e.Time.UnixNano()}
+}
+
+// familiarRepo is a reference's repository in Docker's short form
+// (docker.io/library/busybox:latest → busybox).
+func familiarRepo(ref string) string {
+	if strings.HasPrefix(ref, "sha256:") {
+		return ref
+	}
+	ref = familiar(ref)
+	if i := strings.IndexByte(ref, '@'); i >= 0 {
+		ref = ref[:i]
+	}
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	return ref
+}
+
+// eventMatches is dockerd's event filter: an image filter matches an
+// image event's ID or name and a container event's image, with or without
+// the tag.
 func eventMatches(f filters, m events.Message) bool {
+	imageName := m.Actor.Attributes["image"]
+	if m.Type == events.ImageEventType {
+		imageName = m.Actor.Attributes["name"]
+	}
 	return f.match("type", func(v string) bool { return v == string(m.Type) }) &&
 		f.match("event", func(v string) bool { return v == string(m.Action) || strings.HasPrefix(string(m.Action), v+":") }) &&
 		f.match("container", func(v string) bool { return v == m.Actor.Attributes["name"] || strings.HasPrefix(m.Actor.ID, v) }) &&
-		f.match("image", func(v string) bool { return v == m.Actor.Attributes["image"] }) &&
+		f.match("image", func(v string) bool {
+			return v == imageName || v == familiarRepo(imageName) ||
+				m.Type == events.ImageEventType && (v == m.Actor.ID || v == familiarRepo(m.Actor.ID))
+		}) &&
 		f.match("scope", func(v string) bool { return v == "local" }) &&
 		f.labels(m.Actor.Attributes)
 }

@@ -31,6 +31,10 @@
 //
 // and may read a layer's blob file directly at Content().Path(digest).
 //
+// Every change to the cache (pull, tag, untag, delete, load) and every
+// push and save is published as an Event to Subscribe's subscribers; the
+// last 256 are kept for Recent (docker events --since).
+//
 // It does not own the rootfs built from an image (internal/rootfs) nor the
 // API/CLI surface (internal/api, internal/cli).
 package image

@@ -48,6 +48,9 @@ func (s *Store) Load(ctx context.Context, r io.Reader) ([]Loaded, error) {
 		l.undo()
 		return nil, fmt.Errorf("load: %w", err)
 	}
+	for _, im := range out {
+		s.emit(EventLoad, im.ID, "")
+	}
 	return out, nil
 }
 

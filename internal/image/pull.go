@@ -54,6 +54,7 @@ func (s *Store) Pull(ctx context.Context, ref string, opts ...PullOption) (*Pull
 		}
 		return nil, fmt.Errorf("pull %s: %w", canon, err)
 	}
+	s.emit(EventPull, res.Image.ID, res.Ref)
 	return res, nil
 }
 

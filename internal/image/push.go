@@ -94,6 +94,7 @@ func (s *Store) Push(ctx context.Context, localRef, remoteRef string, opts ...Pu
 		}
 		s.emitPush(o.progress, Progress{Ref: canon, Digest: l.Digest, Kind: "layer", Total: l.Size, Done: l.Size, State: st})
 	}
+	s.emit(EventPush, d, canon)
 	return d, nil
 }
 

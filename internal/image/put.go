@@ -95,6 +95,9 @@ func (s *Store) PutImage(ctx context.Context, manifest, config []byte, names []s
 		return Summary{}, fmt.Errorf("put image: %w", err)
 	}
 	s.syncIndex()
+	for _, n := range canon {
+		s.emit(EventTag, d, n) // a build's -t names
+	}
 	return sum, nil
 }
 

@@ -122,6 +122,9 @@ func (s *Store) Save(ctx context.Context, w io.Writer, refs []string) error {
 	if err := tw.Close(); err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
+	for _, it := range items {
+		s.emit(EventSave, it.d, "")
+	}
 	return nil
 }
 

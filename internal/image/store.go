@@ -26,6 +26,8 @@ type Store struct {
 
 	bytesFetched atomic.Int64
 	indexMu      sync.Mutex // serialises rewrites of the layout's index.json
+
+	events eventBus // what changed, for Subscribe
 }
 
 // Open opens the image cache under root, with metadata in db (the daemon's

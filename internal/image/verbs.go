@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"go.etcd.io/bbolt"
@@ -85,15 +86,18 @@ func (s *Store) Tag(ctx context.Context, src, dst string) error {
 	if _, ok := r.(interface{ DigestStr() string }); ok {
 		return fmt.Errorf("tag %s: target must be a tag, not a digest: %w", dst, errdefs.ErrInvalidArgument)
 	}
+	var tagged v1.Hash
 	err = s.db.Update(func(tx *bbolt.Tx) error {
 		d, _, err := resolve(tx, src)
 		if err != nil {
 			return fmt.Errorf("tag: %w", err)
 		}
+		tagged = d
 		return tx.Bucket(bucketNames).Put([]byte(Canonical(r)), []byte(d.String()))
 	})
 	if err == nil {
 		s.syncIndex()
+		s.emit(EventTag, tagged, Canonical(r))
 	}
 	return err
 }
@@ -104,15 +108,18 @@ func (s *Store) Tag(ctx context.Context, src, dst string) error {
 // (errdefs.ErrConflict) unless force.
 func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveReport, error) {
 	rep := &RemoveReport{}
+	var img v1.Hash // what the untagged names named
+	byName := false
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		if d, n, ok := untagManifest(tx, ref); ok {
-			rep.Untagged, rep.Deleted = []string{n}, []v1.Hash{d}
+			rep.Untagged, rep.Deleted, img = []string{n}, []v1.Hash{d}, d
 			return nil
 		}
 		d, name, err := resolve(tx, ref)
 		if err != nil {
 			return err
 		}
+		img, byName = d, name != ""
 		tags, digests := namesOf(tx, d)
 		all := append(tags, digests...)
 		untag := all
@@ -150,6 +157,16 @@ func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveRepo
 		return nil, fmt.Errorf("rmi %s: %w", ref, err)
 	}
 	s.syncIndex()
+	for _, n := range rep.Untagged {
+		// As dockerd: removing a name reports it, not the digest
+		// references that go with the last tag; removing by ID reports all.
+		if !byName || !strings.Contains(n, "@") {
+			s.emit(EventUntag, img, n)
+		}
+	}
+	for _, d := range rep.Deleted {
+		s.emit(EventDelete, d, "")
+	}
 	if len(rep.Deleted) > 0 {
 		if _, err := s.GC(ctx); err != nil {
 			return rep, fmt.Errorf("rmi %s: %w", ref, err)
@@ -163,7 +180,9 @@ func (s *Store) Remove(ctx context.Context, ref string, force bool) (*RemoveRepo
 // freed on disk.
 func (s *Store) Prune(ctx context.Context, all bool) (*PruneReport, error) {
 	rep := &PruneReport{}
+	var untagged []Event
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		untagged = nil
 		var victims []v1.Hash
 		err := tx.Bucket(bucketImages).ForEach(func(k, _ []byte) error {
 			d, err := v1.NewHash(string(k))
@@ -188,6 +207,7 @@ func (s *Store) Prune(ctx context.Context, all bool) (*PruneReport, error) {
 				if err := tx.Bucket(bucketNames).Delete([]byte(n)); err != nil {
 					return err
 				}
+				untagged = append(untagged, Event{Action: EventUntag, ID: d, Ref: n})
 			}
 			if err := tx.Bucket(bucketImages).Delete([]byte(d.String())); err != nil {
 				return err
@@ -200,6 +220,12 @@ func (s *Store) Prune(ctx context.Context, all bool) (*PruneReport, error) {
 		return nil, fmt.Errorf("image prune: %w", err)
 	}
 	s.syncIndex()
+	for _, e := range untagged {
+		s.emit(e.Action, e.ID, e.Ref)
+	}
+	for _, d := range rep.Deleted {
+		s.emit(EventDelete, d, "")
+	}
 	gc, err := s.GC(ctx)
 	if err != nil {
 		return rep, fmt.Errorf("image prune: %w", err)
