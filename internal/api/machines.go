@@ -13,6 +13,7 @@ import (
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/logs"
 	"github.com/ferryvm/ferry/internal/machine"
 )
 
@@ -54,7 +55,7 @@ type MachineService interface {
 	Versions(app, ref string) ([]types.Config, error)
 	Stats(app, ref string, interval time.Duration) (*types.Stats, error)
 	Exec(ctx context.Context, app, ref string, req types.ExecRequest, stdio guest.ExecIO) (int, error)
-	Logs(ctx context.Context, app, ref string, opt machine.LogOptions, fn func([]byte) error) error
+	Logs(ctx context.Context, app, ref string, opt machine.LogOptions, fn func(logs.Entry) error) error
 	Subscribe(app, id string) (<-chan types.Event, func())
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/logs"
 	"github.com/ferryvm/ferry/internal/machine"
 )
 
@@ -115,6 +116,13 @@ func (h machineHandlers) logs(w http.ResponseWriter, r *http.Request) error {
 		}
 		opt.Since = t
 	}
+	if s := q.Get("until"); s != "" {
+		t, err := parseSince(s)
+		if err != nil {
+			return fmt.Errorf("until: %w", err)
+		}
+		opt.Until = t
+	}
 	app, id := r.PathValue("app"), r.PathValue("id")
 	if _, err := h.svc.Get(app, id); err != nil {
 		return err
@@ -122,7 +130,9 @@ func (h machineHandlers) logs(w http.ResponseWriter, r *http.Request) error {
 	switch q.Get("format") {
 	case "ndjson":
 		st := NewStream(w)
-		err := h.svc.Logs(r.Context(), app, id, opt, func(b []byte) error { return st.Send(types.LogLine{Data: string(b)}) })
+		err := h.svc.Logs(r.Context(), app, id, opt, func(e logs.Entry) error {
+			return st.Send(types.LogLine{Data: string(e.Data), Stream: string(e.Stream), Time: e.Time})
+		})
 		if err != nil && r.Context().Err() == nil {
 			return st.Fail(err)
 		}
@@ -132,8 +142,8 @@ func (h machineHandlers) logs(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		rc := http.NewResponseController(w)
 		_ = rc.Flush()
-		return h.svc.Logs(r.Context(), app, id, opt, func(b []byte) error {
-			if _, err := w.Write(b); err != nil {
+		return h.svc.Logs(r.Context(), app, id, opt, func(e logs.Entry) error {
+			if _, err := w.Write(e.Data); err != nil {
 				return err
 			}
 			return rc.Flush()

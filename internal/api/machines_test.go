@@ -16,6 +16,7 @@ import (
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/logs"
 	"github.com/ferryvm/ferry/internal/machine"
 )
 
@@ -121,12 +122,12 @@ func (f *fakeMachines) Exec(_ context.Context, app, ref string, req types.ExecRe
 	fmt.Fprint(stdio.Stderr, "err:"+strings.Join(req.Cmd, " "))
 	return len(req.Cmd), nil
 }
-func (f *fakeMachines) Logs(_ context.Context, app, ref string, opt machine.LogOptions, fn func([]byte) error) error {
+func (f *fakeMachines) Logs(_ context.Context, app, ref string, opt machine.LogOptions, fn func(logs.Entry) error) error {
 	for i := range 3 {
 		if opt.Tail > 0 && i < 3-opt.Tail {
 			continue
 		}
-		if err := fn(fmt.Appendf(nil, "line %d\n", i)); err != nil {
+		if err := fn(logs.Entry{Stream: logs.Stdout, Data: fmt.Appendf(nil, "line %d\n", i)}); err != nil {
 			return err
 		}
 	}

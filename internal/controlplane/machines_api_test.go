@@ -14,6 +14,7 @@ import (
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
+	"github.com/ferryvm/ferry/internal/logs"
 	"github.com/ferryvm/ferry/internal/machine"
 	"github.com/ferryvm/ferry/internal/registry/store/pgtest"
 )
@@ -108,11 +109,11 @@ func (f *fakeMachines) DestroyWithVolumes(ctx context.Context, app, ref string, 
 	return f.Destroy(ctx, app, ref, force)
 }
 
-func (f *fakeMachines) Logs(_ context.Context, app, ref string, _ machine.LogOptions, fn func([]byte) error) error {
+func (f *fakeMachines) Logs(_ context.Context, app, ref string, _ machine.LogOptions, fn func(logs.Entry) error) error {
 	if _, err := f.Get(app, ref); err != nil {
 		return err
 	}
-	return fn([]byte("hello from " + ref + "\n"))
+	return fn(logs.Entry{Stream: logs.Stdout, Data: []byte("hello from " + ref + "\n")})
 }
 
 func (f *fakeMachines) ids() []string {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/logs"
 	"github.com/ferryvm/ferry/internal/machine"
 )
 
@@ -19,8 +20,9 @@ import (
 // With stdin on a container created with OpenStdin and AttachStdin (docker
 // run -i), the connection becomes the entrypoint's stdio, as `ferry run -i`
 // attaches (the guest holds the entrypoint until then). Otherwise it streams
-// the machine's console from its start, as `ferry run` does: the console
-// carries stdout and stderr together, so both arrive as stdout.
+// the machine's log from its start, as `ferry run` does: each line on the
+// stream it was written to (stdcopy framing without a TTY), those of the
+// streams asked for.
 func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("id")
 	m, err := s.container(ref)
@@ -48,9 +50,10 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 			cancel()
 		}
 	}()
+	out := logWriter(stdout, stderr, streamsParam(r), false)
 	if !boolParam(r, "stream") {
 		if boolParam(r, "logs") {
-			_ = s.cfg.Machines.Logs(ctx, "", m.ID, machine.LogOptions{}, func(b []byte) error { _, err := stdout.Write(b); return err })
+			_ = s.cfg.Machines.Logs(ctx, "", m.ID, machine.LogOptions{}, out)
 		}
 		return nil
 	}
@@ -58,10 +61,7 @@ func (s *Server) attachContainer(w http.ResponseWriter, r *http.Request) error {
 		s.log.Debug("attach: wait for start", "machine", m.ID, "err", err)
 		return nil
 	}
-	err = s.cfg.Machines.Logs(ctx, "", m.ID, machine.LogOptions{Follow: true}, func(b []byte) error {
-		_, err := stdout.Write(b)
-		return err
-	})
+	err = s.cfg.Machines.Logs(ctx, "", m.ID, machine.LogOptions{Follow: true}, out)
 	s.log.Debug("attach: console ended", "machine", m.ID, "err", err)
 	closeWrite(conn)
 	return nil
@@ -138,9 +138,8 @@ func (s *Server) logsContainer(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	var until time.Time
 	if v := q.Get("until"); v != "" && v != "0" {
-		if until, err = parseTime(v); err != nil {
+		if opt.Until, err = parseTime(v); err != nil {
 			return err
 		}
 	}
@@ -155,24 +154,51 @@ func (s *Server) logsContainer(w http.ResponseWriter, r *http.Request) error {
 	if opt.Tail < 0 {
 		return nil // tail=0: nothing
 	}
-	stdout, _ := outputs(w, tty)
-	ctx := r.Context()
-	if !until.IsZero() && opt.Follow {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, until)
-		defer cancel()
-	}
-	stamps := boolParam(r, "timestamps")
-	_ = s.cfg.Machines.Logs(ctx, "", m.ID, opt, func(b []byte) error {
-		if stamps {
-			// Console lines carry no time: the time they are read.
-			b = append([]byte(time.Now().UTC().Format(time.RFC3339Nano)+" "), b...)
-		}
-		if _, err := stdout.Write(b); err != nil {
+	stdout, stderr := outputs(w, tty)
+	write := logWriter(stdout, stderr, streamsParam(r), boolParam(r, "timestamps"))
+	_ = s.cfg.Machines.Logs(r.Context(), "", m.ID, opt, func(e logs.Entry) error {
+		if err := write(e); err != nil {
 			return err
 		}
 		flush(w)
 		return nil
 	})
 	return nil
+}
+
+// streams are the output streams a request asked for.
+type streams struct{ stdout, stderr bool }
+
+// streamsParam reads the stdout and stderr parameters (both when neither
+// is given).
+func streamsParam(r *http.Request) streams {
+	q := r.URL.Query()
+	if !q.Has("stdout") && !q.Has("stderr") {
+		return streams{true, true}
+	}
+	return streams{boolParam(r, "stdout"), boolParam(r, "stderr")}
+}
+
+// logWriter writes each log line to stdout or stderr as it was written in
+// the machine, those of the streams wanted only, with stamps prefixed by
+// the time the machine's log stored it (docker logs --timestamps).
+func logWriter(stdout, stderr io.Writer, want streams, stamps bool) func(logs.Entry) error {
+	return func(e logs.Entry) error {
+		w := stdout
+		if e.Stream == logs.Stderr {
+			if !want.stderr {
+				return nil
+			}
+			w = stderr
+		} else if !want.stdout {
+			return nil
+		}
+		b := e.Data
+		if stamps {
+			b = append(e.Time.UTC().AppendFormat(nil, time.RFC3339Nano), ' ')
+			b = append(b, e.Data...)
+		}
+		_, err := w.Write(b)
+		return err
+	}
 }

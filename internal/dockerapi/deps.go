@@ -10,6 +10,7 @@ import (
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/build"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/logs"
 	"github.com/ferryvm/ferry/internal/machine"
 )
 
@@ -26,7 +27,7 @@ type Machines interface {
 	DestroyWithVolumes(ctx context.Context, app, ref string, force, anonymous bool) error
 	Rename(ctx context.Context, app, ref, name string) (*types.Machine, error)
 	Exec(ctx context.Context, app, ref string, req types.ExecRequest, stdio guest.ExecIO) (int, error)
-	Logs(ctx context.Context, app, ref string, opt machine.LogOptions, fn func([]byte) error) error
+	Logs(ctx context.Context, app, ref string, opt machine.LogOptions, fn func(logs.Entry) error) error
 	Subscribe(app, id string) (<-chan types.Event, func())
 	Stats(app, ref string, interval time.Duration) (*types.Stats, error)
 	Connect(ctx context.Context, app, ref string, ep types.EndpointRequest) (*types.Machine, error)

@@ -40,6 +40,12 @@ type RunConfig struct {
 	Attach          bool `json:"attach,omitempty"`
 	AttachTimeoutMS int  `json:"attach_timeout_ms,omitempty"`
 
+	// ConsoleRecords, when not 0, is the highest console record version
+	// (records.go) the host reads: without a TTY, init then writes the
+	// entrypoint's stdout and stderr to the console as records that keep
+	// each line's stream. 0: both straight to the console, untagged.
+	ConsoleRecords int `json:"console_records,omitempty"`
+
 	Hostname string      `json:"hostname,omitempty"`
 	Hosts    []HostEntry `json:"hosts,omitempty"` // extra /etc/hosts lines
 	DNS      *DNS        `json:"dns,omitempty"`   // nil: keep the image's /etc/resolv.conf

@@ -40,6 +40,8 @@ func (c *RunConfig) field(s *scanner, k string) error {
 		return s.boolInto(&c.Attach)
 	case "attach_timeout_ms":
 		return s.intInto(&c.AttachTimeoutMS)
+	case "console_records":
+		return s.intInto(&c.ConsoleRecords)
 	case "hostname":
 		return s.strInto(&c.Hostname)
 	case "hosts":

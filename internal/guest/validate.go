@@ -104,6 +104,9 @@ func (c *RunConfig) Validate() error {
 	default:
 		bad("power method %q is not reboot, poweroff or halt", c.Power.Method)
 	}
+	if c.ConsoleRecords < 0 {
+		bad("console_records %d is negative", c.ConsoleRecords)
+	}
 	if c.AttachTimeoutMS < 0 {
 		bad("attach_timeout_ms %d is negative", c.AttachTimeoutMS)
 	}

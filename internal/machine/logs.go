@@ -11,65 +11,62 @@ import (
 
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/logs"
 )
 
-// LogOptions select console output.
+// LogOptions select a machine's output.
 type LogOptions struct {
 	Follow bool      // keep streaming while the machine runs
 	Tail   int       // last N lines only; <= 0: everything
-	Since  time.Time // skip rotated files last written before Since (console lines carry no time)
+	Since  time.Time // only lines written at or after Since
+	Until  time.Time // only lines written before Until; with Follow it ends there
 }
 
 // pollInterval is how often a followed log is checked for new output.
 const pollInterval = 20 * time.Millisecond
 
-// MaxLogLine is the longest piece of a console line Logs hands out: a longer
-// line (a guest writing without newlines) comes in pieces of this size, one
+// MaxLogLine is the longest piece of a line Logs hands out: a longer line
+// (a guest writing without newlines) comes in pieces of this size, one
 // after the other, so a reader never holds more.
 const MaxLogLine = 64 << 10
 
-// maxLogHistory is how much of the end of each console file Logs reads
-// back (the console writer keeps a file far smaller; this bounds a file
-// from elsewhere).
+// maxLogHistory is how much of the end of each log file Logs reads back
+// (the console writer keeps a file far smaller; this bounds a file from
+// elsewhere).
 const maxLogHistory = 8 << 20
 
-// Logs streams a machine's console (its entrypoint's output) to fn, one
-// chunk at a time: whole lines, or a partial line once it has waited for its
-// end for a moment (prompts). Lines that are ferry's own (the exit marker)
-// are left out; "\r\n" becomes "\n" unless the machine has a TTY. With
-// Follow it returns when the machine has stopped and its output is drained,
-// or when ctx ends.
-func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn func([]byte) error) error {
+// Logs streams a machine's output to fn, one line at a time (or a piece of
+// a line once it has waited for its end for a moment: prompts), each with
+// its stream and the time the console writer stored it (internal/logs).
+// Untagged console lines (a TTY's, an older guest's) come as stdout,
+// without the platform's own lines (the exit marker, kernel messages) and,
+// unless the machine has a TTY, with "\r\n" made "\n". A line of a file
+// the writer did not write has no time: Since and Until then go by the
+// file's modification time. With Follow it returns when the machine has
+// stopped and its output is drained, at Until, or when ctx ends.
+func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn func(logs.Entry) error) error {
 	mc, err := m.Get(app, ref)
 	if err != nil {
 		return err
 	}
 	id, tty := mc.ID, mc.Config.Init.TTY
+	if opt.Follow && !opt.Until.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, opt.Until)
+		defer cancel()
+	}
 	path := filepath.Join(m.dir(id), "console.log")
-	hidden := guest.PlatformLine
-	visible := func(ls [][]byte) [][]byte {
-		out := ls[:0]
-		for _, l := range ls {
-			if !hidden(l) {
-				out = append(out, l)
-			}
-		}
-		return out
+	var lines []logs.Entry // history, kept for Tail
+	keep := func(e logs.Entry) error {
+		lines = append(lines, e)
+		return nil
 	}
-	emit := func(line []byte) error {
-		if hidden(line) {
-			return nil
-		}
-		if !tty && bytes.HasSuffix(line, []byte("\r\n")) {
-			line = append(line[:len(line)-2:len(line)-2], '\n')
-		}
-		return fn(line)
-	}
+	asm := &assembler{tty: tty, opt: opt, emit: keep}
 
-	// History: the rotated file, then the current one, as lines.
-	var hist [][]byte
+	// History: the rotated file, then the current one.
 	for _, p := range []string{path + ".1", path} {
-		if st, err := os.Stat(p); err != nil || (!opt.Since.IsZero() && st.ModTime().Before(opt.Since)) {
+		st, err := os.Stat(p)
+		if err != nil {
 			continue
 		}
 		if p == path && opt.Follow {
@@ -79,7 +76,12 @@ func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn 
 		if err != nil {
 			continue
 		}
-		hist = append(hist, splitLines(b)...)
+		asm.mtime = st.ModTime()
+		for _, l := range splitLines(b) {
+			if err := asm.add(l); err != nil {
+				return err
+			}
+		}
 	}
 	f, err := os.Open(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -88,21 +90,26 @@ func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn 
 	if f != nil {
 		defer f.Close()
 	}
-	hist = visible(hist)
-	if !opt.Follow {
-		if opt.Tail > 0 && len(hist) > opt.Tail {
-			hist = hist[len(hist)-opt.Tail:]
+	emitTail := func() error {
+		if err := asm.flush(); err != nil {
+			return err
 		}
-		for _, l := range hist {
-			if err := emit(l); err != nil {
+		if opt.Tail > 0 && len(lines) > opt.Tail {
+			lines = lines[len(lines)-opt.Tail:]
+		}
+		for _, e := range lines {
+			if err := fn(e); err != nil {
 				return err
 			}
 		}
+		lines = nil
 		return nil
+	}
+	if !opt.Follow {
+		return emitTail()
 	}
 	// Follow: the current file from its start (tail applied to what exists
 	// now), then new output as it comes.
-	var cur [][]byte
 	var partial []byte
 	var off int64
 	if f != nil {
@@ -111,34 +118,112 @@ func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn 
 			return err
 		}
 		off = end
-		cur = splitLines(b)
+		if st, err := f.Stat(); err == nil {
+			asm.mtime = st.ModTime()
+		}
+		cur := splitLines(b)
 		if n := len(cur); n > 0 && !bytes.HasSuffix(cur[n-1], []byte("\n")) {
 			partial, cur = cur[n-1], cur[:n-1]
 		}
+		for _, l := range cur {
+			if err := asm.add(l); err != nil {
+				return err
+			}
+		}
 	}
-	all := append(hist, visible(cur)...)
-	if opt.Tail > 0 && len(all) > opt.Tail {
-		all = all[len(all)-opt.Tail:]
+	if err := emitTail(); err != nil {
+		return err
 	}
-	for _, l := range all {
-		if err := emit(l); err != nil {
+	asm.emit, asm.mtime = fn, time.Time{}
+	return m.follow(ctx, id, path, f, off, partial, asm)
+}
+
+// assembler turns the store's lines into what Logs hands out: pieces of
+// one stream joined into lines (up to MaxLogLine), platform lines left
+// out, the time window applied.
+type assembler struct {
+	tty   bool
+	opt   LogOptions
+	mtime time.Time // of the file being read, for lines without a time
+	emit  func(logs.Entry) error
+
+	pending []logs.Entry // a piece per stream, waiting for the rest
+}
+
+// add takes one line of a store file (a raw console line when the file is
+// not the store's).
+func (a *assembler) add(line []byte) error {
+	e, _ := logs.Parse(line)
+	for i := range a.pending {
+		p := a.pending[i]
+		if p.Stream != e.Stream {
+			continue
+		}
+		a.pending = append(a.pending[:i], a.pending[i+1:]...)
+		if len(p.Data)+len(e.Data) > MaxLogLine {
+			if err := a.out(p); err != nil { // a piece of MaxLogLine at most
+				return err
+			}
+			break
+		}
+		p.Data, p.Partial = append(p.Data, e.Data...), e.Partial
+		if p.Partial && len(p.Data) < MaxLogLine {
+			a.pending = append(a.pending, p)
+			return nil
+		}
+		return a.out(p)
+	}
+	if e.Partial && len(e.Data) < MaxLogLine {
+		e.Data = append([]byte(nil), e.Data...)
+		a.pending = append(a.pending, e)
+		return nil
+	}
+	return a.out(e)
+}
+
+// flush hands out the pieces still waiting, oldest first.
+func (a *assembler) flush() error {
+	p := a.pending
+	a.pending = nil
+	for _, e := range p {
+		if err := a.out(e); err != nil {
 			return err
 		}
 	}
-	return m.follow(ctx, id, path, f, off, partial, emit)
+	return nil
+}
+
+func (a *assembler) out(e logs.Entry) error {
+	t := e.Time
+	if t.IsZero() {
+		t = a.mtime
+	}
+	if !t.IsZero() && ((!a.opt.Since.IsZero() && t.Before(a.opt.Since)) || (!a.opt.Until.IsZero() && !t.Before(a.opt.Until))) {
+		return nil
+	}
+	if e.Stream == logs.Console {
+		if guest.PlatformLine(e.Data) {
+			return nil
+		}
+		e.Stream = logs.Stdout
+		if !a.tty && bytes.HasSuffix(e.Data, []byte("\r\n")) {
+			e.Data = append(e.Data[:len(e.Data)-2:len(e.Data)-2], '\n')
+		}
+	}
+	return a.emit(e)
 }
 
 // follow streams what is appended to path after off until the machine is
 // no longer running and the file is drained.
-func (m *Manager) follow(ctx context.Context, id, path string, f *os.File, off int64, partial []byte, emit func([]byte) error) error {
+func (m *Manager) follow(ctx context.Context, id, path string, f *os.File, off int64, partial []byte, asm *assembler) error {
 	events, cancel := m.Subscribe("", id)
 	defer cancel()
 	var partialSince time.Time
 	buf := make([]byte, 64<<10)
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
-	// drain emits what f holds beyond off: whole lines, and pieces of
-	// MaxLogLine of a longer one.
+	// drain hands what f holds beyond off to asm: whole lines, and pieces
+	// of MaxLogLine of a longer one.
 	drain := func() (bool, error) {
 		read := false
 		for f != nil {
@@ -157,7 +242,7 @@ func (m *Manager) follow(ctx context.Context, id, path string, f *os.File, off i
 					}
 					line := append([]byte(nil), partial[:i+1]...)
 					partial = append(partial[:0], partial[i+1:]...)
-					if err := emit(line); err != nil {
+					if err := asm.add(line); err != nil {
 						return read, err
 					}
 				}
@@ -168,6 +253,17 @@ func (m *Manager) follow(ctx context.Context, id, path string, f *os.File, off i
 			}
 		}
 		return read, nil
+	}
+	// idle hands out what waits for its end (a prompt) once nothing more
+	// came for a moment: a raw line's start, the store's pieces.
+	idle := func() error {
+		if len(partial) > 0 {
+			if err := asm.add(partial); err != nil {
+				return err
+			}
+			partial = nil
+		}
+		return asm.flush()
 	}
 	for {
 		// Reopen on rotation (the file was renamed to .1 and a new one
@@ -195,17 +291,13 @@ func (m *Manager) follow(ctx context.Context, id, path string, f *os.File, off i
 		if err != nil {
 			return err
 		}
-		if len(partial) > 0 && !read && time.Since(partialSince) > 3*pollInterval {
-			if err := emit(partial); err != nil {
+		if !read && time.Since(partialSince) > 3*pollInterval {
+			if err := idle(); err != nil {
 				return err
 			}
-			partial = nil
 		}
 		if !read && !m.isRunning(id) {
-			if len(partial) > 0 {
-				return emit(partial)
-			}
-			return nil
+			return idle()
 		}
 		select {
 		case <-ctx.Done():

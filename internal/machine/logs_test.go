@@ -2,6 +2,7 @@ package machine
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/logs"
 )
 
 func TestLogsTailHideAndFollow(t *testing.T) {
@@ -30,7 +32,10 @@ func TestLogsTailHideAndFollow(t *testing.T) {
 	}
 	collect := func(opt LogOptions) string {
 		var out strings.Builder
-		if err := m.Logs(ctx, "", mc.ID, opt, func(b []byte) error { out.Write(b); return nil }); err != nil {
+		if err := m.Logs(ctx, "", mc.ID, opt, func(e logs.Entry) error {
+			out.Write(e.Data)
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
 		return out.String()
@@ -48,7 +53,8 @@ func TestLogsTailHideAndFollow(t *testing.T) {
 	var out bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- m.Logs(ctx, "", mc.ID, LogOptions{Follow: true, Tail: 1}, func(b []byte) error {
+		done <- m.Logs(ctx, "", mc.ID, LogOptions{Follow: true, Tail: 1}, func(e logs.Entry) error {
+			b := e.Data
 			mu.Lock()
 			defer mu.Unlock()
 			out.Write(b)
@@ -106,7 +112,8 @@ func TestLogsFollowConsoleFlood(t *testing.T) {
 	biggest := 0
 	done := make(chan error, 1)
 	go func() {
-		done <- m.Logs(ctx, "", mc.ID, LogOptions{Follow: true}, func(b []byte) error {
+		done <- m.Logs(ctx, "", mc.ID, LogOptions{Follow: true}, func(e logs.Entry) error {
+			b := e.Data
 			mu.Lock()
 			defer mu.Unlock()
 			got.Write(b)
@@ -154,7 +161,8 @@ func TestLogsFollowConsoleFlood(t *testing.T) {
 	// History of the same files: pieces too.
 	var hist bytes.Buffer
 	largest := 0
-	if err := m.Logs(ctx, "", mc.ID, LogOptions{}, func(b []byte) error {
+	if err := m.Logs(ctx, "", mc.ID, LogOptions{}, func(e logs.Entry) error {
+		b := e.Data
 		hist.Write(b)
 		largest = max(largest, len(b))
 		return nil
@@ -163,5 +171,59 @@ func TestLogsFollowConsoleFlood(t *testing.T) {
 	}
 	if largest > MaxLogLine || !bytes.HasSuffix(hist.Bytes(), []byte("end\n")) {
 		t.Fatalf("history: largest piece %d, ends %q", largest, hist.Bytes()[max(0, hist.Len()-10):])
+	}
+}
+
+// TestLogsStore: lines of the console writer's store come with their
+// stream and the time they were stored; Since and Until go by that time,
+// pieces of a stream are joined, and untagged platform lines are left out.
+func TestLogsStore(t *testing.T) {
+	w := newWorld()
+	dir := t.TempDir()
+	m := newManager(t, w, dir)
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return base.Add(time.Duration(s) * time.Second) }
+	var b []byte
+	for _, e := range []logs.Entry{
+		{Time: at(1), Stream: logs.Stdout, Data: []byte("out 1\n")},
+		{Time: at(2), Stream: logs.Stderr, Partial: true, Data: []byte("err ")},
+		{Time: at(3), Stream: logs.Stdout, Data: []byte("out 2\n")},
+		{Time: at(4), Stream: logs.Stderr, Data: []byte("2\n")},
+		{Time: at(5), Stream: logs.Console, Data: []byte("ferry-init: exit {\"code\":0}\r\n")},
+		{Time: at(6), Stream: logs.Console, Data: []byte("untagged\r\n")},
+	} {
+		b = e.Append(b)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "machines", mc.ID, "console.log"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	collect := func(opt LogOptions) string {
+		var out strings.Builder
+		if err := m.Logs(ctx, "", mc.ID, opt, func(e logs.Entry) error {
+			fmt.Fprintf(&out, "%d %s %q|", e.Time.Sub(base)/time.Second, e.Stream, e.Data)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	for _, c := range []struct {
+		name string
+		opt  LogOptions
+		want string
+	}{
+		{"all", LogOptions{}, `1 stdout "out 1\n"|3 stdout "out 2\n"|2 stderr "err 2\n"|6 stdout "untagged\n"|`},
+		// A line joined from pieces has the time of its first.
+		{"since", LogOptions{Since: at(3)}, `3 stdout "out 2\n"|6 stdout "untagged\n"|`},
+		{"until", LogOptions{Until: at(3)}, `1 stdout "out 1\n"|2 stderr "err 2\n"|`},
+		{"tail", LogOptions{Tail: 1}, `6 stdout "untagged\n"|`},
+	} {
+		if got := collect(c.opt); got != c.want {
+			t.Errorf("%s: %s\nwant %s", c.name, got, c.want)
+		}
 	}
 }

@@ -1,10 +1,8 @@
 package vmm
 
 import (
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferryvm/ferry/internal/logs"
 )
 
 // ConsoleLog is a guest console kept under a size cap at all times, also
@@ -20,8 +20,9 @@ import (
 // writer — this executable re-run as "ferry-console-writer", in a session
 // of its own like the VMM — appends what it reads to Path and rotates it
 // by rename before it would pass Max (Path → Path.1 → … → Path.Keep).
-// It exits when the VMM has exited and the pipe is drained; it never
-// parses what the guest writes.
+// It keeps the console as internal/logs' store: each line stamped as it
+// arrives, with its stream when ferry-init tagged it. It exits when the
+// VMM has exited and the pipe is drained.
 type ConsoleLog struct {
 	Path   string `json:"path"`
 	Max    int64  `json:"max"`              // bytes in Path; 0: DefaultConsoleMax
@@ -106,86 +107,9 @@ func consoleWriterMain(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: ferry-console-writer [-max BYTES] [-keep N] PATH < pipe")
 		return 2
 	}
-	if err := CopyCapped(os.Stdin, fs.Arg(0), *max, *keep); err != nil {
+	if err := logs.Copy(os.Stdin, fs.Arg(0), *max, *keep); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", consoleWriterName, err)
 		return 1
 	}
 	return 0
-}
-
-// CopyCapped appends r to the file at path until r ends, rotating the file
-// (path → path.1 → … → path.keep, the oldest dropped) whenever the next
-// byte would take it past max, so no file ever holds more than max bytes.
-// A failing write (a full disk) drops those bytes and is retried on a
-// fresh file: r is always drained, so the writer never stalls the guest.
-func CopyCapped(r io.Reader, path string, max int64, keep int) error {
-	var f *os.File
-	var size int64
-	open := func() error {
-		var err error
-		f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err != nil {
-			return err
-		}
-		st, err := f.Stat()
-		if err != nil {
-			return err
-		}
-		size = st.Size()
-		return nil
-	}
-	defer func() {
-		if f != nil {
-			_ = f.Close()
-		}
-	}()
-	var lastErr error
-	buf := make([]byte, 64<<10)
-	for {
-		n, rerr := r.Read(buf)
-		for p := buf[:n]; len(p) > 0; {
-			if f == nil {
-				if err := open(); err != nil {
-					lastErr, f = err, nil
-					break // dropped
-				}
-			}
-			if size >= max {
-				_ = f.Close()
-				f = nil
-				if err := rotate(path, keep); err != nil {
-					lastErr = err
-					break // dropped rather than written past the cap
-				}
-				continue
-			}
-			k := min(int64(len(p)), max-size)
-			w, err := f.Write(p[:k])
-			size += int64(w)
-			p = p[w:]
-			if err != nil {
-				lastErr = err
-				_ = f.Close()
-				f = nil
-				break
-			}
-		}
-		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				return lastErr
-			}
-			return rerr
-		}
-	}
-}
-
-// rotate shifts path.(k-1) to path.k down to path → path.1.
-func rotate(path string, keep int) error {
-	for i := keep; i > 1; i-- {
-		_ = os.Rename(fmt.Sprintf("%s.%d", path, i-1), fmt.Sprintf("%s.%d", path, i))
-	}
-	if err := os.Rename(path, path+".1"); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("rotate %s: %w", path, err)
-	}
-	return nil
 }

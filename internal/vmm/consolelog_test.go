@@ -12,29 +12,6 @@ import (
 	"time"
 )
 
-// TestCopyCapped: no file ever holds more than max bytes, whatever the
-// writer sends (a line without end included); rotation keeps the newest
-// bytes, oldest copies dropped.
-func TestCopyCapped(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "console.log")
-	os.WriteFile(path, []byte("old\n"), 0o600) // a restarted machine appends
-	in := "a" + strings.Repeat("y", 2500) + "\nend\n"
-	if err := CopyCapped(strings.NewReader(in), path, 1000, 2); err != nil {
-		t.Fatal(err)
-	}
-	all := "old\n" + in // 2510 bytes: files of 1000, 1000 and 510
-	want := map[string]string{path + ".2": all[:1000], path + ".1": all[1000:2000], path: all[2000:]}
-	for p, w := range want {
-		b, err := os.ReadFile(p)
-		if err != nil || string(b) != w {
-			t.Errorf("%s: %d bytes %.20q…, %v; want %d bytes", filepath.Base(p), len(b), b, err, len(w))
-		}
-	}
-	if _, err := os.Stat(path + ".3"); !os.IsNotExist(err) {
-		t.Errorf("a third copy kept: %v", err)
-	}
-}
-
 // TestConsoleCappedWhileDaemonDown: a "daemon" process starts a VMM that
 // floods its console (8 MiB, no newline) and exits at once. With no daemon
 // left, the console writer still keeps every file under the cap, writes the
@@ -75,7 +52,9 @@ func TestConsoleCappedWhileDaemonDown(t *testing.T) {
 		}
 		total += fi.Size()
 	}
-	if total < 2*capBytes {
+	// Entries never straddle files (internal/logs): each file may end up
+	// to one piece of a line (32 KiB here) short of the cap.
+	if total < 2*(capBytes-(32<<10)) {
 		t.Errorf("only %d bytes kept; the newest %d are wanted", total, 2*capBytes)
 	}
 	// The writer exits once the VMM has and the pipe is drained.

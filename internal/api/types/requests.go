@@ -1,5 +1,7 @@
 package types
 
+import "time"
+
 // UpdateRequest is POST /v1/apps/{app}/machines/{id}.
 type UpdateRequest struct {
 	Config Config `json:"config"`
@@ -52,7 +54,10 @@ type ExecResult struct {
 	Stderr   string `json:"stderr"`
 }
 
-// LogLine is one value of an NDJSON log stream.
+// LogLine is one value of an NDJSON log stream: a line (or a piece of
+// one) as the machine's entrypoint wrote it.
 type LogLine struct {
-	Data string `json:"data"`
+	Data   string    `json:"data"`
+	Stream string    `json:"stream,omitempty"` // stdout or stderr
+	Time   time.Time `json:"time,omitzero"`    // when the machine's log stored it
 }
