@@ -112,13 +112,24 @@ func (in *Init) waitAttached() (bool, error) {
 		ar.reply <- attachReply{err: &guest.Failure{Reason: guest.ReasonInit, Message: fmt.Sprintf("attach: tty %v does not match the run config's tty %v", ar.req.TTY, in.cfg.TTY)}}
 		return false, nil
 	}
+	// The console gets a copy: each stream's records without a tty when
+	// the host reads them, else the output as is.
+	var teeOut, teeErr io.Writer
+	if consoleRecords(in.cfg) > 0 {
+		w, _ := in.recordsOut(true) // attached: never fails
+		rc := newRecordConsole(w)
+		teeOut, teeErr = rc.stream(1), rc.stream(2)
+	} else {
+		teeOut = in.consoleOut()
+		teeErr = teeOut
+	}
 	exitCh := make(chan unix.WaitStatus, 1)
 	in.oomBefore, in.cgOOMBefore = oomKills(), in.cg.oomKills()
 	p, err := in.sup.start(ar.ctx, procSpec{
 		path: in.path,
 		proc: Proc{Argv: in.cfg.Argv(), Env: in.env, Dir: in.workdir, Cred: in.cred, Cgroup: in.cg},
 		tty:  in.cfg.TTY, rows: ar.req.Rows, cols: ar.req.Cols,
-		entry: true, tee: in.consoleOut(), status: in.entryStatus,
+		entry: true, teeOut: teeOut, teeErr: teeErr, status: in.entryStatus,
 		onExit: func(ws unix.WaitStatus) { exitCh <- ws },
 	}, ar.stdio)
 	if err != nil {

@@ -63,8 +63,9 @@ type procSpec struct {
 	// entry marks the attached entrypoint: it survives the host going
 	// away (its output then only goes to tee).
 	entry bool
-	// tee also gets the output (the console, for the entrypoint).
-	tee io.Writer
+	// teeOut and teeErr also get stdout's and stderr's output (the
+	// console, for the entrypoint; one writer for both with a tty).
+	teeOut, teeErr io.Writer
 	// status converts the wait status (default exitStatus).
 	status func(unix.WaitStatus) guest.ExitStatus
 	// onExit runs once the process exited and its output drained.
@@ -77,8 +78,8 @@ func (s *supervisor) start(ctx context.Context, sp procSpec, stdio guest.ExecIO)
 	if sp.entry {
 		stdout, stderr = &detachable{w: stdout}, &detachable{w: stderr}
 	}
-	if sp.tee != nil {
-		stdout, stderr = teeWriter{stdout, sp.tee}, teeWriter{stderr, sp.tee}
+	if sp.teeOut != nil {
+		stdout, stderr = teeWriter{stdout, sp.teeOut}, teeWriter{stderr, sp.teeErr}
 	}
 	p := &execProc{done: make(chan struct{})}
 	var child []*os.File // closed in init once the child has them

@@ -259,6 +259,9 @@ func (in *Init) spawnEntrypoint() error {
 			return err
 		}
 	}
+	if consoleRecords(in.cfg) > 0 {
+		return in.spawnRecorded()
+	}
 	var files []*os.File
 	if in.cfg.TTY {
 		tty, err := os.OpenFile(consoleTTY(), os.O_RDWR|unix.O_NOCTTY, 0)

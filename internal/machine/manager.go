@@ -349,6 +349,8 @@ func runConfig(mc *types.Machine, img guest.Image, root guest.Root, att *network
 		Image:   img,
 		TTY:     c.Init.TTY,
 		Attach:  c.Init.Attach,
+		// The console writer (internal/logs) keeps each line's stream.
+		ConsoleRecords: guest.RecordVersion,
 		Override: guest.Override{
 			Exec:       cloneSlice(c.Init.Exec),
 			User:       c.Init.User,
