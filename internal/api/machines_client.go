@@ -124,10 +124,10 @@ type LogsOptions struct {
 	Follow bool
 	Tail   int    // 0: all
 	Since  string // RFC 3339, Unix seconds or a duration ago
+	Until  string // the same forms: only lines stored before it
 }
 
-// MachineLogs copies a machine's console output to w as it comes.
-func (c *Client) MachineLogs(ctx context.Context, app, id string, opt LogsOptions, w io.Writer) error {
+func (opt LogsOptions) query() url.Values {
 	q := url.Values{}
 	if opt.Follow {
 		q.Set("follow", "1")
@@ -138,6 +138,34 @@ func (c *Client) MachineLogs(ctx context.Context, app, id string, opt LogsOption
 	if opt.Since != "" {
 		q.Set("since", opt.Since)
 	}
+	if opt.Until != "" {
+		q.Set("until", opt.Until)
+	}
+	return q
+}
+
+// MachineLogLines streams a machine's log lines to fn as they come, each
+// with its stream and the time the machine's log stored it.
+func (c *Client) MachineLogLines(ctx context.Context, app, id string, opt LogsOptions, fn func(types.LogLine) error) error {
+	q := opt.query()
+	q.Set("format", "ndjson")
+	err := c.Stream(ctx, "GET", machinePath(app, id, "logs")+"?"+q.Encode(), nil, func(raw json.RawMessage) error {
+		var l types.LogLine
+		if err := json.Unmarshal(raw, &l); err != nil {
+			return fmt.Errorf("logs: %w", err)
+		}
+		return fn(l)
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// MachineLogs copies a machine's console output to w as it comes, stdout
+// and stderr together.
+func (c *Client) MachineLogs(ctx context.Context, app, id string, opt LogsOptions, w io.Writer) error {
+	q := opt.query()
 	p := machinePath(app, id, "logs")
 	if len(q) > 0 {
 		p += "?" + q.Encode()

@@ -131,7 +131,7 @@ func (h machineHandlers) logs(w http.ResponseWriter, r *http.Request) error {
 	case "ndjson":
 		st := NewStream(w)
 		err := h.svc.Logs(r.Context(), app, id, opt, func(e logs.Entry) error {
-			return st.Send(types.LogLine{Data: string(e.Data), Stream: string(e.Stream), Time: e.Time})
+			return st.Send(types.NewLogLine(e.Data, string(e.Stream), e.Time))
 		})
 		if err != nil && r.Context().Err() == nil {
 			return st.Fail(err)

@@ -169,7 +169,7 @@ func runMachine(ctx context.Context, g *globals, c *api.Client, f runFlags, req 
 		return err
 	}
 	warnEmulated(g, m)
-	logErr := c.MachineLogs(ctx, f.app, m.ID, api.LogsOptions{Follow: true}, g.out)
+	logErr := c.MachineLogLines(ctx, f.app, m.ID, api.LogsOptions{Follow: true}, logLineWriter(g.out, g.err, false))
 	if ctx.Err() != nil {
 		// Ctrl-C: stop the machine (SIGTERM, then kill), keep its status.
 		bg := context.Background()

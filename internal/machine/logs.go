@@ -41,8 +41,9 @@ const maxLogHistory = 8 << 20
 // Untagged console lines (a TTY's, an older guest's) come as stdout,
 // without the platform's own lines (the exit marker, kernel messages) and,
 // unless the machine has a TTY, with "\r\n" made "\n". A line of a file
-// the writer did not write has no time: Since and Until then go by the
-// file's modification time. With Follow it returns when the machine has
+// the writer did not write has no time of its own: it gets the file's
+// modification time (the time it is read while followed), which Since and
+// Until then go by. With Follow it returns when the machine has
 // stopped and its output is drained, at Until, or when ctx ends.
 func (m *Manager) Logs(ctx context.Context, app, ref string, opt LogOptions, fn func(logs.Entry) error) error {
 	mc, err := m.Get(app, ref)
@@ -194,11 +195,14 @@ func (a *assembler) flush() error {
 }
 
 func (a *assembler) out(e logs.Entry) error {
-	t := e.Time
-	if t.IsZero() {
-		t = a.mtime
+	if e.Time.IsZero() { // a line of a file the writer did not write
+		e.Time = a.mtime
+		if e.Time.IsZero() {
+			e.Time = time.Now() // followed as it comes
+		}
 	}
-	if !t.IsZero() && ((!a.opt.Since.IsZero() && t.Before(a.opt.Since)) || (!a.opt.Until.IsZero() && !t.Before(a.opt.Until))) {
+	t := e.Time
+	if (!a.opt.Since.IsZero() && t.Before(a.opt.Since)) || (!a.opt.Until.IsZero() && !t.Before(a.opt.Until)) {
 		return nil
 	}
 	if e.Stream == logs.Console {

@@ -227,3 +227,37 @@ func TestLogsStore(t *testing.T) {
 		}
 	}
 }
+
+// TestLogsOldGuest: a guest that writes no console records (a ferry-init
+// older than them, or one whose host did not ask) has its plain console
+// kept by the console writer as the console's lines: Logs hands them out
+// as one stream, stdout, "\r\n" made "\n", stamped when they arrived, the
+// platform's lines left out.
+func TestLogsOldGuest(t *testing.T) {
+	w := newWorld()
+	dir := t.TempDir()
+	m := newManager(t, w, dir)
+	mc, err := m.Create(ctx, "", types.CreateRequest{Config: types.Config{Image: "busybox"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	cw := &logs.Writer{Path: filepath.Join(dir, "machines", mc.ID, "console.log"), Max: 1 << 20,
+		Now: func() time.Time { clock = clock.Add(time.Second); return clock }}
+	// An old guest's console: the entrypoint's stdout and stderr together
+	// through the tty's output processing, and the platform's lines.
+	cw.Write([]byte("[    0.500000] kernel says\r\nout\r\nerr\r\nferry-init: exit {\"code\":0}\r\n"))
+	cw.Flush(true)
+	cw.Close()
+	var got []string
+	if err := m.Logs(ctx, "", mc.ID, LogOptions{}, func(e logs.Entry) error {
+		got = append(got, fmt.Sprintf("%s %s %q", e.Time.Format(time.TimeOnly), e.Stream, e.Data))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`10:00:02 stdout "out\n"`, `10:00:03 stdout "err\n"`}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("entries %q, want %q", got, want)
+	}
+}

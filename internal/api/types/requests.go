@@ -1,6 +1,9 @@
 package types
 
-import "time"
+import (
+	"time"
+	"unicode/utf8"
+)
 
 // UpdateRequest is POST /v1/apps/{app}/machines/{id}.
 type UpdateRequest struct {
@@ -57,7 +60,29 @@ type ExecResult struct {
 // LogLine is one value of an NDJSON log stream: a line (or a piece of
 // one) as the machine's entrypoint wrote it.
 type LogLine struct {
-	Data   string    `json:"data"`
+	Data string `json:"data"`
+	// Bytes holds the data instead when it is not valid UTF-8 (a JSON
+	// string cannot carry it unchanged): base64, Data then empty.
+	Bytes  []byte    `json:"bytes,omitempty"`
 	Stream string    `json:"stream,omitempty"` // stdout or stderr
 	Time   time.Time `json:"time,omitzero"`    // when the machine's log stored it
+}
+
+// NewLogLine is data as a LogLine, in Bytes when it is not UTF-8.
+func NewLogLine(data []byte, stream string, t time.Time) LogLine {
+	l := LogLine{Stream: stream, Time: t}
+	if utf8.Valid(data) {
+		l.Data = string(data)
+	} else {
+		l.Bytes = data
+	}
+	return l
+}
+
+// Raw is the line's data as the machine wrote it.
+func (l LogLine) Raw() []byte {
+	if l.Bytes != nil {
+		return l.Bytes
+	}
+	return []byte(l.Data)
 }
