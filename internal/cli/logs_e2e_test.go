@@ -51,7 +51,8 @@ func texts(lines []stamped) string {
 // apart from the guest to the user (docker run without -t, docker logs,
 // ferry logs, and ferry run of a cold-booted machine), each line has the
 // time it was written, not the time it is read, --since and --until go by
-// that time, and the times are the same after the daemon restarted.
+// that time, and the times are the same after the daemon restarted; an
+// exec's streams stay apart as well.
 func TestLogStreams(t *testing.T) {
 	e := vmEnv(t, "--warm-starts")
 	t.Parallel()
@@ -137,5 +138,13 @@ func TestLogStreams(t *testing.T) {
 	e.startDaemon()
 	if r := dockerOK("logs", "-t", "streams"); r.stdout != first.stdout || r.stderr != first.stderr {
 		t.Fatalf("docker logs -t after a daemon restart:\n%s\nbefore:\n%s", r, first)
+	}
+
+	// exec has stdout and stderr apart too (streams of the control
+	// channel, not the console).
+	dockerOK("run", "-d", "--name", "sleeper", "busybox:vm", "sleep", "1000")
+	e.eventually("the machine answers exec", 3*time.Minute, func() bool { return dockerRun("exec", "sleeper", "true").code == 0 })
+	if r := dockerRun("exec", "sleeper", "sh", "-c", "echo out; echo err >&2; exit 5"); r.code != 5 || r.stdout != "out\n" || r.stderr != "err\n" {
+		t.Fatalf("docker exec: %s", r)
 	}
 }

@@ -193,3 +193,45 @@ func TestCopyIdlePrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestWriterHostile: console lines that look like records but are not
+// (an unknown version, stream or kind, a record too long for one, one cut
+// off by the end) are kept as the console's, byte for byte and in pieces
+// of at most maxPending: never attributed to a stream, never held whole.
+func TestWriterHostile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "console.log")
+	long := "\x1e11F" + strings.Repeat("a", 5*maxPending) + "\n"
+	in := []string{
+		"\x1e91Fa newer version\n",
+		"\x1e13Fno such stream\n",
+		"\x1e11Xno such kind\n",
+		"\x1e\n",
+		long,
+		"\x1e12Fa real stderr line\n",
+		"\x1e1", // cut off by the end
+	}
+	if err := Copy(strings.NewReader(strings.Join(in, "")), path, 1<<20, 1); err != nil {
+		t.Fatal(err)
+	}
+	got := readStore(t, path, 1)
+	var console strings.Builder
+	for _, e := range got {
+		if len(e.Data) > maxPending {
+			t.Errorf("an entry of %d bytes, over %d", len(e.Data), maxPending)
+		}
+		switch e.Stream {
+		case Console:
+			console.Write(e.Data)
+		case Stderr:
+			if string(e.Data) != "a real stderr line\n" {
+				t.Errorf("stderr entry %q", e.Data)
+			}
+		default:
+			t.Errorf("entry %.60q attributed to %s", e.Data, e.Stream)
+		}
+	}
+	want := strings.Join(in[:5], "") + in[6]
+	if console.String() != want {
+		t.Errorf("the console's entries hold %d bytes, want the %d that were not records", console.Len(), len(want))
+	}
+}
