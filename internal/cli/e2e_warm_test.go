@@ -32,6 +32,14 @@ func TestWarmStarts(t *testing.T) {
 		if r := run("--rm", "busybox:vm", "echo", "hi"); r.code != 0 || r.stdout != "hi\n" {
 			t.Fatalf("%s: run echo hi: %s\ndaemon:\n%s", p.name, r, e.daemonLog)
 		}
+		if p.warm {
+			// Its template was saved once the kernel had its TSC: a
+			// restored guest does not calibrate again on a jiffies clock.
+			r := run("--rm", "busybox:vm", "cat", "/sys/devices/system/clocksource/clocksource0/current_clocksource")
+			if cs := strings.TrimSpace(r.stdout); r.code != 0 || cs == "" || cs == "tsc-early" || strings.Contains(cs, "jiffies") {
+				t.Errorf("warm: a restored guest starts on clocksource %q: %s", cs, r)
+			}
+		}
 		if r := run("--rm", "busybox:vm", "sh", "-c", "exit 3"); r.code != 3 {
 			t.Fatalf("%s: exit status: %s", p.name, r)
 		}

@@ -56,6 +56,9 @@ func (s *supervisor) Warm(w *guest.WarmConfig) error {
 // waits (without limit: a template waits until it is restored) for the
 // host's config, then applies it before anything else runs.
 func (in *Init) awaitWarm() error {
+	if cs, settled := awaitClock(clocksourcePath, clockSettleLimit, 20*time.Millisecond); !settled {
+		in.log.Noticef("warm: the clocksource is still %s after %v; saving anyway", cs, clockSettleLimit)
+	}
 	in.sup.mu.Lock()
 	in.sup.state = guest.StateWaiting
 	in.sup.mu.Unlock()
@@ -76,6 +79,39 @@ func (in *Init) awaitWarm() error {
 	}
 	in.log.Infof("warm config applied in %v", time.Since(t))
 	return nil
+}
+
+// clocksourcePath names the kernel's current clocksource.
+const clocksourcePath = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
+
+// clockSettleLimit bounds awaitClock in a template boot: a kernel whose
+// TSC never verifies stays on jiffies, and is saved so.
+const clockSettleLimit = 10 * time.Second
+
+// bootClocks are the clocksources an x86 kernel runs on while it boots:
+// tsc-early until its TSC is calibrated again (about a second after
+// boot), then refined-jiffies until the watchdog has verified tsc.
+var bootClocks = []string{"tsc-early", "refined-jiffies", "jiffies"}
+
+// awaitClock waits, up to limit, until the clocksource named at path is no
+// longer a boot-time one, and returns the last one read and whether it
+// settled. A template is saved only then: restored before, every machine of
+// it would run the kernel's TSC calibration and switch after its restore —
+// on its critical path, and on a jiffies clock (10 ms resolution, no high
+// resolution timers) until the switch.
+func awaitClock(path string, limit, poll time.Duration) (string, bool) {
+	deadline := time.Now().Add(limit)
+	for {
+		b, err := os.ReadFile(path)
+		cs := strings.TrimSpace(string(b))
+		if err != nil || !slices.Contains(bootClocks, cs) {
+			return cs, true // no clocksource sysfs: nothing to wait for
+		}
+		if time.Now().After(deadline) {
+			return cs, false
+		}
+		time.Sleep(poll)
+	}
 }
 
 // warmSystem is what applying a warm config changes in the guest.

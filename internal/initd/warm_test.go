@@ -31,6 +31,44 @@ func TestWarmBoot(t *testing.T) {
 	}
 }
 
+// A template waits until its kernel has left the boot-time clocksources
+// (tsc-early, refined-jiffies) before it says it waits, and no longer
+// than the limit when it never does.
+func TestAwaitClock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "current_clocksource")
+	if err := os.WriteFile(path, []byte("tsc-early\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		_ = os.WriteFile(path+".new", []byte("refined-jiffies\n"), 0o644)
+		_ = os.Rename(path+".new", path)
+		time.Sleep(30 * time.Millisecond)
+		_ = os.WriteFile(path+".new", []byte("tsc\n"), 0o644)
+		_ = os.Rename(path+".new", path)
+	}()
+	if cs, ok := awaitClock(path, time.Minute, time.Millisecond); !ok || cs != "tsc" {
+		t.Errorf("awaitClock = %q, %v; want tsc, settled", cs, ok)
+	}
+	if err := os.WriteFile(path, []byte("refined-jiffies\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if cs, ok := awaitClock(path, 20*time.Millisecond, time.Millisecond); ok || cs != "refined-jiffies" {
+		t.Errorf("awaitClock on a clock that never settles = %q, %v; want refined-jiffies, not settled", cs, ok)
+	}
+	for _, cs := range []string{"kvm-clock", "tsc"} {
+		if err := os.WriteFile(path, []byte(cs+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := awaitClock(path, time.Minute, time.Millisecond); !ok || got != cs {
+			t.Errorf("awaitClock on %s = %q, %v", cs, got, ok)
+		}
+	}
+	if _, ok := awaitClock(filepath.Join(t.TempDir(), "none"), time.Minute, time.Millisecond); !ok {
+		t.Error("no clocksource file: awaitClock waited")
+	}
+}
+
 type fakeWarm struct{ calls []string }
 
 func (f *fakeWarm) AddEntropy(b []byte) error {
