@@ -3,7 +3,7 @@
 // alternates machines restored from a template with machines of the same
 // image and shape booted cold (Guest.Cold) on the same daemon. Opt-in:
 //
-//	FERRY_BENCH=1 [FERRY_BENCH_N=7] go test -run Warm -v -timeout 30m ./bench/warm/
+//	FERRY_BENCH=1 [FERRY_BENCH_N=7] [FERRY_BENCH_CONCURRENT=20] [FERRY_BENCH_LOG=FILE] go test -run Warm -v -timeout 30m ./bench/warm/
 //
 // bench/README.md records results with the machine's load.
 package warm
@@ -11,6 +11,7 @@ package warm
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -263,6 +264,26 @@ func procKB(t *testing.T, pid int, file, field string) int64 {
 	return n
 }
 
+// logPhases logs the medians of the warm path's phases in logs (the
+// machine manager's debug line per restore): QEMU launched with its state
+// loading, loaded and resumed, run config taken.
+func logPhases(t *testing.T, what, logs string) {
+	phases := map[string][]time.Duration{}
+	for _, m := range regexp.MustCompile(`msg=restored .*launch=(\S+) resume=(\S+) config=(\S+) total=(\S+)`).FindAllStringSubmatch(logs, -1) {
+		for i, name := range []string{"launch", "resume", "config", "total"} {
+			if d, err := time.ParseDuration(m[i+1]); err == nil {
+				phases[name] = append(phases[name], d)
+			}
+		}
+	}
+	if len(phases["total"]) == 0 {
+		return
+	}
+	t.Logf("restore phases, %s, medians of %d: launch %v, load+resume %v, config %v, total %v", what, len(phases["total"]),
+		median(phases["launch"]).Round(time.Millisecond), median(phases["resume"]).Round(time.Millisecond),
+		median(phases["config"]).Round(time.Millisecond), median(phases["total"]).Round(time.Millisecond))
+}
+
 func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
@@ -313,25 +334,18 @@ func TestWarmVsCold(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("FERRY_BENCH_CONCURRENT")); err == nil && v > 0 {
 		k = v
 	}
+	logPhases(t, "one at a time", logs.String())
+	seq := len(logs.String())
 	wd, wm := concurrent(t, c, k, false)
 	t.Logf("%d concurrent warm: all answer exec after %v; idle per VMM Rss %d MiB, Pss %d MiB, RssShmem %d MiB; load %s", k, wd.Round(time.Millisecond), wm.rss>>10, wm.pss>>10, wm.shmem>>10, loadavg())
 	cd, cm := concurrent(t, c, k, true)
 	t.Logf("%d concurrent cold: all answer exec after %v; idle per VMM Rss %d MiB, Pss %d MiB, RssShmem %d MiB; load %s", k, cd.Round(time.Millisecond), cm.rss>>10, cm.pss>>10, cm.shmem>>10, loadavg())
 	t.Logf("%d concurrent: ratio %.2f; Rss warm/cold %.2f, Pss warm/cold %.2f", k, float64(wd)/float64(cd), float64(wm.rss)/float64(cm.rss), float64(wm.pss)/float64(cm.pss))
-	// The warm path's phases (the machine manager's debug line per
-	// restore): QEMU launched and loading, resumed, config taken.
-	phases := map[string][]time.Duration{}
-	for _, m := range regexp.MustCompile(`msg=restored .*launch=(\S+) resume=(\S+) config=(\S+) total=(\S+)`).FindAllStringSubmatch(logs.String(), -1) {
-		for i, name := range []string{"launch", "resume", "config", "total"} {
-			if d, err := time.ParseDuration(m[i+1]); err == nil {
-				phases[name] = append(phases[name], d)
-			}
+	logPhases(t, fmt.Sprintf("%d concurrent", k), logs.String()[seq:])
+	if p := os.Getenv("FERRY_BENCH_LOG"); p != "" {
+		if err := os.WriteFile(p, []byte(logs.String()), 0o644); err != nil {
+			t.Error(err)
 		}
-	}
-	if len(phases["total"]) > 0 {
-		t.Logf("restore phases over %d restores, medians: launch %v, load+resume %v, config %v, total %v", len(phases["total"]),
-			median(phases["launch"]).Round(time.Millisecond), median(phases["resume"]).Round(time.Millisecond),
-			median(phases["config"]).Round(time.Millisecond), median(phases["total"]).Round(time.Millisecond))
 	}
 	if strings.Contains(logs.String(), "booting cold") {
 		t.Errorf("a warm start fell back to a cold boot:\n%s", logs)
