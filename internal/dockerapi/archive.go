@@ -8,14 +8,13 @@ import (
 
 	"github.com/moby/moby/api/types/container"
 
-	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
 // docker cp: HEAD/GET/PUT /containers/{id}/archive?path=, through the
-// machine manager's copy (ferry-init's archive helper in the running
-// guest). A stopped container's files live on its scratch disk inside the
-// guest's overlay, so copying needs it running.
+// machine manager's copy: ferry-init's archive helper in the running
+// guest, or the same code on the host in a view of a stopped container's
+// disks.
 func (s *Server) archiveContainer(w http.ResponseWriter, r *http.Request) error {
 	ref := r.PathValue("id")
 	m, err := s.container(ref)
@@ -26,13 +25,7 @@ func (s *Server) archiveContainer(w http.ResponseWriter, r *http.Request) error 
 	if p == "" {
 		return invalid("path is required")
 	}
-	if m.State != types.StateStarted {
-		return conflict("docker cp: container %s is %s; ferry copies through the running guest: start it first", ref, dockerState(m))
-	}
 	ctx := r.Context()
-	if err := s.cfg.Machines.WaitBooted(ctx, "", m.ID); err != nil {
-		return containerErr(ref, err)
-	}
 	if r.Method == http.MethodPut {
 		if err := s.cfg.Machines.CopyTo(ctx, "", m.ID, p, r.Body); err != nil {
 			return copyErr(p, ref, err)

@@ -161,6 +161,52 @@ func TestDockerCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("cp on a stopped container: in before the first start, out after the stop; symlinks stay inside", func(t *testing.T) {
+		dir := t.TempDir()
+		secret := filepath.Join(dir, "host-only-secret")
+		if err := os.WriteFile(secret, []byte("host\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		src := filepath.Join(dir, "in.txt")
+		if err := os.WriteFile(src, []byte("copied while stopped\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		e.ok("create", "--name", "cpstop", "busybox:vm", "sh", "-c",
+			"cat /in.txt; echo guest-wrote > /out.txt; ln -s / /escape; ln -s ../../../../.. /up; ln -s /etc/passwd /etc/pw; ln -s ../etc/pw /abs")
+		e.ok("cp", src, "cpstop:/in.txt")
+		if out := e.ok("start", "-a", "cpstop"); out != "copied while stopped\n" {
+			t.Fatalf("the guest read %q from the file copied in before its start", out)
+		}
+		e.ok("cp", "cpstop:/out.txt", filepath.Join(dir, "out.txt"))
+		if b, err := os.ReadFile(filepath.Join(dir, "out.txt")); err != nil || string(b) != "guest-wrote\n" {
+			t.Fatalf("file the guest wrote, copied out of the stopped container: %q %v", b, err)
+		}
+		// Symlinks resolve in the container's root, never the host's.
+		for _, p := range []string{"/escape" + secret, "/up" + secret, "/escape/../../.." + secret} {
+			if r := e.run(nil, "cp", "cpstop:"+p, filepath.Join(dir, "leak")); r.code == 0 || !strings.Contains(r.stderr, "Could not find the file") {
+				t.Errorf("cp cpstop:%s: %+v, want the container's not-found", p, r)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, "leak")); err == nil {
+			t.Fatal("a host file came out through a symlink")
+		}
+		// -L follows /abs (../etc/pw → /etc/passwd) to the container's
+		// /etc/passwd, not the host's.
+		e.ok("cp", "-L", "cpstop:/abs", filepath.Join(dir, "passwd"))
+		if b, _ := os.ReadFile(filepath.Join(dir, "passwd")); !strings.Contains(string(b), "root:x:0:0") {
+			t.Fatalf("cp -L of /abs: %q, want the container's /etc/passwd", b)
+		}
+		// Copying in through /up lands in the container's root.
+		e.ok("cp", src, "cpstop:/up/landed.txt")
+		if _, err := os.Stat("/landed.txt"); err == nil {
+			t.Fatal("a file copied through a symlink landed in the host's root")
+		}
+		if r := e.run(nil, "cp", "cpstop:/landed.txt", "-"); r.code != 0 || !strings.Contains(r.stdout, "copied while stopped") {
+			t.Fatalf("cp out of /landed.txt: %+v", r)
+		}
+		e.ok("rm", "cpstop")
+	})
+
 	t.Run("volume and network create and use; bind mounts", func(t *testing.T) {
 		prereq.Tool(t, "cryptsetup") // volumes are LUKS2 by default
 		if out := e.ok("volume", "create", "data1"); strings.TrimSpace(out) != "data1" {

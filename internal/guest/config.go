@@ -123,6 +123,14 @@ const (
 	RootSingle  = "single"  // one writable device is the root
 )
 
+// The overlay's directories on a scratch disk: init makes them on the
+// first boot; the host reads a stopped machine's files through them
+// (rootfs View).
+const (
+	ScratchUpper = "upper"
+	ScratchWork  = "work"
+)
+
 // Root describes how init assembles the root filesystem.
 type Root struct {
 	Mode string `json:"mode"`

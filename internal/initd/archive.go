@@ -24,11 +24,24 @@ func ArchiveMain(args []string) int {
 	return code
 }
 
+// Archive does what the archive helper does, for a caller whose root
+// directory is the machine's: the host's view of a stopped machine's
+// disks (rootfs View). args are the helper's (op, path); the exit code is
+// the helper's.
+func Archive(args []string, in io.Reader, out io.Writer) (int, error) { return archive(args, in, out) }
+
 func archive(args []string, in io.Reader, out io.Writer) (int, error) {
 	if len(args) != 2 || !path.IsAbs(args[1]) {
 		return 1, fmt.Errorf("usage: %s stat|get|put ABSOLUTE-PATH", guest.ArchiveHelperArg)
 	}
 	op, p := args[0], path.Clean(args[1])
+	if op == guest.ArchivePut {
+		// As dockerd: the destination's symlinks are followed, the last
+		// one too, so that an archive can go to a link to a directory.
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+	}
 	fi, err := os.Lstat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return guest.ArchiveNotFound, fmt.Errorf("no such file or directory: %s", p)
@@ -60,7 +73,13 @@ func result(err error) (int, error) {
 func pathStat(p string, fi fs.FileInfo) guest.PathStat {
 	st := guest.PathStat{Name: fi.Name(), Size: fi.Size(), Mode: fi.Mode(), Mtime: fi.ModTime()}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		st.LinkTarget, _ = os.Readlink(p)
+		// As dockerd: the link resolved to the end (docker cp -L copies
+		// that), or as written when it dangles.
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			st.LinkTarget = real
+		} else {
+			st.LinkTarget, _ = os.Readlink(p)
+		}
 	}
 	return st
 }

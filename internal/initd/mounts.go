@@ -115,7 +115,7 @@ func RootMounts(r guest.Root, scratch ScratchState) []Mount {
 		ms = append(ms, Mount{Source: "tmpfs", Target: scratchDir, FSType: "tmpfs", Data: "mode=0755"})
 	}
 	return append(ms, Mount{Source: "overlay", Target: newRoot, FSType: "overlay",
-		Data: "lowerdir=" + baseDir + ",upperdir=" + scratchDir + "/upper,workdir=" + scratchDir + "/work"})
+		Data: "lowerdir=" + baseDir + ",upperdir=" + scratchDir + "/" + guest.ScratchUpper + ",workdir=" + scratchDir + "/" + guest.ScratchWork})
 }
 
 // LateMounts are made inside the new root, after the switch; the cgroup

@@ -107,7 +107,7 @@ func assembleRoot(r guest.Root, mnt Mounter, log *Logger) (*rootHandles, error) 
 		}
 		log.Infof("mounted %s", m)
 		if m.Target == scratchDir {
-			for _, d := range []string{"upper", "work"} {
+			for _, d := range []string{guest.ScratchUpper, guest.ScratchWork} {
 				if err := os.MkdirAll(filepath.Join(scratchDir, d), 0o755); err != nil {
 					return nil, &guest.Failure{Reason: guest.ReasonScratchCorrupt, Message: err.Error()}
 				}

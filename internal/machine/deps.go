@@ -51,6 +51,9 @@ type Rootfs interface {
 	Release(ctx context.Context, id string) error
 	// Reconcile removes disks and leases of machines not in keep.
 	Reconcile(ctx context.Context, keep []string) error
+	// View runs fn with the machine's root filesystem as its goroutine's
+	// root directory (writable or read-only); the machine is not running.
+	View(ctx context.Context, id string, writable bool, fn func() error) error
 }
 
 // Network gives a running machine its NIC (a *network.Network).

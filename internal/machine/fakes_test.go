@@ -85,6 +85,11 @@ func (w *world) Release(_ context.Context, id string) error {
 	return nil
 }
 
+// View refuses: a view runs the archive helper on the host's files.
+func (w *world) View(context.Context, string, bool, func() error) error {
+	return fmt.Errorf("no rootfs view in the fakes: %w", errdefs.ErrUnavailable)
+}
+
 func (w *world) Reconcile(_ context.Context, keep []string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
