@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -122,12 +123,19 @@ func (f *fakeMachines) Exec(_ context.Context, app, ref string, req types.ExecRe
 	fmt.Fprint(stdio.Stderr, "err:"+strings.Join(req.Cmd, " "))
 	return len(req.Cmd), nil
 }
+
+var logTime = time.Date(2026, 12, 4, 6, 0, 0, 5, time.UTC)
+
 func (f *fakeMachines) Logs(_ context.Context, app, ref string, opt machine.LogOptions, fn func(logs.Entry) error) error {
 	for i := range 3 {
 		if opt.Tail > 0 && i < 3-opt.Tail {
 			continue
 		}
-		if err := fn(logs.Entry{Stream: logs.Stdout, Data: fmt.Appendf(nil, "line %d\n", i)}); err != nil {
+		e := logs.Entry{Stream: logs.Stdout, Data: fmt.Appendf(nil, "line %d\n", i), Time: logTime.Add(time.Duration(i) * time.Second)}
+		if i == 1 {
+			e.Stream = logs.Stderr
+		}
+		if err := fn(e); err != nil {
 			return err
 		}
 	}
@@ -195,6 +203,13 @@ func TestMachinesAPI(t *testing.T) {
 	if err := c.MachineLogs(ctx, "web", "m1", LogsOptions{Tail: 2}, &logs); err != nil || logs.String() != "line 1\nline 2\n" {
 		t.Fatalf("logs = %q, %v", logs.String(), err)
 	}
+	var lines []string
+	if err := c.MachineLogLines(ctx, "web", "m1", LogsOptions{Tail: 2}, func(l types.LogLine) error {
+		lines = append(lines, fmt.Sprintf("%s %s %q", l.Time.Format(time.RFC3339Nano), l.Stream, l.Raw()))
+		return nil
+	}); err != nil || strings.Join(lines, "|") != `2026-12-04T06:00:01.000000005Z stderr "line 1\n"|2026-12-04T06:00:02.000000005Z stdout "line 2\n"` {
+		t.Fatalf("log lines = %q, %v", lines, err)
+	}
 
 	fm.events <- types.Event{Type: "exit", MachineID: "m1", State: types.StateStopped}
 	ectx, cancel := context.WithCancel(ctx)
@@ -248,4 +263,18 @@ func FuzzMachineRequests(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLogLineBytes: a line that is not UTF-8 crosses NDJSON unchanged.
+func TestLogLineBytes(t *testing.T) {
+	for _, data := range []string{"plain\n", "bad \xff\xfe utf-8\n", ""} {
+		b, err := json.Marshal(types.NewLogLine([]byte(data), "stdout", logTime))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var l types.LogLine
+		if err := json.Unmarshal(b, &l); err != nil || string(l.Raw()) != data || !l.Time.Equal(logTime) {
+			t.Errorf("%q → %s → %q %v", data, b, l.Raw(), err)
+		}
+	}
 }
