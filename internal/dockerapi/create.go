@@ -3,6 +3,7 @@ package dockerapi
 import (
 	"fmt"
 	"math"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -242,6 +243,9 @@ func mounts(c *container.Config, h *container.HostConfig) ([]types.Mount, error)
 		if err != nil {
 			return nil, err
 		}
+		if err := notSocket(m); err != nil {
+			return nil, err
+		}
 		add(m)
 	}
 	for _, m := range h.Mounts {
@@ -253,7 +257,11 @@ func mounts(c *container.Config, h *container.HostConfig) ([]types.Mount, error)
 			if m.BindOptions != nil && m.BindOptions.Propagation != "" && m.BindOptions.Propagation != mount.PropagationRPrivate && m.BindOptions.Propagation != mount.PropagationPrivate {
 				return nil, invalid("--mount bind-propagation=%s: mounts do not propagate between the host and a micro-VM", m.BindOptions.Propagation)
 			}
-			add(types.Mount{Type: types.MountBind, Source: m.Source, Path: m.Target, ReadOnly: m.ReadOnly})
+			bm := types.Mount{Type: types.MountBind, Source: m.Source, Path: m.Target, ReadOnly: m.ReadOnly}
+			if err := notSocket(bm); err != nil {
+				return nil, err
+			}
+			add(bm)
 		case mount.TypeVolume:
 			if o := m.VolumeOptions; o != nil && (o.DriverConfig != nil && o.DriverConfig.Name != "" && o.DriverConfig.Name != "local" || o.Subpath != "") {
 				return nil, invalid("--mount type=volume,target=%s: volume drivers and subpaths are not served; ferry's volumes are its own block volumes", m.Target)
@@ -404,4 +412,18 @@ func networks(mode container.NetworkMode, nc *network.NetworkingConfig, name str
 		out = append(out, ep(n, eps[n]))
 	}
 	return out, nil
+}
+
+// notSocket refuses a bind mount of a unix socket (the engine's own, as
+// testcontainers' Ryuk reaper mounts it): a micro-VM's files are shared
+// over virtio-fs, where a socket is an inode no guest can connect
+// through, and ferry forwards no sockets into guests.
+func notSocket(m types.Mount) error {
+	if m.Type != types.MountBind {
+		return nil
+	}
+	if fi, err := os.Stat(m.Source); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		return invalid("bind mount of the unix socket %s: a micro-VM cannot connect to a host socket through a mount; for testcontainers, whose Ryuk reaper mounts the engine's socket, set TESTCONTAINERS_RYUK_DISABLED=true", m.Source)
+	}
+	return nil
 }

@@ -30,6 +30,13 @@ import (
 
 func TestMain(m *testing.M) {
 	vmm.Reexec() // the console writer of the daemon's VMs is this binary
+	if os.Getenv(tcChildEnv) == "ryuk" {
+		if err := testcontainersRyukClient(); err != nil {
+			fmt.Fprintln(os.Stderr, "testcontainers:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(tcChildEnv) == "1" {
 		if err := testcontainersClient(); err != nil {
 			fmt.Fprintln(os.Stderr, "testcontainers:", err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +43,44 @@ func TestTestcontainers(t *testing.T) {
 	if r := e.run(nil, "ps", "-aq"); r.stdout != "" {
 		t.Fatalf("containers left after Terminate: %q", r.stdout)
 	}
+}
+
+// TestTestcontainersRyuk: with Ryuk left on, testcontainers' reaper (a
+// container bind-mounting the engine's socket) is refused with one line
+// that says to set TESTCONTAINERS_RYUK_DISABLED=true. (The reaper's image
+// is busybox tagged with its name: nothing is pulled here.)
+func TestTestcontainersRyuk(t *testing.T) {
+	e := newDockerEnv(t)
+	e.ok("tag", "busybox:vm", "testcontainers/ryuk:0.14.0")
+	ip := prereq.Tool(t, "ip")
+	c := exec.Command(ip, "netns", "exec", e.netns, os.Args[0], "-test.run=^$")
+	env := slices.DeleteFunc(os.Environ(), func(v string) bool { return strings.HasPrefix(v, "TESTCONTAINERS_RYUK_DISABLED=") })
+	c.Env = append(env, append(e.env, tcChildEnv+"=ryuk")...)
+	out, err := c.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "testcontainers: refused clearly") {
+		t.Fatalf("testcontainers client with Ryuk: %v\n%s", err, out)
+	}
+}
+
+// testcontainersRyukClient starts a container with Ryuk on and expects
+// the reaper's refusal, naming the setting.
+func testcontainersRyukClient() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ctr, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
+		ContainerRequest: testcontainers.ContainerRequest{Image: "busybox:vm", Cmd: []string{"sleep", "60"}},
+		Started:          true,
+	})
+	if err == nil {
+		_ = ctr.Terminate(context.Background())
+		return fmt.Errorf("started with Ryuk on, want the reaper refused")
+	}
+	const want = "a micro-VM cannot connect to a host socket through a mount; for testcontainers, whose Ryuk reaper mounts the engine's socket, set TESTCONTAINERS_RYUK_DISABLED=true"
+	if !strings.Contains(err.Error(), want) {
+		return fmt.Errorf("error %q does not say to set TESTCONTAINERS_RYUK_DISABLED=true", err)
+	}
+	fmt.Println("testcontainers: refused clearly:", err)
+	return nil
 }
 
 // testcontainersClient is the child's work: start busybox's httpd with
