@@ -386,6 +386,40 @@ func TestDockerCLI(t *testing.T) {
 		}
 	})
 
+	t.Run("refusals in dockerd's words: names, stopped containers, images in use, networks, volumes", func(t *testing.T) {
+		id := strings.TrimSpace(e.ok("create", "--name", "walk", "busybox:vm", "true"))
+		img := strings.TrimSpace(e.ok("image", "inspect", "--format", "{{.Id}}", "busybox:vm"))
+		e.ok("network", "create", "walknet")
+		e.ok("network", "connect", "walknet", "walk")
+		if out := e.ok("inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", "walk"); !strings.Contains(out, "walknet") {
+			t.Errorf("after network connect the container is on %q", out)
+		}
+		e.ok("network", "disconnect", "walknet", "walk")
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"create", "--name", "walk", "busybox:vm", "true"}, `Conflict. The container name "/walk" is already in use by container "` + id + `"`},
+			{[]string{"rename", "walk", "walk"}, "Renaming a container with the same name as its current name"},
+			{[]string{"kill", "walk"}, "Cannot kill container: walk: container " + id + " is not running"},
+			{[]string{"exec", "walk", "true"}, "container " + id + " is not running"},
+			{[]string{"rmi", "busybox:vm"}, `conflict: unable to remove repository reference "busybox:vm" (must force) - container ` + id[:12] + " is using its referenced image " + strings.TrimPrefix(img, "sha256:")[:12]},
+			{[]string{"rmi", strings.TrimPrefix(img, "sha256:")[:12]}, "conflict: unable to delete " + strings.TrimPrefix(img, "sha256:")[:12] + " (must be forced) - image is being used by stopped container " + id[:12]},
+			{[]string{"network", "create", "walknet"}, "network with name walknet already exists"},
+			{[]string{"rm", "nosuch"}, "No such container: nosuch"},
+			{[]string{"volume", "rm", "nosuchvol"}, "no such volume"},
+		} {
+			if r := e.run(nil, c.args...); r.code == 0 || !strings.Contains(r.stderr, c.want) {
+				t.Errorf("docker %s: %+v, want %q", strings.Join(c.args, " "), r, c.want)
+			}
+		}
+		e.ok("network", "rm", "walknet")
+		if r := e.run(nil, "network", "rm", "walknet"); r.code == 0 || !strings.Contains(r.stderr, "network walknet not found") {
+			t.Errorf("network rm of a removed network: %+v", r)
+		}
+		e.ok("rm", "walk")
+	})
+
 	t.Run("options a VM cannot honour are refused", func(t *testing.T) {
 		for _, args := range [][]string{{"--privileged"}, {"--cap-add", "NET_ADMIN"}, {"--network", "host"}, {"--pid", "host"}} {
 			r := e.run(nil, append(append([]string{"run", "--rm"}, args...), "busybox:vm", "true")...)

@@ -246,6 +246,9 @@ func (s *Server) renameContainer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name := strings.TrimPrefix(r.URL.Query().Get("name"), "/")
+	if name == m.Name {
+		return invalid("Renaming a container with the same name as its current name")
+	}
 	if _, err := s.cfg.Machines.Rename(r.Context(), "", m.ID, name); err != nil {
 		if errors.Is(err, errdefs.ErrAlreadyExists) {
 			return conflict("Conflict. The container name %q is already in use", "/"+name)

@@ -14,6 +14,7 @@ import (
 	"github.com/moby/moby/api/types/jsonstream"
 
 	"github.com/ferryvm/ferry/internal/api"
+	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/image"
 )
@@ -350,13 +351,14 @@ func (s *Server) pushImage(w http.ResponseWriter, r *http.Request, name string) 
 
 // DELETE /images/{name}?force=
 func (s *Server) removeImage(w http.ResponseWriter, r *http.Request, name string) error {
-	if _, err := s.image(r, name); err != nil {
+	d, err := s.image(r, name)
+	if err != nil {
 		return err
 	}
 	rep, err := s.cfg.Images.Remove(r.Context(), name, boolParam(r, "force"))
 	if err != nil {
 		if errors.Is(err, errdefs.ErrConflict) {
-			return conflict("conflict: unable to remove repository reference %q: %v", name, err)
+			return s.imageConflict(name, d.ID.String(), err)
 		}
 		return err
 	}
@@ -425,4 +427,25 @@ func (s *Server) saveImages(w http.ResponseWriter, r *http.Request, names []stri
 	}
 	w.Header().Set("Content-Type", "application/x-tar")
 	return s.cfg.Images.Save(r.Context(), w, names)
+}
+
+// imageConflict is dockerd's refusal to remove an image a container uses:
+// by name, "unable to remove repository reference"; by ID, "unable to
+// delete", naming the container (short IDs as dockerd prints them).
+func (s *Server) imageConflict(name, id string, err error) error {
+	short := strings.TrimPrefix(id, "sha256:")[:12]
+	for _, m := range s.cfg.Machines.List("", true) {
+		if m.ImageRef.Digest != id {
+			continue
+		}
+		ctr := containerID(m.ID)[:12]
+		if !strings.HasPrefix(id, name) && !strings.HasPrefix(strings.TrimPrefix(id, "sha256:"), name) {
+			return conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", name, ctr, short)
+		}
+		if m.State == types.StateStarted || m.State == types.StateStarting {
+			return conflict("conflict: unable to delete %s (cannot be forced) - image is being used by running container %s", short, ctr)
+		}
+		return conflict("conflict: unable to delete %s (must be forced) - image is being used by stopped container %s", short, ctr)
+	}
+	return conflict("conflict: unable to remove repository reference %q: %v", name, err)
 }
