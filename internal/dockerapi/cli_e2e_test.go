@@ -397,6 +397,7 @@ func TestDockerCLI(t *testing.T) {
 		}
 		e.ok("network", "disconnect", "walknet", "walk")
 		const anyID = "<any container id>"
+		short := strings.TrimPrefix(img, "sha256:")[:12]
 		for _, c := range []struct {
 			args []string
 			want string
@@ -407,8 +408,8 @@ func TestDockerCLI(t *testing.T) {
 			{[]string{"exec", "walk", "true"}, "container " + id + " is not running"},
 			// Any container of the image may be named: other subtests' stopped
 			// containers use busybox:vm too.
-			{[]string{"rmi", "busybox:vm"}, `conflict: unable to remove repository reference "busybox:vm" (must force) - container ` + anyID + " is using its referenced image " + strings.TrimPrefix(img, "sha256:")[:12]},
-			{[]string{"rmi", strings.TrimPrefix(img, "sha256:")[:12]}, "conflict: unable to delete " + strings.TrimPrefix(img, "sha256:")[:12] + " (must be forced) - image is being used by stopped container " + anyID},
+			{[]string{"rmi", "busybox:vm"}, `conflict: unable to remove repository reference "busybox:vm" (must force) - container ` + anyID + " is using its referenced image " + short},
+			{[]string{"rmi", short}, "conflict: unable to delete " + short + " (must be forced) - image is being used by stopped container " + anyID},
 			{[]string{"network", "create", "walknet"}, "network with name walknet already exists"},
 			{[]string{"rm", "nosuch"}, "No such container: nosuch"},
 			{[]string{"volume", "rm", "nosuchvol"}, "no such volume"},
