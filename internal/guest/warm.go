@@ -39,6 +39,13 @@ type WarmConfig struct {
 	// BootID replaces the template's /proc/sys/kernel/random/boot_id for
 	// the machine's processes (a UUID, lower-case, with dashes).
 	BootID string `json:"boot_id"`
+	// DiskBytes is the size of each of the machine's disks as the host
+	// sees them, in drive order (virtio order: vda, vdb, …). The restored
+	// kernel has the sizes of the template's placeholders (QEMU's
+	// block_resize updates a writable drive's, never a read-only one's):
+	// init re-probes a disk whose size it has wrong, and only drops the
+	// cached blocks of the others. Without it init re-probes every disk.
+	DiskBytes []int64 `json:"disk_bytes,omitempty"`
 }
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -66,6 +73,16 @@ func NewWarmConfig(cfg RunConfig, now time.Time) (*WarmConfig, error) {
 // Validate says what makes w unusable. A restored guest refuses a config
 // without enough entropy rather than run with its template's random state.
 func (w *WarmConfig) Validate() error {
+	if err := w.ValidateState(); err != nil {
+		return err
+	}
+	_, err := w.RunConfig()
+	return err
+}
+
+// ValidateState is Validate without decoding the run config (for a
+// caller that decodes it anyway).
+func (w *WarmConfig) ValidateState() error {
 	switch {
 	case len(w.Entropy) < WarmEntropyBytes:
 		return fmt.Errorf("warm config: %d bytes of entropy, at least %d are needed: %w", len(w.Entropy), WarmEntropyBytes, ErrInvalidConfig)
@@ -74,8 +91,12 @@ func (w *WarmConfig) Validate() error {
 	case !uuidRE.MatchString(w.BootID):
 		return fmt.Errorf("warm config: boot id %q is not a lower-case UUID: %w", w.BootID, ErrInvalidConfig)
 	}
-	_, err := w.RunConfig()
-	return err
+	for i, n := range w.DiskBytes {
+		if n <= 0 {
+			return fmt.Errorf("warm config: disk %d has size %d: %w", i, n, ErrInvalidConfig)
+		}
+	}
+	return nil
 }
 
 // RunConfig decodes and validates w's run config.

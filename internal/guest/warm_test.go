@@ -47,6 +47,8 @@ func TestWarmConfigValidate(t *testing.T) {
 		"upper boot id": func(w *WarmConfig) { w.BootID = "ABCDEF01-2345-4678-89AB-CDEF01234567" },
 		"bad config":    func(w *WarmConfig) { w.Config = []byte(`{"version":99}`) },
 		"no config":     func(w *WarmConfig) { w.Config = nil },
+		"empty disk":    func(w *WarmConfig) { w.DiskBytes = []int64{1 << 20, 0} },
+		"negative disk": func(w *WarmConfig) { w.DiskBytes = []int64{-1} },
 		"unknown field": func(w *WarmConfig) {
 			w.Config = append(w.Config[:len(w.Config)-1:len(w.Config)-1], []byte(`,"from_the_future":1}`)...)
 		},

@@ -65,15 +65,15 @@ func (in *Init) awaitWarm() error {
 	in.log.Noticef("waiting for a warm config")
 	w := <-in.sup.warmCh
 	t := time.Now()
-	if err := applyWarm(w, realWarmSystem{}); err != nil {
-		return err
-	}
 	cfg, err := w.RunConfig()
 	if err != nil {
 		return err
 	}
 	in.cfg = cfg
 	in.log.Debug = in.log.Debug || cfg.Debug
+	if err := applyWarm(w, laxDisk(cfg.Root), realWarmSystem{}, in.log.Infof); err != nil {
+		return err
+	}
 	if err := setWarmMACs(cfg.Network, netlinkMACs{}); err != nil {
 		return &guest.Failure{Reason: guest.ReasonNetwork, Message: "warm: " + err.Error()}
 	}
@@ -118,28 +118,54 @@ func awaitClock(path string, limit, poll time.Duration) (string, bool) {
 type warmSystem interface {
 	AddEntropy(b []byte) error
 	SetClock(t time.Time) error
-	ReprobeDisks() error
+	// ReprobeDisks gives the kernel the machine's disks (sizes in
+	// virtio order; lax names the disk that may stay larger than its
+	// size, see laxDisk).
+	ReprobeDisks(sizes []int64, lax string) error
 	SetBootID(id string) error
+}
+
+// laxDisk is the disk whose kernel size may exceed the machine's: an
+// overlay root's read-only base (vda). ext4 reads no block past its own
+// block count, and a template's read-only placeholder is as large as
+// most bases (machine's templates), so a restored base is not re-probed;
+// any other disk must have its exact size.
+func laxDisk(r guest.Root) string {
+	if r.Mode != guest.RootOverlay {
+		return ""
+	}
+	return strings.TrimPrefix(r.Device, "/dev/")
 }
 
 // applyWarm makes a restored guest its own machine, entropy first (before
 // anything could read the template's random state).
-func applyWarm(w *guest.WarmConfig, sys warmSystem) error {
-	if err := w.Validate(); err != nil {
+// Each part's time goes to logf (init's debug log). w's run config was
+// decoded by the caller; the rest is checked here.
+func applyWarm(w *guest.WarmConfig, lax string, sys warmSystem, logf func(string, ...any)) error {
+	if err := w.ValidateState(); err != nil {
 		return err
+	}
+	t := time.Now()
+	lap := func(what string) {
+		logf("warm: %s in %v", what, time.Since(t))
+		t = time.Now()
 	}
 	if err := sys.AddEntropy(w.Entropy); err != nil {
 		return fmt.Errorf("warm: entropy: %w", err)
 	}
+	lap("entropy")
 	if err := sys.SetClock(time.Unix(0, w.TimeUnixNano)); err != nil {
 		return fmt.Errorf("warm: clock: %w", err)
 	}
-	if err := sys.ReprobeDisks(); err != nil {
+	lap("clock")
+	if err := sys.ReprobeDisks(w.DiskBytes, lax); err != nil {
 		return fmt.Errorf("warm: disks: %w", err)
 	}
+	lap("disks")
 	if err := sys.SetBootID(w.BootID); err != nil {
 		return fmt.Errorf("warm: boot id: %w", err)
 	}
+	lap("boot id")
 	return nil
 }
 
@@ -221,7 +247,9 @@ func (realWarmSystem) SetClock(t time.Time) error {
 	return unix.ClockSettime(unix.CLOCK_REALTIME, &ts)
 }
 
-func (realWarmSystem) ReprobeDisks() error { return rebindDisks(virtioBlkDriver, sysfsWrite) }
+func (realWarmSystem) ReprobeDisks(sizes []int64, lax string) error {
+	return reprobeDisks(virtioBlkDriver, sizes, lax, sysBlock{})
+}
 
 func (realWarmSystem) SetBootID(id string) error {
 	return bindBootID(bootIDPath, kernelBootIDPath, id)
@@ -258,31 +286,93 @@ func addEntropy(dev string, b []byte) error {
 // virtioBlkDriver is virtio_blk's directory in sysfs.
 const virtioBlkDriver = "/sys/bus/virtio/drivers/virtio_blk"
 
-// rebindDisks re-probes every virtio disk (unbind all, then bind in
-// order): the template's kernel probed placeholder disks, so it holds their
-// sizes — the restored machine's base image may be larger than its
-// placeholder, and QEMU cannot resize a read-only drive — and their first
-// blocks, read by the partition scan, in its cache. A fresh probe reads
-// the real sizes into a fresh block device. Disks keep their names: the
-// kernel gives each probe the lowest free vdX, and the order is checked.
-func rebindDisks(drv string, write func(path, data string) error) error {
-	before, err := virtioDisks(drv)
+// sizeSettle bounds the wait for a writable disk's new size: QEMU's
+// block_resize (on resume) reaches the kernel as a config interrupt whose
+// work may not have run yet.
+const sizeSettle = 200 * time.Millisecond
+
+// blockDevs is what reprobeDisks reads and does to the guest's disks.
+type blockDevs interface {
+	// Size is disk's size as the kernel has it, in bytes, and whether
+	// the disk is read-only.
+	Size(disk string) (int64, bool, error)
+	// Flush drops disk's cached blocks (BLKFLSBUF).
+	Flush(disk string) error
+	// Write writes data to a sysfs file (bind, unbind).
+	Write(path, data string) error
+}
+
+// reprobeDisks makes the kernel's view of each virtio disk the machine's
+// own. The template's kernel probed placeholder disks: it holds their
+// sizes and, from the partition scan, their first blocks in its cache. A
+// disk whose size the kernel already has (a writable one QEMU resized on
+// resume), or lax when it is larger (an overlay's read-only base), only
+// has its cached blocks dropped; any other is re-probed (rebindDisks),
+// which costs tens of milliseconds a disk under TCG. sizes are the real
+// ones in virtio order; a disk without one is re-probed.
+func reprobeDisks(drv string, sizes []int64, lax string, b blockDevs) error {
+	disks, err := virtioDisks(drv)
 	if err != nil {
 		return err
 	}
-	devs := make([]string, 0, len(before))
-	for d := range before {
+	var stale []string
+	for i, dev := range sortedDevs(disks) {
+		name := disks[dev]
+		if i >= len(sizes) || !sizeFits(b, name, sizes[i], name == lax, sizeSettle) {
+			stale = append(stale, dev)
+			continue
+		}
+		if err := b.Flush(name); err != nil {
+			return fmt.Errorf("drop cached blocks of %s: %w", name, err)
+		}
+	}
+	return rebindDisks(drv, disks, stale, b.Write)
+}
+
+// sizeFits reports whether the kernel's size of disk is want (or, lax,
+// at least want), waiting up to settle for a writable disk's to change.
+func sizeFits(b blockDevs, disk string, want int64, lax bool, settle time.Duration) bool {
+	deadline := time.Now().Add(settle)
+	for {
+		have, ro, err := b.Size(disk)
+		switch {
+		case err != nil:
+			return false
+		case have == want, lax && have > want:
+			return true
+		case ro || time.Now().After(deadline):
+			return false // nothing resizes a read-only disk
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func sortedDevs(disks map[string]string) []string {
+	devs := make([]string, 0, len(disks))
+	for d := range disks {
 		devs = append(devs, d)
+	}
+	slices.SortFunc(devs, func(a, b string) int { return virtioIndex(a) - virtioIndex(b) })
+	return devs
+}
+
+// rebindDisks re-probes the virtio devices devs (unbind all, then bind in
+// order, of disks: device → disk name): a fresh probe reads the real size
+// into a fresh block device, nothing cached. Disks keep their names: the
+// kernel gives each probe the lowest free vdX, and the names are checked.
+func rebindDisks(drv string, disks map[string]string, devs []string, write func(path, data string) error) error {
+	if len(devs) == 0 {
+		return nil
 	}
 	slices.SortFunc(devs, func(a, b string) int { return virtioIndex(a) - virtioIndex(b) })
 	for _, d := range devs {
 		if err := write(filepath.Join(drv, "unbind"), d); err != nil {
-			return fmt.Errorf("unbind %s (%s): %w", d, before[d], err)
+			return fmt.Errorf("unbind %s (%s): %w", d, disks[d], err)
 		}
 	}
 	for _, d := range devs {
 		if err := write(filepath.Join(drv, "bind"), d); err != nil {
-			return fmt.Errorf("bind %s (%s): %w", d, before[d], err)
+			return fmt.Errorf("bind %s (%s): %w", d, disks[d], err)
 		}
 	}
 	after, err := virtioDisks(drv)
@@ -290,8 +380,8 @@ func rebindDisks(drv string, write func(path, data string) error) error {
 		return err
 	}
 	for _, d := range devs {
-		if after[d] != before[d] {
-			return fmt.Errorf("%s was %s and is %q after its re-probe", d, before[d], after[d])
+		if after[d] != disks[d] {
+			return fmt.Errorf("%s was %s and is %q after its re-probe", d, disks[d], after[d])
 		}
 	}
 	return nil
@@ -316,7 +406,38 @@ func virtioIndex(dev string) int {
 	return n
 }
 
-func sysfsWrite(path, data string) error { return os.WriteFile(path, []byte(data), 0) }
+// sysBlock is blockDevs on the guest's sysfs and /dev.
+type sysBlock struct{}
+
+func (sysBlock) Size(disk string) (int64, bool, error) {
+	b, err := os.ReadFile(filepath.Join("/sys/block", disk, "size"))
+	if err != nil {
+		return 0, false, err
+	}
+	sectors, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s size: %w", disk, err)
+	}
+	ro, err := os.ReadFile(filepath.Join("/sys/block", disk, "ro"))
+	if err != nil {
+		return 0, false, err
+	}
+	return sectors * 512, strings.TrimSpace(string(ro)) == "1", nil
+}
+
+func (sysBlock) Flush(disk string) error {
+	f, err := os.Open("/dev/" + disk)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.IoctlSetInt(int(f.Fd()), unix.BLKFLSBUF, 0); err != nil {
+		return fmt.Errorf("BLKFLSBUF: %w", err)
+	}
+	return nil
+}
+
+func (sysBlock) Write(path, data string) error { return os.WriteFile(path, []byte(data), 0) }
 
 // bindBootID writes id to file and bind-mounts it over target (the
 // kernel's boot id). The mount moves with /proc into the new root.

@@ -3,6 +3,7 @@ package initd
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -79,7 +80,10 @@ func (f *fakeWarm) SetClock(t time.Time) error {
 	f.calls = append(f.calls, "clock:"+t.UTC().Format(time.RFC3339))
 	return nil
 }
-func (f *fakeWarm) ReprobeDisks() error       { f.calls = append(f.calls, "disks"); return nil }
+func (f *fakeWarm) ReprobeDisks(sizes []int64, lax string) error {
+	f.calls = append(f.calls, fmt.Sprintf("disks:%v:%s", sizes, lax))
+	return nil
+}
 func (f *fakeWarm) SetBootID(id string) error { f.calls = append(f.calls, "bootid:"+id); return nil }
 
 func warmConfig(t *testing.T) *guest.WarmConfig {
@@ -99,16 +103,17 @@ func warmConfig(t *testing.T) *guest.WarmConfig {
 func TestApplyWarm(t *testing.T) {
 	w := warmConfig(t)
 	f := &fakeWarm{}
-	if err := applyWarm(w, f); err != nil {
+	w.DiskBytes = []int64{1 << 30, 16 << 30}
+	if err := applyWarm(w, "vda", f, func(string, ...any) {}); err != nil {
 		t.Fatal(err)
 	}
-	want := "entropy clock:2030-01-02T03:04:05Z disks bootid:" + w.BootID
+	want := "entropy clock:2030-01-02T03:04:05Z disks:[1073741824 17179869184]:vda bootid:" + w.BootID
 	if got := strings.Join(f.calls, " "); got != want {
 		t.Errorf("calls = %s, want %s", got, want)
 	}
 	w.Entropy = w.Entropy[:4]
 	f = &fakeWarm{}
-	if err := applyWarm(w, f); !errors.Is(err, guest.ErrInvalidConfig) || len(f.calls) != 0 {
+	if err := applyWarm(w, "vda", f, func(string, ...any) {}); !errors.Is(err, guest.ErrInvalidConfig) || len(f.calls) != 0 {
 		t.Errorf("short entropy: %v, calls %v", err, f.calls)
 	}
 }
@@ -197,22 +202,30 @@ func TestBindBootID(t *testing.T) {
 	}
 }
 
-// Every virtio disk is unbound, then bound again in virtio order, and
-// must come back under its name.
-func TestRebindDisks(t *testing.T) {
+// virtioTree makes a fake virtio_blk driver directory with disks
+// (device → disk name).
+func virtioTree(t *testing.T, disks map[string]string) string {
+	t.Helper()
 	drv := t.TempDir()
-	disks := map[string]string{"virtio10": "vdc", "virtio2": "vda", "virtio3": "vdb"}
 	for dev, disk := range disks {
 		if err := os.MkdirAll(filepath.Join(drv, dev, "block", disk), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return drv
+}
+
+// The given virtio disks are unbound, then bound again in virtio order,
+// and must come back under their names; the others are left alone.
+func TestRebindDisks(t *testing.T) {
+	disks := map[string]string{"virtio10": "vdc", "virtio2": "vda", "virtio3": "vdb", "virtio4": "vdd"}
+	drv := virtioTree(t, disks)
 	var calls []string
 	write := func(path, data string) error {
 		calls = append(calls, filepath.Base(path)+" "+data)
 		return nil
 	}
-	if err := rebindDisks(drv, write); err != nil {
+	if err := rebindDisks(drv, disks, []string{"virtio10", "virtio3", "virtio2"}, write); err != nil {
 		t.Fatal(err)
 	}
 	want := "unbind virtio2,unbind virtio3,unbind virtio10,bind virtio2,bind virtio3,bind virtio10"
@@ -226,8 +239,79 @@ func TestRebindDisks(t *testing.T) {
 		}
 		return nil
 	}
-	if err := rebindDisks(drv, renamed); err == nil || !strings.Contains(err.Error(), "virtio3 was vdb") {
+	if err := rebindDisks(drv, disks, []string{"virtio3"}, renamed); err == nil || !strings.Contains(err.Error(), "virtio3 was vdb") {
 		t.Errorf("renamed disk: %v", err)
+	}
+}
+
+// fakeBlock is blockDevs over a table of sizes; grow makes a disk's size
+// change after a number of reads (QEMU's resize arriving late).
+type fakeBlock struct {
+	size  map[string]int64
+	ro    map[string]bool
+	grow  map[string][2]int64 // disk → reads before, new size
+	reads map[string]int
+	calls []string
+}
+
+func (f *fakeBlock) Size(disk string) (int64, bool, error) {
+	f.reads[disk]++
+	if g, ok := f.grow[disk]; ok && int64(f.reads[disk]) > g[0] {
+		f.size[disk] = g[1]
+	}
+	n, ok := f.size[disk]
+	if !ok {
+		return 0, false, os.ErrNotExist
+	}
+	return n, f.ro[disk], nil
+}
+func (f *fakeBlock) Flush(disk string) error {
+	f.calls = append(f.calls, "flush "+disk)
+	return nil
+}
+func (f *fakeBlock) Write(path, data string) error {
+	f.calls = append(f.calls, filepath.Base(path)+" "+data)
+	return nil
+}
+
+// A disk the kernel has at its real size only has its cache dropped, as
+// has the lax disk when it is larger; a read-only disk of another size, a
+// writable one whose size does not arrive in time, one the kernel cannot
+// size and one without a size are re-probed.
+func TestReprobeDisks(t *testing.T) {
+	disks := map[string]string{"virtio0": "vda", "virtio1": "vdb", "virtio2": "vdc", "virtio3": "vdd", "virtio4": "vde", "virtio5": "vdf", "virtio6": "vdg"}
+	drv := virtioTree(t, disks)
+	const mib = 1 << 20
+	b := &fakeBlock{
+		size: map[string]int64{
+			"vda": 64 << 30, // lax, larger: kept
+			"vdb": 16 * mib, // writable, resized after 3 reads: kept
+			"vdc": 64 << 30, // read-only, larger, not lax: re-probed
+			"vdd": 16 * mib, // writable, never resized: re-probed
+			"vde": 32 * mib, // exact: kept
+			// vdf: no size: re-probed
+			"vdg": 8 * mib, // no real size given: re-probed
+		},
+		ro:    map[string]bool{"vda": true, "vdc": true},
+		grow:  map[string][2]int64{"vdb": {3, 100 * mib}},
+		reads: map[string]int{},
+	}
+	sizes := []int64{1 << 30, 100 * mib, 1 << 30, 50 * mib, 32 * mib, 32 * mib}
+	if err := reprobeDisks(drv, sizes, "vda", b); err != nil {
+		t.Fatal(err)
+	}
+	want := "flush vda,flush vdb,flush vde," +
+		"unbind virtio2,unbind virtio3,unbind virtio5,unbind virtio6,bind virtio2,bind virtio3,bind virtio5,bind virtio6"
+	if got := strings.Join(b.calls, ","); got != want {
+		t.Errorf("calls = %s\nwant    %s", got, want)
+	}
+	// Without sizes (an older host), every disk is re-probed.
+	b.calls = nil
+	if err := reprobeDisks(drv, nil, "vda", b); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(b.calls, ","); strings.Contains(got, "flush") || strings.Count(got, "unbind") != len(disks) {
+		t.Errorf("without sizes: %s", got)
 	}
 }
 

@@ -52,11 +52,17 @@ type warmControl interface {
 
 var _ warmControl = (*guest.Client)(nil)
 
-// Placeholders of a template machine: drives are sparse files (the
-// restored guest re-probes its disks), NICs datagram sockets.
+// Placeholders of a template machine: drives are sparse files, NICs
+// datagram sockets. A restored guest has the placeholders' disk sizes:
+// QEMU resizes a writable drive on resume, and ferry-init takes a base
+// (read-only) no larger than its placeholder as it is and re-probes any
+// other disk whose size differs (tens of milliseconds each under TCG), so
+// a read-only placeholder is as large as the bases ferry builds under its
+// default limits (32 GiB of layers, 16 GiB sparse).
 const (
-	placeholderSize = 16 << 20
-	templatePrefix  = "tmpl-"
+	placeholderSize         = 16 << 20
+	readOnlyPlaceholderSize = 64 << 30
+	templatePrefix          = "tmpl-"
 	// restoringName marks a machine directory while its VMM restores a
 	// template and has not taken its run config: a daemon that finds it
 	// after a crash ends that VMM and starts the machine again.
@@ -175,6 +181,9 @@ func (m *Manager) restore(ctx context.Context, vm *VM, t *template.Template, rc 
 	}
 	w, err := guest.NewWarmConfig(*rc, time.Now())
 	if err == nil {
+		w.DiskBytes, err = driveSizes(vm.Spec.Drives)
+	}
+	if err == nil {
 		err = ctl.(warmControl).Warm(rctx, w)
 	}
 	if err != nil {
@@ -185,6 +194,23 @@ func (m *Manager) restore(ctx context.Context, vm *VM, t *template.Template, rc 
 	m.log.Debug("restored", "machine", vm.Spec.ID, "template", t.ID, "launch", t1.Sub(t0), "resume", t2.Sub(t1),
 		"config", time.Since(t2), "total", time.Since(t0))
 	return proc, ctl, nil
+}
+
+// driveSizes are the sizes of drives' files, in order; none when a drive
+// is not a regular file (the guest then re-probes every disk).
+func driveSizes(drives []vmm.Drive) ([]int64, error) {
+	out := make([]int64, len(drives))
+	for i, d := range drives {
+		fi, err := os.Stat(d.Path)
+		if err != nil {
+			return nil, fmt.Errorf("drive %s: %w", d.ID, err)
+		}
+		if !fi.Mode().IsRegular() || fi.Size() == 0 {
+			return nil, nil
+		}
+		out[i] = fi.Size()
+	}
+	return out, nil
 }
 
 // connectUntil dials vm's control channel until the guest answers or ctx
@@ -284,7 +310,11 @@ func (m *Manager) templateVM(key template.Key, vm VM) (VM, func(), error) {
 			cleanup()
 			return VM{}, nil, err
 		}
-		if err := os.Truncate(p, placeholderSize); err != nil {
+		size := int64(placeholderSize)
+		if d.ReadOnly {
+			size = readOnlyPlaceholderSize
+		}
+		if err := os.Truncate(p, size); err != nil {
 			cleanup()
 			return VM{}, nil, err
 		}

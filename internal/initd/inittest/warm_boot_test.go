@@ -92,7 +92,8 @@ func TestWarmRestore(t *testing.T) {
 		base := e.Rootfs(t, map[string]string{"/marker": marker})
 		rq, rargs := qmpArgs(fmt.Sprintf("rq%d.sock", i))
 		launched := time.Now()
-		b := e.Start(t, cfg, Disks{Base: base, Scratch: Scratch(t, 64)}, Options{Append: guest.WarmCmdline, Extra: append(rargs, "-incoming", "exec:cat "+state)})
+		scratch := Scratch(t, 64)
+		b := e.Start(t, cfg, Disks{Base: base, Scratch: scratch}, Options{Append: guest.WarmCmdline, Extra: append(rargs, "-incoming", "exec:cat "+state)})
 		q := dialQMP(t, rq)
 		for {
 			r := q.do(t, "query-status", nil)
@@ -109,6 +110,15 @@ func TestWarmRestore(t *testing.T) {
 		w, err := guest.NewWarmConfig(*cfg, time.Now().Add(time.Hour))
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The real sizes: the scratch disk (larger than its placeholder,
+		// not resized here) is re-probed; the base is kept if it fits.
+		for _, p := range []string{base, scratch} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.DiskBytes = append(w.DiskBytes, fi.Size())
 		}
 		if err := c.Warm(ctx, w); err != nil {
 			t.Fatal(err)
