@@ -197,7 +197,12 @@ func (d *Driver) sandboxFor(spec vmm.Spec, accel string) *vmm.Sandbox {
 // line, each only when the caller did not set it: the console on the serial
 // port, a triple-fault reboot (with -no-reboot QEMU exits when the guest
 // reboots, which is how ferry-init ends the VM), panic=-1 (a panic reboots,
-// so QEMU exits instead of hanging), and under TCG tsc_early_khz.
+// so QEMU exits instead of hanging), and under TCG tsc_early_khz and
+// tsc=reliable. A TCG guest's TSC is the host's (constant, invariant); the
+// clocksource watchdog would check it against jiffies, which a loaded host
+// delivers late, mark it unstable and leave the guest on a 10 ms jiffies
+// clock for good — and it keeps a booting guest on jiffies until the check
+// passes, which a template must wait out before it is saved.
 func (d *Driver) cmdline(spec vmm.Spec, accel string) (string, error) {
 	var pre []string
 	has := func(key string) bool {
@@ -226,6 +231,9 @@ func (d *Driver) cmdline(spec vmm.Spec, accel string) (string, error) {
 			khz = t.KHz
 		}
 		pre = append(pre, "tsc_early_khz="+strconv.FormatUint(khz, 10))
+	}
+	if accel == AccelTCG && !has("tsc") {
+		pre = append(pre, "tsc=reliable")
 	}
 	return strings.TrimSpace(strings.Join(pre, " ") + " " + spec.Cmdline), nil
 }

@@ -148,10 +148,11 @@ func TestPlanTapByName(t *testing.T) {
 func TestCmdline(t *testing.T) {
 	d := New(WithAccel(AccelTCG), WithTSCKHz(1000))
 	for _, tc := range []struct{ in, want string }{
-		{"", "console=ttyS0 reboot=t panic=-1 tsc_early_khz=1000"},
-		{"console=hvc0 panic=5", "reboot=t tsc_early_khz=1000 console=hvc0 panic=5"},
-		{"quiet -- console=x", "console=ttyS0 reboot=t panic=-1 tsc_early_khz=1000 quiet -- console=x"},
-		{"tsc_early_khz=7", "console=ttyS0 reboot=t panic=-1 tsc_early_khz=7"},
+		{"", "console=ttyS0 reboot=t panic=-1 tsc_early_khz=1000 tsc=reliable"},
+		{"console=hvc0 panic=5", "reboot=t tsc_early_khz=1000 tsc=reliable console=hvc0 panic=5"},
+		{"quiet -- console=x", "console=ttyS0 reboot=t panic=-1 tsc_early_khz=1000 tsc=reliable quiet -- console=x"},
+		{"tsc_early_khz=7", "console=ttyS0 reboot=t panic=-1 tsc=reliable tsc_early_khz=7"},
+		{"tsc=unstable", "console=ttyS0 reboot=t panic=-1 tsc_early_khz=1000 tsc=unstable"},
 	} {
 		s := testSpec(t)
 		s.Cmdline = tc.in
