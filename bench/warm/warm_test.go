@@ -1,5 +1,5 @@
 // Package warm benchmarks warm starts (docs/warm-starts.md) through a whole
-// daemon started with WarmStarts in the test process: every measure
+// daemon (warm starts are its default) in the test process: every measure
 // alternates machines restored from a template with machines of the same
 // image and shape booted cold (Guest.Cold) on the same daemon. Opt-in:
 //
@@ -57,7 +57,7 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-// startDaemon runs a --warm-starts daemon on a fresh root, its network in
+// startDaemon runs a daemon (warm starts on) on a fresh root, its network in
 // a namespace of its own, with the busybox test image loaded.
 func startDaemon(t *testing.T) (*api.Client, *syncBuf) {
 	t.Helper()
@@ -78,7 +78,7 @@ func startDaemon(t *testing.T) (*api.Client, *syncBuf) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan struct{}), make(chan error, 1)
 	go func() {
-		done <- daemon.Run(ctx, daemon.Config{Root: filepath.Join(dir, "root"), Socket: sock, NetNS: ns, WarmStarts: true,
+		done <- daemon.Run(ctx, daemon.Config{Root: filepath.Join(dir, "root"), Socket: sock, NetNS: ns,
 			MirrorAddr: "", Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Ready: func() { close(ready) }})
 	}()
 	select {

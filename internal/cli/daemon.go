@@ -13,6 +13,7 @@ import (
 func newDaemonCmd(g *globals) *cobra.Command {
 	cfg := daemon.Config{}
 	var jsonLogs bool
+	warm := true
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Run the ferry host daemon (image cache, machines, networking)",
@@ -24,6 +25,7 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = daemonLogger(g, jsonLogs)
 			cfg.Version = Version
+			cfg.ColdBoots = !warm
 			return daemon.Run(cmd.Context(), cfg)
 		},
 	}
@@ -46,7 +48,7 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 	f.StringVar(&cfg.Subnet, "subnet", "", "the default network's subnet (CIDR, IPv4; default 10.213.0.0/22)")
 	f.BoolVar(&cfg.AllowLinkLocal, "allow-link-local", false, "let guests reach 169.254.0.0/16 (cloud metadata) through the host")
 	f.StringVar(&cfg.VMM, "vmm", "", "VMM driver: qemu or firecracker (default: the best available)")
-	f.BoolVar(&cfg.WarmStarts, "warm-starts", false, "start machines by restoring a saved guest of their shape instead of booting (QEMU; docs/warm-starts.md)")
+	f.BoolVar(&warm, "warm-starts", warm, "start machines by restoring a saved guest of their shape instead of booting (QEMU; false: boot every machine; docs/warm-starts.md)")
 	f.StringVar(&cfg.VolumeKeyFile, "volume-key-file", "", "wrap the keys of new volumes with this secret file (0600; e.g. head -c 32 /dev/urandom)")
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to reach over plain HTTP (repeatable)")
 	f.StringVar(&cfg.Join, "join", "", "join the control plane at this URL (register capacity, renew a lease; needs --api-addr; docs/scale-out.md)")

@@ -75,9 +75,9 @@ type Config struct {
 	// service) through the host.
 	AllowLinkLocal bool
 	VMM            string // VMM driver name ("qemu", "firecracker"; "" = default)
-	// WarmStarts restores machines from warm-start templates instead of
-	// booting them (docs/warm-starts.md).
-	WarmStarts bool
+	// ColdBoots boots every machine instead of restoring it from the
+	// warm-start template of its shape, the default (docs/warm-starts.md).
+	ColdBoots bool
 	// VolumeKeyFile, when set, wraps the keys of new volumes (and unwraps
 	// the keys it wrapped): volume.WrapKeyFromFile.
 	VolumeKeyFile string

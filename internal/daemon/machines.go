@@ -43,7 +43,7 @@ func wireMachines(ctx context.Context, d *daemon) error {
 	}
 	opts := machine.Options{MachinesDir: d.root.Machines(), DefaultVMM: d.cfg.VMM, Logger: log,
 		BindAllowed: machine.RemoteBindPolicy(api.RemoteClient, d.cfg.RemoteBindPaths)}
-	if d.cfg.WarmStarts {
+	if !d.cfg.ColdBoots {
 		deps.Warm, opts.TemplatesDir = &warmVMM{h: hv, q: q}, d.root.WarmTemplates()
 	}
 	m, err := machine.New(d.db, deps, opts)

@@ -77,7 +77,7 @@ func newDockerEnv(t *testing.T) *dockerEnv {
 	// FERRY_TEST_WARM_STARTS=true|false: warm starts on or off (as
 	// internal/cli's VM tests); unset, the daemon's default.
 	if v, err := strconv.ParseBool(os.Getenv("FERRY_TEST_WARM_STARTS")); err == nil {
-		cfg.WarmStarts = v
+		cfg.ColdBoots = !v
 	}
 	ready := make(chan struct{})
 	cfg.Ready = func() { close(ready) }
