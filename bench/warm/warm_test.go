@@ -266,11 +266,11 @@ func procKB(t *testing.T, pid int, file, field string) int64 {
 
 // logPhases logs the medians of the warm path's phases in logs (the
 // machine manager's debug line per restore): QEMU launched with its state
-// loading, loaded and resumed, run config taken.
+// loading, loaded and resumed, control channel answering, run config taken.
 func logPhases(t *testing.T, what, logs string) {
 	phases := map[string][]time.Duration{}
-	for _, m := range regexp.MustCompile(`msg=restored .*launch=(\S+) resume=(\S+) config=(\S+) total=(\S+)`).FindAllStringSubmatch(logs, -1) {
-		for i, name := range []string{"launch", "resume", "config", "total"} {
+	for _, m := range regexp.MustCompile(`msg=restored .*launch=(\S+) resume=(\S+) connect=(\S+) config=(\S+) total=(\S+)`).FindAllStringSubmatch(logs, -1) {
+		for i, name := range []string{"launch", "resume", "connect", "config", "total"} {
 			if d, err := time.ParseDuration(m[i+1]); err == nil {
 				phases[name] = append(phases[name], d)
 			}
@@ -279,9 +279,10 @@ func logPhases(t *testing.T, what, logs string) {
 	if len(phases["total"]) == 0 {
 		return
 	}
-	t.Logf("restore phases, %s, medians of %d: launch %v, load+resume %v, config %v, total %v", what, len(phases["total"]),
+	t.Logf("restore phases, %s, medians of %d: launch %v, load+resume %v, connect %v, config %v, total %v", what, len(phases["total"]),
 		median(phases["launch"]).Round(time.Millisecond), median(phases["resume"]).Round(time.Millisecond),
-		median(phases["config"]).Round(time.Millisecond), median(phases["total"]).Round(time.Millisecond))
+		median(phases["connect"]).Round(time.Millisecond), median(phases["config"]).Round(time.Millisecond),
+		median(phases["total"]).Round(time.Millisecond))
 }
 
 func median(ds []time.Duration) time.Duration {

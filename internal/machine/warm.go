@@ -179,6 +179,7 @@ func (m *Manager) restore(ctx context.Context, vm *VM, t *template.Template, rc 
 	if err != nil {
 		return nil, nil, fmt.Errorf("restored guest: %w", err)
 	}
+	t3 := time.Now()
 	w, err := guest.NewWarmConfig(*rc, time.Now())
 	if err == nil {
 		w.DiskBytes, err = driveSizes(vm.Spec.Drives)
@@ -192,7 +193,7 @@ func (m *Manager) restore(ctx context.Context, vm *VM, t *template.Template, rc 
 	}
 	_ = os.Remove(marker)
 	m.log.Debug("restored", "machine", vm.Spec.ID, "template", t.ID, "launch", t1.Sub(t0), "resume", t2.Sub(t1),
-		"config", time.Since(t2), "total", time.Since(t0))
+		"connect", t3.Sub(t2), "config", time.Since(t3), "total", time.Since(t0))
 	return proc, ctl, nil
 }
 
