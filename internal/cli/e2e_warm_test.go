@@ -14,8 +14,8 @@ import (
 // TestWarmStarts runs the guest-semantics checks on both paths of one
 // daemon started with --warm-starts: machines restored from a template
 // (warm) and machines run with --cold. Both give the same results (exit
-// code, env, user, workdir, hostname, network and DNS, a volume, exec,
-// foreground attach), and two machines restored from one template do not
+// code, OOM, env, user, workdir, hostname, network and DNS, a volume,
+// exec, foreground attach), and two machines restored from one template do not
 // share their random bytes, boot id or MAC.
 func TestWarmStarts(t *testing.T) {
 	e := vmEnv(t, "--warm-starts")
@@ -43,6 +43,16 @@ func TestWarmStarts(t *testing.T) {
 		if r := run("--rm", "busybox:vm", "sh", "-c", "exit 3"); r.code != 3 {
 			t.Fatalf("%s: exit status: %s", p.name, r)
 		}
+		// An entrypoint that outgrows the machine's memory is OOM-killed
+		// and reported so, on both paths.
+		oom := "oom-" + p.name
+		if r := run("--name", oom, "busybox:vm", "awk", `BEGIN { s = "x"; while (1) s = s s }`); r.code != 137 {
+			t.Errorf("%s: OOM: %s", p.name, r)
+		}
+		if m := e.inspect(oom); m.LastExit == nil || !m.LastExit.OOMKilled || m.Warm != p.warm {
+			t.Errorf("%s: OOM: last exit %+v, warm %v", p.name, m.LastExit, m.Warm)
+		}
+		e.ok("rm", oom)
 		r := run("--rm", "-e", "FOO=bar", "--user", "ferry", "-w", "/tmp", "--hostname", "vmhost",
 			"busybox:vm", "sh", "-c", `echo "$FOO $(id -u) $(pwd) $(hostname)"`)
 		if r.code != 0 || r.stdout != "bar 1000 /tmp vmhost\n" {
