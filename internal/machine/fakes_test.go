@@ -144,10 +144,14 @@ func (n fakeNet) Reconcile(_ context.Context, keep []string) error {
 	return nil
 }
 
-// fakeBoot checks the run config and names the files a start would boot.
+// fakeBoot checks the run config (none: the shared initramfs of a warm
+// start) and names the files a start would boot.
 type fakeBoot struct{}
 
 func (fakeBoot) Prepare(_ context.Context, dir string, files map[string][]byte) (kernel.Boot, error) {
+	if files == nil {
+		return kernel.Boot{Kernel: "/vmlinux", Initrd: "/shared.cpio"}, nil
+	}
 	if _, err := guest.ParseConfig(files[guest.ConfigPath]); err != nil {
 		return kernel.Boot{}, err
 	}

@@ -73,7 +73,20 @@ type warmStarts struct {
 	store  *template.Store
 	mu     sync.Mutex
 	builds map[string]*templateBuild // key ID → build in flight
+	failed map[string]buildFailure   // key ID → its last failed build
 }
+
+// buildFailure is a template build that failed: machines of its key boot
+// cold, without trying again, until buildRetry has passed.
+type buildFailure struct {
+	at  time.Time
+	err error
+}
+
+// buildRetry is how long a key whose template build failed is not built
+// again: a build costs a boot (seconds under TCG, up to the boot timeout
+// when the guest hangs), which a failing one would add to every start.
+const buildRetry = 10 * time.Minute
 
 type templateBuild struct {
 	done chan struct{}
@@ -92,7 +105,7 @@ func openWarm(deps Deps, opt Options) (*warmStarts, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &warmStarts{store: st, builds: map[string]*templateBuild{}}, nil
+	return &warmStarts{store: st, builds: map[string]*templateBuild{}, failed: map[string]buildFailure{}}, nil
 }
 
 // startWarm starts vm by restoring its template and hands the machine its
@@ -139,15 +152,23 @@ func (m *Manager) startWarm(ctx context.Context, mc *types.Machine, vm VM, rc *g
 	return proc, ctl, vm
 }
 
-// bootCold says, once per start, why a machine boots cold.
+// bootCold says, once per start, why a machine boots cold (in the daemon's
+// log at debug level only when its template's failed build was logged).
 func (m *Manager) bootCold(mc *types.Machine, why error) {
-	m.log.Warn("warm start failed; booting cold", "machine", mc.ID, "err", why)
+	if errors.Is(why, errTemplateFailed) {
+		m.log.Debug("warm start failed; booting cold", "machine", mc.ID, "err", why)
+	} else {
+		m.log.Warn("warm start failed; booting cold", "machine", mc.ID, "err", why)
+	}
 	if err := m.save(mc, "cold_boot", "warm start failed: "+why.Error()); err != nil {
 		m.log.Warn("record cold boot", "machine", mc.ID, "err", err)
 	}
 }
 
-var errBadTemplate = errors.New("the template's state did not load")
+var (
+	errBadTemplate    = errors.New("the template's state did not load")
+	errTemplateFailed = errors.New("the template of this shape failed to build")
+)
 
 // restore starts vm from t, runs it and hands it its run config.
 func (m *Manager) restore(ctx context.Context, vm *VM, t *template.Template, rc *guest.RunConfig) (_ Process, _ Control, err error) {
@@ -244,7 +265,8 @@ func endProcess(ctx context.Context, p Process) {
 
 // template returns key's template, building it when it is missing or
 // unusable (the store removes a corrupt or truncated one); one build per
-// key runs at a time and concurrent starts wait for it.
+// key runs at a time and concurrent starts wait for it. After a failed
+// build the key is not built again for buildRetry (errTemplateFailed).
 func (m *Manager) template(ctx context.Context, key template.Key, vm VM) (*template.Template, error) {
 	t, err := m.warm.store.Get(key)
 	if err == nil {
@@ -258,6 +280,13 @@ func (m *Manager) template(ctx context.Context, key template.Key, vm VM) (*templ
 	}
 	id := key.ID()
 	m.warm.mu.Lock()
+	if f, ok := m.warm.failed[id]; ok {
+		if since := time.Since(f.at); since < buildRetry {
+			m.warm.mu.Unlock()
+			return nil, fmt.Errorf("%w %v ago (%w); tried again after %v", errTemplateFailed, since.Round(time.Second), f.err, buildRetry)
+		}
+		delete(m.warm.failed, id)
+	}
 	b := m.warm.builds[id]
 	if b == nil {
 		b = &templateBuild{done: make(chan struct{})}
@@ -269,6 +298,9 @@ func (m *Manager) template(ctx context.Context, key template.Key, vm VM) (*templ
 			cancel()
 			m.warm.mu.Lock()
 			delete(m.warm.builds, id)
+			if b.err != nil {
+				m.warm.failed[id] = buildFailure{at: time.Now(), err: b.err}
+			}
 			m.warm.mu.Unlock()
 			close(b.done)
 		}()
