@@ -94,7 +94,7 @@ func identity(fi fs.FileInfo) fileID {
 }
 
 // Open opens (creating it, mode 0700) the store in dir and removes what
-// interrupted writes left there.
+// interrupted writes left there and the templates unused for Unused.
 func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("template store: %w", err)
@@ -103,7 +103,46 @@ func Open(dir string) (*Store, error) {
 	if err := s.clean(); err != nil {
 		return nil, err
 	}
+	if err := s.prune(time.Now()); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// Unused is how long a template may go without a Get before the store
+// removes it (when it opens, and after each Put): the templates of an
+// older kernel, ferry-init or QEMU are never asked for again, and each
+// keeps tens of megabytes of disk. A Get marks its template used (the
+// directory's modification time, at most once an hour).
+const Unused = 14 * 24 * time.Hour
+
+// prune removes the templates whose last use is older than Unused at now.
+func (s *Store) prune(now time.Time) error {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("template store: %w", err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) <= Unused {
+			continue
+		}
+		if err := s.remove(e.Name()); err != nil {
+			return fmt.Errorf("template store: remove unused template %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+// markUsed records that dir's template was just asked for.
+func markUsed(dir string) {
+	if fi, err := os.Stat(dir); err == nil && time.Since(fi.ModTime()) > time.Hour {
+		now := time.Now()
+		_ = os.Chtimes(dir, now, now)
+	}
 }
 
 // Dir is the store's directory.
@@ -205,6 +244,7 @@ func (s *Store) Put(ctx context.Context, k Key, save func(ctx context.Context, f
 			return nil, fmt.Errorf("template %s: %w", id, err)
 		}
 	}
+	_ = s.prune(time.Now()) // the new template is used, not pruned; a failure here is retried at the next Put or Open
 	return t, nil
 }
 
@@ -281,6 +321,7 @@ func (s *Store) Get(k Key) (*Template, error) {
 	dir := filepath.Join(s.dir, id)
 	t, err := s.check(k, dir)
 	if err == nil {
+		markUsed(dir)
 		return t, nil
 	}
 	if errors.Is(err, fs.ErrNotExist) {
@@ -343,8 +384,11 @@ func (s *Store) check(k Key, dir string) (*Template, error) {
 }
 
 // Remove deletes k's template, if any.
-func (s *Store) Remove(k Key) error {
-	dir := filepath.Join(s.dir, k.ID())
+func (s *Store) Remove(k Key) error { return s.remove(k.ID()) }
+
+// remove deletes the template of key ID id, if any.
+func (s *Store) remove(id string) error {
+	dir := filepath.Join(s.dir, id)
 	s.mu.Lock()
 	delete(s.verified, filepath.Join(dir, stateName))
 	s.mu.Unlock()

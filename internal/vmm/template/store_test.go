@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -314,4 +315,52 @@ func TestFullDisk(t *testing.T) {
 	if _, err := s.Get(testKey()); err != nil {
 		t.Error(err)
 	}
+}
+
+// A template no Get asked for in Unused is removed when a store opens and
+// after a Put; a Get keeps its template.
+func TestUnusedTemplatesArePruned(t *testing.T) {
+	s := open(t)
+	stale, used, fresh := testKey(), testKey(), testKey()
+	stale.Kernel, used.Kernel, fresh.Kernel = "old", "used", "fresh"
+	for _, k := range []Key{stale, used} {
+		if _, err := s.Put(context.Background(), k, writer([]byte("state "+k.Kernel)), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	longAgo := time.Now().Add(-Unused - time.Hour)
+	for _, k := range []Key{stale, used} {
+		if err := os.Chtimes(filepath.Join(s.Dir(), k.ID()), longAgo, longAgo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Get(used); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(context.Background(), fresh, writer([]byte("state fresh")), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(stale); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("unused template after a Put: %v, want removed", err)
+	}
+	for _, k := range []Key{used, fresh} {
+		if _, err := s.Get(k); err != nil {
+			t.Errorf("%s: %v", k.Kernel, err)
+		}
+	}
+	// Opening a store prunes too.
+	if err := os.Chtimes(filepath.Join(s.Dir(), fresh.ID()), longAgo, longAgo); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Get(fresh); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("unused template after Open: %v, want removed", err)
+	}
+	if _, err := s2.Get(used); err != nil {
+		t.Errorf("used: %v", err)
+	}
+	assertNoTemps(t, s2)
 }
