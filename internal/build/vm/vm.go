@@ -107,8 +107,8 @@ func (r *Runner) Start(ctx context.Context, spec build.SessionSpec) (build.Sessi
 // readyTimeout bounds how long a builder VM may take to boot (TCG is slow).
 const readyTimeout = 2 * time.Minute
 
-// waitReady waits until init takes exec requests: it refuses them (with
-// "has not finished booting") until the entrypoint is started.
+// waitReady waits until init takes exec requests: it refuses them
+// (errdefs.ErrNotBooted) until the entrypoint is started.
 func (s *session) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
@@ -120,7 +120,7 @@ func (s *session) waitReady(ctx context.Context) error {
 			return nil
 		case err == nil:
 			return fmt.Errorf("builder VM: its init has no build helper (exit %d): is ferry-init older than this daemon?", code)
-		case !strings.Contains(err.Error(), "has not finished booting"):
+		case !errors.Is(err, errdefs.ErrNotBooted):
 			return fmt.Errorf("builder VM: %w", err)
 		}
 		select {

@@ -2,7 +2,6 @@ package vm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/build"
+	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
 )
 
@@ -34,7 +34,7 @@ func (f *fakeMachines) Exec(ctx context.Context, app, ref string, req types.Exec
 	f.execs = append(f.execs, req.Cmd)
 	if f.booting > 0 {
 		f.booting--
-		return 0, errors.New("guest: init_failed: exec: the machine has not finished booting")
+		return 0, fmt.Errorf("machine %s: exec: the machine has not finished booting: %w", ref, errdefs.ErrNotBooted)
 	}
 	if req.Cmd[2] == guest.BuildDiff {
 		fmt.Fprint(stdio.Stdout, "tree")
