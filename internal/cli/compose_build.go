@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -138,4 +139,40 @@ func buildService(ctx context.Context, c *api.Client, b *compose.Build, o compos
 	}
 	p.result(res)
 	return nil
+}
+
+// prefixWriter writes whole lines to out, each after prefix, holding mu so
+// the lines of several writers do not interleave (the builds' output).
+type prefixWriter struct {
+	mu     *sync.Mutex
+	out    io.Writer
+	prefix string
+	buf    []byte
+}
+
+func (w *prefixWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.line(w.buf[:i+1])
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+func (w *prefixWriter) flush() {
+	if len(w.buf) > 0 {
+		w.line(append(w.buf, '\n'))
+		w.buf = nil
+	}
+}
+
+func (w *prefixWriter) line(l []byte) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, _ = io.WriteString(w.out, w.prefix)
+	_, _ = w.out.Write(l)
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -86,6 +87,10 @@ func TestComposeBuildAttachedRun(t *testing.T) {
 	}
 	if logs := e.ok("compose", "-f", file, "logs", "--tail", "1", "web"); logs != "web-1  | web-built-arg-done\n" {
 		t.Errorf("compose logs --tail 1 web: %q", logs)
+	}
+	// -t: the time each line was written, after the prefix.
+	if logs := e.ok("compose", "-f", file, "logs", "-t", "--tail", "1", "web"); !regexp.MustCompile(`^web-1  \| 20\d\d-\d\d-\d\dT[0-9:.]+Z web-built-arg-done\n$`).MatchString(logs) {
+		t.Errorf("compose logs -t --tail 1 web: %q", logs)
 	}
 	// logs -f follows: it prints the last line and keeps running.
 	follow := e.command(nil, "compose", "-f", file, "logs", "-f", "--tail", "1", "web")

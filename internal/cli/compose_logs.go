@@ -1,31 +1,33 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferryvm/ferry/internal/api"
 	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/logs"
 )
 
 func newComposeLogsCmd(g *globals, f *composeFlags) *cobra.Command {
 	var o api.LogsOptions
-	var noColor, noPrefix bool
+	var noColor, noPrefix, stamps bool
 	cmd := &cobra.Command{
-		Use:   "logs [-f] [--tail N] [SERVICE...]",
+		Use:   "logs [-f] [-t] [--tail N] [--since T] [--until T] [SERVICE...]",
 		Short: "Show the output of the project's machines, each line prefixed with its service and replica",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, app, ms, err := f.machines(cmd.Context(), g, args)
 			if err != nil {
 				return err
 			}
-			lp := newLogPrinter(g.out, app, ms, !noColor && isTerminal(g.out), !noPrefix)
+			lp := newLogPrinter(g.out, g.err, app, ms, !noColor && isTerminal(g.out), !noPrefix)
+			lp.stamps = stamps
 			return forProject(ms, func(m *types.Machine) error {
 				err := lp.stream(cmd.Context(), c, app, m, o)
 				if err != nil && cmd.Context().Err() != nil {
@@ -37,8 +39,10 @@ func newComposeLogsCmd(g *globals, f *composeFlags) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.BoolVarP(&o.Follow, "follow", "f", false, "follow the output")
+	fl.BoolVarP(&stamps, "timestamps", "t", false, "show when each line was written (RFC 3339, UTC), after the prefix")
 	fl.IntVarP(&o.Tail, "tail", "n", 0, "only the last N lines of each machine (0: all)")
 	fl.StringVar(&o.Since, "since", "", "only output since a time (RFC 3339, Unix seconds or a duration ago)")
+	fl.StringVar(&o.Until, "until", "", "only output before a time (the same forms)")
 	fl.BoolVar(&noColor, "no-color", false, "plain prefixes")
 	fl.BoolVar(&noPrefix, "no-log-prefix", false, "no prefixes")
 	return cmd
@@ -48,16 +52,19 @@ func newComposeLogsCmd(g *globals, f *composeFlags) *cobra.Command {
 var logColours = []int{36, 33, 32, 35, 34, 96, 93, 92, 95, 94}
 
 // logPrinter writes the output of a project's machines as docker compose
-// does: each line after "SERVICE-N  | ", the name padded to one more than
-// the widest, coloured per machine on a terminal.
+// does: each line after "SERVICE-N  | " (the name padded to one more than
+// the widest, coloured per machine on a terminal) and, with stamps, the
+// time it was written; what a machine wrote to stderr goes to err.
 type logPrinter struct {
 	mu       sync.Mutex
-	out      io.Writer
+	out, err io.Writer
+	stamps   bool
 	prefixes map[string]string // by machine ID
+	buf      []byte
 }
 
-func newLogPrinter(out io.Writer, project string, ms []*types.Machine, colour, prefix bool) *logPrinter {
-	lp := &logPrinter{out: out, prefixes: map[string]string{}}
+func newLogPrinter(out, errw io.Writer, project string, ms []*types.Machine, colour, prefix bool) *logPrinter {
+	lp := &logPrinter{out: out, err: errw, prefixes: map[string]string{}}
 	if !prefix {
 		return lp
 	}
@@ -81,18 +88,38 @@ func logName(project string, m *types.Machine) string {
 	return strings.TrimPrefix(m.Name, project+"-")
 }
 
-// stream copies m's output (with o) until it ends.
+// stream prints m's log lines (with o) until they end.
 func (lp *logPrinter) stream(ctx context.Context, c *api.Client, app string, m *types.Machine, o api.LogsOptions) error {
-	w := lp.writer(m)
-	err := c.MachineLogs(ctx, app, m.ID, o, w)
-	w.flush()
-	return err
+	return c.MachineLogLines(ctx, app, m.ID, o, func(l types.LogLine) error {
+		lp.print(m, l)
+		return nil
+	})
+}
+
+// print writes one of m's log lines, whole (a line the machine did not
+// end gets its newline), so the lines of several machines do not mix.
+func (lp *logPrinter) print(m *types.Machine, l types.LogLine) {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	w := lp.out
+	if l.Stream == string(logs.Stderr) {
+		w = lp.err
+	}
+	b := append(lp.buf[:0], lp.prefixes[m.ID]...)
+	if lp.stamps {
+		b = append(l.Time.UTC().AppendFormat(b, time.RFC3339Nano), ' ')
+	}
+	b = append(b, l.Raw()...)
+	if len(b) == 0 || b[len(b)-1] != '\n' {
+		b = append(b, '\n')
+	}
+	_, _ = w.Write(b)
+	lp.buf = b
 }
 
 // line writes one line of m's output.
 func (lp *logPrinter) line(m *types.Machine, s string) {
-	w := lp.writer(m)
-	_, _ = io.WriteString(w, s+"\n")
+	lp.print(m, types.LogLine{Data: s, Stream: string(logs.Stdout)})
 }
 
 // status writes a status line ("web-1 exited with code 0"), unprefixed
@@ -101,44 +128,4 @@ func (lp *logPrinter) status(s string) {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
 	_, _ = io.WriteString(lp.out, s+"\n")
-}
-
-func (lp *logPrinter) writer(m *types.Machine) *prefixWriter {
-	return &prefixWriter{mu: &lp.mu, out: lp.out, prefix: lp.prefixes[m.ID]}
-}
-
-// prefixWriter writes whole lines to out, each after prefix, holding mu so
-// the lines of several machines do not interleave.
-type prefixWriter struct {
-	mu     *sync.Mutex
-	out    io.Writer
-	prefix string
-	buf    []byte
-}
-
-func (w *prefixWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		w.line(w.buf[:i+1])
-		w.buf = w.buf[i+1:]
-	}
-	return len(p), nil
-}
-
-func (w *prefixWriter) flush() {
-	if len(w.buf) > 0 {
-		w.line(append(w.buf, '\n'))
-		w.buf = nil
-	}
-}
-
-func (w *prefixWriter) line(l []byte) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	_, _ = io.WriteString(w.out, w.prefix)
-	_, _ = w.out.Write(l)
 }

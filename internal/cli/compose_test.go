@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryvm/ferry/internal/api/types"
 )
@@ -13,15 +14,39 @@ import (
 func TestComposeLogPrefix(t *testing.T) {
 	var out bytes.Buffer
 	var mu sync.Mutex
-	a := &prefixWriter{mu: &mu, out: &out, prefix: "p-web-1 | "}
-	b := &prefixWriter{mu: &mu, out: &out, prefix: "p-db-1  | "}
+	a := &prefixWriter{mu: &mu, out: &out, prefix: "[web] "}
+	b := &prefixWriter{mu: &mu, out: &out, prefix: "[db]  "}
 	_, _ = a.Write([]byte("hel"))
 	_, _ = b.Write([]byte("ready\nlisten"))
 	_, _ = a.Write([]byte("lo\n"))
 	b.flush()
-	want := "p-db-1  | ready\np-web-1 | hello\np-db-1  | listen\n"
+	want := "[db]  ready\n[web] hello\n[db]  listen\n"
 	if out.String() != want {
 		t.Fatalf("got %q, want %q", out.String(), want)
+	}
+}
+
+// Each machine's lines come whole after its prefix, stderr's on stderr,
+// with -t the time after the prefix; an unterminated line is ended.
+func TestComposeLogLines(t *testing.T) {
+	ms := []*types.Machine{{ID: "a", Name: "p-web-1"}, {ID: "b", Name: "p-db-1"}}
+	var out, errb bytes.Buffer
+	lp := newLogPrinter(&out, &errb, "p", ms, false, true)
+	at := time.Date(2026, 12, 4, 18, 30, 0, 5, time.UTC)
+	lp.print(ms[1], types.LogLine{Data: "ready\n", Stream: "stdout", Time: at})
+	lp.print(ms[0], types.LogLine{Data: "oops\n", Stream: "stderr", Time: at})
+	lp.print(ms[0], types.LogLine{Bytes: []byte("bin\xff"), Stream: "stdout", Time: at})
+	if want := "db-1   | ready\nweb-1  | bin\xff\n"; out.String() != want {
+		t.Errorf("stdout %q, want %q", out.String(), want)
+	}
+	if want := "web-1  | oops\n"; errb.String() != want {
+		t.Errorf("stderr %q, want %q", errb.String(), want)
+	}
+	out.Reset()
+	lp.stamps = true
+	lp.print(ms[1], types.LogLine{Data: "up\n", Stream: "stdout", Time: at})
+	if want := "db-1   | 2026-12-04T18:30:00.000000005Z up\n"; out.String() != want {
+		t.Errorf("-t: %q, want %q", out.String(), want)
 	}
 }
 
@@ -44,7 +69,7 @@ func TestComposeLogPrinter(t *testing.T) {
 		{ID: "c", Name: "custom"}, // container_name
 	}
 	var out bytes.Buffer
-	lp := newLogPrinter(&out, "shop", ms, true, true)
+	lp := newLogPrinter(&out, &out, "shop", ms, true, true)
 	for _, m := range ms {
 		lp.line(m, "hi")
 	}
@@ -53,7 +78,7 @@ func TestComposeLogPrinter(t *testing.T) {
 		t.Errorf("coloured prefixes:\n%q\nwant\n%q", out.String(), want)
 	}
 	out.Reset()
-	newLogPrinter(&out, "shop", ms, false, false).line(ms[0], "plain")
+	newLogPrinter(&out, &out, "shop", ms, false, false).line(ms[0], "plain")
 	if out.String() != "plain\n" {
 		t.Errorf("--no-log-prefix: %q", out.String())
 	}

@@ -107,7 +107,7 @@ func upAttached(ctx context.Context, g *globals, c *api.Client, plan *compose.Pl
 		names[i] = logName(plan.Project, m)
 	}
 	fmt.Fprintf(g.out, "Attaching to %s\n", strings.Join(names, ", "))
-	lp := newLogPrinter(g.out, plan.Project, ms, colour, prefix)
+	lp := newLogPrinter(g.out, g.err, plan.Project, ms, colour, prefix)
 	_ = forProject(ms, func(m *types.Machine) error {
 		if err := lp.stream(ctx, c, plan.Project, m, api.LogsOptions{Follow: true}); err != nil && ctx.Err() == nil {
 			fmt.Fprintf(g.err, "ferry: logs of %s: %v\n", m.Name, err)
