@@ -230,8 +230,8 @@ func restoringVMM(root string) bool {
 }
 
 // TestWarmStartsBeyondRun: with --warm-starts, policy restarts, `ferry
-// restart`, compose services and the builder's RUN VMs are restored from
-// templates too, and work as they do booted.
+// restart`, compose services, `ferry scale count` and the builder's RUN
+// VMs are restored from templates too, and work as they do booted.
 func TestWarmStartsBeyondRun(t *testing.T) {
 	e := vmEnv(t, "--warm-starts")
 	t.Parallel()
@@ -274,6 +274,20 @@ func TestWarmStartsBeyondRun(t *testing.T) {
 		t.Errorf("compose service booted cold: %+v", m.Events)
 	}
 	e.ok("compose", "-f", file, "down", "-v")
+	// ferry scale count (machines of the image's own command, sh, which
+	// exits at once: restarted, always, each start restored).
+	e.ok("scale", "count", "2", "--app", "warmscale", "busybox:vm")
+	scaled := strings.Fields(e.ok("ps", "-a", "-q", "--app", "warmscale"))
+	if len(scaled) != 2 {
+		t.Fatalf("scale count 2: machines %v", scaled)
+	}
+	for _, id := range scaled {
+		e.eventually(id+" started", 3*time.Minute, func() bool { return inspectApp("warmscale", id).LastExit != nil })
+		if m := inspectApp("warmscale", id); !m.Warm {
+			t.Errorf("scaled machine %s booted cold: %+v", id, m.Events)
+		}
+	}
+	e.ok("scale", "count", "0", "--app", "warmscale", "busybox:vm")
 	// A build's RUN VM (2 vCPUs, 1 GiB: a template of its own).
 	ctxDir := t.TempDir()
 	writeFiles(t, ctxDir, map[string]string{"Dockerfile": "FROM busybox:vm\nRUN echo built-warm > /built\n"})
