@@ -314,3 +314,24 @@ func TestWarmStartsBeyondRun(t *testing.T) {
 	}
 	assertNoLeaks(t, e)
 }
+
+// TestWarmPrewarm: a daemon started with --prewarm builds the default
+// machine's template before any machine asks for it, and the first
+// machine restores from that one (no second build).
+func TestWarmPrewarm(t *testing.T) {
+	e := vmEnv(t, "--prewarm")
+	t.Parallel()
+	e.eventually("the default template is built at start", 3*time.Minute, func() bool {
+		m, _ := filepath.Glob(filepath.Join(e.root, "templates", "*", "manifest.json"))
+		return len(m) == 1
+	})
+	e.ok("run", "--name", "first", "busybox:vm", "true")
+	if m := e.inspect("first"); !m.Warm {
+		t.Errorf("the first machine booted cold: %+v\n%s", m.Events, e.daemonLog)
+	}
+	if n := strings.Count(e.daemonLog.String(), "warm-start template built"); n != 1 {
+		t.Errorf("%d template builds, want 1 (the one at start):\n%s", n, e.daemonLog)
+	}
+	e.ok("rm", "first")
+	assertNoLeaks(t, e)
+}

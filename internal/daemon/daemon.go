@@ -78,6 +78,10 @@ type Config struct {
 	// ColdBoots boots every machine instead of restoring it from the
 	// warm-start template of its shape, the default (docs/warm-starts.md).
 	ColdBoots bool
+	// Prewarm builds the template of a default machine when the daemon
+	// starts (in the background), so its first machine does not wait for
+	// one (machine.Manager.Prewarm).
+	Prewarm bool
 	// VolumeKeyFile, when set, wraps the keys of new volumes (and unwraps
 	// the keys it wrapped): volume.WrapKeyFromFile.
 	VolumeKeyFile string

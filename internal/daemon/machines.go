@@ -60,6 +60,9 @@ func wireMachines(ctx context.Context, d *daemon) error {
 	if err := m.Reconcile(ctx); err != nil {
 		log.Warn("reconcile machines", "err", err)
 	}
+	if d.cfg.Prewarm {
+		m.Prewarm(rctx)
+	}
 	api.RegisterMachines(d.api, m)
 	api.RegisterNetworks(d.api, nw, m)
 	return nil

@@ -14,6 +14,7 @@ import (
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/errdefs"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/rootfs"
 	"github.com/ferryvm/ferry/internal/vmm"
 	"github.com/ferryvm/ferry/internal/vmm/template"
 )
@@ -117,15 +118,7 @@ func (m *Manager) startWarm(ctx context.Context, mc *types.Machine, vm VM, rc *g
 		return nil, nil, vm
 	}
 	cold := vm
-	spec := &vm.Spec
-	boot, err := m.deps.Boot.Prepare(ctx, spec.Dir, nil)
-	if err != nil {
-		m.bootCold(mc, fmt.Errorf("boot files: %w", err))
-		return nil, nil, cold
-	}
-	spec.Kernel, spec.Initrd, spec.ACPI = boot.Kernel, boot.Initrd, boot.ACPI
-	spec.Cmdline = strings.TrimSpace(spec.Cmdline + " " + guest.WarmCmdline)
-	key, err := m.deps.Warm.Key(ctx, vm)
+	vm, key, err := m.warmShape(ctx, vm)
 	if errors.Is(err, errors.ErrUnsupported) {
 		m.log.Debug("booting cold", "machine", mc.ID, "why", err)
 		return nil, nil, cold
@@ -261,6 +254,63 @@ func endProcess(ctx context.Context, p Process) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	_ = p.Wait(wctx)
 	cancel()
+}
+
+// Prewarm builds, in the background, the template of a machine created
+// with the defaults (DefaultCPUs, DefaultMemoryMB, an overlay root and,
+// with a network, one NIC) when it is not kept yet, so the first such
+// machine restores at once instead of waiting for its template; a start
+// of that shape meanwhile waits for this build as for any other. It
+// returns at once; a build that fails is logged (and not tried again for
+// buildRetry, as any failed build). Call it after Reconcile.
+func (m *Manager) Prewarm(ctx context.Context) {
+	if m.warm == nil {
+		return
+	}
+	go func() {
+		if err := m.prewarm(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("warm-start template of the default machine not built", "err", err)
+		}
+	}()
+}
+
+func (m *Manager) prewarm(ctx context.Context) error {
+	mc := &types.Machine{ID: templatePrefix + "default", Config: types.Config{VMM: m.opt.DefaultVMM,
+		Guest: types.Guest{CPUs: DefaultCPUs, MemoryMB: DefaultMemoryMB}}}
+	vm := m.vm(mc)
+	spec := &vm.Spec
+	if err := os.MkdirAll(spec.Dir, 0o700); err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(spec.Dir) }()
+	spec.Drives, _ = drives(rootfs.Disks{Mode: rootfs.ModeOverlay, Base: "base", Writable: "scratch"})
+	if m.deps.Network != nil {
+		spec.NICs = []vmm.NIC{{ID: "eth0"}}
+	}
+	vm, key, err := m.warmShape(ctx, vm)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return nil // that VMM has no warm starts
+	}
+	if err != nil {
+		return err
+	}
+	_, err = m.template(ctx, key, vm)
+	return err
+}
+
+// warmShape gives vm the shared boot files (no run config in them) and
+// the warm command line, and returns it with its template key (an error
+// wrapping errors.ErrUnsupported: a shape that cannot be restored).
+func (m *Manager) warmShape(ctx context.Context, vm VM) (VM, template.Key, error) {
+	spec := &vm.Spec
+	boot, err := m.deps.Boot.Prepare(ctx, spec.Dir, nil)
+	if err != nil {
+		return vm, template.Key{}, fmt.Errorf("boot files: %w", err)
+	}
+	spec.Kernel, spec.Initrd, spec.ACPI = boot.Kernel, boot.Initrd, boot.ACPI
+	spec.Cmdline = strings.TrimSpace(spec.Cmdline + " " + guest.WarmCmdline)
+	key, err := m.deps.Warm.Key(ctx, vm)
+	return vm, key, err
 }
 
 // template returns key's template, building it when it is missing or
