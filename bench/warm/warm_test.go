@@ -3,9 +3,10 @@
 // alternates machines restored from a template with machines of the same
 // image and shape booted cold (Guest.Cold) on the same daemon. Opt-in:
 //
-//	FERRY_BENCH=1 [FERRY_BENCH_N=7] [FERRY_BENCH_CONCURRENT=20] [FERRY_BENCH_LOG=FILE] go test -run Warm -v -timeout 30m ./bench/warm/
+//	FERRY_BENCH=1 [FERRY_BENCH_N=7] [FERRY_BENCH_CONCURRENT=20] [FERRY_BENCH_LOG=FILE] [FERRY_BENCH_KERNEL=fallback] go test -run Warm -v -timeout 30m ./bench/warm/
 //
-// bench/README.md records results with the machine's load.
+// FERRY_BENCH_KERNEL=fallback boots Debian's fallback kernel instead of
+// the minimal one. bench/README.md records results with the machine's load.
 package warm
 
 import (
@@ -32,6 +33,7 @@ import (
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/daemon"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/kernel"
 	"github.com/ferryvm/ferry/internal/testimage"
 	"github.com/ferryvm/ferry/internal/testutil/prereq"
 	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
@@ -296,12 +298,34 @@ func loadavg() string {
 	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
+// useFallbackKernel makes the daemon's guests boot Debian's fallback
+// kernel (what the demo boots until the minimal kernel is built): a
+// FERRY_LIB with only the tree's ferry-init and the fallback in it.
+func useFallbackKernel(t *testing.T) {
+	init := vmprereq.Init(t)
+	dir := t.TempDir()
+	fb := filepath.Join(filepath.Dir(init), kernel.FallbackDir)
+	if _, err := os.Stat(filepath.Join(fb, "vmlinuz")); err != nil {
+		t.Fatalf("FERRY_BENCH_KERNEL=fallback: no fallback kernel (scripts/kernel.sh fallback): %v", err)
+	}
+	for _, l := range [][2]string{{init, filepath.Base(init)}, {fb, kernel.FallbackDir}} {
+		if err := os.Symlink(l[0], filepath.Join(dir, l[1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv(kernel.EnvLib, dir)
+	t.Logf("guests boot the fallback kernel (%s)", fb)
+}
+
 // TestWarmVsCold runs every measure, warm and cold alternating, and logs
 // medians and ratios (goals: run --rm true warm ≤ 0.3× cold; create →
 // entrypoint ≤ 250 ms warm, under TCG).
 func TestWarmVsCold(t *testing.T) {
 	prereq.OptIn(t, "FERRY_BENCH", "the warm-start benchmark")
 	vmprereq.Require(t)
+	if os.Getenv("FERRY_BENCH_KERNEL") == "fallback" {
+		useFallbackKernel(t)
+	}
 	c, logs := startDaemon(t)
 	t.Logf("load before: %s", loadavg())
 	n := 7
