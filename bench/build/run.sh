@@ -31,7 +31,7 @@ cleanup() {
   buildah --root "$work/buildah" --runroot "$work/buildah-run" rm -a >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
-"$work/ferry" daemon --root "$work/root" --socket "$sock" --netns "$ns" >"$work/daemon.log" 2>&1 &
+"$work/ferry" daemon --root "$work/root" --socket "$sock" --netns "$ns" --prewarm=false >"$work/daemon.log" 2>&1 &
 dpid=$!
 ferry() { "$work/ferry" --host "unix://$sock" "$@"; }
 for _ in $(seq 100); do ferry images >/dev/null 2>&1 && break; sleep 0.1; done

@@ -33,7 +33,7 @@ mount -t tmpfs -o size=2g,nr_inodes=4m ferry-bench-layers "$work/peer"
 rm -rf "$work/root"
 start_daemon() {
   rm -f "$work/ferry.sock"
-  "$work/ferry" daemon --root "$work/root" --socket "$work/ferry.sock" --netns "$ns" >>"$work/daemon.log" 2>&1 &
+  "$work/ferry" daemon --root "$work/root" --socket "$work/ferry.sock" --netns "$ns" --prewarm=false >>"$work/daemon.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do [ -S "$work/ferry.sock" ] && break; sleep 0.1; done
 }
