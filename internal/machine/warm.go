@@ -91,7 +91,6 @@ const buildRetry = 10 * time.Minute
 
 type templateBuild struct {
 	done chan struct{}
-	t    *template.Template
 	err  error
 }
 
@@ -163,8 +162,10 @@ var (
 	errTemplateFailed = errors.New("the template of this shape failed to build")
 )
 
-// restore starts vm from t, runs it and hands it its run config.
+// restore starts vm from t, runs it and hands it its run config; it
+// closes t's descriptor of the RAM (the VMM has its own).
 func (m *Manager) restore(ctx context.Context, vm *VM, t *template.Template, rc *guest.RunConfig) (_ Process, _ Control, err error) {
+	defer t.Close()
 	t0 := time.Now()
 	marker := filepath.Join(vm.Spec.Dir, restoringName)
 	if err := os.WriteFile(marker, []byte(t.ID+"\n"), 0o600); err != nil {
@@ -294,7 +295,8 @@ func (m *Manager) prewarm(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.template(ctx, key, vm)
+	t, err := m.template(ctx, key, vm)
+	_ = t.Close()
 	return err
 }
 
@@ -344,7 +346,7 @@ func (m *Manager) template(ctx context.Context, key template.Key, vm VM) (*templ
 		go func() {
 			// Not the caller's context: other starts may wait for it.
 			bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opt.BootTimeout+time.Minute)
-			b.t, b.err = m.buildTemplate(bctx, key, vm)
+			b.err = m.buildTemplate(bctx, key, vm)
 			cancel()
 			m.warm.mu.Lock()
 			delete(m.warm.builds, id)
@@ -358,10 +360,13 @@ func (m *Manager) template(ctx context.Context, key template.Key, vm VM) (*templ
 	m.warm.mu.Unlock()
 	select {
 	case <-b.done:
-		return b.t, b.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	return m.warm.store.Get(key) // each start its own descriptor of the RAM
 }
 
 // templateVM is the template machine for machines started as vm: the
@@ -418,40 +423,40 @@ func (m *Manager) templateVM(key template.Key, vm VM) (VM, func(), error) {
 
 // buildTemplate boots key's template machine, waits until its ferry-init
 // waits for a warm config, and saves it.
-func (m *Manager) buildTemplate(ctx context.Context, key template.Key, vm VM) (*template.Template, error) {
+func (m *Manager) buildTemplate(ctx context.Context, key template.Key, vm VM) error {
 	start := time.Now()
 	tvm, cleanup, err := m.templateVM(key, vm)
 	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", key.ID(), err)
+		return fmt.Errorf("template %s: %w", key.ID(), err)
 	}
 	defer cleanup()
 	// Its own initramfs (the shared archive, no run config): the VMM runs
 	// as a uid of its own that is given the file.
 	boot, err := m.deps.Boot.Prepare(ctx, tvm.Spec.Dir, nil)
 	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", key.ID(), err)
+		return fmt.Errorf("template %s: %w", key.ID(), err)
 	}
 	tvm.Spec.Kernel, tvm.Spec.Initrd, tvm.Spec.ACPI = boot.Kernel, boot.Initrd, boot.ACPI
 	if k, err := m.deps.Warm.Key(ctx, tvm); err != nil || k.ID() != key.ID() {
-		return nil, fmt.Errorf("template %s: the kernel or ferry-init changed while it was built (%v): %w", key.ID(), err, errdefs.ErrConflict)
+		return fmt.Errorf("template %s: the kernel or ferry-init changed while it was built (%v): %w", key.ID(), err, errdefs.ErrConflict)
 	}
 	// The guest RAM: a memfd the template VMM maps shared, so the state
 	// holds device state only and restores map the RAM privately.
 	mem, err := template.NewMemory(key.ID()[:16], int64(tvm.Spec.MemoryMiB)<<20)
 	if err != nil {
-		return nil, fmt.Errorf("template %s: %w", key.ID(), err)
+		return fmt.Errorf("template %s: %w", key.ID(), err)
 	}
 	defer mem.Close()
 	proc, err := m.deps.Warm.StartTemplate(ctx, tvm, mem)
 	if err != nil {
-		return nil, fmt.Errorf("template %s: start: %w", key.ID(), err)
+		return fmt.Errorf("template %s: start: %w", key.ID(), err)
 	}
 	defer endProcess(ctx, proc)
 	tvm.Driver = proc.Driver()
 	wctx, cancel := context.WithTimeout(ctx, m.opt.BootTimeout)
 	defer cancel()
 	if err := m.awaitWaiting(wctx, tvm); err != nil {
-		return nil, fmt.Errorf("template %s: %w", key.ID(), err)
+		return fmt.Errorf("template %s: %w", key.ID(), err)
 	}
 	t, err := m.warm.store.Put(ctx, key, func(ctx context.Context, f *os.File) error {
 		if err := m.deps.Warm.Save(ctx, tvm, f); err != nil {
@@ -469,15 +474,16 @@ func (m *Manager) buildTemplate(ctx context.Context, key template.Key, vm VM) (*
 		return nil
 	}, mem)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	defer t.Close()
 	var ram int64
 	if t.Memory != nil {
 		ram = t.Memory.Data
 	}
 	m.log.Info("warm-start template built", "template", t.ID, "took", time.Since(start).Round(time.Millisecond), "bytes", t.Size, "memory_bytes", ram,
 		"vcpus", key.VCPUs, "memory_mib", key.MemoryMiB, "drives", len(key.Layout.Drives), "nics", key.Layout.NICs)
-	return t, nil
+	return nil
 }
 
 // awaitWaiting polls the template machine's init until it waits for its

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -109,9 +110,75 @@ func TestMemory(t *testing.T) {
 	if _, err := ram.ReadAt(b[:16], 0); err != nil || !bytes.Equal(b[:11], []byte("boot sector")) {
 		t.Errorf("a private mapping's write reached the template RAM: %q", b[:16])
 	}
-	// The same process gets the same loaded memfd.
+	// The same process gets the same loaded memfd, each Get its own
+	// descriptor of it.
 	again, err := s2.Get(k)
-	if err != nil || again.RAM != ram {
-		t.Errorf("second Get: %v, RAM reloaded: %v", err, again.RAM != ram)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.RAM == ram || inode(t, again.RAM) != inode(t, ram) {
+		t.Errorf("second Get: descriptor shared %v, memfd reloaded %v", again.RAM == ram, inode(t, again.RAM) != inode(t, ram))
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ram.ReadAt(b[:11], 0); err != nil {
+		t.Errorf("closing one Get's RAM closed another's: %v", err)
+	}
+}
+
+func inode(t *testing.T, f *os.File) uint64 {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Ino
+}
+
+// A memfd no Get asked for in MemoryIdle is closed by the store (the next
+// Get loads the file again); a descriptor a caller holds stays good.
+func TestIdleMemoryIsReleased(t *testing.T) {
+	s := open(t)
+	now := time.Now()
+	s.now = func() time.Time { return now }
+	a, b := testKey(), testKey()
+	b.Kernel = "other"
+	for _, k := range []Key{a, b} {
+		put, err := s.Put(context.Background(), k, writer([]byte("state")), testMemory(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		put.Close()
+	}
+	held, err := s.Get(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	before := inode(t, held.RAM)
+	now = now.Add(MemoryIdle + time.Minute)
+	if got, err := s.Get(b); err != nil { // sweeps a's memfd
+		t.Fatal(err)
+	} else {
+		got.Close()
+	}
+	s.mu.Lock()
+	_, kept := s.memories[filepath.Join(s.Dir(), a.ID())]
+	s.mu.Unlock()
+	if kept {
+		t.Error("the idle template's memfd is still loaded")
+	}
+	buf := make([]byte, 11)
+	if _, err := held.RAM.ReadAt(buf, 0); err != nil || string(buf) != "boot sector" {
+		t.Errorf("a held RAM descriptor after the release: %q, %v", buf, err)
+	}
+	again, err := s.Get(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if inode(t, again.RAM) == before {
+		t.Error("the released memfd was not loaded again")
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ferryvm/ferry/internal/errdefs"
 )
 
@@ -48,13 +50,23 @@ type MemoryManifest struct {
 }
 
 // Template is a checked template: its saved state is at State; with a
-// Manifest.Memory, RAM is its guest RAM, loaded into a sealed memfd (the
-// store's: a VMM maps it privately; nothing can write it).
+// Manifest.Memory, RAM is its guest RAM, loaded into a sealed memfd that
+// a VMM maps privately and nothing can write. RAM is the caller's own
+// descriptor of it: Close it once the VMM has its own (the store closes
+// its descriptor of a memfd no Get asked for in MemoryIdle).
 type Template struct {
 	Manifest
 	Dir   string
 	State string
 	RAM   *os.File
+}
+
+// Close closes t's descriptor of its RAM, if any.
+func (t *Template) Close() error {
+	if t == nil || t.RAM == nil {
+		return nil
+	}
+	return t.RAM.Close()
 }
 
 // Store keeps templates in one directory, one subdirectory per key ID.
@@ -70,12 +82,20 @@ type Store struct {
 	// template directory, with the identity of the file they were loaded
 	// from: loaded (and checked) once per process.
 	memories map[string]loadedMemory
+	now      func() time.Time // time.Now; tests move it
 }
 
 type loadedMemory struct {
-	id fileID
-	f  *os.File
+	id   fileID
+	f    *os.File
+	used time.Time // the last Get (or Put) that handed it out
 }
+
+// MemoryIdle is how long the store keeps a loaded memfd no Get asked
+// for: a daemon that stops restoring a template gives its RAM back (VMMs
+// restored from it keep their own descriptors and mappings); the next
+// restore loads and checks the file again.
+const MemoryIdle = 10 * time.Minute
 
 type fileID struct {
 	dev, ino uint64
@@ -99,7 +119,7 @@ func Open(dir string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("template store: %w", err)
 	}
-	s := &Store{dir: dir, verified: map[string]fileID{}, memories: map[string]loadedMemory{}}
+	s := &Store{dir: dir, verified: map[string]fileID{}, memories: map[string]loadedMemory{}, now: time.Now}
 	if err := s.clean(); err != nil {
 		return nil, err
 	}
@@ -269,8 +289,10 @@ func writeMemory(path string, mem *os.File) (*MemoryManifest, error) {
 	return &MemoryManifest{Size: fi.Size(), Data: data, SHA256: sum}, nil
 }
 
-// memory returns the sealed memfd of the memory file in dir, loading and
-// checking it when this process has not, or the file changed since.
+// memory returns a new descriptor of the sealed memfd of the memory file
+// in dir (the caller's to close), loading and checking the file when the
+// store holds no memfd of it, or the file changed since; it closes the
+// memfds idle for MemoryIdle.
 func (s *Store) memory(dir string, m Manifest) (*os.File, error) {
 	path := filepath.Join(dir, memoryName)
 	fi, err := os.Stat(path)
@@ -282,9 +304,18 @@ func (s *Store) memory(dir string, m Manifest) (*os.File, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.now()
+	for d, l := range s.memories {
+		if d != dir && now.Sub(l.used) > MemoryIdle {
+			_ = l.f.Close()
+			delete(s.memories, d)
+		}
+	}
 	if l, ok := s.memories[dir]; ok {
 		if l.id == identity(fi) {
-			return l.f, nil
+			l.used = now
+			s.memories[dir] = l
+			return dupFile(l.f)
 		}
 		_ = l.f.Close()
 		delete(s.memories, dir)
@@ -297,8 +328,17 @@ func (s *Store) memory(dir string, m Manifest) (*os.File, error) {
 		f.Close()
 		return nil, errors.New("memory checksum mismatch (corrupt)")
 	}
-	s.memories[dir] = loadedMemory{id: identity(fi), f: f}
-	return f, nil
+	s.memories[dir] = loadedMemory{id: identity(fi), f: f, used: now}
+	return dupFile(f)
+}
+
+// dupFile is a new descriptor (close-on-exec) of f's open file.
+func dupFile(f *os.File) (*os.File, error) {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup %s: %w", f.Name(), err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // forget closes the store's memfd of dir's template, if loaded: VMMs that
