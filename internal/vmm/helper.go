@@ -39,8 +39,11 @@ type Helper struct {
 }
 
 // HelperMarker is the argv[0] of a machine's helper: how ReapHelpers finds
-// one whose pid file was never written.
-func HelperMarker(spec Spec, name string) string { return spec.Marker() + "/" + name }
+// one whose pid file was never written. It names the machine's directory
+// too: two daemons on one host (data roots of their own, as scale-out's
+// test hosts) may hold machines of one ID, and neither may reap the
+// other's helpers.
+func HelperMarker(spec Spec, name string) string { return spec.Marker() + "/" + name + "@" + spec.Dir }
 
 // helperPIDGlob matches the pid files of helpers in a machine directory.
 const helperPIDGlob = "helper-*.pid"
@@ -157,7 +160,9 @@ func startIn(cmd *exec.Cmd, readOnly []string) error {
 
 // ReapHelpers kills the helpers of the machine in dir that still run: by
 // their pid files, and (a daemon killed before writing one) by their
-// marker in argv[0]. It returns how many it killed.
+// marker in argv[0] (HelperMarker; one without a directory, from before
+// markers named it, by the machine's ID alone). It returns how many it
+// killed.
 func ReapHelpers(ctx context.Context, spec Spec) int {
 	n := 0
 	files, _ := filepath.Glob(filepath.Join(spec.Dir, helperPIDGlob))
@@ -178,7 +183,7 @@ func ReapHelpers(ctx context.Context, spec Spec) int {
 			continue
 		}
 		args, err := Cmdline(pid)
-		if err != nil || len(args) == 0 || !strings.HasPrefix(args[0], prefix) {
+		if err != nil || len(args) == 0 || !helperOf(args[0], prefix, spec.Dir) {
 			continue
 		}
 		fd, err := unix.PidfdOpen(pid, 0)
@@ -192,4 +197,14 @@ func ReapHelpers(ctx context.Context, spec Spec) int {
 		_ = unix.Close(fd)
 	}
 	return n
+}
+
+// helperOf reports whether argv0 is the marker of a helper of the machine
+// whose marker prefix and directory are given.
+func helperOf(argv0, prefix, dir string) bool {
+	rest, ok := strings.CutPrefix(argv0, prefix)
+	if !ok {
+		return false
+	}
+	return strings.HasSuffix(rest, "@"+dir) || !strings.Contains(rest, "@")
 }
