@@ -114,8 +114,9 @@ const StateWaiting = "waiting"
 // WarmHandler is a Handler that can be configured by the host (ferry-init
 // waiting in a restored template).
 type WarmHandler interface {
-	// Warm hands w to init; it fails when init is not waiting for one.
-	Warm(w *WarmConfig) error
+	// Warm hands w, checked, and its run config, decoded, to init; it
+	// fails when init is not waiting for one.
+	Warm(w *WarmConfig, cfg *RunConfig) error
 }
 
 func serveWarm(w *WarmConfig, parts []byte, h Handler) *RemoteError {
@@ -134,10 +135,14 @@ func serveWarm(w *WarmConfig, parts []byte, h Handler) *RemoteError {
 		c.Config = parts
 		w = &c
 	}
-	if err := w.Validate(); err != nil {
+	if err := w.ValidateState(); err != nil {
 		return &RemoteError{Reason: ReasonConfig, Message: err.Error()}
 	}
-	if err := wh.Warm(w); err != nil {
+	cfg, err := w.RunConfig() // decoded once: init takes it as it is
+	if err != nil {
+		return &RemoteError{Reason: ReasonConfig, Message: err.Error()}
+	}
+	if err := wh.Warm(w, cfg); err != nil {
 		return remoteError(err)
 	}
 	return nil

@@ -69,7 +69,7 @@ type warmHandler struct {
 	got []*WarmConfig
 }
 
-func (h *warmHandler) Warm(w *WarmConfig) error {
+func (h *warmHandler) Warm(w *WarmConfig, _ *RunConfig) error {
 	if len(h.got) > 0 {
 		return &Failure{Reason: ReasonInit, Message: "already configured"}
 	}

@@ -29,7 +29,7 @@ type supervisor struct {
 	attachCh     chan attachReq // the host's attach request (attach.go)
 	attachClosed bool           // no more attach requests are taken
 
-	warmCh    chan *guest.WarmConfig // the host's warm config (warm.go)
+	warmCh    chan warmReq // the host's warm config (warm.go)
 	warmTaken bool
 }
 
@@ -44,7 +44,7 @@ type execDefaults struct {
 var _ guest.Handler = (*supervisor)(nil)
 
 func newSupervisor(in *Init) *supervisor {
-	return &supervisor{in: in, state: guest.StateBooting, done: make(chan struct{}), acked: make(chan struct{}), attachCh: make(chan attachReq, 1), warmCh: make(chan *guest.WarmConfig, 1)}
+	return &supervisor{in: in, state: guest.StateBooting, done: make(chan struct{}), acked: make(chan struct{}), attachCh: make(chan attachReq, 1), warmCh: make(chan warmReq, 1)}
 }
 
 // markReady records init's boot time and the exec defaults.

@@ -3,6 +3,7 @@ package initd
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -38,9 +39,9 @@ func warmBoot(cmdline string) bool {
 	return slices.Contains(cmdlineArgs(cmdline), guest.WarmCmdline)
 }
 
-// Warm implements guest.WarmHandler: it hands w to the waiting config
-// step, once.
-func (s *supervisor) Warm(w *guest.WarmConfig) error {
+// Warm implements guest.WarmHandler: it hands w and its run config to the
+// waiting config step, once.
+func (s *supervisor) Warm(w *guest.WarmConfig, cfg *guest.RunConfig) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != guest.StateWaiting || s.warmTaken {
@@ -48,8 +49,15 @@ func (s *supervisor) Warm(w *guest.WarmConfig) error {
 	}
 	s.warmTaken = true
 	s.state = guest.StateBooting
-	s.warmCh <- w // buffered (1): taken once
+	s.warmCh <- warmReq{w, cfg} // buffered (1): taken once
 	return nil
+}
+
+// warmReq is a warm config the control channel took, with its run config
+// decoded.
+type warmReq struct {
+	w   *guest.WarmConfig
+	cfg *guest.RunConfig
 }
 
 // awaitWarm is the config step of a warm boot: it reports StateWaiting,
@@ -63,12 +71,9 @@ func (in *Init) awaitWarm() error {
 	in.sup.state = guest.StateWaiting
 	in.sup.mu.Unlock()
 	in.log.Noticef("waiting for a warm config")
-	w := <-in.sup.warmCh
+	req := <-in.sup.warmCh
 	t := time.Now()
-	cfg, err := w.RunConfig()
-	if err != nil {
-		return err
-	}
+	w, cfg := req.w, req.cfg
 	in.cfg = cfg
 	in.log.Debug = in.log.Debug || cfg.Debug
 	if err := applyWarm(w, laxDisk(cfg.Root), realWarmSystem{}, in.log.Infof); err != nil {
@@ -347,14 +352,14 @@ func sizeFits(b blockDevs, disk string, want int64, lax bool, settle time.Durati
 	}
 }
 
+// sortedDevs are disks' virtio devices in virtio order.
 func sortedDevs(disks map[string]string) []string {
-	devs := make([]string, 0, len(disks))
-	for d := range disks {
-		devs = append(devs, d)
-	}
-	slices.SortFunc(devs, func(a, b string) int { return virtioIndex(a) - virtioIndex(b) })
+	devs := slices.Collect(maps.Keys(disks))
+	slices.SortFunc(devs, byVirtioIndex)
 	return devs
 }
+
+func byVirtioIndex(a, b string) int { return virtioIndex(a) - virtioIndex(b) }
 
 // rebindDisks re-probes the virtio devices devs (unbind all, then bind in
 // order, of disks: device → disk name): a fresh probe reads the real size
@@ -364,7 +369,7 @@ func rebindDisks(drv string, disks map[string]string, devs []string, write func(
 	if len(devs) == 0 {
 		return nil
 	}
-	slices.SortFunc(devs, func(a, b string) int { return virtioIndex(a) - virtioIndex(b) })
+	slices.SortFunc(devs, byVirtioIndex)
 	for _, d := range devs {
 		if err := write(filepath.Join(drv, "unbind"), d); err != nil {
 			return fmt.Errorf("unbind %s (%s): %w", d, disks[d], err)

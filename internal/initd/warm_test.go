@@ -122,21 +122,25 @@ func TestApplyWarm(t *testing.T) {
 func TestSupervisorWarm(t *testing.T) {
 	s := newSupervisor(&Init{})
 	w := warmConfig(t)
-	if err := s.Warm(w); err == nil {
+	cfg, err := w.RunConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Warm(w, cfg); err == nil {
 		t.Error("a booting init took a warm config")
 	}
 	s.state = guest.StateWaiting
 	if st := s.Status(); st.State != guest.StateWaiting {
 		t.Errorf("status = %s", st.State)
 	}
-	if err := s.Warm(w); err != nil {
+	if err := s.Warm(w, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if got := <-s.warmCh; got != w {
+	if got := <-s.warmCh; got.w != w || got.cfg != cfg {
 		t.Error("the config step got another config")
 	}
 	s.state = guest.StateWaiting
-	if err := s.Warm(w); err == nil {
+	if err := s.Warm(w, cfg); err == nil {
 		t.Error("a second warm config was taken")
 	}
 }

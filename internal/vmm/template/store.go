@@ -123,7 +123,7 @@ func Open(dir string) (*Store, error) {
 	if err := s.clean(); err != nil {
 		return nil, err
 	}
-	if err := s.prune(time.Now()); err != nil {
+	if err := s.prune(); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -136,8 +136,9 @@ func Open(dir string) (*Store, error) {
 // directory's modification time, at most once an hour).
 const Unused = 14 * 24 * time.Hour
 
-// prune removes the templates whose last use is older than Unused at now.
-func (s *Store) prune(now time.Time) error {
+// prune removes the templates whose last use is older than Unused.
+func (s *Store) prune() error {
+	now := s.now()
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("template store: %w", err)
@@ -158,9 +159,9 @@ func (s *Store) prune(now time.Time) error {
 }
 
 // markUsed records that dir's template was just asked for.
-func markUsed(dir string) {
-	if fi, err := os.Stat(dir); err == nil && time.Since(fi.ModTime()) > time.Hour {
-		now := time.Now()
+func (s *Store) markUsed(dir string) {
+	now := s.now()
+	if fi, err := os.Stat(dir); err == nil && now.Sub(fi.ModTime()) > time.Hour {
 		_ = os.Chtimes(dir, now, now)
 	}
 }
@@ -264,7 +265,7 @@ func (s *Store) Put(ctx context.Context, k Key, save func(ctx context.Context, f
 			return nil, fmt.Errorf("template %s: %w", id, err)
 		}
 	}
-	_ = s.prune(time.Now()) // the new template is used, not pruned; a failure here is retried at the next Put or Open
+	_ = s.prune() // the new template is used, not pruned; a failure here is retried at the next Put or Open
 	return t, nil
 }
 
@@ -361,7 +362,7 @@ func (s *Store) Get(k Key) (*Template, error) {
 	dir := filepath.Join(s.dir, id)
 	t, err := s.check(k, dir)
 	if err == nil {
-		markUsed(dir)
+		s.markUsed(dir)
 		return t, nil
 	}
 	if errors.Is(err, fs.ErrNotExist) {
