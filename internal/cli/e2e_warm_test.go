@@ -35,9 +35,15 @@ func TestWarmStarts(t *testing.T) {
 		if p.warm {
 			// Its template was saved once the kernel had its TSC: a
 			// restored guest does not calibrate again on a jiffies clock.
-			r := run("--rm", "busybox:vm", "cat", "/sys/devices/system/clocksource/clocksource0/current_clocksource")
-			if cs := strings.TrimSpace(r.stdout); r.code != 0 || cs == "" || cs == "tsc-early" || strings.Contains(cs, "jiffies") {
-				t.Errorf("warm: a restored guest starts on clocksource %q: %s", cs, r)
+			// And its base disk, which fits its template's 64 GiB
+			// placeholder, was not re-probed (the host sent the real
+			// sizes): the kernel still has the placeholder's size.
+			r := run("--rm", "busybox:vm", "cat", "/sys/devices/system/clocksource/clocksource0/current_clocksource", "/sys/block/vda/size")
+			f := strings.Fields(r.stdout)
+			if r.code != 0 || len(f) != 2 || f[0] == "tsc-early" || strings.Contains(f[0], "jiffies") {
+				t.Errorf("warm: a restored guest's clocksource and base size: %s", r)
+			} else if f[1] != "134217728" {
+				t.Errorf("warm: the base disk was re-probed (%s sectors, not the placeholder's 134217728)", f[1])
 			}
 		}
 		if r := run("--rm", "busybox:vm", "sh", "-c", "exit 3"); r.code != 3 {

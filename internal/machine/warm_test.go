@@ -12,6 +12,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/vmm"
 	"github.com/ferryvm/ferry/internal/vmm/template"
 )
 
@@ -76,5 +77,31 @@ func TestFailedTemplateBuildIsNotRetried(t *testing.T) {
 	}
 	if w.starts != 3 {
 		t.Errorf("cold boots = %d, want 3", w.starts)
+	}
+}
+
+// A restore tells the guest each drive's real size, in drive order; a
+// drive that is not a regular file (or is empty) makes it send none, so
+// the guest re-probes every disk.
+func TestDriveSizes(t *testing.T) {
+	dir := t.TempDir()
+	base, scratch := filepath.Join(dir, "base"), filepath.Join(dir, "scratch")
+	for p, n := range map[string]int64{base: 3 << 20, scratch: 64 << 20} {
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := driveSizes([]vmm.Drive{{ID: "root", Path: base, ReadOnly: true}, {ID: "scratch", Path: scratch}})
+	if err != nil || len(got) != 2 || got[0] != 3<<20 || got[1] != 64<<20 {
+		t.Errorf("sizes = %v, %v", got, err)
+	}
+	if got, err := driveSizes([]vmm.Drive{{ID: "root", Path: base}, {ID: "dev", Path: "/dev/null"}}); err != nil || got != nil {
+		t.Errorf("with a device: %v, %v; want none", got, err)
+	}
+	if _, err := driveSizes([]vmm.Drive{{ID: "gone", Path: filepath.Join(dir, "missing")}}); err == nil {
+		t.Error("a missing drive gave sizes")
 	}
 }
