@@ -6,7 +6,8 @@
 //	FERRY_BENCH=1 [FERRY_BENCH_N=7] [FERRY_BENCH_CONCURRENT=20] [FERRY_BENCH_LOG=FILE] [FERRY_BENCH_KERNEL=fallback] go test -run Warm -v -timeout 30m ./bench/warm/
 //
 // FERRY_BENCH_KERNEL=fallback boots Debian's fallback kernel instead of
-// the minimal one. bench/README.md records results with the machine's load.
+// the minimal one; FERRY_BENCH_SPARES=0 runs the daemon without spares
+// (every warm start restores its template itself). bench/README.md records results with the machine's load.
 package warm
 
 import (
@@ -81,7 +82,7 @@ func startDaemon(t *testing.T) (*api.Client, *syncBuf) {
 	ready, done := make(chan struct{}), make(chan error, 1)
 	go func() {
 		done <- daemon.Run(ctx, daemon.Config{Root: filepath.Join(dir, "root"), Socket: sock, NetNS: ns,
-			MirrorAddr: "", Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Ready: func() { close(ready) }})
+			MirrorAddr: "", Spares: os.Getenv("FERRY_BENCH_SPARES") != "0", Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Ready: func() { close(ready) }})
 	}()
 	select {
 	case <-ready:
@@ -123,6 +124,11 @@ func startDaemon(t *testing.T) (*api.Client, *syncBuf) {
 func config(cold bool, cmd ...string) types.Config {
 	return types.Config{Image: img, Init: types.Init{Cmd: cmd}, Guest: types.Guest{Cold: cold}}
 }
+
+// settle waits between measured starts until the daemon is idle again:
+// after a warm start it restores the next spare (1 s later, a few hundred
+// milliseconds of CPU), which no measured start may share the CPUs with.
+func settle() { time.Sleep(1500 * time.Millisecond) }
 
 // runTrue is `ferry run --rm IMG true`: create and start, wait for the
 // exit, destroy.
@@ -271,6 +277,15 @@ func procKB(t *testing.T, pid int, file, field string) int64 {
 // loading, loaded and resumed, control channel answering, run config taken.
 func logPhases(t *testing.T, what, logs string) {
 	phases := map[string][]time.Duration{}
+	var claims []time.Duration
+	for _, m := range regexp.MustCompile(`msg="claimed spare" .*claim=(\S+) config=(\S+)`).FindAllStringSubmatch(logs, -1) {
+		a, _ := time.ParseDuration(m[1])
+		b, _ := time.ParseDuration(m[2])
+		claims = append(claims, a+b)
+	}
+	if len(claims) > 0 {
+		t.Logf("spares claimed, %s: %d, median claim+config %v", what, len(claims), median(claims).Round(time.Millisecond))
+	}
 	for _, m := range regexp.MustCompile(`msg=restored .*launch=(\S+) resume=(\S+) connect=(\S+) config=(\S+) total=(\S+)`).FindAllStringSubmatch(logs, -1) {
 		for i, name := range []string{"launch", "resume", "connect", "config", "total"} {
 			if d, err := time.ParseDuration(m[i+1]); err == nil {
@@ -342,7 +357,9 @@ func TestWarmVsCold(t *testing.T) {
 	var warm, cold []time.Duration
 	for range n {
 		warm = append(warm, runTrue(t, c, false))
+		settle()
 		cold = append(cold, runTrue(t, c, true))
+		settle()
 	}
 	t.Logf("run --rm true: warm median %v %v", median(warm), warm)
 	t.Logf("run --rm true: cold median %v %v", median(cold), cold)
@@ -350,7 +367,9 @@ func TestWarmVsCold(t *testing.T) {
 	warm, cold = nil, nil
 	for range n {
 		warm = append(warm, toEntrypoint(t, c, false))
+		settle()
 		cold = append(cold, toEntrypoint(t, c, true))
+		settle()
 	}
 	t.Logf("create → entrypoint output: warm median %v %v (goal <= 250ms)", median(warm), warm)
 	t.Logf("create → entrypoint output: cold median %v %v", median(cold), cold)

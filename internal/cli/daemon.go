@@ -49,6 +49,7 @@ required). SIGTERM or SIGINT shut it down gracefully.`,
 	f.BoolVar(&cfg.AllowLinkLocal, "allow-link-local", false, "let guests reach 169.254.0.0/16 (cloud metadata) through the host")
 	f.StringVar(&cfg.VMM, "vmm", "", "VMM driver: qemu or firecracker (default: the best available)")
 	f.BoolVar(&cfg.Prewarm, "prewarm", true, "with warm starts, build the default machine's template when the daemon starts, in the background")
+	f.BoolVar(&cfg.Spares, "spares", true, "with warm starts, keep one restored machine of each shape started warm ready for the next machine of it")
 	f.BoolVar(&warm, "warm-starts", warm, "start machines by restoring a saved guest of their shape instead of booting (QEMU; false: boot every machine; docs/warm-starts.md)")
 	f.StringVar(&cfg.VolumeKeyFile, "volume-key-file", "", "wrap the keys of new volumes with this secret file (0600; e.g. head -c 32 /dev/urandom)")
 	f.StringSliceVar(&cfg.InsecureRegistries, "insecure-registry", nil, "registry (host[:port]) to reach over plain HTTP (repeatable)")

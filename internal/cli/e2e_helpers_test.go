@@ -69,9 +69,9 @@ func (e *ferryEnv) startDaemon() {
 	t := e.t
 	t.Helper()
 	// The mirror is off unless a test asks (its default port is shared).
-	// No template built at start unless a test asks (vmEnv): most of these
-	// daemons boot no machine.
-	args := append([]string{"daemon", "--debug", "--root", e.root, "--socket", e.sock, "--mirror-addr=", "--prewarm=false"}, e.extra...)
+	// No template built at start and no spare kept unless a test asks
+	// (vmEnv): most of these daemons boot no machine.
+	args := append([]string{"daemon", "--debug", "--root", e.root, "--socket", e.sock, "--mirror-addr=", "--prewarm=false", "--spares=false"}, e.extra...)
 	cmd := e.command([]string{"DOCKER_CONFIG=" + e.daemonCfg}, args...)
 	e.daemonLog = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = e.daemonLog, e.daemonLog

@@ -2,13 +2,16 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
-
-	"github.com/ferryvm/ferry/internal/api/types"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/machine"
 )
 
 // TestWarmStarts runs the guest-semantics checks on both paths of one
@@ -18,7 +21,9 @@ import (
 // exec, foreground attach), and two machines restored from one template do not
 // share their random bytes, boot id or MAC.
 func TestWarmStarts(t *testing.T) {
-	e := vmEnv(t, "--warm-starts")
+	// With spares, as `ferry daemon` runs by default: most warm machines
+	// here take the spare the one before left (TestWarmSpares checks that).
+	e := vmEnv(t, "--warm-starts", "--spares")
 	t.Parallel()
 	paths := []struct {
 		name  string
@@ -110,6 +115,11 @@ func TestWarmStarts(t *testing.T) {
 	}
 	if got[0].bootID == got[1].bootID || got[0].rnd == got[1].rnd || got[0].mac == got[1].mac {
 		t.Errorf("two machines restored from one template share state: %+v", got)
+	}
+	if n := strings.Count(e.daemonLog.String(), `msg="claimed spare"`); n == 0 {
+		t.Errorf("no warm machine took a spare: the checks above ran on restores only\n%s", e.daemonLog)
+	} else {
+		t.Logf("%d of the warm machines took a spare", n)
 	}
 	for _, n := range names {
 		e.ok("rm", "-f", n)
@@ -339,5 +349,118 @@ func TestWarmPrewarm(t *testing.T) {
 		t.Errorf("%d template builds, want 1 (the one at start):\n%s", n, e.daemonLog)
 	}
 	e.ok("rm", "first")
+	assertNoLeaks(t, e)
+}
+
+// spareDirs are the directories of the spares e's daemon keeps.
+func spareDirs(root string) []string {
+	m, _ := filepath.Glob(filepath.Join(root, "machines", "*", machine.SpareName))
+	for i := range m {
+		m[i] = filepath.Dir(m[i])
+	}
+	return m
+}
+
+// nextSpare waits for e's daemon to keep one spare other than prev and
+// returns its directory.
+func nextSpare(e *vmFerry, prev string) string {
+	var next string
+	e.eventually("a new spare is ready", 3*time.Minute, func() bool {
+		d := spareDirs(e.root)
+		if len(d) == 1 && d[0] != prev {
+			next = d[0]
+		}
+		return next != ""
+	})
+	return next
+}
+
+// vmmStarted is when process pid started, from /proc (boot time plus its
+// start in clock ticks; Linux's USER_HZ is 100).
+func vmmStarted(t *testing.T, pid int) time.Time {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	ticks, _ := strconv.ParseInt(f[19], 10, 64) // field 22, starttime
+	st, _ := os.ReadFile("/proc/stat")
+	var btime int64
+	for _, l := range strings.Split(string(st), "\n") {
+		if v, ok := strings.CutPrefix(l, "btime "); ok {
+			btime, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return time.Unix(btime, 0).Add(time.Duration(ticks) * 10 * time.Millisecond)
+}
+
+// TestWarmSpares: with --spares the daemon keeps a restored machine ready
+// (here the default shape's, --prewarm); the next machine takes it — its
+// VMM ran before the machine was asked for — and is a whole machine of its
+// own: its disks (the writable one at its real size), its network, its exit
+// status; it survives a daemon restart. Another spare follows it, and a
+// spare left by a killed daemon is reaped by the next one.
+func TestWarmSpares(t *testing.T) {
+	e := vmEnv(t, "--prewarm", "--spares")
+	t.Parallel()
+	spare := nextSpare(e, "")
+	asked := time.Now()
+	e.ok("run", "-d", "--name", "s1", "busybox:vm", "sleep", "1000")
+	m := e.inspect("s1")
+	if m.ID != filepath.Base(spare) || !m.Warm {
+		t.Fatalf("s1 (%s, warm %v) did not take the spare %s\n%s", m.ID, m.Warm, spare, e.daemonLog)
+	}
+	if started := vmmStarted(t, m.PID); !started.Before(asked) {
+		t.Errorf("s1's VMM started at %v, after the machine was asked for at %v: not a spare", started, asked)
+	}
+	if !strings.Contains(e.daemonLog.String(), `msg="claimed spare" svc=machine machine=`+m.ID) {
+		t.Errorf("the daemon did not say it claimed the spare:\n%s", e.daemonLog)
+	}
+	e.eventually("s1 answers exec", time.Minute, func() bool { return e.run(nil, "exec", "s1", "true").code == 0 })
+	scratch, err := os.Stat(filepath.Join(e.root, "machines", m.ID, "scratch.ext4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := e.ok("exec", "s1", "sh", "-c", "cat /sys/block/vdb/size; echo kept > /f; sync; cat /f; ip -o -4 addr show eth0")
+	if f := strings.Fields(out); len(f) < 2 || f[0] != strconv.FormatInt(scratch.Size()/512, 10) || f[1] != "kept" {
+		t.Errorf("s1's disks: %q (scratch is %d bytes)", out, scratch.Size())
+	}
+	if m.Network == nil || len(m.Network.Endpoints) == 0 || !strings.Contains(out, " "+m.Network.Endpoints[0].IPv4.String()+" ") {
+		t.Errorf("s1's eth0: %q, its endpoint %+v", out, m.Network)
+	} else {
+		gw := m.Network.Endpoints[0].Gateway.String()
+		e.eventually("s1 reaches its gateway "+gw, time.Minute, func() bool {
+			return e.run(nil, "exec", "s1", "ping", "-c", "1", "-W", "5", gw).code == 0
+		})
+	}
+	// The next spare, then a machine that takes it and exits 3.
+	spare = nextSpare(e, spare)
+	if r := e.run(nil, "run", "--name", "s2", "busybox:vm", "sh", "-c", "exit 3"); r.code != 3 {
+		t.Errorf("s2: %s", r)
+	}
+	if m := e.inspect("s2"); m.ID != filepath.Base(spare) || m.LastExit == nil || m.LastExit.ExitCode != 3 {
+		t.Errorf("s2 (%s) did not take the spare %s or exit 3: %+v", m.ID, spare, m.LastExit)
+	}
+	e.ok("rm", "s2")
+	// A killed daemon's spare is reaped by the next daemon; the machine
+	// that was a spare is adopted.
+	spare = nextSpare(e, spare)
+	e.killDaemon()
+	e.startDaemon()
+	e.eventually("the killed daemon's spare is gone", time.Minute, func() bool {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			if b, _ := os.ReadFile(p); strings.Contains(string(b), spare+"/") {
+				return false
+			}
+		}
+		_, err := os.Stat(spare)
+		return os.IsNotExist(err)
+	})
+	if out := e.ok("exec", "s1", "cat", "/f"); out != "kept\n" {
+		t.Errorf("s1 after the daemon restart: %q", out)
+	}
+	e.ok("rm", "-f", "s1")
 	assertNoLeaks(t, e)
 }

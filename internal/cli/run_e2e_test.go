@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/machine"
 	"github.com/ferryvm/ferry/internal/testimage"
 	"github.com/ferryvm/ferry/internal/testutil/prereq"
 	"github.com/ferryvm/ferry/internal/testutil/prereq/vmprereq"
@@ -393,8 +395,15 @@ func assertNoLeaks(t *testing.T, e *vmFerry) {
 	if out := e.ok("ps", "-a", "-q"); out != "" {
 		return // machines remain on purpose
 	}
+	// A spare (--spares) is a VMM of no machine on purpose.
+	var spares []string
 	ents, _ := os.ReadDir(filepath.Join(e.root, "machines"))
 	for _, d := range ents {
+		dir := filepath.Join(e.root, "machines", d.Name())
+		if _, err := os.Stat(filepath.Join(dir, machine.SpareName)); err == nil {
+			spares = append(spares, dir)
+			continue
+		}
 		t.Errorf("leaked machine directory %s", d.Name())
 	}
 	if out, _ := e.inNetns("ip", "-o", "link", "show", "type", "tun"); strings.TrimSpace(out) != "" {
@@ -403,7 +412,8 @@ func assertNoLeaks(t *testing.T, e *vmFerry) {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, _ := os.ReadFile(p)
-		if strings.Contains(string(b), filepath.Join(e.root, "machines")) {
+		if strings.Contains(string(b), filepath.Join(e.root, "machines")) &&
+			!slices.ContainsFunc(spares, func(d string) bool { return strings.Contains(string(b), d+"/") }) {
 			t.Errorf("leaked VMM process %s: %q", p, strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}

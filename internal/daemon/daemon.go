@@ -82,6 +82,10 @@ type Config struct {
 	// starts (in the background), so its first machine does not wait for
 	// one (machine.Manager.Prewarm).
 	Prewarm bool
+	// Spares keeps one restored machine of each shape started warm (and,
+	// with Prewarm, of the default shape) running and ready for the next
+	// machine of it (machine.Options.Spares).
+	Spares bool
 	// VolumeKeyFile, when set, wraps the keys of new volumes (and unwraps
 	// the keys it wrapped): volume.WrapKeyFromFile.
 	VolumeKeyFile string

@@ -44,7 +44,7 @@ func wireMachines(ctx context.Context, d *daemon) error {
 	opts := machine.Options{MachinesDir: d.root.Machines(), DefaultVMM: d.cfg.VMM, Logger: log,
 		BindAllowed: machine.RemoteBindPolicy(api.RemoteClient, d.cfg.RemoteBindPaths)}
 	if !d.cfg.ColdBoots {
-		deps.Warm, opts.TemplatesDir = &warmVMM{h: hv, q: q}, d.root.WarmTemplates()
+		deps.Warm, opts.TemplatesDir, opts.Spares = &warmVMM{h: hv, q: q}, d.root.WarmTemplates(), d.cfg.Spares
 	}
 	m, err := machine.New(d.db, deps, opts)
 	if err != nil {

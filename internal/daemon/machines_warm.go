@@ -75,3 +75,19 @@ func (w *warmVMM) start(ctx context.Context, vm machine.VM, start func() (*vmm.P
 	}
 	return process{p}, nil
 }
+
+func (w *warmVMM) Claim(ctx context.Context, spare, vm machine.VM) error {
+	if err := qemu.Claim(ctx, spare.Spec.Dir, spare.Spec, vm.Spec.Drives, vm.Spec.NICs); err != nil {
+		return err
+	}
+	// A later adopt reads the machine's own spec beside the spare's plan.
+	r, err := vmm.ReadRecord(spare.Spec.Dir)
+	if err == nil {
+		r.Spec = vm.Spec
+		err = vmm.WriteRecordOf(*r)
+	}
+	if err != nil {
+		w.h.log.Warn("record vmm plan", "machine", vm.Spec.ID, "err", err)
+	}
+	return nil
+}

@@ -55,6 +55,12 @@ func (m *Manager) Create(ctx context.Context, app string, req types.CreateReques
 	if err := m.checkBinds(ctx, cfg); err != nil {
 		return nil, err
 	}
+	if req.ID == "" && !req.SkipLaunch {
+		if sp := m.takeSpare(cfg); sp != nil {
+			id = sp.id
+			defer m.dropSpare(id) // when its start did not claim it
+		}
+	}
 	now := time.Now().UTC()
 	mc := &types.Machine{ID: id, Name: req.Name, App: app, State: types.StateCreated, Config: cfg, Version: 1,
 		ImageRef: types.ImageRef{Ref: img.Ref, Digest: img.Digest}, ImageConfig: imageConfigView(img.Config), CreatedAt: now}

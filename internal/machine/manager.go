@@ -51,7 +51,10 @@ type Options struct {
 	// guest taking its run config; past it the machine boots cold
 	// (default 30 s).
 	RestoreTimeout time.Duration
-	Logger         *slog.Logger
+	// Spares keeps, with warm starts, one restored machine of each shape
+	// started warm ready for the next machine of it (spare.go).
+	Spares bool
+	Logger *slog.Logger
 }
 
 // Manager owns every machine of a daemon.
@@ -123,6 +126,7 @@ func (m *Manager) Close() error {
 	}
 	m.mu.Unlock()
 	m.wg.Wait()
+	m.closeSpares()
 	return nil
 }
 

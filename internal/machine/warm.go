@@ -43,6 +43,9 @@ type Warm interface {
 	// mem; Resume sizes its drives and runs it.
 	StartRestore(ctx context.Context, vm VM, state string, mem *os.File) (Process, error)
 	Resume(ctx context.Context, vm VM) error
+	// Claim gives the running spare (a restore of vm's template with
+	// vmm.Spec.Spare set) vm's drives and open TAPs.
+	Claim(ctx context.Context, spare, vm VM) error
 }
 
 // warmControl is the part of a guest control client the warm path uses.
@@ -71,10 +74,13 @@ const (
 )
 
 type warmStarts struct {
-	store  *template.Store
-	mu     sync.Mutex
-	builds map[string]*templateBuild // key ID → build in flight
-	failed map[string]buildFailure   // key ID → its last failed build
+	store    *template.Store
+	mu       sync.Mutex
+	builds   map[string]*templateBuild // key ID → build in flight
+	failed   map[string]buildFailure   // key ID → its last failed build
+	spares   map[string]*spare         // key ID → a spare ready (spare.go)
+	filling  map[string]bool           // key ID → a spare being restored
+	reserved map[string]*spare         // machine ID → the spare its create took
 }
 
 // buildFailure is a template build that failed: machines of its key boot
@@ -105,7 +111,8 @@ func openWarm(deps Deps, opt Options) (*warmStarts, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &warmStarts{store: st, builds: map[string]*templateBuild{}, failed: map[string]buildFailure{}}, nil
+	return &warmStarts{store: st, builds: map[string]*templateBuild{}, failed: map[string]buildFailure{},
+		spares: map[string]*spare{}, filling: map[string]bool{}, reserved: map[string]*spare{}}, nil
 }
 
 // startWarm starts vm by restoring its template and hands the machine its
@@ -126,6 +133,18 @@ func (m *Manager) startWarm(ctx context.Context, mc *types.Machine, vm VM, rc *g
 		m.bootCold(mc, err)
 		return nil, nil, cold
 	}
+	if sp := m.reservedSpare(mc.ID); sp != nil {
+		if sp.key.ID() == key.ID() {
+			proc, ctl, err := m.claimSpare(ctx, &vm, sp, rc)
+			if err == nil {
+				m.fillSpare(key, vm, spareDelay)
+				return proc, ctl, vm
+			}
+			m.log.Warn("spare machine not claimed; restoring", "machine", mc.ID, "err", err)
+		} else {
+			m.endSpare(sp, false) // its shape was not this machine's
+		}
+	}
 	t, err := m.template(ctx, key, vm)
 	if err != nil {
 		m.bootCold(mc, err)
@@ -141,6 +160,7 @@ func (m *Manager) startWarm(ctx context.Context, mc *types.Machine, vm VM, rc *g
 		m.bootCold(mc, err)
 		return nil, nil, cold
 	}
+	m.fillSpare(key, vm, spareDelay)
 	return proc, ctl, vm
 }
 
@@ -296,8 +316,12 @@ func (m *Manager) prewarm(ctx context.Context) error {
 		return err
 	}
 	t, err := m.template(ctx, key, vm)
+	if err != nil {
+		return err
+	}
 	_ = t.Close()
-	return err
+	m.fillSpare(key, vm, 0)
+	return nil
 }
 
 // warmShape gives vm the shared boot files (no run config in them) and
@@ -392,21 +416,10 @@ func (m *Manager) templateVM(key template.Key, vm VM) (VM, func(), error) {
 	s := vm.Spec
 	spec := vmm.Spec{ID: name, Dir: dir, Kernel: s.Kernel, Initrd: s.Initrd, Cmdline: s.Cmdline, ACPI: s.ACPI,
 		VCPUs: s.VCPUs, MemoryMiB: s.MemoryMiB, Control: vmm.MachineControl(dir), ConsoleLog: filepath.Join(dir, "console.log")}
-	for i, d := range s.Drives {
-		p := filepath.Join(dir, fmt.Sprintf("drive%d.img", i))
-		if err := os.WriteFile(p, nil, 0o600); err != nil {
-			cleanup()
-			return VM{}, nil, err
-		}
-		size := int64(placeholderSize)
-		if d.ReadOnly {
-			size = readOnlyPlaceholderSize
-		}
-		if err := os.Truncate(p, size); err != nil {
-			cleanup()
-			return VM{}, nil, err
-		}
-		spec.Drives = append(spec.Drives, vmm.Drive{ID: d.ID, Path: p, ReadOnly: d.ReadOnly})
+	var err error
+	if spec.Drives, err = placeholderDrives(dir, "drive", s.Drives); err != nil {
+		cleanup()
+		return VM{}, nil, err
 	}
 	for i, n := range s.NICs {
 		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
@@ -419,6 +432,28 @@ func (m *Manager) templateVM(key template.Key, vm VM) (VM, func(), error) {
 		spec.NICs = append(spec.NICs, vmm.NIC{ID: n.ID, Tap: "placeholder", File: a, Socket: true, MAC: guest.TemplateMAC(i)})
 	}
 	return VM{Driver: vm.Driver, Spec: spec}, cleanup, nil
+}
+
+// placeholderDrives are sparse files in dir (named prefix and the index)
+// standing for drives: of placeholderSize, read-only ones of
+// readOnlyPlaceholderSize.
+func placeholderDrives(dir, prefix string, drives []vmm.Drive) ([]vmm.Drive, error) {
+	var out []vmm.Drive
+	for i, d := range drives {
+		p := filepath.Join(dir, fmt.Sprintf("%s%d.img", prefix, i))
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			return nil, err
+		}
+		size := int64(placeholderSize)
+		if d.ReadOnly {
+			size = readOnlyPlaceholderSize
+		}
+		if err := os.Truncate(p, size); err != nil {
+			return nil, err
+		}
+		out = append(out, vmm.Drive{ID: d.ID, Path: p, ReadOnly: d.ReadOnly})
+	}
+	return out, nil
 }
 
 // buildTemplate boots key's template machine, waits until its ferry-init

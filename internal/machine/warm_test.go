@@ -31,7 +31,8 @@ func (f *failingWarm) Save(context.Context, VM, *os.File) error { return errors.
 func (f *failingWarm) StartRestore(context.Context, VM, string, *os.File) (Process, error) {
 	return nil, errors.New("unused")
 }
-func (f *failingWarm) Resume(context.Context, VM) error { return errors.New("unused") }
+func (f *failingWarm) Resume(context.Context, VM) error    { return errors.New("unused") }
+func (f *failingWarm) Claim(context.Context, VM, VM) error { return errors.New("unused") }
 
 // A template whose build failed is not built again by the next starts of
 // its shape (each would pay a boot for nothing): they boot cold at once,

@@ -94,6 +94,11 @@ func WriteRecord(spec Spec, p *Process) error {
 	return writeJSON(filepath.Join(spec.Dir, RecordName), Record{Spec: spec, Plan: p.Plan})
 }
 
+// WriteRecordOf writes r to r.Spec.Dir.
+func WriteRecordOf(r Record) error {
+	return writeJSON(filepath.Join(r.Spec.Dir, RecordName), r)
+}
+
 // ReadRecord reads what a machine's last start ran.
 func ReadRecord(dir string) (*Record, error) {
 	b, err := os.ReadFile(filepath.Join(dir, RecordName))

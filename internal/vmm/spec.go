@@ -52,6 +52,12 @@ type Spec struct {
 
 	Control Control `json:"control"`
 
+	// Spare is a machine restored ahead of any request, kept ready for the
+	// next machine of its shape (docs/warm-starts.md): its drives are
+	// placeholders the VMM swaps for the machine's own and its NICs wait
+	// for the machine's TAPs (qemu.Claim). QEMU only.
+	Spare bool `json:"spare,omitempty"`
+
 	// NetNS is the named network namespace (/var/run/netns/NAME) the
 	// machine's TAPs live in, when the daemon's network side runs in one.
 	// QEMU needs nothing from it (it inherits the open TAP); Firecracker is
@@ -173,7 +179,7 @@ func (s Spec) Validate() error {
 			return bad("nic id %q invalid or repeated", n.ID)
 		}
 		seen["n"+n.ID] = true
-		if n.Tap == "" && n.File == nil {
+		if n.Tap == "" && n.File == nil && !s.Spare {
 			return bad("nic %s has neither a tap name nor an open tap", n.ID)
 		}
 		if _, err := net.ParseMAC(n.MAC); err != nil || len(n.MAC) != 17 {

@@ -294,7 +294,7 @@ func (h *Host) Start() {
 	first := h.Daemon == nil
 	// No template at start: the tests count each host's VMMs, and a
 	// host's first machine builds its template as it needs it.
-	h.Daemon = h.c.start(h.NS, "daemon", "--root", h.Root, "--socket", h.Sock, "--docker-socket", "none", "--mirror-addr=", "--prewarm=false",
+	h.Daemon = h.c.start(h.NS, "daemon", "--root", h.Root, "--socket", h.Sock, "--docker-socket", "none", "--mirror-addr=", "--prewarm=false", "--spares=false",
 		"--api-addr", h.IP+":7070", "--api-token", "cptest-api",
 		"--join", "http://"+h.c.Replicas[h.Via].Addr, "--join-token", Token, "--join-name", h.Name)
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {

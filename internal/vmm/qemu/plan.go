@@ -108,6 +108,11 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 		} else {
 			opt += ",discard=unmap"
 		}
+		if spec.Spare {
+			// Named nodes, so Claim can swap the placeholder file for the
+			// machine's own (blockdev-reopen).
+			opt += ",node-name=" + formatNode(dr.ID) + ",file.node-name=" + fileNode(dr.ID, 0)
+		}
 		if dr.Resizable {
 			// block_resize re-takes the image's byte-range locks, which
 			// fails on a file QEMU got as an fd set; one writer per volume
@@ -120,6 +125,9 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 	for _, n := range spec.NICs {
 		var nd string
 		switch {
+		case spec.Spare:
+			// A hub port: Claim joins the machine's TAP to the same hub.
+			nd = "hubport,id=" + n.ID + ",hubid=" + strconv.Itoa(hubID(spec.NICs, n.ID))
 		case n.File != nil && n.Socket:
 			nd = "socket,id=" + n.ID + ",fd=" + fd(vmm.ExtraFile{Name: "socket:" + n.ID, File: n.File})
 		case n.File != nil:

@@ -1,0 +1,265 @@
+package machine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/vmm"
+	"github.com/ferryvm/ferry/internal/vmm/template"
+)
+
+// Spares (Options.Spares, docs/warm-starts.md): after a machine of a key
+// started warm, the manager restores one more machine of that key ahead
+// of any request — under the machine ID and directory the next machine
+// of that shape will get — runs it and connects to its waiting ferry-init.
+// The next create whose config fits takes that ID; its start then gives
+// the spare its disks and TAPs (Warm.Claim) and sends the run config, so
+// launching QEMU, loading the state, resuming and meeting ferry-init are
+// off the machine's start. A spare belongs to no recorded machine: a
+// daemon restart reaps it (collectOrphans) and Close ends it.
+
+// spare is a restored machine waiting for a machine to become.
+type spare struct {
+	id   string
+	key  template.Key
+	vm   VM
+	proc Process
+	ctl  Control
+}
+
+// spareDrivePrefix names a spare's placeholder drives in its directory
+// (none of a machine's own files is named so); SpareName marks the
+// directory of a spare no machine has taken yet.
+const (
+	spareDrivePrefix = "spare-drive"
+	SpareName        = "spare"
+)
+
+// takeSpare reserves a spare whose shape cfg (a validated config with its
+// image's volumes) predicts and returns it; nil when there is none. The
+// caller creates the machine under the spare's ID; its start claims it
+// (claimSpare) or ends it, and dropSpare ends one left unclaimed.
+func (m *Manager) takeSpare(cfg types.Config) *spare {
+	if m.warm == nil || !m.opt.Spares || cfg.Guest.Cold || len(cfg.Mounts) > 0 {
+		return nil
+	}
+	nics := 0
+	if m.deps.Network != nil {
+		nics = max(1, len(cfg.Networks))
+	}
+	m.warm.mu.Lock()
+	defer m.warm.mu.Unlock()
+	for id, sp := range m.warm.spares {
+		k := sp.key
+		if k.VCPUs == cfg.Guest.CPUs && k.MemoryMiB == cfg.Guest.MemoryMB && k.Layout.NICs == nics && (cfg.VMM == "" || cfg.VMM == sp.vm.Driver) {
+			delete(m.warm.spares, id)
+			m.warm.reserved[sp.id] = sp
+			return sp
+		}
+	}
+	return nil
+}
+
+// reservedSpare hands over the spare reserved for machine id, if any.
+func (m *Manager) reservedSpare(id string) *spare {
+	m.warm.mu.Lock()
+	defer m.warm.mu.Unlock()
+	sp := m.warm.reserved[id]
+	delete(m.warm.reserved, id)
+	return sp
+}
+
+// dropSpare ends the spare reserved for machine id that its start did not
+// claim (a failed create).
+func (m *Manager) dropSpare(id string) {
+	if m.warm == nil {
+		return
+	}
+	if sp := m.reservedSpare(id); sp != nil {
+		m.endSpare(sp, false)
+	}
+}
+
+// endSpare ends sp's VMM and removes its files (its whole directory when
+// no machine took its ID).
+func (m *Manager) endSpare(sp *spare, dir bool) {
+	_ = sp.ctl.Close()
+	endProcess(m.ctx, sp.proc)
+	if dir {
+		_ = os.RemoveAll(sp.vm.Spec.Dir)
+		return
+	}
+	removeSpareDrives(sp.vm.Spec.Dir)
+}
+
+// removeSpareDrives removes a spare's own files from dir, which a machine
+// of the spare's ID has taken.
+func removeSpareDrives(dir string) {
+	_ = os.Remove(filepath.Join(dir, SpareName))
+	paths, _ := filepath.Glob(filepath.Join(dir, spareDrivePrefix+"*"))
+	for _, p := range paths {
+		_ = os.Remove(p)
+	}
+}
+
+// claimSpare makes sp machine vm: its drives and TAPs, then rc over the
+// control channel sp holds. On failure sp is ended (vm's own files stay).
+func (m *Manager) claimSpare(ctx context.Context, vm *VM, sp *spare, rc *guest.RunConfig) (_ Process, _ Control, err error) {
+	t0 := time.Now()
+	marker := filepath.Join(vm.Spec.Dir, restoringName)
+	if err := os.WriteFile(marker, []byte(sp.key.ID()+"\n"), 0o600); err != nil {
+		m.endSpare(sp, false)
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			m.endSpare(sp, false)
+			_ = os.Remove(marker)
+		}
+	}()
+	rctx, cancel := context.WithTimeout(ctx, m.opt.RestoreTimeout)
+	defer cancel()
+	if err := m.deps.Warm.Claim(rctx, sp.vm, *vm); err != nil {
+		return nil, nil, fmt.Errorf("claim spare: %w", err)
+	}
+	vm.Driver = sp.proc.Driver()
+	t1 := time.Now()
+	w, err := guest.NewWarmConfig(*rc, time.Now())
+	if err == nil {
+		w.DiskBytes, err = driveSizes(vm.Spec.Drives)
+	}
+	if err == nil {
+		err = sp.ctl.(warmControl).Warm(rctx, w)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("spare guest: warm config: %w", err)
+	}
+	_ = os.Remove(marker)
+	removeSpareDrives(vm.Spec.Dir)
+	m.log.Debug("claimed spare", "machine", vm.Spec.ID, "template", sp.key.ID(), "claim", t1.Sub(t0), "config", time.Since(t1))
+	return sp.proc, sp.ctl, nil
+}
+
+// spareDelay is how long after a warm start its key's next spare is
+// restored: restoring costs a QEMU launch and a resume, CPU the machine
+// just started would otherwise share while it starts its entrypoint.
+const spareDelay = time.Second
+
+// fillSpare restores, in the background and after delay, a spare of key
+// (shape as vm) unless one is kept or being made.
+func (m *Manager) fillSpare(key template.Key, vm VM, delay time.Duration) {
+	if m.warm == nil || !m.opt.Spares {
+		return
+	}
+	id := key.ID()
+	m.warm.mu.Lock()
+	if m.warm.spares[id] != nil || m.warm.filling[id] || m.ctx.Err() != nil {
+		m.warm.mu.Unlock()
+		return
+	}
+	m.warm.filling[id] = true
+	m.wg.Add(1)
+	m.warm.mu.Unlock()
+	go func() {
+		defer m.wg.Done()
+		var sp *spare
+		err := m.ctx.Err()
+		select {
+		case <-m.ctx.Done():
+		case <-time.After(delay):
+			sp, err = m.newSpare(m.ctx, key, vm)
+		}
+		m.warm.mu.Lock()
+		delete(m.warm.filling, id)
+		closing := m.ctx.Err() != nil
+		if err == nil && !closing {
+			m.warm.spares[id] = sp
+		}
+		m.warm.mu.Unlock()
+		switch {
+		case err != nil && !closing:
+			m.log.Warn("spare machine not restored", "template", id, "err", err)
+		case err == nil && closing:
+			m.endSpare(sp, true)
+		}
+	}()
+}
+
+// newSpare restores a spare of key: vm's shape under a fresh machine ID,
+// placeholder drives, NICs waiting for TAPs.
+func (m *Manager) newSpare(ctx context.Context, key template.Key, vm VM) (_ *spare, err error) {
+	t, err := m.warm.store.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	defer t.Close()
+	id := newID()
+	dir := m.dir(id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	s := vm.Spec
+	svm := VM{Driver: vm.Driver, Spec: vmm.Spec{ID: id, Dir: dir, Cmdline: guest.KernelCmdline, VCPUs: s.VCPUs, MemoryMiB: s.MemoryMiB,
+		Control: vmm.MachineControl(dir), ConsoleLog: filepath.Join(dir, "console.log"), NetNS: s.NetNS, Spare: true}}
+	if svm.Spec.Drives, err = placeholderDrives(dir, spareDrivePrefix, s.Drives); err != nil {
+		return nil, err
+	}
+	for i, n := range s.NICs {
+		svm.Spec.NICs = append(svm.Spec.NICs, vmm.NIC{ID: n.ID, MAC: guest.TemplateMAC(i)})
+	}
+	svm, skey, err := m.warmShape(ctx, svm)
+	if err != nil {
+		return nil, err
+	}
+	if skey.ID() != key.ID() {
+		return nil, fmt.Errorf("spare of template %s has key %s (the kernel or ferry-init changed)", key.ID(), skey.ID())
+	}
+	proc, err := m.deps.Warm.StartRestore(ctx, svm, t.State, t.RAM)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			endProcess(ctx, proc)
+		}
+	}()
+	svm.Driver = proc.Driver()
+	rctx, cancel := context.WithTimeout(ctx, m.opt.RestoreTimeout)
+	defer cancel()
+	if err := m.deps.Warm.Resume(rctx, svm); err != nil {
+		return nil, fmt.Errorf("resume: %w", err)
+	}
+	ctl, err := m.connectUntil(rctx, svm)
+	if err != nil {
+		return nil, fmt.Errorf("restored guest: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, SpareName), []byte(key.ID()+"\n"), 0o600); err != nil {
+		_ = ctl.Close()
+		return nil, err
+	}
+	return &spare{id: id, key: key, vm: svm, proc: proc, ctl: ctl}, nil
+}
+
+// closeSpares ends every spare (Close): kept ones with their directories.
+func (m *Manager) closeSpares() {
+	if m.warm == nil {
+		return
+	}
+	m.warm.mu.Lock()
+	kept := m.warm.spares
+	m.warm.spares = map[string]*spare{}
+	m.warm.mu.Unlock()
+	for _, sp := range kept {
+		m.endSpare(sp, true)
+	}
+}
