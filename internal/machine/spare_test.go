@@ -1,0 +1,67 @@
+package machine
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/vmm/template"
+)
+
+// A create takes a spare only when its config predicts the spare's shape
+// (vCPUs, memory, NICs; no mounts, not cold); the one it took is its own
+// until its start claims it, and one left unclaimed is ended with its
+// placeholder files, the machine's directory kept.
+func TestSpareFit(t *testing.T) {
+	dir := t.TempDir()
+	m := &Manager{opt: Options{Spares: true, MachinesDir: dir}, deps: Deps{Network: &fakeNet{}}, ctx: context.Background(),
+		warm: &warmStarts{spares: map[string]*spare{}, filling: map[string]bool{}, reserved: map[string]*spare{}}}
+	key := template.Key{VCPUs: 1, MemoryMiB: 256, Layout: template.Layout{NICs: 1}}
+	proc := &fakeProc{dead: make(chan struct{})}
+	sp := &spare{id: "0123456789abcd", key: key, proc: proc, ctl: &fakeCtl{p: proc}}
+	sp.vm.Driver, sp.vm.Spec.Dir = "qemu", filepath.Join(dir, sp.id)
+	if err := os.MkdirAll(sp.vm.Spec.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{SpareName, spareDrivePrefix + "0.img", "scratch.ext4"} {
+		if err := os.WriteFile(filepath.Join(sp.vm.Spec.Dir, f), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.warm.spares[key.ID()] = sp
+	fits := types.Config{Guest: types.Guest{CPUs: 1, MemoryMB: 256}}
+	for name, cfg := range map[string]types.Config{
+		"more memory": {Guest: types.Guest{CPUs: 1, MemoryMB: 512}},
+		"two vCPUs":   {Guest: types.Guest{CPUs: 2, MemoryMB: 256}},
+		"cold":        {Guest: types.Guest{CPUs: 1, MemoryMB: 256, Cold: true}},
+		"a volume":    {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, Mounts: []types.Mount{{Volume: "v", Path: "/data"}}},
+		"two NICs":    {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, Networks: []types.EndpointRequest{{Network: "a"}, {Network: "b"}}},
+		"firecracker": {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, VMM: "firecracker"},
+	} {
+		if got := m.takeSpare(cfg); got != nil {
+			t.Errorf("%s: took the spare of %+v", name, key)
+		}
+	}
+	if got := m.takeSpare(fits); got != sp {
+		t.Fatalf("a fitting config did not take the spare: %v", got)
+	}
+	if got := m.takeSpare(fits); got != nil {
+		t.Fatal("one spare taken twice")
+	}
+	m.dropSpare(sp.id)
+	select {
+	case <-proc.dead:
+	default:
+		t.Error("an unclaimed spare's VMM still runs")
+	}
+	if m.reservedSpare(sp.id) != nil {
+		t.Error("a dropped spare is still reserved")
+	}
+	for f, want := range map[string]bool{SpareName: false, spareDrivePrefix + "0.img": false, "scratch.ext4": true} {
+		if _, err := os.Stat(filepath.Join(sp.vm.Spec.Dir, f)); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", f, err == nil, want)
+		}
+	}
+}
