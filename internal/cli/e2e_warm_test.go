@@ -361,14 +361,15 @@ func spareDirs(root string) []string {
 	return m
 }
 
-// nextSpare waits for e's daemon to keep one spare other than prev and
-// returns its directory.
+// nextSpare waits for e's daemon to have a spare other than prev ready
+// and returns its directory.
 func nextSpare(e *vmFerry, prev string) string {
 	var next string
 	e.eventually("a new spare is ready", 3*time.Minute, func() bool {
-		d := spareDirs(e.root)
-		if len(d) == 1 && d[0] != prev {
-			next = d[0]
+		for _, d := range spareDirs(e.root) {
+			if d != prev && strings.Contains(e.daemonLog.String(), `msg="spare ready" svc=machine spare=`+filepath.Base(d)) {
+				next = d
+			}
 		}
 		return next != ""
 	})
@@ -423,6 +424,14 @@ func TestWarmSpares(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := e.ok("exec", "s1", "sh", "-c", "cat /sys/block/vdb/size; echo kept > /f; sync; cat /f; ip -o -4 addr show eth0")
+	// The spare rehearsed a start (its guest ran a start's paths before
+	// the claim) and left nothing of it: no address, route or mount.
+	if !strings.Contains(e.daemonLog.String(), `msg="spare rehearsed a start"`) {
+		t.Errorf("the spare did not rehearse a start:\n%s", e.daemonLog)
+	}
+	if left := e.ok("exec", "s1", "sh", "-c", "ip -o addr; ip route; cat /proc/mounts"); strings.Contains(left, "127.77.") || strings.Contains(left, "192.0.2.") || strings.Contains(left, "rehearse") {
+		t.Errorf("the rehearsal left something in s1:\n%s", left)
+	}
 	if f := strings.Fields(out); len(f) < 2 || f[0] != strconv.FormatInt(scratch.Size()/512, 10) || f[1] != "kept" {
 		t.Errorf("s1's disks: %q (scratch is %d bytes)", out, scratch.Size())
 	}

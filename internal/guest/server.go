@@ -188,6 +188,8 @@ func serveStream(ctx context.Context, m *mux, s *stream, payload []byte, h Handl
 		r.Error = serveWarm(req.Warm, m.takeWarmParts(), h)
 	case "warm-part":
 		r.Error = m.addWarmPart(req.Part)
+	case "rehearse":
+		r.Error = serveRehearse(h)
 	default:
 		r.Error = &RemoteError{Message: fmt.Sprintf("unknown op %q", req.Op)}
 	}

@@ -210,3 +210,34 @@ func (c *Client) Warm(ctx context.Context, w *WarmConfig) error {
 // interface's MAC before it configures the network (and QEMU follows:
 // virtio-net's ctrl_mac_addr). Locally administered, never a machine's.
 func TemplateMAC(i int) string { return fmt.Sprintf("02:fe:77:00:00:%02x", i&0xff) }
+
+// RehearseHelperArg re-executes ferry-init (BuildHelper) as a process that
+// exits at once: a rehearsal's fork and exec.
+const RehearseHelperArg = "ferry-rehearse"
+
+// Rehearser is a Handler that can rehearse a start while it waits for a
+// warm config (a spare, docs/warm-starts.md): it runs the guest paths a
+// start takes that need no machine, so a VMM that restored the guest has
+// translated them (TCG) before a machine claims it. It leaves nothing
+// behind.
+type Rehearser interface {
+	Rehearse() error
+}
+
+func serveRehearse(h Handler) *RemoteError {
+	rh, ok := h.(Rehearser)
+	if !ok {
+		return &RemoteError{Message: "rehearse: this init does not rehearse"}
+	}
+	if err := rh.Rehearse(); err != nil {
+		return remoteError(err)
+	}
+	return nil
+}
+
+// Rehearse asks init, waiting for a warm config, to rehearse a start; it
+// returns once init has.
+func (c *Client) Rehearse(ctx context.Context) error {
+	_, err := c.call(ctx, request{Op: "rehearse"})
+	return err
+}

@@ -52,6 +52,9 @@ func Main() {
 	if len(os.Args) > 1 && os.Args[1] == guest.GrowHelperArg && os.Getpid() != 1 {
 		os.Exit(GrowMain(os.Args[2:])) // re-executed to grow a volume online: see grow.go
 	}
+	if len(os.Args) > 1 && os.Args[1] == guest.RehearseHelperArg && os.Getpid() != 1 {
+		os.Exit(0) // a rehearsal's exec: see rehearse.go
+	}
 	start := time.Now()
 	debug.SetGCPercent(400) // a short-lived, small heap: collect rarely
 	in := &Init{start: start, log: NewLogger(start), mnt: sysMounter{}}

@@ -29,8 +29,9 @@ type supervisor struct {
 	attachCh     chan attachReq // the host's attach request (attach.go)
 	attachClosed bool           // no more attach requests are taken
 
-	warmCh    chan warmReq // the host's warm config (warm.go)
-	warmTaken bool
+	warmCh     chan warmReq // the host's warm config (warm.go)
+	warmTaken  bool
+	rehearsing sync.Mutex // held by a rehearsal (rehearse.go)
 }
 
 // execDefaults are what an exec inherits from the entrypoint.

@@ -72,6 +72,8 @@ func (in *Init) awaitWarm() error {
 	in.sup.mu.Unlock()
 	in.log.Noticef("waiting for a warm config")
 	req := <-in.sup.warmCh
+	in.sup.rehearsing.Lock() // a rehearsal in progress ends first
+	in.sup.rehearsing.Unlock()
 	t := time.Now()
 	w, cfg := req.w, req.cfg
 	in.cfg = cfg

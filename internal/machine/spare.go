@@ -16,12 +16,22 @@ import (
 // Spares (Options.Spares, docs/warm-starts.md): after a machine of a key
 // started warm, the manager restores one more machine of that key ahead
 // of any request — under the machine ID and directory the next machine
-// of that shape will get — runs it and connects to its waiting ferry-init.
+// of that shape will get — runs it, connects to its waiting ferry-init and
+// has it rehearse a start (guest.Rehearser: under TCG the restored VMM
+// translates the start's guest paths then, not during the machine's start).
 // The next create whose config fits takes that ID; its start then gives
 // the spare its disks and TAPs (Warm.Claim) and sends the run config, so
 // launching QEMU, loading the state, resuming and meeting ferry-init are
 // off the machine's start. A spare belongs to no recorded machine: a
 // daemon restart reaps it (collectOrphans) and Close ends it.
+
+// rehearser is a control client that can ask a waiting guest to run a
+// start's machine-independent paths (guest.Rehearser).
+type rehearser interface {
+	Rehearse(ctx context.Context) error
+}
+
+var _ rehearser = (*guest.Client)(nil)
 
 // spare is a restored machine waiting for a machine to become.
 type spare struct {
@@ -34,7 +44,7 @@ type spare struct {
 
 // spareDrivePrefix names a spare's placeholder drives in its directory
 // (none of a machine's own files is named so); SpareName marks the
-// directory of a spare no machine has taken yet.
+// directory of a spare (being restored or ready) no machine has taken.
 const (
 	spareDrivePrefix = "spare-drive"
 	SpareName        = "spare"
@@ -181,6 +191,9 @@ func (m *Manager) fillSpare(key template.Key, vm VM, delay time.Duration) {
 			m.warm.spares[id] = sp
 		}
 		m.warm.mu.Unlock()
+		if err == nil && !closing {
+			m.log.Debug("spare ready", "spare", sp.id, "template", id)
+		}
 		switch {
 		case err != nil && !closing:
 			m.log.Warn("spare machine not restored", "template", id, "err", err)
@@ -208,6 +221,9 @@ func (m *Manager) newSpare(ctx context.Context, key template.Key, vm VM) (_ *spa
 			_ = os.RemoveAll(dir)
 		}
 	}()
+	if err := os.WriteFile(filepath.Join(dir, SpareName), []byte(key.ID()+"\n"), 0o600); err != nil {
+		return nil, err
+	}
 	s := vm.Spec
 	svm := VM{Driver: vm.Driver, Spec: vmm.Spec{ID: id, Dir: dir, Cmdline: guest.KernelCmdline, VCPUs: s.VCPUs, MemoryMiB: s.MemoryMiB,
 		Control: vmm.MachineControl(dir), ConsoleLog: filepath.Join(dir, "console.log"), NetNS: s.NetNS, Spare: true}}
@@ -243,9 +259,13 @@ func (m *Manager) newSpare(ctx context.Context, key template.Key, vm VM) (_ *spa
 	if err != nil {
 		return nil, fmt.Errorf("restored guest: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, SpareName), []byte(key.ID()+"\n"), 0o600); err != nil {
-		_ = ctl.Close()
-		return nil, err
+	if r, ok := ctl.(rehearser); ok {
+		t0 := time.Now()
+		if err := r.Rehearse(rctx); err != nil {
+			m.log.Debug("spare did not rehearse a start", "template", key.ID(), "err", err)
+		} else {
+			m.log.Debug("spare rehearsed a start", "template", key.ID(), "took", time.Since(t0))
+		}
 	}
 	return &spare{id: id, key: key, vm: svm, proc: proc, ctl: ctl}, nil
 }
