@@ -376,6 +376,17 @@ func nextSpare(e *vmFerry, prev string) string {
 	return next
 }
 
+// vmmRuns reports whether a process runs for the machine directory dir.
+func vmmRuns(dir string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, _ := os.ReadFile(p); strings.Contains(string(b), dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 // vmmStarted is when process pid started, from /proc (boot time plus its
 // start in clock ticks; Linux's USER_HZ is 100).
 func vmmStarted(t *testing.T, pid int) time.Time {
@@ -400,8 +411,9 @@ func vmmStarted(t *testing.T, pid int) time.Time {
 // (here the default shape's, --prewarm); the next machine takes it — its
 // VMM ran before the machine was asked for — and is a whole machine of its
 // own: its disks (the writable one at its real size), its network, its exit
-// status; it survives a daemon restart. Another spare follows it, and a
-// spare left by a killed daemon is reaped by the next one.
+// status; it survives a daemon restart. Another spare follows it; a
+// machine created to start later keeps its spare until it starts or is
+// removed; a spare left by a killed daemon is reaped by the next one.
 func TestWarmSpares(t *testing.T) {
 	e := vmEnv(t, "--prewarm", "--spares")
 	t.Parallel()
@@ -452,20 +464,23 @@ func TestWarmSpares(t *testing.T) {
 		t.Errorf("s2 (%s) did not take the spare %s or exit 3: %+v", m.ID, spare, m.LastExit)
 	}
 	e.ok("rm", "s2")
+	// Created to start later (docker create, then start): the spare is
+	// the machine's until it starts; destroyed unstarted, it ends.
+	spare = nextSpare(e, spare)
+	e.ok("create", "--name", "c1", "busybox:vm", "true")
+	if m := e.inspect("c1"); m.ID != filepath.Base(spare) {
+		t.Errorf("c1 (%s) did not take the spare %s", m.ID, spare)
+	}
+	e.ok("rm", "c1")
+	e.eventually("c1's spare is ended", time.Minute, func() bool { return !vmmRuns(spare) })
 	// A killed daemon's spare is reaped by the next daemon; the machine
 	// that was a spare is adopted.
 	spare = nextSpare(e, spare)
 	e.killDaemon()
 	e.startDaemon()
 	e.eventually("the killed daemon's spare is gone", time.Minute, func() bool {
-		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-		for _, p := range procs {
-			if b, _ := os.ReadFile(p); strings.Contains(string(b), spare+"/") {
-				return false
-			}
-		}
 		_, err := os.Stat(spare)
-		return os.IsNotExist(err)
+		return !vmmRuns(spare) && os.IsNotExist(err)
 	})
 	if out := e.ok("exec", "s1", "cat", "/f"); out != "kept\n" {
 		t.Errorf("s1 after the daemon restart: %q", out)

@@ -55,10 +55,14 @@ func (m *Manager) Create(ctx context.Context, app string, req types.CreateReques
 	if err := m.checkBinds(ctx, cfg); err != nil {
 		return nil, err
 	}
-	if req.ID == "" && !req.SkipLaunch {
+	if req.ID == "" {
+		// A machine created to start later (docker create, then start)
+		// keeps its spare until it starts or is destroyed.
 		if sp := m.takeSpare(cfg); sp != nil {
 			id = sp.id
-			defer m.dropSpare(id) // when its start did not claim it
+			if !req.SkipLaunch {
+				defer m.dropSpare(id) // when its start did not claim it
+			}
 		}
 	}
 	now := time.Now().UTC()
@@ -548,6 +552,7 @@ func (m *Manager) DestroyWithVolumes(ctx context.Context, app, ref string, force
 // removes its anonymous volumes. Each step is idempotent, so a destroy
 // interrupted by a crash is finished by Reconcile.
 func (m *Manager) destroyLocked(ctx context.Context, mc *types.Machine, anonymous bool) error {
+	m.dropSpare(mc.ID) // one it took at create and never started
 	mc.State = types.StateDestroying
 	if err := m.save(mc, "destroy", ""); err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/ferryvm/ferry/internal/api/types"
@@ -169,17 +170,24 @@ func (m *Manager) resumeStart(id string, byPolicy bool) {
 
 // collectOrphans removes what belongs to no recorded machine.
 func (m *Manager) collectOrphans(ctx context.Context) error {
-	var known, running []string
+	var known, running, keep []string
 	m.mu.Lock()
 	for id, mc := range m.machines {
 		known = append(known, id)
 		if mc.State == types.StateStarted || mc.State == types.StateStarting {
 			running = append(running, id)
 		}
+		// A spare a machine took at create and never started (the daemon
+		// was killed meanwhile) is a VMM of no run: reaped, its files gone.
+		if _, err := os.Stat(filepath.Join(m.dir(id), SpareName)); err == nil && mc.State == types.StateCreated {
+			removeSpareDrives(m.dir(id))
+			continue
+		}
+		keep = append(keep, id)
 	}
 	m.mu.Unlock()
 	var errs []error
-	if reaped, err := m.deps.Hypervisor.Reap(ctx, known); err != nil {
+	if reaped, err := m.deps.Hypervisor.Reap(ctx, keep); err != nil {
 		errs = append(errs, fmt.Errorf("reap orphan vmms: %w", err))
 	} else if len(reaped) > 0 {
 		m.log.Info("killed orphan vmms", "machines", reaped)

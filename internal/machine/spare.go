@@ -53,7 +53,8 @@ const (
 // takeSpare reserves a spare whose shape cfg (a validated config with its
 // image's volumes) predicts and returns it; nil when there is none. The
 // caller creates the machine under the spare's ID; its start claims it
-// (claimSpare) or ends it, and dropSpare ends one left unclaimed.
+// (claimSpare) or ends it, and dropSpare ends one left unclaimed (a failed
+// create, a machine destroyed before its first start).
 func (m *Manager) takeSpare(cfg types.Config) *spare {
 	if m.warm == nil || !m.opt.Spares || cfg.Guest.Cold || len(cfg.Mounts) > 0 {
 		return nil
@@ -63,16 +64,21 @@ func (m *Manager) takeSpare(cfg types.Config) *spare {
 		nics = max(1, len(cfg.Networks))
 	}
 	m.warm.mu.Lock()
-	defer m.warm.mu.Unlock()
-	for id, sp := range m.warm.spares {
-		k := sp.key
-		if k.VCPUs == cfg.Guest.CPUs && k.MemoryMiB == cfg.Guest.MemoryMB && k.Layout.NICs == nics && (cfg.VMM == "" || cfg.VMM == sp.vm.Driver) {
+	var sp *spare
+	for id, s := range m.warm.spares {
+		k := s.key
+		if k.VCPUs == cfg.Guest.CPUs && k.MemoryMiB == cfg.Guest.MemoryMB && k.Layout.NICs == nics && (cfg.VMM == "" || cfg.VMM == s.vm.Driver) {
 			delete(m.warm.spares, id)
-			m.warm.reserved[sp.id] = sp
-			return sp
+			m.warm.reserved[s.id] = s
+			sp = s
+			break
 		}
 	}
-	return nil
+	m.warm.mu.Unlock()
+	if sp != nil {
+		m.fillSpare(sp.key, sp.vm, spareDelay) // the next one, of the same shape
+	}
+	return sp
 }
 
 // reservedSpare hands over the spare reserved for machine id, if any.
@@ -178,9 +184,10 @@ func (m *Manager) fillSpare(key template.Key, vm VM, delay time.Duration) {
 	go func() {
 		defer m.wg.Done()
 		var sp *spare
-		err := m.ctx.Err()
+		var err error
 		select {
 		case <-m.ctx.Done():
+			err = m.ctx.Err()
 		case <-time.After(delay):
 			sp, err = m.newSpare(m.ctx, key, vm)
 		}
@@ -270,16 +277,20 @@ func (m *Manager) newSpare(ctx context.Context, key template.Key, vm VM) (_ *spa
 	return &spare{id: id, key: key, vm: svm, proc: proc, ctl: ctl}, nil
 }
 
-// closeSpares ends every spare (Close): kept ones with their directories.
+// closeSpares ends every spare (Close): kept ones with their directories,
+// reserved ones (a machine created, not started yet) without.
 func (m *Manager) closeSpares() {
 	if m.warm == nil {
 		return
 	}
 	m.warm.mu.Lock()
-	kept := m.warm.spares
-	m.warm.spares = map[string]*spare{}
+	kept, reserved := m.warm.spares, m.warm.reserved
+	m.warm.spares, m.warm.reserved = map[string]*spare{}, map[string]*spare{}
 	m.warm.mu.Unlock()
 	for _, sp := range kept {
 		m.endSpare(sp, true)
+	}
+	for _, sp := range reserved {
+		m.endSpare(sp, false) // a machine created to start later has the directory
 	}
 }

@@ -16,7 +16,8 @@ import (
 // placeholder files, the machine's directory kept.
 func TestSpareFit(t *testing.T) {
 	dir := t.TempDir()
-	m := &Manager{opt: Options{Spares: true, MachinesDir: dir}, deps: Deps{Network: &fakeNet{}}, ctx: context.Background(),
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{opt: Options{Spares: true, MachinesDir: dir}, deps: Deps{Network: &fakeNet{}}, ctx: ctx,
 		warm: &warmStarts{spares: map[string]*spare{}, filling: map[string]bool{}, reserved: map[string]*spare{}}}
 	key := template.Key{VCPUs: 1, MemoryMiB: 256, Layout: template.Layout{NICs: 1}}
 	proc := &fakeProc{dead: make(chan struct{})}
@@ -31,6 +32,7 @@ func TestSpareFit(t *testing.T) {
 		}
 	}
 	m.warm.spares[key.ID()] = sp
+	defer func() { cancel(); m.wg.Wait() }() // the refill a take starts ends with the manager
 	fits := types.Config{Guest: types.Guest{CPUs: 1, MemoryMB: 256}}
 	for name, cfg := range map[string]types.Config{
 		"more memory": {Guest: types.Guest{CPUs: 1, MemoryMB: 512}},
