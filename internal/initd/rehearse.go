@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,7 +21,8 @@ import (
 // with an empty translation cache, so every kernel and init path a start
 // takes would be translated while the machine starts; a spare has time
 // before that. Asked to rehearse, init runs the start's paths that need no
-// machine — a tmpfs, an overlay and a bind mount, netlink (the links, a
+// machine — ext4 mounts of the spare's placeholder disks, an overlay on
+// them and a bind mount, netlink (the links, a
 // NIC's MAC set to itself, an address and a route on lo, added and
 // removed), a user lookup, and a fork and exec of init itself — and
 // leaves nothing of them behind.
@@ -52,8 +54,13 @@ func (in *Init) rehearse() error {
 	return errors.Join(rehearseMounts(in.mnt), rehearseNetlink(), rehearseUser(), in.rehearseExec())
 }
 
-// rehearseMounts mounts a tmpfs, an overlay of directories in it and a
-// bind mount of one file over another, then unmounts and removes all.
+// rehearseMounts mounts a tmpfs and in it the root a start assembles: an
+// overlay whose lower and upper are the ext4 file systems of the first two
+// virtio disks when they hold some (a spare's placeholders, which the
+// daemon formats; directories of the tmpfs otherwise), and a bind mount of
+// one file over another; then it unmounts and removes all, and drops the
+// disks' cached blocks (BLKFLSBUF), so nothing of the placeholders is left
+// for the disks a claim puts in their place.
 func rehearseMounts(mnt Mounter) (err error) {
 	d := rehearsalDir
 	if err := mnt.Mount(Mount{Source: "tmpfs", Target: d, FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=0700"}); err != nil {
@@ -62,14 +69,28 @@ func rehearseMounts(mnt Mounter) (err error) {
 	defer func() {
 		err = errors.Join(err, unix.Unmount(d, unix.MNT_DETACH), os.Remove(d))
 	}()
-	for _, sub := range []string{"lower", "upper", "work"} {
-		if err := os.Mkdir(filepath.Join(d, sub), 0o700); err != nil {
+	lower, upper := filepath.Join(d, "lower"), d
+	if base, scratch, ok := placeholderDisks(); ok {
+		lower, upper = filepath.Join(d, "base"), filepath.Join(d, "scratch")
+		if err := mnt.Mount(Mount{Source: "/dev/" + base, Target: lower, FSType: "ext4", Flags: unix.MS_RDONLY}); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, unix.Unmount(lower, 0), sysBlock{}.Flush(base)) }()
+		if err := mnt.Mount(Mount{Source: "/dev/" + scratch, Target: upper, FSType: "ext4", Flags: unix.MS_RELATIME, Data: "noinit_itable"}); err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, unix.Unmount(upper, 0), sysBlock{}.Flush(scratch)) }()
+	} else if err := os.Mkdir(lower, 0o700); err != nil {
+		return err
+	}
+	for _, sub := range []string{"upper", "work"} {
+		if err := os.Mkdir(filepath.Join(upper, sub), 0o700); err != nil {
 			return err
 		}
 	}
 	merged := filepath.Join(d, "merged")
 	if err := mnt.Mount(Mount{Source: "overlay", Target: merged, FSType: "overlay",
-		Data: "lowerdir=" + d + "/lower,upperdir=" + d + "/upper,workdir=" + d + "/work"}); err != nil {
+		Data: "lowerdir=" + lower + ",upperdir=" + upper + "/upper,workdir=" + upper + "/work"}); err != nil {
 		return err
 	}
 	werr := os.WriteFile(filepath.Join(merged, "f"), []byte("f\n"), 0o600)
@@ -146,4 +167,29 @@ func (in *Init) rehearseExec() error {
 		return fmt.Errorf("exec: init exited %d", ws.ExitStatus())
 	}
 	return nil
+}
+
+// placeholderDisks are vda and vdb when vda is read-only and both hold an
+// ext4 file system (a spare's placeholders).
+func placeholderDisks() (base, scratch string, ok bool) {
+	for _, disk := range []string{"vda", "vdb"} {
+		if !isExt4("/dev/" + disk) {
+			return "", "", false
+		}
+	}
+	ro, err := os.ReadFile("/sys/block/vda/ro")
+	return "vda", "vdb", err == nil && strings.TrimSpace(string(ro)) == "1"
+}
+
+// isExt4 reports whether dev holds an ext4 superblock (its magic, 0xEF53,
+// at byte 1080).
+func isExt4(dev string) bool {
+	f, err := os.Open(dev)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b := make([]byte, 2)
+	_, err = f.ReadAt(b, 1080)
+	return err == nil && b[0] == 0x53 && b[1] == 0xef
 }

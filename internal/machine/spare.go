@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/guest"
+	"github.com/ferryvm/ferry/internal/mkext4"
 	"github.com/ferryvm/ferry/internal/vmm"
 	"github.com/ferryvm/ferry/internal/vmm/template"
 )
@@ -237,6 +238,9 @@ func (m *Manager) newSpare(ctx context.Context, key template.Key, vm VM) (_ *spa
 	if svm.Spec.Drives, err = placeholderDrives(dir, spareDrivePrefix, s.Drives); err != nil {
 		return nil, err
 	}
+	if err := formatPlaceholders(svm.Spec.Drives); err != nil {
+		return nil, err
+	}
 	for i, n := range s.NICs {
 		svm.Spec.NICs = append(svm.Spec.NICs, vmm.NIC{ID: n.ID, MAC: guest.TemplateMAC(i)})
 	}
@@ -275,6 +279,30 @@ func (m *Manager) newSpare(ctx context.Context, key template.Key, vm VM) (_ *spa
 		}
 	}
 	return &spare{id: id, key: key, vm: svm, proc: proc, ctl: ctl}, nil
+}
+
+// formatPlaceholders gives a spare's placeholder drives small ext4 file
+// systems (the read-only one without a journal, as a base has none), so
+// its rehearsal mounts a root as a start does (initd's rehearseMounts).
+func formatPlaceholders(drives []vmm.Drive) error {
+	for _, d := range drives {
+		f, err := os.OpenFile(d.Path, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		o := mkext4.Options{Label: "ferry-spare"}
+		if d.ReadOnly {
+			o.JournalBlocks = -1
+		}
+		err = mkext4.Format(f, placeholderSize, o)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("placeholder %s: %w", d.ID, err)
+		}
+	}
+	return nil
 }
 
 // closeSpares ends every spare (Close): kept ones with their directories,
