@@ -126,9 +126,10 @@ func config(cold bool, cmd ...string) types.Config {
 }
 
 // settle waits between measured starts until the daemon is idle again:
-// after a warm start it restores the next spare (1 s later, a few hundred
-// milliseconds of CPU), which no measured start may share the CPUs with.
-func settle() { time.Sleep(1500 * time.Millisecond) }
+// after a warm start it restores the next spare and has it rehearse a
+// start (1 s later, under a second of CPU), which no measured start, warm
+// or cold, may share the CPUs with.
+func settle() { time.Sleep(2500 * time.Millisecond) }
 
 // runTrue is `ferry run --rm IMG true`: create and start, wait for the
 // exit, destroy.

@@ -22,8 +22,15 @@ type LogOptions struct {
 	Until  time.Time // only lines written before Until; with Follow it ends there
 }
 
-// pollInterval is how often a followed log is checked for new output.
-const pollInterval = 20 * time.Millisecond
+// pollInterval is how often a followed log is checked for new output;
+// fastPoll how often in the first fastPollFor of a follow (a machine just
+// started: its first lines) and for fastPollFor after each output, so a
+// line reaches the follower within milliseconds of the guest writing it.
+const (
+	pollInterval = 20 * time.Millisecond
+	fastPoll     = 2 * time.Millisecond
+	fastPollFor  = 2 * time.Second
+)
 
 // MaxLogLine is the longest piece of a line Logs hands out: a longer line
 // (a guest writing without newlines) comes in pieces of this size, one
@@ -224,8 +231,9 @@ func (m *Manager) follow(ctx context.Context, id, path string, f *os.File, off i
 	defer cancel()
 	var partialSince time.Time
 	buf := make([]byte, 64<<10)
-	ticker := time.NewTicker(pollInterval)
-	defer ticker.Stop()
+	timer := time.NewTimer(fastPoll)
+	defer timer.Stop()
+	lastOutput := time.Now() // the follow's start counts as output
 	// drain hands what f holds beyond off to asm: whole lines, and pieces
 	// of MaxLogLine of a longer one.
 	drain := func() (bool, error) {
@@ -295,6 +303,9 @@ func (m *Manager) follow(ctx context.Context, id, path string, f *os.File, off i
 		if err != nil {
 			return err
 		}
+		if read {
+			lastOutput = time.Now()
+		}
 		if !read && time.Since(partialSince) > 3*pollInterval {
 			if err := idle(); err != nil {
 				return err
@@ -303,10 +314,15 @@ func (m *Manager) follow(ctx context.Context, id, path string, f *os.File, off i
 		if !read && !m.isRunning(id) {
 			return idle()
 		}
+		wait := pollInterval
+		if time.Since(lastOutput) < fastPollFor {
+			wait = fastPoll
+		}
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-ticker.C:
+		case <-timer.C:
 		case <-events:
 		}
 	}
