@@ -14,12 +14,14 @@ import (
 	"github.com/ferryvm/ferry/internal/vmm/template"
 )
 
-// Spares (Options.Spares, docs/warm-starts.md): after a machine of a key
-// started warm, the manager restores one more machine of that key ahead
-// of any request — under the machine ID and directory the next machine
-// of that shape will get — runs it, connects to its waiting ferry-init and
-// has it rehearse a start (guest.Rehearser: under TCG the restored VMM
-// translates the start's guest paths then, not during the machine's start).
+// Spares (Options.Spares, docs/warm-starts.md): a second after a machine
+// of a key started warm or took a spare of it (and at once for the default
+// shape's template that Prewarm built), the manager restores one more
+// machine of that key ahead of any request — under the machine ID and
+// directory the next machine of that shape will get — runs it, connects to
+// its waiting ferry-init and has it rehearse a start (guest.Rehearser:
+// under TCG the restored VMM translates the start's guest paths then, not
+// during the machine's start).
 // The next create whose config fits takes that ID; its start then gives
 // the spare its disks and TAPs (Warm.Claim) and sends the run config, so
 // launching QEMU, loading the state, resuming and meeting ferry-init are
