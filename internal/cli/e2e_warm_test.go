@@ -475,15 +475,27 @@ func TestWarmSpares(t *testing.T) {
 	}
 	e.ok("rm", "c1")
 	e.eventually("c1's spare is ended", time.Minute, func() bool { return !vmmRuns(spare) })
-	// A killed daemon's spare is reaped by the next daemon; the machine
-	// that was a spare is adopted.
-	spare = nextSpare(e, spare)
+	// A killed daemon's spares are reaped by the next daemon — one kept
+	// ready, and one a machine created to start later holds — and the
+	// machine that was a spare is adopted.
+	held := nextSpare(e, spare)
+	e.ok("create", "--name", "c2", "busybox:vm", "true")
+	spare = nextSpare(e, held)
 	e.killDaemon()
 	e.startDaemon()
-	e.eventually("the killed daemon's spare is gone", time.Minute, func() bool {
+	e.eventually("the killed daemon's spares are gone", time.Minute, func() bool {
 		_, err := os.Stat(spare)
-		return !vmmRuns(spare) && os.IsNotExist(err)
+		return !vmmRuns(spare) && !vmmRuns(held) && os.IsNotExist(err)
 	})
+	if _, err := os.Stat(filepath.Join(held, machine.SpareName)); err == nil {
+		t.Errorf("c2's directory still marks a spare")
+	}
+	e.ok("start", "c2")
+	e.eventually("c2 ran after the daemon restart", 2*time.Minute, func() bool {
+		m := e.inspect("c2")
+		return m.State == types.StateStopped && m.LastExit != nil && m.LastExit.ExitCode == 0
+	})
+	e.ok("rm", "c2")
 	if out := e.ok("exec", "s1", "cat", "/f"); out != "kept\n" {
 		t.Errorf("s1 after the daemon restart: %q", out)
 	}

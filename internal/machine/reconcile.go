@@ -177,11 +177,15 @@ func (m *Manager) collectOrphans(ctx context.Context) error {
 		if mc.State == types.StateStarted || mc.State == types.StateStarting {
 			running = append(running, id)
 		}
-		// A spare a machine took at create and never started (the daemon
-		// was killed meanwhile) is a VMM of no run: reaped, its files gone.
-		if _, err := os.Stat(filepath.Join(m.dir(id), SpareName)); err == nil && mc.State == types.StateCreated {
+		// A spare whose claim never finished (the daemon was killed): its
+		// files go; taken at create and never started, its VMM is of no
+		// run and is reaped (one cut off mid-claim is a restore the
+		// restoring mark ends).
+		if _, err := os.Stat(filepath.Join(m.dir(id), SpareName)); err == nil {
 			removeSpareDrives(m.dir(id))
-			continue
+			if mc.State == types.StateCreated {
+				continue
+			}
 		}
 		keep = append(keep, id)
 	}
