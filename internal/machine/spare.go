@@ -93,8 +93,8 @@ func (m *Manager) reservedSpare(id string) *spare {
 	return sp
 }
 
-// dropSpare ends the spare reserved for machine id that its start did not
-// claim (a failed create).
+// dropSpare ends the spare reserved for machine id that no start claimed
+// (a failed create, a machine destroyed before its first start).
 func (m *Manager) dropSpare(id string) {
 	if m.warm == nil {
 		return
