@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/ferryvm/ferry/internal/api/types"
 	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/mkext4"
+	"github.com/ferryvm/ferry/internal/network"
 	"github.com/ferryvm/ferry/internal/vmm"
 	"github.com/ferryvm/ferry/internal/vmm/template"
 )
@@ -63,8 +65,8 @@ func (m *Manager) takeSpare(cfg types.Config) *spare {
 		return nil
 	}
 	nics := 0
-	if m.deps.Network != nil {
-		nics = max(1, len(cfg.Networks))
+	if m.deps.Network != nil && !slices.ContainsFunc(cfg.Networks, func(e types.EndpointRequest) bool { return e.Network == network.NoNetwork }) {
+		nics = max(1, len(cfg.Networks)) // none asked: the default network
 	}
 	m.warm.mu.Lock()
 	var sp *spare

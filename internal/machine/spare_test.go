@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/network"
 	"github.com/ferryvm/ferry/internal/vmm/template"
 )
 
@@ -40,6 +41,7 @@ func TestSpareFit(t *testing.T) {
 		"cold":        {Guest: types.Guest{CPUs: 1, MemoryMB: 256, Cold: true}},
 		"a volume":    {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, Mounts: []types.Mount{{Volume: "v", Path: "/data"}}},
 		"two NICs":    {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, Networks: []types.EndpointRequest{{Network: "a"}, {Network: "b"}}},
+		"no network":  {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, Networks: []types.EndpointRequest{{Network: network.NoNetwork}}},
 		"firecracker": {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, VMM: "firecracker"},
 	} {
 		if got := m.takeSpare(cfg); got != nil {
