@@ -137,8 +137,7 @@ func (m *Manager) startWarm(ctx context.Context, mc *types.Machine, vm VM, rc *g
 		if sp.key.ID() == key.ID() {
 			proc, ctl, err := m.claimSpare(ctx, &vm, sp, rc)
 			if err == nil {
-				m.fillSpare(key, vm, spareDelay)
-				return proc, ctl, vm
+				return proc, ctl, vm // its create scheduled the next spare (takeSpare)
 			}
 			m.log.Warn("spare machine not claimed; restoring", "machine", mc.ID, "err", err)
 		} else {

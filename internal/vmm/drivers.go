@@ -91,7 +91,7 @@ func WriteRecord(spec Spec, p *Process) error {
 	if p.Plan == nil {
 		return fmt.Errorf("vmm record: process %d has no plan: %w", p.Pid, errdefs.ErrInvalidArgument)
 	}
-	return writeJSON(filepath.Join(spec.Dir, RecordName), Record{Spec: spec, Plan: p.Plan})
+	return WriteRecordOf(Record{Spec: spec, Plan: p.Plan})
 }
 
 // WriteRecordOf writes r to r.Spec.Dir.

@@ -122,12 +122,12 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 		a = append(a, add...)
 		a = append(a, "-drive", opt, "-device", "virtio-blk-device,drive="+dr.ID)
 	}
-	for _, n := range spec.NICs {
+	for i, n := range spec.NICs {
 		var nd string
 		switch {
 		case spec.Spare:
-			// A hub port: Claim joins the machine's TAP to the same hub.
-			nd = "hubport,id=" + n.ID + ",hubid=" + strconv.Itoa(hubID(spec.NICs, n.ID))
+			// A hub port on hub i: Claim joins the machine's i-th TAP to it.
+			nd = "hubport,id=" + n.ID + ",hubid=" + strconv.Itoa(i)
 		case n.File != nil && n.Socket:
 			nd = "socket,id=" + n.ID + ",fd=" + fd(vmm.ExtraFile{Name: "socket:" + n.ID, File: n.File})
 		case n.File != nil:

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 
 	"github.com/ferryvm/ferry/internal/errdefs"
@@ -24,11 +23,6 @@ import (
 // under it (gen 0: the placeholder, 1: the machine's file).
 func formatNode(drive string) string        { return drive + "-fmt" }
 func fileNode(drive string, gen int) string { return drive + "-file" + strconv.Itoa(gen) }
-
-// hubID is the hub of nic: one per NIC, numbered in order.
-func hubID(nics []vmm.NIC, id string) int {
-	return slices.IndexFunc(nics, func(n vmm.NIC) bool { return n.ID == id })
-}
 
 // Claim makes the spare machine in dir the machine of drives and nics:
 // each placeholder drive's file is swapped for the drive's own file
