@@ -68,4 +68,17 @@ func TestSpareFit(t *testing.T) {
 			t.Errorf("%s: exists %v, want %v", f, err == nil, want)
 		}
 	}
+	// A spare a machine created to start later holds is ended when the
+	// manager closes; the machine keeps its directory.
+	held := &fakeProc{dead: make(chan struct{})}
+	m.warm.reserved[sp.id] = &spare{id: sp.id, key: key, vm: sp.vm, proc: held, ctl: &fakeCtl{p: held}}
+	m.closeSpares()
+	select {
+	case <-held.dead:
+	default:
+		t.Error("a held spare's VMM still runs after Close")
+	}
+	if _, err := os.Stat(filepath.Join(sp.vm.Spec.Dir, "scratch.ext4")); err != nil {
+		t.Errorf("closing removed the machine's files: %v", err)
+	}
 }

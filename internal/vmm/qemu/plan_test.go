@@ -179,3 +179,30 @@ func TestAccelAutoFallsBackToTCG(t *testing.T) {
 		t.Errorf("TCG plan lacks tsc_early_khz: %s", p.Command())
 	}
 }
+
+// A spare's plan names its drives' nodes (Claim reopens them) and puts
+// each NIC on a hub of its own, waiting for a TAP, even in the sandbox
+// (which refuses a TAP by name).
+func TestPlanSpare(t *testing.T) {
+	spec := testSpec(t)
+	spec.Spare = true
+	spec.NICs = []vmm.NIC{{ID: "eth0", MAC: "02:fe:00:00:00:02"}, {ID: "eth1", MAC: "02:fe:00:00:00:03"}}
+	p, err := sandboxed().Plan(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"readonly=on,node-name=base-fmt,file.node-name=base-file0",
+		"discard=unmap,node-name=scratch-fmt,file.node-name=scratch-file0",
+		"-netdev hubport,id=eth0,hubid=0 -device virtio-net-device,netdev=eth0",
+		"-netdev hubport,id=eth1,hubid=1 -device virtio-net-device,netdev=eth1",
+	} {
+		if !strings.Contains(p.Command(), want) {
+			t.Errorf("spare plan lacks %q:\n%s", want, p.Command())
+		}
+	}
+	spec.Spare = false // a NIC with neither a TAP name nor an open TAP
+	if _, err := sandboxed().Plan(spec); err == nil {
+		t.Error("a NIC with no TAP planned outside a spare")
+	}
+}
