@@ -126,8 +126,14 @@ func (d *Driver) Plan(spec vmm.Spec) (*vmm.Plan, error) {
 		var nd string
 		switch {
 		case spec.Spare:
-			// A hub port on hub i: Claim joins the machine's i-th TAP to it.
-			nd = "hubport,id=" + n.ID + ",hubid=" + strconv.Itoa(i)
+			// A hub port on hub i: Claim joins the machine's i-th TAP to
+			// it. Until then a second, peerless port takes and drops what
+			// the guest sends (a rehearsal's IPv6 and MLD packets): a hub
+			// with no other port refuses them, and the NIC's queue would
+			// stall for good.
+			hub := strconv.Itoa(i)
+			nd = "hubport,id=" + n.ID + ",hubid=" + hub
+			a = append(a, "-netdev", "hubport,id="+sinkPort(n.ID)+",hubid="+hub)
 		case n.File != nil && n.Socket:
 			nd = "socket,id=" + n.ID + ",fd=" + fd(vmm.ExtraFile{Name: "socket:" + n.ID, File: n.File})
 		case n.File != nil:

@@ -181,8 +181,9 @@ func TestAccelAutoFallsBackToTCG(t *testing.T) {
 }
 
 // A spare's plan names its drives' nodes (Claim reopens them) and puts
-// each NIC on a hub of its own, waiting for a TAP, even in the sandbox
-// (which refuses a TAP by name).
+// each NIC on a hub of its own, waiting for a TAP, with a sink port that
+// takes what the guest sends until then, even in the sandbox (which
+// refuses a TAP by name).
 func TestPlanSpare(t *testing.T) {
 	spec := testSpec(t)
 	spec.Spare = true
@@ -196,6 +197,7 @@ func TestPlanSpare(t *testing.T) {
 		"discard=unmap,node-name=scratch-fmt,file.node-name=scratch-file0",
 		"-netdev hubport,id=eth0,hubid=0 -device virtio-net-device,netdev=eth0",
 		"-netdev hubport,id=eth1,hubid=1 -device virtio-net-device,netdev=eth1",
+		"-netdev hubport,id=eth0-sink,hubid=0 ", "-netdev hubport,id=eth1-sink,hubid=1 ",
 	} {
 		if !strings.Contains(p.Command(), want) {
 			t.Errorf("spare plan lacks %q:\n%s", want, p.Command())

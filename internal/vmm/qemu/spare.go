@@ -22,6 +22,7 @@ import (
 // formatNode and fileNode name a spare drive's raw node and the file node
 // under it (gen 0: the placeholder, 1: the machine's file).
 func formatNode(drive string) string        { return drive + "-fmt" }
+func sinkPort(nic string) string            { return nic + "-sink" }
 func fileNode(drive string, gen int) string { return drive + "-file" + strconv.Itoa(gen) }
 
 // Claim makes the spare machine in dir the machine of drives and nics:
@@ -108,7 +109,8 @@ func (q *qmpClient) swapDrive(id string, dr vmm.Drive) error {
 	return err
 }
 
-// joinHub adds n's open TAP to the hub of the spare's i-th NIC, id.
+// joinHub adds n's open TAP to the hub of the spare's i-th NIC, id, and
+// removes the hub's sink port.
 func (q *qmpClient) joinHub(i int, id string, n vmm.NIC) error {
 	if n.File == nil || n.Socket {
 		return fmt.Errorf("no open TAP to join: %w", errdefs.ErrInvalidArgument)
@@ -120,6 +122,10 @@ func (q *qmpClient) joinHub(i int, id string, n vmm.NIC) error {
 	if _, err := q.do("netdev_add", map[string]any{"type": "tap", "id": id + "-tap", "fd": name}, nil); err != nil {
 		return err
 	}
-	_, err := q.do("netdev_add", map[string]any{"type": "hubport", "id": id + "-up", "hubid": i, "netdev": id + "-tap"}, nil)
+	if _, err := q.do("netdev_add", map[string]any{"type": "hubport", "id": id + "-up", "hubid": i, "netdev": id + "-tap"}, nil); err != nil {
+		return err
+	}
+	// The TAP takes the guest's packets now, with its back-pressure.
+	_, err := q.do("netdev_del", map[string]any{"id": sinkPort(id)}, nil)
 	return err
 }
