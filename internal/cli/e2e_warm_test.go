@@ -435,16 +435,19 @@ func TestWarmSpares(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// /f is also what the spare's rehearsal wrote into its placeholder
-	// root: s1 must not see it.
 	out := e.ok("exec", "s1", "sh", "-c", "cat /sys/block/vdb/size; test ! -e /f && test -x /bin/busybox && echo kept > /f; sync; cat /f; ip -o -4 addr show eth0")
-	// The spare rehearsed a start (its guest ran a start's paths before
-	// the claim) and left nothing of it: no address, route or mount.
+	// The spare rehearsed a start (its guest ran a start's paths with a
+	// machine of TEST-NET addresses, a "rehearsal" hostname and /etc files
+	// on its placeholder disks before the claim) and left nothing of it:
+	// no address, route, mount, cgroup, file or name.
 	if !strings.Contains(e.daemonLog.String(), `msg="spare rehearsed a start"`) {
 		t.Errorf("the spare did not rehearse a start:\n%s", e.daemonLog)
 	}
-	if left := e.ok("exec", "s1", "sh", "-c", "ip -o addr; ip route; cat /proc/mounts"); strings.Contains(left, "127.77.") || strings.Contains(left, "192.0.2.") || strings.Contains(left, "rehearse") {
-		t.Errorf("the rehearsal left something in s1:\n%s", left)
+	left := e.ok("exec", "s1", "sh", "-c", "ip -o addr; ip route; ip -6 route; cat /proc/mounts /etc/hosts /etc/resolv.conf /etc/passwd; hostname; ls /sys/fs/cgroup")
+	for _, trace := range []string{"127.77.", "192.0.2.", "2001:db8:", "rehears"} {
+		if strings.Contains(left, trace) {
+			t.Errorf("the rehearsal left %q in s1:\n%s", trace, left)
+		}
 	}
 	if f := strings.Fields(out); len(f) < 2 || f[0] != strconv.FormatInt(scratch.Size()/512, 10) || f[1] != "kept" {
 		t.Errorf("s1's disks: %q (scratch is %d bytes)", out, scratch.Size())

@@ -189,7 +189,7 @@ func serveStream(ctx context.Context, m *mux, s *stream, payload []byte, h Handl
 	case "warm-part":
 		r.Error = m.addWarmPart(req.Part)
 	case "rehearse":
-		r.Error = serveRehearse(h)
+		r.Error = serveRehearse(req.Warm, m.takeWarmParts(), h)
 	default:
 		r.Error = &RemoteError{Message: fmt.Sprintf("unknown op %q", req.Op)}
 	}

@@ -124,28 +124,39 @@ func serveWarm(w *WarmConfig, parts []byte, h Handler) *RemoteError {
 	if !ok {
 		return &RemoteError{Message: "warm: this init takes no warm config"}
 	}
+	w, cfg, rerr := decodeWarm("warm", w, parts)
+	if rerr != nil {
+		return rerr
+	}
+	if err := wh.Warm(w, cfg); err != nil {
+		return remoteError(err)
+	}
+	return nil
+}
+
+// decodeWarm checks a warm (or rehearse) request's config, its run config
+// in parts when they came first, and decodes the run config once: init
+// takes it as it is.
+func decodeWarm(op string, w *WarmConfig, parts []byte) (*WarmConfig, *RunConfig, *RemoteError) {
 	if w == nil {
-		return &RemoteError{Reason: ReasonConfig, Message: "warm: no config"}
+		return nil, nil, &RemoteError{Reason: ReasonConfig, Message: op + ": no config"}
 	}
 	if len(parts) > 0 {
 		if len(w.Config) > 0 {
-			return &RemoteError{Reason: ReasonConfig, Message: "warm: a run config both in parts and in the request"}
+			return nil, nil, &RemoteError{Reason: ReasonConfig, Message: op + ": a run config both in parts and in the request"}
 		}
 		c := *w
 		c.Config = parts
 		w = &c
 	}
 	if err := w.ValidateState(); err != nil {
-		return &RemoteError{Reason: ReasonConfig, Message: err.Error()}
+		return nil, nil, &RemoteError{Reason: ReasonConfig, Message: err.Error()}
 	}
-	cfg, err := w.RunConfig() // decoded once: init takes it as it is
+	cfg, err := w.RunConfig()
 	if err != nil {
-		return &RemoteError{Reason: ReasonConfig, Message: err.Error()}
+		return nil, nil, &RemoteError{Reason: ReasonConfig, Message: err.Error()}
 	}
-	if err := wh.Warm(w, cfg); err != nil {
-		return remoteError(err)
-	}
-	return nil
+	return w, cfg, nil
 }
 
 // warmPartSize is how much of a run config one warm-part request carries:
@@ -182,12 +193,16 @@ func (m *mux) takeWarmParts() []byte {
 // config). A run config too large for one frame (up to MaxConfigSize)
 // goes first in warm-part requests, in order, on this connection.
 func (c *Client) Warm(ctx context.Context, w *WarmConfig) error {
+	return c.sendWarm(ctx, "warm", w)
+}
+
+func (c *Client) sendWarm(ctx context.Context, op string, w *WarmConfig) error {
 	if err := w.Validate(); err != nil {
 		return err
 	}
-	req := request{Op: "warm", Warm: w}
+	req := request{Op: op, Warm: w}
 	if b, err := json.Marshal(req); err != nil {
-		return fmt.Errorf("warm config: %w", err)
+		return fmt.Errorf("%s config: %w", op, err)
 	} else if len(b) > MaxPayload {
 		for rest := []byte(w.Config); len(rest) > 0; {
 			n := min(len(rest), warmPartSize)
@@ -216,28 +231,33 @@ func TemplateMAC(i int) string { return fmt.Sprintf("02:fe:77:00:00:%02x", i&0xf
 const RehearseHelperArg = "ferry-rehearse"
 
 // Rehearser is a Handler that can rehearse a start while it waits for a
-// warm config (a spare, docs/warm-starts.md): it runs the guest paths a
-// start takes that need no machine, so a VMM that restored the guest has
-// translated them (TCG) before a machine claims it. It leaves nothing
-// behind.
+// warm config (a spare, docs/warm-starts.md): given a warm config of a
+// machine that does not exist (the spare's own shape: its placeholder
+// disks, NICs on addresses of no network), it runs the guest paths a start
+// takes with it, so a VMM that restored the guest has translated them
+// (TCG) before a machine claims it, and undoes what they did. w and cfg
+// were checked and decoded as a warm config's are.
 type Rehearser interface {
-	Rehearse() error
+	Rehearse(w *WarmConfig, cfg *RunConfig) error
 }
 
-func serveRehearse(h Handler) *RemoteError {
+func serveRehearse(w *WarmConfig, parts []byte, h Handler) *RemoteError {
 	rh, ok := h.(Rehearser)
 	if !ok {
 		return &RemoteError{Message: "rehearse: this init does not rehearse"}
 	}
-	if err := rh.Rehearse(); err != nil {
+	w, cfg, rerr := decodeWarm("rehearse", w, parts)
+	if rerr != nil {
+		return rerr
+	}
+	if err := rh.Rehearse(w, cfg); err != nil {
 		return remoteError(err)
 	}
 	return nil
 }
 
-// Rehearse asks init, waiting for a warm config, to rehearse a start; it
-// returns once init has.
-func (c *Client) Rehearse(ctx context.Context) error {
-	_, err := c.call(ctx, request{Op: "rehearse"})
-	return err
+// Rehearse asks init, waiting for a warm config, to rehearse a start with
+// w (sent as Warm sends one); it returns once init has.
+func (c *Client) Rehearse(ctx context.Context, w *WarmConfig) error {
+	return c.sendWarm(ctx, "rehearse", w)
 }

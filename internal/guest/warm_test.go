@@ -151,3 +151,57 @@ func TestWarmLargeConfig(t *testing.T) {
 		t.Errorf("parts beyond MaxConfigSize: %v", perr)
 	}
 }
+
+type rehearseHandler struct {
+	*fakeHandler
+	got  []*WarmConfig
+	cfgs []*RunConfig
+}
+
+func (h *rehearseHandler) Rehearse(w *WarmConfig, cfg *RunConfig) error {
+	h.got, h.cfgs = append(h.got, w), append(h.cfgs, cfg)
+	return nil
+}
+
+// A rehearsal's warm config crosses the control channel as a warm one
+// does (checked, its run config decoded once, in parts when large); a
+// config Validate refuses never reaches init, and an init that does not
+// rehearse says so.
+func TestRehearseOverControl(t *testing.T) {
+	ctx := context.Background()
+	h := &rehearseHandler{fakeHandler: &fakeHandler{exited: make(chan struct{})}}
+	c := startPair(t, h)
+	rc := warmRunConfig()
+	rc.Image.Env = []string{"BIG=" + strings.Repeat("x", 600<<10)}
+	w, err := NewWarmConfig(rc, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rehearse(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.got) != 1 || h.got[0].BootID != w.BootID || !bytes.Equal(h.got[0].Config, w.Config) {
+		t.Fatalf("init got %d rehearsals; the config arrived changed", len(h.got))
+	}
+	if cfg := h.cfgs[0]; cfg == nil || cfg.Image.Cmd[0] != "/bin/true" || len(cfg.Image.Env[0]) != len(rc.Image.Env[0]) {
+		t.Errorf("run config decoded for the rehearsal: %+v", cfg)
+	}
+	bad, err := NewWarmConfig(warmRunConfig(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Entropy = bad.Entropy[:8]
+	if _, err := c.call(ctx, request{Op: "rehearse", Warm: bad}); err == nil || !strings.Contains(err.Error(), "entropy") {
+		t.Errorf("a rehearsal with 8 bytes of entropy: %v", err)
+	}
+	if _, err := c.call(ctx, request{Op: "rehearse"}); err == nil || !strings.Contains(err.Error(), "no config") {
+		t.Errorf("a rehearsal without a config: %v", err)
+	}
+	if len(h.got) != 1 {
+		t.Errorf("init rehearsed %d times, want once", len(h.got))
+	}
+	plain := startPair(t, &fakeHandler{exited: make(chan struct{})})
+	if err := plain.Rehearse(ctx, w); err == nil || !strings.Contains(err.Error(), "does not rehearse") {
+		t.Errorf("rehearse to an init that does not: %v", err)
+	}
+}

@@ -1,13 +1,13 @@
 package initd
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -20,19 +20,23 @@ import (
 // guest that waits for a machine to claim it. Under TCG its VMM starts
 // with an empty translation cache, so every kernel and init path a start
 // takes would be translated while the machine starts; a spare has time
-// before that. Asked to rehearse, init runs the start's paths that need no
-// machine — ext4 mounts of the spare's placeholder disks, an overlay on
-// them and a bind mount, netlink (the links, a
-// NIC's MAC set to itself, an address and a route on lo, added and
-// removed), a user lookup, and a fork and exec of init itself — and
-// leaves nothing of them behind.
+// before that. Asked to rehearse with the warm config of a machine that
+// does not exist (the spare's shape: its placeholder disks, its NICs on
+// TEST-NET addresses), init runs a start's steps with it — the warm
+// config applied (entropy, clock, disks, a boot id of its own, MACs), the
+// root mounted from the placeholder disks with the late mounts in it and
+// the /etc files written (an overlay copy-up), the user and the command
+// looked up, the network configured, the app cgroup made and a process
+// forked into it and exec'd with its output on pipes, the console's
+// output processing switched — and undoes each: nothing of it is left
+// for the machine that claims the spare.
 
 // rehearsalDir is where a rehearsal mounts (in the initramfs, removed).
 const rehearsalDir = stageDir + "/rehearse"
 
 // Rehearse implements guest.Rehearser: only while init waits for a warm
 // config; the config step waits for a rehearsal in progress to end.
-func (s *supervisor) Rehearse() error {
+func (s *supervisor) Rehearse(w *guest.WarmConfig, cfg *guest.RunConfig) error {
 	s.mu.Lock()
 	if s.state != guest.StateWaiting || s.warmTaken {
 		st := s.state
@@ -43,25 +47,57 @@ func (s *supervisor) Rehearse() error {
 	s.mu.Unlock()
 	defer s.rehearsing.Unlock()
 	t := time.Now()
-	if err := s.in.rehearse(); err != nil {
+	if err := s.in.rehearse(w, cfg); err != nil {
 		return fmt.Errorf("rehearse: %w", err)
 	}
 	s.in.log.Infof("rehearsed a start in %v", time.Since(t))
 	return nil
 }
 
-func (in *Init) rehearse() error {
-	return errors.Join(rehearseMounts(in.mnt), rehearseNetlink(), rehearseUser(), in.rehearseExec())
+func (in *Init) rehearse(w *guest.WarmConfig, cfg *guest.RunConfig) error {
+	return errors.Join(in.rehearseWarm(w, cfg), rehearseRoot(in.mnt, in.log, cfg),
+		rehearseNetwork(cfg.Network, in.log), rehearseConsole(), in.rehearseSpawn(cfg))
 }
 
-// rehearseMounts mounts a tmpfs and in it the root a start assembles: an
+// rehearseWarm applies w as a claim does, but binds its boot id over a
+// file of the rehearsal's, not the kernel's. cfg's NICs have their
+// template MACs: setting them changes nothing.
+func (in *Init) rehearseWarm(w *guest.WarmConfig, cfg *guest.RunConfig) error {
+	if err := applyWarm(w, laxDisk(cfg.Root), rehearsalWarm{}, in.log.Infof); err != nil {
+		return err
+	}
+	return setWarmMACs(cfg.Network, netlinkMACs{})
+}
+
+// rehearsalWarm is the guest a rehearsal's warm config changes: the real
+// one but for the boot id.
+type rehearsalWarm struct{ realWarmSystem }
+
+func (rehearsalWarm) SetBootID(id string) (err error) {
+	file, target := stageDir+"/rehearse-boot_id", stageDir+"/rehearse-boot_id.target"
+	if err := os.MkdirAll(stageDir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(target, nil, 0o444); err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, os.Remove(target), os.Remove(file)) }()
+	if err := bindBootID(file, target, id); err != nil {
+		return err
+	}
+	return unix.Unmount(target, 0)
+}
+
+// rehearseRoot mounts a tmpfs and in it the root a start assembles: an
 // overlay whose lower and upper are the ext4 file systems of the first two
 // virtio disks when they hold some (a spare's placeholders, which the
-// daemon formats; directories of the tmpfs otherwise), and a bind mount of
-// one file over another; then it unmounts and removes all, and drops the
-// disks' cached blocks (BLKFLSBUF), so nothing of the placeholders is left
-// for the disks a claim puts in their place.
-func rehearseMounts(mnt Mounter) (err error) {
+// daemon formats; directories of the tmpfs otherwise), with a second
+// lower layer holding /etc files that the config's replace (a copy-up);
+// in it the late mounts, the user's and the command's lookups; and a
+// mount moved as the switch to the root moves it. Then it unmounts and
+// removes all, and drops the disks' cached blocks (BLKFLSBUF), so nothing
+// of the placeholders is left for the disks a claim puts in their place.
+func rehearseRoot(mnt Mounter, log *Logger, cfg *guest.RunConfig) (err error) {
 	d := rehearsalDir
 	if err := mnt.Mount(Mount{Source: "tmpfs", Target: d, FSType: "tmpfs", Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=0700"}); err != nil {
 		return err
@@ -83,6 +119,19 @@ func rehearseMounts(mnt Mounter) (err error) {
 	} else if err := os.Mkdir(lower, 0o700); err != nil {
 		return err
 	}
+	// The image's layer: /etc as an image has it, and a command.
+	image := filepath.Join(upper, "image")
+	for name, b := range map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nrehearsal:x:1000:1000::/home/rehearsal:/bin/sh\n",
+		"etc/group":  "root:x:0:\nrehearsal:x:1000:\n",
+		"etc/hosts":  "127.0.0.1 localhost\n", "etc/hostname": "image\n", "etc/resolv.conf": "",
+		"bin/true": "",
+	} {
+		p := filepath.Join(image, name)
+		if err := errors.Join(os.MkdirAll(filepath.Dir(p), 0o755), os.WriteFile(p, []byte(b), 0o755)); err != nil {
+			return err
+		}
+	}
 	for _, sub := range []string{"upper", "work"} {
 		if err := os.Mkdir(filepath.Join(upper, sub), 0o700); err != nil {
 			return err
@@ -90,82 +139,152 @@ func rehearseMounts(mnt Mounter) (err error) {
 	}
 	merged := filepath.Join(d, "merged")
 	if err := mnt.Mount(Mount{Source: "overlay", Target: merged, FSType: "overlay",
-		Data: "lowerdir=" + lower + ",upperdir=" + upper + "/upper,workdir=" + upper + "/work"}); err != nil {
+		Data: "lowerdir=" + image + ":" + lower + ",upperdir=" + upper + "/upper,workdir=" + upper + "/work"}); err != nil {
 		return err
 	}
-	werr := os.WriteFile(filepath.Join(merged, "f"), []byte("f\n"), 0o600)
-	if err := errors.Join(werr, unix.Unmount(merged, 0)); err != nil {
+	if err := errors.Join(rehearseInRoot(mnt, log, cfg, merged), unix.Unmount(merged, 0)); err != nil {
 		return err
 	}
-	src, dst := filepath.Join(d, "a"), filepath.Join(d, "b")
-	if err := errors.Join(os.WriteFile(src, nil, 0o600), os.WriteFile(dst, nil, 0o600)); err != nil {
-		return err
-	}
-	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
-		return err
-	}
-	return unix.Unmount(dst, 0)
+	return rehearseMove(d)
 }
 
-// rehearseNetlink lists the links, sets the template NIC's MAC to itself,
-// sets lo up (as the network step will) and adds and removes an address
-// and a route on it.
-func rehearseNetlink() error {
-	links := netlinkMACs{}
-	have, err := links.MACs()
-	if err != nil {
-		return err
-	}
-	if name, ok := have[guest.TemplateMAC(0)]; ok {
-		if err := links.SetMAC(name, guest.TemplateMAC(0)); err != nil {
-			return fmt.Errorf("%s: set MAC: %w", name, err)
+// rehearseInRoot makes the late mounts (but the cgroup layout's) in root,
+// writes cfg's /etc files there, looks up a user and a command, and
+// unmounts what it mounted.
+func rehearseInRoot(mnt Mounter, log *Logger, cfg *guest.RunConfig, root string) (err error) {
+	for _, m := range LateMounts(CgroupLayout{}) {
+		m.Target = filepath.Join(root, m.Target)
+		if err := mnt.Mount(m); err != nil && !m.Optional {
+			return err
+		} else if err == nil {
+			defer func() { err = errors.Join(err, unix.Unmount(m.Target, 0)) }()
 		}
 	}
-	if err := loopbackUp(); err != nil { // as the network step does first
-		return fmt.Errorf("loopback up: %w", err)
+	if err := writeEtcFiles(cfg, root); err != nil {
+		return err
 	}
-	lo, err := netlink.LinkByName("lo")
+	c := *cfg
+	c.Override.User = "rehearsal"
+	_, env, err := resolveUser(&c, root)
 	if err != nil {
 		return err
 	}
-	addr := &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(127, 77, 0, 1), Mask: net.CIDRMask(16, 32)}}
-	if err := netlink.AddrAdd(lo, addr); err != nil {
-		return fmt.Errorf("lo address: %w", err)
-	}
-	// TEST-NET-1: no network of ferry's is there.
-	route := &netlink.Route{LinkIndex: lo.Attrs().Index, Dst: &net.IPNet{IP: net.IPv4(192, 0, 2, 0).To4(), Mask: net.CIDRMask(24, 32)}}
-	rerr := netlink.RouteAdd(route)
-	if rerr == nil {
-		rerr = netlink.RouteDel(route)
-	}
-	return errors.Join(rerr, netlink.AddrDel(lo, addr))
-}
-
-// rehearseUser resolves a user as the user step does.
-func rehearseUser() error {
-	_, err := ResolveUser("ferry", []byte("root:x:0:0:root:/root:/bin/sh\nferry:x:1000:1000::/home/ferry:/bin/sh\n"), []byte("root:x:0:\nferry:x:1000:\n"))
+	_, err = LookPath("true", filepath.Join(root, "bin")+":"+lookupEnv(env, "PATH"), root)
 	return err
 }
 
-// rehearseExec forks and execs init as a process that exits at once
-// (guest.RehearseHelperArg), through the reaper as the entrypoint is.
-func (in *Init) rehearseExec() error {
-	null, err := os.OpenFile("/dev/null", os.O_RDWR, 0)
+// rehearseMove moves a mount as the switch to the root does.
+func rehearseMove(d string) error {
+	from, to := filepath.Join(d, "from"), filepath.Join(d, "to")
+	if err := errors.Join(os.Mkdir(from, 0o700), os.Mkdir(to, 0o700)); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", from, "tmpfs", 0, "mode=0700"); err != nil {
+		return err
+	}
+	if err := unix.Mount(from, to, "", unix.MS_MOVE, ""); err != nil {
+		return errors.Join(err, unix.Unmount(from, 0))
+	}
+	return unix.Unmount(to, 0)
+}
+
+// rehearseNetwork configures ifs as the network step does (cfg's NICs,
+// by their template MACs, on TEST-NET addresses), then sets each link
+// down (which drops its IPv6 addresses and its routes), removes its IPv4
+// addresses and gives it back its MTU. lo stays up, as the network step
+// leaves it.
+func rehearseNetwork(ifs []guest.Interface, log *Logger) error {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return fmt.Errorf("list links: %w", err)
+	}
+	mtus := map[int]int{}
+	for _, ifc := range ifs {
+		if l := findLink(links, ifc); l != nil {
+			mtus[l.Attrs().Index] = l.Attrs().MTU
+		}
+	}
+	cerr := configureNetwork(ifs, log)
+	var errs []error
+	for index, mtu := range mtus {
+		l, err := netlink.LinkByIndex(index)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := netlink.LinkSetDown(l); err != nil {
+			errs = append(errs, fmt.Errorf("%s down: %w", l.Attrs().Name, err))
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_ALL)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, a := range addrs {
+			if err := netlink.AddrDel(l, &a); err != nil {
+				errs = append(errs, fmt.Errorf("%s: remove %s: %w", l.Attrs().Name, a.IPNet, err))
+			}
+		}
+		if l.Attrs().MTU != mtu {
+			if err := netlink.LinkSetMTU(l, mtu); err != nil {
+				errs = append(errs, fmt.Errorf("%s mtu %d: %w", l.Attrs().Name, mtu, err))
+			}
+		}
+	}
+	return errors.Join(append([]error{cerr}, errs...)...)
+}
+
+// rehearseConsole switches the console's output processing off as a
+// start with records does (rawConsoleOutput), then back as it was.
+func rehearseConsole() error {
+	f, err := os.OpenFile(consoleTTY(), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		return err
 	}
-	defer null.Close()
-	fd := null.Fd()
-	attr := &syscall.ProcAttr{Files: []uintptr{fd, fd, fd}, Sys: &syscall.SysProcAttr{Setsid: true}}
-	_, ch, err := in.reaper.Start(func() (int, error) {
-		return syscall.ForkExec(guest.BuildHelper, []string{guest.BuildHelper, guest.RehearseHelperArg}, attr)
-	})
+	defer f.Close()
+	fd := int(f.Fd())
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return err
 	}
-	if ws := <-ch; ws.ExitStatus() != 0 {
+	raw := *t
+	raw.Oflag &^= unix.OPOST
+	return errors.Join(unix.IoctlSetTermios(fd, unix.TCSETS, &raw), unix.IoctlSetTermios(fd, unix.TCSETS, t))
+}
+
+// rehearseSpawn makes the app cgroup (cgroup v2: on a cgroup2 mount of
+// its own) and starts a process in it as the entrypoint is started —
+// pipes for its output, copied, the reaper's fork into the cgroup — that
+// execs init as a process that exits at once (guest.RehearseHelperArg);
+// then removes the cgroup, the memory controller it enabled and the mount.
+func (in *Init) rehearseSpawn(cfg *guest.RunConfig) (err error) {
+	var cg *appCgroup
+	if v := cfg.CgroupVersion; v == "" || v == guest.CgroupV2 {
+		if err := unix.Mount("cgroup2", cgroupRoot, "cgroup2", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("mount cgroup2: %w", err)
+		}
+		defer func() { err = errors.Join(err, unix.Unmount(cgroupRoot, 0)) }()
+		if cg, err = setupAppCgroup(cfg.CgroupVersion, in.log); err != nil {
+			return err
+		}
+		defer func() {
+			err = errors.Join(err, cg.fd.Close(), unix.Rmdir(appCgroupDir),
+				os.WriteFile(cgroupRoot+"/cgroup.subtree_control", []byte("-memory"), 0))
+		}()
+		_ = cg.oomKills()
+	}
+	exited := make(chan unix.WaitStatus, 1)
+	p, err := in.sup.start(context.Background(), procSpec{
+		path:   guest.BuildHelper,
+		proc:   Proc{Argv: []string{guest.BuildHelper, guest.RehearseHelperArg}, Env: []string{"PATH=/bin"}, Dir: "/", Cgroup: cg},
+		onExit: func(ws unix.WaitStatus) { exited <- ws },
+	}, guest.ExecIO{Stdout: io.Discard, Stderr: io.Discard})
+	if err != nil {
+		return err
+	}
+	if ws := <-exited; ws.ExitStatus() != 0 {
 		return fmt.Errorf("exec: init exited %d", ws.ExitStatus())
 	}
+	<-p.done
 	return nil
 }
 

@@ -133,20 +133,25 @@ func (in *Init) setHostname() error {
 	return nil
 }
 
-// writeEtcFiles writes /etc/hostname, /etc/hosts and /etc/resolv.conf,
-// replacing symlinks (an image's resolv.conf often points into /run).
-func (in *Init) writeEtcFiles() error {
+// writeEtcFiles writes /etc/hostname, /etc/hosts and /etc/resolv.conf.
+func (in *Init) writeEtcFiles() error { return writeEtcFiles(in.cfg, "/") }
+
+// writeEtcFiles writes cfg's /etc/hostname, /etc/hosts and
+// /etc/resolv.conf under root, replacing symlinks (an image's resolv.conf
+// often points into /run).
+func writeEtcFiles(cfg *guest.RunConfig, root string) error {
 	files := map[string][]byte{}
-	if in.cfg.Hostname != "" {
-		files["/etc/hostname"] = []byte(in.cfg.Hostname + "\n")
+	if cfg.Hostname != "" {
+		files["/etc/hostname"] = []byte(cfg.Hostname + "\n")
 	}
-	if in.cfg.Hostname != "" || len(in.cfg.Hosts) > 0 {
-		files["/etc/hosts"] = HostsFile(in.cfg)
+	if cfg.Hostname != "" || len(cfg.Hosts) > 0 {
+		files["/etc/hosts"] = HostsFile(cfg)
 	}
-	if in.cfg.DNS != nil {
-		files["/etc/resolv.conf"] = ResolvConf(in.cfg.DNS)
+	if cfg.DNS != nil {
+		files["/etc/resolv.conf"] = ResolvConf(cfg.DNS)
 	}
-	for p, b := range files {
+	for name, b := range files {
+		p := filepath.Join(root, name)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
@@ -185,15 +190,21 @@ func (in *Init) setupCgroup() error {
 }
 
 func (in *Init) resolveUser() error {
-	passwd, _ := os.ReadFile("/etc/passwd")
-	group, _ := os.ReadFile("/etc/group")
-	c, err := ResolveUser(in.cfg.User(), passwd, group)
+	c, env, err := resolveUser(in.cfg, "/")
+	in.cred, in.env = c, env
+	return err
+}
+
+// resolveUser resolves cfg's user from the passwd and group files under
+// root, and builds the entrypoint's environment for it.
+func resolveUser(cfg *guest.RunConfig, root string) (Cred, []string, error) {
+	passwd, _ := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	group, _ := os.ReadFile(filepath.Join(root, "etc/group"))
+	c, err := ResolveUser(cfg.User(), passwd, group)
 	if err != nil {
-		return err
+		return Cred{}, nil, err
 	}
-	in.cred = c
-	in.env = BuildEnv(in.cfg.Image.Env, in.cfg.Override.Env, c.Home, in.cfg.Hostname, in.cfg.TTY)
-	return nil
+	return c, BuildEnv(cfg.Image.Env, cfg.Override.Env, c.Home, cfg.Hostname, cfg.TTY), nil
 }
 
 // prepareWorkdir creates the working directory when missing (Docker does,

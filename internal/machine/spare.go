@@ -3,6 +3,7 @@ package machine
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -30,10 +31,10 @@ import (
 // off the machine's start. A spare belongs to no recorded machine: a
 // daemon restart reaps it (collectOrphans) and Close ends it.
 
-// rehearser is a control client that can ask a waiting guest to run a
-// start's machine-independent paths (guest.Rehearser).
+// rehearser is a control client that can ask a waiting guest to rehearse
+// a start with a warm config (guest.Rehearser).
 type rehearser interface {
-	Rehearse(ctx context.Context) error
+	Rehearse(ctx context.Context, w *guest.WarmConfig) error
 }
 
 var _ rehearser = (*guest.Client)(nil)
@@ -276,13 +277,50 @@ func (m *Manager) newSpare(ctx context.Context, key template.Key, vm VM) (_ *spa
 	}
 	if r, ok := ctl.(rehearser); ok {
 		t0 := time.Now()
-		if err := r.Rehearse(rctx); err != nil {
+		w, err := rehearsalConfig(svm, time.Now())
+		if err == nil {
+			err = r.Rehearse(rctx, w)
+		}
+		if err != nil {
 			m.log.Debug("spare did not rehearse a start", "template", key.ID(), "err", err)
 		} else {
 			m.log.Debug("spare rehearsed a start", "template", key.ID(), "took", time.Since(t0))
 		}
 	}
 	return &spare{id: id, key: key, vm: svm, proc: proc, ctl: ctl}, nil
+}
+
+// rehearsalConfig is the warm config a spare rehearses a start with: a
+// machine of vm's shape that does not exist, its root on vm's placeholder
+// drives, each NIC (by its template MAC) on TEST-NET addresses of no
+// network (192.0.2.0/24 in /28s, 2001:db8::/32 in /64s, a gateway on each).
+func rehearsalConfig(vm VM, now time.Time) (*guest.WarmConfig, error) {
+	mc := &types.Machine{ID: vm.Spec.ID, Name: "rehearsal", Config: types.Config{Env: map[string]string{"FERRY_REHEARSAL": "1"}}}
+	root := guest.Root{Mode: guest.RootSingle, Device: "/dev/vda"}
+	if len(vm.Spec.Drives) > 1 && vm.Spec.Drives[0].ReadOnly {
+		root = guest.Root{Mode: guest.RootOverlay, Device: "/dev/vda", Scratch: "/dev/vdb"}
+	}
+	att := &network.Attachment{MachineID: mc.ID, DNS: []string{"192.0.2.1"}, Search: []string{"rehearsal.internal"}}
+	for i := range vm.Spec.NICs {
+		v4 := netip.AddrFrom4([4]byte{192, 0, 2, byte(16*i + 1)})
+		v6 := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(i), 15: 1})
+		att.Endpoints = append(att.Endpoints, network.Endpoint{Network: "rehearsal", MAC: guest.TemplateMAC(i),
+			IPv4: netip.PrefixFrom(v4.Next(), 28), Gateway: v4, IPv6: netip.PrefixFrom(v6.Next(), 64), Gateway6: v6})
+	}
+	mc.Network = networkView(att)
+	img := guest.Image{Cmd: []string{"true"}, Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
+	rc := runConfig(mc, img, root, att, nil)
+	if err := rc.Validate(); err != nil {
+		return nil, err
+	}
+	w, err := guest.NewWarmConfig(*rc, now)
+	if err != nil {
+		return nil, err
+	}
+	if w.DiskBytes, err = driveSizes(vm.Spec.Drives); err != nil {
+		return nil, err
+	}
+	return w, nil
 }
 
 // formatPlaceholders gives a spare's placeholder drives small ext4 file

@@ -1,13 +1,20 @@
 package machine
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/ferryvm/ferry/internal/api/types"
+	"github.com/ferryvm/ferry/internal/guest"
 	"github.com/ferryvm/ferry/internal/network"
+	"github.com/ferryvm/ferry/internal/vmm"
 	"github.com/ferryvm/ferry/internal/vmm/template"
 )
 
@@ -80,5 +87,68 @@ func TestSpareFit(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(sp.vm.Spec.Dir, "scratch.ext4")); err != nil {
 		t.Errorf("closing removed the machine's files: %v", err)
+	}
+}
+
+// A spare rehearses with the warm config of a machine of its shape that
+// does not exist: its placeholder drives as an overlay root (their sizes
+// sent), each NIC by its template MAC on TEST-NET addresses of its own,
+// fresh entropy and a boot id, and a run config init accepts.
+func TestRehearsalConfig(t *testing.T) {
+	dir := t.TempDir()
+	var drives []vmm.Drive
+	for i, size := range []int64{1 << 20, 3 << 20} {
+		p := filepath.Join(dir, fmt.Sprintf("d%d", i))
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, size); err != nil {
+			t.Fatal(err)
+		}
+		drives = append(drives, vmm.Drive{ID: fmt.Sprintf("d%d", i), Path: p, ReadOnly: i == 0})
+	}
+	vm := VM{Spec: vmm.Spec{ID: "spare1", Drives: drives, NICs: []vmm.NIC{{ID: "eth0"}, {ID: "eth1"}}}}
+	w, err := rehearsalConfig(vm, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(w.DiskBytes, []int64{1 << 20, 3 << 20}) {
+		t.Errorf("disk sizes %v", w.DiskBytes)
+	}
+	rc, err := w.RunConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Root.Mode != guest.RootOverlay || rc.Root.Device != "/dev/vda" || rc.Root.Scratch != "/dev/vdb" {
+		t.Errorf("root %+v", rc.Root)
+	}
+	if len(rc.Network) != 2 {
+		t.Fatalf("interfaces %+v", rc.Network)
+	}
+	seen := map[string]bool{}
+	for i, ifc := range rc.Network {
+		if ifc.MAC != guest.TemplateMAC(i) || ifc.Name != fmt.Sprintf("eth%d", i) {
+			t.Errorf("interface %d: %+v", i, ifc)
+		}
+		for _, a := range ifc.Addresses {
+			p := netip.MustParsePrefix(a)
+			if !netip.MustParsePrefix("192.0.2.0/24").Contains(p.Addr()) && !netip.MustParsePrefix("2001:db8::/32").Contains(p.Addr()) {
+				t.Errorf("interface %d: address %s is not TEST-NET", i, a)
+			}
+			if seen[p.Masked().String()] {
+				t.Errorf("interface %d: subnet of %s is another interface's", i, a)
+			}
+			seen[p.Masked().String()] = true
+		}
+	}
+	if rc.Network[0].Gateway4 != "192.0.2.1" || rc.Network[0].Gateway6 != "2001:db8::1" {
+		t.Errorf("primary gateways %q %q", rc.Network[0].Gateway4, rc.Network[0].Gateway6)
+	}
+	w2, err := rehearsalConfig(vm, time.Now())
+	if err != nil || w2.BootID == w.BootID || bytes.Equal(w2.Entropy, w.Entropy) {
+		t.Errorf("two rehearsals share their boot id or entropy (%v)", err)
 	}
 }
