@@ -62,7 +62,7 @@ const (
 // (claimSpare) or ends it, and dropSpare ends one left unclaimed (a failed
 // create, a machine destroyed before its first start).
 func (m *Manager) takeSpare(cfg types.Config) *spare {
-	if m.warm == nil || !m.opt.Spares || cfg.Guest.Cold || len(cfg.Mounts) > 0 {
+	if m.warm == nil || !m.opt.Spares || cfg.Guest.Cold || len(cfg.Mounts) > 0 || !cgroupV2(cfg.Init.CgroupVersion) {
 		return nil
 	}
 	nics := 0
@@ -289,6 +289,12 @@ func (m *Manager) newSpare(ctx context.Context, key template.Key, vm VM) (_ *spa
 	}
 	return &spare{id: id, key: key, vm: svm, proc: proc, ctl: ctl}, nil
 }
+
+// cgroupV2 reports whether a machine's guest uses cgroup v2 alone. A spare
+// rehearsed the app cgroup on v2 with the memory controller; a memory
+// cgroup it removed may linger (dying) and keep that controller from
+// moving to a v1 hierarchy, so a v1 or hybrid machine restores instead.
+func cgroupV2(version string) bool { return version == "" || version == guest.CgroupV2 }
 
 // rehearsalConfig is the warm config a spare rehearses a start with: a
 // machine of vm's shape that does not exist, its root on vm's placeholder

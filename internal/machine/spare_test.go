@@ -41,7 +41,7 @@ func TestSpareFit(t *testing.T) {
 	}
 	m.warm.spares[key.ID()] = sp
 	defer func() { cancel(); m.wg.Wait() }() // the refill a take starts ends with the manager
-	fits := types.Config{Guest: types.Guest{CPUs: 1, MemoryMB: 256}}
+	fits := types.Config{Guest: types.Guest{CPUs: 1, MemoryMB: 256}, Init: types.Init{CgroupVersion: guest.CgroupV2}}
 	for name, cfg := range map[string]types.Config{
 		"more memory": {Guest: types.Guest{CPUs: 1, MemoryMB: 512}},
 		"two vCPUs":   {Guest: types.Guest{CPUs: 2, MemoryMB: 256}},
@@ -50,6 +50,8 @@ func TestSpareFit(t *testing.T) {
 		"two NICs":    {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, Networks: []types.EndpointRequest{{Network: "a"}, {Network: "b"}}},
 		"no network":  {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, Networks: []types.EndpointRequest{{Network: network.NoNetwork}}},
 		"firecracker": {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, VMM: "firecracker"},
+		"cgroup v1":   {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, Init: types.Init{CgroupVersion: guest.CgroupV1}},
+		"hybrid":      {Guest: types.Guest{CPUs: 1, MemoryMB: 256}, Init: types.Init{CgroupVersion: guest.CgroupHybrid}},
 	} {
 		if got := m.takeSpare(cfg); got != nil {
 			t.Errorf("%s: took the spare of %+v", name, key)
