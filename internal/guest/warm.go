@@ -124,39 +124,35 @@ func serveWarm(w *WarmConfig, parts []byte, h Handler) *RemoteError {
 	if !ok {
 		return &RemoteError{Message: "warm: this init takes no warm config"}
 	}
-	w, cfg, rerr := decodeWarm("warm", w, parts)
-	if rerr != nil {
-		return rerr
-	}
-	if err := wh.Warm(w, cfg); err != nil {
-		return remoteError(err)
-	}
-	return nil
+	return serveWarmConfig("warm", w, parts, wh.Warm)
 }
 
-// decodeWarm checks a warm (or rehearse) request's config, its run config
-// in parts when they came first, and decodes the run config once: init
-// takes it as it is.
-func decodeWarm(op string, w *WarmConfig, parts []byte) (*WarmConfig, *RunConfig, *RemoteError) {
+// serveWarmConfig checks a warm (or rehearse) request's config, with its
+// run config in parts when they came first, decodes the run config once
+// and hands both to take: init takes them as they are.
+func serveWarmConfig(op string, w *WarmConfig, parts []byte, take func(*WarmConfig, *RunConfig) error) *RemoteError {
 	if w == nil {
-		return nil, nil, &RemoteError{Reason: ReasonConfig, Message: op + ": no config"}
+		return &RemoteError{Reason: ReasonConfig, Message: op + ": no config"}
 	}
 	if len(parts) > 0 {
 		if len(w.Config) > 0 {
-			return nil, nil, &RemoteError{Reason: ReasonConfig, Message: op + ": a run config both in parts and in the request"}
+			return &RemoteError{Reason: ReasonConfig, Message: op + ": a run config both in parts and in the request"}
 		}
 		c := *w
 		c.Config = parts
 		w = &c
 	}
 	if err := w.ValidateState(); err != nil {
-		return nil, nil, &RemoteError{Reason: ReasonConfig, Message: err.Error()}
+		return &RemoteError{Reason: ReasonConfig, Message: err.Error()}
 	}
 	cfg, err := w.RunConfig()
 	if err != nil {
-		return nil, nil, &RemoteError{Reason: ReasonConfig, Message: err.Error()}
+		return &RemoteError{Reason: ReasonConfig, Message: err.Error()}
 	}
-	return w, cfg, nil
+	if err := take(w, cfg); err != nil {
+		return remoteError(err)
+	}
+	return nil
 }
 
 // warmPartSize is how much of a run config one warm-part request carries:
@@ -246,14 +242,7 @@ func serveRehearse(w *WarmConfig, parts []byte, h Handler) *RemoteError {
 	if !ok {
 		return &RemoteError{Message: "rehearse: this init does not rehearse"}
 	}
-	w, cfg, rerr := decodeWarm("rehearse", w, parts)
-	if rerr != nil {
-		return rerr
-	}
-	if err := rh.Rehearse(w, cfg); err != nil {
-		return remoteError(err)
-	}
-	return nil
+	return serveWarmConfig("rehearse", w, parts, rh.Rehearse)
 }
 
 // Rehearse asks init, waiting for a warm config, to rehearse a start with

@@ -63,22 +63,28 @@ func (s recordStream) Write(p []byte) (int, error) {
 // rawConsoleOutput turns the console tty's output processing off (OPOST:
 // no '\n' → "\r\n"), so that records reach the host as init wrote them.
 func rawConsoleOutput(log *Logger) {
-	f, err := os.OpenFile(consoleTTY(), os.O_RDWR|unix.O_NOCTTY, 0)
+	err := withConsoleTermios(func(fd int, t *unix.Termios) error {
+		t.Oflag &^= unix.OPOST
+		return unix.IoctlSetTermios(fd, unix.TCSETS, t)
+	})
 	if err != nil {
 		log.Noticef("warning: console output processing stays on: %v", err)
-		return
+	}
+}
+
+// withConsoleTermios calls fn with the console tty open and its termios.
+func withConsoleTermios(fn func(fd int, t *unix.Termios) error) error {
+	f, err := os.OpenFile(consoleTTY(), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return err
 	}
 	defer f.Close()
 	fd := int(f.Fd())
 	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
-		log.Noticef("warning: console output processing stays on: %v", err)
-		return
+		return err
 	}
-	t.Oflag &^= unix.OPOST
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
-		log.Noticef("warning: console output processing stays on: %v", err)
-	}
+	return fn(fd, t)
 }
 
 // recordsOut is the console the entrypoint's records go to: the test's

@@ -236,19 +236,11 @@ func rehearseNetwork(ifs []guest.Interface, log *Logger) error {
 // rehearseConsole switches the console's output processing off as a
 // start with records does (rawConsoleOutput), then back as it was.
 func rehearseConsole() error {
-	f, err := os.OpenFile(consoleTTY(), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fd := int(f.Fd())
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
-	if err != nil {
-		return err
-	}
-	raw := *t
-	raw.Oflag &^= unix.OPOST
-	return errors.Join(unix.IoctlSetTermios(fd, unix.TCSETS, &raw), unix.IoctlSetTermios(fd, unix.TCSETS, t))
+	return withConsoleTermios(func(fd int, t *unix.Termios) error {
+		raw := *t
+		raw.Oflag &^= unix.OPOST
+		return errors.Join(unix.IoctlSetTermios(fd, unix.TCSETS, &raw), unix.IoctlSetTermios(fd, unix.TCSETS, t))
+	})
 }
 
 // rehearseSpawn makes the app cgroup (cgroup v2: on a cgroup2 mount of

@@ -331,7 +331,7 @@ func rehearsalConfig(vm VM, now time.Time) (*guest.WarmConfig, error) {
 
 // formatPlaceholders gives a spare's placeholder drives small ext4 file
 // systems (the read-only one without a journal, as a base has none), so
-// its rehearsal mounts a root as a start does (initd's rehearseMounts).
+// its rehearsal mounts a root as a start does (initd's rehearseRoot).
 func formatPlaceholders(drives []vmm.Drive) error {
 	for _, d := range drives {
 		f, err := os.OpenFile(d.Path, os.O_RDWR, 0)
